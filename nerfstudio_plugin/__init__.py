@@ -1,0 +1,1 @@
+"""Nerfstudio method plugin for mastsam-splat."""
