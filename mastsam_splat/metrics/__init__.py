@@ -1,0 +1,53 @@
+"""Consistency and ground-truth metrics of multi-view label maps, and the ``mastsam eval`` command.
+
+- ``consistency``: coverage, IDC and PSC over corresponding pixels of view pairs.
+- ``ground_truth``: per-view mIoU, consistent mIoU and id switches.
+- ``granularity``: segments per frame and mean segment area.
+- ``evaluate``: all of them at once (``evaluate``, ``EvalResult``, ``MetricsConfig``).
+- ``command``: the ``EvalCommand`` CLI.
+"""
+
+from mastsam_splat.metrics.command import EvalCommand
+from mastsam_splat.metrics.consistency import (
+    ConsistencyScores,
+    Correspondences,
+    PairConsistency,
+    consistency_scores,
+    matched_overlap,
+    pair_consistency,
+)
+from mastsam_splat.metrics.evaluate import EvalResult, MetricsConfig, evaluate, geometric_correspondences, view_pairs
+from mastsam_splat.metrics.granularity import Granularity, granularity
+from mastsam_splat.metrics.ground_truth import (
+    IdSwitches,
+    MIoUScores,
+    OverlapTable,
+    consistent_miou,
+    id_switches,
+    overlap_table,
+    per_view_miou,
+)
+
+__all__ = [
+    "ConsistencyScores",
+    "Correspondences",
+    "EvalCommand",
+    "EvalResult",
+    "Granularity",
+    "IdSwitches",
+    "MIoUScores",
+    "MetricsConfig",
+    "OverlapTable",
+    "PairConsistency",
+    "consistency_scores",
+    "consistent_miou",
+    "evaluate",
+    "geometric_correspondences",
+    "granularity",
+    "id_switches",
+    "matched_overlap",
+    "overlap_table",
+    "pair_consistency",
+    "per_view_miou",
+    "view_pairs",
+]
