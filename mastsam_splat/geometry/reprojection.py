@@ -1,0 +1,147 @@
+"""Exact pixel correspondences between two views from depth maps and cameras.
+
+A pixel of view a is lifted to 3D with its depth, projected into view b, and kept only when
+view b sees that same surface point there: the projection lies inside b, in front of the
+camera, and b's depth at that spot agrees with the projected depth (otherwise the point is
+occluded in b, or b sees past it). Used by the ``geometric`` matcher and by the consistency
+metrics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.types import Frame
+
+
+def frame_label(frame: Frame) -> str:
+    """How to name a frame in an error message: its file when it has one, else its name."""
+    return str(frame.file) if frame.file is not None else f"frame {frame.name!r}"
+
+
+def require_geometry(frame: Frame) -> None:
+    """Raise :class:`InputError` unless the frame has a camera and a depth map matching its image."""
+    where = frame.file
+    label = frame_label(frame)
+    if frame.camera is None:
+        raise InputError(f"{label} has no camera; depth + camera correspondences need posed frames", where)
+    if frame.depth is None:
+        raise InputError(f"{label} has no depth map; depth + camera correspondences need depth", where)
+    h, w = frame.height, frame.width
+    if frame.depth.shape != (h, w):
+        raise InputError(f"{label}: depth map of shape {frame.depth.shape} does not match image of size {w}x{h}", where)
+    if (frame.camera.width, frame.camera.height) != (w, h):
+        raise InputError(
+            f"{label}: camera is {frame.camera.width}x{frame.camera.height} but the image is {w}x{h}", where
+        )
+
+
+def pixel_grid(width: int, height: int, step: int = 1) -> np.ndarray:
+    """Pixel-centre coordinates ``(c + 0.5, r + 0.5)`` of every ``step``-th pixel, row-major, [N, 2] float64."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    cols = np.arange(0, width, step, dtype=np.float64) + 0.5
+    rows = np.arange(0, height, step, dtype=np.float64) + 0.5
+    xx, yy = np.meshgrid(cols, rows)
+    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+
+
+def sample_nearest(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Values of ``image`` [H, W] at the pixels holding ``xy`` [N, 2] (which must lie inside)."""
+    cols = np.floor(xy[:, 0]).astype(np.int64)
+    rows = np.floor(xy[:, 1]).astype(np.int64)
+    return image[rows, cols]
+
+
+def sample_inverse_depth_bilinear(depth: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Depth at ``xy`` [N, 2] from bilinear interpolation of inverse depth between pixel centres.
+
+    Inverse depth is affine in pixel coordinates on a plane, so this is exact on planar
+    patches. Where any of the four neighbours has no depth the result is 0 (unknown).
+    """
+    h, w = depth.shape
+    x = np.clip(xy[:, 0] - 0.5, 0.0, w - 1.0)
+    y = np.clip(xy[:, 1] - 0.5, 0.0, h - 1.0)
+    c0 = np.minimum(np.floor(x).astype(np.int64), max(w - 2, 0))
+    r0 = np.minimum(np.floor(y).astype(np.int64), max(h - 2, 0))
+    c1 = np.minimum(c0 + 1, w - 1)
+    r1 = np.minimum(r0 + 1, h - 1)
+    fx = x - c0
+    fy = y - r0
+    d00, d01, d10, d11 = depth[r0, c0], depth[r0, c1], depth[r1, c0], depth[r1, c1]
+    valid = (d00 > 0) & (d01 > 0) & (d10 > 0) & (d11 > 0)
+    with np.errstate(divide="ignore"):
+        inv = [np.where(valid, 1.0 / np.where(d > 0, d, 1.0), 0.0) for d in (d00, d01, d10, d11)]
+    inv_interp = (1 - fy) * ((1 - fx) * inv[0] + fx * inv[1]) + fy * ((1 - fx) * inv[2] + fx * inv[3])
+    out = np.zeros(len(xy), dtype=np.float64)
+    out[valid] = 1.0 / inv_interp[valid]
+    return out
+
+
+def visible_in(frame: Frame, xy: np.ndarray, z: np.ndarray, depth_tolerance: float) -> np.ndarray:
+    """Which projections ``xy`` [N, 2] with depths ``z`` [N] are surfaces that ``frame`` actually sees.
+
+    A projection is visible when it lies inside the image, in front of the camera, and the
+    frame's depth there agrees with ``z`` within ``depth_tolerance * z`` — either the depth of
+    the pixel holding it or the inverse-depth interpolation between neighbouring pixel
+    centres (which follows slanted surfaces). Returns a bool mask [N].
+    """
+    assert frame.depth is not None
+    h, w = frame.depth.shape
+    finite = np.isfinite(xy).all(axis=1) & np.isfinite(z)
+    inside = finite & (z > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    keep = np.zeros(len(xy), dtype=bool)
+    if not inside.any():
+        return keep
+    xy_in, z_in = xy[inside], z[inside]
+    tol = depth_tolerance * z_in
+    d_near = sample_nearest(frame.depth, xy_in).astype(np.float64)
+    ok = (d_near > 0) & (np.abs(d_near - z_in) <= tol)
+    d_lin = sample_inverse_depth_bilinear(frame.depth.astype(np.float64), xy_in)
+    ok |= (d_lin > 0) & (np.abs(d_lin - z_in) <= tol)
+    keep[inside] = ok
+    return keep
+
+
+def dense_correspondences(
+    frame_a: Frame,
+    frame_b: Frame,
+    step: int = 1,
+    depth_tolerance: float = 0.02,
+    return_points: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Pixels of ``frame_a`` and where the same surface points appear in ``frame_b``.
+
+    Every ``step``-th pixel centre of a (row-major grid) with known depth is unprojected with
+    a's camera, projected into b, and kept when b sees it (see :func:`visible_in`).
+
+    Args:
+        frame_a, frame_b: frames with ``camera`` and ``depth`` (z-depth, 0 = unknown); they may
+            differ in size.
+        step: grid spacing in pixels of a.
+        depth_tolerance: relative depth disagreement above which a point counts as occluded in b.
+        return_points: also return the world points [M, 3] float64.
+
+    Returns:
+        ``(xy_a, xy_b)``: float32 [M, 2] pixel coordinates (pixel centres in a, exact
+        projections in b), or ``(xy_a, xy_b, points_world)`` with ``return_points``.
+
+    Raises:
+        InputError: a frame lacks a camera or depth, or they do not match its image size.
+    """
+    require_geometry(frame_a)
+    require_geometry(frame_b)
+    assert frame_a.camera is not None and frame_a.depth is not None and frame_b.camera is not None
+    xy_a = pixel_grid(frame_a.width, frame_a.height, step)
+    depth_a = sample_nearest(frame_a.depth, xy_a).astype(np.float64)
+    known = np.isfinite(depth_a) & (depth_a > 0)
+    xy_a, depth_a = xy_a[known], depth_a[known]
+    points = frame_a.camera.unproject(xy_a, depth_a)
+    xy_b, z_b = frame_b.camera.project(points)
+    keep = visible_in(frame_b, xy_b, z_b, depth_tolerance)
+    out_a = xy_a[keep].astype(np.float32)
+    out_b = xy_b[keep].astype(np.float32)
+    if return_points:
+        return out_a, out_b, points[keep]
+    return out_a, out_b
