@@ -79,3 +79,12 @@ def test_tracks_bad_input(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="height"):
         write_tracks(tmp_path / "t2.json", [{"name": "a", "file": "a", "width": 1}], [], {}, {})
     assert not (tmp_path / "t2.json").exists()
+
+
+def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    path = write_label_image(tmp_path / "a.png", np.zeros((2, 2), np.uint16))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~mask)

@@ -1,0 +1,190 @@
+"""The classical segmenter on generated shapes and on a real photo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.segmenters import ClassicalSegmenterConfig, make_segmenter
+from mastsam_splat.segmenters.classical import ClassicalSegmenter
+
+FRUITS = Path("/usr/share/doc/opencv-doc/examples/data/fruits.jpg")
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def shapes_scene(scale: int = 1) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A 320x240 (times ``scale``) image: coloured shapes on a textured, noisy beige background.
+
+    ``near_a`` and ``near_b`` touch and differ only slightly in colour, so they form one object
+    unless a prompt separates them.
+    """
+    h, w = 240 * scale, 320 * scale
+    yy, xx = np.mgrid[0:h, 0:w] / scale
+    rng = np.random.default_rng(7)
+    texture = 10.0 * np.sin(xx / 2.5) * np.sin(yy / 3.0) + rng.normal(0, 4, (h, w))
+    image = np.array([200.0, 188.0, 160.0])[None, None] + texture[..., None]
+    shapes = {
+        "disk": (xx - 70) ** 2 + (yy - 70) ** 2 < 40**2,
+        "rect": (xx >= 140) & (xx < 215) & (yy >= 30) & (yy < 100),
+        "triangle": (yy > 130) & (yy < 215) & (np.abs(xx - 75) < (yy - 130) * 0.6),
+        "near_a": (xx >= 160) & (xx < 230) & (yy >= 140) & (yy < 210),
+        "near_b": (xx >= 230) & (xx < 295) & (yy >= 140) & (yy < 210),
+    }
+    colours = {
+        "disk": (200, 40, 40),
+        "rect": (40, 70, 190),
+        "triangle": (40, 150, 60),
+        "near_a": (150, 70, 150),
+        "near_b": (150, 80, 140),
+    }
+    for name, mask in shapes.items():
+        image[mask] = np.array(colours[name], dtype=float) + rng.normal(0, 3, (int(mask.sum()), 3))
+    return np.clip(image, 0, 255).astype(np.uint8), shapes
+
+
+def centre(mask: np.ndarray) -> np.ndarray:
+    """The pixel centre of the mask pixel farthest from its boundary, as [1, 2] (x, y)."""
+    dist = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    row, col = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    return np.array([[col + 0.5, row + 0.5]])
+
+
+@pytest.fixture(scope="module")
+def scene():
+    image, shapes = shapes_scene()
+    segmenter = make_segmenter("classical")
+    return segmenter, segmenter.prepare(image), image, shapes
+
+
+def test_auto_recovers_each_shape(scene):
+    segmenter, state, image, shapes = scene
+    masks = segmenter.auto(state)
+    assert 4 <= len(masks) <= 20
+    for m in masks:
+        assert m.segmentation.shape == image.shape[:2] and m.segmentation.dtype == bool
+        assert m.area == int(m.segmentation.sum()) > 0
+        assert 0.0 <= m.score <= 1.0
+    for name in ("disk", "rect", "triangle"):
+        best = max(iou(m.segmentation, shapes[name]) for m in masks)
+        assert best > 0.8, f"{name}: best IoU {best:.2f}"
+
+
+def test_prompt_inside_a_shape_returns_it(scene):
+    segmenter, state, _, shapes = scene
+    for name in ("disk", "rect", "triangle"):
+        mask = segmenter.prompt(state, centre(shapes[name]))
+        assert iou(mask.segmentation, shapes[name]) > 0.8, name
+        assert 0.0 <= mask.score <= 1.0
+    # Several positives in one shape give the same shape.
+    ys, xs = np.nonzero(shapes["rect"])
+    pick = np.random.default_rng(0).choice(len(xs), 5, replace=False)
+    mask = segmenter.prompt(state, np.stack([xs[pick] + 0.5, ys[pick] + 0.5], axis=1))
+    assert iou(mask.segmentation, shapes["rect"]) > 0.8
+
+
+def test_negative_point_excludes_neighbour(scene):
+    segmenter, state, _, shapes = scene
+    a, b = shapes["near_a"], shapes["near_b"]
+    together = segmenter.prompt(state, centre(a))
+    assert iou(together.segmentation, a | b) > 0.8, "similar touching shapes should form one region"
+    apart = segmenter.prompt(state, centre(a), centre(b))
+    assert iou(apart.segmentation, a) > 0.8
+    assert (apart.segmentation & b).sum() < 0.05 * b.sum()
+    # The boundary between the two is faint, so the split-off part scores lower than the whole.
+    assert apart.score < together.score
+    # Conflicting clicks: every positive pixel is kept, the negative pixel is not.
+    pos = np.concatenate([centre(a), centre(b)])
+    neg = centre(b) + [[6.0, 6.0]]
+    mixed = segmenter.prompt(state, pos, neg).segmentation
+    assert (mixed & a).sum() > 0.9 * a.sum()
+    assert all(mixed[int(y), int(x)] for x, y in pos) and not mixed[int(neg[0, 1]), int(neg[0, 0])]
+
+
+def test_positive_and_negative_in_one_superpixel_split_by_distance(scene):
+    segmenter, state, _, shapes = scene
+    rect = shapes["rect"]
+    pos, neg = np.array([[150.5, 65.5]]), np.array([[205.5, 65.5]])
+    mask = segmenter.prompt(state, pos, neg)
+    assert mask.segmentation[65, 150] and not mask.segmentation[65, 205]
+    assert mask.segmentation.sum() < rect.sum()
+
+
+def test_prompt_without_positive_inside_the_image_is_empty(scene):
+    segmenter, state, image, _ = scene
+    for pos in (np.zeros((0, 2)), np.array([[-3.0, 10.0]]), np.array([[10.0, 240.0]]), None):
+        mask = segmenter.prompt(state, pos, np.array([[5.0, 5.0]]))
+        assert mask.area == 0 and mask.score == 0.0 and mask.segmentation.shape == image.shape[:2]
+
+
+def test_deterministic(scene):
+    segmenter, state, image, _ = scene
+    again = segmenter.auto(segmenter.prepare(image))
+    first = segmenter.auto(state)
+    assert len(again) == len(first)
+    for m1, m2 in zip(first, again):
+        assert np.array_equal(m1.segmentation, m2.segmentation) and m1.score == m2.score
+
+
+@pytest.mark.parametrize("superpixels", ["felzenszwalb", "slic"])
+def test_large_image_segmented_at_max_side(superpixels):
+    image, shapes = shapes_scene(scale=2)
+    segmenter = ClassicalSegmenter(ClassicalSegmenterConfig(superpixels=superpixels, max_side=320))
+    state = segmenter.prepare(image)
+    assert state.superpixels.shape == image.shape[:2]
+    masks = segmenter.auto(state)
+    for name in ("disk", "rect", "triangle"):
+        assert max(iou(m.segmentation, shapes[name]) for m in masks) > 0.8, name
+    mask = segmenter.prompt(state, centre(shapes["disk"]))
+    assert mask.segmentation.shape == image.shape[:2]
+    assert iou(mask.segmentation, shapes["disk"]) > 0.8
+
+
+def test_uniform_image_is_one_region():
+    segmenter = make_segmenter("classical")
+    state = segmenter.prepare(np.full((60, 80, 3), 128, dtype=np.uint8))
+    masks = segmenter.auto(state)
+    assert len(masks) == 1 and masks[0].segmentation.all() and masks[0].score == 0.0
+    assert segmenter.prompt(state, np.array([[10.0, 10.0]])).segmentation.all()
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((40, 40), np.uint8), np.zeros((40, 40, 4), np.uint8), np.zeros((40, 40, 3), np.float32)],
+)
+def test_bad_image_is_an_input_error(image):
+    with pytest.raises(InputError):
+        make_segmenter("classical").prepare(image)
+
+
+@pytest.mark.skipif(not FRUITS.is_file(), reason="opencv-doc example images are not installed")
+def test_real_photo_fruits():
+    image = cv2.cvtColor(cv2.imread(str(FRUITS)), cv2.COLOR_BGR2RGB)
+    image = cv2.resize(image, (320, 240), interpolation=cv2.INTER_AREA)
+    segmenter = make_segmenter("classical")
+    state = segmenter.prepare(image)
+    masks = segmenter.auto(state)
+    assert 5 <= len(masks) <= 60
+    covered = np.any([m.segmentation for m in masks], axis=0)
+    assert covered.mean() > 0.9
+    # Object-sized regions: no single mask takes most of the photo, and the largest few are big.
+    areas = sorted((m.area for m in masks), reverse=True)
+    assert areas[0] < 0.5 * covered.size
+    assert sum(areas[:5]) > 0.4 * covered.size
+    # Clicking inside an automatic mask gives that mask back.
+    for m in masks[:5]:
+        assert iou(segmenter.prompt(state, centre(m.segmentation)).segmentation, m.segmentation) > 0.9
+
+
+@pytest.mark.parametrize(
+    "settings", [dict(superpixels="watershed"), dict(merge_threshold=0.0), dict(colour_weight=1.5)]
+)
+def test_bad_settings_are_input_errors(settings):
+    with pytest.raises(InputError):
+        make_segmenter("classical", ClassicalSegmenterConfig(**settings))

@@ -1,0 +1,59 @@
+"""Choosing segmenters by name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.segmenters import (
+    SEGMENTERS,
+    ClassicalSegmenterConfig,
+    SamSegmenterConfig,
+    Segmenter,
+    SegmenterConfig,
+    make_segmenter,
+)
+from mastsam_splat.segmenters.classical import ClassicalSegmenter
+
+
+def test_names():
+    assert set(SEGMENTERS) == {"classical", "sam"}
+
+
+def test_make_classical_with_defaults_and_configs():
+    default = make_segmenter("classical")
+    assert isinstance(default, ClassicalSegmenter) and isinstance(default, Segmenter)
+    assert default.name == "classical"
+    custom = make_segmenter("classical", ClassicalSegmenterConfig(merge_threshold=7.0))
+    assert custom.config.merge_threshold == 7.0
+    combined = SegmenterConfig(classical=ClassicalSegmenterConfig(superpixels="slic"))
+    made = combined.make()
+    assert isinstance(made, ClassicalSegmenter) and made.config.superpixels == "slic"
+    assert combined.backend_config() is combined.classical
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(InputError, match="classical, sam"):
+        make_segmenter("mask-rcnn")
+
+
+def test_config_of_another_backend_is_refused():
+    with pytest.raises(TypeError, match="ClassicalSegmenterConfig"):
+        make_segmenter("classical", SamSegmenterConfig())
+
+
+def test_sam_without_checkpoint_is_an_input_error():
+    with pytest.raises(InputError, match="dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth"):
+        SegmenterConfig(name="sam", sam=SamSegmenterConfig(model_type="vit_b")).make()
+
+
+def test_package_import_is_light():
+    code = (
+        "import sys, mastsam_splat.segmenters\n"
+        "heavy = [m for m in ('torch', 'segment_anything', 'skimage') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
