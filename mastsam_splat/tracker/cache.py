@@ -1,0 +1,169 @@
+"""Result caching for tracking runs: rerunning with the same inputs and config reuses the outputs.
+
+The output folder holds ``cache.json``, a manifest with the source path, a fingerprint of
+the input frames (pixels, cameras, depth), a fingerprint of the config, the list of files the
+run writes and whether writing finished. On the next run:
+- same source, input and config, complete, every file present: the results are reused;
+- same source but changed input or config (or an unfinished run): the listed files are
+  removed and everything is recomputed;
+- another source, or our output files without a manifest: refused (never mixed), unless
+  ``overwrite`` is set, in which case those files are removed and everything is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.io.atomic import atomic_write_text
+from mastsam_splat.types import Frame
+
+MANIFEST = "cache.json"
+MANIFEST_VERSION = 1
+
+
+def input_fingerprint(frames: Sequence[Frame]) -> str:
+    """Hash of everything the tracker reads from the frames: names, pixels, cameras, depth."""
+    h = hashlib.blake2b(digest_size=20)
+    for frame in frames:
+        h.update(frame.name.encode())
+        h.update(np.asarray(frame.image.shape, dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(frame.image).tobytes())
+        if frame.camera is not None:
+            h.update(b"camera")
+            h.update(np.round(frame.camera.K, 9).tobytes())
+            h.update(np.round(frame.camera.world_to_cam, 9).tobytes())
+        if frame.depth is not None:
+            h.update(b"depth")
+            h.update(np.ascontiguousarray(frame.depth, dtype=np.float32).tobytes())
+    return h.hexdigest()
+
+
+def config_fingerprint(config: dict[str, Any]) -> str:
+    """Hash of a JSON-able config (key order does not matter)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
+@dataclass
+class CacheDecision:
+    """What to do with an output folder."""
+
+    action: Literal["reuse", "compute"]
+    reason: str
+
+
+@dataclass
+class ResultCache:
+    """The manifest of one output folder."""
+
+    output_dir: Path
+    source: str
+    input_hash: str
+    config_hash: str
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.output_dir / MANIFEST
+
+    def _read(self) -> Optional[dict[str, Any]]:
+        path = self.manifest_path
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION:
+            return None
+        return data
+
+    def decide(self, output_names: Sequence[str], overwrite: bool = False) -> CacheDecision:
+        """Reuse, or clean up and recompute; raises :class:`InputError` for results of another input."""
+        if not self.output_dir.exists():
+            return CacheDecision("compute", "new output folder")
+        if not self.output_dir.is_dir():
+            raise InputError("the output path exists and is not a folder", self.output_dir)
+        manifest = self._read()
+        if manifest is None:
+            ours = [n for n in output_names if (self.output_dir / n).exists()]
+            if self.manifest_path.exists():
+                ours.append(MANIFEST)
+            if not ours:
+                return CacheDecision("compute", "no earlier results")
+            if not overwrite:
+                raise InputError(
+                    f"holds {', '.join(ours)} of unknown origin (no valid {MANIFEST}); "
+                    "choose an empty output folder or pass --overwrite to replace them",
+                    self.output_dir,
+                )
+            self._remove_names(ours)
+            return CacheDecision("compute", "replaced results of unknown origin")
+        if manifest.get("source") != self.source:
+            if not overwrite:
+                raise InputError(
+                    f"holds results of another input ({manifest.get('source')}); choose another output folder "
+                    "or pass --overwrite to replace them",
+                    self.output_dir,
+                )
+            self._remove_listed(manifest)
+            return CacheDecision("compute", "replaced results of another input")
+        files = [str(f) for f in manifest.get("files", [])]
+        same = manifest.get("input") == self.input_hash and manifest.get("config") == self.config_hash
+        if same and manifest.get("complete") and files and all((self.output_dir / f).is_file() for f in files):
+            return CacheDecision("reuse", "same input and config")
+        if manifest.get("input") != self.input_hash:
+            reason = "input changed"
+        elif manifest.get("config") != self.config_hash:
+            reason = "config changed"
+        else:
+            reason = "earlier run incomplete"
+        self._remove_listed(manifest)
+        return CacheDecision("compute", reason)
+
+    def begin(self, planned_files: Sequence[str]) -> None:
+        """Record that a run is writing ``planned_files`` (so an interrupted run gets cleaned up)."""
+        self._write(list(planned_files), complete=False, extra={})
+
+    def finish(self, files: Sequence[str], extra: Optional[dict[str, Any]] = None) -> None:
+        """Record that every file of the run is written."""
+        self._write(list(files), complete=True, extra=extra or {})
+
+    def _write(self, files: list[str], complete: bool, extra: dict[str, Any]) -> None:
+        payload = {
+            "version": MANIFEST_VERSION,
+            "source": self.source,
+            "input": self.input_hash,
+            "config": self.config_hash,
+            "complete": complete,
+            "files": files,
+            **extra,
+        }
+        atomic_write_text(self.manifest_path, json.dumps(payload, indent=1) + "\n")
+
+    def _remove_listed(self, manifest: dict[str, Any]) -> None:
+        root = self.output_dir.resolve()
+        for rel in manifest.get("files", []):
+            path = (self.output_dir / str(rel)).resolve()
+            if root in path.parents and path.is_file():
+                path.unlink()
+        for sub in {Path(str(rel)).parent for rel in manifest.get("files", [])}:
+            folder = self.output_dir / sub
+            if sub != Path(".") and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        self.manifest_path.unlink(missing_ok=True)
+
+    def _remove_names(self, names: Sequence[str]) -> None:
+        for name in names:
+            path = self.output_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)

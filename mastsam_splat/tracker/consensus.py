@@ -1,0 +1,185 @@
+"""Segment consensus: reconcile the prompted masks with the frame's automatic segments and the correspondences.
+
+Prompted masks follow the points they were given; on their own they slowly drift (a mask that
+leaks into a neighbour this frame puts representatives there in the next one) and they absorb
+objects entering the view next to them. The frame's automatic segments and the
+correspondences from the previous frame correct this:
+
+- votes: every confident correspondence landing in automatic segment ``S`` votes for the id its
+  source pixel carried in the previous frame (or for "unlabelled");
+- an ``S`` whose labelled votes agree (one id holds at least ``share`` of them) goes entirely to
+  that id: the correspondences say where its pixels came from;
+- an ``S`` whose votes mostly come from unlabelled pixels, or, with dense correspondences, that
+  receives almost none of the votes its size predicts (new content: it just came into view or
+  out of occlusion), is released: no id keeps it, so it becomes a new region (or is recognised
+  by the 3D memory);
+- otherwise (votes split between ids, or too few votes to tell) the segment goes to the id its
+  prompted masks give most of it (``snap_share``), or the prompted masks stay as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.representatives import match_labels
+from mastsam_splat.types import Matches
+
+
+@dataclass
+class ConsensusRule:
+    """Thresholds of the segment consensus."""
+
+    min_votes: int = 5
+    """Fewest votes for a segment's votes to decide anything."""
+    share: float = 0.75
+    """A segment goes to an id holding at least this fraction of its labelled votes."""
+    dense_min_density: float = 0.05
+    """Correspondences per pixel above which the matcher counts as dense (new-content detection on)."""
+    new_content_ratio: float = 0.3
+    """With dense correspondences, a segment receiving fewer than this fraction of its expected votes is new content."""
+    snap_share: float = 0.5
+    """A segment the votes leave undecided goes to the id its prompted masks give at least this fraction of its
+    pixels (> 1 turns snapping off)."""
+
+
+@dataclass
+class ConsensusResult:
+    labels: np.ndarray
+    """[H, W] int64 labels after the consensus."""
+    assigned: int
+    """Segments given to the id their votes agree on."""
+    released: int
+    """Segments released as new content."""
+
+
+def segment_votes(
+    prev_labels: np.ndarray, auto_labels: np.ndarray, matches: Matches
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vote table [S + 1, I] (segment x source id index) and the source ids [I] (0 first = unlabelled)."""
+    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    seg = match_labels(auto_labels, matches.xy_b)
+    src = match_labels(prev_labels, matches.xy_a)
+    if len(src) == 0:
+        return np.zeros((num_segments + 1, 1), dtype=np.int64), np.zeros(1, dtype=np.int64)
+    ids, src_index = compact_ids(src)
+    table = np.bincount(seg * len(ids) + src_index, minlength=(num_segments + 1) * len(ids)).reshape(
+        num_segments + 1, len(ids)
+    )
+    table[0] = 0
+    return table, ids
+
+
+def apply_consensus(
+    tracked: np.ndarray,
+    auto_labels: np.ndarray,
+    prev_labels: np.ndarray,
+    matches: Matches,
+    rule: ConsensusRule,
+    alias: dict[int, int] | None = None,
+) -> ConsensusResult:
+    """Labels [H, W] after reconciling ``tracked`` with ``auto_labels`` through the votes of ``matches``.
+
+    ``matches`` should hold the confident correspondences only. ``alias`` maps ids merged away in
+    this frame to the id they joined.
+    """
+    labels = tracked.astype(np.int64, copy=True)
+    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    if num_segments == 0 or len(matches) == 0:
+        return ConsensusResult(labels, 0, 0)
+    table, ids = segment_votes(prev_labels, auto_labels, matches)
+    if alias:
+        ids = np.array([alias.get(int(i), int(i)) for i in ids], dtype=np.int64)
+    area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
+    h, w = auto_labels.shape
+    density = len(matches) / float(h * w)
+    dense = density >= rule.dense_min_density
+
+    unlabelled_votes = table[:, 0]
+    labelled = table[:, 1:]
+    labelled_votes = labelled.sum(axis=1)
+    target = np.full(num_segments + 1, -1, dtype=np.int64)  # -1: keep prompted labels
+    uniq = np.unique(ids[1:])
+    merged = np.zeros((num_segments + 1, len(uniq)), dtype=np.int64)
+    if labelled.shape[1]:
+        # Sum votes of ids that now share an id (after aliasing) before taking the winner.
+        np.add.at(merged, (slice(None), np.searchsorted(uniq, ids[1:])), labelled)
+        best = np.argmax(merged, axis=1)
+        best_votes = merged[np.arange(num_segments + 1), best]
+        agree = (labelled_votes >= rule.min_votes) & (best_votes >= rule.share * np.maximum(labelled_votes, 1))
+        target[agree] = uniq[best[agree]]
+    new_content = (unlabelled_votes >= rule.min_votes) & (unlabelled_votes > labelled_votes)
+    if dense:
+        expected = density * area
+        starved = (expected >= 4 * rule.min_votes) & (table.sum(axis=1) < rule.new_content_ratio * expected)
+        new_content |= starved
+    target[new_content] = 0
+    if rule.snap_share <= 1.0:
+        # Segments the votes leave undecided follow the prompted masks' plurality id: the tracked labels
+        # take the frame's segment boundaries.
+        claim_ids, claim_index = compact_ids(labels)
+        claims = np.bincount(
+            auto_labels.ravel() * len(claim_ids) + claim_index.ravel(), minlength=(num_segments + 1) * len(claim_ids)
+        ).reshape(num_segments + 1, len(claim_ids))
+        holder = np.argmax(claims[:, 1:], axis=1) + 1 if len(claim_ids) > 1 else np.zeros(num_segments + 1, np.int64)
+        held = claims[np.arange(num_segments + 1), holder] if len(claim_ids) > 1 else np.zeros(num_segments + 1)
+        snap = (target < 0) & (held >= rule.snap_share * np.maximum(area, 1)) & (len(claim_ids) > 1)
+        target[snap] = claim_ids[holder[snap]]
+    target[0] = -1
+    change = target[auto_labels]
+    labels = np.where(change >= 0, change, labels)
+    return ConsensusResult(labels, int(np.count_nonzero(target > 0)), int(np.count_nonzero(target == 0)))
+
+
+class FragmentMerger:
+    """Merges ids that keep lying inside one automatic segment: fragments of one object.
+
+    An early frame can split an object into several segments, and tracking faithfully keeps
+    the split. When, frame after frame, several ids each lie (almost) entirely inside the same
+    automatic segment, they are fragments of what the segmenter now sees as one region: after
+    ``frames`` consecutive frames the younger ids are merged into the oldest one. Waiting out a
+    few frames keeps a one-frame under-segmentation from merging two real objects.
+    """
+
+    def __init__(self, frames: int, containment: float) -> None:
+        self.frames = int(frames)
+        self.containment = float(containment)
+        self._streak: dict[tuple[int, int], int] = {}
+
+    def update(self, labels: np.ndarray, auto_labels: np.ndarray) -> dict[int, int]:
+        """Record this frame's co-containments; returns the merges due now (younger id -> oldest id)."""
+        if self.frames <= 0:
+            return {}
+        num_segments = int(auto_labels.max()) if auto_labels.size else 0
+        ids, index = compact_ids(labels)
+        if len(ids) < 3 or num_segments == 0:
+            self._streak = {}
+            return {}
+        table = np.bincount(
+            index.ravel() * (num_segments + 1) + auto_labels.ravel(), minlength=len(ids) * (num_segments + 1)
+        ).reshape(len(ids), num_segments + 1)
+        area = table.sum(axis=1)
+        main = np.argmax(table[:, 1:], axis=1) + 1
+        share = table[np.arange(len(ids)), main] / np.maximum(area, 1)
+        groups: dict[int, list[int]] = {}
+        for k in range(1, len(ids)):
+            if share[k] >= self.containment:
+                groups.setdefault(int(main[k]), []).append(int(ids[k]))
+        streak: dict[tuple[int, int], int] = {}
+        due: dict[int, int] = {}
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            oldest = min(members)
+            for obj_id in members:
+                if obj_id == oldest:
+                    continue
+                key = (obj_id, oldest)
+                streak[key] = self._streak.get(key, 0) + 1
+                if streak[key] >= self.frames:
+                    due[obj_id] = oldest
+                    del streak[key]
+        self._streak = streak
+        return due

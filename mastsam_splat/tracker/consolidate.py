@@ -1,0 +1,85 @@
+"""Sequence-level id consolidation with the 3D observations of every id.
+
+When tracking loses an object for a frame and the memory cannot recognise it on the spot (it
+came back showing a side never seen before), the object continues under a new id. After the
+whole sequence the evidence is complete: two ids that never appear in the same frame and
+whose observed 3D voxels overlap (the new id starts on the surface the old one covered) are
+one object seen before and after the switch, and the younger id is merged into the older one
+in every frame.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mastsam_splat.tracker.memory import VoxelMemory
+from mastsam_splat.tracker.new_regions import compact_ids
+
+
+def presence(label_maps: Sequence[np.ndarray], min_area: int) -> dict[int, set[int]]:
+    """Frames (indices) in which each id covers at least ``min_area`` pixels."""
+    out: dict[int, set[int]] = {}
+    for t, labels in enumerate(label_maps):
+        ids, index = compact_ids(labels)
+        counts = np.bincount(index.ravel(), minlength=len(ids))
+        for obj_id, count in zip(ids.tolist(), counts.tolist()):
+            if obj_id > 0 and count >= min_area:
+                out.setdefault(obj_id, set()).add(t)
+    return out
+
+
+def voxel_centres(keys: np.ndarray, voxel_size: float) -> np.ndarray:
+    """World centres [K, 3] of voxel keys (inverse of ``memory.voxel_keys``)."""
+    from mastsam_splat.tracker.memory import _BITS, _OFFSET
+
+    mask = (1 << _BITS) - 1
+    coords = np.stack([(keys >> (2 * _BITS)) & mask, (keys >> _BITS) & mask, keys & mask], axis=1) - _OFFSET
+    return (coords.astype(np.float64) + 0.5) * voxel_size
+
+
+def consolidation_merges(
+    observed: VoxelMemory,
+    frames_of: dict[int, set[int]],
+    min_overlap: float,
+    max_cooccurrence: float,
+) -> dict[int, int]:
+    """Younger id -> older id merges between ids that share 3D voxels but (almost) never share a frame.
+
+    ``observed`` holds every voxel each id was seen on (not exclusive). An id ``b`` joins the
+    older id ``a`` (or the group ``a`` already leads) when at least ``min_overlap`` of ``b``'s
+    voxels lie in or next to the group's voxels and they appear together in at most
+    ``max_cooccurrence`` of the frames of the shorter-lived of the two.
+    """
+    keys, ids = observed.pairs()
+    if len(keys) == 0:
+        return {}
+    order = sorted(frames_of, key=lambda i: (min(frames_of[i]), i))
+    leader: dict[int, int] = {}
+    group_frames: dict[int, set[int]] = {}
+    merges: dict[int, int] = {}
+    for b in order:
+        own = keys[ids == b]
+        best, best_overlap = None, 0.0
+        if len(own):
+            point_index, hit_ids = observed.point_hits(voxel_centres(own, observed.voxel_size))
+            hits: dict[int, set[int]] = {}
+            for p, i in zip(point_index.tolist(), hit_ids.tolist()):
+                root = leader.get(i, i)
+                if root != b and root in group_frames:
+                    hits.setdefault(root, set()).add(p)
+            for root, points in hits.items():
+                overlap = len(points) / len(own)
+                shared = len(group_frames[root] & frames_of[b])
+                allowed = max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
+                if overlap >= min_overlap and shared <= allowed and overlap > best_overlap:
+                    best, best_overlap = root, overlap
+        if best is None:
+            leader[b] = b
+            group_frames[b] = set(frames_of[b])
+        else:
+            leader[b] = best
+            group_frames[best] |= frames_of[b]
+            merges[b] = best
+    return merges

@@ -1,0 +1,211 @@
+"""3D re-identification memory: which voxels of the scene each id has covered.
+
+Every id keeps the set of voxels its 3D points fell into, over all frames seen so far. A new
+region whose 3D points fall mostly into one id's voxels is that object seen again (after it
+left the view or was occluded), so it takes that id instead of a new one. Voxel look-ups
+accept the neighbouring voxels too (``neighborhood``), which absorbs depth noise and the
+voxel grid's quantisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+import numpy as np
+
+_BITS = 21
+_OFFSET = 1 << (_BITS - 1)
+_LIMIT = _OFFSET - 2
+
+
+def voxel_coords(points: np.ndarray, voxel_size: float) -> np.ndarray:
+    """Integer voxel coordinates [N, 3] of points [N, 3]."""
+    coords = np.floor(np.asarray(points, dtype=np.float64) / voxel_size)
+    return np.clip(coords, -_LIMIT, _LIMIT).astype(np.int64)
+
+
+def voxel_keys(coords: np.ndarray) -> np.ndarray:
+    """One int64 key [N] per voxel coordinate [N, 3]."""
+    c = coords + _OFFSET
+    return (c[:, 0] << (2 * _BITS)) | (c[:, 1] << _BITS) | c[:, 2]
+
+
+_NEIGHBOUR_CACHE: dict[int, np.ndarray] = {}
+
+
+def _offsets(radius: int) -> np.ndarray:
+    if radius not in _NEIGHBOUR_CACHE:
+        r = np.arange(-radius, radius + 1)
+        _NEIGHBOUR_CACHE[radius] = np.stack(np.meshgrid(r, r, r, indexing="ij"), axis=-1).reshape(-1, 3)
+    return _NEIGHBOUR_CACHE[radius]
+
+
+@dataclass
+class Identification:
+    """Best memory match of a region's 3D points."""
+
+    obj_id: int
+    fraction: float
+    """Fraction of the region's points that fall into the id's voxels."""
+
+
+class VoxelMemory:
+    """Per-id voxel sets of the 3D points the id has covered.
+
+    With ``exclusive``, labelled points only claim voxels no id holds yet (``add_labelled``).
+    """
+
+    def __init__(self, voxel_size: float, neighborhood: int = 1, exclusive: bool = False) -> None:
+        if not voxel_size > 0:
+            raise ValueError(f"voxel size must be positive, got {voxel_size}")
+        self.voxel_size = float(voxel_size)
+        self.neighborhood = int(neighborhood)
+        self.exclusive = bool(exclusive)
+        self._pending_keys: list[np.ndarray] = []
+        self._pending_ids: list[np.ndarray] = []
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=np.int64)
+
+    def add(self, obj_id: int, points: np.ndarray) -> None:
+        """Record that ``obj_id`` covered ``points`` [N, 3]."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0:
+            return
+        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
+        self._pending_keys.append(keys)
+        self._pending_ids.append(np.full(len(keys), int(obj_id), dtype=np.int64))
+
+    def add_labelled(self, ids: np.ndarray, points: np.ndarray) -> None:
+        """Record labelled points at once: ``ids`` [N] (0 is skipped), ``points`` [N, 3]."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        keep = (ids > 0) & np.isfinite(points).all(axis=1)
+        if not keep.any():
+            return
+        keys, kept_ids = unique_pairs(voxel_keys(voxel_coords(points[keep], self.voxel_size)), ids[keep])
+        if self.exclusive:
+            # A voxel stays with the id that covered it first: a later mislabelling (an object absorbed by a
+            # neighbour) does not teach the memory the error.
+            self._flush()
+            fresh = ~np.isin(keys, self._keys)
+            keys, kept_ids = keys[fresh], kept_ids[fresh]
+        self._pending_keys.append(keys)
+        self._pending_ids.append(kept_ids)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every remembered ``(voxel key, id)`` pair, as two [K] int64 arrays sorted by key."""
+        self._flush()
+        return self._keys.copy(), self._ids.copy()
+
+    def merge(self, src: int, dst: int) -> None:
+        """Give ``src``'s voxels to ``dst`` (``src`` was a duplicate of ``dst``)."""
+        self._flush()
+        self._ids[self._ids == src] = dst
+        self._dedupe()
+
+    @property
+    def ids(self) -> list[int]:
+        """Ids with at least one voxel."""
+        self._flush()
+        return np.unique(self._ids).tolist()
+
+    def num_voxels(self, obj_id: int) -> int:
+        self._flush()
+        return int(np.count_nonzero(self._ids == obj_id))
+
+    def point_hits(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which remembered ids each point of ``points`` [N, 3] falls into (or next to).
+
+        Returns distinct ``(point index, id)`` pairs as two [K] int64 arrays; non-finite points hit nothing.
+        """
+        self._flush()
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        finite = np.flatnonzero(np.isfinite(points).all(axis=1))
+        empty = np.zeros(0, dtype=np.int64)
+        if len(finite) == 0 or len(self._keys) == 0:
+            return empty, empty
+        coords = voxel_coords(points[finite], self.voxel_size)
+        offsets = _offsets(self.neighborhood)
+        query = voxel_keys((coords[:, None, :] + offsets[None, :, :]).reshape(-1, 3))  # [N * O]
+        point_of = np.repeat(finite, len(offsets))
+        lo = np.searchsorted(self._keys, query, side="left")
+        hi = np.searchsorted(self._keys, query, side="right")
+        counts = hi - lo
+        hit = counts > 0
+        if not hit.any():
+            return empty, empty
+        starts = lo[hit]
+        lengths = counts[hit]
+        owners = np.repeat(point_of[hit], lengths)
+        index = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+        return unique_pairs(owners, self._ids[index])
+
+    def fractions(self, points: np.ndarray) -> dict[int, float]:
+        """For each remembered id, the fraction of ``points`` [N, 3] that fall into (or next to) its voxels."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        _, owner_ids = self.point_hits(points)
+        if len(owner_ids) == 0:
+            return {}
+        ids, per_id = np.unique(owner_ids, return_counts=True)
+        return {int(i): float(c) / len(points) for i, c in zip(ids, per_id)}
+
+    def identify(
+        self, points: np.ndarray, min_fraction: float, min_points: int, exclude: Iterable[int] = ()
+    ) -> Optional[Identification]:
+        """The id whose voxels hold the largest share (at least ``min_fraction``) of ``points``.
+
+        ``None`` when there are fewer than ``min_points`` points or no id reaches the share.
+        Ids in ``exclude`` are not candidates. Ties go to the older (smaller) id.
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if len(points) < max(min_points, 1):
+            return None
+        excluded = set(int(i) for i in exclude)
+        best: Optional[Identification] = None
+        for obj_id, fraction in sorted(self.fractions(points).items()):
+            if obj_id in excluded or fraction < min_fraction:
+                continue
+            if best is None or fraction > best.fraction:
+                best = Identification(obj_id, fraction)
+        return best
+
+    def _flush(self) -> None:
+        if not self._pending_keys:
+            return
+        self._keys = np.concatenate([self._keys, *self._pending_keys])
+        self._ids = np.concatenate([self._ids, *self._pending_ids])
+        self._pending_keys.clear()
+        self._pending_ids.clear()
+        self._dedupe()
+
+    def _dedupe(self) -> None:
+        if len(self._keys) == 0:
+            return
+        self._keys, self._ids = unique_pairs(self._keys, self._ids)
+
+
+def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``(first[i], second[i])`` pairs, sorted by ``first`` then ``second`` (two [K] int64 arrays)."""
+    if len(first) == 0:
+        return first.astype(np.int64), second.astype(np.int64)
+    order = np.lexsort((second, first))
+    a, b = first[order], second[order]
+    keep = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    return np.ascontiguousarray(a[keep], dtype=np.int64), np.ascontiguousarray(b[keep], dtype=np.int64)
+
+
+def auto_voxel_size(points: np.ndarray, fraction: float, viewpoint: Optional[np.ndarray] = None) -> Optional[float]:
+    """A voxel size of ``fraction`` of the median distance from ``viewpoint`` (default: the origin) to ``points`` [N, 3].
+
+    The viewing distance sets the scale of what a frame resolves, unlike the scene's extent,
+    which a distant background inflates.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) < 10:
+        return None
+    origin = np.zeros(3) if viewpoint is None else np.asarray(viewpoint, dtype=np.float64).reshape(3)
+    distance = float(np.median(np.linalg.norm(points - origin, axis=1)))
+    return distance * fraction if distance > 0 else None

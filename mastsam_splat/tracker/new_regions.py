@@ -1,0 +1,97 @@
+"""Unmasked-region initialisation: automatic segments that tracking did not explain.
+
+Each automatic segment of the new frame is compared with the tracked labels:
+- mostly uncovered (uncovered fraction >= ``min_uncovered_fraction``): its uncovered pixels are
+  a candidate new object (a new id, unless the 3D memory recognises it);
+- otherwise its uncovered pixels join the tracked id that dominates its covered part (the
+  segment says they belong together), which closes the small gaps that prompted masks leave
+  at object borders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids present in ``labels`` [H, W] (non-negative ints) with 0 always first, and each pixel's index into them.
+
+    A counting pass instead of a sort: label images hold few distinct ids.
+    """
+    counts = np.bincount(labels.ravel())
+    ids = np.flatnonzero(counts)
+    if len(ids) == 0 or ids[0] != 0:
+        ids = np.r_[0, ids]
+    lut = np.zeros(len(counts), dtype=np.int64)
+    lut[ids] = np.arange(len(ids))
+    return ids, lut[labels]
+
+
+@dataclass
+class RegionSplit:
+    """Result of comparing tracked labels with automatic segments."""
+
+    labels: np.ndarray
+    """[H, W] int64 tracked labels with gaps filled from dominated segments."""
+    regions: np.ndarray
+    """[H, W] int64 candidate new regions: the automatic segment number on their pixels, 0 elsewhere."""
+    region_ids: list[int]
+    """Segment numbers of the candidate regions, largest first."""
+    filled_pixels: int
+    """How many pixels the gap filling assigned to tracked ids."""
+
+
+def split_regions(
+    labels: np.ndarray,
+    auto_labels: np.ndarray,
+    min_uncovered_fraction: float,
+    min_area: int,
+    fill_min_dominance: float,
+) -> RegionSplit:
+    """Find new-object candidates and fill tracked gaps.
+
+    Args:
+        labels: [H, W] tracked labels of the new frame (0 = uncovered).
+        auto_labels: [H, W] disjoint automatic segments (0 = none, 1..n).
+        min_uncovered_fraction: an automatic segment at least this uncovered is a new-object candidate.
+        min_area: smallest candidate, in uncovered pixels.
+        fill_min_dominance: a segment's uncovered pixels join its dominant tracked id when that id
+            holds at least this fraction of the segment's covered pixels (> 1 disables filling).
+    """
+    labels = labels.astype(np.int64, copy=True)
+    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    empty = RegionSplit(labels, np.zeros_like(labels), [], 0)
+    if num_segments == 0:
+        return empty
+    tracked_ids, tracked_index = compact_ids(labels)
+    n_cols = len(tracked_ids)
+    table = np.bincount(
+        (auto_labels.ravel() * n_cols + tracked_index.ravel()), minlength=(num_segments + 1) * n_cols
+    ).reshape(num_segments + 1, n_cols)
+    table[0] = 0
+    area = table.sum(axis=1)
+    uncovered = table[:, 0]
+    covered = area - uncovered
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uncovered_fraction = np.where(area > 0, uncovered / np.maximum(area, 1), 0.0)
+    is_new = (uncovered_fraction >= min_uncovered_fraction) & (uncovered >= min_area)
+    is_new[0] = False
+
+    fill_id = np.zeros(num_segments + 1, dtype=np.int64)
+    if n_cols > 1:
+        dominant = np.argmax(table[:, 1:], axis=1) + 1
+        dominance = np.where(covered > 0, table[np.arange(len(table)), dominant] / np.maximum(covered, 1), 0.0)
+        can_fill = (~is_new) & (uncovered > 0) & (covered > 0) & (dominance >= fill_min_dominance)
+        can_fill[0] = False
+        fill_id[can_fill] = tracked_ids[dominant[can_fill]]
+
+    uncovered_px = labels == 0
+    seg_of_uncovered = auto_labels[uncovered_px]
+    fills = fill_id[seg_of_uncovered]
+    labels[uncovered_px] = fills
+    regions = np.zeros_like(labels)
+    regions[uncovered_px] = np.where(is_new[seg_of_uncovered], seg_of_uncovered, 0)
+    region_ids = sorted(np.flatnonzero(is_new).tolist(), key=lambda s: (-uncovered[s], s))
+    return RegionSplit(labels, regions, region_ids, int(np.count_nonzero(fills)))

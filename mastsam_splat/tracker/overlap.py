@@ -1,0 +1,161 @@
+"""Overlap filtering: every pixel belongs to at most one id.
+
+Two situations:
+- automatic masks (which may nest, e.g. an object and its parts) are made disjoint by
+  painting them from large to small, so finer segments stay visible;
+- prompted masks of tracked ids are first checked for near-duplicates (two ids that now
+  segment the same thing: the newer id is merged into the older one), then each pixel
+  claimed by several ids goes to the id with the nearest positive prompt, weighted by the
+  masks' scores (the id whose own points support that pixel most).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from mastsam_splat.tracker.prompting import Prompt
+from mastsam_splat.types import Mask
+
+
+def _bbox(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks [H, W] (0 when both are empty)."""
+    inter = np.count_nonzero(a & b)
+    union = np.count_nonzero(a | b)
+    return inter / union if union else 0.0
+
+
+def pairwise_iou(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """[N, N] IoU of boolean masks, computed only where bounding boxes overlap."""
+    n = len(masks)
+    out = np.zeros((n, n))
+    boxes = [_bbox(m) for m in masks]
+    areas = [int(np.count_nonzero(m)) for m in masks]
+    for i in range(n):
+        if boxes[i] is None:
+            continue
+        for j in range(i + 1, n):
+            if boxes[j] is None:
+                continue
+            r0, r1 = max(boxes[i][0], boxes[j][0]), min(boxes[i][1], boxes[j][1])
+            c0, c1 = max(boxes[i][2], boxes[j][2]), min(boxes[i][3], boxes[j][3])
+            if r0 >= r1 or c0 >= c1:
+                continue
+            inter = np.count_nonzero(masks[i][r0:r1, c0:c1] & masks[j][r0:r1, c0:c1])
+            union = areas[i] + areas[j] - inter
+            out[i, j] = out[j, i] = inter / union if union else 0.0
+    return out
+
+
+def merge_duplicates(
+    masks: dict[int, Mask], prompts: dict[int, Prompt], iou_threshold: float
+) -> tuple[dict[int, Mask], dict[int, Prompt], dict[int, int]]:
+    """Merge ids whose masks overlap with IoU above ``iou_threshold`` into the older (smaller) id.
+
+    The surviving id gets the union of both masks and both sets of positive prompts.
+
+    Returns:
+        ``(masks, prompts, merged)`` where ``merged`` maps each removed id to the id it joined.
+    """
+    ids = sorted(masks)
+    iou = pairwise_iou([masks[i].segmentation for i in ids])
+    parent = {i: i for i in ids}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a in range(len(ids)):
+        for b in range(a + 1, len(ids)):
+            if iou[a, b] > iou_threshold:
+                ra, rb = root(ids[a]), root(ids[b])
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+    merged = {i: root(i) for i in ids if root(i) != i}
+    out_masks: dict[int, Mask] = {}
+    out_prompts: dict[int, Prompt] = {}
+    for i in ids:
+        r = root(i)
+        if r not in out_masks:
+            out_masks[r] = Mask(masks[i].segmentation.copy(), score=masks[i].score)
+            out_prompts[r] = prompts[i]
+            continue
+        seg = out_masks[r].segmentation | masks[i].segmentation
+        out_masks[r] = Mask(seg, score=max(out_masks[r].score, masks[i].score))
+        p = out_prompts[r]
+        out_prompts[r] = Prompt(
+            positive=np.concatenate([p.positive, prompts[i].positive]),
+            negative=p.negative,
+        )
+    return out_masks, out_prompts, merged
+
+
+def resolve_overlaps(
+    masks: dict[int, Mask], prompts: dict[int, Prompt], shape: tuple[int, int]
+) -> np.ndarray:
+    """Label image [H, W] (int64) from possibly overlapping masks of tracked ids.
+
+    A pixel claimed by one id gets it; a pixel claimed by several goes to the claimant whose
+    nearest positive prompt is closest, the distance divided by ``0.5 + 0.5 * score`` so a
+    confident mask wins close calls. Ties go to the older (smaller) id.
+    """
+    labels = np.zeros(shape, dtype=np.int64)
+    if not masks:
+        return labels
+    ids = sorted(masks)
+    count = np.zeros(shape, dtype=np.int32)
+    for i in ids:
+        seg = masks[i].segmentation
+        count += seg
+        labels[seg] = i
+    contested = np.argwhere(count > 1)
+    if len(contested) == 0:
+        return labels
+    xy = contested[:, ::-1].astype(np.float64) + 0.5
+    cost = np.full((len(contested), len(ids)), np.inf)
+    for column, i in enumerate(ids):
+        claims = masks[i].segmentation[contested[:, 0], contested[:, 1]]
+        if not claims.any():
+            continue
+        positive = prompts[i].positive if i in prompts else np.zeros((0, 2))
+        if len(positive):
+            d = cKDTree(positive).query(xy[claims])[0]
+        else:
+            d = np.full(int(claims.sum()), 1e9)
+        cost[claims, column] = d / (0.5 + 0.5 * float(np.clip(masks[i].score, 0.0, 1.0)))
+    winner = np.asarray(ids)[np.argmin(cost, axis=1)]
+    labels[contested[:, 0], contested[:, 1]] = winner
+    return labels
+
+
+def auto_label_image(masks: Sequence[Mask], shape: tuple[int, int], min_area: int) -> np.ndarray:
+    """Make automatic masks disjoint as a label image [H, W] (int64, 0 = none, segments 1..n).
+
+    Masks are painted from large to small, so finer segments stay on top; a segment keeps
+    what stays visible of its mask when that is at least ``min_area`` pixels. Segments are
+    numbered by decreasing visible area (ties by mask size, then score), a stable order for new ids.
+    """
+    owner = np.zeros(shape, dtype=np.int64)
+    masks = [m for m in masks if m.area >= min_area]  # too small to keep: they do not cover anything else
+    if not masks:
+        return owner
+    order = sorted(range(len(masks)), key=lambda i: (-masks[i].area, -masks[i].score, i))
+    for rank, i in enumerate(order, start=1):
+        owner[masks[i].segmentation] = rank
+    areas = np.bincount(owner.ravel(), minlength=len(order) + 1)
+    keep = [r for r in range(1, len(areas)) if areas[r] >= min_area]
+    keep.sort(key=lambda r: (-areas[r], r))
+    remap = np.zeros(len(areas), dtype=np.int64)
+    remap[keep] = np.arange(1, len(keep) + 1)
+    return remap[owner]

@@ -1,0 +1,209 @@
+"""3D points of a frame's pixels, for the re-identification memory and the labelled point cloud.
+
+Sources, chosen once per sequence (``choose_source``):
+- ``depth``: every frame has a depth map and a camera; pixels on a regular grid are unprojected.
+  Exact and dense, and it covers regions just coming into view (which no correspondence with
+  the previous frame reaches), so it is preferred when available.
+- ``matches``: the matcher returns 3D points (MASt3R pointmaps, SIFT triangulated with known
+  cameras, depth-based matches); points sit at the correspondences' pixels. Per-pair point
+  frames are chained into the first pair's frame by a similarity transform fitted on the
+  pixels the two pairs of a frame share (identity when the matcher already gives world points).
+- ``triangulated``: every frame has a camera; correspondences are triangulated (OpenCV) and
+  kept when in front of both cameras with a small reprojection error.
+- ``none``: no 3D: no memory, empty point cloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional, Sequence
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from mastsam_splat.geometry.reprojection import pixel_grid
+from mastsam_splat.geometry.triangulation import triangulate
+from mastsam_splat.types import Frame, Matches
+
+PointSource = Literal["auto", "depth", "matches", "triangulated", "none"]
+
+
+@dataclass
+class FramePoints:
+    """3D points seen at pixels of one frame."""
+
+    xy: np.ndarray
+    """[N, 2] float pixel positions."""
+    xyz: np.ndarray
+    """[N, 3] float world points."""
+
+    @classmethod
+    def empty(cls) -> "FramePoints":
+        return cls(np.zeros((0, 2)), np.zeros((0, 3)))
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    def concat(self, other: "FramePoints") -> "FramePoints":
+        return FramePoints(np.concatenate([self.xy, other.xy]), np.concatenate([self.xyz, other.xyz]))
+
+
+def choose_source(frames: Sequence[Frame], requested: PointSource, matcher_name: str) -> str:
+    """The 3D source a sequence can use: ``requested`` when possible, or the best available for ``auto``."""
+    has_depth = all(f.depth is not None and f.camera is not None for f in frames)
+    has_cameras = all(f.camera is not None for f in frames)
+    if requested == "depth":
+        return "depth" if has_depth else "none"
+    if requested == "triangulated":
+        return "triangulated" if has_cameras else "none"
+    if requested in ("matches", "none"):
+        return requested
+    if has_depth:
+        return "depth"
+    if matcher_name == "mast3r" or (matcher_name == "sift" and has_cameras):
+        return "matches"
+    if has_cameras:
+        return "triangulated"
+    return "none"
+
+
+def depth_grid_step(width: int, height: int, max_points: int) -> int:
+    """Grid spacing (pixels) that samples about ``max_points`` pixels of an image."""
+    return max(1, int(np.ceil(np.sqrt(width * height / max(max_points, 1)))))
+
+
+def depth_points(frame: Frame, max_points: int) -> FramePoints:
+    """Unproject about ``max_points`` grid pixels with known depth into world points."""
+    if frame.depth is None or frame.camera is None:
+        return FramePoints.empty()
+    step = depth_grid_step(frame.width, frame.height, max_points)
+    xy = pixel_grid(frame.width, frame.height, step)
+    depth = frame.depth[np.floor(xy[:, 1]).astype(np.int64), np.floor(xy[:, 0]).astype(np.int64)].astype(np.float64)
+    known = np.isfinite(depth) & (depth > 0)
+    return FramePoints(xy[known], frame.camera.unproject(xy[known], depth[known]))
+
+
+def triangulated_points(
+    frame_a: Frame, frame_b: Frame, matches: Matches, max_reprojection_error: float
+) -> tuple[FramePoints, FramePoints]:
+    """Triangulate the correspondences of two posed frames; points for frame a and for frame b."""
+    if frame_a.camera is None or frame_b.camera is None or len(matches) == 0:
+        return FramePoints.empty(), FramePoints.empty()
+    cam_a, cam_b = frame_a.camera, frame_b.camera
+    xy_a = matches.xy_a.astype(np.float64)
+    xy_b = matches.xy_b.astype(np.float64)
+    pts = triangulate(cam_a, cam_b, xy_a, xy_b)
+    keep = np.isfinite(pts).all(axis=1)
+    for cam, xy in ((cam_a, xy_a), (cam_b, xy_b)):
+        proj, z = cam.project(np.where(keep[:, None], pts, 0.0))
+        err = np.linalg.norm(proj - xy, axis=1)
+        keep &= (z > 0) & np.isfinite(err) & (err <= max_reprojection_error)
+    return FramePoints(xy_a[keep], pts[keep]), FramePoints(xy_b[keep], pts[keep])
+
+
+def matched_points(matches: Matches) -> tuple[FramePoints, FramePoints]:
+    """The matcher's own 3D points for frame a and frame b (in the pair's frame)."""
+    if matches.pts3d_a is None or len(matches) == 0:
+        return FramePoints.empty(), FramePoints.empty()
+    pts_a = np.asarray(matches.pts3d_a, dtype=np.float64)
+    pts_b = np.asarray(matches.pts3d_b if matches.pts3d_b is not None else matches.pts3d_a, dtype=np.float64)
+    ok = np.isfinite(pts_a).all(axis=1) & np.isfinite(pts_b).all(axis=1)
+    return (
+        FramePoints(matches.xy_a[ok].astype(np.float64), pts_a[ok]),
+        FramePoints(matches.xy_b[ok].astype(np.float64), pts_b[ok]),
+    )
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Similarity transform [4, 4] (scale, rotation, translation) best mapping ``src`` [N, 3] onto ``dst`` [N, 3]."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    s, d = src - mu_s, dst - mu_d
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    sign = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2, 2] = -1
+    rot = u @ sign @ vt
+    var = (s**2).sum() / len(src)
+    scale = float(np.trace(np.diag(sig) @ sign) / var) if var > 0 else 1.0
+    out = np.eye(4)
+    out[:3, :3] = scale * rot
+    out[:3, 3] = mu_d - scale * rot @ mu_s
+    return out
+
+
+def apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a [4, 4] transform to points [N, 3]."""
+    return points @ transform[:3, :3].T + transform[:3, 3]
+
+
+class PairChain:
+    """Brings each pair's 3D points into the first pair's frame.
+
+    Pair ``(t, t+1)`` and pair ``(t-1, t)`` both give points at pixels of frame ``t``; pixels they
+    share (within ``pixel_tolerance``) fix the similarity between the two pairs' frames, fitted
+    with a RANSAC loop over Umeyama. Without enough shared pixels the previous transform is kept.
+    """
+
+    def __init__(self, pixel_tolerance: float = 1.0, min_shared: int = 12, inlier_fraction: float = 0.02, seed: int = 0):
+        self.pixel_tolerance = pixel_tolerance
+        self.min_shared = min_shared
+        self.inlier_fraction = inlier_fraction
+        self.rng = np.random.default_rng(seed)
+        self.transform = np.eye(4)
+        self._previous_b: Optional[FramePoints] = None
+        self.aligned_pairs = 0
+
+    def add_pair(self, points_a: FramePoints, points_b: FramePoints) -> tuple[FramePoints, FramePoints]:
+        """Points of the next pair (frame a is the previous pair's frame b), in the chain's frame."""
+        previous = self._previous_b
+        if previous is not None and len(previous) and len(points_a):
+            dist, idx = cKDTree(previous.xy).query(points_a.xy, distance_upper_bound=self.pixel_tolerance)
+            ok = np.isfinite(dist)
+            if ok.sum() >= self.min_shared and not self._consistent(points_a.xyz[ok], previous.xyz[idx[ok]]):
+                fitted = self._fit(points_a.xyz[ok], previous.xyz[idx[ok]])
+                if fitted is not None:
+                    self.transform = fitted
+                    self.aligned_pairs += 1
+        out_a = FramePoints(points_a.xy, apply(self.transform, points_a.xyz))
+        out_b = FramePoints(points_b.xy, apply(self.transform, points_b.xyz))
+        self._previous_b = out_b
+        return out_a, out_b
+
+    def _threshold(self, dst: np.ndarray) -> float:
+        extent = float(np.linalg.norm(np.percentile(dst, 95, axis=0) - np.percentile(dst, 5, axis=0)))
+        return max(self.inlier_fraction * extent, 1e-9)
+
+    def _consistent(self, src: np.ndarray, dst: np.ndarray) -> bool:
+        """Whether the current transform already maps this pair onto the chain (e.g. world points)."""
+        return float(np.median(np.linalg.norm(apply(self.transform, src) - dst, axis=1))) < self._threshold(dst)
+
+    def _fit(self, src: np.ndarray, dst: np.ndarray, iterations: int = 64) -> Optional[np.ndarray]:
+        """Robust similarity mapping ``src`` (this pair) onto ``dst`` (already in the chain's frame)."""
+        threshold = self._threshold(dst)
+        best, best_count = None, 0
+        for _ in range(iterations):
+            pick = self.rng.choice(len(src), 3, replace=False)
+            candidate = umeyama(src[pick], dst[pick])
+            count = int(np.sum(np.linalg.norm(apply(candidate, src) - dst, axis=1) < threshold))
+            if count > best_count:
+                best, best_count = candidate, count
+        if best is None or best_count < 3:
+            return None
+        inliers = np.linalg.norm(apply(best, src) - dst, axis=1) < threshold
+        return umeyama(src[inliers], dst[inliers])
+
+
+def labels_at(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Label [N] of the pixel holding each position ``xy`` [N, 2] (0 outside the image)."""
+    from mastsam_splat.tracker.representatives import match_labels
+
+    return match_labels(labels, xy)
+
+
+def colours_at(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """RGB [N, 3] uint8 of the pixel holding each position ``xy`` [N, 2] (clamped to the image)."""
+    h, w = image.shape[:2]
+    cols = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, w - 1)
+    rows = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, h - 1)
+    return image[rows, cols]

@@ -1,0 +1,66 @@
+"""Point prompts for re-segmenting tracked objects in the next frame.
+
+An id is prompted with its own tracked points as positives and, as negatives, the tracked
+points of other ids that lie near it: they tell the segmenter where the neighbouring objects
+are, so the mask stops at their border instead of swallowing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from mastsam_splat.tracker.propagation import TrackedPoints
+from mastsam_splat.types import Mask
+
+
+class PromptableSegmenter(Protocol):
+    """The part of the segmenter protocol that prompting uses."""
+
+    def prompt(self, state: Any, positive_xy: np.ndarray, negative_xy: np.ndarray) -> Mask: ...
+
+
+@dataclass
+class Prompt:
+    """Point prompts of one id."""
+
+    positive: np.ndarray
+    """[P, 2] float pixel positions inside the object."""
+    negative: np.ndarray
+    """[Q, 2] float pixel positions on other objects nearby."""
+
+
+def build_prompts(
+    tracked: dict[int, TrackedPoints], negative_radius: float, max_negatives: int
+) -> dict[int, Prompt]:
+    """Prompts for every id that has at least one tracked point.
+
+    Negatives of an id are other ids' tracked points within ``negative_radius`` pixels of one
+    of its positives, the ``max_negatives`` nearest of them.
+    """
+    ids = [i for i, t in tracked.items() if len(t.points)]
+    if not ids:
+        return {}
+    all_points = np.concatenate([tracked[i].points for i in ids]).astype(np.float64)
+    owner = np.concatenate([np.full(len(tracked[i].points), i) for i in ids])
+    tree = cKDTree(all_points)
+    prompts: dict[int, Prompt] = {}
+    for obj_id in ids:
+        positive = tracked[obj_id].points.astype(np.float64)
+        negative = np.zeros((0, 2))
+        if max_negatives > 0 and len(ids) > 1:
+            near = sorted({j for row in tree.query_ball_point(positive, r=negative_radius) for j in row})
+            near = np.asarray([j for j in near if owner[j] != obj_id], dtype=np.int64)
+            if len(near):
+                d = cKDTree(positive).query(all_points[near])[0]
+                negative = all_points[near[np.argsort(d, kind="stable")[:max_negatives]]]
+        prompts[obj_id] = Prompt(positive=positive, negative=negative)
+    return prompts
+
+
+def prompt_masks(segmenter: PromptableSegmenter, state: Any, prompts: dict[int, Prompt]) -> dict[int, Mask]:
+    """One mask per id from its prompts, in id order."""
+    return {obj_id: segmenter.prompt(state, p.positive, p.negative) for obj_id, p in sorted(prompts.items())}

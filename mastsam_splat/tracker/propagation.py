@@ -1,0 +1,111 @@
+"""Propagation of representative points to the next frame through the correspondences.
+
+Each point follows the confident correspondences of its own mask that lie nearest to it
+(within a radius): it moves by their median displacement. A point with no such neighbour is
+dropped, and so is one that lands outside the next image (the object left the view there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from mastsam_splat.tracker.representatives import Representatives
+from mastsam_splat.types import Matches
+
+
+@dataclass
+class TrackedPoints:
+    """Where one id's representatives land in frame ``t+1``."""
+
+    points: np.ndarray
+    """[K', 2] float pixel positions in frame t+1 of the points that survived."""
+    num_representatives: int
+    """K: how many representatives the id had in frame t."""
+
+    @property
+    def survival(self) -> float:
+        """Fraction of the representatives that reached frame t+1."""
+        return len(self.points) / self.num_representatives if self.num_representatives else 0.0
+
+
+def propagate_points(
+    points: np.ndarray,
+    xy_a: np.ndarray,
+    xy_b: np.ndarray,
+    radius: float,
+    neighbors: int,
+    size_b: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``points`` [K, 2] of frame a to frame b through correspondences ``xy_a -> xy_b`` [N, 2].
+
+    Args:
+        radius: largest distance (pixels) from a point to a correspondence that may carry it.
+        neighbors: how many nearest correspondences vote (median displacement).
+        size_b: (width, height) of frame b.
+
+    Returns:
+        ``(moved, keep)``: moved positions [K', 2] of the kept points, and the kept mask [K].
+    """
+    keep = np.zeros(len(points), dtype=bool)
+    if len(points) == 0 or len(xy_a) == 0:
+        return np.zeros((0, 2)), keep
+    k = int(min(max(neighbors, 1), len(xy_a)))
+    dist, idx = cKDTree(xy_a).query(points, k=k, distance_upper_bound=radius)
+    dist = dist.reshape(len(points), k)
+    idx = idx.reshape(len(points), k)
+    valid = np.isfinite(dist)
+    keep = valid.any(axis=1)
+    displacement = (xy_b - xy_a).astype(np.float64)
+    votes = displacement[np.minimum(idx, len(xy_a) - 1)]  # [K, k, 2]
+    votes[~valid] = np.nan
+    moved = np.zeros((len(points), 2))
+    if keep.any():
+        moved[keep] = points[keep] + np.nanmedian(votes[keep], axis=1)
+    width, height = size_b
+    inside = (moved[:, 0] >= 0) & (moved[:, 0] < width) & (moved[:, 1] >= 0) & (moved[:, 1] < height)
+    keep &= inside
+    return moved[keep], keep
+
+
+def propagate_representatives(
+    representatives: dict[int, Representatives],
+    matches: Matches,
+    radius: float,
+    neighbors: int,
+    size_b: tuple[int, int],
+) -> dict[int, TrackedPoints]:
+    """Propagate every id's representatives, each through its own id's correspondences only.
+
+    All ids go through one k-d tree: each id's positions are shifted far apart along x
+    (farther than ``radius`` plus the image), so a neighbour search never reaches another id.
+    """
+    ids = sorted(representatives)
+    if not ids:
+        return {}
+    width, _ = size_b
+    spacing = 4.0 * (max(width, 1) + radius + 1.0)
+    points, xy_a, xy_b = [], [], []
+    for n, obj_id in enumerate(ids):
+        reps = representatives[obj_id]
+        shift = np.array([n * spacing, 0.0])
+        points.append(reps.points + shift)
+        xy_a.append(matches.xy_a[reps.match_index].astype(np.float64) + shift)
+        xy_b.append(matches.xy_b[reps.match_index].astype(np.float64) + shift)
+    counts = [len(representatives[i].points) for i in ids]
+    all_points = np.concatenate(points)
+    moved, keep = propagate_points(
+        all_points, np.concatenate(xy_a), np.concatenate(xy_b), radius, neighbors, (10**12, 10**12)
+    )
+    owner = np.repeat(np.arange(len(ids)), counts)
+    moved_owner = owner[keep]
+    out: dict[int, TrackedPoints] = {}
+    height = size_b[1]
+    for n, obj_id in enumerate(ids):
+        pts = moved[moved_owner == n] - np.array([n * spacing, 0.0])
+        inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
+        out[obj_id] = TrackedPoints(points=pts[inside], num_representatives=counts[n])
+    return out
+

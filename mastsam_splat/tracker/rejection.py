@@ -1,0 +1,57 @@
+"""Rejection of ids that were lost in the new frame.
+
+An id is dropped from a frame when too few of its representative points survived
+propagation (it left the view or got occluded), or when the mask obtained from its prompts
+does not contain enough of those prompts (the segmenter segmented something else), or when
+that mask is empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from mastsam_splat.tracker.propagation import TrackedPoints
+from mastsam_splat.tracker.representatives import match_labels
+from mastsam_splat.types import Mask
+
+
+@dataclass
+class RejectionRule:
+    """Thresholds of the rejection step."""
+
+    min_points: int = 2
+    """Fewest tracked points an id needs (fewer: it left the view or is occluded)."""
+    min_survival: float = 0.25
+    """Smallest fraction of its representatives that must have reached the new frame."""
+    min_prompt_support: float = 0.5
+    """Smallest fraction of its positive prompts that its new mask must contain."""
+    min_area: int = 16
+    """Smallest mask area in pixels."""
+
+
+def prompt_support(mask: np.ndarray, positive: np.ndarray) -> float:
+    """Fraction of the positive prompts [P, 2] that fall inside ``mask`` [H, W]."""
+    if len(positive) == 0:
+        return 0.0
+    return float(np.mean(match_labels(mask.astype(np.int64), positive) > 0))
+
+
+def lost_before_prompting(tracked: TrackedPoints, rule: RejectionRule) -> Optional[str]:
+    """Why an id cannot be prompted in the new frame (``None`` when it can)."""
+    if len(tracked.points) < rule.min_points:
+        return "too few points"
+    if tracked.survival < rule.min_survival:
+        return "too few points"
+    return None
+
+
+def lost_after_prompting(mask: Mask, positive: np.ndarray, rule: RejectionRule) -> Optional[str]:
+    """Why an id's prompted mask is not accepted (``None`` when it is)."""
+    if mask.area < rule.min_area:
+        return "empty mask"
+    if prompt_support(mask.segmentation, positive) < rule.min_prompt_support:
+        return "prompts outside mask"
+    return None

@@ -1,0 +1,150 @@
+"""Representative points of each tracked mask: K-Means over the mask's confident correspondences.
+
+A few well-spread points summarise where an object is; they are what gets carried to the next
+frame. Only pixels that have a confident correspondence are candidates, so every
+representative can be propagated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import cv2
+import numpy as np
+
+from mastsam_splat.types import Matches
+
+KMeansBackend = Literal["opencv", "sklearn"]
+
+
+@dataclass
+class Representatives:
+    """The representative points of one id in frame ``t``."""
+
+    points: np.ndarray
+    """[K, 2] float pixel positions in frame t."""
+    match_index: np.ndarray
+    """[N] indices (into the matches) of the id's confident correspondences the points were drawn from."""
+
+
+def num_representatives(area: int, pixels_per_point: float, k_min: int, k_max: int) -> int:
+    """How many points summarise a mask of ``area`` pixels: one per ``pixels_per_point``, within ``[k_min, k_max]``."""
+    if k_min < 1 or k_max < k_min:
+        raise ValueError(f"need 1 <= k_min <= k_max, got k_min={k_min}, k_max={k_max}")
+    k = int(round(area / max(pixels_per_point, 1e-9)))
+    return int(np.clip(k, k_min, k_max))
+
+
+def match_labels(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Label [M] of the pixel holding each position ``xy`` [M, 2]; 0 outside the image."""
+    h, w = labels.shape
+    cols = np.floor(xy[:, 0]).astype(np.int64)
+    rows = np.floor(xy[:, 1]).astype(np.int64)
+    inside = np.isfinite(xy).all(axis=1) & (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    out = np.zeros(len(xy), dtype=np.int64)
+    out[inside] = labels[rows[inside], cols[inside]]
+    return out
+
+
+def kmeans_points(
+    xy: np.ndarray, k: int, seed: int = 0, max_samples: int = 300, backend: KMeansBackend = "opencv"
+) -> np.ndarray:
+    """``k`` representative points of ``xy`` [N, 2]: K-Means (k-means++ init) centres snapped to the nearest member.
+
+    Snapping keeps every point on a pixel of the mask (a centre of a curved cluster can fall
+    outside it) and on a pixel that has a correspondence. Dense correspondences are first
+    subsampled to ``max_samples`` candidates, which leaves the clusters unchanged in practice.
+    ``backend`` is OpenCV's ``cv2.kmeans`` (default: the tracker runs one small K-Means per id
+    per frame, and OpenCV's per-call overhead is several times lower) or scikit-learn's ``KMeans``.
+    """
+    if len(xy) <= k:
+        return xy.astype(np.float64).copy()
+    if len(xy) > max_samples:
+        xy = xy[np.random.default_rng(seed).choice(len(xy), max_samples, replace=False)]
+    if backend == "opencv":
+        cv2.setRNGSeed(seed)
+        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.1)
+        _, assignment, centres = cv2.kmeans(xy.astype(np.float32), k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+        assignment = assignment.ravel()
+    elif backend == "sklearn":
+        from sklearn.cluster import KMeans
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            km = KMeans(n_clusters=k, n_init=1, max_iter=20, random_state=seed).fit(xy)
+        assignment, centres = km.labels_, km.cluster_centers_
+    else:
+        raise ValueError(f"unknown K-Means backend {backend!r}; use 'opencv' or 'sklearn'")
+    out = np.empty((k, 2), dtype=np.float64)
+    for c in range(k):
+        members = np.flatnonzero(assignment == c)
+        if len(members) == 0:
+            members = np.arange(len(xy))
+        d = np.sum((xy[members] - centres[c]) ** 2, axis=1)
+        out[c] = xy[members[np.argmin(d)]]
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_sklearn(backend: KMeansBackend) -> Iterator[None]:
+    """Many tiny scikit-learn K-Means problems: one thread and no per-call validation keep the overhead low."""
+    if backend != "sklearn":
+        yield
+        return
+    import sklearn
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1), sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        yield
+
+
+def select_representatives(
+    labels: np.ndarray,
+    matches: Matches,
+    confidence_threshold: float,
+    pixels_per_point: float,
+    k_min: int,
+    k_max: int,
+    seed: int = 0,
+    backend: KMeansBackend = "opencv",
+) -> dict[int, Representatives]:
+    """Representatives of every id of ``labels`` [H, W] that has confident correspondences.
+
+    Args:
+        labels: frame t's label image (0 = no object).
+        matches: correspondences frame t -> frame t+1 (``xy_a`` in frame t).
+        confidence_threshold: correspondences below it are not candidates.
+        pixels_per_point: mask area per representative point.
+        k_min, k_max: bounds on the number of points per id.
+        backend: K-Means implementation (see :func:`kmeans_points`).
+
+    Returns:
+        id -> its representatives; ids without a confident correspondence are absent.
+    """
+    if len(matches) == 0:
+        return {}
+    confident = np.flatnonzero(matches.confidence >= confidence_threshold)
+    if len(confident) == 0:
+        return {}
+    ids_of_match = match_labels(labels, matches.xy_a[confident])
+    present, areas = np.unique(labels, return_counts=True)
+    area_of = dict(zip(present.tolist(), areas.tolist()))
+    order = np.argsort(ids_of_match, kind="stable")
+    sorted_ids = ids_of_match[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    ends = np.r_[starts[1:], len(sorted_ids)]
+    out: dict[int, Representatives] = {}
+    with _quiet_sklearn(backend):
+        for s, e in zip(starts, ends):
+            obj_id = int(sorted_ids[s])
+            if obj_id == 0:
+                continue
+            index = confident[order[s:e]]
+            k = num_representatives(area_of.get(obj_id, 0), pixels_per_point, k_min, k_max)
+            points = kmeans_points(matches.xy_a[index].astype(np.float64), k, seed=seed + obj_id, backend=backend)
+            out[obj_id] = Representatives(points=points, match_index=index)
+    return out

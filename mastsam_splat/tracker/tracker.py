@@ -1,0 +1,631 @@
+"""The MastSAM tracker: multi-view-consistent label images from a segmenter and a matcher.
+
+Frame 0 gets the segmenter's automatic masks, made disjoint, as ids ``1..n``. Each next frame:
+1. correspondences with the previous frame (matcher);
+2. representatives of every id (K-Means over its confident correspondences);
+3. propagation of the representatives through the correspondences;
+4. re-prompting: the id's tracked points as positives, nearby points of other ids as negatives;
+5. rejection of ids that lost their points or whose mask misses its prompts;
+6. overlap filtering (contested pixels by prompt distance and score) and near-duplicate merging,
+   then the segment consensus (consensus.py): the prompted masks are reconciled with the frame's
+   automatic segments through the correspondences' votes, and new content is released;
+7. unmasked-region initialisation: automatic segments nobody covers become new ids unless the 3D
+   memory recognises an earlier id; the memory also gives back segments an id absorbed from a
+   remembered object, and ids that keep lying inside one segment are merged (fragments).
+After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
+``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Literal, Optional, Sequence
+
+import numpy as np
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.tracker.consolidate import consolidation_merges, presence
+from mastsam_splat.tracker.consensus import ConsensusRule, FragmentMerger, apply_consensus
+from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size
+from mastsam_splat.tracker.new_regions import compact_ids, split_regions
+from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
+from mastsam_splat.tracker.pointcloud import LabelledPointCloud
+from mastsam_splat.tracker.points3d import (
+    FramePoints,
+    PairChain,
+    PointSource,
+    choose_source,
+    depth_grid_step,
+    depth_points,
+    labels_at,
+    matched_points,
+    triangulated_points,
+)
+from mastsam_splat.tracker.prompting import build_prompts, prompt_masks
+from mastsam_splat.tracker.propagation import propagate_representatives
+from mastsam_splat.tracker.rejection import RejectionRule, lost_after_prompting, lost_before_prompting
+from mastsam_splat.tracker.representatives import KMeansBackend, select_representatives
+from mastsam_splat.types import Frame, Matches
+
+MAX_ID = int(np.iinfo(np.uint16).max)
+MEMORY_SAMPLE = 128
+"""3D points per segment looked up in the memory (a random sample estimates the shares well enough)."""
+
+
+def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """Indices of at most ``cap`` random elements of each group in ``wanted`` (``group`` [N] int labels)."""
+    index = np.flatnonzero(np.isin(group, wanted))
+    if len(index) == 0:
+        return index
+    index = index[np.random.default_rng(seed).permutation(len(index))]
+    order = np.argsort(group[index], kind="stable")
+    index = index[order]
+    g = group[index]
+    starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
+    rank = np.arange(len(index)) - np.repeat(starts, np.diff(np.r_[starts, len(index)]))
+    return np.sort(index[rank < cap])
+
+
+@dataclass
+class TrackerConfig:
+    """Parameters of the MastSAM tracker (lengths relative to the image so they hold at any resolution)."""
+
+    mode: Literal["mastsam", "independent"] = "mastsam"
+    """``mastsam``: track ids across frames; ``independent``: per-frame automatic masks with fresh ids
+    (the baseline MastSAM is compared with)."""
+    confidence_threshold: float = 0.5
+    """Correspondences below this confidence are not used for tracking."""
+    area_per_point: float = 0.003
+    """Mask area (fraction of the image) per representative point."""
+    min_points_per_id: int = 3
+    """Fewest representatives per id (K-Means k lower bound)."""
+    max_points_per_id: int = 12
+    """Most representatives per id (K-Means k upper bound)."""
+    kmeans: KMeansBackend = "opencv"
+    """K-Means implementation: opencv (cv2.kmeans, low per-call overhead) or sklearn (scikit-learn KMeans)."""
+    propagation_radius: float = 0.04
+    """Largest distance (fraction of the image diagonal) from a representative to the correspondences carrying it."""
+    propagation_neighbors: int = 4
+    """Correspondences voting on a representative's displacement (median)."""
+    negative_radius: float = 0.2
+    """Other ids' points within this distance (fraction of the image diagonal) of an id's positives are its negatives."""
+    max_negatives: int = 24
+    """Most negative points per prompt."""
+    min_tracked_points: int = 1
+    """An id with fewer tracked points in the new frame is dropped there."""
+    min_survival: float = 0.2
+    """An id keeping less than this fraction of its representatives is dropped."""
+    min_prompt_support: float = 0.5
+    """An id whose prompted mask holds less than this fraction of its positives is dropped."""
+    merge_iou: float = 0.8
+    """Prompted masks of two ids overlapping with IoU above this are merged into the older id."""
+    consensus: bool = True
+    """Reconcile prompted masks with the frame's automatic segments through correspondence votes (see consensus.py)."""
+    fragment_merge_frames: int = 3
+    """Ids lying inside one automatic segment for this many consecutive frames are merged into the oldest
+    (fragments of one object); 0 turns this off."""
+    fragment_containment: float = 0.9
+    """Fraction of an id's pixels inside one automatic segment for it to count as lying inside it."""
+    consolidate: bool = True
+    """After the sequence, merge ids that never share a frame but share 3D voxels (one object before and after
+    an id switch), in every frame (needs 3D points)."""
+    consolidate_min_overlap: float = 0.3
+    """Fraction of the younger id's 3D voxels that must lie in the older id's voxels."""
+    consolidate_max_cooccurrence: float = 0.1
+    """Largest fraction of frames (of the shorter-lived id) in which the two ids may appear together."""
+    retroactive_merge: bool = True
+    """A fragment merge also relabels the earlier frames, so the merged ids agree over the whole sequence."""
+    consensus_min_votes: int = 5
+    """Fewest correspondence votes for a segment's votes to decide."""
+    consensus_share: float = 0.75
+    """A segment goes to the id holding at least this fraction of its votes."""
+    dense_min_density: float = 0.05
+    """Correspondences per pixel above which missing votes mark new content (dense matchers only)."""
+    new_content_ratio: float = 0.3
+    """With dense correspondences, a segment receiving less than this fraction of its expected votes is new content."""
+    snap_share: float = 0.5
+    """A segment the votes leave undecided goes to the id holding this fraction of it in the prompted masks
+    (> 1 turns this off)."""
+    min_area_fraction: float = 0.001
+    """Smallest segment (fraction of the image) kept from automatic masks and accepted as a new id."""
+    min_uncovered_fraction: float = 0.6
+    """An automatic mask at least this uncovered by tracked ids starts a new id (or a re-identified one)."""
+    fill_min_dominance: float = 0.6
+    """Uncovered pixels of an automatic mask join the tracked id holding at least this fraction of its
+    covered pixels (> 1 turns gap filling off)."""
+    memory: bool = True
+    """3D re-identification memory: a new region lying on an earlier id's 3D voxels takes that id."""
+    points: PointSource = "auto"
+    """3D source for the memory and the point cloud: ``auto`` (depth + cameras, else the matcher's 3D points,
+    else triangulation with known cameras), ``depth``, ``matches``, ``triangulated`` or ``none``."""
+    memory_voxel_fraction: float = 0.01
+    """Memory voxel size as a fraction of the first frame's median viewing distance."""
+    memory_exclusive: bool = True
+    """A voxel belongs to the first id that covers it; later labels of other ids do not claim it."""
+    memory_neighborhood: int = 1
+    """Voxels around a point that also count as hits (1: the 3x3x3 block)."""
+    reid_min_fraction: float = 0.5
+    """A new region takes an earlier id when at least this fraction of its 3D points fall in that id's voxels."""
+    reid_min_points: int = 8
+    """Regions with fewer 3D points are not re-identified."""
+    reid_min_coverage: float = 0.3
+    """Regions where 3D points cover less than this fraction of the pixels (relative to the frame's sampling
+    density) are not re-identified: their few points do not represent them (e.g. sky with a sliver of ground)."""
+    reid_extend_present: bool = True
+    """A new region recognised as an id already present in the frame is added to it (the object grew into view)."""
+    memory_check: bool = True
+    """Check every automatic segment against the memory: one whose 3D points lie mostly in another id's voxels,
+    far more than in its own id's, is given back to that other id (undoes absorption by a neighbour)."""
+    memory_check_ratio: float = 2.0
+    """The other id's share of the segment's 3D points must be at least this many times its own id's share."""
+    max_points_per_frame: int = 20000
+    """3D points sampled per frame from depth maps."""
+    max_reprojection_error: float = 2.0
+    """Triangulated points with a larger reprojection error (pixels) are discarded."""
+    cloud_voxel_fraction: float = 0.002
+    """Voxel size of the output point cloud as a fraction of its extent."""
+    seed: int = 0
+    """Seed of K-Means and of the robust alignment."""
+
+    def rejection_rule(self, image_area: int) -> RejectionRule:
+        return RejectionRule(
+            min_points=self.min_tracked_points,
+            min_survival=self.min_survival,
+            min_prompt_support=self.min_prompt_support,
+            min_area=max(1, int(round(self.min_area_fraction * image_area))),
+        )
+
+
+@dataclass
+class FrameReport:
+    """What happened in one frame."""
+
+    index: int
+    name: str
+    num_ids: int = 0
+    tracked: int = 0
+    """Ids carried over from the previous frame."""
+    rejected: dict[str, int] = field(default_factory=dict)
+    """Ids dropped in this frame, by reason."""
+    merged: int = 0
+    new: int = 0
+    reidentified: int = 0
+    """New regions given an earlier id by the 3D memory."""
+    extended: int = 0
+    """New regions added to an id already present (recognised by the memory)."""
+    filled_pixels: int = 0
+    corrected: int = 0
+    """Automatic segments given back to the id whose 3D voxels they lie in."""
+    assigned_segments: int = 0
+    """Automatic segments given to the id their correspondence votes agree on."""
+    released_segments: int = 0
+    """Automatic segments released as new content."""
+    num_matches: int = 0
+    num_points3d: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per stage."""
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(self.seconds.values()))
+
+
+@dataclass
+class TrackResult:
+    """Label images of every frame, with per-frame reports and the labelled point cloud."""
+
+    labels: list[np.ndarray]
+    """[H, W] uint16 label image per frame."""
+    reports: list[FrameReport]
+    points_source: str
+    cloud_xyz: np.ndarray
+    """[N, 3] float32."""
+    cloud_rgb: np.ndarray
+    """[N, 3] uint8."""
+    cloud_ids: np.ndarray
+    """[N] int32."""
+    notes: list[str] = field(default_factory=list)
+
+    def timing(self) -> dict[str, float]:
+        """Total and per-stage seconds, and the median per frame."""
+        stages: dict[str, float] = {}
+        for r in self.reports:
+            for k, v in r.seconds.items():
+                stages[k] = stages.get(k, 0.0) + v
+        per_frame = [r.total_seconds for r in self.reports]
+        return {
+            "total_s": float(sum(per_frame)),
+            "median_frame_s": float(np.median(per_frame)) if per_frame else 0.0,
+            **{f"{k}_s": v for k, v in sorted(stages.items())},
+        }
+
+
+class _Clock:
+    """Accumulates wall time per stage into a dict."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+        self._stage: Optional[str] = None
+        self._start = 0.0
+
+    def __call__(self, stage: str) -> "_Clock":
+        self._stage = stage
+        return self
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._stage is not None
+        self.seconds[self._stage] = self.seconds.get(self._stage, 0.0) + time.perf_counter() - self._start
+
+
+class MastSAMTracker:
+    """Runs the tracker over a frame sequence with a segmenter and a matcher backend."""
+
+    def __init__(self, config: TrackerConfig, segmenter: Any, matcher: Optional[Any], matcher_name: str = "") -> None:
+        self.config = config
+        self.segmenter = segmenter
+        self.matcher = matcher
+        self.matcher_name = matcher_name
+
+    # ------------------------------------------------------------------ driver
+    def run(
+        self, frames: Sequence[Frame], on_frame: Optional[Callable[[FrameReport], None]] = None
+    ) -> TrackResult:
+        """Label every frame in order; ``on_frame`` is called after each one (progress)."""
+        if not frames:
+            raise InputError("no frames to track")
+        cfg = self.config
+        source = choose_source(frames, cfg.points, self.matcher_name)
+        needs_matches = cfg.mode == "mastsam" or source in ("matches", "triangulated")
+        if needs_matches and self.matcher is None:
+            raise ValueError("this configuration needs a matcher")
+        notes = []
+        if source == "none":
+            notes.append("no 3D points (no depth + cameras, no 3D from the matcher, no cameras): "
+                         "no re-identification memory and an empty point cloud")
+        if cfg.mode == "mastsam" and cfg.kmeans == "sklearn":
+            import sklearn.cluster  # noqa: F401  (imported here so that its import time is not charged to frame 1)
+        run = _Run(self, frames, source)
+        for t, frame in enumerate(frames):
+            report = run.step(t, frame)
+            if on_frame is not None:
+                on_frame(report)
+        merged = run.consolidate()
+        if merged:
+            notes.append(f"{merged} id(s) merged after the sequence (same 3D surface, never in the same frame)")
+        xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
+        if source == "matches" and run.chain is not None and run.chain.aligned_pairs:
+            notes.append(f"matcher 3D points of {run.chain.aligned_pairs} pair(s) aligned into one frame")
+        return TrackResult(
+            labels=run.labels,
+            reports=run.reports,
+            points_source=source,
+            cloud_xyz=xyz,
+            cloud_rgb=rgb,
+            cloud_ids=ids,
+            notes=notes,
+        )
+
+
+class _Run:
+    """State of one pass over a sequence."""
+
+    def __init__(self, tracker: MastSAMTracker, frames: Sequence[Frame], source: str) -> None:
+        self.tracker = tracker
+        self.cfg = tracker.config
+        self.frames = frames
+        self.source = source
+        self.labels: list[np.ndarray] = []
+        self.reports: list[FrameReport] = []
+        self.cloud = LabelledPointCloud()
+        self.memory: Optional[VoxelMemory] = None
+        self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
+        self.next_id = 1
+        self.fragments = FragmentMerger(self.cfg.fragment_merge_frames, self.cfg.fragment_containment)
+        self.observed: Optional[VoxelMemory] = None
+        """Every voxel each id was seen on (not exclusive), for the sequence-level consolidation."""
+
+    # -------------------------------------------------------------- helpers
+    def _new_id(self) -> int:
+        if self.next_id > MAX_ID:
+            raise InputError(
+                f"more than {MAX_ID} ids: label images cannot hold them; use fewer frames (--max-frames, --stride) "
+                "or a coarser segmentation"
+            )
+        self.next_id += 1
+        return self.next_id - 1
+
+    def _ensure_memory(self, points: FramePoints, frame: Frame) -> None:
+        if self.memory is not None or not self.cfg.memory or len(points) == 0:
+            return
+        viewpoint = frame.camera.center if frame.camera is not None else None
+        size = auto_voxel_size(points.xyz, self.cfg.memory_voxel_fraction, viewpoint)
+        if size is not None:
+            self.memory = VoxelMemory(size, self.cfg.memory_neighborhood, self.cfg.memory_exclusive)
+
+    def _pair_points(self, t: int, frame: Frame, matches: Optional[Matches]) -> tuple[FramePoints, FramePoints]:
+        """3D points of (previous frame, this frame) from this pair, or of this frame alone (depth)."""
+        empty = FramePoints.empty()
+        if self.source == "depth":
+            return empty, depth_points(frame, self.cfg.max_points_per_frame)
+        if t == 0 or matches is None:
+            return empty, empty
+        if self.source == "matches":
+            a, b = matched_points(matches)
+            assert self.chain is not None
+            return self.chain.add_pair(a, b)
+        if self.source == "triangulated":
+            return triangulated_points(self.frames[t - 1], frame, matches, self.cfg.max_reprojection_error)
+        return empty, empty
+
+    def consolidate(self) -> int:
+        """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
+        if self.observed is None or not self.labels:
+            return 0
+        h, w = self.labels[0].shape
+        min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
+        merges = consolidation_merges(
+            self.observed,
+            presence(self.labels, min_area),
+            self.cfg.consolidate_min_overlap,
+            self.cfg.consolidate_max_cooccurrence,
+        )
+        if not merges:
+            return 0
+        lut = np.arange(self.next_id, dtype=np.int64)
+        for src, dst in merges.items():
+            lut[src] = dst
+        self.labels = [lut[labels].astype(np.uint16) for labels in self.labels]
+        self.cloud.relabel(lut)
+        for report, labels in zip(self.reports, self.labels):
+            report.num_ids = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+        return len(merges)
+
+    # ------------------------------------------------------------------ step
+    def step(self, t: int, frame: Frame) -> FrameReport:
+        cfg = self.cfg
+        report = FrameReport(index=t, name=frame.name)
+        clock = _Clock(report.seconds)
+        h, w = frame.height, frame.width
+        min_area = max(1, int(round(cfg.min_area_fraction * h * w)))
+        seg = self.tracker.segmenter
+
+        with clock("prepare"):
+            state = seg.prepare(frame.image)
+        matches: Optional[Matches] = None
+        if t > 0 and (cfg.mode == "mastsam" or self.source in ("matches", "triangulated")):
+            with clock("match"):
+                matches = self.tracker.matcher.match(self.frames[t - 1], frame)
+            report.num_matches = len(matches)
+        with clock("points"):
+            prev_points, points = self._pair_points(t, frame, matches)
+            if len(points):
+                self._ensure_memory(points, frame)
+            elif t > 0:
+                self._ensure_memory(prev_points, self.frames[t - 1])
+            if t > 0 and len(prev_points):
+                self._remember(prev_points, self.frames[t - 1], self.labels[t - 1], first_pair=(t == 1))
+            report.num_points3d = len(points)
+
+        with clock("auto"):
+            auto = auto_label_image(seg.auto(state), (h, w), min_area)
+        if cfg.mode == "mastsam" and t > 0:
+            assert matches is not None
+            with clock("track"):
+                tracked_labels = self._track(frame, state, matches, auto, report)
+        else:
+            tracked_labels = np.zeros((h, w), dtype=np.int64)
+        with clock("regions"):
+            if cfg.mode == "independent":
+                labels = self._fresh_ids(auto, report)
+            else:
+                labels = self._new_regions(tracked_labels, auto, points, report, min_area)
+                labels = self._check_memory(labels, auto, points, report)
+                labels = self._merge_fragments(labels, auto, report)
+        labels16 = labels.astype(np.uint16)
+        with clock("points"):
+            if len(points):
+                self._remember(points, frame, labels16, first_pair=True)
+        report.num_ids = int(np.count_nonzero(np.bincount(labels16.ravel())[1:]))
+        self.labels.append(labels16)
+        self.reports.append(report)
+        return report
+
+    def _remember(self, points: FramePoints, frame: Frame, labels: np.ndarray, first_pair: bool) -> None:
+        """Add a frame's 3D points to the memory and (once per frame) to the point cloud."""
+        ids = labels_at(labels, points.xy)
+        if self.memory is not None:
+            self.memory.add_labelled(ids, points.xyz)
+            if self.observed is None and self.cfg.consolidate and self.cfg.mode == "mastsam":
+                self.observed = VoxelMemory(self.memory.voxel_size, self.cfg.memory_neighborhood)
+            if self.observed is not None:
+                self.observed.add_labelled(ids, points.xyz)
+        if first_pair:
+            self.cloud.add(points, frame.image, labels)
+
+    def _check_memory(self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport) -> np.ndarray:
+        """Give segments back to the id whose 3D voxels they lie in when their current id has none of them."""
+        cfg = self.cfg
+        if self.memory is None or not cfg.memory_check or len(points) == 0 or not self.labels:
+            return labels
+        num_segments = int(auto.max()) if auto.size else 0
+        if num_segments == 0:
+            return labels
+        ids, index = compact_ids(labels)
+        table = np.bincount(auto.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
+        table = table.reshape(num_segments + 1, len(ids))
+        segment_of_point = labels_at(auto, points.xy)
+        area = table.sum(axis=1)
+        sampling = self._sampling_density(points, labels.shape)
+        holder = ids[np.argmax(table, axis=1)]  # [S + 1] id holding most of each segment
+        points_per_segment = np.bincount(segment_of_point, minlength=num_segments + 1)
+        enough = points_per_segment >= np.maximum(cfg.reid_min_points, cfg.reid_min_coverage * sampling * area)
+        enough[0] = False
+        candidates = np.flatnonzero(enough & (holder > 0))
+        lut = np.full(num_segments + 1, -1, dtype=np.int64)
+        if len(candidates) == 0:
+            return labels
+        # One memory query for (a sample of) the points of the candidate segments; shares per (segment, id).
+        chosen = _sample_per_group(segment_of_point, candidates, MEMORY_SAMPLE, self.cfg.seed)
+        points_per_segment = np.bincount(segment_of_point[chosen], minlength=num_segments + 1)
+        point_index, hit_ids = self.memory.point_hits(points.xyz[chosen])
+        hit_segments = segment_of_point[chosen][point_index]
+        share: dict[int, dict[int, float]] = {}
+        if len(hit_ids):
+            base = int(hit_ids.max()) + 1
+            keys, counts = np.unique(hit_segments * base + hit_ids, return_counts=True)
+            for key, count in zip(keys.tolist(), counts.tolist()):
+                seg, obj_id = divmod(key, base)
+                share.setdefault(seg, {})[obj_id] = count / points_per_segment[seg]
+        for seg in candidates.tolist():
+            fractions = share.get(seg, {})
+            own = fractions.get(int(holder[seg]), 0.0)
+            others = [
+                (f, i)
+                for i, f in fractions.items()
+                if i != holder[seg] and f >= cfg.reid_min_fraction and f >= cfg.memory_check_ratio * own
+            ]
+            if others:
+                lut[seg] = max(others)[1]
+        if not np.any(lut > 0):
+            return labels
+        seg_target = lut[auto]
+        held = labels == holder[auto]
+        change = (seg_target > 0) & held
+        report.corrected = int(np.count_nonzero(lut > 0))
+        return np.where(change, seg_target, labels)
+
+    def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
+        """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
+        due = self.fragments.update(labels, auto)
+        if not due:
+            return labels
+        lut = np.arange(self.next_id, dtype=np.int64)  # every id so far is below next_id
+        for src, dst in due.items():
+            lut[src] = dst
+            if self.memory is not None:
+                self.memory.merge(src, dst)
+        report.merged += len(due)
+        if self.cfg.retroactive_merge:
+            for t, past in enumerate(self.labels):
+                self.labels[t] = lut[past].astype(np.uint16)
+        return lut[labels]
+
+    def _sampling_density(self, points: FramePoints, shape: tuple[int, int]) -> float:
+        """3D points per pixel where the source samples: the depth grid's density, or the matches' overall density."""
+        if self.source == "depth":
+            h, w = shape
+            step = depth_grid_step(w, h, self.cfg.max_points_per_frame)
+            return 1.0 / (step * step)
+        return len(points) / float(shape[0] * shape[1])
+
+    def _fresh_ids(self, auto: np.ndarray, report: FrameReport) -> np.ndarray:
+        """Independent mode: every automatic segment of the frame gets a new id."""
+        n = int(auto.max()) if auto.size else 0
+        if n == 0:
+            return np.zeros_like(auto)
+        first = self.next_id
+        for _ in range(n):
+            self._new_id()
+        report.new = n
+        return np.where(auto > 0, auto + first - 1, 0)
+
+    def _track(
+        self, frame: Frame, state: Any, matches: Matches, auto: np.ndarray, report: FrameReport
+    ) -> np.ndarray:
+        """Carry the previous frame's ids into this frame (steps 2-6); returns tracked labels [H, W]."""
+        cfg = self.cfg
+        h, w = frame.height, frame.width
+        diag = float(np.hypot(w, h))
+        prev = self.labels[-1]
+        rule = cfg.rejection_rule(h * w)
+        reps = select_representatives(
+            prev,
+            matches,
+            confidence_threshold=cfg.confidence_threshold,
+            pixels_per_point=cfg.area_per_point * h * w,
+            k_min=cfg.min_points_per_id,
+            k_max=cfg.max_points_per_id,
+            seed=cfg.seed,
+            backend=cfg.kmeans,
+        )
+        prev_ids = [int(i) for i in compact_ids(prev)[0] if i > 0]
+        tracked = propagate_representatives(
+            reps, matches, cfg.propagation_radius * diag, cfg.propagation_neighbors, (w, h)
+        )
+        for obj_id in prev_ids:
+            if obj_id not in tracked:
+                report.rejected["no correspondences"] = report.rejected.get("no correspondences", 0) + 1
+        prompts = build_prompts(tracked, cfg.negative_radius * diag, cfg.max_negatives)
+        for obj_id, points in tracked.items():
+            reason = lost_before_prompting(points, rule)
+            if reason is not None:
+                report.rejected[reason] = report.rejected.get(reason, 0) + 1
+                prompts.pop(obj_id, None)
+        masks = prompt_masks(self.tracker.segmenter, state, prompts)
+        for obj_id in list(masks):
+            reason = lost_after_prompting(masks[obj_id], prompts[obj_id].positive, rule)
+            if reason is not None:
+                report.rejected[reason] = report.rejected.get(reason, 0) + 1
+                del masks[obj_id]
+        prompts = {i: prompts[i] for i in masks}
+        masks, prompts, merged = merge_duplicates(masks, prompts, cfg.merge_iou)
+        report.merged = len(merged)
+        if self.memory is not None:
+            for src, dst in merged.items():
+                self.memory.merge(src, dst)
+        labels = resolve_overlaps(masks, prompts, (h, w))
+        if cfg.consensus:
+            confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
+            rule = ConsensusRule(
+                cfg.consensus_min_votes, cfg.consensus_share, cfg.dense_min_density, cfg.new_content_ratio, cfg.snap_share
+            )
+            result = apply_consensus(labels, auto, prev, confident, rule, alias=merged)
+            labels = result.labels
+            report.assigned_segments = result.assigned
+            report.released_segments = result.released
+        report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+        return labels
+
+    def _new_regions(
+        self, tracked: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport, min_area: int
+    ) -> np.ndarray:
+        """Gap filling and new ids from uncovered automatic segments (step 7), with 3D re-identification."""
+        cfg = self.cfg
+        split = split_regions(tracked, auto, cfg.min_uncovered_fraction, min_area, cfg.fill_min_dominance)
+        report.filled_pixels = split.filled_pixels
+        labels = split.labels
+        if not split.region_ids:
+            return labels
+        present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist()) - {0}
+        region_of_point = labels_at(split.regions, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
+        region_area = np.bincount(split.regions.ravel())
+        sampling = self._sampling_density(points, split.regions.shape)
+        assign = np.zeros(int(split.regions.max()) + 1, dtype=np.int64)
+        for region in split.region_ids:
+            obj_id = None
+            in_region = region_of_point == region
+            covered = np.count_nonzero(in_region) >= cfg.reid_min_coverage * sampling * region_area[region]
+            if self.memory is not None and covered:
+                exclude = () if cfg.reid_extend_present else present
+                sample = _sample_per_group(in_region.astype(np.int64), np.array([1]), MEMORY_SAMPLE, cfg.seed)
+                found = self.memory.identify(points.xyz[sample], cfg.reid_min_fraction, cfg.reid_min_points, exclude)
+                if found is not None:
+                    obj_id = found.obj_id
+                    if obj_id in present:
+                        report.extended += 1
+                    else:
+                        report.reidentified += 1
+            if obj_id is None:
+                obj_id = self._new_id()
+                report.new += 1
+            assign[region] = obj_id
+        return np.where(split.regions > 0, assign[split.regions], labels)
+
+
+def config_dict(config: TrackerConfig) -> dict[str, Any]:
+    """The config as plain JSON values."""
+    return asdict(config)

@@ -1,0 +1,303 @@
+#!/usr/bin/env python
+"""Benchmark of the MastSAM tracker against per-view segmentation (``independent`` mode).
+
+(a) synthetic scenes (``mastsam_splat.synthetic.make_scene``), an orbit and a forward walk over
+    several seeds, classical segmenter + geometric matcher, scored against ground truth at object
+    and part level: per-view mIoU, consistent mIoU, id switches, IDC, PSC, coverage, granularity;
+(b) real opencv-doc sequences, classical segmenter + SIFT matcher: the aloe stereo pair (reference
+    correspondences from its ground-truth disparity) and frames of tree.avi and Megamind.avi
+    (reference correspondences from forward-backward-checked DIS optical flow), scored with
+    coverage, IDC and PSC;
+plus the wall time per frame of each mode. Prints a table of medians and writes every number to JSON.
+
+    .venv/bin/python scripts/bench_tracker.py [--seeds 0 1 2] [--frames 40] [--out outputs/bench_tracker.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+import cv2
+import numpy as np
+
+OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+# ----------------------------------------------------------------------------- helpers
+def run_tracker(frames: list, mode: str, matcher_name: str, tracker_config: Any) -> tuple[list[np.ndarray], float, Any]:
+    """Labels of every frame and seconds per frame (tracker wall time, backends included)."""
+    from mastsam_splat.matchers import make_matcher
+    from mastsam_splat.segmenters import make_segmenter
+    from mastsam_splat.tracker import MastSAMTracker
+
+    segmenter = make_segmenter("classical")
+    matcher = make_matcher(matcher_name)
+    tracker = MastSAMTracker(replace(tracker_config, mode=mode), segmenter, matcher, matcher_name=matcher_name)
+    start = time.perf_counter()
+    result = tracker.run(frames)
+    seconds = time.perf_counter() - start
+    return result.labels, seconds / len(frames), result
+
+
+def flow_correspondences(frames: list, gaps: tuple[int, ...], step: int = 4, max_error: float = 1.0) -> list:
+    """Reference correspondences from DIS optical flow, kept where forward and backward flow agree."""
+    from mastsam_splat.metrics import Correspondences
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grey = [cv2.cvtColor(f.image, cv2.COLOR_RGB2GRAY) for f in frames]
+    h, w = grey[0].shape
+    cols, rows = np.meshgrid(np.arange(0, w, step), np.arange(0, h, step))
+    out = []
+    for gap in gaps:
+        for a in range(len(frames) - gap):
+            b = a + gap
+            fwd = dis.calc(grey[a], grey[b], None)
+            bwd = dis.calc(grey[b], grey[a], None)
+            flow = fwd[rows, cols]  # [h', w', 2]
+            xb = cols + flow[..., 0]
+            yb = rows + flow[..., 1]
+            back = cv2.remap(bwd, xb.astype(np.float32), yb.astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+            error = np.linalg.norm(flow + back, axis=-1)
+            inside = (xb >= 0) & (xb <= w - 1) & (yb >= 0) & (yb <= h - 1)
+            ok = inside & np.isfinite(error) & (error < max_error)
+            xy_a = np.stack([cols[ok] + 0.5, rows[ok] + 0.5], axis=1)
+            xy_b = np.stack([xb[ok] + 0.5, yb[ok] + 0.5], axis=1)
+            out.append(Correspondences(a=a, b=b, xy_a=xy_a, xy_b=xy_b))
+    return out
+
+
+def disparity_correspondences(disparity: np.ndarray, step: int = 2) -> list:
+    """Left -> right correspondences of a rectified pair from a disparity map in pixels (0 = unknown)."""
+    from mastsam_splat.metrics import Correspondences
+
+    rows, cols = np.nonzero(disparity[::step, ::step] > 0)
+    rows, cols = rows * step, cols * step
+    d = disparity[rows, cols].astype(np.float64)
+    xy_a = np.stack([cols + 0.5, rows + 0.5], axis=1)
+    xy_b = np.stack([cols + 0.5 - d, rows + 0.5], axis=1)
+    return [Correspondences(a=0, b=1, xy_a=xy_a, xy_b=xy_b)]
+
+
+def read_video(path: Path, start: int, stride: int, count: int) -> list:
+    from mastsam_splat.types import Frame
+
+    capture = cv2.VideoCapture(str(path))
+    frames, index = [], 0
+    while len(frames) < count:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        if index >= start and (index - start) % stride == 0:
+            frames.append(Frame(image=np.ascontiguousarray(bgr[:, :, ::-1]), name=f"frame_{index:05d}", index=len(frames), file=path))
+        index += 1
+    capture.release()
+    return frames
+
+
+def synthetic_scene(root: Path, trajectory: str, seed: int, frames: int, width: int, height: int) -> Path:
+    """The scene folder, rendered once and reused when its settings match."""
+    from mastsam_splat.synthetic import make_scene
+
+    folder = root / f"{trajectory}_s{seed}_{frames}f_{width}x{height}"
+    meta = folder / "scene.json"
+    if meta.is_file():
+        settings = json.loads(meta.read_text()).get("settings", {})
+        if (settings.get("frames"), settings.get("seed"), settings.get("trajectory")) == (frames, seed, trajectory):
+            return folder
+    return make_scene(folder, frames=frames, width=width, height=height, seed=seed, trajectory=trajectory, progress=False)
+
+
+def _round(value: Optional[float]) -> Optional[float]:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else round(float(value), 4)
+
+
+# ----------------------------------------------------------------------------- benchmarks
+def bench_synthetic(args: argparse.Namespace, tracker_config: Any) -> list[dict[str, Any]]:
+    from mastsam_splat.io import load_scene, read_label_dir
+    from mastsam_splat.metrics import MetricsConfig, evaluate, geometric_correspondences, view_pairs
+
+    rows = []
+    metrics_config = MetricsConfig(pair_gaps=(1, 2, 4))
+    for trajectory in args.trajectories:
+        for seed in args.seeds:
+            folder = synthetic_scene(Path(args.workdir), trajectory, seed, args.frames, args.width, args.height)
+            scene = load_scene(folder)
+            names = [f.name for f in scene.frames]
+            gt = {level: read_label_dir(folder / level, names) for level in ("instances", "parts")}
+            pairs = view_pairs(len(names), metrics_config.pair_gaps)
+            corr = geometric_correspondences(scene.frames, pairs, step=metrics_config.correspondence_step)
+            for mode in ("mastsam", "independent"):
+                labels, per_frame, result = run_tracker(scene.frames, mode, "geometric", tracker_config)
+                for level, gt_maps in gt.items():
+                    r = evaluate(labels, gt_maps, corr, metrics_config)
+                    num_objects = len({int(i) for g in gt_maps for i in np.unique(g) if i > 0})
+                    row = {
+                        "set": f"synthetic-{trajectory}",
+                        "scene": folder.name,
+                        "seed": seed,
+                        "mode": mode,
+                        "level": "object" if level == "instances" else "part",
+                        "per_view_miou": _round(r.per_view_miou),
+                        "consistent_miou": _round(r.consistent_miou),
+                        "id_switches": r.id_switches,
+                        "id_switches_per_object": _round(r.id_switches / max(num_objects, 1)),
+                        "idc": _round(r.idc),
+                        "psc": _round(r.psc),
+                        "coverage": _round(r.coverage),
+                        "segments_per_frame": _round(r.segments_per_frame),
+                        "gt_segments_per_frame": _round(r.gt_segments_per_frame),
+                        "mean_segment_area": _round(r.mean_segment_area),
+                        "seconds_per_frame": _round(per_frame),
+                        "frames": len(names),
+                    }
+                    rows.append(row)
+                    _progress(row)
+    return rows
+
+
+def bench_real(args: argparse.Namespace, tracker_config: Any) -> list[dict[str, Any]]:
+    from mastsam_splat.io.scene import read_image
+    from mastsam_splat.metrics import consistency_scores, granularity
+    from mastsam_splat.types import Frame
+
+    if not OPENCV_DATA.is_dir():
+        print(f"skipping real sequences: {OPENCV_DATA} not found (apt-get install opencv-doc)", file=sys.stderr)
+        return []
+    sequences = []
+    if "aloe" in args.real_sets and (OPENCV_DATA / "aloeL.jpg").is_file():
+        frames = [
+            Frame(image=read_image(OPENCV_DATA / "aloeL.jpg"), name="aloeL", index=0, file=OPENCV_DATA / "aloeL.jpg"),
+            Frame(image=read_image(OPENCV_DATA / "aloeR.jpg"), name="aloeR", index=1, file=OPENCV_DATA / "aloeR.jpg"),
+        ]
+        disparity = cv2.imread(str(OPENCV_DATA / "aloeGT.png"), cv2.IMREAD_UNCHANGED)
+        sequences.append(("aloe", frames, disparity_correspondences(disparity)))
+    for name, start, stride, count in (("tree.avi", 0, 2, args.real_frames), ("Megamind.avi", 10, 3, args.real_frames)):
+        path = OPENCV_DATA / name
+        if name.split(".")[0].lower() in args.real_sets and path.is_file():
+            frames = read_video(path, start, stride, count)
+            sequences.append((name, frames, flow_correspondences(frames, (1, 2, 4))))
+    rows = []
+    for name, frames, corr in sequences:
+        for mode in ("mastsam", "independent"):
+            try:
+                labels, per_frame, _ = run_tracker(frames, mode, "sift", tracker_config)
+            except Exception as exc:  # a backend failure on one sequence is reported, the others still run
+                row = {"set": "real", "scene": name, "mode": mode, "level": "-", "error": f"{type(exc).__name__}: {exc}"}
+                rows.append(row)
+                print(f"  {name:32s} {mode:11s} FAILED {row['error']}", file=sys.stderr, flush=True)
+                continue
+            scores = consistency_scores(labels, corr)
+            grain = granularity(labels)
+            row = {
+                "set": "real",
+                "scene": name,
+                "mode": mode,
+                "level": "-",
+                "idc": _round(scores.idc),
+                "psc": _round(scores.psc),
+                "coverage": _round(scores.coverage),
+                "segments_per_frame": _round(grain.segments_per_frame),
+                "mean_segment_area": _round(grain.mean_segment_area),
+                "seconds_per_frame": _round(per_frame),
+                "frames": len(frames),
+                "correspondences": scores.num_correspondences,
+            }
+            rows.append(row)
+            _progress(row)
+    return rows
+
+
+def _progress(row: dict[str, Any]) -> None:
+    keys = ("per_view_miou", "consistent_miou", "id_switches", "idc", "psc", "coverage", "segments_per_frame", "seconds_per_frame")
+    text = " ".join(f"{k}={row[k]}" for k in keys if k in row)
+    print(f"  {row['scene']:32s} {row['mode']:11s} {row['level']:6s} {text}", file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- summary
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Medians over seeds / scenes per (set, scene group, mode, level)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        scene = row["scene"] if row["set"] == "real" else row["set"]
+        groups.setdefault((row["set"], scene, row["level"], row["mode"]), []).append(row)
+    out = []
+    metrics = ("per_view_miou", "consistent_miou", "id_switches_per_object", "idc", "psc", "coverage", "segments_per_frame", "seconds_per_frame")
+    for (set_name, scene, level, mode), members in sorted(groups.items()):
+        errors = [r["error"] for r in members if "error" in r]
+        members = [r for r in members if "error" not in r]
+        entry = {"set": set_name, "scene": scene, "level": level, "mode": mode, "runs": len(members), "errors": errors}
+        for m in metrics:
+            values = [r[m] for r in members if r.get(m) is not None]
+            entry[m] = round(float(np.median(values)), 4) if values else None
+        out.append(entry)
+    return out
+
+
+def print_table(summary: list[dict[str, Any]]) -> None:
+    header = f"{'set':22s} {'level':6s} {'mode':11s} {'runs':>4s} {'pvIoU':>6s} {'cIoU':>6s} {'sw/obj':>6s} {'IDC':>6s} {'PSC':>6s} {'cov':>6s} {'seg/f':>6s} {'s/frame':>7s}"
+    print(header)
+    print("-" * len(header))
+
+    def fmt(v: Any, width: int = 6) -> str:
+        return f"{v:{width}.3f}" if isinstance(v, float) else f"{'-':>{width}s}"
+
+    for e in summary:
+        name = e["scene"]
+        if e["errors"] and not e["runs"]:
+            print(f"{name:22s} {e['level']:6s} {e['mode']:11s} failed: {e['errors'][0][:80]}")
+            continue
+        print(
+            f"{name:22s} {e['level']:6s} {e['mode']:11s} {e['runs']:4d} {fmt(e['per_view_miou'])} {fmt(e['consistent_miou'])} "
+            f"{fmt(e['id_switches_per_object'])} {fmt(e['idc'])} {fmt(e['psc'])} {fmt(e['coverage'])} {fmt(e['segments_per_frame'])} "
+            f"{fmt(e['seconds_per_frame'], 7)}"
+        )
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--trajectories", nargs="+", default=["orbit", "forward"], choices=["orbit", "forward"])
+    parser.add_argument("--frames", type=int, default=40, help="frames per synthetic scene")
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--real-frames", type=int, default=30, help="frames taken from each video")
+    parser.add_argument("--real-sets", nargs="+", default=["aloe", "tree", "megamind"], choices=["aloe", "tree", "megamind"])
+    parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--skip-real", action="store_true")
+    parser.add_argument("--workdir", default="outputs/bench_tracker_data", help="where synthetic scenes are rendered (reused)")
+    parser.add_argument("--out", default="outputs/bench_tracker.json")
+    args = parser.parse_args(argv)
+
+    from mastsam_splat.tracker import TrackerConfig
+
+    tracker_config = TrackerConfig()
+    rows: list[dict[str, Any]] = []
+    if not args.skip_synthetic:
+        rows += bench_synthetic(args, tracker_config)
+    if not args.skip_real:
+        rows += bench_real(args, tracker_config)
+    summary = summarise(rows)
+    print_table(summary)
+    ratios = {}
+    for e in summary:
+        if e["mode"] == "mastsam":
+            base = next((b for b in summary if b["mode"] == "independent" and b["scene"] == e["scene"] and b["level"] == e["level"]), None)
+            if base and base["seconds_per_frame"]:
+                ratios[f"{e['scene']}/{e['level']}"] = round(e["seconds_per_frame"] / base["seconds_per_frame"], 3)
+    print("\nwall time mastsam / independent:", ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"args": vars(args), "tracker_config": tracker_config.__dict__, "rows": rows, "summary": summary, "time_ratio": ratios}
+    out.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The 3D re-identification memory, the 3D point sources and the labelled point cloud."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from plyfile import PlyData
+
+from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, unique_pairs
+from mastsam_splat.tracker.pointcloud import LabelledPointCloud, voxel_downsample, write_labelled_ply
+from mastsam_splat.tracker.points3d import (
+    FramePoints,
+    PairChain,
+    choose_source,
+    depth_points,
+    matched_points,
+    triangulated_points,
+    umeyama,
+)
+from mastsam_splat.types import Matches
+
+from planar_scene import DEPTH, render
+
+
+def cube_points(centre, size=1.0, n=400, seed=0) -> np.ndarray:
+    return np.asarray(centre) + (np.random.default_rng(seed).random((n, 3)) - 0.5) * size
+
+
+def test_memory_identifies_the_id_whose_voxels_hold_the_points():
+    memory = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    memory.add(1, cube_points((0, 0, 0)))
+    memory.add(2, cube_points((5, 0, 0)))
+    again = cube_points((5, 0, 0), seed=1)  # same object, other samples
+    found = memory.identify(again, min_fraction=0.5, min_points=10)
+    assert found is not None and found.obj_id == 2 and found.fraction > 0.9
+    assert memory.identify(cube_points((20, 0, 0)), 0.5, 10) is None  # nowhere seen before
+    assert memory.identify(again, 0.5, 10, exclude=[2]) is None
+    assert memory.identify(again[:5], 0.5, 10) is None  # too few points to decide
+    fractions = memory.fractions(np.concatenate([cube_points((0, 0, 0), seed=3), cube_points((5, 0, 0), seed=4)]))
+    assert fractions[1] == pytest.approx(0.5, abs=0.05) and fractions[2] == pytest.approx(0.5, abs=0.05)
+
+
+def test_memory_merge_and_labelled_add():
+    memory = VoxelMemory(voxel_size=0.5, neighborhood=0)
+    pts = np.array([[0.1, 0.1, 0.1], [3.1, 0.1, 0.1], [3.2, 0.2, 0.2], [np.nan, 0, 0]])
+    memory.add_labelled(np.array([4, 7, 0, 4]), pts)
+    assert memory.ids == [4, 7]
+    assert memory.num_voxels(4) == 1 and memory.num_voxels(7) == 1
+    memory.merge(7, 4)
+    assert memory.ids == [4] and memory.num_voxels(4) == 2
+    with pytest.raises(ValueError):
+        VoxelMemory(0.0)
+    keys, ids = unique_pairs(np.array([3, 1, 3, 1]), np.array([2, 2, 2, 5]))
+    assert keys.tolist() == [1, 1, 3] and ids.tolist() == [2, 5, 2]
+
+
+def test_auto_voxel_size_scales_with_viewing_distance():
+    pts = np.array([[0, 0, 10.0]] * 20) + np.random.default_rng(0).normal(0, 0.01, (20, 3))
+    assert auto_voxel_size(pts, 0.01) == pytest.approx(0.1, rel=0.01)
+    assert auto_voxel_size(pts, 0.01, viewpoint=np.array([0, 0, 5.0])) == pytest.approx(0.05, rel=0.02)
+    assert auto_voxel_size(pts[:3], 0.01) is None
+
+
+def test_depth_points_unproject_onto_the_plane():
+    frame = render(0.7)
+    pts = depth_points(frame, max_points=500)
+    assert 300 <= len(pts) <= 2000
+    np.testing.assert_allclose(pts.xyz[:, 2], DEPTH, atol=1e-6)
+    # Pixel (x, y) of a camera at tx = 0.7 sees world x = (x - cx) / f * z + 0.7.
+    np.testing.assert_allclose(pts.xyz[:, 0], (pts.xy[:, 0] - 48) / 80 * DEPTH + 0.7, atol=1e-6)
+
+
+def test_triangulated_points_of_a_posed_pair():
+    a, b = render(0.0), render(0.5)
+    world = np.array([[0.3, 0.2, DEPTH], [-1.0, 0.5, DEPTH], [1.0, -0.7, DEPTH]])
+    xy_a, _ = a.camera.project(world)
+    xy_b, _ = b.camera.project(world)
+    xy_b[2] += 10.0  # a wrong correspondence: large reprojection error, dropped
+    pa, pb = triangulated_points(a, b, Matches(xy_a, xy_b, np.ones(3)), max_reprojection_error=2.0)
+    assert len(pa) == len(pb) == 2
+    np.testing.assert_allclose(pa.xyz, world[:2], atol=1e-3)
+
+
+def test_pair_chain_aligns_per_pair_frames():
+    rng = np.random.default_rng(0)
+    world = rng.random((200, 3)) * 4
+    xy = rng.random((200, 2)) * 90
+    # Pair 1 gives world points; pair 2 gives the same points of the shared frame in another (scaled, moved) frame.
+    angle = 0.3
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    other = 2.0 * world @ rot.T + [1.0, -2.0, 0.5]
+    chain = PairChain()
+    chain.add_pair(FramePoints(xy + 5, world), FramePoints(xy, world))
+    a2, b2 = chain.add_pair(FramePoints(xy, other), FramePoints(xy - 3, other))
+    np.testing.assert_allclose(a2.xyz, world, atol=1e-6)
+    np.testing.assert_allclose(b2.xyz, world, atol=1e-6)
+    assert chain.aligned_pairs == 1
+    transform = umeyama(world, other)
+    np.testing.assert_allclose(world @ transform[:3, :3].T + transform[:3, 3], other, atol=1e-9)
+
+
+def test_matched_points_and_source_choice():
+    m = Matches(np.zeros((2, 2)), np.ones((2, 2)), np.ones(2), pts3d_a=np.array([[0, 0, 1.0], [np.nan, 0, 0]]))
+    pa, pb = matched_points(m)
+    assert len(pa) == len(pb) == 1
+    assert matched_points(Matches.empty())[0].xy.shape == (0, 2)
+    posed = [render(0.0), render(0.3)]
+    unposed = [render(0.0), render(0.3)]
+    for f in unposed:
+        f.camera, f.depth = None, None
+    assert choose_source(posed, "auto", "geometric") == "depth"
+    assert choose_source(unposed, "auto", "sift") == "none"
+    assert choose_source(unposed, "auto", "mast3r") == "matches"
+    assert choose_source(unposed, "depth", "sift") == "none"
+    no_depth = [render(0.0)]
+    no_depth[0].depth = None
+    assert choose_source(no_depth, "auto", "sift") == "matches"
+    assert choose_source(no_depth, "auto", "geometric") == "triangulated"
+
+
+def test_point_cloud_labels_colours_and_downsampling(tmp_path):
+    frame = render(0.0)
+    labels = frame.gt
+    cloud = LabelledPointCloud()
+    pts = depth_points(frame, max_points=5000)
+    cloud.add(pts, frame.image, labels)
+    xyz, rgb, ids = cloud.arrays()
+    assert len(xyz) == len(pts)
+    red = ids == 1
+    assert red.any() and np.all(rgb[red] == [220, 40, 40])
+    down_xyz, down_rgb, down_ids = voxel_downsample(xyz, rgb, ids, voxel_size=0.25)
+    assert 0 < len(down_xyz) < len(xyz)
+    assert set(np.unique(down_ids)) <= set(np.unique(ids))
+    path = write_labelled_ply(tmp_path / "points.ply", down_xyz, down_rgb, down_ids)
+    vertex = PlyData.read(str(path))["vertex"]
+    assert [p.name for p in vertex.properties] == ["x", "y", "z", "red", "green", "blue", "instance_id"]
+    assert len(vertex.data) == len(down_xyz)
+    empty = write_labelled_ply(tmp_path / "empty.ply", np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros(0, np.int32))
+    assert len(PlyData.read(str(empty))["vertex"].data) == 0
+
+
+def test_consolidation_merges_ids_on_one_surface_that_never_share_a_frame():
+    from mastsam_splat.tracker.consolidate import consolidation_merges, presence
+
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    observed.add(1, cube_points((0, 0, 0)))
+    observed.add(2, cube_points((0.05, 0, 0), seed=1))  # the same object, after an id switch
+    observed.add(3, cube_points((4, 0, 0), seed=2))  # elsewhere
+    observed.add(4, cube_points((0, 0, 0), seed=3))  # same place but seen together with 1: a different object
+    frames_of = {1: {0, 1, 2}, 2: {3, 4, 5}, 3: {3, 4, 5}, 4: {1, 2, 3}}
+    assert consolidation_merges(observed, frames_of, min_overlap=0.5, max_cooccurrence=0.1) == {2: 1}
+    labels = [np.array([[1, 1], [0, 3]], dtype=np.uint16), np.array([[3, 0], [0, 0]], dtype=np.uint16)]
+    assert presence(labels, min_area=2) == {1: {0}}
