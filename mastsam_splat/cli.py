@@ -17,6 +17,7 @@ from mastsam_splat.errors import InputError
 SUBCOMMANDS: dict[str, str] = {
     "synth": "mastsam_splat.synthetic:SynthCommand",
     "eval": "mastsam_splat.metrics:EvalCommand",
+    "track": "mastsam_splat.tracker.command:TrackCommand",
 }
 
 
