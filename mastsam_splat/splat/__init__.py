@@ -1,0 +1,1 @@
+"""Gaussians with instance features: renderers, parameters, losses, initialisation, training, PLY."""

@@ -1,0 +1,491 @@
+"""A small standalone trainer: Gaussians + instance features fitted to a scene and its label images.
+
+Used by tests, benchmarks and the CPU demo; the Nerfstudio model reuses the same pieces
+(``rendering.render``, ``instance``, ``init``). Every ``eval_every``-th frame is held out and
+scored at the end: PSNR of the render, and instance mIoU of the rendered labels against
+ground-truth label images (``metrics.consistent_miou`` / ``per_view_miou``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional
+
+import numpy as np
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.splat.config import InstanceConfig
+
+@dataclass
+class SplatTrainConfig:
+    """Fit 3D Gaussians with instance features to a scene with cameras and per-frame label images,
+    then report held-out PSNR and instance mIoU and write the Gaussians (with object ids) as a PLY."""
+
+    data: Path
+    """Scene with cameras: a Nerfstudio dataset folder (e.g. from ``mastsam synth``) or its transforms.json."""
+    labels: Optional[Path] = None
+    """Folder of label images ``<frame>.png`` that supervise the features (a tracker's ``masks/``).
+    Default: the dataset's ground-truth ``instances/``."""
+    output_dir: Optional[Path] = None
+    """Where to write gaussians.ply, metrics.json, checkpoint.pt and held-out renders; nothing is written when unset."""
+    init_ply: Optional[Path] = None
+    """Labelled point cloud for the initial Gaussians. Default: ``points.ply`` next to the labels folder
+    (the tracker's), else the dataset's ``ply_file_path``, else random points."""
+    eval_labels: Optional[Path] = None
+    """Ground-truth label images for the mIoU of held-out views. Default: the dataset's ``instances/`` if present."""
+    steps: int = 600
+    """Optimisation steps (one image each)."""
+    downscale: int = 1
+    """Train and evaluate at 1/downscale of the image resolution."""
+    eval_every: int = 8
+    """Hold out every n-th frame for evaluation (0: no held-out frames)."""
+    max_frames: Optional[int] = None
+    """Use at most this many frames of the scene."""
+    max_init_points: Optional[int] = 10_000
+    """Subsample the initial point cloud to this many Gaussians."""
+    num_random: int = 5_000
+    """Random Gaussians when there is no point cloud."""
+    sh_degree: int = 1
+    """Maximum spherical-harmonics degree of colour."""
+    sh_degree_interval: int = 200
+    """Steps between raising the SH degree by one."""
+    init_opacity: float = 0.1
+    """Initial opacity of every Gaussian."""
+    background: Literal["learned", "black", "white", "random"] = "learned"
+    """Background colour: optimised, fixed black/white, or random per step (forces empty space to stay empty)."""
+    ssim_lambda: float = 0.2
+    """Weight of (1 - SSIM) in the colour loss (the rest is L1)."""
+    lr_means: float = 1.6e-4
+    """Learning rate of positions, times the scene scale; decays exponentially to 1% over the run."""
+    lr_scales: float = 0.005
+    lr_quats: float = 0.001
+    lr_opacities: float = 0.05
+    lr_colors: float = 0.0025
+    lr_background: float = 0.01
+    densify: bool = False
+    """Grow, split and prune Gaussians with gsplat's DefaultStrategy."""
+    refine_every: int = 100
+    """Steps between densification rounds."""
+    refine_start: int = 100
+    """First step of densification."""
+    refine_stop_fraction: float = 0.7
+    """Fraction of the run after which densification stops."""
+    grow_grad2d: float = 2e-4
+    """Image-space gradient threshold for growing (gsplat's default without absgrad)."""
+    instance: InstanceConfig = field(default_factory=InstanceConfig)
+    """Instance feature, head and losses."""
+    backend: Literal["auto", "gsplat", "torch"] = "auto"
+    """Rasterizer: gsplat on CUDA, the torch reference rasterizer on CPU (auto picks by device)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Torch device (auto: CUDA when available)."""
+    threads: Optional[int] = None
+    """CPU threads for torch (default: torch's choice)."""
+    seed: int = 0
+    """Random seed (initialisation, frame order, regulariser sampling)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def main(self) -> None:
+        """Train, evaluate, write outputs and print the figures."""
+        from rich.console import Console
+
+        result = train(self)
+        console = Console()
+        console.print(result.summary())
+        if self.output_dir is not None:
+            console.print(f"outputs in [bold]{self.output_dir}[/bold]")
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    params: Any
+    """Final ``nn.ParameterDict`` (Splatfacto layout + ``instance_features``)."""
+    head: Any
+    """Trained ``InstanceHead``."""
+    space: Any
+    """``LabelSpace`` of the head's classes."""
+    instance_ids: np.ndarray
+    """[N] object id of each Gaussian (0: none)."""
+    metrics: Dict[str, Any]
+    """Held-out PSNR, instance mIoU, timings, counts."""
+
+    def summary(self) -> str:
+        m = self.metrics
+        parts = [f"{m['num_gaussians']} Gaussians", f"{m['steps']} steps in {m['train_seconds']:.1f} s ({m['steps_per_second']:.2f} steps/s)"]
+        if m.get("psnr") is not None:
+            parts.append(f"held-out PSNR {m['psnr']:.2f} dB")
+        if m.get("miou") is not None:
+            parts.append(f"instance mIoU {m['miou']:.3f} (per-view {m['miou_per_view']:.3f})")
+        return ", ".join(parts)
+
+
+@dataclass
+class _View:
+    name: str
+    image: Any  # [H, W, 3] float tensor
+    classes: Optional[Any]  # [H, W] int64 tensor
+    gt: Optional[np.ndarray]  # [H, W] uint16 ground-truth ids
+    viewmat: Any  # [1, 4, 4]
+    K: Any  # [1, 3, 3]
+    width: int
+    height: int
+
+
+def _resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def _downscale_image(image: np.ndarray, d: int) -> np.ndarray:
+    import cv2
+
+    if d == 1:
+        return image
+    h, w = image.shape[0] // d, image.shape[1] // d
+    return cv2.resize(image[: h * d, : w * d], (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _downscale_labels(labels: np.ndarray, d: int) -> np.ndarray:
+    """Nearest-neighbour downscale that samples each block's centre pixel (floor size)."""
+    if d == 1:
+        return labels
+    h, w = labels.shape[0] // d, labels.shape[1] // d
+    return labels[d // 2 :: d, d // 2 :: d][:h, :w]
+
+
+def _default_labels(scene) -> Optional[Path]:
+    folder = Path(scene.root) / "instances"
+    return folder if folder.is_dir() else None
+
+
+def _load_views(config: SplatTrainConfig, device) -> tuple[list[_View], list[_View], Any, Optional[Path], Any]:
+    import torch
+
+    from mastsam_splat.io import load_scene, read_label_dir
+    from mastsam_splat.splat.instance import LabelSpace
+
+    scene = load_scene(config.data, max_frames=config.max_frames)
+    if not scene.has_cameras:
+        raise InputError("the scene has no cameras; Gaussians need posed images (a Nerfstudio dataset)", config.data)
+    if config.downscale < 1:
+        raise InputError(f"downscale must be >= 1, got {config.downscale}")
+    labels_dir = config.labels if config.labels is not None else _default_labels(scene)
+    if labels_dir is None:
+        raise InputError("no label images: pass --labels (e.g. a tracker's masks/ folder)", config.data)
+    if not Path(labels_dir).is_dir():
+        raise InputError("label folder not found", labels_dir)
+    eval_dir = config.eval_labels if config.eval_labels is not None else _default_labels(scene)
+    if eval_dir is not None and not Path(eval_dir).is_dir():
+        raise InputError("ground-truth label folder not found", eval_dir)
+
+    frames = scene.frames
+    held = [i for i in range(len(frames)) if config.eval_every > 0 and i % config.eval_every == 0]
+    if len(held) == len(frames):
+        held = []
+    train_idx = [i for i in range(len(frames)) if i not in set(held)]
+    names = [f.name for f in frames]
+    shapes = [(f.height, f.width) for f in frames]
+    train_labels = read_label_dir(labels_dir, [names[i] for i in train_idx], [shapes[i] for i in train_idx])
+    gt = read_label_dir(eval_dir, names, shapes) if eval_dir is not None else [None] * len(frames)
+    space = LabelSpace.from_label_maps(train_labels)
+    if space.num_classes < 2:
+        raise InputError("the label images hold no object ids (all 0)", labels_dir)
+
+    d = config.downscale
+    train_lab = dict(zip(train_idx, train_labels))
+    train_views, eval_views = [], []
+    for i, frame in enumerate(frames):
+        cam = frame.camera
+        img = _downscale_image(frame.image, d)
+        h, w = img.shape[:2]
+        K = cam.K.copy()
+        K[:2] /= d
+        lab = train_lab.get(i)
+        view = _View(
+            name=frame.name,
+            image=torch.as_tensor(img, dtype=torch.float32, device=device) / 255.0,
+            classes=None if lab is None else torch.as_tensor(space.to_class(_downscale_labels(lab, d)), device=device),
+            gt=None if gt[i] is None else _downscale_labels(gt[i], d),
+            viewmat=torch.as_tensor(cam.world_to_cam, dtype=torch.float32, device=device)[None],
+            K=torch.as_tensor(K, dtype=torch.float32, device=device)[None],
+            width=w,
+            height=h,
+        )
+        (eval_views if i in held else train_views).append(view)
+    init_ply = config.init_ply
+    if init_ply is None:
+        tracker_points = Path(labels_dir).parent / "points.ply"
+        if config.labels is not None and tracker_points.is_file():
+            init_ply = tracker_points
+        elif scene.ply_file is not None and Path(scene.ply_file).is_file():
+            init_ply = Path(scene.ply_file)
+    return train_views, eval_views, space, init_ply, scene
+
+
+def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], space, train_views, device):
+    import torch
+
+    from mastsam_splat.splat.init import gaussians_from_points, random_points
+    from mastsam_splat.splat.ply import read_point_cloud
+
+    if init_ply is not None:
+        cloud = read_point_cloud(init_ply)
+    else:
+        centers = np.stack([torch.linalg.inv(v.viewmat[0]).cpu().numpy()[:3, 3] for v in train_views])
+        cloud = random_points(config.num_random, centers.mean(0), float(np.abs(centers - centers.mean(0)).max()), config.seed)
+    params = gaussians_from_points(
+        cloud,
+        sh_degree=config.sh_degree,
+        feature_dim=config.instance.feature_dim,
+        init_opacity=config.init_opacity,
+        space=space,
+        max_points=config.max_init_points,
+        seed=config.seed,
+    )
+    return params.to(device)
+
+
+def _scene_scale(views: list[_View]) -> float:
+    import torch
+
+    centers = torch.stack([torch.linalg.inv(v.viewmat[0])[:3, 3] for v in views])
+    return float((centers - centers.mean(0)).norm(dim=-1).max().clamp_min(1e-6)) * 1.1
+
+
+def train(config: SplatTrainConfig) -> TrainResult:
+    """Run the training and the held-out evaluation; write outputs when ``output_dir`` is set."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: SplatTrainConfig) -> TrainResult:
+    import torch
+    from tqdm.auto import tqdm
+
+    from mastsam_splat.splat.instance import InstanceHead, KnnRegularizer, class_embeddings
+    from mastsam_splat.splat.params import FEATURE_KEY, activated, make_optimizers
+    from mastsam_splat.splat.rendering import render, resolve_backend
+
+    if config.steps < 1:
+        raise InputError(f"steps must be >= 1, got {config.steps}")
+    torch.manual_seed(config.seed)
+    device = _resolve_device(config.device)
+    backend = resolve_backend(config.backend, device)
+    train_views, eval_views, space, init_ply, _ = _load_views(config, device)
+    if not train_views:
+        raise InputError("no training frames left after holding out evaluation frames", config.data)
+    params = _initial_params(config, init_ply, space, train_views, device)
+    icfg = config.instance
+    use_features = icfg.feature_dim > 0
+    head = InstanceHead(max(icfg.feature_dim, 1), space.num_classes).to(device)
+    if use_features:
+        head.seed(class_embeddings(space.num_classes, icfg.feature_dim, seed=config.seed).to(device))
+
+    scene_scale = _scene_scale(train_views)
+    lrs = {
+        "means": config.lr_means * scene_scale,
+        "scales": config.lr_scales,
+        "quats": config.lr_quats,
+        "opacities": config.lr_opacities,
+        "features_dc": config.lr_colors,
+        "features_rest": config.lr_colors / 20.0,
+        FEATURE_KEY: icfg.feature_lr,
+    }
+    optimizers = make_optimizers(params, lrs)
+    head_opt = torch.optim.Adam(head.parameters(), lr=icfg.head_lr)
+    bg_param = torch.zeros(3, device=device, requires_grad=config.background == "learned")
+    bg_opt = torch.optim.Adam([bg_param], lr=config.lr_background) if config.background == "learned" else None
+    decay = 0.01 ** (1.0 / config.steps)
+    means_sched = torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=decay)
+    knn = KnnRegularizer(k=icfg.knn_k, num_samples=icfg.knn_samples, refresh_every=icfg.knn_refresh_every, seed=config.seed)
+
+    strategy = state = None
+    if config.densify:
+        from gsplat.strategy import DefaultStrategy
+
+        strategy = DefaultStrategy(
+            grow_grad2d=config.grow_grad2d,
+            refine_start_iter=config.refine_start,
+            refine_stop_iter=int(config.steps * config.refine_stop_fraction),
+            refine_every=config.refine_every,
+            reset_every=10**9,
+            absgrad=False,
+            verbose=False,
+        )
+        strategy.check_sanity(params, optimizers)
+        state = strategy.initialize_state(scene_scale=scene_scale)
+
+    ssim = None
+    if config.ssim_lambda > 0:
+        from pytorch_msssim import SSIM
+
+        ssim = SSIM(data_range=1.0, size_average=True, channel=3)
+
+    rng = np.random.default_rng(config.seed)
+    order: list[int] = []
+    history: List[Dict[str, float]] = []
+    t0 = time.perf_counter()
+    bar = tqdm(range(config.steps), desc="training", unit="step", disable=not config.progress)
+    for step in bar:
+        if not order:
+            order = list(rng.permutation(len(train_views)))
+        view = train_views[order.pop()]
+        if config.background == "learned":
+            bg = torch.sigmoid(bg_param)
+        elif config.background == "random":
+            bg = torch.rand(3, device=device)
+        else:
+            bg = torch.full((3,), 1.0 if config.background == "white" else 0.0, device=device)
+        sh_degree = min(step // max(config.sh_degree_interval, 1), config.sh_degree)
+        act = activated(params)
+        out = render(
+            act["means"], act["quats"], act["scales"], act["opacities"], act["sh"],
+            view.viewmat, view.K, view.width, view.height,
+            sh_degree=sh_degree, features=act.get("features") if use_features else None,
+            backgrounds=bg[None], detach_geometry_for_features=icfg.detach_geometry, backend=backend,
+        )  # fmt: skip
+        if strategy is not None:
+            strategy.step_pre_backward(params, optimizers, state, step, out.meta)
+        pred = out.rgb[0]
+        gt_img = view.image
+        l1 = (pred - gt_img).abs().mean()
+        loss = l1 * (1.0 - config.ssim_lambda)
+        if ssim is not None:
+            loss = loss + config.ssim_lambda * (1.0 - ssim(pred.permute(2, 0, 1)[None], gt_img.permute(2, 0, 1)[None]))
+        ce = knn_loss = torch.zeros((), device=device)
+        if use_features:
+            from mastsam_splat.splat.instance import instance_loss
+
+            ce = instance_loss(out.features[0], view.classes, head, icfg.background_weight)
+            knn_loss = knn(params[FEATURE_KEY], params["means"], step) if icfg.knn_weight > 0 else knn_loss
+            loss = loss + icfg.loss_weight * ce + icfg.knn_weight * knn_loss
+        loss.backward()
+        for opt in optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if use_features:
+            head_opt.step()
+            head_opt.zero_grad(set_to_none=True)
+        if bg_opt is not None:
+            bg_opt.step()
+            bg_opt.zero_grad(set_to_none=True)
+        means_sched.step()
+        if strategy is not None:
+            strategy.step_post_backward(params, optimizers, state, step, out.meta, packed=False)
+        if step % 10 == 0 or step == config.steps - 1:
+            with torch.no_grad():
+                psnr = float(-10 * torch.log10(((pred - gt_img) ** 2).mean().clamp_min(1e-10)))
+            history.append({"step": step, "loss": loss.item(), "psnr": psnr, "instance": ce.item(), "knn": knn_loss.item()})
+            bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{psnr:.1f}", n=int(params['means'].shape[0]))
+    train_seconds = time.perf_counter() - t0
+    bar.close()
+
+    from mastsam_splat.splat.instance import assign_instances
+
+    ids, _ = assign_instances(params[FEATURE_KEY].detach(), head, space, icfg.min_confidence) if use_features else (
+        np.zeros(params["means"].shape[0], dtype=np.int64), None)  # fmt: skip
+    evaluation = evaluate(params, head, space, eval_views, config, backend, torch.sigmoid(bg_param).detach() if config.background == "learned" else bg.detach())
+    metrics = {
+        "num_gaussians": int(params["means"].shape[0]),
+        "steps": config.steps,
+        "train_seconds": train_seconds,
+        "steps_per_second": config.steps / max(train_seconds, 1e-9),
+        "backend": backend,
+        "num_train_views": len(train_views),
+        "num_eval_views": len(eval_views),
+        "num_classes": space.num_classes,
+        "object_ids": space.to_list(),
+        "init_ply": None if init_ply is None else str(init_ply),
+        **evaluation.pop("scores"),
+        "history": history,
+    }
+    result = TrainResult(params=params, head=head, space=space, instance_ids=ids, metrics=metrics)
+    if config.output_dir is not None:
+        _write_outputs(config, result, evaluation)
+    return result
+
+
+def evaluate(params, head, space, views: list[_View], config: SplatTrainConfig, backend: str, background) -> Dict[str, Any]:
+    """Render held-out views: PSNR, rendered label images, mIoU against their ground truth."""
+    import torch
+
+    from mastsam_splat.splat.instance import label_image
+    from mastsam_splat.splat.params import activated
+    from mastsam_splat.splat.rendering import render
+
+    use_features = config.instance.feature_dim > 0
+    psnrs, preds, gts, renders = [], [], [], []
+    with torch.no_grad():
+        act = activated(params)
+        for view in views:
+            out = render(
+                act["means"], act["quats"], act["scales"], act["opacities"], act["sh"],
+                view.viewmat, view.K, view.width, view.height,
+                sh_degree=config.sh_degree, features=act.get("features") if use_features else None,
+                backgrounds=background[None], backend=backend,
+            )  # fmt: skip
+            rgb = out.rgb[0].clamp(0, 1)
+            psnrs.append(float(-10 * torch.log10(((rgb - view.image) ** 2).mean().clamp_min(1e-10))))
+            pred = label_image(out.features[0], head, space, out.alpha[0], config.instance.min_confidence) if use_features else None
+            renders.append((view.name, rgb.cpu().numpy(), pred))
+            if pred is not None and view.gt is not None:
+                preds.append(pred)
+                gts.append(view.gt)
+    scores: Dict[str, Any] = {"psnr": float(np.mean(psnrs)) if psnrs else None, "psnr_per_view": psnrs}
+    scores["miou"] = scores["miou_per_view"] = None
+    if preds:
+        from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
+
+        table = overlap_table(preds, gts)
+        scores["miou"] = consistent_miou(table).miou
+        scores["miou_per_view"] = per_view_miou(table).miou
+    return {"scores": scores, "renders": renders}
+
+
+def _write_outputs(config: SplatTrainConfig, result: TrainResult, evaluation: Dict[str, Any]) -> None:
+    import cv2
+    import torch
+
+    from mastsam_splat.io import atomic_path, atomic_write_text, write_label_image
+    from mastsam_splat.objects.plyio import write_gaussians_ply
+    from mastsam_splat.splat.ply import to_gaussians
+
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_gaussians_ply(out / "gaussians.ply", to_gaussians(result.params, result.instance_ids))
+    with atomic_path(out / "checkpoint.pt") as tmp:
+        torch.save(
+            {
+                "params": {k: v.detach().cpu() for k, v in result.params.items()},
+                "head": result.head.state_dict(),
+                "object_ids": result.space.to_list(),
+                "instance_ids": torch.as_tensor(result.instance_ids),
+            },
+            tmp,
+        )
+    for name, rgb, labels in evaluation["renders"]:
+        with atomic_path(out / "eval" / f"{name}_rgb.png") as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor((rgb * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        if labels is not None:
+            write_label_image(out / "eval" / f"{name}_labels.png", labels)
+    metrics = dict(result.metrics)
+    metrics["config"] = json.loads(json.dumps(asdict(config), default=str))
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
