@@ -288,7 +288,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     for e in summary:
         if e["mode"] == "mastsam":
             base = next((b for b in summary if b["mode"] == "independent" and b["scene"] == e["scene"] and b["level"] == e["level"]), None)
-            if base and base["seconds_per_frame"]:
+            if base and base["seconds_per_frame"] and e["seconds_per_frame"]:
                 ratios[f"{e['scene']}/{e['level']}"] = round(e["seconds_per_frame"] / base["seconds_per_frame"], 3)
     print("\nwall time mastsam / independent:", ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     out = Path(args.out)

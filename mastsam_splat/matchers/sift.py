@@ -167,10 +167,16 @@ class SiftMatcher:
         keep = np.zeros(len(xy_a), dtype=bool)
         if len(xy_a) < max(cfg.min_matches, 8):
             return keep
-        fund, inliers = cv2.findFundamentalMat(
-            xy_a, xy_b, cv2.USAC_MAGSAC, cfg.ransac_threshold, cfg.ransac_confidence, cfg.ransac_max_iters
-        )
-        if fund is None or inliers is None:
+        try:
+            fund, inliers = cv2.findFundamentalMat(
+                xy_a, xy_b, cv2.USAC_MAGSAC, cfg.ransac_threshold, cfg.ransac_confidence, cfg.ransac_max_iters
+            )
+        except cv2.error:
+            # MAGSAC raises instead of returning nothing on degenerate inputs; fall back to plain RANSAC.
+            fund, inliers = cv2.findFundamentalMat(
+                xy_a, xy_b, cv2.FM_RANSAC, cfg.ransac_threshold, cfg.ransac_confidence, cfg.ransac_max_iters
+            )
+        if fund is None or inliers is None or fund.shape != (3, 3):
             return keep
         return inliers.ravel().astype(bool)
 

@@ -13,8 +13,10 @@ correspondences from the previous frame correct this:
   receives almost none of the votes its size predicts (new content: it just came into view or
   out of occlusion), is released: no id keeps it, so it becomes a new region (or is recognised
   by the 3D memory);
-- otherwise (votes split between ids, or too few votes to tell) the segment goes to the id its
-  prompted masks give most of it (``snap_share``), or the prompted masks stay as they are.
+- a segment with too few votes to tell, or any undecided segment when the correspondences are
+  sparse, goes to the id its prompted masks give most of it (``snap_share``), so the tracked labels
+  take the frame's segment boundaries;
+- otherwise (dense votes split between ids) the prompted masks stay as they are.
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ class ConsensusRule:
     new_content_ratio: float = 0.3
     """With dense correspondences, a segment receiving fewer than this fraction of its expected votes is new content."""
     snap_share: float = 0.5
-    """A segment the votes leave undecided goes to the id its prompted masks give at least this fraction of its
-    pixels (> 1 turns snapping off)."""
+    """An undecided segment (too few votes, or sparse correspondences) goes to the id its prompted masks give at
+    least this fraction of its pixels (> 1 turns snapping off)."""
 
 
 @dataclass
@@ -125,7 +127,10 @@ def apply_consensus(
         ).reshape(num_segments + 1, len(claim_ids))
         holder = np.argmax(claims[:, 1:], axis=1) + 1 if len(claim_ids) > 1 else np.zeros(num_segments + 1, np.int64)
         held = claims[np.arange(num_segments + 1), holder] if len(claim_ids) > 1 else np.zeros(num_segments + 1)
-        snap = (target < 0) & (held >= rule.snap_share * np.maximum(area, 1)) & (len(claim_ids) > 1)
+        # Where the votes are too few to tell, or the correspondences too sparse for a split of a handful of
+        # votes to mean much. Dense votes split between ids mean the prompted split is real.
+        undecided = (labelled_votes < rule.min_votes) | (not dense)
+        snap = (target < 0) & undecided & (held >= rule.snap_share * np.maximum(area, 1)) & (len(claim_ids) > 1)
         target[snap] = claim_ids[holder[snap]]
     target[0] = -1
     change = target[auto_labels]

@@ -17,6 +17,9 @@ import numpy as np
 from mastsam_splat.tracker.memory import VoxelMemory
 from mastsam_splat.tracker.new_regions import compact_ids
 
+MAX_VOXELS = 256
+"""Voxels per id compared during consolidation."""
+
 
 def presence(label_maps: Sequence[np.ndarray], min_area: int) -> dict[int, set[int]]:
     """Frames (indices) in which each id covers at least ``min_area`` pixels."""
@@ -56,11 +59,14 @@ def consolidation_merges(
     if len(keys) == 0:
         return {}
     order = sorted(frames_of, key=lambda i: (min(frames_of[i]), i))
+    rng = np.random.default_rng(0)
     leader: dict[int, int] = {}
     group_frames: dict[int, set[int]] = {}
     merges: dict[int, int] = {}
     for b in order:
         own = keys[ids == b]
+        if len(own) > MAX_VOXELS:  # a random sample estimates the overlap well enough
+            own = own[rng.choice(len(own), MAX_VOXELS, replace=False)]
         best, best_overlap = None, 0.0
         if len(own):
             point_index, hit_ids = observed.point_hits(voxel_centres(own, observed.voxel_size))

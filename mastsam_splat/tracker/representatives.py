@@ -131,8 +131,7 @@ def select_representatives(
     if len(confident) == 0:
         return {}
     ids_of_match = match_labels(labels, matches.xy_a[confident])
-    present, areas = np.unique(labels, return_counts=True)
-    area_of = dict(zip(present.tolist(), areas.tolist()))
+    areas = np.bincount(labels.ravel())
     order = np.argsort(ids_of_match, kind="stable")
     sorted_ids = ids_of_match[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
@@ -144,7 +143,7 @@ def select_representatives(
             if obj_id == 0:
                 continue
             index = confident[order[s:e]]
-            k = num_representatives(area_of.get(obj_id, 0), pixels_per_point, k_min, k_max)
+            k = num_representatives(int(areas[obj_id]) if obj_id < len(areas) else 0, pixels_per_point, k_min, k_max)
             points = kmeans_points(matches.xy_a[index].astype(np.float64), k, seed=seed + obj_id, backend=backend)
             out[obj_id] = Representatives(points=points, match_index=index)
     return out

@@ -125,8 +125,8 @@ class TrackerConfig:
     new_content_ratio: float = 0.3
     """With dense correspondences, a segment receiving less than this fraction of its expected votes is new content."""
     snap_share: float = 0.5
-    """A segment the votes leave undecided goes to the id holding this fraction of it in the prompted masks
-    (> 1 turns this off)."""
+    """An undecided segment (too few votes, or sparse correspondences) goes to the id holding this fraction of it
+    in the prompted masks (> 1 turns this off)."""
     min_area_fraction: float = 0.001
     """Smallest segment (fraction of the image) kept from automatic masks and accepted as a new id."""
     min_uncovered_fraction: float = 0.6
