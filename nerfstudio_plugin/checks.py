@@ -1,0 +1,89 @@
+"""Input checks run before anything is trained, and a clean exit for the user's mistakes.
+
+Nerfstudio would otherwise fail late (after caching images or running the tracker) with a
+library traceback: an ``assert`` in the dataparser, a ``FileNotFoundError`` from PIL, an
+``IndexError`` from ``os.listdir`` on an empty checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+from mastsam_splat.errors import InputError
+
+CHECKPOINT_NAME = re.compile(r"^step-(\d+)\.ckpt$")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn an :class:`InputError` into a one-line message and exit status 2 (no traceback)."""
+    try:
+        yield
+    except InputError as exc:
+        from nerfstudio.utils.rich_utils import CONSOLE
+
+        CONSOLE.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from exc
+
+
+def transforms_file(data: Path) -> Path:
+    """The transforms.json of a Nerfstudio dataset given its folder or the file itself."""
+    return data if data.suffix == ".json" else data / "transforms.json"
+
+
+def check_nerfstudio_dataset(data: Optional[Path]) -> None:
+    """A Nerfstudio dataset folder with a transforms.json whose frames point at existing images."""
+    if data is None or str(data) in ("", "."):
+        raise InputError("no dataset given; pass --data <folder with transforms.json>")
+    data = Path(data)
+    if not data.exists():
+        raise InputError("dataset not found", data)
+    transforms = transforms_file(data)
+    if not transforms.is_file():
+        raise InputError(
+            "not a Nerfstudio dataset (no transforms.json); make one with `ns-process-data` or `mastsam synth`", data
+        )
+    try:
+        meta = json.loads(transforms.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", transforms) from None
+    frames = meta.get("frames") if isinstance(meta, dict) else None
+    if not isinstance(frames, list) or not frames:
+        raise InputError("the dataset has no images ('frames' is missing or empty)", transforms)
+    root = transforms.parent
+    missing: List[str] = []
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, dict) or "file_path" not in frame:
+            raise InputError(f"frame {i} has no 'file_path'", transforms)
+        if not (root / frame["file_path"]).is_file():
+            missing.append(str(frame["file_path"]))
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise InputError(f"{len(missing)} of {len(frames)} images listed in transforms.json are missing: {shown}", root)
+
+
+def latest_checkpoint(load_dir: Path, load_step: Optional[int] = None) -> Path:
+    """The checkpoint ``--load-dir`` (+ ``--load-step``) names, checked to exist."""
+    load_dir = Path(load_dir)
+    if not load_dir.is_dir():
+        raise InputError("checkpoint folder not found (--load-dir)", load_dir)
+    steps = sorted(int(m.group(1)) for p in load_dir.iterdir() if (m := CHECKPOINT_NAME.match(p.name)))
+    if not steps:
+        raise InputError("no step-*.ckpt checkpoint in this folder (--load-dir)", load_dir)
+    step = steps[-1] if load_step is None else int(load_step)
+    path = load_dir / f"step-{step:09d}.ckpt"
+    if not path.is_file():
+        raise InputError(f"no checkpoint for step {step}; found steps {steps}", load_dir)
+    return path
+
+
+def check_resume_paths(load_dir: Optional[Path], load_step: Optional[int], load_checkpoint: Optional[Path]) -> None:
+    """``--load-dir`` / ``--load-checkpoint`` name existing checkpoints."""
+    if load_dir is not None:
+        latest_checkpoint(load_dir, load_step)
+    elif load_checkpoint is not None and not Path(load_checkpoint).is_file():
+        raise InputError("checkpoint not found (--load-checkpoint)", load_checkpoint)

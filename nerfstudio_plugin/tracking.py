@@ -1,0 +1,255 @@
+"""Run the MastSAM tracker on a Nerfstudio training split, or reuse its cached result.
+
+The tracker sees the training images at their file resolution with the dataparser's cameras
+(Nerfstudio's normalised world frame) and, when the dataset has them, depth maps scaled into
+that frame; so its labelled point cloud lands directly in the frame the Gaussians live in,
+whichever dataparser produced the split. Outputs are the ``mastsam track`` files (masks/,
+tracks.json, points.ply, overlays/) in a cache folder next to the dataset, reused while the
+training images, cameras, depth and tracker settings are unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Literal, Optional
+
+import numpy as np
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.tracker.tracker import TrackerConfig
+from mastsam_splat.types import Camera, Frame
+
+DEFAULT_CACHE_SUBDIR = Path("mastsam") / "training-views"
+"""Cache folder, relative to the dataset folder, when ``cache_dir`` is not given."""
+
+
+@dataclass
+class TrackingConfig:
+    """MastSAM tracker settings used before training (the options of ``mastsam track``)."""
+
+    segmenter: Literal["classical", "sam"] = "classical"
+    """Segmenter backend: classical (no weights) or sam (segment-anything; needs --...sam-checkpoint)."""
+    sam_checkpoint: Optional[Path] = None
+    """Local segment-anything checkpoint (.pth) for the sam segmenter."""
+    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
+    """Architecture of the SAM checkpoint."""
+    matcher: Literal["auto", "sift", "geometric", "mast3r"] = "auto"
+    """Correspondences: geometric (exact, from depth + cameras), sift (OpenCV), mast3r (needs
+    --...mast3r-checkpoint); auto = geometric when every training image has a depth map, else sift."""
+    mast3r_checkpoint: Optional[Path] = None
+    """Local MASt3R checkpoint for the mast3r matcher."""
+    cache_dir: Optional[Path] = None
+    """Folder for the tracker's results (default: <dataset>/mastsam/training-views)."""
+    recompute: bool = False
+    """Run the tracker even when the cached result matches (replaces it)."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """Tracker parameters (mode mastsam|independent, thresholds, 3D memory)."""
+
+
+@dataclass
+class TrackedLabels:
+    """Where the tracker's labels are for each training image, and its labelled point cloud."""
+
+    label_files: List[Path]
+    """Label image of each training image, in dataset order."""
+    num_ids: int
+    """Largest id in any label image."""
+    points_file: Path
+    cache_dir: Path
+    status: Literal["reused", "computed"]
+    seconds: float
+    settings: Dict[str, Any]
+
+    def points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Labelled cloud: xyz [P, 3] float32 (training frame), rgb [P, 3] uint8, ids [P] int64."""
+        from nerfstudio_plugin.dataparser import read_ply_points
+
+        xyz, rgb, ids = read_ply_points(self.points_file)
+        return xyz, rgb, np.zeros(len(xyz), dtype=np.int64) if ids is None else ids
+
+    def report(self) -> Dict[str, Any]:
+        return {
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "cache_dir": str(self.cache_dir),
+            "num_ids": self.num_ids,
+            "frames": len(self.label_files),
+            **self.settings,
+        }
+
+
+def check_checkpoints(config: TrackingConfig) -> None:
+    """The selected backends' checkpoints are given and exist (checked before anything runs)."""
+    needed = []
+    if config.segmenter == "sam":
+        needed.append(("sam-checkpoint", config.sam_checkpoint, "the sam segmenter"))
+    if config.matcher == "mast3r":
+        needed.append(("mast3r-checkpoint", config.mast3r_checkpoint, "the mast3r matcher"))
+    for option, path, user in needed:
+        if path is None:
+            raise InputError(f"{user} needs --pipeline.datamanager.tracking.{option} PATH (a local checkpoint file)")
+        if not Path(path).is_file():
+            raise InputError(f"checkpoint not found (--pipeline.datamanager.tracking.{option}, for {user})", path)
+
+
+def training_frames(dataset: Any) -> List[Frame]:
+    """The training split as tracker frames: file-resolution images, dataparser cameras, scaled depth."""
+    from mastsam_splat.io.scene import read_depth, read_image
+
+    outputs = dataset._dataparser_outputs
+    cameras = outputs.cameras
+    metadata = outputs.metadata
+    depth_files = metadata.get("depth_filenames")
+    depth_scale = float(metadata.get("depth_unit_scale_factor", 1e-3))
+    frames: List[Frame] = []
+    names = set()
+    for i, path in enumerate(outputs.image_filenames):
+        path = Path(path)
+        if path.stem in names:
+            raise InputError("two training images share a file name; label images are stored by name", path)
+        names.add(path.stem)
+        image = read_image(path)
+        camera = cameras[i]
+        K = camera.get_intrinsics_matrices().numpy().astype(np.float64)
+        width, height = int(camera.width.item()), int(camera.height.item())
+        if (width, height) != (image.shape[1], image.shape[0]):
+            raise InputError(f"image is {image.shape[1]}x{image.shape[0]} but its camera says {width}x{height}", path)
+        c2w = camera.camera_to_worlds.numpy().astype(np.float64)
+        depth = None
+        if depth_files is not None:
+            depth = read_depth(depth_files[i], depth_scale) * float(outputs.dataparser_scale)
+            if depth.shape != image.shape[:2]:
+                raise InputError(
+                    f"depth map is {depth.shape[1]}x{depth.shape[0]} but its image is {width}x{height}", depth_files[i]
+                )
+        frames.append(
+            Frame(
+                image=image,
+                name=path.stem,
+                index=i,
+                file=path,
+                camera=Camera.from_opengl_c2w(c2w, K, width, height),
+                depth=depth,
+            )
+        )
+    return frames
+
+
+def _command(config: TrackingConfig, frames: List[Frame], data_root: Path, cache_dir: Path):
+    """A ``mastsam track`` command with these settings (for its backend configs and fingerprint)."""
+    from mastsam_splat.tracker.command import TrackCommand
+
+    matcher = config.matcher
+    if matcher == "auto":
+        matcher = "geometric" if all(f.depth is not None and f.camera is not None for f in frames) else "sift"
+    elif matcher == "geometric" and not all(f.depth is not None for f in frames):
+        raise InputError("the geometric matcher needs a depth map for every training image; use sift", data_root)
+    return TrackCommand(
+        data=data_root,
+        output_dir=cache_dir,
+        segmenter=config.segmenter,
+        sam_checkpoint=config.sam_checkpoint,
+        sam_model_type=config.sam_model_type,
+        matcher=matcher,
+        mast3r_checkpoint=config.mast3r_checkpoint,
+        overwrite=True,
+        quiet=True,
+        tracker=config.tracker,
+    )
+
+
+def check_label_sizes(label_files: List[Path], frames: List[Frame]) -> None:
+    """Every label image exists and has exactly its image's size (PNG header reads only)."""
+    from nerfstudio_plugin.dataset import image_file_size
+
+    for path, frame in zip(label_files, frames):
+        if not path.is_file():
+            raise InputError(f"label image of {frame.name} is missing from the tracker cache", path)
+        size = image_file_size(path)
+        if size != (frame.height, frame.width):
+            raise InputError(
+                f"cached label image is {size[1]}x{size[0]} but its image {frame.name} is "
+                f"{frame.width}x{frame.height}; delete the cache folder or pass "
+                "--pipeline.datamanager.tracking.recompute True",
+                path,
+            )
+
+
+def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path) -> TrackedLabels:
+    """Label the training images with the tracker, or reuse the cached labels (logged either way)."""
+    from nerfstudio.utils.rich_utils import CONSOLE
+
+    from mastsam_splat.matchers import make_matcher
+    from mastsam_splat.segmenters import make_segmenter
+    from mastsam_splat.tracker.cache import ResultCache, config_fingerprint, input_fingerprint
+    from mastsam_splat.tracker.outputs import MASKS_DIR, OUTPUT_NAMES, OVERLAYS_DIR, POINTS_FILE, write_outputs
+    from mastsam_splat.tracker.tracker import MastSAMTracker
+
+    check_checkpoints(config)
+    start = time.perf_counter()
+    cache_dir = Path(config.cache_dir) if config.cache_dir is not None else data_root / DEFAULT_CACHE_SUBDIR
+    # Inside the dataset the cache moves with it, so it names no absolute path; elsewhere it names the dataset.
+    inside = data_root.resolve() in cache_dir.resolve().parents
+    source = "training split" if inside else f"training split of {data_root.resolve()}"
+    frames = training_frames(dataset)
+    command = _command(config, frames, data_root, cache_dir)
+    fingerprint = command.fingerprint_config()
+    cache = ResultCache(
+        output_dir=cache_dir,
+        source=source,
+        input_hash=input_fingerprint(frames),
+        config_hash=config_fingerprint(fingerprint),
+    )
+    if config.recompute:
+        cache.manifest_path.unlink(missing_ok=True)  # its files then count as ours to replace
+    # Results of another source are replaced only in the dataset's own cache folder.
+    decision = cache.decide(OUTPUT_NAMES, overwrite=config.recompute or inside)
+    reason = "recompute requested" if config.recompute else decision.reason
+    settings = {"segmenter": command.segmenter, "matcher": command.matcher, "mode": config.tracker.mode}
+    if decision.action == "reuse":
+        status = "reused"
+        CONSOLE.log(f"MastSAM tracker: reusing cached labels in {cache_dir} ({reason})")
+    else:
+        status = "computed"
+        CONSOLE.log(
+            f"MastSAM tracker: labelling {len(frames)} training images "
+            f"(segmenter {command.segmenter}, matcher {command.matcher}; {reason})"
+        )
+        segmenter = make_segmenter(command.segmenter, command.segmenter_config())
+        matcher = make_matcher(command.matcher, command.matcher_config())
+        tracker = MastSAMTracker(config.tracker, segmenter, matcher, matcher_name=command.matcher)
+        result = tracker.run(frames)
+        planned = (
+            [f"{MASKS_DIR}/{f.name}.png" for f in frames]
+            + [f"{OVERLAYS_DIR}/{f.name}.jpg" for f in frames]
+            + [n for n in OUTPUT_NAMES if n not in (MASKS_DIR, OVERLAYS_DIR)]
+        )
+        cache.begin(planned)
+        written = write_outputs(cache_dir, frames, result, fingerprint, {})
+        cache.finish(written, extra={"reason": reason})
+    label_files = [cache_dir / MASKS_DIR / f"{f.name}.png" for f in frames]
+    check_label_sizes(label_files, frames)
+    num_ids = _largest_id(cache_dir)
+    seconds = time.perf_counter() - start
+    if status == "computed":
+        CONSOLE.log(f"MastSAM tracker: {num_ids} ids over {len(frames)} images in {seconds:.1f} s -> {cache_dir}")
+    return TrackedLabels(
+        label_files=label_files,
+        num_ids=num_ids,
+        points_file=cache_dir / POINTS_FILE,
+        cache_dir=cache_dir,
+        status=status,
+        seconds=seconds,
+        settings=settings,
+    )
+
+
+def _largest_id(cache_dir: Path) -> int:
+    """Largest object id, from tracks.json."""
+    from mastsam_splat.io import read_tracks
+    from mastsam_splat.tracker.outputs import TRACKS_FILE
+
+    tracks = read_tracks(cache_dir / TRACKS_FILE)
+    return max((int(obj["id"]) for obj in tracks.get("objects", [])), default=0)
