@@ -1,0 +1,528 @@
+"""Training-free lifting: vote multi-view label images onto the Gaussians that rendered them.
+
+For every view, the scene is rendered with the project's rasterizer and each Gaussian's
+alpha-compositing weight ``w[g, p] = alpha[g, p] * T[g, p]`` is summed over the pixels of each
+label: ``W[g, l] = sum_p w[g, p] [label(p) = l]``. The sums come from the renderer itself, as
+the gradient of the rendered image of per-Gaussian dummy channels (one per label, all zero)
+with respect to those channels, given the one-hot label image as upstream gradient; so a
+Gaussian hidden behind another surface (transmittance ~ 0) gets no vote from that surface's
+pixels. Only Gaussians that can reach a view are passed to the renderer for it. Votes are
+summed over views in a sparse (Gaussian, label) table that is compacted every few views, so
+memory stays bounded by the number of Gaussians, not views.
+
+Each Gaussian then takes the label with the largest total weight when that label holds at
+least ``min_share`` of the Gaussian's total weight (background pixels included), else
+background (0); a Gaussian whose total weight stays below ``min_weight`` was seen by no view
+and stays unlabelled (-1).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Sequence, Union
+
+import numpy as np
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.objects.gaussians import BACKGROUND, UNLABELLED, Gaussians
+from mastsam_splat.types import Camera
+
+LABEL_BITS = 16
+"""Labels are uint16; a (Gaussian, label) pair is packed as ``gaussian << 16 | label``."""
+
+
+@dataclass
+class LiftConfig:
+    """Settings of the label vote."""
+
+    min_share: float = 0.5
+    """A Gaussian takes its heaviest label only when that label holds at least this share of its total weight."""
+    min_weight: float = 1e-3
+    """Gaussians whose compositing weight summed over all views is below this are unseen (unlabelled, -1)."""
+    min_visible_fraction: float = 0.05
+    """Stop with an error when fewer Gaussians than this fraction are visible in the views (wrong frame)."""
+    min_coverage: float = 0.05
+    """Stop with an error when the rendered scene covers less than this fraction of a typical view's pixels
+    (median over views; checked early on the first views too): the cameras look past the scene."""
+    views_per_chunk: int = 8
+    """Views whose votes are buffered before the vote table is compacted (memory vs. speed)."""
+    rasterizer: Literal["auto", "torch", "gsplat"] = "auto"
+    """Renderer: gsplat's CUDA kernels, the project's torch rasterizer, or auto (gsplat when CUDA is there)."""
+    rasterize_mode: Literal["classic", "antialiased"] = "classic"
+    """Compositing mode the scene was trained with (a --load-config run's own setting is used)."""
+    near_plane: float = 0.01
+    """Gaussians closer to a camera than this are not rendered (scene units)."""
+    check_views: int = 3
+    """Views rendered in colour to compare with their images (PSNR), as a check of the camera frame; 0 = none."""
+    min_psnr: float = 12.0
+    """A colour check below this PSNR (dB) is reported as a warning: the cameras may not match the scene."""
+    min_agreement: float = 0.7
+    """A median winning share (over seen Gaussians) below this is reported as a warning: the views disagree
+    about the Gaussians' labels (cameras in another frame, or inconsistent masks)."""
+
+
+@dataclass
+class LiftView:
+    """One view to vote from: its camera and label image (or a function that reads it)."""
+
+    name: str
+    camera: Camera
+    labels: Union[np.ndarray, Callable[[], np.ndarray]]
+    """[H, W] uint16 label image, or a loader returning it (read only when the view is processed)."""
+    image: Optional[Union[np.ndarray, Callable[[], np.ndarray]]] = None
+    """[H, W, 3] uint8 RGB photo of the view, for the colour check (optional)."""
+    source: Optional[str] = None
+    """File of the label image (for error messages)."""
+
+    def load_labels(self) -> np.ndarray:
+        labels = self.labels() if callable(self.labels) else self.labels
+        labels = np.asarray(labels)
+        expected = (self.camera.height, self.camera.width)
+        if labels.shape != expected:
+            size = f"{labels.shape[1]}x{labels.shape[0]}" if labels.ndim == 2 else f"of shape {labels.shape}"
+            raise InputError(
+                f"label image of view {self.name!r} is {size} but its frame is {expected[1]}x{expected[0]}",
+                self.source,
+            )
+        if labels.dtype.kind not in "ui" or (labels.size and labels.min() < 0):
+            raise InputError(f"label image of view {self.name!r} must hold non-negative integer ids", self.source)
+        return labels.astype(np.int64)
+
+    def load_image(self) -> Optional[np.ndarray]:
+        if self.image is None:
+            return None
+        return np.asarray(self.image() if callable(self.image) else self.image)
+
+
+@dataclass
+class LiftResult:
+    """Per-Gaussian labels and how they were obtained."""
+
+    instance_ids: np.ndarray
+    """[N] int32: object id, 0 background, -1 unseen."""
+    share: np.ndarray
+    """[N] float32 share of the winning label in the Gaussian's total weight (0 when unseen)."""
+    total_weight: np.ndarray
+    """[N] float32 compositing weight summed over views and pixels."""
+    num_views: int
+    seen_fraction: float
+    """Fraction of Gaussians whose total weight reached ``min_weight``."""
+    coverage: dict[str, float] = field(default_factory=dict)
+    """Per view: mean rendered opacity over its pixels."""
+    agreement: float = 0.0
+    """Median share of the winning label over seen Gaussians (1 = every view agrees)."""
+    timing: dict[str, float] = field(default_factory=dict)
+    psnr: dict[str, float] = field(default_factory=dict)
+    """Colour-check PSNR per checked view."""
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        ids = self.instance_ids
+        return {
+            "objects": int(len(np.unique(ids[ids > 0]))),
+            "labelled": int((ids > 0).sum()),
+            "background": int((ids == BACKGROUND).sum()),
+            "unlabelled": int((ids == UNLABELLED).sum()),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# renderer
+
+
+def resolve_rasterizer(name: str) -> str:
+    """``auto`` -> ``gsplat`` when CUDA is available, else ``torch``."""
+    import torch
+
+    if name == "auto":
+        return "gsplat" if torch.cuda.is_available() else "torch"
+    if name == "gsplat" and not torch.cuda.is_available():
+        raise InputError("--rasterizer gsplat needs a CUDA GPU; use torch (or auto) on this machine")
+    return name
+
+
+def _camera_tensors(camera: Camera, device: str) -> tuple[Any, Any]:
+    import torch
+
+    viewmat = torch.as_tensor(camera.world_to_cam, dtype=torch.float32, device=device)[None]
+    K = torch.as_tensor(camera.K, dtype=torch.float32, device=device)[None]
+    return viewmat, K
+
+
+def in_view(params: dict, camera: Camera, near_plane: float, tile_px: float = 16.0) -> Any:
+    """Indices of the Gaussians the rasterizer can draw in ``camera`` (a superset; the rest are skipped).
+
+    A Gaussian is kept when it lies beyond the near plane and its centre projects within
+    ``3.5 sigma`` of the image plus a tile, where ``sigma`` bounds its projected standard
+    deviation: ``s * f / z * sqrt(1 + (x^2 + y^2) / z^2)`` for its largest scale ``s`` (the
+    projection's Jacobian norm), widened by the rasterizer's 2D blur. The rasterizer draws a
+    Gaussian only within ``3 sigma`` (rounded out to whole tiles), so dropping the others does
+    not change the render; it saves projecting and sorting Gaussians that reach no pixel.
+    """
+    import torch
+
+    R = torch.as_tensor(camera.world_to_cam[:3, :3], dtype=params["means"].dtype, device=params["means"].device)
+    t = torch.as_tensor(camera.world_to_cam[:3, 3], dtype=R.dtype, device=R.device)
+    cam = params["means"] @ R.T + t
+    z = cam[:, 2]
+    front = z > near_plane
+    zc = torch.where(front, z, torch.ones_like(z))
+    K = camera.K
+    x = K[0, 0] * cam[:, 0] / zc + K[0, 2]
+    y = K[1, 1] * cam[:, 1] / zc + K[1, 2]
+    slant = torch.sqrt(1.0 + (cam[:, 0].square() + cam[:, 1].square()) / zc.square())
+    sigma = params["scales"].max(dim=-1).values * max(K[0, 0], K[1, 1]) / zc * slant
+    reach = 3.5 * torch.sqrt(sigma.square() + 0.3) + tile_px
+    keep = front & (x > -reach) & (x < camera.width + reach) & (y > -reach) & (y < camera.height + reach)
+    return torch.nonzero(keep).squeeze(1)
+
+
+def label_weights(
+    params: dict,
+    camera: Camera,
+    labels: np.ndarray,
+    backend: str,
+    config: LiftConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Compositing weight of every Gaussian on the pixels of every label of one view.
+
+    Renders, with the project's renderer, one zero channel per label present in ``labels``
+    [H, W] for the Gaussians that can reach the view, and back-propagates the one-hot label
+    image: the gradient w.r.t. channel ``l`` of Gaussian ``g`` is ``sum_p w[g, p] [label(p) = l]``
+    (the same quantity as ``splat.rendering.accumulate_label_weights``, here in one pass for all
+    labels and with the scene's ``rasterize_mode``). Returns sparse triples ``(gaussian [M],
+    label [M], weight [M])`` with weight > 0.
+    """
+    import torch
+
+    from mastsam_splat.splat.rendering import rasterize
+
+    device = params["means"].device
+    present, compact = np.unique(labels, return_inverse=True)
+    L = len(present)
+    H, W = labels.shape
+    idx = in_view(params, camera, config.near_plane)
+    if idx.numel() == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.float32)
+    onehot = torch.zeros(H * W, L, device=device)
+    onehot[torch.arange(H * W, device=device), torch.as_tensor(compact.reshape(-1), device=device)] = 1.0
+    carrier = torch.zeros(idx.numel(), L, device=device, requires_grad=True)
+    viewmat, K = _camera_tensors(camera, str(device))
+    with torch.enable_grad():
+        render, _, _ = rasterize(
+            params["means"][idx],
+            params["quats"][idx],
+            params["scales"][idx],
+            params["opacities"][idx],
+            carrier,
+            viewmat,
+            K,
+            W,
+            H,
+            near_plane=config.near_plane,
+            packed=False,
+            render_mode="RGB",
+            rasterize_mode=config.rasterize_mode,
+            backend=backend,
+        )
+        (grad,) = torch.autograd.grad(render, carrier, grad_outputs=onehot.view(1, H, W, L))
+    local, label = torch.nonzero(grad > 0, as_tuple=True)
+    weights = grad[local, label]
+    label_ids = torch.as_tensor(present.astype(np.int64), device=device)[label]
+    return idx[local].cpu().numpy(), label_ids.cpu().numpy(), weights.float().cpu().numpy()
+
+
+def render_colours(params: dict, sh_degree: int, camera: Camera, backend: str, config: LiftConfig) -> np.ndarray:
+    """[H, W, 3] float RGB render of one view on a black background (for the colour check)."""
+    import torch
+
+    from mastsam_splat.splat.rendering import rasterize
+
+    viewmat, K = _camera_tensors(camera, str(params["means"].device))
+    with torch.no_grad():
+        render, _, _ = rasterize(
+            means=params["means"],
+            quats=params["quats"],
+            scales=params["scales"],
+            opacities=params["opacities"],
+            colors=params["shs"],
+            viewmats=viewmat,
+            Ks=K,
+            width=camera.width,
+            height=camera.height,
+            near_plane=config.near_plane,
+            sh_degree=sh_degree,
+            packed=False,
+            rasterize_mode=config.rasterize_mode,
+            backend=backend,
+        )
+    return render[0].clamp(0, 1).cpu().numpy()
+
+
+def render_label_image(
+    gaussians: Gaussians,
+    camera: Camera,
+    config: Optional[LiftConfig] = None,
+    min_alpha: float = 0.5,
+    params: Optional[dict] = None,
+) -> np.ndarray:
+    """[H, W] uint16 id image of labelled Gaussians seen from ``camera``.
+
+    Each id's one-hot channel is rendered; a pixel takes the id with the largest rendered
+    weight, and 0 where the accumulated opacity is below ``min_alpha`` (unlabelled Gaussians
+    count as background).
+    """
+    import torch
+
+    from mastsam_splat.splat.rendering import rasterize
+
+    config = config or LiftConfig()
+    if gaussians.instance_ids is None:
+        raise InputError("the Gaussians carry no object ids", gaussians.source)
+    backend = resolve_rasterizer(config.rasterizer)
+    device = "cuda" if backend == "gsplat" else "cpu"
+    params = params if params is not None else gaussians.torch_params(device)
+    present, compact = np.unique(np.maximum(gaussians.instance_ids, 0), return_inverse=True)
+    channels = torch.nn.functional.one_hot(torch.as_tensor(compact, device=device), len(present)).float()
+    viewmat, K = _camera_tensors(camera, device)
+    with torch.no_grad():
+        render, alpha, _ = rasterize(
+            means=params["means"],
+            quats=params["quats"],
+            scales=params["scales"],
+            opacities=params["opacities"],
+            colors=channels,
+            viewmats=viewmat,
+            Ks=K,
+            width=camera.width,
+            height=camera.height,
+            near_plane=config.near_plane,
+            packed=False,
+            rasterize_mode=config.rasterize_mode,
+            backend=backend,
+        )
+    best = render[0].argmax(dim=-1).cpu().numpy()
+    ids = present[best]
+    ids[alpha[0, ..., 0].cpu().numpy() < min_alpha] = 0
+    return ids.astype(np.uint16)
+
+
+# ---------------------------------------------------------------------------------------------
+# votes
+
+
+class VoteTable:
+    """Sparse per-(Gaussian, label) weight sums with bounded memory.
+
+    Incoming triples are buffered and merged into a sorted, duplicate-free table (keys
+    ``gaussian << 16 | label``) whenever the buffer holds ``flush_every`` batches.
+    """
+
+    def __init__(self, num_gaussians: int, flush_every: int = 8) -> None:
+        self.num_gaussians = int(num_gaussians)
+        self.flush_every = max(1, int(flush_every))
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.values = np.zeros(0, dtype=np.float64)
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, gaussians: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> None:
+        keys = (np.asarray(gaussians, np.int64) << LABEL_BITS) | np.asarray(labels, np.int64)
+        self._pending.append((keys, np.asarray(weights, np.float64)))
+        if len(self._pending) >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        keys = np.concatenate([self.keys] + [k for k, _ in self._pending])
+        values = np.concatenate([self.values] + [v for _, v in self._pending])
+        self._pending = []
+        self.keys, inverse = np.unique(keys, return_inverse=True)
+        self.values = np.bincount(inverse, weights=values, minlength=len(self.keys))
+
+    @property
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.values.nbytes + sum(k.nbytes + v.nbytes for k, v in self._pending)
+
+    def decide(self, min_share: float, min_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-Gaussian ``(ids [N] int32, share [N] float32, total [N] float32)`` (see module docstring)."""
+        self.flush()
+        n = self.num_gaussians
+        gauss = self.keys >> LABEL_BITS
+        label = self.keys & ((1 << LABEL_BITS) - 1)
+        total = np.bincount(gauss, weights=self.values, minlength=n)
+        best = np.full(n, -1.0)
+        np.maximum.at(best, gauss, self.values)
+        # keys are sorted, so the first entry reaching the maximum is the smallest such label
+        is_best = self.values >= best[gauss]
+        winners = np.flatnonzero(is_best)
+        first_of_gauss = np.unique(gauss[winners], return_index=True)[1]
+        chosen = winners[first_of_gauss]
+        best_label = np.zeros(n, dtype=np.int64)
+        best_label[gauss[chosen]] = label[chosen]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = np.where(total > 0, np.maximum(best, 0.0) / np.where(total > 0, total, 1.0), 0.0)
+        ids = np.where(share >= min_share, best_label, BACKGROUND)
+        ids = np.where(total >= min_weight, ids, UNLABELLED)
+        share = np.where(total >= min_weight, share, 0.0)
+        return ids.astype(np.int32), share.astype(np.float32), total.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# checks
+
+
+def visible_fraction(gaussians: Gaussians, cameras: Sequence[Camera], near: float, max_points: int = 20000) -> float:
+    """Fraction of (a sample of) Gaussian centres in front of and inside at least one camera.
+
+    A cheap check of the camera frame before the full vote (centres only; the vote itself
+    uses the renderer).
+    """
+    n = len(gaussians)
+    if n == 0:
+        return 0.0
+    rng = np.random.default_rng(0)
+    idx = rng.choice(n, size=min(n, max_points), replace=False)
+    points = gaussians.means[idx].astype(np.float64)
+    seen = np.zeros(len(points), dtype=bool)
+    for camera in cameras:
+        xy, z = camera.project(points)
+        with np.errstate(invalid="ignore"):
+            seen |= (
+                (z > near) & (xy[:, 0] >= 0) & (xy[:, 0] < camera.width) & (xy[:, 1] >= 0) & (xy[:, 1] < camera.height)
+            )
+    return float(seen.mean())
+
+
+def psnr(render: np.ndarray, image: np.ndarray) -> float:
+    """PSNR (dB) of a float [H, W, 3] render in [0, 1] against a uint8 image."""
+    mse = float(np.mean((render.astype(np.float64) - image.astype(np.float64) / 255.0) ** 2))
+    return float("inf") if mse == 0 else float(-10.0 * np.log10(mse))
+
+
+def _coverage_message(coverage: dict[str, float]) -> str:
+    values = np.array(list(coverage.values()))
+    return (
+        f"the rendered scene covers only {100 * np.median(values):.2f}% of the pixels of a typical view "
+        f"({len(values)} views checked); the cameras look past the Gaussians, so the scene and the cameras are "
+        "not in the same frame. A --ply must be in the frame of the dataset's transforms.json"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# lift
+
+
+def lift_labels(
+    gaussians: Gaussians,
+    views: Sequence[LiftView],
+    config: Optional[LiftConfig] = None,
+    on_view: Optional[Callable[[int, LiftView], None]] = None,
+) -> LiftResult:
+    """Label every Gaussian by the weighted vote of the views' label images (see module docstring).
+
+    Raises :class:`InputError` for non-finite parameters, label images whose size does not
+    match their camera, and cameras that see almost none of the Gaussians (a frame mismatch).
+    """
+    import torch
+
+    config = config or LiftConfig()
+    if not 0.0 < config.min_share <= 1.0:
+        raise InputError(f"min_share must be in (0, 1], got {config.min_share}")
+    if not views:
+        raise InputError("no views to lift labels from")
+    if len(gaussians) == 0:
+        raise InputError("the scene has no Gaussians", gaussians.source)
+    if len(gaussians) >= 1 << (63 - LABEL_BITS):
+        raise InputError(f"too many Gaussians ({len(gaussians)})", gaussians.source)
+    gaussians.check_finite()
+
+    t0 = time.perf_counter()
+    fraction = visible_fraction(gaussians, [v.camera for v in views], config.near_plane)
+    if fraction < config.min_visible_fraction:
+        raise InputError(
+            f"the cameras see almost none of the Gaussians ({100 * fraction:.2f}% of their centres fall inside "
+            "any view); the scene and the cameras are not in the same frame. A --ply must be in the frame of "
+            "the dataset's transforms.json (use --load-config for a Nerfstudio run, whose frame is read from "
+            "its dataparser_transforms.json)",
+            gaussians.source,
+        )
+
+    backend = resolve_rasterizer(config.rasterizer)
+    device = "cuda" if backend == "gsplat" else "cpu"
+    params = gaussians.torch_params(device, with_sh=config.check_views > 0)
+    table = VoteTable(len(gaussians), flush_every=config.views_per_chunk)
+    warnings: list[str] = []
+    psnrs: dict[str, float] = {}
+    check_at = (
+        set(np.linspace(0, len(views) - 1, min(config.check_views, len(views))).round().astype(int).tolist())
+        if config.check_views > 0
+        else set()
+    )
+
+    t_render = 0.0
+    coverage: dict[str, float] = {}
+    early = min(3, len(views))
+    for i, view in enumerate(views):
+        labels = view.load_labels()
+        if labels.max(initial=0) >= 1 << LABEL_BITS:
+            raise InputError(f"label ids of view {view.name!r} exceed 65535", view.source)
+        t1 = time.perf_counter()
+        g, lab, w = label_weights(params, view.camera, labels, backend, config)
+        t_render += time.perf_counter() - t1
+        table.add(g, lab, w)
+        coverage[view.name] = float(w.sum()) / labels.size
+        if i + 1 == early and max(coverage.values()) < config.min_coverage:
+            raise InputError(_coverage_message(coverage), gaussians.source)
+        if i in check_at:
+            image = view.load_image()
+            if image is not None:
+                render = render_colours(params, gaussians.sh_degree, view.camera, backend, config)
+                psnrs[view.name] = round(psnr(render, image), 2)
+        if on_view is not None:
+            on_view(i, view)
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+    if float(np.median(list(coverage.values()))) < config.min_coverage:
+        raise InputError(_coverage_message(coverage), gaussians.source)
+    t2 = time.perf_counter()
+    ids, share, total = table.decide(config.min_share, config.min_weight)
+    seen = float((ids != UNLABELLED).mean())
+    if seen < config.min_visible_fraction:
+        raise InputError(
+            f"only {100 * seen:.2f}% of the Gaussians contribute to any view; the cameras do not match the "
+            "scene's frame (or the scene is nearly transparent)",
+            gaussians.source,
+        )
+    agreement = float(np.median(share[ids != UNLABELLED]))
+    if agreement < config.min_agreement:
+        warnings.append(
+            f"the views disagree about the Gaussians' labels (median share of the winning label {agreement:.2f}); "
+            "the cameras may not be in the scene's frame, or the masks are not consistent across views"
+        )
+    if psnrs and np.median(list(psnrs.values())) < config.min_psnr:
+        warnings.append(
+            f"rendered colours match the photos poorly (median PSNR {np.median(list(psnrs.values())):.1f} dB "
+            f"over views {', '.join(psnrs)}); check that the cameras are in the scene's frame"
+        )
+    timing = {
+        "total_s": time.perf_counter() - t0,
+        "render_s": t_render,
+        "decide_s": time.perf_counter() - t2,
+        "per_view_s": t_render / len(views),
+    }
+    return LiftResult(
+        instance_ids=ids,
+        share=share,
+        total_weight=total,
+        num_views=len(views),
+        seen_fraction=seen,
+        coverage=coverage,
+        agreement=agreement,
+        timing=timing,
+        psnr=psnrs,
+        warnings=warnings,
+    )
