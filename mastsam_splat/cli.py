@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, str] = {
     "synth": "mastsam_splat.synthetic:SynthCommand",
     "eval": "mastsam_splat.metrics:EvalCommand",
     "track": "mastsam_splat.tracker.command:TrackCommand",
+    "export": "mastsam_splat.objects.commands:ExportCommand",
+    "lift": "mastsam_splat.objects.commands:LiftCommand",
 }
 
 

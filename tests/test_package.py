@@ -21,5 +21,5 @@ def test_import_does_not_pull_heavy_modules() -> None:
 def test_cli_help_lists_subcommands() -> None:
     out = subprocess.run([sys.executable, "-m", "mastsam_splat.cli", "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for name in ("synth", "eval", "track"):
+    for name in ("synth", "eval", "track", "export", "lift"):
         assert name in out.stdout
