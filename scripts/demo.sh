@@ -36,5 +36,12 @@ echo "[demo] segmented Gaussians:     $OUT/export (scene.ply with instance_id, o
 echo "[demo] open it in the viewer:   .venv/bin/ns-viewer --load-config $RUN/config.yml"
 if [ -f "$RUN/eval_metrics.json" ]; then
   echo "[demo] eval figures:"
-  .venv/bin/python -c "import json,sys; d=json.load(open(sys.argv[1])); [print(f'    {k}: {v}') for k,v in d.items() if not isinstance(v,(dict,list))]" "$RUN/eval_metrics.json"
+  .venv/bin/python - "$RUN/eval_metrics.json" <<'PY'
+import json, sys
+
+metrics = json.load(open(sys.argv[1]))
+for section in ("eval", "timing"):
+    for key, value in metrics.get(section, {}).items():
+        print(f"    {key}: {value:.4g}" if isinstance(value, float) else f"    {key}: {value}")
+PY
 fi

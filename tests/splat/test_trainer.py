@@ -26,13 +26,15 @@ def test_trains_to_a_measured_quality_bar(scene, tmp_path):
     Measured: held-out PSNR 21.2 dB, instance mIoU 0.75 (consistent and per-view).
     """
     out = tmp_path / "run"
-    cfg = SplatTrainConfig(data=scene, steps=200, eval_every=4, max_init_points=3000, threads=1, progress=False, output_dir=out)
+    cfg = SplatTrainConfig(
+        data=scene, steps=200, eval_every=4, max_init_points=3000, densify=False, threads=1, progress=False, output_dir=out
+    )
     result = train(cfg)
     m = result.metrics
     assert m["num_train_views"] == 12 and m["num_eval_views"] == 4
     assert m["psnr"] > 19.5
     assert m["miou"] > 0.65 and m["miou_per_view"] >= m["miou"] - 1e-9
-    assert m["init_ply"].endswith("sparse_pc.ply")
+    assert m["init_ply"].endswith("sparse_pc.ply") and m["seeded_features"]
     # every object of the scene keeps Gaussians, and the ground mostly goes to "no object"
     assert set(np.unique(result.instance_ids)) - {0} == set(m["object_ids"])
     assert 0.3 < float((result.instance_ids == 0).mean()) < 0.9
@@ -64,10 +66,20 @@ def test_tracker_style_labels_and_densification(scene, tmp_path):
         densify=True, refine_start=10, refine_every=10, grow_grad2d=1e-6,
     )  # fmt: skip
     result = train(cfg)
-    assert result.metrics["init_ply"].endswith("points.ply")
+    assert result.metrics["init_ply"].endswith("points.ply") and result.metrics["seeded_features"]
     sizes = {k: v.shape[0] for k, v in result.params.items()}
     assert len(set(sizes.values())) == 1 and sizes["means"] != len(cloud)  # grown or pruned
     assert len(result.instance_ids) == sizes["means"]
+
+
+def test_foreign_ids_do_not_seed_features(scene, tmp_path):
+    """Labels from elsewhere with the dataset's point cloud: its ids belong to another labelling, so no seeding."""
+    other = tmp_path / "other" / "masks"
+    shutil.copytree(scene / "instances", other)
+    cfg = SplatTrainConfig(data=scene, labels=other, steps=3, eval_every=0, downscale=2, densify=False, threads=1, progress=False)
+    result = train(cfg)
+    assert result.metrics["init_ply"].endswith("sparse_pc.ply") and not result.metrics["seeded_features"]
+    assert result.metrics["psnr"] is None and result.metrics["miou"] is None
 
 
 def test_bad_labels_fail_before_training(scene, tmp_path):
