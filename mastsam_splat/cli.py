@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "synth": "mastsam_splat.synthetic:SynthCommand",
     "eval": "mastsam_splat.metrics:EvalCommand",
     "track": "mastsam_splat.tracker.command:TrackCommand",
+    "train": "mastsam_splat.splat.trainer:SplatTrainConfig",
     "export": "mastsam_splat.objects.commands:ExportCommand",
     "lift": "mastsam_splat.objects.commands:LiftCommand",
 }

@@ -87,6 +87,7 @@ def random_points(num: int, center: np.ndarray, half_extent: float, seed: int = 
     if num <= 0:
         raise InputError(f"the number of random Gaussians must be positive, got {num}")
     rng = np.random.default_rng(seed)
-    xyz = (np.asarray(center, dtype=np.float32) + rng.uniform(-half_extent, half_extent, size=(num, 3))).astype(np.float32)
+    offsets = rng.uniform(-half_extent, half_extent, size=(num, 3))
+    xyz = (np.asarray(center, dtype=np.float32) + offsets).astype(np.float32)
     rgb = rng.integers(64, 192, size=(num, 3)).astype(np.uint8)
     return PointCloud(xyz=xyz, rgb=rgb, instance_id=None)

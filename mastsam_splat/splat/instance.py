@@ -135,7 +135,9 @@ class KnnRegularizer:
     stored anchors, so its cost stays small.
     """
 
-    def __init__(self, k: int = 8, num_anchors: int = 4096, num_samples: int = 1024, refresh_every: int = 100, seed: int = 0):
+    def __init__(
+        self, k: int = 8, num_anchors: int = 4096, num_samples: int = 1024, refresh_every: int = 100, seed: int = 0
+    ) -> None:
         self.k = k
         self.num_anchors = num_anchors
         self.num_samples = num_samples

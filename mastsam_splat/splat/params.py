@@ -84,7 +84,8 @@ def sh_coefficients(params: Mapping[str, Tensor]) -> Tensor:
 
 
 def activated(params: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-    """Rasterizer inputs: ``means, quats, scales`` (exp), ``opacities [N]`` (sigmoid), ``sh [N, K, 3]``, ``features``."""
+    """Rasterizer inputs: ``means, quats``, ``scales`` (exp), ``opacities [N]`` (sigmoid), ``sh [N, K, 3]``,
+    and ``features`` when present."""
     out = {
         "means": params["means"],
         "quats": params["quats"],

@@ -104,7 +104,9 @@ def write_point_cloud(path: PathLike, cloud: PointCloud) -> Path:
     return _write_vertices(Path(path), data)
 
 
-_TYPE_NAMES = {"<f4": "float", "u1": "uchar", "<i4": "int", "<u4": "uint", "<f8": "double", "<i2": "short", "<u2": "ushort"}
+_TYPE_NAMES = {
+    "<f4": "float", "<f8": "double", "u1": "uchar", "<i2": "short", "<u2": "ushort", "<i4": "int", "<u4": "uint"
+}
 
 
 def _write_vertices(path: Path, data: np.ndarray, comments: tuple[str, ...] = ()) -> Path:

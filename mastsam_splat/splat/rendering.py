@@ -57,10 +57,12 @@ def rasterize(
     if resolve_backend(backend, means.device) == "gsplat":
         from mastsam_splat.splat import gsplat_backend
 
-        return gsplat_backend.rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs)
-    from mastsam_splat.splat import torch_rasterizer
+        fn = gsplat_backend.rasterization
+    else:
+        from mastsam_splat.splat import torch_rasterizer
 
-    return torch_rasterizer.rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs)
+        fn = torch_rasterizer.rasterization
+    return fn(means, quats, scales, opacities, colors, viewmats, Ks, width, height, **kwargs)
 
 
 def spherical_harmonics(degree: int, dirs: Tensor, coeffs: Tensor, backend: Backend = "auto") -> Tensor:
@@ -82,7 +84,9 @@ def camera_centers(viewmats: Tensor) -> Tensor:
 
 
 def sh_colors(means: Tensor, sh: Tensor, viewmats: Tensor, sh_degree: int, backend: Backend = "auto") -> Tensor:
-    """[C, N, 3] view-dependent RGB of SH coefficients ``sh [N, K, 3]`` seen from each camera (gsplat's ``+0.5, >= 0``)."""
+    """[C, N, 3] view-dependent RGB of SH coefficients ``sh [N, K, 3]`` seen from each camera.
+
+    As gsplat's ``rasterization``: SH value ``+ 0.5``, clamped at 0."""
     dirs = means[None] - camera_centers(viewmats)[:, None]  # [C, N, 3]
     coeffs = sh[None].expand(viewmats.shape[0], -1, -1, -1)
     return torch.clamp_min(spherical_harmonics(sh_degree, dirs, coeffs, backend) + 0.5, 0.0)
@@ -146,7 +150,10 @@ def render(
     one_pass = features is not None and not detach_geometry_for_features
     mode = "RGB+ED" if with_depth else "RGB"
     if one_pass:
-        rgb = sh_colors(means, colors, viewmats, sh_degree, backend) if sh_degree is not None else colors[None].expand(C, -1, -1)
+        if sh_degree is not None:
+            rgb = sh_colors(means, colors, viewmats, sh_degree, backend)
+        else:
+            rgb = colors[None].expand(C, -1, -1)
         chans = torch.cat([rgb, features[None].expand(C, -1, -1)], dim=-1)  # [C, N, 3 + D]
         bgs = None
         if backgrounds is not None:

@@ -13,19 +13,20 @@ Same inputs, outputs and numerics as the CUDA path (unpacked layout):
   the Gaussian that would bring its transmittance to ``<= 1e-4``.
 
 How it runs on a CPU: Gaussians are assigned to small square sub-tiles (``SUBTILE`` pixels a
-side, dividing ``tile_size``) that their ``alpha >= 1/255`` ellipse touches; each sub-tile
+side, dividing ``tile_size``) that their ``alpha >= 1/255`` ellipse reaches; each sub-tile
 holds a depth-sorted list. Sub-tiles of similar list length are batched into dense
-``[B, K, P]`` blocks (``K`` Gaussians, ``P`` pixels) so that every step is a dense tensor op:
-``sigma`` is one matrix product of per-Gaussian quadratic-form coefficients with the pixel
-monomials ``[x^2, xy, y^2, x, y, 1]``, transmittance a ``cumprod`` along ``K``, and colour a
-batched matrix product. The backward pass is written by hand (``_TileComposite``): it
-recomputes a block's forward quantities, so memory stays bounded by the block size, and
-reduces per-pixel gradients to per-Gaussian ones with matrix products as well.
+``[B, P, K]`` blocks (``B`` sub-tiles, ``P`` pixels, ``K`` Gaussians) so that every step is a
+dense tensor op: ``sigma`` is one matrix product of per-Gaussian quadratic-form coefficients
+with the pixel monomials ``[x^2, xy, y^2, x, y, 1]``, transmittance a ``cumprod`` along ``K``,
+colour a batched matrix product. The backward pass is written by hand (``_TileComposite``):
+per-pixel gradients are reduced to the quadratic coefficients with one more matrix product,
+chained to means, conics and opacities analytically, and summed per Gaussian with a segment
+reduction. Forward blocks are kept for the backward pass up to ``KEEP_BYTES`` and recomputed
+beyond, so memory stays bounded.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Literal, Optional, Tuple
@@ -150,6 +151,10 @@ class TilePlan:
     """[Q] int64 Gaussian (index into the depth-sorted visible list) of each (sub-tile, Gaussian) entry."""
     entry_tile: Tensor
     """[Q] int64 sub-tile of each entry; entries are grouped by sub-tile, depth order inside."""
+    by_gaussian: Tensor
+    """[Q] int64 entry indices ordered by Gaussian (for segment sums of per-entry gradients)."""
+    entries_per_gaussian: Tensor
+    """[n] int64 number of entries of each Gaussian."""
     blocks: List[Tuple[Tensor, Tensor]]
     """Per dense block: sub-tile ids [B] and entry indices [B, K] (``Q`` pads)."""
     monomials: Tensor
@@ -277,6 +282,8 @@ def build_tile_plan(
     entry_gauss = gauss[order]
     entry_tile = tile[order]
     total = int(entry_gauss.numel())
+    by_gaussian = torch.empty_like(order)
+    by_gaussian[order] = torch.arange(total, device=device)  # entries were enumerated Gaussian by Gaussian
 
     num_tiles = tiles_x * tiles_y
     per_tile = torch.bincount(entry_tile, minlength=num_tiles)
@@ -311,6 +318,8 @@ def build_tile_plan(
         tiles_y=tiles_y,
         entry_gauss=entry_gauss,
         entry_tile=entry_tile,
+        by_gaussian=by_gaussian,
+        entries_per_gaussian=torch.bincount(gauss, minlength=n),
         blocks=blocks,
         monomials=_pixel_monomials(sub, means2d.dtype, device),
     )
@@ -384,17 +393,23 @@ def _block_transmittance(alpha: Tensor) -> Tensor:
 
 
 class _TileComposite(torch.autograd.Function):
-    """Front-to-back compositing of per-Gaussian channels over a tile plan (hand-written backward)."""
+    """Front-to-back compositing of projected Gaussians over a tile plan (hand-written backward).
+
+    Inputs are per visible Gaussian (depth-sorted): ``means2d [n, 2]``, ``conics [n, 3]``,
+    ``opacities [n]``, ``colors [n, D]``. Per-entry gradients are chained through the quadratic
+    coefficients by hand and summed per Gaussian with a segment reduction.
+    """
 
     @staticmethod
-    def forward(ctx: Any, coef: Tensor, colors: Tensor, plan: TilePlan, sink: Optional[AbsGradSink], keep: bool):
-        # coef [Q, 6], colors [n, D] -> render [H, W, D], alpha [H, W, 1]
-        Q = coef.shape[0]
+    def forward(ctx: Any, means2d, conics, opacities, colors, plan: TilePlan, sink: Optional[AbsGradSink], keep: bool):
         n, D = colors.shape
         S, P = plan.num_subtiles, plan.pixels_per_subtile
+        g = plan.entry_gauss
+        local = means2d.index_select(0, g) - plan.entry_origins(means2d.dtype)
+        coef = quadratic_coefficients(local, conics.index_select(0, g), opacities.index_select(0, g))
         coef_pad = torch.cat([coef, coef.new_tensor([[0, 0, 0, 0, 0, _PAD_SIGMA]])], 0)
         colors_pad = torch.cat([colors, colors.new_zeros(1, D)], 0)
-        gauss_pad = torch.cat([plan.entry_gauss, plan.entry_gauss.new_tensor([n])])
+        gauss_pad = torch.cat([g, g.new_tensor([n])])
         floor = _alpha_floor(coef.dtype)
         out = colors.new_zeros(S, P, D)
         acc = colors.new_zeros(S, P, 1)
@@ -410,29 +425,31 @@ class _TileComposite(torch.autograd.Function):
             acc.index_copy_(0, tids, w.sum(-1, keepdim=True))
             if keep:
                 kept.append((alpha, t_excl))
-        ctx.save_for_backward(coef_pad, colors_pad, gauss_pad, acc)
+        ctx.save_for_backward(local, conics, opacities, coef_pad, colors_pad, gauss_pad, acc)
         ctx.kept = kept
         ctx.plan = plan
         ctx.sink = sink
-        ctx.sizes = (Q, n, D)
         return plan.from_tiles(out), plan.from_tiles(acc)
 
     @staticmethod
     def backward(ctx: Any, g_render: Tensor, g_alpha: Tensor):
-        coef_pad, colors_pad, gauss_pad, acc = ctx.saved_tensors
+        local, conics, opacities, coef_pad, colors_pad, gauss_pad, acc = ctx.saved_tensors
         plan: TilePlan = ctx.plan
         sink: Optional[AbsGradSink] = ctx.sink
-        Q, n, D = ctx.sizes
-        need_coef = ctx.needs_input_grad[0] or sink is not None
-        need_colors = ctx.needs_input_grad[1]
+        Q = coef_pad.shape[0] - 1
+        n, D = colors_pad.shape[0] - 1, colors_pad.shape[1]
+        need_geometry = any(ctx.needs_input_grad[:3]) or sink is not None
+        need_colors = ctx.needs_input_grad[3]
         g_out = plan.to_tiles(g_render.contiguous())  # [S, P, D]
         g_acc = plan.to_tiles(g_alpha.contiguous())  # [S, P, 1]
         mono = plan.monomials
         mono_t = mono.t().contiguous()
         floor = _alpha_floor(coef_pad.dtype)
-        d_coef = coef_pad.new_zeros(Q + 1, 6)
-        d_colors = colors_pad.new_zeros(n + 1, D)
-        abs_grad = coef_pad.new_zeros(Q + 1, 2) if sink is not None else None
+        # per-entry gradients: [dcoef (6) | dcolour (D) | |dmean| (2)], row Q collects padding
+        width = (6 if need_geometry else 0) + (D if need_colors else 0) + (2 if sink is not None else 0)
+        per_entry = coef_pad.new_zeros(Q + 1, width)
+        c_col = 6 if need_geometry else 0
+        c_abs = c_col + (D if need_colors else 0)
         for b, (tids, idx) in enumerate(plan.blocks):
             B, K = idx.shape
             flat = idx.view(-1)
@@ -443,40 +460,68 @@ class _TileComposite(torch.autograd.Function):
                 alpha = _block_alpha(coef, mono, floor)
                 t_excl = _block_transmittance(alpha)
             w = alpha * t_excl
-            gidx = gauss_pad.index_select(0, flat)
             go = g_out.index_select(0, tids)  # [B, P, D]
+            rows = []
+            if need_geometry:
+                col = colors_pad.index_select(0, gauss_pad.index_select(0, flat)).view(B, K, D)
+                v = torch.bmm(go, col.transpose(1, 2))  # [B, P, K] colour . dL/drender
             if need_colors:
-                d_colors.index_add_(0, gidx, torch.bmm(w.transpose(1, 2), go).view(B * K, D))
-            if not need_coef:
-                continue
-            v = torch.bmm(go, colors_pad.index_select(0, gidx).view(B, K, D).transpose(1, 2))  # [B, P, K]
-            wv = w.mul_(v)
-            # later[k] = sum_{j > k} w_j v_j - dL/dalpha_pixel * T_final
-            later = torch.cumsum(wv, dim=-1).neg_().add_(wv.sum(-1, keepdim=True))
-            later.sub_(g_acc.index_select(0, tids) * (1.0 - acc.index_select(0, tids)))
-            # dL/dalpha = T v - later / (1 - alpha);  dL/dsigma' = -alpha dL/dalpha on live pairs
-            d_sig = later.div_(1.0 - alpha).sub_(v.mul_(t_excl))
-            d_sig.mul_(alpha).mul_(torch.sign(t_excl)).mul_(torch.sign(ALPHA_MAX - alpha))
-            d_coef.index_add_(0, flat, torch.matmul(mono_t, d_sig).transpose(1, 2).reshape(B * K, 6))
+                d_col = torch.bmm(w.transpose(1, 2), go).view(B * K, D)
+            if need_geometry:
+                wv = w.mul_(v)
+                # later[k] = sum_{j > k} w_j v_j - dL/dalpha_pixel * T_final
+                later = torch.cumsum(wv, dim=-1).neg_().add_(wv.sum(-1, keepdim=True))
+                later.sub_(g_acc.index_select(0, tids) * (1.0 - acc.index_select(0, tids)))
+                # dL/dalpha = T v - later / (1 - alpha);  dL/dsigma' = -alpha dL/dalpha on live pairs
+                d_sig = later.div_(1.0 - alpha).sub_(v.mul_(t_excl))
+                d_sig.mul_(alpha).mul_(torch.sign(t_excl)).mul_(torch.sign(ALPHA_MAX - alpha))
+                rows.append(torch.matmul(mono_t, d_sig).transpose(1, 2).reshape(B * K, 6))
+            if need_colors:
+                rows.append(d_col)
             if sink is not None:
                 # |dL/dmean| per pixel: |d_sig| |d(sigma)/d(mean)|, d(sigma)/dmx = -(2A x + B y + D)
                 mono3 = mono[:, 3:]
                 lx = torch.matmul(mono3, torch.stack([2 * coef[..., 0], coef[..., 1], coef[..., 3]], 1)).abs_()
                 ly = torch.matmul(mono3, torch.stack([coef[..., 1], 2 * coef[..., 2], coef[..., 4]], 1)).abs_()
                 ad = d_sig.abs_()
-                abs_grad.index_add_(0, flat, torch.stack([(ad * lx).sum(1), (ad * ly).sum(1)], -1).view(B * K, 2))
+                rows.append(torch.stack([(ad * lx).sum(1), (ad * ly).sum(1)], -1).view(B * K, 2))
+            per_entry.index_copy_(0, flat, torch.cat(rows, -1) if len(rows) > 1 else rows[0])
         ctx.kept = None
+        per_entry = per_entry[:Q]
+        grads: list = [None, None, None, None]
+        if need_geometry:
+            # chain rule through the coefficients (see quadratic_coefficients)
+            g0, g1, g2, g3, g4, g5 = per_entry[:, :6].unbind(-1)
+            mx, my = local.unbind(-1)
+            g = plan.entry_gauss
+            a, b, c = conics.index_select(0, g).unbind(-1)
+            lin_x = a * mx + b * my
+            lin_y = b * mx + c * my
+            d_geo = torch.stack(
+                [
+                    -a * g3 - b * g4 + lin_x * g5,  # d mean x
+                    -b * g3 - c * g4 + lin_y * g5,  # d mean y
+                    0.5 * g0 - mx * g3 + 0.5 * mx * mx * g5,  # d conic a
+                    g1 - my * g3 - mx * g4 + mx * my * g5,  # d conic b
+                    0.5 * g2 - my * g4 + 0.5 * my * my * g5,  # d conic c
+                    -g5 / opacities.index_select(0, g),  # d opacity
+                ],
+                -1,
+            )
+            per_entry = torch.cat([d_geo, per_entry[:, 6:]], -1)
+        if Q > 0:
+            per_gauss = torch.segment_reduce(
+                per_entry.index_select(0, plan.by_gaussian), "sum", lengths=plan.entries_per_gaussian, axis=0
+            )  # [n, width]
+        else:
+            per_gauss = per_entry.new_zeros(n, per_entry.shape[1])
+        if need_geometry:
+            grads[0], grads[1], grads[2] = per_gauss[:, 0:2], per_gauss[:, 2:5], per_gauss[:, 5]
+        if need_colors:
+            grads[3] = per_gauss[:, c_col : c_col + D]
         if sink is not None:
-            per_visible = coef_pad.new_zeros(n + 1, 2)
-            per_visible.index_add_(0, gauss_pad, abs_grad)
-            sink.add(per_visible[:n])
-        return (
-            d_coef[:Q] if ctx.needs_input_grad[0] else None,
-            d_colors[:n] if need_colors else None,
-            None,
-            None,
-            None,
-        )
+            sink.add(per_gauss[:, c_abs : c_abs + 2])
+        return (*grads, None, None, None)
 
 
 def composite(
@@ -488,11 +533,8 @@ def composite(
     sink: Optional[AbsGradSink] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Render ``colors`` of depth-sorted projected Gaussians: ``[H, W, D]`` and alpha ``[H, W, 1]``."""
-    g = plan.entry_gauss
-    local = means2d.index_select(0, g) - plan.entry_origins(means2d.dtype)
-    coef = quadratic_coefficients(local, conics.index_select(0, g), opacities.index_select(0, g))
     keep = plan.num_entries * plan.pixels_per_subtile * 2 * colors.element_size() <= KEEP_BYTES
-    return _TileComposite.apply(coef, colors, plan, sink, keep)
+    return _TileComposite.apply(means2d, conics, opacities, colors, plan, sink, keep)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,7 +594,8 @@ def rasterization(
         (colors.dim() == 3 and colors.shape[0] == N and colors.shape[2] == 3)
         or (colors.dim() == 4 and colors.shape[:2] == (C, N) and colors.shape[3] == 3)
     ) or (sh_degree + 1) ** 2 > colors.shape[-2]:
-        raise ValueError(f"colors must be SH coefficients [(C,) N, K>={(sh_degree + 1) ** 2}, 3], got {tuple(colors.shape)}")
+        k = (sh_degree + 1) ** 2
+        raise ValueError(f"colors must be SH coefficients [(C,) N, K>={k}, 3], got {tuple(colors.shape)}")
 
     radii, means2d, depths, conics, comps = project_gaussians(
         means,

@@ -9,7 +9,6 @@ ground-truth label images (``metrics.consistent_miou`` / ``per_view_miou``).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.splat.config import InstanceConfig
+
 
 @dataclass
 class SplatTrainConfig:
@@ -35,6 +35,10 @@ class SplatTrainConfig:
     init_ply: Optional[Path] = None
     """Labelled point cloud for the initial Gaussians. Default: ``points.ply`` next to the labels folder
     (the tracker's), else the dataset's ``ply_file_path``, else random points."""
+    seed_features: Optional[bool] = None
+    """Start each Gaussian's feature at the embedding of its point's instance id. Default: only when the
+    point cloud's ids come from the same labelling as the label images (the tracker's points.ply with its
+    masks, or the dataset's point cloud with its ground-truth instances, or an explicit --init-ply)."""
     eval_labels: Optional[Path] = None
     """Ground-truth label images for the mIoU of held-out views. Default: the dataset's ``instances/`` if present."""
     steps: int = 600
@@ -62,11 +66,16 @@ class SplatTrainConfig:
     lr_means: float = 1.6e-4
     """Learning rate of positions, times the scene scale; decays exponentially to 1% over the run."""
     lr_scales: float = 0.005
+    """Learning rate of log scales."""
     lr_quats: float = 0.001
+    """Learning rate of rotations."""
     lr_opacities: float = 0.05
+    """Learning rate of opacity logits."""
     lr_colors: float = 0.0025
+    """Learning rate of the SH DC colour (higher bands: 1/20 of it)."""
     lr_background: float = 0.01
-    densify: bool = False
+    """Learning rate of the learned background colour."""
+    densify: bool = True
     """Grow, split and prune Gaussians with gsplat's DefaultStrategy."""
     refine_every: int = 100
     """Steps between densification rounds."""
@@ -117,7 +126,10 @@ class TrainResult:
 
     def summary(self) -> str:
         m = self.metrics
-        parts = [f"{m['num_gaussians']} Gaussians", f"{m['steps']} steps in {m['train_seconds']:.1f} s ({m['steps_per_second']:.2f} steps/s)"]
+        parts = [
+            f"{m['num_gaussians']} Gaussians",
+            f"{m['steps']} steps in {m['train_seconds']:.1f} s ({m['steps_per_second']:.2f} steps/s)",
+        ]
         if m.get("psnr") is not None:
             parts.append(f"held-out PSNR {m['psnr']:.2f} dB")
         if m.get("miou") is not None:
@@ -169,7 +181,7 @@ def _default_labels(scene) -> Optional[Path]:
     return folder if folder.is_dir() else None
 
 
-def _load_views(config: SplatTrainConfig, device) -> tuple[list[_View], list[_View], Any, Optional[Path], Any]:
+def _load_views(config: SplatTrainConfig, device) -> tuple[list[_View], list[_View], Any, Optional[Path], bool]:
     import torch
 
     from mastsam_splat.io import load_scene, read_label_dir
@@ -223,17 +235,18 @@ def _load_views(config: SplatTrainConfig, device) -> tuple[list[_View], list[_Vi
             height=h,
         )
         (eval_views if i in held else train_views).append(view)
-    init_ply = config.init_ply
+    init_ply, same_ids = config.init_ply, config.init_ply is not None
     if init_ply is None:
         tracker_points = Path(labels_dir).parent / "points.ply"
         if config.labels is not None and tracker_points.is_file():
-            init_ply = tracker_points
+            init_ply, same_ids = tracker_points, True
         elif scene.ply_file is not None and Path(scene.ply_file).is_file():
-            init_ply = Path(scene.ply_file)
-    return train_views, eval_views, space, init_ply, scene
+            init_ply, same_ids = Path(scene.ply_file), config.labels is None
+    seed = same_ids if config.seed_features is None else config.seed_features
+    return train_views, eval_views, space, init_ply, seed
 
 
-def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], space, train_views, device):
+def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], seed_ids: bool, space, train_views, device):
     import torch
 
     from mastsam_splat.splat.init import gaussians_from_points, random_points
@@ -243,13 +256,14 @@ def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], space, t
         cloud = read_point_cloud(init_ply)
     else:
         centers = np.stack([torch.linalg.inv(v.viewmat[0]).cpu().numpy()[:3, 3] for v in train_views])
-        cloud = random_points(config.num_random, centers.mean(0), float(np.abs(centers - centers.mean(0)).max()), config.seed)
+        middle = centers.mean(0)
+        cloud = random_points(config.num_random, middle, float(np.abs(centers - middle).max()), config.seed)
     params = gaussians_from_points(
         cloud,
         sh_degree=config.sh_degree,
         feature_dim=config.instance.feature_dim,
         init_opacity=config.init_opacity,
-        space=space,
+        space=space if seed_ids else None,
         max_points=config.max_init_points,
         seed=config.seed,
     )
@@ -280,7 +294,13 @@ def _train(config: SplatTrainConfig) -> TrainResult:
     import torch
     from tqdm.auto import tqdm
 
-    from mastsam_splat.splat.instance import InstanceHead, KnnRegularizer, class_embeddings
+    from mastsam_splat.splat.instance import (
+        InstanceHead,
+        KnnRegularizer,
+        assign_instances,
+        class_embeddings,
+        instance_loss,
+    )
     from mastsam_splat.splat.params import FEATURE_KEY, activated, make_optimizers
     from mastsam_splat.splat.rendering import render, resolve_backend
 
@@ -289,14 +309,14 @@ def _train(config: SplatTrainConfig) -> TrainResult:
     torch.manual_seed(config.seed)
     device = _resolve_device(config.device)
     backend = resolve_backend(config.backend, device)
-    train_views, eval_views, space, init_ply, _ = _load_views(config, device)
+    train_views, eval_views, space, init_ply, seed_ids = _load_views(config, device)
     if not train_views:
         raise InputError("no training frames left after holding out evaluation frames", config.data)
-    params = _initial_params(config, init_ply, space, train_views, device)
+    params = _initial_params(config, init_ply, seed_ids, space, train_views, device)
     icfg = config.instance
     use_features = icfg.feature_dim > 0
     head = InstanceHead(max(icfg.feature_dim, 1), space.num_classes).to(device)
-    if use_features:
+    if use_features and seed_ids:
         head.seed(class_embeddings(space.num_classes, icfg.feature_dim, seed=config.seed).to(device))
 
     scene_scale = _scene_scale(train_views)
@@ -315,7 +335,9 @@ def _train(config: SplatTrainConfig) -> TrainResult:
     bg_opt = torch.optim.Adam([bg_param], lr=config.lr_background) if config.background == "learned" else None
     decay = 0.01 ** (1.0 / config.steps)
     means_sched = torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=decay)
-    knn = KnnRegularizer(k=icfg.knn_k, num_samples=icfg.knn_samples, refresh_every=icfg.knn_refresh_every, seed=config.seed)
+    knn = KnnRegularizer(
+        k=icfg.knn_k, num_samples=icfg.knn_samples, refresh_every=icfg.knn_refresh_every, seed=config.seed
+    )
 
     strategy = state = None
     if config.densify:
@@ -344,7 +366,10 @@ def _train(config: SplatTrainConfig) -> TrainResult:
     history: List[Dict[str, float]] = []
     t0 = time.perf_counter()
     bar = tqdm(range(config.steps), desc="training", unit="step", disable=not config.progress)
+    step_seconds: List[float] = []
+    step_cpu_seconds: List[float] = []
     for step in bar:
+        t_step, c_step = time.perf_counter(), time.process_time()
         if not order:
             order = list(rng.permutation(len(train_views)))
         view = train_views[order.pop()]
@@ -372,8 +397,6 @@ def _train(config: SplatTrainConfig) -> TrainResult:
             loss = loss + config.ssim_lambda * (1.0 - ssim(pred.permute(2, 0, 1)[None], gt_img.permute(2, 0, 1)[None]))
         ce = knn_loss = torch.zeros((), device=device)
         if use_features:
-            from mastsam_splat.splat.instance import instance_loss
-
             ce = instance_loss(out.features[0], view.classes, head, icfg.background_weight)
             knn_loss = knn(params[FEATURE_KEY], params["means"], step) if icfg.knn_weight > 0 else knn_loss
             loss = loss + icfg.loss_weight * ce + icfg.knn_weight * knn_loss
@@ -390,30 +413,38 @@ def _train(config: SplatTrainConfig) -> TrainResult:
         means_sched.step()
         if strategy is not None:
             strategy.step_post_backward(params, optimizers, state, step, out.meta, packed=False)
+        step_seconds.append(time.perf_counter() - t_step)
+        step_cpu_seconds.append(time.process_time() - c_step)
         if step % 10 == 0 or step == config.steps - 1:
             with torch.no_grad():
                 psnr = float(-10 * torch.log10(((pred - gt_img) ** 2).mean().clamp_min(1e-10)))
-            history.append({"step": step, "loss": loss.item(), "psnr": psnr, "instance": ce.item(), "knn": knn_loss.item()})
+            history.append(
+                {"step": step, "loss": loss.item(), "psnr": psnr, "instance": ce.item(), "knn": knn_loss.item()}
+            )
             bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{psnr:.1f}", n=int(params['means'].shape[0]))
     train_seconds = time.perf_counter() - t0
     bar.close()
 
-    from mastsam_splat.splat.instance import assign_instances
-
-    ids, _ = assign_instances(params[FEATURE_KEY].detach(), head, space, icfg.min_confidence) if use_features else (
-        np.zeros(params["means"].shape[0], dtype=np.int64), None)  # fmt: skip
-    evaluation = evaluate(params, head, space, eval_views, config, backend, torch.sigmoid(bg_param).detach() if config.background == "learned" else bg.detach())
+    if use_features:
+        ids, _ = assign_instances(params[FEATURE_KEY].detach(), head, space, icfg.min_confidence)
+    else:
+        ids = np.zeros(params["means"].shape[0], dtype=np.int64)
+    final_bg = torch.sigmoid(bg_param).detach() if config.background == "learned" else bg.detach()
+    evaluation = evaluate(params, head, space, eval_views, config, backend, final_bg)
     metrics = {
         "num_gaussians": int(params["means"].shape[0]),
         "steps": config.steps,
         "train_seconds": train_seconds,
         "steps_per_second": config.steps / max(train_seconds, 1e-9),
+        "median_step_seconds": float(np.median(step_seconds)),
+        "median_step_cpu_seconds": float(np.median(step_cpu_seconds)),
         "backend": backend,
         "num_train_views": len(train_views),
         "num_eval_views": len(eval_views),
         "num_classes": space.num_classes,
         "object_ids": space.to_list(),
         "init_ply": None if init_ply is None else str(init_ply),
+        "seeded_features": bool(seed_ids),
         **evaluation.pop("scores"),
         "history": history,
     }
@@ -423,7 +454,9 @@ def _train(config: SplatTrainConfig) -> TrainResult:
     return result
 
 
-def evaluate(params, head, space, views: list[_View], config: SplatTrainConfig, backend: str, background) -> Dict[str, Any]:
+def evaluate(
+    params, head, space, views: list[_View], config: SplatTrainConfig, backend: str, background
+) -> Dict[str, Any]:
     """Render held-out views: PSNR, rendered label images, mIoU against their ground truth."""
     import torch
 
@@ -444,7 +477,9 @@ def evaluate(params, head, space, views: list[_View], config: SplatTrainConfig, 
             )  # fmt: skip
             rgb = out.rgb[0].clamp(0, 1)
             psnrs.append(float(-10 * torch.log10(((rgb - view.image) ** 2).mean().clamp_min(1e-10))))
-            pred = label_image(out.features[0], head, space, out.alpha[0], config.instance.min_confidence) if use_features else None
+            pred = None
+            if use_features:
+                pred = label_image(out.features[0], head, space, out.alpha[0], config.instance.min_confidence)
             renders.append((view.name, rgb.cpu().numpy(), pred))
             if pred is not None and view.gt is not None:
                 preds.append(pred)
