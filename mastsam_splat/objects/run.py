@@ -234,13 +234,11 @@ def load_checkpoint(path: Path) -> dict:
 
     import torch
 
-    core = getattr(np, "_core", None) if int(np.__version__.split(".")[0]) >= 2 else np.core
-    safe: list = [core.multiarray.scalar, np.dtype]
-    if hasattr(np, "dtypes"):
-        safe += [getattr(np.dtypes, n) for n in ("Float64DType", "Float32DType", "Int64DType") if hasattr(np.dtypes, n)]
+    from mastsam_splat.io.checkpoints import allow_numpy_scalars_in_checkpoints
+
+    allow_numpy_scalars_in_checkpoints()
     try:
-        with torch.serialization.safe_globals(safe):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as exc:
         raise InputError(f"checkpoint could not be read ({str(exc).splitlines()[0]})", path) from None
     if not isinstance(state, dict) or not isinstance(state.get("pipeline"), dict):
