@@ -3,10 +3,10 @@
 Layout of the folder (see ``make_scene``)::
 
     transforms.json              OPENCV camera model, OpenGL camera-to-world ``transform_matrix``
-    images/frame_XXXXX.png       RGB
-    depth/frame_XXXXX.png        uint16 z-depth in millimetres, 0 = sky
-    instances/frame_XXXXX.png    uint16 object ids, 0 = ground / sky
-    parts/frame_XXXXX.png        uint16 part ids, 0 = ground / sky
+    images/frame_<index:05d>.png       RGB
+    depth/frame_<index:05d>.png        uint16 z-depth in millimetres, 0 = sky
+    instances/frame_<index:05d>.png    uint16 object ids, 0 = ground / sky
+    parts/frame_<index:05d>.png        uint16 part ids, 0 = ground / sky
     sparse_pc.ply                x y z red green blue instance_id surface samples
     scene.json                   objects, their parts and colours, generation settings
 """
