@@ -12,6 +12,8 @@ Different image sizes in one pair are fine: each frame's keypoints stay in its o
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
@@ -71,6 +73,10 @@ class SiftMatcherConfig:
         return SiftMatcher(self)
 
 
+RECENT_FEATURES = 4
+"""How many frames' features the matcher keeps for reuse."""
+
+
 @dataclass
 class _Features:
     xy: np.ndarray  # [N, 2] float64, package pixel convention
@@ -94,9 +100,24 @@ class SiftMatcher:
             contrastThreshold=self.config.contrast_threshold,
             enable_precise_upscale=True,
         )
+        # Features of the last few images: a sequence is matched pair by pair (t, t+1), so each
+        # frame's features are used twice. Entries hold the image itself, so the id key stays valid.
+        self._recent: OrderedDict[int, tuple[np.ndarray, _Features]] = OrderedDict()
 
     def features(self, frame: Frame) -> _Features:
         """SIFT keypoints (in the package's pixel convention) and descriptors of a frame."""
+        key = id(frame.image)
+        cached = self._recent.get(key)
+        if cached is not None and cached[0] is frame.image:
+            self._recent.move_to_end(key)
+            return cached[1]
+        feats = self._compute_features(frame)
+        self._recent[key] = (frame.image, feats)
+        while len(self._recent) > RECENT_FEATURES:
+            self._recent.popitem(last=False)
+        return feats
+
+    def _compute_features(self, frame: Frame) -> _Features:
         check_image(frame)
         grey = cv2.cvtColor(np.ascontiguousarray(frame.image), cv2.COLOR_RGB2GRAY)
         keypoints, desc = self._sift.detectAndCompute(grey, None)

@@ -155,3 +155,20 @@ def test_bad_images_and_cameras(pair, tmp_path):
     mismatched = Frame(image=b.image[:200], name="cropped", camera=b.camera)
     with pytest.raises(InputError, match="camera is 320x240 but the image is 320x200"):
         make_matcher("sift").match(a, mismatched)
+
+
+def test_features_of_a_frame_are_computed_once_along_a_sequence(pair):
+    a, b = pair
+    c = Frame(image=a.image.copy(), name="c", camera=a.camera)
+    matcher = make_matcher("sift")
+    calls = []
+    compute = matcher._compute_features
+    matcher._compute_features = lambda frame: calls.append(frame.name) or compute(frame)
+    first = matcher.match(a, b)
+    second = matcher.match(b, c)
+    assert calls == [a.name, b.name, "c"]
+    assert len(first) > 0 and len(second) > 0
+    # A new image object is never served stale features, even under a reused name.
+    b2 = Frame(image=np.ascontiguousarray(b.image[:, ::-1]), name=b.name, camera=b.camera)
+    matcher.features(b2)
+    assert calls[-1] == b.name and len(calls) == 4
