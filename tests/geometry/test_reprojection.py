@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import ndimage
+from support.analytic_views import cast, look_at, render, stereo_pair
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from analytic_views import cast, look_at, render, stereo_pair  # noqa: E402
-
-from mastsam_splat.errors import InputError  # noqa: E402
-from mastsam_splat.geometry.reprojection import dense_correspondences, pixel_grid  # noqa: E402
-from mastsam_splat.types import Frame  # noqa: E402
+from mastsam_splat.errors import InputError
+from mastsam_splat.geometry.reprojection import dense_correspondences, pixel_grid
+from mastsam_splat.types import Frame
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
+from support.analytic_views import look_at
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from analytic_views import look_at  # noqa: E402
-
-from mastsam_splat.geometry.triangulation import (  # noqa: E402
+from mastsam_splat.geometry.triangulation import (
     fundamental_from_cameras,
     is_pure_rotation,
     rotation_homography,

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from support.analytic_views import look_at, render, stereo_pair
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "geometry"))
-from analytic_views import look_at, render, stereo_pair  # noqa: E402
-
-from mastsam_splat.errors import InputError  # noqa: E402
-from mastsam_splat.matchers import make_matcher  # noqa: E402
-from mastsam_splat.matchers.mast3r import Mast3rInputTransform  # noqa: E402
+from mastsam_splat.errors import InputError
+from mastsam_splat.matchers import make_matcher
+from mastsam_splat.matchers.mast3r import Mast3rInputTransform
 
 SIZES = [(1282, 1110), (640, 480), (480, 640), (320, 240), (333, 217), (217, 333), (512, 512), (1001, 1001),
          (97, 61), (61, 97), (1920, 1080), (513, 17), (100, 99)]  # fmt: skip

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from support.analytic_views import cast, look_at, render, stereo_pair
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "geometry"))
-from analytic_views import cast, look_at, render, stereo_pair  # noqa: E402
-
-from mastsam_splat.errors import InputError  # noqa: E402
-from mastsam_splat.matchers import make_matcher  # noqa: E402
-from mastsam_splat.types import Camera, Frame, Matches  # noqa: E402
+from mastsam_splat.errors import InputError
+from mastsam_splat.matchers import make_matcher
+from mastsam_splat.types import Camera, Frame, Matches
 
 ALOE = Path("/usr/share/doc/opencv-doc/examples/data")
 

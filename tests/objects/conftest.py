@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gaussian_factories import FRAMES, HEIGHT, WIDTH, seeded_gaussians
+from support.gaussian_factories import FRAMES, HEIGHT, WIDTH, seeded_gaussians
 
 from mastsam_splat.objects.gaussians import Gaussians
 

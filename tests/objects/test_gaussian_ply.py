@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gaussian_factories import random_gaussians
 from plyfile import PlyData, PlyElement
+from support.gaussian_factories import random_gaussians
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.objects.gaussians import Gaussians

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from gaussian_factories import FRAMES
+from support.gaussian_factories import FRAMES
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import load_scene, read_label_image

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from gaussian_factories import random_gaussians
+from support.gaussian_factories import random_gaussians
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.objects.commands import ExportCommand, LiftCommand, run_export, run_lift

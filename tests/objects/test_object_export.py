@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gaussian_factories import random_gaussians
 from plyfile import PlyData
+from support.gaussian_factories import random_gaussians
 
 import mastsam_splat.objects.export as export_module
 from mastsam_splat.errors import InputError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from splat_reference import random_scene
+from support.splat_reference import random_scene
 
 from mastsam_splat.splat.rendering import accumulate_label_weights, camera_centers, render, resolve_backend
 from mastsam_splat.splat.torch_rasterizer import rasterization

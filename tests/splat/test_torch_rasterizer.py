@@ -6,9 +6,9 @@ import math
 
 import pytest
 import torch
-from splat_reference import composite as ref_composite
-from splat_reference import random_scene
-from splat_reference import render as ref_render
+from support.splat_reference import composite as ref_composite
+from support.splat_reference import random_scene
+from support.splat_reference import render as ref_render
 
 from mastsam_splat.splat.torch_rasterizer import project_gaussians, rasterization
 

@@ -17,7 +17,7 @@ from mastsam_splat.tracker import TrackerConfig
 from mastsam_splat.tracker.cache import MANIFEST, ResultCache, config_fingerprint, input_fingerprint
 from mastsam_splat.tracker.command import TrackCommand, run_track
 
-from planar_scene import sequence
+from support.planar_scene import sequence
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from mastsam_splat.tracker.points3d import (
 )
 from mastsam_splat.types import Matches
 
-from planar_scene import DEPTH, render
+from support.planar_scene import DEPTH, render
 
 
 def cube_points(centre, size=1.0, n=400, seed=0) -> np.ndarray:

@@ -10,7 +10,7 @@ from mastsam_splat.segmenters import make_segmenter
 from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
 from mastsam_splat.types import Matches
 
-from planar_scene import id_of, sequence
+from support.planar_scene import id_of, sequence
 
 SLIDE = [0.0, 0.15, 0.3, 0.45, 0.6]
 # Object 1 (the red one, world x in [-1.6, -0.8]) leaves the view on the left and comes back.
