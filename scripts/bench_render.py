@@ -11,25 +11,36 @@ channels, at 1 and 2 torch threads, and reports wall and process CPU time.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
+import tyro
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gaussians", type=int, default=10_000)
-    parser.add_argument("--opacity", type=float, nargs="+", default=[0.1, 0.5])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--sizes", type=str, nargs="+", default=["160x120", "320x240"])
-    parser.add_argument("--scene", type=Path, default=None, help="existing synthetic scene (default: make one)")
-    args = parser.parse_args()
+@dataclass
+class BenchRender:
+    """Time one forward + backward pass of the CPU torch rasterizer."""
 
+    gaussians: int = 10_000
+    """Gaussians taken from the scene's point cloud."""
+    opacity: tuple[float, ...] = (0.1, 0.5)
+    """Initial opacities to time."""
+    repeats: int = 7
+    """Timed runs per measurement (after one warm-up run)."""
+    threads: tuple[int, ...] = (1, 2)
+    """Torch thread counts to time."""
+    sizes: tuple[str, ...] = ("160x120", "320x240")
+    """Resolutions as WIDTHxHEIGHT."""
+    scene: Optional[Path] = None
+    """Existing synthetic scene (default: make one)."""
+
+
+def main(args: BenchRender) -> None:
     import torch
 
     from mastsam_splat.io import load_scene
@@ -90,4 +101,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(BenchRender))

@@ -14,21 +14,46 @@ median CPU time of a frame (all threads of this process), which a busy machine d
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import cv2
 import numpy as np
+import tyro
 
 from mastsam_splat.segmenters import ClassicalSegmenterConfig, SamSegmenterConfig, make_segmenter
 from mastsam_splat.segmenters.base import Segmenter
 
 PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/fruits.jpg")
+
+
+@dataclass
+class BenchSegmenters:
+    """Time prepare, automatic masks and point prompts of each segmenter."""
+
+    backends: tuple[Literal["classical", "sam"], ...] = ("classical", "sam")
+    """Segmenters to time."""
+    sizes: tuple[str, ...] = ("320x240", "640x480")
+    """Frame sizes as WIDTHxHEIGHT."""
+    repeats: int = 5
+    """Timed frames per size (medians are printed)."""
+    prompts: int = 5
+    """Prompts per frame."""
+    sam_checkpoint: Optional[Path] = None
+    """Real SAM weights (else random weights)."""
+    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"
+    """Architecture of ``sam_checkpoint``."""
+    sam_arch: Literal["tiny", "vit_b", "vit_l", "vit_h"] = "tiny"
+    """Architecture of the random model used without ``sam_checkpoint``."""
+    sam_points_per_side: int = 32
+    """Grid of point prompts of SAM's automatic masks."""
+    device: str = "auto"
+    """Torch device of SAM."""
 
 
 def bench_image(width: int, height: int) -> np.ndarray:
@@ -138,19 +163,7 @@ def tiny_sam():
     ).eval()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="+", default=["classical", "sam"], choices=["classical", "sam"])
-    parser.add_argument("--sizes", nargs="+", default=["320x240", "640x480"])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--prompts", type=int, default=5, help="prompts per frame")
-    parser.add_argument("--sam-checkpoint", type=Path, default=None, help="real SAM weights (else random weights)")
-    parser.add_argument("--sam-model-type", default="vit_b", choices=["vit_b", "vit_l", "vit_h"])
-    parser.add_argument("--sam-arch", default="tiny", choices=["tiny", "vit_b", "vit_l", "vit_h"],
-                        help="architecture of the random model used without --sam-checkpoint")
-    parser.add_argument("--sam-points-per-side", type=int, default=32)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+def main(args: BenchSegmenters) -> None:
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,4 +199,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(BenchSegmenters))

@@ -9,18 +9,34 @@ with a negative click (red dot) in the next one.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
+import tyro
 
 from mastsam_splat.io import atomic_path
 from mastsam_splat.segmenters import ClassicalSegmenterConfig, make_segmenter
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 DEFAULT_IMAGES = ["fruits.jpg", "aloeL.jpg", "smarties.png", "home.jpg", "baboon.jpg", "messi5.jpg"]
+
+
+@dataclass
+class ShowClassicalMasks:
+    """Draw automatic and prompted classical masks of a few photos into one picture."""
+
+    output: tyro.conf.Positional[Path] = Path("/tmp/classical_masks.png")
+    """Picture to write."""
+    size: str = "320x240"
+    """Resize photos to WxH before segmenting."""
+    images: Optional[tuple[Path, ...]] = None
+    """Image files (default: opencv-doc photos)."""
+    max_side: int = 0
+    """ClassicalSegmenterConfig.max_side (0: default)."""
 
 
 def colour_masks(image: np.ndarray, masks: list, seed: int = 0) -> np.ndarray:
@@ -44,14 +60,7 @@ def interior_point(mask: np.ndarray) -> np.ndarray:
     return np.array([col + 0.5, row + 0.5])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", nargs="?", default="/tmp/classical_masks.png", type=Path)
-    parser.add_argument("--size", default="320x240", help="resize photos to WxH before segmenting")
-    parser.add_argument("--images", nargs="*", default=None, help="image files (default: opencv-doc photos)")
-    parser.add_argument("--max-side", type=int, default=0, help="ClassicalSegmenterConfig.max_side (0: default)")
-    args = parser.parse_args()
-
+def main(args: ShowClassicalMasks) -> None:
     files = [Path(p) for p in args.images] if args.images else [OPENCV_DATA / n for n in DEFAULT_IMAGES]
     files = [f for f in files if f.is_file()]
     if not files:
@@ -91,4 +100,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(ShowClassicalMasks))
