@@ -8,6 +8,7 @@ from support.label_maps import grid_xy
 
 from mastsam_splat.metrics import Correspondences, consistency_scores, matched_overlap, pair_consistency
 
+
 def test_pair_consistency_hand_computed():
     labels_a = np.array([[1, 1, 2, 2], [1, 1, 2, 2]], dtype=np.uint16)
     labels_b = np.array([[5, 5, 0, 7], [5, 5, 7, 7]], dtype=np.uint16)

@@ -7,6 +7,7 @@ import pytest
 
 from mastsam_splat.metrics import granularity
 
+
 def test_granularity_hand_computed():
     maps = [np.array([[1, 1, 0, 2]]), np.zeros((1, 4), dtype=np.uint16), np.array([[5, 5, 5, 5]])]
     result = granularity(maps)

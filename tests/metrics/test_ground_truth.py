@@ -7,6 +7,7 @@ import pytest
 
 from mastsam_splat.metrics import consistent_miou, id_switches, overlap_table, per_view_miou
 
+
 def test_miou_hand_computed_and_id_swap_penalised():
     gt = [np.array([[1, 1, 0, 0]]), np.array([[1, 1, 2, 2]])]
     pred = [np.array([[3, 3, 3, 0]]), np.array([[3, 3, 4, 4]])]
