@@ -27,16 +27,11 @@ from gsplat.strategy import DefaultStrategy
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.model_components.lib_bilagrid import BilateralGrid
-from nerfstudio.models.splatfacto import (
-    RGB2SH,
-    SplatfactoModel,
-    SplatfactoModelConfig,
-    num_sh_bases,
-    random_quat_tensor,
-)
+from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig, random_quat_tensor
 from nerfstudio.utils.colors import get_color
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from mastsam_splat.io.gaussians import num_sh_bases, rgb_to_sh
 from mastsam_splat.splat.instance import InstanceConfig
 
 _SHARED = InstanceConfig()
@@ -144,7 +139,7 @@ class MastsamSplatModel(SplatfactoModel):
         if colours is not None and colours.shape[0] == num_points:
             shs = torch.zeros((num_points, dim_sh, 3))
             rgb = colours.float() / 255.0
-            shs[:, 0, :] = RGB2SH(rgb) if self.config.sh_degree > 0 else torch.logit(rgb, eps=1e-10)
+            shs[:, 0, :] = rgb_to_sh(rgb) if self.config.sh_degree > 0 else torch.logit(rgb, eps=1e-10)
             features_dc, features_rest = shs[:, 0, :], shs[:, 1:, :]
         else:
             features_dc, features_rest = torch.rand(num_points, 3), torch.zeros((num_points, dim_sh - 1, 3))

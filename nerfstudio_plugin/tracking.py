@@ -64,10 +64,11 @@ class TrackedLabels:
 
     def points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Labelled cloud: xyz [P, 3] float32 (training frame), rgb [P, 3] uint8, ids [P] int64."""
-        from nerfstudio_plugin.dataparser import read_ply_points
+        from mastsam_splat.io.ply import read_point_cloud
 
-        xyz, rgb, ids = read_ply_points(self.points_file)
-        return xyz, rgb, np.zeros(len(xyz), dtype=np.int64) if ids is None else ids
+        cloud = read_point_cloud(self.points_file, allow_empty=True)
+        ids = np.zeros(len(cloud), dtype=np.int64) if cloud.instance_id is None else cloud.instance_id
+        return cloud.xyz, cloud.rgb, ids
 
     def report(self) -> Dict[str, Any]:
         return {

@@ -47,7 +47,7 @@ from nerfstudio.viewer.viewer_elements import (
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from mastsam_splat.objects.gaussians import Gaussians
+    from mastsam_splat.io.gaussians import Gaussians
     from nerfstudio_plugin.model import MastsamSplatModel
 
 SELECTION_FILE = "viewer_selection.json"
@@ -390,7 +390,7 @@ class ObjectViewer(nn.Module):
         """Write the selected object's Gaussians to a PLY (default: ``<run>/selections/object_<id>.ply``)."""
         from mastsam_splat.errors import InputError
         from mastsam_splat.objects.export import object_file_name
-        from mastsam_splat.objects.plyio import write_gaussians_ply
+        from mastsam_splat.io.ply import write_gaussians_ply
 
         gaussians = self.selected_gaussians()
         gaussians.check_finite()

@@ -34,7 +34,7 @@ import numpy as np
 import tyro
 
 from mastsam_splat.io import load_scene, read_label_image
-from mastsam_splat.objects.gaussians import SH_C0, Gaussians
+from mastsam_splat.io.gaussians import SH_C0, Gaussians
 from mastsam_splat.objects.lift import LiftConfig, LiftView, lift_labels, render_label_image
 
 
@@ -130,7 +130,7 @@ def gt_views(scene_dir: Path, names: Optional[set[str]] = None) -> list[LiftView
 
 def write_init_cloud(g: Gaussians, ids: np.ndarray, path: Path) -> Path:
     """The Gaussians' centres, colours and ids as the labelled point cloud the trainer starts from."""
-    from mastsam_splat.splat.ply import PointCloud, write_point_cloud
+    from mastsam_splat.io.ply import PointCloud, write_point_cloud
 
     rgb = np.round(g.colors * 255).astype(np.uint8)
     return write_point_cloud(path, PointCloud(xyz=g.means, rgb=rgb, instance_id=ids.astype(np.int64)))
@@ -151,7 +151,7 @@ def step_costs(scene_dir: Path, init: Path, n: int, steps: int, seed: int = 0) -
     from mastsam_splat.splat.init import gaussians_from_points
     from mastsam_splat.splat.instance import InstanceConfig, InstanceHead, KnnRegularizer, LabelSpace, instance_loss
     from mastsam_splat.splat.params import FEATURE_KEY, activated, make_optimizers
-    from mastsam_splat.splat.ply import read_point_cloud
+    from mastsam_splat.io.ply import read_point_cloud
     from mastsam_splat.splat.rendering import render
 
     icfg = InstanceConfig()
@@ -302,7 +302,7 @@ def memory_worker(cfg: BenchLift) -> dict:
     views = cfg.views or 200
     scene_dir = scene(cfg.work_dir, views, cfg.width, cfg.height, cfg.seed)
     ply = cfg.work_dir / f"gaussians_{n}_{scene_dir.name}.ply"
-    from mastsam_splat.objects.plyio import read_gaussians_ply, write_gaussians_ply
+    from mastsam_splat.io.ply import read_gaussians_ply, write_gaussians_ply
 
     if not ply.is_file():
         g, _ = surface_gaussians(scene_dir, n, cfg.seed)
@@ -365,7 +365,7 @@ def bench_quality(cfg: BenchLift) -> dict:
     import torch
 
     from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
-    from mastsam_splat.splat.ply import to_gaussians
+    from mastsam_splat.io.gaussians import to_gaussians
     from mastsam_splat.splat.trainer import SplatTrainConfig, train
 
     views = cfg.views or 40

@@ -46,7 +46,7 @@ def main(args: BenchRender) -> None:
     from mastsam_splat.io import load_scene
     from mastsam_splat.splat.init import gaussians_from_points
     from mastsam_splat.splat.params import activated
-    from mastsam_splat.splat.ply import read_point_cloud
+    from mastsam_splat.io.ply import read_point_cloud
     from mastsam_splat.splat.rendering import render
 
     with tempfile.TemporaryDirectory() as tmp:

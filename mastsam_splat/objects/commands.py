@@ -72,7 +72,7 @@ class ExportCommand:
 def run_export(cmd: ExportCommand) -> Any:
     """Load, check and export; returns the :class:`ExportResult`."""
     from mastsam_splat.objects.export import export_objects, parse_object_selection
-    from mastsam_splat.objects.plyio import read_gaussians_ply
+    from mastsam_splat.io.ply import read_gaussians_ply
     from mastsam_splat.objects.run import load_run_gaussians
 
     console = _console(cmd.quiet)
@@ -164,7 +164,7 @@ class LiftCommand:
 
 def _load_source(cmd: LiftCommand) -> tuple[Any, Path, Any, dict[str, Any]]:
     """Gaussians, dataset path, camera mapping (None = identity) and index metadata."""
-    from mastsam_splat.objects.plyio import read_gaussians_ply
+    from mastsam_splat.io.ply import read_gaussians_ply
     from mastsam_splat.objects.run import dataset_to_run_frame, load_run_gaussians, open_run
 
     if (cmd.ply is None) == (cmd.load_config is None):

@@ -27,8 +27,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.objects.gaussians import BACKGROUND, UNLABELLED, Gaussians
-from mastsam_splat.objects.plyio import write_gaussians_ply, write_labelled_points
+from mastsam_splat.io.gaussians import BACKGROUND, UNLABELLED, Gaussians
+from mastsam_splat.io.ply import write_gaussians_ply, write_labelled_points
 
 PathLike = Union[str, Path]
 

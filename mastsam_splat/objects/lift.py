@@ -25,7 +25,7 @@ from typing import Any, Callable, Literal, Optional, Sequence, Union
 import numpy as np
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.objects.gaussians import BACKGROUND, UNLABELLED, Gaussians
+from mastsam_splat.io.gaussians import BACKGROUND, UNLABELLED, Gaussians
 from mastsam_splat.types import Camera
 
 LABEL_BITS = 16

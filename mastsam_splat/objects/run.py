@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.objects.gaussians import Gaussians
+from mastsam_splat.io.gaussians import Gaussians, rgb_to_sh
 from mastsam_splat.types import Camera
 
 PathLike = Union[str, Path]
@@ -281,7 +281,7 @@ def gaussians_from_state(pipeline_state: dict, sh_degree: int, min_confidence: f
     dc = p["features_dc"]
     if sh_degree == 0:
         # Splatfacto stores logit colours when it trains without SH; the PLY layout wants the DC coefficient.
-        dc = (torch.sigmoid(dc) - 0.5) / 0.28209479177387814
+        dc = rgb_to_sh(torch.sigmoid(dc))
     features = pipeline_state.get(prefix + "instance_features")
     ids = None
     if features is not None:

@@ -9,6 +9,6 @@ Modules (import them directly; this package imports nothing heavy):
 - ``gsplat_backend``: the CUDA path (imports gsplat's kernels only when called).
 - ``params``: Splatfacto-layout parameter dicts, activation, optimizers.
 - ``instance`` / ``config``: label space, classifier head, losses, kNN regulariser, object ids.
-- ``init`` / ``ply``: initial Gaussians from a labelled point cloud, point-cloud PLY I/O.
+- ``init``: initial Gaussians from a labelled point cloud (read with ``mastsam_splat.io.ply``).
 - ``trainer``: the standalone trainer and its command-line config ``SplatTrainConfig``.
 """

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.gaussians import num_sh_bases, rgb_to_sh
+from mastsam_splat.io.ply import PointCloud
 from mastsam_splat.splat.instance import LabelSpace, class_embeddings, seed_features
-from mastsam_splat.splat.params import make_params, num_sh_bases, rgb_to_sh
-from mastsam_splat.splat.ply import PointCloud
+from mastsam_splat.splat.params import make_params
 
 
 def knn_log_scales(xyz: np.ndarray, k: int = 3) -> np.ndarray:

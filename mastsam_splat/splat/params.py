@@ -3,7 +3,8 @@
 Keys (raw, pre-activation values, as Splatfacto's ``gauss_params``):
 
 - ``means [N, 3]``, ``scales [N, 3]`` (log), ``quats [N, 4]`` (w, x, y, z; unnormalised),
-- ``features_dc [N, 3]`` and ``features_rest [N, K - 1, 3]`` (SH coefficients),
+- ``features_dc [N, 3]`` and ``features_rest [N, K - 1, 3]`` (SH coefficients; colour terms in
+  ``mastsam_splat.io.gaussians``),
 - ``opacities [N, 1]`` (logit),
 - ``instance_features [N, D]`` (optional): the per-Gaussian instance feature.
 
@@ -18,31 +19,18 @@ from typing import Dict, Iterable, Mapping, Optional
 import torch
 from torch import Tensor
 
-SH_C0 = 0.28209479177387814
+from mastsam_splat.io.gaussians import sh_degree_from_bases
+
 GEOMETRY_KEYS = ("means", "scales", "quats", "opacities")
 COLOR_KEYS = ("features_dc", "features_rest")
 FEATURE_KEY = "instance_features"
 
 
-def rgb_to_sh(rgb: Tensor) -> Tensor:
-    """DC SH coefficient of an RGB colour in [0, 1]."""
-    return (rgb - 0.5) / SH_C0
-
-
-def sh_to_rgb(sh: Tensor) -> Tensor:
-    """RGB colour of a DC SH coefficient."""
-    return sh * SH_C0 + 0.5
-
-
-def num_sh_bases(degree: int) -> int:
-    return (degree + 1) ** 2
-
-
 def sh_degree_of(params: Mapping[str, Tensor]) -> int:
     """SH degree that ``features_rest`` has room for."""
     k = params["features_rest"].shape[1] + 1
-    degree = int(round(k**0.5)) - 1
-    if num_sh_bases(degree) != k:
+    degree = sh_degree_from_bases(k)
+    if degree < 0:
         raise ValueError(f"features_rest holds {k - 1} coefficients, not (degree + 1)^2 - 1 for any degree")
     return degree
 

@@ -250,7 +250,7 @@ def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], seed_ids
     import torch
 
     from mastsam_splat.splat.init import gaussians_from_points, random_points
-    from mastsam_splat.splat.ply import read_point_cloud
+    from mastsam_splat.io.ply import read_point_cloud
 
     if init_ply is not None:
         cloud = read_point_cloud(init_ply)
@@ -500,8 +500,8 @@ def _write_outputs(config: SplatTrainConfig, result: TrainResult, evaluation: Di
     import torch
 
     from mastsam_splat.io import atomic_path, atomic_write_text, write_label_image
-    from mastsam_splat.objects.plyio import write_gaussians_ply
-    from mastsam_splat.splat.ply import to_gaussians
+    from mastsam_splat.io.gaussians import to_gaussians
+    from mastsam_splat.io.ply import write_gaussians_ply
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,7 @@ import numpy as np
 from mastsam_splat.errors import InputError
 from mastsam_splat.io.atomic import atomic_path, atomic_write_text
 from mastsam_splat.io.labels import write_label_image
+from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.synthetic.layout import Layout, Trajectory, build_layout
 from mastsam_splat.synthetic.raycast import Renderer, RenderOutput
 from mastsam_splat.synthetic.trajectory import make_cameras
@@ -147,20 +148,6 @@ def _merge_points(
     return xyz[keep], rgb[keep], inst[keep]
 
 
-def _write_ply(path: Path, xyz: np.ndarray, rgb: np.ndarray, inst: np.ndarray) -> None:
-    from plyfile import PlyData, PlyElement
-
-    vertex = np.empty(
-        len(xyz),
-        dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("instance_id", "<i4")],
-    )
-    vertex["x"], vertex["y"], vertex["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-    vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    vertex["instance_id"] = inst
-    with atomic_path(path) as tmp:
-        PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<").write(str(tmp))
-
-
 def _transforms(cameras: list[Camera], width: int, height: int) -> dict:
     K = cameras[0].K
     return {
@@ -256,7 +243,7 @@ def make_scene(
             if on_frame is not None:
                 on_frame(i, out)
         xyz, rgb, inst = _merge_points(samples, point_rng, max_points)
-        _write_ply(staging / "sparse_pc.ply", xyz, rgb, inst)
+        write_point_cloud(staging / "sparse_pc.ply", PointCloud(xyz, rgb, inst))
         atomic_write_text(staging / "transforms.json", json.dumps(_transforms(cameras, width, height), indent=2) + "\n")
         settings = {
             "frames": int(frames),

@@ -21,8 +21,8 @@ import numpy as np
 
 from mastsam_splat.io import write_label_image, write_tracks
 from mastsam_splat.io.atomic import atomic_path, atomic_write_text
+from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.io.tracks import summarize_objects
-from mastsam_splat.tracker.pointcloud import write_labelled_ply
 from mastsam_splat.tracker.tracker import TrackResult
 from mastsam_splat.types import Frame
 
@@ -122,7 +122,7 @@ def write_outputs(
         write_label_image(output_dir / rel, labels)
         written.append(rel)
 
-    write_labelled_ply(output_dir / POINTS_FILE, result.cloud_xyz, result.cloud_rgb, result.cloud_ids)
+    write_point_cloud(output_dir / POINTS_FILE, PointCloud(result.cloud_xyz, result.cloud_rgb, result.cloud_ids))
     written.append(POINTS_FILE)
 
     overlays = []

@@ -7,13 +7,10 @@ colour of its points, with the id most of them carry.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
-from plyfile import PlyData, PlyElement
 
-from mastsam_splat.io.atomic import atomic_path
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
@@ -89,18 +86,3 @@ def voxel_downsample(
     out_ids[pair_voxel[best]] = id_values[pair_keys[best] % len(id_values)]
     return out_xyz.astype(np.float32), np.clip(np.round(out_rgb), 0, 255).astype(np.uint8), out_ids
 
-
-def write_labelled_ply(path: Union[str, Path], xyz: np.ndarray, rgb: np.ndarray, ids: np.ndarray) -> Path:
-    """Write ``x y z red green blue instance_id`` (binary little-endian PLY), atomically; may hold 0 points."""
-    vertex = np.empty(
-        len(xyz),
-        dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"), ("instance_id", "i4")],
-    )
-    if len(xyz):
-        vertex["x"], vertex["y"], vertex["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
-        vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-        vertex["instance_id"] = ids
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        PlyData([PlyElement.describe(vertex, "vertex")], text=False).write(str(tmp))
-    return path

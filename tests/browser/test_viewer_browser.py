@@ -268,7 +268,7 @@ def _read_json(path: Path) -> Optional[dict]:
 def test_click_selects_highlights_and_exports_an_object(trained_run: Path, viewer_url: str, browser, tmp_path) -> None:
     from scipy import ndimage
 
-    from mastsam_splat.objects.plyio import read_gaussians_ply
+    from mastsam_splat.io.ply import read_gaussians_ply
     from mastsam_splat.objects.run import load_checkpoint, open_run
     from nerfstudio_plugin.viewer import EXPORT_DIR, SELECTION_FILE
 

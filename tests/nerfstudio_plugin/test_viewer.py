@@ -237,7 +237,7 @@ def test_isolating_an_object_without_gaussians_keeps_every_output_key(model) -> 
 
 
 def test_export_writes_exactly_the_selected_objects_gaussians(model, tmp_path: Path) -> None:
-    from mastsam_splat.objects.plyio import read_gaussians_ply
+    from mastsam_splat.io.ply import read_gaussians_ply
 
     viewer = model.object_viewer
     _connect(viewer, tmp_path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from support.gaussian_factories import FRAMES, HEIGHT, WIDTH, seeded_gaussians
 
-from mastsam_splat.objects.gaussians import Gaussians
+from mastsam_splat.io.gaussians import Gaussians
 
 
 @pytest.fixture(scope="session")

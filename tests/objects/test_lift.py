@@ -9,7 +9,7 @@ from support.gaussian_factories import FRAMES
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import load_scene, read_label_image
-from mastsam_splat.objects.gaussians import UNLABELLED, Gaussians
+from mastsam_splat.io.gaussians import UNLABELLED, Gaussians
 from mastsam_splat.objects.lift import (
     LiftConfig,
     LiftView,

@@ -13,8 +13,8 @@ from support.gaussian_factories import random_gaussians
 
 import mastsam_splat.objects.export as export_module
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.ply import read_gaussians_ply
 from mastsam_splat.objects.export import export_objects, object_file_name, parse_object_selection
-from mastsam_splat.objects.plyio import read_gaussians_ply
 
 
 def _rows(path: Path) -> np.ndarray:

@@ -39,7 +39,7 @@ def test_trains_to_a_measured_quality_bar(scene, tmp_path):
     assert set(np.unique(result.instance_ids)) - {0} == set(m["object_ids"])
     assert 0.3 < float((result.instance_ids == 0).mean()) < 0.9
 
-    from mastsam_splat.objects.plyio import read_gaussians_ply
+    from mastsam_splat.io.ply import read_gaussians_ply
 
     g = read_gaussians_ply(out / "gaussians.ply")
     assert len(g) == m["num_gaussians"] and g.sh_degree == cfg.sh_degree
@@ -53,7 +53,7 @@ def test_trains_to_a_measured_quality_bar(scene, tmp_path):
 
 def test_tracker_style_labels_and_densification(scene, tmp_path):
     """Labels from a masks/ folder with the tracker's points.ply next to it; densification keeps features aligned."""
-    from mastsam_splat.splat.ply import read_point_cloud, write_point_cloud
+    from mastsam_splat.io.ply import read_point_cloud, write_point_cloud
 
     track = tmp_path / "track"
     shutil.copytree(scene / "instances", track / "masks")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mastsam_splat.objects.gaussians import SH_C0, Gaussians
+from mastsam_splat.io.gaussians import Gaussians, rgb_to_sh
+from mastsam_splat.io.ply import read_point_cloud
 
 FRAMES, WIDTH, HEIGHT = 10, 64, 48
 
@@ -28,12 +29,11 @@ def random_gaussians(n: int, sh_degree: int = 0, seed: int = 0, with_ids: bool =
 
 def seeded_gaussians(points_file: Path, scale: float = 0.5, opacity_logit: float = 3.0) -> tuple[Gaussians, np.ndarray]:
     """Isotropic Gaussians on the points of a synthetic ``sparse_pc.ply`` and the points' true ids."""
-    from plyfile import PlyData
     from scipy.spatial import cKDTree
 
-    data = PlyData.read(str(points_file))["vertex"].data
-    xyz = np.stack([data["x"], data["y"], data["z"]], axis=1).astype(np.float64)
-    rgb = np.stack([data["red"], data["green"], data["blue"]], axis=1) / 255.0
+    cloud = read_point_cloud(points_file, require_instances=True)
+    xyz = cloud.xyz.astype(np.float64)
+    rgb = cloud.rgb / 255.0
     dist, _ = cKDTree(xyz).query(xyz, k=4)
     radius = scale * dist[:, 1:].mean(axis=1)
     n = len(xyz)
@@ -42,7 +42,7 @@ def seeded_gaussians(points_file: Path, scale: float = 0.5, opacity_logit: float
         quats=np.tile([1.0, 0.0, 0.0, 0.0], (n, 1)),
         scales=np.log(np.repeat(radius[:, None], 3, axis=1)),
         opacities=np.full(n, opacity_logit),
-        sh_dc=(rgb - 0.5) / SH_C0,
+        sh_dc=rgb_to_sh(rgb),
         sh_rest=np.zeros((n, 0, 3)),
     )
-    return gaussians, np.asarray(data["instance_id"], dtype=np.int32)
+    return gaussians, cloud.instance_id.astype(np.int32)

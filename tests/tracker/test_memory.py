@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
+from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, unique_pairs
-from mastsam_splat.tracker.pointcloud import LabelledPointCloud, voxel_downsample, write_labelled_ply
+from mastsam_splat.tracker.pointcloud import LabelledPointCloud, voxel_downsample
 from mastsam_splat.tracker.points3d import (
     FramePoints,
     PairChain,
@@ -131,11 +132,13 @@ def test_point_cloud_labels_colours_and_downsampling(tmp_path):
     down_xyz, down_rgb, down_ids = voxel_downsample(xyz, rgb, ids, voxel_size=0.25)
     assert 0 < len(down_xyz) < len(xyz)
     assert set(np.unique(down_ids)) <= set(np.unique(ids))
-    path = write_labelled_ply(tmp_path / "points.ply", down_xyz, down_rgb, down_ids)
+    path = write_point_cloud(tmp_path / "points.ply", PointCloud(down_xyz, down_rgb, down_ids))
     vertex = PlyData.read(str(path))["vertex"]
     assert [p.name for p in vertex.properties] == ["x", "y", "z", "red", "green", "blue", "instance_id"]
     assert len(vertex.data) == len(down_xyz)
-    empty = write_labelled_ply(tmp_path / "empty.ply", np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros(0, np.int32))
+    empty = write_point_cloud(
+        tmp_path / "empty.ply", PointCloud(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), np.zeros(0, np.int32))
+    )
     assert len(PlyData.read(str(empty))["vertex"].data) == 0
 
 

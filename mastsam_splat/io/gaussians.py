@@ -1,4 +1,4 @@
-"""A plain container of 3D Gaussian parameters, with per-Gaussian object ids.
+"""3D Gaussians as the 3DGS format stores them: the ``Gaussians`` container and the SH colour terms.
 
 Parameters are stored as the 3DGS PLY layout stores them (and Splatfacto trains them):
 ``means`` [N, 3], ``quats`` [N, 4] (w, x, y, z; not necessarily normalised), ``scales``
@@ -8,13 +8,17 @@ written to PLY and read back is bit-for-bit the same.
 
 Object ids: ``0`` is background, ``-1`` (``UNLABELLED``) marks a Gaussian that no view saw,
 ids ``> 0`` are objects.
+
+The view-independent colour of a Gaussian is its degree-0 SH term: ``rgb = 0.5 + SH_C0 * sh_dc``
+(``rgb_to_sh`` / ``sh_to_rgb``, for numpy arrays and torch tensors alike). The PLY layout is in
+``mastsam_splat.io.ply``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Mapping, Optional, TypeVar, Union
 
 import numpy as np
 
@@ -28,12 +32,28 @@ SH_C0 = 0.28209479177387814
 """Degree-0 spherical-harmonic constant: colour = 0.5 + SH_C0 * sh_dc."""
 
 PathLike = Union[str, Path]
+ArrayT = TypeVar("ArrayT")
+
+
+def rgb_to_sh(rgb: ArrayT) -> ArrayT:
+    """Degree-0 SH coefficient of an RGB colour in [0, 1] (numpy array or torch tensor)."""
+    return (rgb - 0.5) / SH_C0
+
+
+def sh_to_rgb(sh: ArrayT) -> ArrayT:
+    """RGB colour of a degree-0 SH coefficient (unclipped; numpy array or torch tensor)."""
+    return sh * SH_C0 + 0.5
+
+
+def num_sh_bases(degree: int) -> int:
+    """SH coefficients per colour channel for ``degree``: (degree + 1)^2."""
+    return (degree + 1) ** 2
 
 
 def sh_degree_from_bases(num_bases: int) -> int:
     """SH degree of ``num_bases`` = (degree + 1)^2 coefficients per channel; -1 if not a square."""
     degree = int(round(np.sqrt(num_bases))) - 1
-    return degree if (degree + 1) ** 2 == num_bases and degree >= 0 else -1
+    return degree if degree >= 0 and num_sh_bases(degree) == num_bases else -1
 
 
 @dataclass
@@ -111,7 +131,7 @@ class Gaussians:
     @property
     def colors(self) -> np.ndarray:
         """[N, 3] float32 view-independent RGB in [0, 1] (the SH DC term)."""
-        return np.clip(0.5 + SH_C0 * self.sh_dc, 0.0, 1.0)
+        return np.clip(sh_to_rgb(self.sh_dc), 0.0, 1.0)
 
     @property
     def shs(self) -> np.ndarray:
@@ -178,3 +198,25 @@ class Gaussians:
         if with_sh:
             params["shs"] = torch.from_numpy(self.shs).to(device)
         return params
+
+
+def to_gaussians(
+    params: Mapping[str, Any], instance_ids: Optional[np.ndarray] = None, with_features: bool = True
+) -> Gaussians:
+    """Gaussians from a Splatfacto-layout parameter dict of torch tensors (raw values, as
+    ``mastsam_splat.splat.params`` holds them); ``instance_features`` become ``features`` when asked for."""
+
+    def arr(key: str) -> np.ndarray:
+        return params[key].detach().cpu().float().numpy()
+
+    feats = arr("instance_features") if with_features and "instance_features" in params else None
+    return Gaussians(
+        means=arr("means"),
+        quats=arr("quats"),
+        scales=arr("scales"),
+        opacities=arr("opacities").reshape(-1),
+        sh_dc=arr("features_dc"),
+        sh_rest=arr("features_rest"),
+        instance_ids=instance_ids,
+        features=feats,
+    )
