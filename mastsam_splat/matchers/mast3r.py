@@ -140,6 +140,7 @@ class Mast3rMatcherConfig:
     """Torch device; "auto" picks CUDA when available."""
 
     def setup(self) -> "Mast3rMatcher":
+        """Build the matcher with these settings."""
         return Mast3rMatcher(self)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.segmenters.base import Segmenter, check_image, empty_mask, points_in_image
+from mastsam_splat.segmenters.base import check_image, empty_mask, points_in_image
 from mastsam_splat.types import Mask
 
 # Image area (320 x 240) at which the pixel-sized parameters below are stated; other sizes scale them.
@@ -61,6 +61,10 @@ class ClassicalSegmenterConfig:
     """Regions smaller than this fraction of the image merge first (their cost is scaled down)."""
     min_area_fraction: float = 0.002
     """Automatic masks smaller than this fraction of the image are dropped."""
+
+    def setup(self) -> "ClassicalSegmenter":
+        """Build the segmenter with these settings."""
+        return ClassicalSegmenter(self)
 
 
 @dataclass
@@ -109,7 +113,7 @@ class ClassicalState:
         return len(self.inner_step_sum)
 
 
-class ClassicalSegmenter(Segmenter):
+class ClassicalSegmenter:
     """Superpixels + hierarchical region merging (scikit-image); needs no model weights."""
 
     name = "classical"
