@@ -23,7 +23,6 @@ from typing import Literal, Optional
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.segmenters.base import check_image, empty_mask, points_in_image
@@ -154,6 +153,8 @@ class ClassicalSegmenter:
             rows = np.minimum(((np.arange(height) + 0.5) * sp.shape[0] / height).astype(np.int64), sp.shape[0] - 1)
             cols = np.minimum(((np.arange(width) + 0.5) * sp.shape[1] / width).astype(np.int64), sp.shape[1] - 1)
             sp = sp[rows[:, None], cols[None, :]]
+        from scipy import ndimage
+
         sp = np.ascontiguousarray(sp, dtype=np.int32)
         return ClassicalState(
             height=height,
