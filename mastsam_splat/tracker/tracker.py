@@ -14,6 +14,7 @@ Frame 0 gets the segmenter's automatic masks, made disjoint, as ids ``1..n``. Ea
    remembered object, and ids that keep lying inside one segment are merged (fragments).
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
+Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
 """
 
 from __future__ import annotations
