@@ -18,6 +18,8 @@ from typing import Any, Dict, List, Literal, Optional
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.matchers import MatcherName
+from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.tracker.tracker import TrackerConfig
 from mastsam_splat.types import Camera, Frame
 
@@ -29,13 +31,13 @@ DEFAULT_CACHE_SUBDIR = Path("mastsam") / "training-views"
 class TrackingConfig:
     """MastSAM tracker settings used before training (the options of ``mastsam track``)."""
 
-    segmenter: Literal["classical", "sam"] = "classical"
+    segmenter: SegmenterName = "classical"
     """Segmenter backend: classical (no weights) or sam (segment-anything; needs --...sam-checkpoint)."""
     sam_checkpoint: Optional[Path] = None
     """Local segment-anything checkpoint (.pth) for the sam segmenter."""
     sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
     """Architecture of the SAM checkpoint."""
-    matcher: Literal["auto", "sift", "geometric", "mast3r"] = "auto"
+    matcher: Literal["auto", MatcherName] = "auto"
     """Correspondences: geometric (exact, from depth + cameras), sift (OpenCV), mast3r (needs
     --...mast3r-checkpoint); auto = geometric when every training image has a depth map, else sift."""
     mast3r_checkpoint: Optional[Path] = None
@@ -45,7 +47,7 @@ class TrackingConfig:
     recompute: bool = False
     """Run the tracker even when the cached result matches (replaces it)."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
-    """Tracker parameters (mode mastsam|independent, thresholds, 3D memory)."""
+    """Tracker parameters, one group per step (mode mastsam|independent, thresholds, 3D memory)."""
 
 
 @dataclass

@@ -15,18 +15,46 @@ plus the wall time per frame of each mode. Prints a table of medians and writes 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import cv2
 import numpy as np
+import tyro
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+@dataclass
+class BenchOptions:
+    """Options of the tracker benchmark."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds of the synthetic scenes."""
+    trajectories: tuple[Literal["orbit", "forward"], ...] = ("orbit", "forward")
+    """Camera paths of the synthetic scenes."""
+    frames: int = 40
+    """Frames per synthetic scene."""
+    width: int = 320
+    """Width of the synthetic scenes."""
+    height: int = 240
+    """Height of the synthetic scenes."""
+    real_frames: int = 30
+    """Frames taken from each video."""
+    real_sets: tuple[Literal["aloe", "tree", "megamind"], ...] = ("aloe", "tree", "megamind")
+    """Real sequences to run."""
+    skip_synthetic: bool = False
+    """Leave out the synthetic scenes."""
+    skip_real: bool = False
+    """Leave out the real sequences."""
+    workdir: str = "outputs/bench_tracker_data"
+    """Where synthetic scenes are rendered (reused)."""
+    out: str = "outputs/bench_tracker.json"
+    """JSON file with every number."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -118,7 +146,7 @@ def _round(value: Optional[float]) -> Optional[float]:
 
 
 # ----------------------------------------------------------------------------- benchmarks
-def bench_synthetic(args: argparse.Namespace, tracker_config: Any) -> list[dict[str, Any]]:
+def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, Any]]:
     from mastsam_splat.io import load_scene, read_label_dir
     from mastsam_splat.metrics import MetricsConfig, evaluate, geometric_correspondences, view_pairs
 
@@ -161,7 +189,7 @@ def bench_synthetic(args: argparse.Namespace, tracker_config: Any) -> list[dict[
     return rows
 
 
-def bench_real(args: argparse.Namespace, tracker_config: Any) -> list[dict[str, Any]]:
+def bench_real(args: BenchOptions, tracker_config: Any) -> list[dict[str, Any]]:
     from mastsam_splat.io.scene import read_image
     from mastsam_splat.metrics import consistency_scores, granularity
     from mastsam_splat.types import Frame
@@ -260,19 +288,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--trajectories", nargs="+", default=["orbit", "forward"], choices=["orbit", "forward"])
-    parser.add_argument("--frames", type=int, default=40, help="frames per synthetic scene")
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=240)
-    parser.add_argument("--real-frames", type=int, default=30, help="frames taken from each video")
-    parser.add_argument("--real-sets", nargs="+", default=["aloe", "tree", "megamind"], choices=["aloe", "tree", "megamind"])
-    parser.add_argument("--skip-synthetic", action="store_true")
-    parser.add_argument("--skip-real", action="store_true")
-    parser.add_argument("--workdir", default="outputs/bench_tracker_data", help="where synthetic scenes are rendered (reused)")
-    parser.add_argument("--out", default="outputs/bench_tracker.json")
-    args = parser.parse_args(argv)
+    args = tyro.cli(BenchOptions, args=argv, description=__doc__)
 
     from mastsam_splat.tracker import TrackerConfig
 
@@ -293,7 +309,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     print("\nwall time mastsam / independent:", ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"args": vars(args), "tracker_config": tracker_config.__dict__, "rows": rows, "summary": summary, "time_ratio": ratios}
+    payload = {"args": asdict(args), "tracker_config": asdict(tracker_config), "rows": rows, "summary": summary, "time_ratio": ratios}
     out.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     print(f"wrote {out}")
     return 0

@@ -2,7 +2,8 @@
 
 Every backend returns :class:`~mastsam_splat.types.Matches` with coordinates in each
 frame's original pixels (pixel ``(c, r)`` has its centre at ``(c + 0.5, r + 0.5)``) and a
-confidence in ``[0, 1]``. The two frames of a pair may differ in size.
+confidence in ``[0, 1]``. The two frames of a pair may differ in size. Backends satisfy the
+protocol structurally (no base class); the registry in ``mastsam_splat.matchers`` builds them by name.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ class GeometricMatcherConfig:
     """Relative depth disagreement above which a point counts as occluded in frame b."""
 
     def setup(self) -> "GeometricMatcher":
+        """Build the matcher with these settings."""
         return GeometricMatcher(self)
 
 

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from PIL import Image
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.geometry.reprojection import frame_label
@@ -115,6 +114,8 @@ class Mast3rInputTransform:
         """The network input [h, w, 3] uint8 for an original RGB image [H, W, 3], resampled as dust3r does."""
         if image.shape[1::-1] != self.original_size:
             raise ValueError(f"image of size {image.shape[1::-1]} does not match the transform's {self.original_size}")
+        from PIL import Image
+
         pil = Image.fromarray(np.ascontiguousarray(image))
         # dust3r: LANCZOS when shrinking, BICUBIC when enlarging (or keeping) the long side.
         shrinking = max(self.original_size) > max(self.resized_size)
@@ -140,6 +141,7 @@ class Mast3rMatcherConfig:
     """Torch device; "auto" picks CUDA when available."""
 
     def setup(self) -> "Mast3rMatcher":
+        """Build the matcher with these settings."""
         return Mast3rMatcher(self)
 
 

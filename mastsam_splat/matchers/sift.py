@@ -70,6 +70,7 @@ class SiftMatcherConfig:
     """Confidence of a match right at the ratio threshold; a perfectly distinctive match gets 1."""
 
     def setup(self) -> "SiftMatcher":
+        """Build the matcher with these settings."""
         return SiftMatcher(self)
 
 

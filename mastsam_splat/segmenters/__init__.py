@@ -1,85 +1,65 @@
 """Segmenter backends behind one protocol, chosen by name.
 
-``make_segmenter("classical")`` needs no weights; ``make_segmenter("sam", SamSegmenterConfig(
-checkpoint=...))`` wraps segment-anything. Backend modules import their heavy dependencies
-(scikit-image, torch, segment_anything) only when a segmenter is built or used.
+``SEGMENTER_CONFIGS`` maps each backend name to its config dataclass, whose ``setup()`` builds the
+segmenter; adding a backend is one entry there. ``make_segmenter("classical")`` needs no weights;
+``make_segmenter("sam", SamSegmenterConfig(checkpoint=...))`` wraps segment-anything. Backend
+modules import their heavy dependencies (scikit-image, torch, segment_anything) only when a
+segmenter is built or used.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Literal, Optional, Union
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any, Literal, Optional
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.segmenters.base import Segmenter
-from mastsam_splat.segmenters.classical import ClassicalSegmenterConfig
-from mastsam_splat.segmenters.sam import SamSegmenterConfig
+from mastsam_splat.segmenters.classical import ClassicalSegmenter, ClassicalSegmenterConfig
+from mastsam_splat.segmenters.sam import SamSegmenter, SamSegmenterConfig
 
-BackendConfig = Union[ClassicalSegmenterConfig, SamSegmenterConfig]
-
-
-def _make_classical(config: ClassicalSegmenterConfig) -> Segmenter:
-    from mastsam_splat.segmenters.classical import ClassicalSegmenter
-
-    return ClassicalSegmenter(config)
-
-
-def _make_sam(config: SamSegmenterConfig) -> Segmenter:
-    from mastsam_splat.segmenters.sam import SamSegmenter
-
-    return SamSegmenter(config)
-
-
-SEGMENTERS: dict[str, tuple[type, Callable[[object], Segmenter]]] = {
-    "classical": (ClassicalSegmenterConfig, _make_classical),
-    "sam": (SamSegmenterConfig, _make_sam),
+SEGMENTER_CONFIGS: dict[str, type] = {
+    "classical": ClassicalSegmenterConfig,
+    "sam": SamSegmenterConfig,
 }
-"""Registry: name -> (config class, factory taking that config)."""
+"""Registry: name -> config class; ``config.setup()`` builds the segmenter."""
+
+SegmenterName = Literal[tuple(SEGMENTER_CONFIGS)]  # type: ignore[valid-type]
+"""The registered names, as a type for command-line options."""
 
 
-@dataclass
-class SegmenterConfig:
-    """Which segmenter to use, with the settings of every backend."""
+def make_segmenter(name: str, config: Optional[Any] = None) -> Segmenter:
+    """Build the segmenter registered as ``name`` from its config (or a mapping of its fields, or defaults).
 
-    name: Literal["classical", "sam"] = "classical"
-    """Backend: ``classical`` (no weights) or ``sam`` (segment-anything, needs a checkpoint)."""
-    classical: ClassicalSegmenterConfig = field(default_factory=ClassicalSegmenterConfig)
-    """Settings of the ``classical`` backend."""
-    sam: SamSegmenterConfig = field(default_factory=SamSegmenterConfig)
-    """Settings of the ``sam`` backend."""
-
-    def backend_config(self) -> BackendConfig:
-        """The settings of the selected backend."""
-        return getattr(self, self.name)
-
-    def make(self) -> Segmenter:
-        """Build the selected segmenter."""
-        return make_segmenter(self.name, self)
-
-
-def make_segmenter(name: str, config: Optional[Union[BackendConfig, SegmenterConfig]] = None) -> Segmenter:
-    """Build the segmenter registered as ``name``.
-
-    ``config`` is that backend's own config, a ``SegmenterConfig`` (its sub-config for ``name`` is
-    used), or ``None`` for the backend's defaults.
+    Raises:
+        InputError: unknown name, or a mapping with fields the backend's config does not have.
+        TypeError: a config of another backend.
     """
-    if name not in SEGMENTERS:
-        raise InputError(f"unknown segmenter {name!r}; choose one of: {', '.join(sorted(SEGMENTERS))}")
-    config_class, factory = SEGMENTERS[name]
+    config_class = SEGMENTER_CONFIGS.get(name)
+    if config_class is None:
+        raise InputError(f"unknown segmenter {name!r}; choose one of: {', '.join(SEGMENTER_CONFIGS)}")
     if config is None:
         config = config_class()
-    elif isinstance(config, SegmenterConfig):
-        config = getattr(config, name)
-    if not isinstance(config, config_class):
+    elif isinstance(config, Mapping):
+        known = {f.name for f in fields(config_class)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise InputError(
+                f"unknown option(s) {', '.join(unknown)} for segmenter {name!r}; known: {', '.join(sorted(known))}"
+            )
+        config = config_class(**config)
+    elif not isinstance(config, config_class):
         raise TypeError(f"segmenter {name!r} takes a {config_class.__name__}, got {type(config).__name__}")
-    return factory(config)
+    return config.setup()
 
 
 __all__ = [
+    "SEGMENTER_CONFIGS",
+    "ClassicalSegmenter",
     "ClassicalSegmenterConfig",
+    "SamSegmenter",
     "SamSegmenterConfig",
     "Segmenter",
-    "SegmenterConfig",
-    "SEGMENTERS",
+    "SegmenterName",
     "make_segmenter",
 ]

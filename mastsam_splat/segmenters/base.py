@@ -2,13 +2,13 @@
 
 A segmenter works on one image at a time. ``prepare`` does the per-image work once (SAM: the
 image embedding; classical: superpixels and their merge hierarchy) and returns an opaque state
-that ``auto`` and every ``prompt`` on that image reuse.
+that ``auto`` and every ``prompt`` on that image reuse. Backends satisfy the protocol
+structurally (no base class); the registry in ``mastsam_splat.segmenters`` builds them by name.
 """
 
 from __future__ import annotations
 
-import abc
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -16,21 +16,18 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.types import Mask
 
 
-class Segmenter(abc.ABC):
+@runtime_checkable
+class Segmenter(Protocol):
     """Produces binary masks of one image: automatically and from point prompts."""
 
-    name: str = ""
-    """Registry name of the backend."""
-
-    @abc.abstractmethod
     def prepare(self, image: np.ndarray) -> Any:
         """Compute what ``image`` ([H, W, 3] uint8 RGB) needs once; the result feeds ``auto`` and ``prompt``."""
+        ...
 
-    @abc.abstractmethod
     def auto(self, state: Any) -> list[Mask]:
         """Automatic masks of the prepared image (they may overlap), each with a score in [0, 1]."""
+        ...
 
-    @abc.abstractmethod
     def prompt(self, state: Any, positive_xy: np.ndarray, negative_xy: Optional[np.ndarray] = None) -> Mask:
         """One mask containing the ``positive_xy`` points and avoiding the ``negative_xy`` points.
 
@@ -38,6 +35,7 @@ class Segmenter(abc.ABC):
         (see ``mastsam_splat.types``); points outside the image are ignored. Without any positive
         point inside the image the mask is empty with score 0.
         """
+        ...
 
 
 def check_image(image: np.ndarray) -> np.ndarray:

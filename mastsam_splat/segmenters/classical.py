@@ -23,10 +23,9 @@ from typing import Literal, Optional
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.segmenters.base import Segmenter, check_image, empty_mask, points_in_image
+from mastsam_splat.segmenters.base import check_image, empty_mask, points_in_image
 from mastsam_splat.types import Mask
 
 # Image area (320 x 240) at which the pixel-sized parameters below are stated; other sizes scale them.
@@ -61,6 +60,10 @@ class ClassicalSegmenterConfig:
     """Regions smaller than this fraction of the image merge first (their cost is scaled down)."""
     min_area_fraction: float = 0.002
     """Automatic masks smaller than this fraction of the image are dropped."""
+
+    def setup(self) -> "ClassicalSegmenter":
+        """Build the segmenter with these settings."""
+        return ClassicalSegmenter(self)
 
 
 @dataclass
@@ -109,7 +112,7 @@ class ClassicalState:
         return len(self.inner_step_sum)
 
 
-class ClassicalSegmenter(Segmenter):
+class ClassicalSegmenter:
     """Superpixels + hierarchical region merging (scikit-image); needs no model weights."""
 
     name = "classical"
@@ -150,6 +153,8 @@ class ClassicalSegmenter(Segmenter):
             rows = np.minimum(((np.arange(height) + 0.5) * sp.shape[0] / height).astype(np.int64), sp.shape[0] - 1)
             cols = np.minimum(((np.arange(width) + 0.5) * sp.shape[1] / width).astype(np.int64), sp.shape[1] - 1)
             sp = sp[rows[:, None], cols[None, :]]
+        from scipy import ndimage
+
         sp = np.ascontiguousarray(sp, dtype=np.int32)
         return ClassicalState(
             height=height,

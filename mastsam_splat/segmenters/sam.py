@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 import numpy as np
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.segmenters.base import Segmenter, check_image, empty_mask, points_in_image
+from mastsam_splat.segmenters.base import check_image, empty_mask, points_in_image
 from mastsam_splat.types import Mask
 
 if TYPE_CHECKING:
@@ -76,6 +76,10 @@ class SamSegmenterConfig:
     """Automatic masks: remove islands and holes smaller than this many pixels (0: off)."""
     multimask_single_point: bool = True
     """Prompts: for a single positive point, decode SAM's three candidate masks and keep the best."""
+
+    def setup(self) -> "SamSegmenter":
+        """Build the segmenter with these settings."""
+        return SamSegmenter(self)
 
 
 def checkpoint_hint(model_type: str) -> str:
@@ -183,7 +187,7 @@ class SamState:
         return (int(self.image.shape[0]), int(self.image.shape[1]))
 
 
-class SamSegmenter(Segmenter):
+class SamSegmenter:
     """segment-anything: ``SamAutomaticMaskGenerator`` and ``SamPredictor`` over one shared embedding."""
 
     name = "sam"

@@ -7,10 +7,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-import tyro
-
+from mastsam_splat import __version__
 from mastsam_splat.errors import InputError
-from mastsam_splat.tracker.tracker import TrackerConfig
+from mastsam_splat.io import load_scene
+from mastsam_splat.matchers import MATCHER_CONFIGS, MatcherName, make_matcher
+from mastsam_splat.segmenters import SEGMENTER_CONFIGS, SegmenterName, make_segmenter
+from mastsam_splat.tracker.cache import ResultCache, config_fingerprint, input_fingerprint
+from mastsam_splat.tracker.outputs import MASKS_DIR, OUTPUT_NAMES, OVERLAYS_DIR, write_outputs
+from mastsam_splat.tracker.tracker import MastSAMTracker, TrackerConfig
 
 
 @dataclass
@@ -22,13 +26,13 @@ class TrackCommand:
     """Nerfstudio dataset folder (or its transforms.json), a folder of images, or a video file."""
     output_dir: Path
     """Folder for masks/, tracks.json, points.ply, overlays/ and contact_sheet.png."""
-    segmenter: Literal["classical", "sam"] = "classical"
+    segmenter: SegmenterName = "classical"
     """Segmenter backend: classical (no weights) or sam (segment-anything; needs --sam-checkpoint)."""
     sam_checkpoint: Optional[Path] = None
     """Local segment-anything checkpoint (.pth) for --segmenter sam."""
     sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
     """Architecture of the SAM checkpoint."""
-    matcher: Literal["sift", "geometric", "mast3r"] = "sift"
+    matcher: MatcherName = "sift"
     """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras) or mast3r (needs --mast3r-checkpoint)."""
     mast3r_checkpoint: Optional[Path] = None
     """Local MASt3R checkpoint for --matcher mast3r."""
@@ -40,24 +44,22 @@ class TrackCommand:
     """Replace results of another input (or of unknown origin) found in --output-dir."""
     quiet: bool = False
     """No progress bar or summary."""
-    tracker: tyro.conf.OmitArgPrefixes[TrackerConfig] = field(default_factory=TrackerConfig)
-    """Tracker parameters (--mode mastsam|independent selects the baseline)."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """Tracker parameters, one group per step (--tracker.mode mastsam|independent selects the baseline)."""
 
     def main(self) -> None:
         run_track(self)
 
     # -------------------------------------------------------------- backends
     def segmenter_config(self) -> Any:
-        from mastsam_splat.segmenters import SegmenterConfig
-
-        config = SegmenterConfig(name=self.segmenter)
+        """The selected segmenter's config, with the checkpoint options applied."""
+        config = SEGMENTER_CONFIGS[self.segmenter]()
         if self.segmenter == "sam":
-            config.sam = replace(config.sam, checkpoint=self.sam_checkpoint, model_type=self.sam_model_type)
+            config = replace(config, checkpoint=self.sam_checkpoint, model_type=self.sam_model_type)
         return config
 
     def matcher_config(self) -> Any:
-        from mastsam_splat.matchers import MATCHER_CONFIGS
-
+        """The selected matcher's config, with the checkpoint options applied."""
         config = MATCHER_CONFIGS[self.matcher]()
         if self.matcher == "mast3r":
             config = replace(config, checkpoint=self.mast3r_checkpoint)
@@ -65,13 +67,10 @@ class TrackCommand:
 
     def fingerprint_config(self) -> dict[str, Any]:
         """Everything that changes the results (used by the cache)."""
-        from mastsam_splat import __version__
-
-        segmenter = self.segmenter_config()
         return {
             "version": __version__,
             "tracker": asdict(self.tracker),
-            "segmenter": {"name": self.segmenter, "config": asdict(segmenter.backend_config())},
+            "segmenter": {"name": self.segmenter, "config": asdict(self.segmenter_config())},
             "matcher": {"name": self.matcher, "config": asdict(self.matcher_config())},
             "stride": self.stride,
             "max_frames": self.max_frames,
@@ -81,13 +80,6 @@ class TrackCommand:
 def run_track(cmd: TrackCommand) -> dict[str, Any]:
     """Load, track (or reuse cached results) and write; returns a summary of the run."""
     from rich.console import Console
-
-    from mastsam_splat.io import load_scene
-    from mastsam_splat.matchers import make_matcher
-    from mastsam_splat.segmenters import make_segmenter
-    from mastsam_splat.tracker.cache import ResultCache, config_fingerprint, input_fingerprint
-    from mastsam_splat.tracker.outputs import MASKS_DIR, OUTPUT_NAMES, OVERLAYS_DIR, write_outputs
-    from mastsam_splat.tracker.tracker import MastSAMTracker
 
     console = Console(stderr=True, quiet=cmd.quiet)
     t0 = time.perf_counter()

@@ -31,20 +31,29 @@ from mastsam_splat.types import Matches
 
 
 @dataclass
-class ConsensusRule:
-    """Thresholds of the segment consensus."""
+class ConsensusConfig:
+    """Thresholds of the segment consensus and of the merging of fragment ids."""
 
+    enabled: bool = True
+    """Reconcile prompted masks with the frame's automatic segments through correspondence votes."""
     min_votes: int = 5
-    """Fewest votes for a segment's votes to decide anything."""
+    """Fewest correspondence votes for a segment's votes to decide."""
     share: float = 0.75
-    """A segment goes to an id holding at least this fraction of its labelled votes."""
+    """A segment goes to the id holding at least this fraction of its votes."""
     dense_min_density: float = 0.05
-    """Correspondences per pixel above which the matcher counts as dense (new-content detection on)."""
+    """Correspondences per pixel above which missing votes mark new content (dense matchers only)."""
     new_content_ratio: float = 0.3
-    """With dense correspondences, a segment receiving fewer than this fraction of its expected votes is new content."""
+    """With dense correspondences, a segment receiving less than this fraction of its expected votes is new content."""
     snap_share: float = 0.5
-    """An undecided segment (too few votes, or sparse correspondences) goes to the id its prompted masks give at
-    least this fraction of its pixels (> 1 turns snapping off)."""
+    """An undecided segment (too few votes, or sparse correspondences) goes to the id holding this fraction of it
+    in the prompted masks (> 1 turns this off)."""
+    fragment_merge_frames: int = 3
+    """Ids lying inside one automatic segment for this many consecutive frames are merged into the oldest
+    (fragments of one object); 0 turns this off."""
+    fragment_containment: float = 0.9
+    """Fraction of an id's pixels inside one automatic segment for it to count as lying inside it."""
+    retroactive_merge: bool = True
+    """A fragment merge also relabels the earlier frames, so the merged ids agree over the whole sequence."""
 
 
 @dataclass
@@ -79,7 +88,7 @@ def apply_consensus(
     auto_labels: np.ndarray,
     prev_labels: np.ndarray,
     matches: Matches,
-    rule: ConsensusRule,
+    config: ConsensusConfig,
     alias: dict[int, int] | None = None,
 ) -> ConsensusResult:
     """Labels [H, W] after reconciling ``tracked`` with ``auto_labels`` through the votes of ``matches``.
@@ -97,7 +106,7 @@ def apply_consensus(
     area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
     h, w = auto_labels.shape
     density = len(matches) / float(h * w)
-    dense = density >= rule.dense_min_density
+    dense = density >= config.dense_min_density
 
     unlabelled_votes = table[:, 0]
     labelled = table[:, 1:]
@@ -110,15 +119,15 @@ def apply_consensus(
         np.add.at(merged, (slice(None), np.searchsorted(uniq, ids[1:])), labelled)
         best = np.argmax(merged, axis=1)
         best_votes = merged[np.arange(num_segments + 1), best]
-        agree = (labelled_votes >= rule.min_votes) & (best_votes >= rule.share * np.maximum(labelled_votes, 1))
+        agree = (labelled_votes >= config.min_votes) & (best_votes >= config.share * np.maximum(labelled_votes, 1))
         target[agree] = uniq[best[agree]]
-    new_content = (unlabelled_votes >= rule.min_votes) & (unlabelled_votes > labelled_votes)
+    new_content = (unlabelled_votes >= config.min_votes) & (unlabelled_votes > labelled_votes)
     if dense:
         expected = density * area
-        starved = (expected >= 4 * rule.min_votes) & (table.sum(axis=1) < rule.new_content_ratio * expected)
+        starved = (expected >= 4 * config.min_votes) & (table.sum(axis=1) < config.new_content_ratio * expected)
         new_content |= starved
     target[new_content] = 0
-    if rule.snap_share <= 1.0:
+    if config.snap_share <= 1.0:
         # Segments the votes leave undecided follow the prompted masks' plurality id: the tracked labels
         # take the frame's segment boundaries.
         claim_ids, claim_index = compact_ids(labels)
@@ -129,8 +138,8 @@ def apply_consensus(
         held = claims[np.arange(num_segments + 1), holder] if len(claim_ids) > 1 else np.zeros(num_segments + 1)
         # Where the votes are too few to tell, or the correspondences too sparse for a split of a handful of
         # votes to mean much. Dense votes split between ids mean the prompted split is real.
-        undecided = (labelled_votes < rule.min_votes) | (not dense)
-        snap = (target < 0) & undecided & (held >= rule.snap_share * np.maximum(area, 1)) & (len(claim_ids) > 1)
+        undecided = (labelled_votes < config.min_votes) | (not dense)
+        snap = (target < 0) & undecided & (held >= config.snap_share * np.maximum(area, 1)) & (len(claim_ids) > 1)
         target[snap] = claim_ids[holder[snap]]
     target[0] = -1
     change = target[auto_labels]
@@ -144,13 +153,13 @@ class FragmentMerger:
     An early frame can split an object into several segments, and tracking faithfully keeps
     the split. When, frame after frame, several ids each lie (almost) entirely inside the same
     automatic segment, they are fragments of what the segmenter now sees as one region: after
-    ``frames`` consecutive frames the younger ids are merged into the oldest one. Waiting out a
-    few frames keeps a one-frame under-segmentation from merging two real objects.
+    ``config.fragment_merge_frames`` consecutive frames the younger ids are merged into the oldest
+    one. Waiting out a few frames keeps a one-frame under-segmentation from merging two real objects.
     """
 
-    def __init__(self, frames: int, containment: float) -> None:
-        self.frames = int(frames)
-        self.containment = float(containment)
+    def __init__(self, config: ConsensusConfig) -> None:
+        self.frames = int(config.fragment_merge_frames)
+        self.containment = float(config.fragment_containment)
         self._streak: dict[tuple[int, int], int] = {}
 
     def update(self, labels: np.ndarray, auto_labels: np.ndarray) -> dict[int, int]:

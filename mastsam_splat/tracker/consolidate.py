@@ -10,15 +10,29 @@ in every frame.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from mastsam_splat.tracker.memory import VoxelMemory
+from mastsam_splat.tracker.memory import _BITS, _OFFSET, VoxelMemory
 from mastsam_splat.tracker.new_regions import compact_ids
 
 MAX_VOXELS = 256
 """Voxels per id compared during consolidation."""
+
+
+@dataclass
+class ConsolidationConfig:
+    """Sequence-level merging of ids seen before and after an id switch."""
+
+    enabled: bool = True
+    """After the sequence, merge ids that never share a frame but share 3D voxels (one object before and after
+    an id switch), in every frame (needs 3D points)."""
+    min_overlap: float = 0.3
+    """Fraction of the younger id's 3D voxels that must lie in the older id's voxels."""
+    max_cooccurrence: float = 0.1
+    """Largest fraction of frames (of the shorter-lived id) in which the two ids may appear together."""
 
 
 def presence(label_maps: Sequence[np.ndarray], min_area: int) -> dict[int, set[int]]:
@@ -35,8 +49,6 @@ def presence(label_maps: Sequence[np.ndarray], min_area: int) -> dict[int, set[i
 
 def voxel_centres(keys: np.ndarray, voxel_size: float) -> np.ndarray:
     """World centres [K, 3] of voxel keys (inverse of ``memory.voxel_keys``)."""
-    from mastsam_splat.tracker.memory import _BITS, _OFFSET
-
     mask = (1 << _BITS) - 1
     coords = np.stack([(keys >> (2 * _BITS)) & mask, (keys >> _BITS) & mask, keys & mask], axis=1) - _OFFSET
     return (coords.astype(np.float64) + 0.5) * voxel_size
@@ -45,15 +57,14 @@ def voxel_centres(keys: np.ndarray, voxel_size: float) -> np.ndarray:
 def consolidation_merges(
     observed: VoxelMemory,
     frames_of: dict[int, set[int]],
-    min_overlap: float,
-    max_cooccurrence: float,
+    config: ConsolidationConfig,
 ) -> dict[int, int]:
     """Younger id -> older id merges between ids that share 3D voxels but (almost) never share a frame.
 
     ``observed`` holds every voxel each id was seen on (not exclusive). An id ``b`` joins the
-    older id ``a`` (or the group ``a`` already leads) when at least ``min_overlap`` of ``b``'s
-    voxels lie in or next to the group's voxels and they appear together in at most
-    ``max_cooccurrence`` of the frames of the shorter-lived of the two.
+    older id ``a`` (or the group ``a`` already leads) when at least ``config.min_overlap`` of
+    ``b``'s voxels lie in or next to the group's voxels and they appear together in at most
+    ``config.max_cooccurrence`` of the frames of the shorter-lived of the two.
     """
     keys, ids = observed.pairs()
     if len(keys) == 0:
@@ -78,8 +89,8 @@ def consolidation_merges(
             for root, points in hits.items():
                 overlap = len(points) / len(own)
                 shared = len(group_frames[root] & frames_of[b])
-                allowed = max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
-                if overlap >= min_overlap and shared <= allowed and overlap > best_overlap:
+                allowed = config.max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
+                if overlap >= config.min_overlap and shared <= allowed and overlap > best_overlap:
                     best, best_overlap = root, overlap
         if best is None:
             leader[b] = b

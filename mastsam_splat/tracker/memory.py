@@ -42,6 +42,34 @@ def _offsets(radius: int) -> np.ndarray:
 
 
 @dataclass
+class MemoryConfig:
+    """The 3D re-identification memory: how it is built and when it recognises an earlier id."""
+
+    enabled: bool = True
+    """3D re-identification memory: a new region lying on an earlier id's 3D voxels takes that id."""
+    voxel_fraction: float = 0.01
+    """Memory voxel size as a fraction of the first frame's median viewing distance."""
+    exclusive: bool = True
+    """A voxel belongs to the first id that covers it; later labels of other ids do not claim it."""
+    neighborhood: int = 1
+    """Voxels around a point that also count as hits (1: the 3x3x3 block)."""
+    reid_min_fraction: float = 0.5
+    """A new region takes an earlier id when at least this fraction of its 3D points fall in that id's voxels."""
+    reid_min_points: int = 8
+    """Regions with fewer 3D points are not re-identified."""
+    reid_min_coverage: float = 0.3
+    """Regions where 3D points cover less than this fraction of the pixels (relative to the frame's sampling
+    density) are not re-identified: their few points do not represent them (e.g. sky with a sliver of ground)."""
+    reid_extend_present: bool = True
+    """A new region recognised as an id already present in the frame is added to it (the object grew into view)."""
+    check: bool = True
+    """Check every automatic segment against the memory: one whose 3D points lie mostly in another id's voxels,
+    far more than in its own id's, is given back to that other id (undoes absorption by a neighbour)."""
+    check_ratio: float = 2.0
+    """The other id's share of the segment's 3D points must be at least this many times its own id's share."""
+
+
+@dataclass
 class Identification:
     """Best memory match of a region's 3D points."""
 

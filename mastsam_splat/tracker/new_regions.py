@@ -30,6 +30,17 @@ def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
+class NewRegionsConfig:
+    """Which automatic segments start new ids and which fill gaps of tracked ids."""
+
+    min_uncovered_fraction: float = 0.6
+    """An automatic mask at least this uncovered by tracked ids starts a new id (or a re-identified one)."""
+    fill_min_dominance: float = 0.6
+    """Uncovered pixels of an automatic mask join the tracked id holding at least this fraction of its
+    covered pixels (> 1 turns gap filling off)."""
+
+
+@dataclass
 class RegionSplit:
     """Result of comparing tracked labels with automatic segments."""
 
@@ -46,19 +57,17 @@ class RegionSplit:
 def split_regions(
     labels: np.ndarray,
     auto_labels: np.ndarray,
-    min_uncovered_fraction: float,
+    config: NewRegionsConfig,
     min_area: int,
-    fill_min_dominance: float,
 ) -> RegionSplit:
     """Find new-object candidates and fill tracked gaps.
 
     Args:
         labels: [H, W] tracked labels of the new frame (0 = uncovered).
         auto_labels: [H, W] disjoint automatic segments (0 = none, 1..n).
-        min_uncovered_fraction: an automatic segment at least this uncovered is a new-object candidate.
+        config: how uncovered a segment must be to be a candidate, and how dominant a tracked id
+            must be for the segment's uncovered pixels to join it.
         min_area: smallest candidate, in uncovered pixels.
-        fill_min_dominance: a segment's uncovered pixels join its dominant tracked id when that id
-            holds at least this fraction of the segment's covered pixels (> 1 disables filling).
     """
     labels = labels.astype(np.int64, copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
@@ -76,14 +85,14 @@ def split_regions(
     covered = area - uncovered
     with np.errstate(divide="ignore", invalid="ignore"):
         uncovered_fraction = np.where(area > 0, uncovered / np.maximum(area, 1), 0.0)
-    is_new = (uncovered_fraction >= min_uncovered_fraction) & (uncovered >= min_area)
+    is_new = (uncovered_fraction >= config.min_uncovered_fraction) & (uncovered >= min_area)
     is_new[0] = False
 
     fill_id = np.zeros(num_segments + 1, dtype=np.int64)
     if n_cols > 1:
         dominant = np.argmax(table[:, 1:], axis=1) + 1
         dominance = np.where(covered > 0, table[np.arange(len(table)), dominant] / np.maximum(covered, 1), 0.0)
-        can_fill = (~is_new) & (uncovered > 0) & (covered > 0) & (dominance >= fill_min_dominance)
+        can_fill = (~is_new) & (uncovered > 0) & (covered > 0) & (dominance >= config.fill_min_dominance)
         can_fill[0] = False
         fill_id[can_fill] = tracked_ids[dominant[can_fill]]
 

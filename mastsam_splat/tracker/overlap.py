@@ -11,6 +11,7 @@ Two situations:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -18,6 +19,14 @@ from scipy.spatial import cKDTree
 
 from mastsam_splat.tracker.prompting import Prompt
 from mastsam_splat.types import Mask
+
+
+@dataclass
+class OverlapConfig:
+    """When two tracked ids count as one (near-duplicate prompted masks)."""
+
+    merge_iou: float = 0.8
+    """Prompted masks of two ids overlapping with IoU above this are merged into the older id."""
 
 
 def _bbox(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:
@@ -58,9 +67,9 @@ def pairwise_iou(masks: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def merge_duplicates(
-    masks: dict[int, Mask], prompts: dict[int, Prompt], iou_threshold: float
+    masks: dict[int, Mask], prompts: dict[int, Prompt], config: OverlapConfig
 ) -> tuple[dict[int, Mask], dict[int, Prompt], dict[int, int]]:
-    """Merge ids whose masks overlap with IoU above ``iou_threshold`` into the older (smaller) id.
+    """Merge ids whose masks overlap with IoU above ``config.merge_iou`` into the older (smaller) id.
 
     The surviving id gets the union of both masks and both sets of positive prompts.
 
@@ -78,7 +87,7 @@ def merge_duplicates(
 
     for a in range(len(ids)):
         for b in range(a + 1, len(ids)):
-            if iou[a, b] > iou_threshold:
+            if iou[a, b] > config.merge_iou:
                 ra, rb = root(ids[a]), root(ids[b])
                 if ra != rb:
                     parent[max(ra, rb)] = min(ra, rb)

@@ -23,6 +23,7 @@ from scipy.spatial import cKDTree
 
 from mastsam_splat.geometry.reprojection import pixel_grid
 from mastsam_splat.geometry.triangulation import triangulate
+from mastsam_splat.tracker.representatives import match_labels
 from mastsam_splat.types import Frame, Matches
 
 PointSource = Literal["auto", "depth", "matches", "triangulated", "none"]
@@ -196,8 +197,6 @@ class PairChain:
 
 def labels_at(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Label [N] of the pixel holding each position ``xy`` [N, 2] (0 outside the image)."""
-    from mastsam_splat.tracker.representatives import match_labels
-
     return match_labels(labels, xy)
 
 

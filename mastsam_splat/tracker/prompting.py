@@ -24,6 +24,16 @@ class PromptableSegmenter(Protocol):
 
 
 @dataclass
+class PromptingConfig:
+    """Which points prompt the segmenter for each tracked id."""
+
+    negative_radius: float = 0.2
+    """Other ids' points within this distance (fraction of the image diagonal) of an id's positives are its negatives."""
+    max_negatives: int = 24
+    """Most negative points per prompt."""
+
+
+@dataclass
 class Prompt:
     """Point prompts of one id."""
 
@@ -34,16 +44,19 @@ class Prompt:
 
 
 def build_prompts(
-    tracked: dict[int, TrackedPoints], negative_radius: float, max_negatives: int
+    tracked: dict[int, TrackedPoints], config: PromptingConfig, image_size: tuple[int, int]
 ) -> dict[int, Prompt]:
     """Prompts for every id that has at least one tracked point.
 
-    Negatives of an id are other ids' tracked points within ``negative_radius`` pixels of one
-    of its positives, the ``max_negatives`` nearest of them.
+    Negatives of an id are other ids' tracked points within ``config.negative_radius`` (of the
+    diagonal of an image of ``image_size`` (width, height)) of one of its positives, the
+    ``config.max_negatives`` nearest of them.
     """
     ids = [i for i, t in tracked.items() if len(t.points)]
     if not ids:
         return {}
+    negative_radius = config.negative_radius * float(np.hypot(*image_size))
+    max_negatives = config.max_negatives
     all_points = np.concatenate([tracked[i].points for i in ids]).astype(np.float64)
     owner = np.concatenate([np.full(len(tracked[i].points), i) for i in ids])
     tree = cKDTree(all_points)

@@ -17,6 +17,16 @@ from mastsam_splat.types import Matches
 
 
 @dataclass
+class PropagationConfig:
+    """How representative points follow the correspondences into the next frame."""
+
+    radius: float = 0.04
+    """Largest distance (fraction of the image diagonal) from a representative to the correspondences carrying it."""
+    neighbors: int = 4
+    """Correspondences voting on a representative's displacement (median)."""
+
+
+@dataclass
 class TrackedPoints:
     """Where one id's representatives land in frame ``t+1``."""
 
@@ -73,19 +83,21 @@ def propagate_points(
 def propagate_representatives(
     representatives: dict[int, Representatives],
     matches: Matches,
-    radius: float,
-    neighbors: int,
+    config: PropagationConfig,
     size_b: tuple[int, int],
 ) -> dict[int, TrackedPoints]:
     """Propagate every id's representatives, each through its own id's correspondences only.
 
+    ``size_b`` is (width, height) of frame b, whose diagonal ``config.radius`` is a fraction of.
     All ids go through one k-d tree: each id's positions are shifted far apart along x
-    (farther than ``radius`` plus the image), so a neighbour search never reaches another id.
+    (farther than the radius plus the image), so a neighbour search never reaches another id.
     """
     ids = sorted(representatives)
     if not ids:
         return {}
-    width, _ = size_b
+    width, height = size_b
+    radius = config.radius * float(np.hypot(width, height))
+    neighbors = config.neighbors
     spacing = 4.0 * (max(width, 1) + radius + 1.0)
     points, xy_a, xy_b = [], [], []
     for n, obj_id in enumerate(ids):
@@ -102,7 +114,6 @@ def propagate_representatives(
     owner = np.repeat(np.arange(len(ids)), counts)
     moved_owner = owner[keep]
     out: dict[int, TrackedPoints] = {}
-    height = size_b[1]
     for n, obj_id in enumerate(ids):
         pts = moved[moved_owner == n] - np.array([n * spacing, 0.0])
         inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)

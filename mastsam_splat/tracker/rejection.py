@@ -19,17 +19,15 @@ from mastsam_splat.types import Mask
 
 
 @dataclass
-class RejectionRule:
-    """Thresholds of the rejection step."""
+class RejectionConfig:
+    """When a tracked id is dropped from the new frame."""
 
-    min_points: int = 2
-    """Fewest tracked points an id needs (fewer: it left the view or is occluded)."""
-    min_survival: float = 0.25
-    """Smallest fraction of its representatives that must have reached the new frame."""
+    min_tracked_points: int = 1
+    """An id with fewer tracked points in the new frame is dropped there (it left the view or is occluded)."""
+    min_survival: float = 0.2
+    """An id keeping less than this fraction of its representatives is dropped."""
     min_prompt_support: float = 0.5
-    """Smallest fraction of its positive prompts that its new mask must contain."""
-    min_area: int = 16
-    """Smallest mask area in pixels."""
+    """An id whose prompted mask holds less than this fraction of its positives is dropped."""
 
 
 def prompt_support(mask: np.ndarray, positive: np.ndarray) -> float:
@@ -39,19 +37,19 @@ def prompt_support(mask: np.ndarray, positive: np.ndarray) -> float:
     return float(np.mean(match_labels(mask.astype(np.int64), positive) > 0))
 
 
-def lost_before_prompting(tracked: TrackedPoints, rule: RejectionRule) -> Optional[str]:
+def lost_before_prompting(tracked: TrackedPoints, config: RejectionConfig) -> Optional[str]:
     """Why an id cannot be prompted in the new frame (``None`` when it can)."""
-    if len(tracked.points) < rule.min_points:
+    if len(tracked.points) < config.min_tracked_points:
         return "too few points"
-    if tracked.survival < rule.min_survival:
+    if tracked.survival < config.min_survival:
         return "too few points"
     return None
 
 
-def lost_after_prompting(mask: Mask, positive: np.ndarray, rule: RejectionRule) -> Optional[str]:
-    """Why an id's prompted mask is not accepted (``None`` when it is)."""
-    if mask.area < rule.min_area:
+def lost_after_prompting(mask: Mask, positive: np.ndarray, config: RejectionConfig, min_area: int) -> Optional[str]:
+    """Why an id's prompted mask is not accepted (``None`` when it is); ``min_area`` is in pixels."""
+    if mask.area < min_area:
         return "empty mask"
-    if prompt_support(mask.segmentation, positive) < rule.min_prompt_support:
+    if prompt_support(mask.segmentation, positive) < config.min_prompt_support:
         return "prompts outside mask"
     return None

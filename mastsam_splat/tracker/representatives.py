@@ -21,6 +21,20 @@ KMeansBackend = Literal["opencv", "sklearn"]
 
 
 @dataclass
+class RepresentativesConfig:
+    """How many representative points summarise each id, and how they are chosen."""
+
+    area_per_point: float = 0.003
+    """Mask area (fraction of the image) per representative point."""
+    min_points: int = 3
+    """Fewest representatives per id (K-Means k lower bound)."""
+    max_points: int = 12
+    """Most representatives per id (K-Means k upper bound)."""
+    kmeans: KMeansBackend = "opencv"
+    """K-Means implementation: opencv (cv2.kmeans, low per-call overhead) or sklearn (scikit-learn KMeans)."""
+
+
+@dataclass
 class Representatives:
     """The representative points of one id in frame ``t``."""
 
@@ -105,22 +119,19 @@ def _quiet_sklearn(backend: KMeansBackend) -> Iterator[None]:
 def select_representatives(
     labels: np.ndarray,
     matches: Matches,
+    config: RepresentativesConfig,
     confidence_threshold: float,
-    pixels_per_point: float,
-    k_min: int,
-    k_max: int,
+    image_size: tuple[int, int],
     seed: int = 0,
-    backend: KMeansBackend = "opencv",
 ) -> dict[int, Representatives]:
     """Representatives of every id of ``labels`` [H, W] that has confident correspondences.
 
     Args:
         labels: frame t's label image (0 = no object).
         matches: correspondences frame t -> frame t+1 (``xy_a`` in frame t).
+        config: points per mask area, bounds on the points per id, K-Means backend.
         confidence_threshold: correspondences below it are not candidates.
-        pixels_per_point: mask area per representative point.
-        k_min, k_max: bounds on the number of points per id.
-        backend: K-Means implementation (see :func:`kmeans_points`).
+        image_size: (width, height) of the image ``config.area_per_point`` is a fraction of.
 
     Returns:
         id -> its representatives; ids without a confident correspondence are absent.
@@ -130,6 +141,9 @@ def select_representatives(
     confident = np.flatnonzero(matches.confidence >= confidence_threshold)
     if len(confident) == 0:
         return {}
+    width, height = image_size
+    pixels_per_point = config.area_per_point * height * width
+    backend = config.kmeans
     ids_of_match = match_labels(labels, matches.xy_a[confident])
     areas = np.bincount(labels.ravel())
     order = np.argsort(ids_of_match, kind="stable")
@@ -143,7 +157,8 @@ def select_representatives(
             if obj_id == 0:
                 continue
             index = confident[order[s:e]]
-            k = num_representatives(int(areas[obj_id]) if obj_id < len(areas) else 0, pixels_per_point, k_min, k_max)
+            area = int(areas[obj_id]) if obj_id < len(areas) else 0
+            k = num_representatives(area, pixels_per_point, config.min_points, config.max_points)
             points = kmeans_points(matches.xy_a[index].astype(np.float64), k, seed=seed + obj_id, backend=backend)
             out[obj_id] = Representatives(points=points, match_index=index)
     return out

@@ -14,6 +14,7 @@ Frame 0 gets the segmenter's automatic masks, made disjoint, as ids ``1..n``. Ea
    remembered object, and ids that keep lying inside one segment are merged (fragments).
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
+Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from typing import Any, Callable, Literal, Optional, Sequence
 import numpy as np
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.tracker.consolidate import consolidation_merges, presence
-from mastsam_splat.tracker.consensus import ConsensusRule, FragmentMerger, apply_consensus
-from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size
-from mastsam_splat.tracker.new_regions import compact_ids, split_regions
-from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
+from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
+from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
+from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
+from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
+from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
 from mastsam_splat.tracker.points3d import (
     FramePoints,
@@ -42,10 +43,10 @@ from mastsam_splat.tracker.points3d import (
     matched_points,
     triangulated_points,
 )
-from mastsam_splat.tracker.prompting import build_prompts, prompt_masks
-from mastsam_splat.tracker.propagation import propagate_representatives
-from mastsam_splat.tracker.rejection import RejectionRule, lost_after_prompting, lost_before_prompting
-from mastsam_splat.tracker.representatives import KMeansBackend, select_representatives
+from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
+from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
+from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
+from mastsam_splat.tracker.representatives import RepresentativesConfig, select_representatives
 from mastsam_splat.types import Frame, Matches
 
 MAX_ID = int(np.iinfo(np.uint16).max)
@@ -69,96 +70,19 @@ def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int
 
 @dataclass
 class TrackerConfig:
-    """Parameters of the MastSAM tracker (lengths relative to the image so they hold at any resolution)."""
+    """Parameters of the MastSAM tracker, one group per step (lengths relative to the image so they hold at any
+    resolution)."""
 
     mode: Literal["mastsam", "independent"] = "mastsam"
     """``mastsam``: track ids across frames; ``independent``: per-frame automatic masks with fresh ids
     (the baseline MastSAM is compared with)."""
     confidence_threshold: float = 0.5
     """Correspondences below this confidence are not used for tracking."""
-    area_per_point: float = 0.003
-    """Mask area (fraction of the image) per representative point."""
-    min_points_per_id: int = 3
-    """Fewest representatives per id (K-Means k lower bound)."""
-    max_points_per_id: int = 12
-    """Most representatives per id (K-Means k upper bound)."""
-    kmeans: KMeansBackend = "opencv"
-    """K-Means implementation: opencv (cv2.kmeans, low per-call overhead) or sklearn (scikit-learn KMeans)."""
-    propagation_radius: float = 0.04
-    """Largest distance (fraction of the image diagonal) from a representative to the correspondences carrying it."""
-    propagation_neighbors: int = 4
-    """Correspondences voting on a representative's displacement (median)."""
-    negative_radius: float = 0.2
-    """Other ids' points within this distance (fraction of the image diagonal) of an id's positives are its negatives."""
-    max_negatives: int = 24
-    """Most negative points per prompt."""
-    min_tracked_points: int = 1
-    """An id with fewer tracked points in the new frame is dropped there."""
-    min_survival: float = 0.2
-    """An id keeping less than this fraction of its representatives is dropped."""
-    min_prompt_support: float = 0.5
-    """An id whose prompted mask holds less than this fraction of its positives is dropped."""
-    merge_iou: float = 0.8
-    """Prompted masks of two ids overlapping with IoU above this are merged into the older id."""
-    consensus: bool = True
-    """Reconcile prompted masks with the frame's automatic segments through correspondence votes (see consensus.py)."""
-    fragment_merge_frames: int = 3
-    """Ids lying inside one automatic segment for this many consecutive frames are merged into the oldest
-    (fragments of one object); 0 turns this off."""
-    fragment_containment: float = 0.9
-    """Fraction of an id's pixels inside one automatic segment for it to count as lying inside it."""
-    consolidate: bool = True
-    """After the sequence, merge ids that never share a frame but share 3D voxels (one object before and after
-    an id switch), in every frame (needs 3D points)."""
-    consolidate_min_overlap: float = 0.3
-    """Fraction of the younger id's 3D voxels that must lie in the older id's voxels."""
-    consolidate_max_cooccurrence: float = 0.1
-    """Largest fraction of frames (of the shorter-lived id) in which the two ids may appear together."""
-    retroactive_merge: bool = True
-    """A fragment merge also relabels the earlier frames, so the merged ids agree over the whole sequence."""
-    consensus_min_votes: int = 5
-    """Fewest correspondence votes for a segment's votes to decide."""
-    consensus_share: float = 0.75
-    """A segment goes to the id holding at least this fraction of its votes."""
-    dense_min_density: float = 0.05
-    """Correspondences per pixel above which missing votes mark new content (dense matchers only)."""
-    new_content_ratio: float = 0.3
-    """With dense correspondences, a segment receiving less than this fraction of its expected votes is new content."""
-    snap_share: float = 0.5
-    """An undecided segment (too few votes, or sparse correspondences) goes to the id holding this fraction of it
-    in the prompted masks (> 1 turns this off)."""
     min_area_fraction: float = 0.001
     """Smallest segment (fraction of the image) kept from automatic masks and accepted as a new id."""
-    min_uncovered_fraction: float = 0.6
-    """An automatic mask at least this uncovered by tracked ids starts a new id (or a re-identified one)."""
-    fill_min_dominance: float = 0.6
-    """Uncovered pixels of an automatic mask join the tracked id holding at least this fraction of its
-    covered pixels (> 1 turns gap filling off)."""
-    memory: bool = True
-    """3D re-identification memory: a new region lying on an earlier id's 3D voxels takes that id."""
     points: PointSource = "auto"
     """3D source for the memory and the point cloud: ``auto`` (depth + cameras, else the matcher's 3D points,
     else triangulation with known cameras), ``depth``, ``matches``, ``triangulated`` or ``none``."""
-    memory_voxel_fraction: float = 0.01
-    """Memory voxel size as a fraction of the first frame's median viewing distance."""
-    memory_exclusive: bool = True
-    """A voxel belongs to the first id that covers it; later labels of other ids do not claim it."""
-    memory_neighborhood: int = 1
-    """Voxels around a point that also count as hits (1: the 3x3x3 block)."""
-    reid_min_fraction: float = 0.5
-    """A new region takes an earlier id when at least this fraction of its 3D points fall in that id's voxels."""
-    reid_min_points: int = 8
-    """Regions with fewer 3D points are not re-identified."""
-    reid_min_coverage: float = 0.3
-    """Regions where 3D points cover less than this fraction of the pixels (relative to the frame's sampling
-    density) are not re-identified: their few points do not represent them (e.g. sky with a sliver of ground)."""
-    reid_extend_present: bool = True
-    """A new region recognised as an id already present in the frame is added to it (the object grew into view)."""
-    memory_check: bool = True
-    """Check every automatic segment against the memory: one whose 3D points lie mostly in another id's voxels,
-    far more than in its own id's, is given back to that other id (undoes absorption by a neighbour)."""
-    memory_check_ratio: float = 2.0
-    """The other id's share of the segment's 3D points must be at least this many times its own id's share."""
     max_points_per_frame: int = 20000
     """3D points sampled per frame from depth maps."""
     max_reprojection_error: float = 2.0
@@ -167,14 +91,24 @@ class TrackerConfig:
     """Voxel size of the output point cloud as a fraction of its extent."""
     seed: int = 0
     """Seed of K-Means and of the robust alignment."""
-
-    def rejection_rule(self, image_area: int) -> RejectionRule:
-        return RejectionRule(
-            min_points=self.min_tracked_points,
-            min_survival=self.min_survival,
-            min_prompt_support=self.min_prompt_support,
-            min_area=max(1, int(round(self.min_area_fraction * image_area))),
-        )
+    representatives: RepresentativesConfig = field(default_factory=RepresentativesConfig)
+    """Step 2: representative points of every id (K-Means over its confident correspondences)."""
+    propagation: PropagationConfig = field(default_factory=PropagationConfig)
+    """Step 3: the representatives follow the correspondences into the next frame."""
+    prompting: PromptingConfig = field(default_factory=PromptingConfig)
+    """Step 4: point prompts of every id (its points as positives, nearby points of other ids as negatives)."""
+    rejection: RejectionConfig = field(default_factory=RejectionConfig)
+    """Step 5: ids that lost their points or whose mask misses its prompts are dropped."""
+    overlap: OverlapConfig = field(default_factory=OverlapConfig)
+    """Step 6: near-duplicate prompted masks are merged."""
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    """Step 6: prompted masks reconciled with the automatic segments; fragment ids merged."""
+    new_regions: NewRegionsConfig = field(default_factory=NewRegionsConfig)
+    """Step 7: uncovered automatic segments become new ids; small gaps join their tracked id."""
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    """Step 7: 3D re-identification memory."""
+    consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
+    """After the sequence: ids on one 3D surface that never share a frame are merged."""
 
 
 @dataclass
@@ -286,7 +220,7 @@ class MastSAMTracker:
         if source == "none":
             notes.append("no 3D points (no depth + cameras, no 3D from the matcher, no cameras): "
                          "no re-identification memory and an empty point cloud")
-        if cfg.mode == "mastsam" and cfg.kmeans == "sklearn":
+        if cfg.mode == "mastsam" and cfg.representatives.kmeans == "sklearn":
             import sklearn.cluster  # noqa: F401  (imported here so that its import time is not charged to frame 1)
         run = _Run(self, frames, source)
         for t, frame in enumerate(frames):
@@ -324,7 +258,7 @@ class _Run:
         self.memory: Optional[VoxelMemory] = None
         self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
         self.next_id = 1
-        self.fragments = FragmentMerger(self.cfg.fragment_merge_frames, self.cfg.fragment_containment)
+        self.fragments = FragmentMerger(self.cfg.consensus)
         self.observed: Optional[VoxelMemory] = None
         """Every voxel each id was seen on (not exclusive), for the sequence-level consolidation."""
 
@@ -339,12 +273,13 @@ class _Run:
         return self.next_id - 1
 
     def _ensure_memory(self, points: FramePoints, frame: Frame) -> None:
-        if self.memory is not None or not self.cfg.memory or len(points) == 0:
+        config = self.cfg.memory
+        if self.memory is not None or not config.enabled or len(points) == 0:
             return
         viewpoint = frame.camera.center if frame.camera is not None else None
-        size = auto_voxel_size(points.xyz, self.cfg.memory_voxel_fraction, viewpoint)
+        size = auto_voxel_size(points.xyz, config.voxel_fraction, viewpoint)
         if size is not None:
-            self.memory = VoxelMemory(size, self.cfg.memory_neighborhood, self.cfg.memory_exclusive)
+            self.memory = VoxelMemory(size, neighborhood=config.neighborhood, exclusive=config.exclusive)
 
     def _pair_points(self, t: int, frame: Frame, matches: Optional[Matches]) -> tuple[FramePoints, FramePoints]:
         """3D points of (previous frame, this frame) from this pair, or of this frame alone (depth)."""
@@ -367,12 +302,7 @@ class _Run:
             return 0
         h, w = self.labels[0].shape
         min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
-        merges = consolidation_merges(
-            self.observed,
-            presence(self.labels, min_area),
-            self.cfg.consolidate_min_overlap,
-            self.cfg.consolidate_max_cooccurrence,
-        )
+        merges = consolidation_merges(self.observed, presence(self.labels, min_area), self.cfg.consolidation)
         if not merges:
             return 0
         lut = np.arange(self.next_id, dtype=np.int64)
@@ -439,8 +369,8 @@ class _Run:
         ids = labels_at(labels, points.xy)
         if self.memory is not None:
             self.memory.add_labelled(ids, points.xyz)
-            if self.observed is None and self.cfg.consolidate and self.cfg.mode == "mastsam":
-                self.observed = VoxelMemory(self.memory.voxel_size, self.cfg.memory_neighborhood)
+            if self.observed is None and self.cfg.consolidation.enabled and self.cfg.mode == "mastsam":
+                self.observed = VoxelMemory(self.memory.voxel_size, neighborhood=self.cfg.memory.neighborhood)
             if self.observed is not None:
                 self.observed.add_labelled(ids, points.xyz)
         if first_pair:
@@ -448,8 +378,8 @@ class _Run:
 
     def _check_memory(self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport) -> np.ndarray:
         """Give segments back to the id whose 3D voxels they lie in when their current id has none of them."""
-        cfg = self.cfg
-        if self.memory is None or not cfg.memory_check or len(points) == 0 or not self.labels:
+        cfg = self.cfg.memory
+        if self.memory is None or not cfg.check or len(points) == 0 or not self.labels:
             return labels
         num_segments = int(auto.max()) if auto.size else 0
         if num_segments == 0:
@@ -486,7 +416,7 @@ class _Run:
             others = [
                 (f, i)
                 for i, f in fractions.items()
-                if i != holder[seg] and f >= cfg.reid_min_fraction and f >= cfg.memory_check_ratio * own
+                if i != holder[seg] and f >= cfg.reid_min_fraction and f >= cfg.check_ratio * own
             ]
             if others:
                 lut[seg] = max(others)[1]
@@ -509,7 +439,7 @@ class _Run:
             if self.memory is not None:
                 self.memory.merge(src, dst)
         report.merged += len(due)
-        if self.cfg.retroactive_merge:
+        if self.cfg.consensus.retroactive_merge:
             for t, past in enumerate(self.labels):
                 self.labels[t] = lut[past].astype(np.uint16)
         return lut[labels]
@@ -539,51 +469,36 @@ class _Run:
         """Carry the previous frame's ids into this frame (steps 2-6); returns tracked labels [H, W]."""
         cfg = self.cfg
         h, w = frame.height, frame.width
-        diag = float(np.hypot(w, h))
         prev = self.labels[-1]
-        rule = cfg.rejection_rule(h * w)
-        reps = select_representatives(
-            prev,
-            matches,
-            confidence_threshold=cfg.confidence_threshold,
-            pixels_per_point=cfg.area_per_point * h * w,
-            k_min=cfg.min_points_per_id,
-            k_max=cfg.max_points_per_id,
-            seed=cfg.seed,
-            backend=cfg.kmeans,
-        )
+        min_area = max(1, int(round(cfg.min_area_fraction * (h * w))))
+        reps = select_representatives(prev, matches, cfg.representatives, cfg.confidence_threshold, (w, h), cfg.seed)
         prev_ids = [int(i) for i in compact_ids(prev)[0] if i > 0]
-        tracked = propagate_representatives(
-            reps, matches, cfg.propagation_radius * diag, cfg.propagation_neighbors, (w, h)
-        )
+        tracked = propagate_representatives(reps, matches, cfg.propagation, (w, h))
         for obj_id in prev_ids:
             if obj_id not in tracked:
                 report.rejected["no correspondences"] = report.rejected.get("no correspondences", 0) + 1
-        prompts = build_prompts(tracked, cfg.negative_radius * diag, cfg.max_negatives)
+        prompts = build_prompts(tracked, cfg.prompting, (w, h))
         for obj_id, points in tracked.items():
-            reason = lost_before_prompting(points, rule)
+            reason = lost_before_prompting(points, cfg.rejection)
             if reason is not None:
                 report.rejected[reason] = report.rejected.get(reason, 0) + 1
                 prompts.pop(obj_id, None)
         masks = prompt_masks(self.tracker.segmenter, state, prompts)
         for obj_id in list(masks):
-            reason = lost_after_prompting(masks[obj_id], prompts[obj_id].positive, rule)
+            reason = lost_after_prompting(masks[obj_id], prompts[obj_id].positive, cfg.rejection, min_area)
             if reason is not None:
                 report.rejected[reason] = report.rejected.get(reason, 0) + 1
                 del masks[obj_id]
         prompts = {i: prompts[i] for i in masks}
-        masks, prompts, merged = merge_duplicates(masks, prompts, cfg.merge_iou)
+        masks, prompts, merged = merge_duplicates(masks, prompts, cfg.overlap)
         report.merged = len(merged)
         if self.memory is not None:
             for src, dst in merged.items():
                 self.memory.merge(src, dst)
         labels = resolve_overlaps(masks, prompts, (h, w))
-        if cfg.consensus:
+        if cfg.consensus.enabled:
             confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
-            rule = ConsensusRule(
-                cfg.consensus_min_votes, cfg.consensus_share, cfg.dense_min_density, cfg.new_content_ratio, cfg.snap_share
-            )
-            result = apply_consensus(labels, auto, prev, confident, rule, alias=merged)
+            result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged)
             labels = result.labels
             report.assigned_segments = result.assigned
             report.released_segments = result.released
@@ -595,7 +510,8 @@ class _Run:
     ) -> np.ndarray:
         """Gap filling and new ids from uncovered automatic segments (step 7), with 3D re-identification."""
         cfg = self.cfg
-        split = split_regions(tracked, auto, cfg.min_uncovered_fraction, min_area, cfg.fill_min_dominance)
+        reid = cfg.memory
+        split = split_regions(tracked, auto, cfg.new_regions, min_area)
         report.filled_pixels = split.filled_pixels
         labels = split.labels
         if not split.region_ids:
@@ -608,11 +524,13 @@ class _Run:
         for region in split.region_ids:
             obj_id = None
             in_region = region_of_point == region
-            covered = np.count_nonzero(in_region) >= cfg.reid_min_coverage * sampling * region_area[region]
+            covered = np.count_nonzero(in_region) >= reid.reid_min_coverage * sampling * region_area[region]
             if self.memory is not None and covered:
-                exclude = () if cfg.reid_extend_present else present
+                exclude = () if reid.reid_extend_present else present
                 sample = _sample_per_group(in_region.astype(np.int64), np.array([1]), MEMORY_SAMPLE, cfg.seed)
-                found = self.memory.identify(points.xyz[sample], cfg.reid_min_fraction, cfg.reid_min_points, exclude)
+                found = self.memory.identify(
+                    points.xyz[sample], reid.reid_min_fraction, reid.reid_min_points, exclude
+                )
                 if found is not None:
                     obj_id = found.obj_id
                     if obj_id in present:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typing
+
 import pytest
 
 from mastsam_splat.errors import InputError
@@ -10,6 +12,7 @@ from mastsam_splat.matchers import (
     GeometricMatcher,
     GeometricMatcherConfig,
     Matcher,
+    MatcherName,
     SiftMatcher,
     SiftMatcherConfig,
     make_matcher,
@@ -18,6 +21,7 @@ from mastsam_splat.matchers import (
 
 def test_names():
     assert set(MATCHER_CONFIGS) == {"sift", "geometric", "mast3r"}
+    assert typing.get_args(MatcherName) == tuple(MATCHER_CONFIGS)
 
 
 def test_build_by_name_with_defaults_config_or_mapping():
@@ -27,14 +31,15 @@ def test_build_by_name_with_defaults_config_or_mapping():
     assert make_matcher("sift", {"ratio": 0.6}).config.ratio == 0.6
     geometric = make_matcher("geometric", GeometricMatcherConfig(step=4))
     assert isinstance(geometric, GeometricMatcher) and geometric.config.step == 4
+    assert isinstance(GeometricMatcherConfig(step=3).setup(), GeometricMatcher)
 
 
 def test_errors():
-    with pytest.raises(InputError, match="unknown matcher 'loftr'.*sift, geometric, mast3r"):
+    with pytest.raises(InputError, match="unknown matcher 'loftr'; choose one of: sift, geometric, mast3r"):
         make_matcher("loftr")
-    with pytest.raises(InputError, match="unknown option.*radius"):
+    with pytest.raises(InputError, match="unknown option.*radius for matcher 'sift'"):
         make_matcher("sift", {"radius": 3})
-    with pytest.raises(InputError, match="takes a GeometricMatcherConfig"):
+    with pytest.raises(TypeError, match="matcher 'geometric' takes a GeometricMatcherConfig, got SiftMatcherConfig"):
         make_matcher("geometric", SiftMatcherConfig())
     with pytest.raises(InputError, match="checkpoint"):
         make_matcher("mast3r")

@@ -19,7 +19,7 @@ from segment_anything import SamAutomaticMaskGenerator, SamPredictor  # noqa: E4
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
 
 from mastsam_splat.errors import InputError  # noqa: E402
-from mastsam_splat.segmenters import SamSegmenterConfig, SegmenterConfig, make_segmenter  # noqa: E402
+from mastsam_splat.segmenters import SamSegmenterConfig, make_segmenter  # noqa: E402
 from mastsam_splat.segmenters.sam import SAM_ARCHITECTURES, SamSegmenter, load_sam  # noqa: E402
 
 
@@ -108,9 +108,8 @@ def test_loads_checkpoint_through_registry(tiny_checkpoint):
     assert saved.keys() == loaded.keys()
     assert all(torch.equal(saved[k], loaded[k]) for k in saved)
     assert segmenter.model.device.type == "cpu"
-    # The combined config the CLI embeds reaches the same backend.
-    combined = SegmenterConfig(name="sam", sam=tiny_config(tiny_checkpoint))
-    assert isinstance(combined.make(), SamSegmenter)
+    # The config's own setup() reaches the same backend.
+    assert isinstance(tiny_config(tiny_checkpoint).setup(), SamSegmenter)
 
 
 def test_one_encoder_call_per_frame(tiny_checkpoint):

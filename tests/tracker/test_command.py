@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
+from dataclasses import fields, is_dataclass
 from pathlib import Path
+from typing import Any, Iterator, get_args, get_type_hints
 
 import cv2
 import numpy as np
@@ -164,10 +167,48 @@ def test_cache_decisions(tmp_path):
     assert config_fingerprint({"a": 1}) != config_fingerprint({"a": 2})
 
 
+def tracker_fields(config: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any, Any]]:
+    """(path, value, type) of every leaf field of a nested config dataclass."""
+    hints = get_type_hints(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if is_dataclass(value):
+            yield from tracker_fields(value, prefix + (f.name,))
+        else:
+            yield prefix + (f.name,), value, hints[f.name]
+
+
+def other_value(value: Any, hint: Any) -> Any:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    return next(choice for choice in get_args(hint) if choice != value)
+
+
+def test_config_fingerprint_sees_every_tracker_field(tmp_path):
+    base = TrackCommand(data=tmp_path, output_dir=tmp_path / "out")
+    hashes = {config_fingerprint(base.fingerprint_config())}
+    leaves = list(tracker_fields(base.tracker))
+    assert len(leaves) == 44
+    for path, value, hint in leaves:
+        changed = copy.deepcopy(base)
+        owner = changed.tracker
+        for name in path[:-1]:
+            owner = getattr(owner, name)
+        setattr(owner, path[-1], other_value(value, hint))
+        hashes.add(config_fingerprint(changed.fingerprint_config()))
+    assert len(hashes) == len(leaves) + 1
+
+
 def test_cli_help_lists_tracker_options():
     import tyro
 
     with pytest.raises(SystemExit):
         tyro.cli(TrackCommand, args=["--help"])
-    cmd = tyro.cli(TrackCommand, args=["--data", "x", "--output-dir", "y", "--mode", "independent", "--no-memory", "--matcher", "geometric"])
-    assert cmd.tracker.mode == "independent" and cmd.tracker.memory is False and cmd.matcher == "geometric"
+    args = ["--data", "x", "--output-dir", "y", "--tracker.mode", "independent", "--tracker.memory.no-enabled",
+            "--tracker.propagation.radius", "0.05", "--tracker.consensus.min-votes", "7", "--matcher", "geometric"]
+    cmd = tyro.cli(TrackCommand, args=args)
+    assert cmd.tracker.mode == "independent" and cmd.tracker.memory.enabled is False and cmd.matcher == "geometric"
+    assert cmd.tracker.propagation.radius == 0.05 and cmd.tracker.consensus.min_votes == 7
+    assert cmd.tracker.rejection == TrackerConfig().rejection

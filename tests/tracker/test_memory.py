@@ -7,6 +7,7 @@ import pytest
 from plyfile import PlyData
 
 from mastsam_splat.io.ply import PointCloud, write_point_cloud
+from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, unique_pairs
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud, voxel_downsample
 from mastsam_splat.tracker.points3d import (
@@ -143,7 +144,6 @@ def test_point_cloud_labels_colours_and_downsampling(tmp_path):
 
 
 def test_consolidation_merges_ids_on_one_surface_that_never_share_a_frame():
-    from mastsam_splat.tracker.consolidate import consolidation_merges, presence
 
     observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
     observed.add(1, cube_points((0, 0, 0)))
@@ -151,6 +151,7 @@ def test_consolidation_merges_ids_on_one_surface_that_never_share_a_frame():
     observed.add(3, cube_points((4, 0, 0), seed=2))  # elsewhere
     observed.add(4, cube_points((0, 0, 0), seed=3))  # same place but seen together with 1: a different object
     frames_of = {1: {0, 1, 2}, 2: {3, 4, 5}, 3: {3, 4, 5}, 4: {1, 2, 3}}
-    assert consolidation_merges(observed, frames_of, min_overlap=0.5, max_cooccurrence=0.1) == {2: 1}
+    config = ConsolidationConfig(min_overlap=0.5, max_cooccurrence=0.1)
+    assert consolidation_merges(observed, frames_of, config) == {2: 1}
     labels = [np.array([[1, 1], [0, 3]], dtype=np.uint16), np.array([[3, 0], [0, 0]], dtype=np.uint16)]
     assert presence(labels, min_area=2) == {1: {0}}

@@ -5,13 +5,35 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mastsam_splat.tracker.consensus import ConsensusRule, FragmentMerger, apply_consensus
-from mastsam_splat.tracker.new_regions import compact_ids, split_regions
-from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, pairwise_iou, resolve_overlaps
-from mastsam_splat.tracker.prompting import Prompt, build_prompts, prompt_masks
-from mastsam_splat.tracker.propagation import TrackedPoints, propagate_points, propagate_representatives
-from mastsam_splat.tracker.rejection import RejectionRule, lost_after_prompting, lost_before_prompting, prompt_support
-from mastsam_splat.tracker.representatives import kmeans_points, num_representatives, select_representatives
+from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
+from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
+from mastsam_splat.tracker.overlap import (
+    OverlapConfig,
+    auto_label_image,
+    merge_duplicates,
+    pairwise_iou,
+    resolve_overlaps,
+)
+from mastsam_splat.tracker.prompting import Prompt, PromptingConfig, build_prompts, prompt_masks
+from mastsam_splat.tracker.propagation import (
+    PropagationConfig,
+    TrackedPoints,
+    propagate_points,
+    propagate_representatives,
+)
+from mastsam_splat.tracker.rejection import (
+    RejectionConfig,
+    lost_after_prompting,
+    lost_before_prompting,
+    prompt_support,
+)
+from mastsam_splat.tracker.representatives import (
+    Representatives,
+    RepresentativesConfig,
+    kmeans_points,
+    num_representatives,
+    select_representatives,
+)
 from mastsam_splat.types import Mask, Matches
 
 
@@ -21,6 +43,15 @@ def grid_matches(labels: np.ndarray, shift=(0.0, 0.0), confidence: float = 1.0, 
     cols, rows = np.meshgrid(np.arange(0, w, step) + 0.5, np.arange(0, h, step) + 0.5)
     xy_a = np.stack([cols.ravel(), rows.ravel()], axis=1)
     return Matches(xy_a, xy_a + np.asarray(shift), np.full(len(xy_a), confidence))
+
+
+def representatives_config(labels: np.ndarray, pixels_per_point: float, k_min: int, k_max: int) -> RepresentativesConfig:
+    """Representatives config giving ``pixels_per_point`` on an image the size of ``labels``."""
+    return RepresentativesConfig(area_per_point=pixels_per_point / labels.size, min_points=k_min, max_points=k_max)
+
+
+def image_size(labels: np.ndarray) -> tuple[int, int]:
+    return labels.shape[1], labels.shape[0]
 
 
 def square(shape, r0, r1, c0, c1) -> np.ndarray:
@@ -64,12 +95,13 @@ def test_representatives_lie_in_their_mask_and_skip_unconfident_matches():
     in_two = labels[np.floor(matches.xy_a[:, 1]).astype(int), np.floor(matches.xy_a[:, 0]).astype(int)] == 2
     conf[in_two] = 0.1
     matches = Matches(matches.xy_a, matches.xy_b, conf)
-    reps = select_representatives(labels, matches, 0.5, pixels_per_point=50, k_min=2, k_max=6)
+    config = representatives_config(labels, pixels_per_point=50, k_min=2, k_max=6)
+    reps = select_representatives(labels, matches, config, 0.5, image_size(labels))
     assert set(reps) == {1}
     pts = reps[1].points
     assert 2 <= len(pts) <= 6
     assert np.all(labels[np.floor(pts[:, 1]).astype(int), np.floor(pts[:, 0]).astype(int)] == 1)
-    assert select_representatives(labels, Matches.empty(), 0.5, 50, 2, 6) == {}
+    assert select_representatives(labels, Matches.empty(), config, 0.5, image_size(labels)) == {}
 
 
 # --------------------------------------------------------------------- propagation
@@ -78,8 +110,10 @@ def test_mask_moved_by_known_shift_moves_its_points_exactly():
     labels[10:25, 10:30] = 7
     shift = np.array([6.0, -3.0])
     matches = grid_matches(labels, shift=shift)
-    reps = select_representatives(labels, matches, 0.5, pixels_per_point=30, k_min=3, k_max=8)
-    tracked = propagate_representatives(reps, matches, radius=3.0, neighbors=4, size_b=(60, 40))
+    config = representatives_config(labels, pixels_per_point=30, k_min=3, k_max=8)
+    reps = select_representatives(labels, matches, config, 0.5, image_size(labels))
+    radius = 3.0 / np.hypot(60, 40)  # 3 pixels
+    tracked = propagate_representatives(reps, matches, PropagationConfig(radius=radius, neighbors=4), size_b=(60, 40))
     np.testing.assert_allclose(tracked[7].points, reps[7].points + shift)
     assert tracked[7].survival == 1.0
 
@@ -95,13 +129,12 @@ def test_points_without_nearby_correspondence_or_leaving_the_image_are_dropped()
 
 def test_ids_only_follow_their_own_correspondences():
     # Two ids side by side move in opposite directions; a point near the border must not follow the neighbour.
-    from mastsam_splat.tracker.representatives import Representatives
-
     xy_a = np.array([[9.5, 5.5], [10.5, 5.5]])
     xy_b = xy_a + [[-5.0, 0.0], [5.0, 0.0]]
     matches = Matches(xy_a, xy_b, np.ones(2))
     reps = {1: Representatives(np.array([[9.5, 5.5]]), np.array([0])), 2: Representatives(np.array([[10.5, 5.5]]), np.array([1]))}
-    tracked = propagate_representatives(reps, matches, radius=5.0, neighbors=2, size_b=(40, 20))
+    radius = 5.0 / np.hypot(40, 20)  # 5 pixels
+    tracked = propagate_representatives(reps, matches, PropagationConfig(radius=radius, neighbors=2), size_b=(40, 20))
     np.testing.assert_allclose(tracked[1].points, [[4.5, 5.5]])
     np.testing.assert_allclose(tracked[2].points, [[15.5, 5.5]])
 
@@ -113,11 +146,12 @@ def test_negatives_are_nearby_points_of_other_ids():
         2: TrackedPoints(np.array([[15.0, 10.0]]), 1),
         3: TrackedPoints(np.array([[90.0, 90.0]]), 1),
     }
-    prompts = build_prompts(tracked, negative_radius=10.0, max_negatives=5)
+    size = (60, 80)  # diagonal 100 pixels
+    prompts = build_prompts(tracked, PromptingConfig(negative_radius=0.1, max_negatives=5), size)
     np.testing.assert_allclose(prompts[1].negative, [[15.0, 10.0]])
     np.testing.assert_allclose(prompts[2].negative, [[12.0, 10.0], [10.0, 10.0]])
     assert len(prompts[3].negative) == 0
-    assert len(build_prompts(tracked, negative_radius=10.0, max_negatives=1)[2].negative) == 1
+    assert len(build_prompts(tracked, PromptingConfig(negative_radius=0.1, max_negatives=1), size)[2].negative) == 1
 
 
 def test_prompt_masks_calls_the_segmenter_per_id():
@@ -136,7 +170,7 @@ def test_prompt_masks_calls_the_segmenter_per_id():
 
 # ----------------------------------------------------------------------- rejection
 def test_rejection_when_points_or_prompts_are_lost():
-    rule = RejectionRule(min_points=2, min_survival=0.5, min_prompt_support=0.5, min_area=4)
+    rule = RejectionConfig(min_tracked_points=2, min_survival=0.5, min_prompt_support=0.5)
     assert lost_before_prompting(TrackedPoints(np.zeros((1, 2)), 4), rule) == "too few points"
     assert lost_before_prompting(TrackedPoints(np.zeros((2, 2)), 8), rule) == "too few points"
     assert lost_before_prompting(TrackedPoints(np.zeros((3, 2)), 4), rule) is None
@@ -144,9 +178,10 @@ def test_rejection_when_points_or_prompts_are_lost():
     inside = np.array([[2.5, 2.5], [5.5, 5.5]])
     outside = np.array([[15.5, 15.5], [18.5, 2.5], [12.5, 12.5]])
     assert prompt_support(mask, np.concatenate([inside, outside])) == pytest.approx(0.4)
-    assert lost_after_prompting(Mask(mask), inside, rule) is None
-    assert lost_after_prompting(Mask(mask), np.concatenate([inside, outside]), rule) == "prompts outside mask"
-    assert lost_after_prompting(Mask(np.zeros((20, 20), bool)), inside, rule) == "empty mask"
+    assert lost_after_prompting(Mask(mask), inside, rule, min_area=4) is None
+    assert lost_after_prompting(Mask(mask), np.concatenate([inside, outside]), rule, min_area=4) == "prompts outside mask"
+    assert lost_after_prompting(Mask(np.zeros((20, 20), bool)), inside, rule, min_area=4) == "empty mask"
+    assert lost_after_prompting(Mask(square((20, 20), 0, 1, 0, 3)), inside[:0], rule, min_area=4) == "empty mask"
 
 
 # ------------------------------------------------------------------------- overlap
@@ -170,7 +205,7 @@ def test_near_duplicates_merge_into_the_older_id():
     c = square(shape, 12, 20, 12, 20)
     masks = {5: Mask(b), 3: Mask(a), 9: Mask(c)}
     prompts = {i: Prompt(np.array([[1.0, 1.0]]) * i, np.zeros((0, 2))) for i in masks}
-    out_masks, out_prompts, merged = merge_duplicates(masks, prompts, iou_threshold=0.8)
+    out_masks, out_prompts, merged = merge_duplicates(masks, prompts, OverlapConfig(merge_iou=0.8))
     assert merged == {5: 3}
     assert set(out_masks) == {3, 9}
     assert out_masks[3].area == 110 and len(out_prompts[3].positive) == 2
@@ -198,7 +233,8 @@ def test_split_regions_finds_uncovered_segments_and_fills_small_gaps():
     tracked = np.zeros_like(auto)
     tracked[:, :9] = 4  # segment 1 is 90 % covered by id 4: its last column joins id 4
     tracked[:3, 10:20] = 6  # segment 2 is 15 % covered: uncovered part is a new region
-    split = split_regions(tracked, auto, min_uncovered_fraction=0.6, min_area=5, fill_min_dominance=0.6)
+    config = NewRegionsConfig(min_uncovered_fraction=0.6, fill_min_dominance=0.6)
+    split = split_regions(tracked, auto, config, min_area=5)
     assert np.all(split.labels[:, :10] == 4)
     assert split.filled_pixels == 20
     assert split.region_ids == [3, 2]  # segment 3 (fully uncovered, larger) first
@@ -223,7 +259,7 @@ def test_consensus_follows_agreeing_votes_and_releases_new_content():
     # Dense identity correspondences, except that segment 3's pixels were not visible before.
     matches = grid_matches(prev)
     keep = matches.xy_b[:, 0] < 30
-    result = apply_consensus(tracked, auto, prev, matches.subset(keep), ConsensusRule(min_votes=5, share=0.75))
+    result = apply_consensus(tracked, auto, prev, matches.subset(keep), ConsensusConfig(min_votes=5, share=0.75))
     assert np.all(result.labels[:, :20] == 1)
     assert np.all(result.labels[:, 20:30] == 2)  # votes say segment 2 came from id 2
     assert np.all(result.labels[:, 30:] == 0)  # no votes at all: new content, released
@@ -238,12 +274,12 @@ def test_fragments_inside_one_segment_merge_after_a_few_frames():
     labels[:, :5] = 3
     labels[:, 5:10] = 8
     labels[:, 10:] = 4
-    merger = FragmentMerger(frames=3, containment=0.9)
+    merger = FragmentMerger(ConsensusConfig(fragment_merge_frames=3, fragment_containment=0.9))
     assert merger.update(labels, auto) == {}
     assert merger.update(labels, auto) == {}
     assert merger.update(labels, auto) == {8: 3}
     # A streak is broken by a frame where the two are apart.
-    merger = FragmentMerger(frames=2, containment=0.9)
+    merger = FragmentMerger(ConsensusConfig(fragment_merge_frames=2, fragment_containment=0.9))
     merger.update(labels, auto)
     apart = labels.copy()
     apart[:, 5:10] = 0

@@ -7,7 +7,7 @@ import pytest
 
 from mastsam_splat.matchers import make_matcher
 from mastsam_splat.segmenters import make_segmenter
-from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
+from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
 from mastsam_splat.types import Matches
 
 from support.planar_scene import id_of, sequence
@@ -48,7 +48,7 @@ def test_independent_mode_gives_fresh_ids_every_frame():
 @pytest.mark.parametrize("memory", [True, False])
 def test_object_leaving_and_reentering(memory):
     frames = sequence(LEAVE_AND_RETURN)
-    result = track(frames, memory=memory)
+    result = track(frames, memory=MemoryConfig(enabled=memory))
     before = id_of(result.labels[0], frames[0].gt, 1)
     gone = [t for t, f in enumerate(frames) if not (f.gt == 1).any()]
     assert gone, "the scene must take the object out of view"
@@ -88,7 +88,7 @@ def test_pair_without_matches_reinitialises_instead_of_crashing():
     # Without correspondences ids cannot be carried over, but the 3D memory still recognises the objects.
     for obj in (1, 2, 3):
         assert len({id_of(labels, f.gt, obj) for labels, f in zip(result.labels, frames)}) == 1
-    no_memory = MastSAMTracker(TrackerConfig(memory=False), make_segmenter("classical"), NoMatches(), "none").run(frames)
+    no_memory = MastSAMTracker(TrackerConfig(memory=MemoryConfig(enabled=False)), make_segmenter("classical"), NoMatches(), "none").run(frames)
     assert id_of(no_memory.labels[0], frames[0].gt, 2) != id_of(no_memory.labels[1], frames[1].gt, 2)
 
 
