@@ -16,12 +16,27 @@ from pathlib import Path
 from typing import Any, Dict, List, Literal, Optional
 
 import numpy as np
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.matchers import MatcherName
-from mastsam_splat.segmenters import SegmenterName
-from mastsam_splat.tracker.tracker import TrackerConfig
+from mastsam_splat.io import read_tracks
+from mastsam_splat.io.ply import read_point_cloud
+from mastsam_splat.io.scene import read_depth, read_image
+from mastsam_splat.matchers import MatcherName, make_matcher
+from mastsam_splat.segmenters import SegmenterName, make_segmenter
+from mastsam_splat.tracker.cache import ResultCache, config_fingerprint, input_fingerprint
+from mastsam_splat.tracker.command import TrackCommand
+from mastsam_splat.tracker.outputs import (
+    MASKS_DIR,
+    OUTPUT_NAMES,
+    OVERLAYS_DIR,
+    POINTS_FILE,
+    TRACKS_FILE,
+    write_outputs,
+)
+from mastsam_splat.tracker.tracker import MastSAMTracker, TrackerConfig
 from mastsam_splat.types import Camera, Frame
+from nerfstudio_plugin.dataset import image_file_size
 
 DEFAULT_CACHE_SUBDIR = Path("mastsam") / "training-views"
 """Cache folder, relative to the dataset folder, when ``cache_dir`` is not given."""
@@ -66,7 +81,6 @@ class TrackedLabels:
 
     def points(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Labelled cloud: xyz [P, 3] float32 (training frame), rgb [P, 3] uint8, ids [P] int64."""
-        from mastsam_splat.io.ply import read_point_cloud
 
         cloud = read_point_cloud(self.points_file, allow_empty=True)
         ids = np.zeros(len(cloud), dtype=np.int64) if cloud.instance_id is None else cloud.instance_id
@@ -99,7 +113,6 @@ def check_checkpoints(config: TrackingConfig) -> None:
 
 def training_frames(dataset: Any) -> List[Frame]:
     """The training split as tracker frames: file-resolution images, dataparser cameras, scaled depth."""
-    from mastsam_splat.io.scene import read_depth, read_image
 
     outputs = dataset._dataparser_outputs
     cameras = outputs.cameras
@@ -142,7 +155,6 @@ def training_frames(dataset: Any) -> List[Frame]:
 
 def _command(config: TrackingConfig, frames: List[Frame], data_root: Path, cache_dir: Path):
     """A ``mastsam track`` command with these settings (for its backend configs and fingerprint)."""
-    from mastsam_splat.tracker.command import TrackCommand
 
     matcher = config.matcher
     if matcher == "auto":
@@ -165,8 +177,6 @@ def _command(config: TrackingConfig, frames: List[Frame], data_root: Path, cache
 
 def check_label_sizes(label_files: List[Path], frames: List[Frame]) -> None:
     """Every label image exists and has exactly its image's size (PNG header reads only)."""
-    from nerfstudio_plugin.dataset import image_file_size
-
     for path, frame in zip(label_files, frames):
         if not path.is_file():
             raise InputError(f"label image of {frame.name} is missing from the tracker cache", path)
@@ -182,14 +192,6 @@ def check_label_sizes(label_files: List[Path], frames: List[Frame]) -> None:
 
 def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path) -> TrackedLabels:
     """Label the training images with the tracker, or reuse the cached labels (logged either way)."""
-    from nerfstudio.utils.rich_utils import CONSOLE
-
-    from mastsam_splat.matchers import make_matcher
-    from mastsam_splat.segmenters import make_segmenter
-    from mastsam_splat.tracker.cache import ResultCache, config_fingerprint, input_fingerprint
-    from mastsam_splat.tracker.outputs import MASKS_DIR, OUTPUT_NAMES, OVERLAYS_DIR, POINTS_FILE, write_outputs
-    from mastsam_splat.tracker.tracker import MastSAMTracker
-
     check_checkpoints(config)
     start = time.perf_counter()
     cache_dir = Path(config.cache_dir) if config.cache_dir is not None else data_root / DEFAULT_CACHE_SUBDIR
@@ -251,8 +253,6 @@ def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path)
 
 def _largest_id(cache_dir: Path) -> int:
     """Largest object id, from tracks.json."""
-    from mastsam_splat.io import read_tracks
-    from mastsam_splat.tracker.outputs import TRACKS_FILE
 
     tracks = read_tracks(cache_dir / TRACKS_FILE)
     return max((int(obj["id"]) for obj in tracks.get("objects", [])), default=0)

@@ -8,6 +8,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from mastsam_splat.geometry.reprojection import dense_correspondences
 from mastsam_splat.metrics.consistency import Correspondences, consistency_scores
 from mastsam_splat.metrics.granularity import Granularity, granularity
 from mastsam_splat.metrics.ground_truth import consistent_miou, id_switches, overlap_table, per_view_miou
@@ -44,7 +45,6 @@ def geometric_correspondences(
     depth_tolerance: Optional[float] = None,
 ) -> list[Correspondences]:
     """Correspondences of each view pair from the frames' depth maps and cameras (visible in both views)."""
-    from mastsam_splat.geometry.reprojection import dense_correspondences
 
     kwargs: dict[str, Any] = {"step": step}
     if depth_tolerance is not None:
