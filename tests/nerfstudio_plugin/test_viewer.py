@@ -59,6 +59,7 @@ def model():
         metadata={"num_instance_ids": 3, "points3D_instance": torch.from_numpy(ids)},
         seed_points=(torch.from_numpy(xyz), torch.from_numpy(rgb)),
     )
+    ObjectViewer.attach(m)
     m.eval()
     return m
 
@@ -126,7 +127,7 @@ def test_click_selects_the_object_under_the_cursor_and_records_it(model, tmp_pat
     pick = viewer.handle_click(_click(RIGHT))
     assert pick is not None and pick.instance_id == 2
     assert held == [True] and not fake.train_lock.locked()  # picked under the train lock, released after
-    assert viewer.selected_id == 2 and model.selected_instance == 2
+    assert viewer.selected_id == 2
     assert viewer.b_selected_id.value == 2
     assert viewer.c_status.value.startswith("object 2:")
     assert fake.rerenders == 1
