@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torchmetrics.image.lpip as lpip
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig
+from nerfstudio.models.splatfacto import RGB2SH, SplatfactoModel, SplatfactoModelConfig, get_viewmat
 from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
@@ -105,16 +105,9 @@ def instance_palette(num_ids: int, device: Union[str, torch.device] = "cpu") -> 
     return torch.from_numpy(id_colours(np.arange(num_ids)).astype(np.float32) / 255.0).to(device)
 
 
-def viewmat_from_c2w(c2w: Tensor) -> Tensor:
-    """OpenGL camera-to-world [C, 3, 4] -> OpenCV world-to-camera [C, 4, 4] (no torch.compile)."""
-    R = c2w[:, :3, :3] * torch.tensor([[[1.0, -1.0, -1.0]]], device=c2w.device, dtype=c2w.dtype)
-    T = c2w[:, :3, 3:4]
-    R_inv = R.transpose(1, 2)
-    viewmat = torch.zeros(c2w.shape[0], 4, 4, device=c2w.device, dtype=c2w.dtype)
-    viewmat[:, 3, 3] = 1.0
-    viewmat[:, :3, :3] = R_inv
-    viewmat[:, :3, 3:4] = -torch.bmm(R_inv, T)
-    return viewmat
+viewmat_from_c2w = getattr(get_viewmat, "__wrapped__", get_viewmat)
+"""Splatfacto's ``get_viewmat`` (OpenGL camera-to-world [C, 3, 4] -> OpenCV world-to-camera [C, 4, 4])
+without its ``torch.compile`` wrapper, whose first call takes about 30 s on CPU."""
 
 
 def downscale_labels(labels: Tensor, d: int) -> Tensor:
@@ -139,15 +132,38 @@ class SelectionHook(Protocol):
         """The render's outputs with the selection's effects applied."""
 
 
-@contextlib.contextmanager
-def _lpips_deferred() -> Iterator[None]:
-    """Within this block Splatfacto's ``populate_modules`` builds no LPIPS metric.
+class LazyLpips:
+    """Splatfacto's LPIPS metric, built on its first call rather than with the model.
 
-    Building it loads AlexNet weights (a download, which fails offline) and would make its
-    weights part of the model; :meth:`MastsamSplatModel._lpips` builds it on first use instead.
+    Building it loads AlexNet weights (a download, which fails offline). Not an ``nn.Module``,
+    so its weights stay out of checkpoints. Scores NaN when disabled or when the weights
+    cannot be loaded; the model drops NaN LPIPS values from its metrics.
     """
+
+    def __init__(self, **kwargs: object) -> None:
+        self.kwargs = kwargs
+        self.enabled = True
+        self._metric: Optional[torch.nn.Module] = None
+        self._failed = False
+
+    def __call__(self, images: Tensor, references: Tensor) -> Tensor:
+        if not self.enabled or self._failed:
+            return torch.tensor(float("nan"))
+        if self._metric is None:
+            try:
+                self._metric = lpip.LearnedPerceptualImagePatchSimilarity(**self.kwargs)
+            except Exception as exc:  # noqa: BLE001 (download or load failure of the AlexNet weights)
+                CONSOLE.print(f"[yellow]LPIPS unavailable, not reported ({type(exc).__name__}: {exc})")
+                self._failed = True
+                return torch.tensor(float("nan"))
+        return self._metric.to(images.device)(images, references)
+
+
+@contextlib.contextmanager
+def _lazy_lpips() -> Iterator[None]:
+    """Within this block, Splatfacto's ``populate_modules`` gets a :class:`LazyLpips` for its LPIPS metric."""
     original = lpip.LearnedPerceptualImagePatchSimilarity
-    lpip.LearnedPerceptualImagePatchSimilarity = lambda *args, **kwargs: None
+    lpip.LearnedPerceptualImagePatchSimilarity = LazyLpips
     try:
         yield
     finally:
@@ -162,7 +178,7 @@ class MastsamSplatModel(SplatfactoModel):
     # ------------------------------------------------------------------ construction
 
     def populate_modules(self) -> None:
-        """Splatfacto's modules (built on CPU, without LPIPS), then the instance feature, head and regulariser."""
+        """Splatfacto's modules (built on CPU, LPIPS on first use), then the instance feature, head and regulariser."""
         metadata = self.kwargs.get("metadata") or {}
         seeded = self.seed_points is not None and not self.config.random_init
         seed_ids = metadata.get("points3D_instance") if seeded else None
@@ -172,9 +188,9 @@ class MastsamSplatModel(SplatfactoModel):
             points, colours = self.seed_points
             self.seed_points = (points.detach().float().cpu(), colours[:0])
             colours = colours.detach().cpu()
-        with _lpips_deferred():
+        with _lazy_lpips():
             super().populate_modules()
-        self._lazy_metrics: Dict[str, object] = {}
+        self.lpips.enabled = self.config.compute_lpips
         num_points = self.num_points
         with torch.no_grad():
             self.scales.clamp_min_(math.log(MIN_INITIAL_SCALE))  # coincident seed points
@@ -448,33 +464,14 @@ class MastsamSplatModel(SplatfactoModel):
             losses["instance_knn_loss"] = self.config.knn_loss_weight * knn
         return losses
 
-    def _lpips(self):
-        """LPIPS metric built on first use; None when its weights cannot be loaded (offline)."""
-        if "lpips" not in self._lazy_metrics:
-            try:
-                metric = lpip.LearnedPerceptualImagePatchSimilarity(normalize=True)
-                self._lazy_metrics["lpips"] = metric.to(self.device)
-            except Exception as exc:  # noqa: BLE001 (download or load failure of the AlexNet weights)
-                CONSOLE.print(f"[yellow]LPIPS unavailable, not reported ({type(exc).__name__}: {exc})")
-                self._lazy_metrics["lpips"] = None
-        return self._lazy_metrics["lpips"]
-
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
-        gt_rgb = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        predicted_rgb = outputs["rgb"]
-        gt_chw = torch.moveaxis(gt_rgb, -1, 0)[None]
-        pred_chw = torch.moveaxis(predicted_rgb, -1, 0)[None]
-        metrics: Dict[str, float] = {
-            "psnr": float(self.psnr(gt_chw, pred_chw).item()),
-            "ssim": float(self.ssim(gt_chw, pred_chw)),
-        }
-        lpips = self._lpips() if self.config.compute_lpips else None
-        if lpips is not None:
-            metrics["lpips"] = float(lpips(gt_chw, pred_chw))
-        images = {"img": torch.cat([gt_rgb, predicted_rgb], dim=1)}
-
+        """Splatfacto's image metrics (LPIPS when available) plus the instance mIoU and an id image."""
+        metrics, images = super().get_image_metrics_and_images(outputs, batch)
+        for key in ("lpips", "cc_lpips"):
+            if key in metrics and math.isnan(metrics[key]):
+                del metrics[key]
         predicted_ids = outputs["instance_id"][..., 0].long()
         gt_ids = self._labels_for_output(batch, "gt_instances")
         if gt_ids is not None:
