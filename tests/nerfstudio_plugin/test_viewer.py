@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -101,6 +103,11 @@ def test_elements_and_control_are_discovered_without_recursing_into_the_model(mo
     controls = parse_object(pipeline_like, ViewerControl, "Custom Elements")
     assert [c for _, c in controls] == [model.object_viewer.viewer_control]
     assert not any("object_viewer" in key for key in model.state_dict())  # checkpoints unchanged
+
+
+def test_viewer_module_does_not_import_the_model_module() -> None:
+    code = "import sys, nerfstudio_plugin.viewer; assert 'nerfstudio_plugin.model' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_patch_camera_sees_exactly_the_full_image_pixels(model) -> None:
