@@ -7,38 +7,50 @@ channels); a linear head turns the rendered feature into instance logits, traine
 cross-entropy against the tracker's consistent label maps, plus a 3D k-nearest-neighbour
 regulariser on the features.
 
-Rendering, head seeding, losses and the regulariser come from ``mastsam_splat.splat`` (shared
-with the standalone trainer): gsplat on CUDA, the project's torch rasterizer on CPU. Stock
-Splatfacto hard-codes ``.cuda()``, builds LPIPS eagerly and compiles ``get_viewmat``; none of
-that here.
+The model is Splatfacto's, extended: ``populate_modules`` builds Splatfacto's modules and adds
+the feature, head and regulariser. Splatfacto's ``get_outputs`` cannot run without a GPU (it
+puts intrinsics on ``.cuda()``, compiles ``get_viewmat`` and calls gsplat's CUDA rasterizer),
+so it is rebuilt from small steps that keep Splatfacto's order: camera, visible Gaussians,
+projection, rasterization (``mastsam_splat.splat.rendering.render``: gsplat on CUDA, the
+project's torch rasterizer elsewhere), compositing. Splatfacto's seed colours (``.cuda()``)
+and its eager LPIPS (a weight download) are kept out of construction.
+
+An object viewer (``nerfstudio_plugin.viewer``) attaches itself as ``object_viewer`` and
+changes eval renders through :class:`SelectionHook`; the model does not depend on it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Tuple, Type, Union
+from pathlib import Path
+from typing import Dict, Iterator, List, Literal, Optional, Protocol, Tuple, Type, Union
 
 import numpy as np
 import torch
+import torchmetrics.image.lpip as lpip
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig, get_viewmat
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
-from gsplat.strategy import DefaultStrategy
-from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.data.scene_box import OrientedBox
-from nerfstudio.model_components.lib_bilagrid import BilateralGrid
-from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig, random_quat_tensor
-from nerfstudio.utils.colors import get_color
-from nerfstudio.utils.rich_utils import CONSOLE
-
-from mastsam_splat.io.gaussians import num_sh_bases, rgb_to_sh
-from mastsam_splat.splat.instance import InstanceConfig
+from mastsam_splat.metrics.ground_truth import overlap_table, per_view_miou
+from mastsam_splat.io.gaussians import Gaussians, rgb_to_sh
+from mastsam_splat.objects.run import gaussians_from_params
+from mastsam_splat.splat.instance import InstanceConfig, KnnRegularizer, class_embeddings, classify, instance_loss
+from mastsam_splat.splat.rendering import RenderOutput, render
+from mastsam_splat.tracker.outputs import id_colours
 
 _SHARED = InstanceConfig()
 """Defaults shared with the standalone trainer (``mastsam_splat.splat.trainer``)."""
 
 SEED_LOGIT_SCALE = 8.0
 """Head weight scale when seeding: a seeded Gaussian's own id gets this logit."""
+
+MIN_INITIAL_SCALE = 1e-7
+"""Smallest initial Gaussian scale (Splatfacto's is the mean distance to 3 neighbours, 0 for coincident points)."""
 
 MIN_FEATURE_ALPHA = 0.05
 """Rendered features are divided by the pixel's accumulated opacity, clamped below at this value."""
@@ -90,21 +102,12 @@ class MastsamSplatModelConfig(SplatfactoModelConfig):
 
 def instance_palette(num_ids: int, device: Union[str, torch.device] = "cpu") -> Tensor:
     """RGB colour [num_ids, 3] in [0, 1] of ids 0..num_ids-1: the tracker's overlay colours, id 0 black."""
-    from mastsam_splat.tracker.outputs import id_colours
-
     return torch.from_numpy(id_colours(np.arange(num_ids)).astype(np.float32) / 255.0).to(device)
 
 
-def viewmat_from_c2w(c2w: Tensor) -> Tensor:
-    """OpenGL camera-to-world [C, 3, 4] -> OpenCV world-to-camera [C, 4, 4] (no torch.compile)."""
-    R = c2w[:, :3, :3] * torch.tensor([[[1.0, -1.0, -1.0]]], device=c2w.device, dtype=c2w.dtype)
-    T = c2w[:, :3, 3:4]
-    R_inv = R.transpose(1, 2)
-    viewmat = torch.zeros(c2w.shape[0], 4, 4, device=c2w.device, dtype=c2w.dtype)
-    viewmat[:, 3, 3] = 1.0
-    viewmat[:, :3, :3] = R_inv
-    viewmat[:, :3, 3:4] = -torch.bmm(R_inv, T)
-    return viewmat
+viewmat_from_c2w = getattr(get_viewmat, "__wrapped__", get_viewmat)
+"""Splatfacto's ``get_viewmat`` (OpenGL camera-to-world [C, 3, 4] -> OpenCV world-to-camera [C, 4, 4])
+without its ``torch.compile`` wrapper, whose first call takes about 30 s on CPU."""
 
 
 def downscale_labels(labels: Tensor, d: int) -> Tensor:
@@ -115,6 +118,58 @@ def downscale_labels(labels: Tensor, d: int) -> Tensor:
     return labels[d // 2 : h : d, d // 2 : w : d]
 
 
+class SelectionHook(Protocol):
+    """What an attached object viewer (``nerfstudio_plugin.viewer.ObjectViewer``) gives eval renders."""
+
+    @property
+    def selected_id(self) -> Optional[int]:
+        """Object id shown in the ``selection`` output (None: nothing selected)."""
+
+    def visible_mask(self, crop: Optional[Tensor]) -> Optional[Tensor]:
+        """Gaussians to draw [N] bool (None: all), given the crop box's mask (None: no crop)."""
+
+    def highlight(self, outputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The render's outputs with the selection's effects applied."""
+
+
+class LazyLpips:
+    """Splatfacto's LPIPS metric, built on its first call rather than with the model.
+
+    Building it loads AlexNet weights (a download, which fails offline). Not an ``nn.Module``,
+    so its weights stay out of checkpoints. Scores NaN when disabled or when the weights
+    cannot be loaded; the model drops NaN LPIPS values from its metrics.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        self.kwargs = kwargs
+        self.enabled = True
+        self._metric: Optional[torch.nn.Module] = None
+        self._failed = False
+
+    def __call__(self, images: Tensor, references: Tensor) -> Tensor:
+        if not self.enabled or self._failed:
+            return torch.tensor(float("nan"))
+        if self._metric is None:
+            try:
+                self._metric = lpip.LearnedPerceptualImagePatchSimilarity(**self.kwargs)
+            except Exception as exc:  # noqa: BLE001 (download or load failure of the AlexNet weights)
+                CONSOLE.print(f"[yellow]LPIPS unavailable, not reported ({type(exc).__name__}: {exc})")
+                self._failed = True
+                return torch.tensor(float("nan"))
+        return self._metric.to(images.device)(images, references)
+
+
+@contextlib.contextmanager
+def _lazy_lpips() -> Iterator[None]:
+    """Within this block, Splatfacto's ``populate_modules`` gets a :class:`LazyLpips` for its LPIPS metric."""
+    original = lpip.LearnedPerceptualImagePatchSimilarity
+    lpip.LearnedPerceptualImagePatchSimilarity = LazyLpips
+    try:
+        yield
+    finally:
+        lpip.LearnedPerceptualImagePatchSimilarity = original
+
+
 class MastsamSplatModel(SplatfactoModel):
     """Splatfacto whose Gaussians also carry an instance feature (see module docstring)."""
 
@@ -123,98 +178,36 @@ class MastsamSplatModel(SplatfactoModel):
     # ------------------------------------------------------------------ construction
 
     def populate_modules(self) -> None:
+        """Splatfacto's modules (built on CPU, LPIPS on first use), then the instance feature, head and regulariser."""
         metadata = self.kwargs.get("metadata") or {}
-        seed_ids = metadata.get("points3D_instance")
-        if self.seed_points is not None and not self.config.random_init:
-            means = self.seed_points[0].detach().float().cpu()
-            colours = self.seed_points[1].detach().cpu()
-        else:
-            means = (torch.rand((self.config.num_random, 3)) - 0.5) * self.config.random_scale
-            colours, seed_ids = None, None
-        num_points = means.shape[0]
-        distances, _ = self.k_nearest_sklearn(means, 3)
-        avg_dist = torch.from_numpy(distances).mean(dim=-1, keepdim=True).clamp_min(1e-7)
-
-        dim_sh = num_sh_bases(self.config.sh_degree)
-        if colours is not None and colours.shape[0] == num_points:
-            shs = torch.zeros((num_points, dim_sh, 3))
-            rgb = colours.float() / 255.0
-            shs[:, 0, :] = rgb_to_sh(rgb) if self.config.sh_degree > 0 else torch.logit(rgb, eps=1e-10)
-            features_dc, features_rest = shs[:, 0, :], shs[:, 1:, :]
-        else:
-            features_dc, features_rest = torch.rand(num_points, 3), torch.zeros((num_points, dim_sh - 1, 3))
+        seeded = self.seed_points is not None and not self.config.random_init
+        seed_ids = metadata.get("points3D_instance") if seeded else None
+        colours = None
+        if seeded:
+            # Splatfacto puts seed colours on ``.cuda()``: it gets the points only, the colours are set below.
+            points, colours = self.seed_points
+            self.seed_points = (points.detach().float().cpu(), colours[:0])
+            colours = colours.detach().cpu()
+        with _lazy_lpips():
+            super().populate_modules()
+        self.lpips.enabled = self.config.compute_lpips
+        num_points = self.num_points
+        with torch.no_grad():
+            self.scales.clamp_min_(math.log(MIN_INITIAL_SCALE))  # coincident seed points
+            if colours is not None and colours.shape[0] == num_points:
+                rgb = colours.float() / 255.0
+                self.features_dc.copy_(rgb_to_sh(rgb) if self.config.sh_degree > 0 else torch.logit(rgb, eps=1e-10))
 
         self.num_instance_classes = self._initial_num_classes(metadata, seed_ids)
-        D = self.config.instance_feature_dim
-        self.instance_head = torch.nn.Linear(D, self.num_instance_classes)
-        instance_features = self._initial_instance_features(num_points, seed_ids)
-
-        self.gauss_params = torch.nn.ParameterDict(
-            {
-                "means": Parameter(means),
-                "scales": Parameter(torch.log(avg_dist.repeat(1, 3))),
-                "quats": Parameter(random_quat_tensor(num_points)),
-                "features_dc": Parameter(features_dc),
-                "features_rest": Parameter(features_rest),
-                "opacities": Parameter(torch.logit(0.1 * torch.ones(num_points, 1))),
-                "instance_features": Parameter(instance_features),
-            }
-        )
-
-        self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
-
-        from pytorch_msssim import SSIM
-        from torchmetrics.image import PeakSignalNoiseRatio
-
-        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
-        self.ssim = SSIM(data_range=1.0, size_average=True, channel=3)
-        self._lazy_metrics: Dict[str, object] = {}
-        self.step = 0
-        self.crop_box: Optional[OrientedBox] = None
-        if self.config.background_color == "random":
-            self.background_color = torch.tensor([0.1490, 0.1647, 0.2157])  # viser's background
-        else:
-            self.background_color = get_color(self.config.background_color)
-        if self.config.use_bilateral_grid:
-            self.bil_grids = BilateralGrid(
-                num=self.num_train_data,
-                grid_X=self.config.grid_shape[0],
-                grid_Y=self.config.grid_shape[1],
-                grid_W=self.config.grid_shape[2],
-            )
-        self.strategy = DefaultStrategy(
-            prune_opa=self.config.cull_alpha_thresh,
-            grow_grad2d=self.config.densify_grad_thresh,
-            grow_scale3d=self.config.densify_size_thresh,
-            grow_scale2d=self.config.split_screen_size,
-            prune_scale3d=self.config.cull_scale_thresh,
-            prune_scale2d=self.config.cull_screen_size,
-            refine_scale2d_stop_iter=self.config.stop_screen_size_at,
-            refine_start_iter=self.config.warmup_length,
-            refine_stop_iter=self.config.stop_split_at,
-            reset_every=self.config.reset_alpha_every * self.config.refine_every,
-            refine_every=self.config.refine_every,
-            pause_refine_after_reset=self.num_train_data + self.config.refine_every,
-            absgrad=self.config.use_absgrad,
-            revised_opacity=False,
-            verbose=True,
-        )
-        self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
-        from mastsam_splat.splat.instance import KnnRegularizer
-
+        self.instance_head = torch.nn.Linear(self.config.instance_feature_dim, self.num_instance_classes)
+        self.gauss_params["instance_features"] = Parameter(self._initial_instance_features(num_points, seed_ids))
         self.knn_regularizer = KnnRegularizer(
             k=self.config.knn_neighbours,
             num_samples=self.config.knn_samples,
             refresh_every=self.config.knn_refresh_every,
         )
-        self.selected_instance: Optional[int] = None
-        """Object id highlighted in the ``selection`` output (None = nothing selected)."""
-        # -- object viewer (nerfstudio_plugin/viewer.py) --
-        from nerfstudio_plugin.viewer import ObjectViewer
-
-        self.object_viewer = ObjectViewer(self)
-        """Viewer controls: click to select an object; highlight, isolate, hide or export it."""
-        # -- end object viewer --
+        self.object_viewer: Optional[SelectionHook] = None
+        """Attached by the pipeline (an ``nn.Module``, so Nerfstudio's viewer finds its controls)."""
 
     def _initial_num_classes(self, metadata: Dict, seed_ids: Optional[Tensor]) -> int:
         """K from the config, else from the tracked labels (largest id + 1); at least 2."""
@@ -232,8 +225,6 @@ class MastsamSplatModel(SplatfactoModel):
         its head row and a labelled point's feature is its id's embedding, so the rendered ids are
         already the tracker's before the first step; unknown (zero) features lean to "no object".
         """
-        from mastsam_splat.splat.instance import class_embeddings
-
         D, K = self.config.instance_feature_dim, self.num_instance_classes
         features = 0.01 * torch.randn(num_points, D)
         if seed_ids is None or len(seed_ids) != num_points:
@@ -307,7 +298,7 @@ class MastsamSplatModel(SplatfactoModel):
         return out
 
     def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List]]:
-        """Render colour, depth, instance feature, logits, id, palette colour and selection for one camera."""
+        """Splatfacto's outputs plus the instance feature, id, palette colour and selection, for one camera."""
         if not isinstance(camera, Cameras):
             CONSOLE.print("[yellow]get_outputs needs a Cameras object")
             return {}
@@ -316,24 +307,35 @@ class MastsamSplatModel(SplatfactoModel):
             c2w = self.camera_optimizer.apply_to_camera(camera)
         else:
             c2w = camera.camera_to_worlds
+        visible = self._visible_gaussians()
+        if visible is not None and not visible.any():
+            width, height = int(camera.width.item()), int(camera.height.item())
+            return self.get_empty_outputs(width, height, self.background_color.to(self.device))
+        params = {k: (v[visible] if visible is not None else v) for k, v in self.gauss_params.items()}
+        viewmat, K, W, H = self._projection(camera, c2w)
+        rendered = self._rasterize(params, viewmat, K, W, H)
+        outputs = self._composite(rendered, camera, W, H)
+        # Alpha-weighted mean of the Gaussians' features: with a linear head its logits are the same
+        # mean of their logits, so a pixel is as confident as the Gaussians it shows (not damped by
+        # low opacity early in training).
+        features = rendered.features[0] / rendered.alpha[0].detach().clamp_min(MIN_FEATURE_ALPHA)  # [H, W, D]
+        outputs["instance_features"] = features
+        outputs.update(self._instance_outputs(features.detach(), outputs["accumulation"].detach()))
+        if not self.training and self.object_viewer is not None:
+            outputs = self.object_viewer.highlight(outputs)
+        return outputs  # type: ignore[return-value]
 
-        crop_ids = None
-        if self.crop_box is not None and not self.training:
-            crop_ids = self.crop_box.within(self.means).squeeze()
-            if crop_ids.sum() == 0:
-                return self.get_empty_outputs(
-                    int(camera.width.item()), int(camera.height.item()), self.background_color.to(self.device)
-                )
-        # -- object viewer: isolate / hide the selection in viewer renders --
-        if not self.training:
-            crop_ids = self.object_viewer.visible_gaussians(crop_ids)
-            if crop_ids is not None and not crop_ids.any():
-                return self.get_empty_outputs(
-                    int(camera.width.item()), int(camera.height.item()), self.background_color.to(self.device)
-                )
-        # -- end object viewer --
-        params = {k: (v[crop_ids] if crop_ids is not None else v) for k, v in self.gauss_params.items()}
+    def _visible_gaussians(self) -> Optional[Tensor]:
+        """Gaussians an eval render draws [N] bool (None: all): the crop box, narrowed by the object viewer."""
+        if self.training:
+            return None
+        visible = self.crop_box.within(self.means).squeeze() if self.crop_box is not None else None
+        if self.object_viewer is not None:
+            visible = self.object_viewer.visible_mask(visible)
+        return visible
 
+    def _projection(self, camera: Cameras, c2w: Tensor) -> Tuple[Tensor, Tensor, int, int]:
+        """View matrix [1, 4, 4], intrinsics [1, 3, 3] and size W, H at the current downscale (no ``.cuda()``)."""
         self._image_longest_side = int(max(camera.width.max().item(), camera.height.max().item()))
         d = self._get_downscale_factor()
         camera.rescale_output_resolution(1 / d)
@@ -342,19 +344,22 @@ class MastsamSplatModel(SplatfactoModel):
         W, H = int(camera.width.item()), int(camera.height.item())
         self.last_size = (H, W)
         camera.rescale_output_resolution(d)
+        return viewmat, K, W, H
 
+    def _rasterize(self, params: Dict[str, Tensor], viewmat: Tensor, K: Tensor, W: int, H: int) -> RenderOutput:
+        """Colour (SH evaluated up to the scheduled degree), instance features, depth and alpha in one pass.
+
+        Goes through ``mastsam_splat.splat.rendering.render``: gsplat on CUDA, the torch
+        rasterizer elsewhere. Feeds the densification strategy like Splatfacto does.
+        """
         if self.config.rasterize_mode not in ("antialiased", "classic"):
             raise ValueError(f"Unknown rasterize_mode: {self.config.rasterize_mode}")
-        render_mode = "RGB+ED" if (self.config.output_depth_during_training or not self.training) else "RGB"
-
-        from mastsam_splat.splat.rendering import render
-
         if self.config.sh_degree > 0:
             sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
             colors = torch.cat([params["features_dc"][:, None, :], params["features_rest"]], dim=1)  # [N, K, 3]
         else:
             sh_degree, colors = None, torch.sigmoid(params["features_dc"])  # [N, 3]
-        out = render(
+        rendered = render(
             params["means"],
             params["quats"],
             torch.exp(params["scales"]),
@@ -366,46 +371,33 @@ class MastsamSplatModel(SplatfactoModel):
             H,
             sh_degree=sh_degree,
             features=params["instance_features"],
-            with_depth=render_mode == "RGB+ED",
+            with_depth=self.config.output_depth_during_training or not self.training,
             detach_geometry_for_features=self.config.instance_detach_geometry,
             absgrad=self.strategy.absgrad,
             rasterize_mode=self.config.rasterize_mode,
             backend=self.config.rasterizer,
         )
-        self.info = out.meta
-        alpha = out.alpha  # [1, H, W, 1]
+        self.info = rendered.meta
         if self.training:
             self.strategy.step_pre_backward(
                 self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
             )
+        return rendered
 
+    def _composite(self, rendered: RenderOutput, camera: Cameras, W: int, H: int) -> Dict[str, Tensor]:
+        """Splatfacto's ``rgb`` / ``depth`` / ``accumulation`` / ``background`` outputs from a render."""
+        alpha = rendered.alpha  # [1, H, W, 1]
         background = self._get_background_color()
-        rgb_im = torch.clamp(out.rgb + (1 - alpha) * background, 0.0, 1.0)
+        rgb = torch.clamp(rendered.rgb + (1 - alpha) * background, 0.0, 1.0)
         if self.config.use_bilateral_grid and self.training:
             if camera.metadata is not None and "cam_idx" in camera.metadata:
-                rgb_im = self._apply_bilateral_grid(rgb_im, camera.metadata["cam_idx"], H, W)
-        # Alpha-weighted mean of the Gaussians' features: with a linear head its logits are the same
-        # mean of their logits, so a pixel is as confident as the Gaussians it shows (not damped by
-        # low opacity early in training).
-        features = out.features[0] / alpha[0].detach().clamp_min(MIN_FEATURE_ALPHA)  # [H, W, D]
-        if out.depth is not None:
-            depth_im = torch.where(alpha > 0, out.depth, out.depth.detach().max()).squeeze(0)
-        else:
-            depth_im = None
+                rgb = self._apply_bilateral_grid(rgb, camera.metadata["cam_idx"], H, W)
+        depth = None
+        if rendered.depth is not None:
+            depth = torch.where(alpha > 0, rendered.depth, rendered.depth.detach().max()).squeeze(0)
         if background.shape[0] == 3 and not self.training:
             background = background.expand(H, W, 3)
-
-        outputs = {
-            "rgb": rgb_im.squeeze(0),
-            "depth": depth_im,
-            "accumulation": alpha.squeeze(0),
-            "background": background,
-            "instance_features": features,
-        }
-        outputs.update(self._instance_outputs(features.detach(), alpha.squeeze(0).detach()))
-        if not self.training:  # -- object viewer: tint the selection, dim the rest --
-            outputs = self.object_viewer.highlight(outputs)
-        return outputs  # type: ignore[return-value]
+        return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
 
     @torch.no_grad()
     def _instance_outputs(self, features: Tensor, alpha: Tensor) -> Dict[str, Tensor]:
@@ -416,18 +408,27 @@ class MastsamSplatModel(SplatfactoModel):
         ids = torch.where(shown, ids, 0)
         palette = instance_palette(self.num_instance_classes, features.device)
         selection = torch.zeros_like(alpha)
-        if self.selected_instance is not None and 0 < self.selected_instance < self.num_instance_classes:
-            selection = probs[..., self.selected_instance : self.selected_instance + 1] * alpha
+        selected = None if self.object_viewer is None else self.object_viewer.selected_id
+        if selected is not None and 0 < selected < self.num_instance_classes:
+            selection = probs[..., selected : selected + 1] * alpha
         return {"instance_id": ids[..., None].float(), "instance": palette[ids], "selection": selection}
 
     @torch.no_grad()
     def gaussian_instance_ids(self, min_confidence: Optional[float] = None) -> Tensor:
         """Object id of every Gaussian [N] (argmax of the head on its own feature; 0 below ``min_confidence``)."""
-        from mastsam_splat.splat.instance import classify
-
         threshold = self.config.min_instance_confidence if min_confidence is None else min_confidence
         ids, confidence = classify(self.instance_features, self.instance_head)
         return torch.where(confidence >= threshold, ids, torch.zeros_like(ids))
+
+    @torch.no_grad()
+    def gaussians(self, source: Optional[Path] = None) -> Gaussians:
+        """The Gaussians in the 3DGS PLY layout, with their object ids (``gaussian_instance_ids``) and features."""
+        return gaussians_from_params(
+            {name: param.detach() for name, param in self.gauss_params.items()},
+            self.config.sh_degree,
+            source,
+            instance_ids=self.gaussian_instance_ids().cpu().numpy(),
+        )
 
     # ------------------------------------------------------------------ losses and metrics
 
@@ -451,8 +452,6 @@ class MastsamSplatModel(SplatfactoModel):
         losses = super().get_loss_dict(outputs, batch, metrics_dict)
         if not self.training or self.step < self.config.instance_start_step:
             return losses
-        from mastsam_splat.splat.instance import instance_loss
-
         labels = self._labels_for_output(batch, "instance_labels")
         if labels is not None and self.config.instance_loss_weight > 0:
             features = outputs["instance_features"]
@@ -465,39 +464,17 @@ class MastsamSplatModel(SplatfactoModel):
             losses["instance_knn_loss"] = self.config.knn_loss_weight * knn
         return losses
 
-    def _lpips(self):
-        """LPIPS metric built on first use; None when its weights cannot be loaded (offline)."""
-        if "lpips" not in self._lazy_metrics:
-            try:
-                from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-                self._lazy_metrics["lpips"] = LearnedPerceptualImagePatchSimilarity(normalize=True).to(self.device)
-            except Exception as exc:  # noqa: BLE001 (download or load failure of the AlexNet weights)
-                CONSOLE.print(f"[yellow]LPIPS unavailable, not reported ({type(exc).__name__}: {exc})")
-                self._lazy_metrics["lpips"] = None
-        return self._lazy_metrics["lpips"]
-
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
     ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
-        gt_rgb = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
-        predicted_rgb = outputs["rgb"]
-        gt_chw = torch.moveaxis(gt_rgb, -1, 0)[None]
-        pred_chw = torch.moveaxis(predicted_rgb, -1, 0)[None]
-        metrics: Dict[str, float] = {
-            "psnr": float(self.psnr(gt_chw, pred_chw).item()),
-            "ssim": float(self.ssim(gt_chw, pred_chw)),
-        }
-        lpips = self._lpips() if self.config.compute_lpips else None
-        if lpips is not None:
-            metrics["lpips"] = float(lpips(gt_chw, pred_chw))
-        images = {"img": torch.cat([gt_rgb, predicted_rgb], dim=1)}
-
+        """Splatfacto's image metrics (LPIPS when available) plus the instance mIoU and an id image."""
+        metrics, images = super().get_image_metrics_and_images(outputs, batch)
+        for key in ("lpips", "cc_lpips"):
+            if key in metrics and math.isnan(metrics[key]):
+                del metrics[key]
         predicted_ids = outputs["instance_id"][..., 0].long()
         gt_ids = self._labels_for_output(batch, "gt_instances")
         if gt_ids is not None:
-            from mastsam_splat.metrics.ground_truth import overlap_table, per_view_miou
-
             pred_np, gt_np = predicted_ids.cpu().numpy(), gt_ids.cpu().numpy()
             miou = per_view_miou(overlap_table([pred_np], [gt_np])).miou
             metrics["instance_miou"] = float(np.nan_to_num(miou, nan=0.0))

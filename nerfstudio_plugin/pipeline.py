@@ -1,5 +1,6 @@
-"""Pipeline: Nerfstudio's vanilla pipeline plus instance metrics over all eval views and a final report.
+"""Pipeline: Nerfstudio's vanilla pipeline plus the object viewer, instance metrics and a final report.
 
+- The model gets an :class:`~nerfstudio_plugin.viewer.ObjectViewer` (click-to-select controls).
 - ``get_average_image_metrics`` adds the *consistent* instance mIoU: one matching of rendered
   ids to ground-truth ids shared by all eval views (see ``mastsam_splat.metrics.ground_truth``),
   which the per-image metrics cannot give.
@@ -24,9 +25,13 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.models.base_model import ModelConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils.rich_utils import CONSOLE
+from rich.table import Table
 
+from mastsam_splat.io.atomic import atomic_write_text
+from mastsam_splat.metrics.ground_truth import consistent_miou, overlap_table, per_view_miou
 from nerfstudio_plugin.datamanager import MastsamDatamanagerConfig
 from nerfstudio_plugin.model import MastsamSplatModelConfig
+from nerfstudio_plugin.viewer import ObjectViewer
 
 EVAL_REPORT_NAME = "eval_metrics.json"
 
@@ -49,6 +54,7 @@ class MastsamPipeline(VanillaPipeline):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        ObjectViewer.attach(self.model)
         self._train_started: Optional[float] = None
         self._start_step: Optional[int] = None
         self._iteration_started = 0.0
@@ -68,8 +74,6 @@ class MastsamPipeline(VanillaPipeline):
         finally:
             record = self.model.stop_eval_recording()
         if record:
-            from mastsam_splat.metrics.ground_truth import consistent_miou, overlap_table, per_view_miou
-
             table = overlap_table([pred for pred, _ in record], [gt for _, gt in record])
             metrics["instance_miou_consistent"] = _finite(consistent_miou(table).miou)
             metrics["instance_miou_per_view"] = _finite(per_view_miou(table).miou)
@@ -129,8 +133,6 @@ class MastsamPipeline(VanillaPipeline):
             "config": str(base_dir / "config.yml"),
             "checkpoints": str(trainer.checkpoint_dir),
         }
-        from mastsam_splat.io.atomic import atomic_write_text
-
         path = atomic_write_text(base_dir / EVAL_REPORT_NAME, json.dumps(report, indent=2) + "\n")
         _print_report(report, path)
 
@@ -141,8 +143,6 @@ def _finite(value: Any) -> Optional[float]:
 
 
 def _print_report(report: Dict[str, Any], path: Path) -> None:
-    from rich.table import Table
-
     table = Table(title="mastsam-splat results", show_header=False)
     for key in ("psnr", "ssim", "lpips", "instance_miou", "instance_miou_consistent"):
         value = report.get("eval", {}).get(key)

@@ -1,8 +1,10 @@
 """Click-to-select objects in Nerfstudio's viewer: pick, highlight, isolate, hide, export.
 
-:class:`ObjectViewer` is an ``nn.Module`` held by the model, so the viewer finds its GUI
-elements and its ``ViewerControl`` (Nerfstudio only walks ``nn.Module`` attributes); it holds no
-parameters, so checkpoints are unchanged. GUI order follows the attribute names (``a_`` ... ``h_``).
+:class:`ObjectViewer` holds the selection and is attached to the model as ``object_viewer``
+(by the pipeline, :meth:`ObjectViewer.attach`), so Nerfstudio's viewer finds its GUI elements and
+its ``ViewerControl`` (it only walks ``nn.Module`` attributes); it holds no parameters, so
+checkpoints are unchanged. GUI order follows the attribute names (``a_`` ... ``h_``). The model
+calls it back through ``nerfstudio_plugin.model.SelectionHook`` while rendering.
 
 - *Select object (click)* puts the viewer in pointer mode for one click. The object under the
   cursor is the rendered object id at that pixel: the model renders a small patch of the
@@ -46,8 +48,13 @@ from nerfstudio.viewer.viewer_elements import (
 )
 from torch import Tensor, nn
 
+from mastsam_splat.errors import InputError
+from mastsam_splat.io.atomic import atomic_write_text
+from mastsam_splat.objects.export import object_file_name
+from mastsam_splat.io.gaussians import Gaussians
+from mastsam_splat.io.ply import write_gaussians_ply
+
 if TYPE_CHECKING:
-    from mastsam_splat.io.gaussians import Gaussians
     from nerfstudio_plugin.model import MastsamSplatModel
 
 SELECTION_FILE = "viewer_selection.json"
@@ -114,6 +121,7 @@ class ObjectViewer(nn.Module):
     def __init__(self, model: "MastsamSplatModel", output_dir: Optional[Path] = None) -> None:
         super().__init__()
         self._model_ref = weakref.ref(model)  # a weak reference: a submodule must not own its parent
+        self._selected: Optional[int] = None
         self.output_dir: Optional[Path] = Path(output_dir) if output_dir is not None else None
         """Folder for the selection file and exports (default: the viewer's run folder)."""
         self.last_pick: Optional[Pick] = None
@@ -137,6 +145,13 @@ class ObjectViewer(nn.Module):
         self.g_clear = ViewerButton("Clear selection", cb_hook=lambda _: self.clear())
         self.h_export = ViewerButton("Export selection (.ply)", cb_hook=lambda _: self._on_export_button())
 
+    @classmethod
+    def attach(cls, model: "MastsamSplatModel", output_dir: Optional[Path] = None) -> "ObjectViewer":
+        """A viewer for ``model``, set as its ``object_viewer`` (where Nerfstudio's viewer finds the controls)."""
+        viewer = cls(model, output_dir)
+        model.object_viewer = viewer
+        return viewer
+
     # ------------------------------------------------------------------ state
 
     def _owner(self) -> "MastsamSplatModel":
@@ -149,8 +164,7 @@ class ObjectViewer(nn.Module):
     @property
     def selected_id(self) -> Optional[int]:
         """Selected object id, or None."""
-        model = self._model_ref()
-        return None if model is None else model.selected_instance
+        return self._selected
 
     def select(self, instance_id: Optional[int], pick: Optional[Pick] = None) -> Optional[int]:
         """Select an object id (None or 0: clear); updates the GUI and the selection file.
@@ -164,7 +178,7 @@ class ObjectViewer(nn.Module):
             self.c_status.value = f"no object {instance_id} (ids 1..{model.num_instance_classes - 1})"
             self._set_id_field(self.selected_id)
             return self.selected_id
-        model.selected_instance = instance_id
+        self._selected = instance_id
         self.last_pick = pick
         self._set_id_field(instance_id)
         if instance_id is None:
@@ -214,8 +228,6 @@ class ObjectViewer(nn.Module):
 
     def write_state(self) -> Optional[Path]:
         """Write ``viewer_selection.json`` (atomically) when there is a run folder."""
-        from mastsam_splat.io.atomic import atomic_write_text
-
         folder = self.run_dir()
         if folder is None:
             return None
@@ -312,17 +324,17 @@ class ObjectViewer(nn.Module):
             return False
         return bool(getattr(_viewer_render, "active", False)) or _on_viewer_render_thread()
 
-    def visible_gaussians(self, crop_ids: Optional[Tensor]) -> Optional[Tensor]:
+    def visible_mask(self, crop: Optional[Tensor]) -> Optional[Tensor]:
         """Gaussians to render [N] bool (None: all): the crop, narrowed by isolate / hide.
 
-        Called by the model's eval render before rasterizing; ``crop_ids`` is the crop box mask.
+        Called by the model's eval render before rasterizing; ``crop`` is the crop box mask.
         """
         isolate, hide = bool(self.d_isolate.value), bool(self.e_hide.value)
         if not (isolate or hide) or not self.applies():
-            return crop_ids
+            return crop
         selected = self._owner().gaussian_instance_ids() == self.selected_id  # [N]
         keep = selected if isolate else ~selected
-        return keep if crop_ids is None else keep & crop_ids
+        return keep if crop is None else keep & crop
 
     def highlight(self, outputs: Dict[str, Any]) -> Dict[str, Any]:
         """Tint the selected object and dim the rest in ``rgb`` and ``instance`` (viewer renders only).
@@ -363,35 +375,19 @@ class ObjectViewer(nn.Module):
 
     # ------------------------------------------------------------------ export
 
-    def selected_gaussians(self) -> "Gaussians":
-        """The selected object's Gaussians (3DGS PLY layout, with their ids)."""
-        from mastsam_splat.errors import InputError
-        from mastsam_splat.objects.run import MODEL_PREFIX, gaussians_from_state
-
+    def selected_gaussians(self) -> Gaussians:
+        """The selected object's Gaussians (3DGS PLY layout, with their ids: the ones isolate / hide use)."""
         selected = self.selected_id
         if selected is None:
             raise InputError("no object is selected")
-        model = self._owner()
-        with torch.no_grad():
-            state = {f"{MODEL_PREFIX}gauss_params.{k}": v.detach().cpu() for k, v in model.gauss_params.items()}
-            state[f"{MODEL_PREFIX}instance_head.weight"] = model.instance_head.weight.detach().cpu()
-            state[f"{MODEL_PREFIX}instance_head.bias"] = model.instance_head.bias.detach().cpu()
-            ids = model.gaussian_instance_ids().cpu().numpy()
-        source = self.run_dir() or Path("viewer")
-        gaussians = gaussians_from_state(
-            state, model.config.sh_degree, model.config.min_instance_confidence, source
-        ).with_ids(ids)  # the same ids isolate / hide use
-        subset = gaussians.subset(ids == selected)
+        gaussians = self._owner().gaussians(source=self.run_dir() or Path("viewer"))
+        subset = gaussians.subset(gaussians.instance_ids == selected)
         if len(subset) == 0:
             raise InputError(f"object {selected} has no Gaussians (none decodes to that id)")
         return subset
 
     def export_selection(self, path: Optional[Path] = None) -> Path:
         """Write the selected object's Gaussians to a PLY (default: ``<run>/selections/object_<id>.ply``)."""
-        from mastsam_splat.errors import InputError
-        from mastsam_splat.objects.export import object_file_name
-        from mastsam_splat.io.ply import write_gaussians_ply
-
         gaussians = self.selected_gaussians()
         gaussians.check_finite()
         if path is None:
@@ -411,8 +407,6 @@ class ObjectViewer(nn.Module):
 
     def _on_export_button(self) -> None:
         """Export, report in the GUI, and send the file to the browser."""
-        from mastsam_splat.errors import InputError
-
         try:
             path = self.export_selection()
         except InputError as exc:

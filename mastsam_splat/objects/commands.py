@@ -343,7 +343,7 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
     }
     extra = None
     if cmd.load_config is not None and cmd.viewer_run:
-        from mastsam_splat.objects.viewer_run import write_viewer_run
+        from nerfstudio_plugin.viewer_run import write_viewer_run
 
         def extra(staging: Path, final: Path) -> dict[str, Any]:
             config = write_viewer_run(

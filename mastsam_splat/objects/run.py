@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 import yaml
@@ -269,6 +269,34 @@ def open_run(config_path: PathLike, step: Optional[int] = None) -> tuple[Nerfstu
     return run, config
 
 
+def gaussians_from_params(
+    params: Mapping[str, Any],
+    sh_degree: int,
+    source: Optional[Path],
+    instance_ids: Optional[np.ndarray] = None,
+) -> Gaussians:
+    """Gaussians from Splatfacto's parameter tensors (``gauss_params`` names; ``instance_features`` optional)."""
+    import torch
+
+    p = {k: params[k].detach().float().cpu() for k in GAUSS_KEYS}
+    dc = p["features_dc"]
+    if sh_degree == 0:
+        # Splatfacto stores logit colours when it trains without SH; the PLY layout wants the DC coefficient.
+        dc = rgb_to_sh(torch.sigmoid(dc))
+    features = params.get("instance_features")
+    return Gaussians(
+        means=p["means"].numpy(),
+        quats=p["quats"].numpy(),
+        scales=p["scales"].numpy(),
+        opacities=p["opacities"].reshape(-1).numpy(),
+        sh_dc=dc.numpy(),
+        sh_rest=p["features_rest"].reshape(len(p["means"]), -1, 3).numpy(),
+        instance_ids=instance_ids,
+        features=None if features is None else features.detach().float().cpu().numpy(),
+        source=source,
+    )
+
+
 def gaussians_from_state(pipeline_state: dict, sh_degree: int, min_confidence: float, source: Path) -> Gaussians:
     """Gaussians (and, for instance-feature runs, their object ids) from a pipeline state dict."""
     import torch
@@ -277,33 +305,18 @@ def gaussians_from_state(pipeline_state: dict, sh_degree: int, min_confidence: f
     missing = [k for k in GAUSS_KEYS if prefix + k not in pipeline_state]
     if missing:
         raise InputError(f"checkpoint holds no Gaussians (missing {', '.join(prefix + k for k in missing)})", source)
-    p = {k: pipeline_state[prefix + k].detach().float().cpu() for k in GAUSS_KEYS}
-    dc = p["features_dc"]
-    if sh_degree == 0:
-        # Splatfacto stores logit colours when it trains without SH; the PLY layout wants the DC coefficient.
-        dc = rgb_to_sh(torch.sigmoid(dc))
-    features = pipeline_state.get(prefix + "instance_features")
+    params = {k[len(prefix) :]: v for k, v in pipeline_state.items() if k.startswith(prefix)}
+    features = params.get("instance_features")
     ids = None
     if features is not None:
-        features = features.detach().float().cpu()
         weight = pipeline_state.get(MODEL_PREFIX + "instance_head.weight")
         bias = pipeline_state.get(MODEL_PREFIX + "instance_head.bias")
         if weight is None:
             raise InputError("checkpoint has instance features but no instance_head weights", source)
-        logits = features @ weight.float().T + (0.0 if bias is None else bias.float())
+        logits = features.detach().float().cpu() @ weight.float().T + (0.0 if bias is None else bias.float())
         confidence, best = torch.softmax(logits, dim=-1).max(dim=-1)
         ids = torch.where(confidence >= min_confidence, best, torch.zeros_like(best)).numpy()
-    return Gaussians(
-        means=p["means"].numpy(),
-        quats=p["quats"].numpy(),
-        scales=p["scales"].numpy(),
-        opacities=p["opacities"].reshape(-1).numpy(),
-        sh_dc=dc.numpy(),
-        sh_rest=p["features_rest"].reshape(len(p["means"]), -1, 3).numpy(),
-        instance_ids=ids,
-        features=None if features is None else features.numpy(),
-        source=source,
-    )
+    return gaussians_from_params(params, sh_degree, source, instance_ids=ids)
 
 
 def load_run_gaussians(config_path: PathLike, step: Optional[int] = None) -> tuple[Gaussians, NerfstudioRun]:

@@ -21,6 +21,7 @@ from nerfstudio_plugin.model import (  # noqa: E402
     instance_palette,
     viewmat_from_c2w,
 )
+from nerfstudio_plugin.viewer import ObjectViewer  # noqa: E402
 
 W, H = 40, 30
 
@@ -83,7 +84,7 @@ def test_eval_outputs_have_stable_instance_keys_and_shapes() -> None:
     palette = instance_palette(model.num_instance_classes)
     assert torch.allclose(out["instance"], palette[ids])
 
-    model.selected_instance = 2
+    ObjectViewer.attach(model).select(2)
     selected = model.get_outputs_for_camera(_camera())["selection"][..., 0]
     assert selected[:, W // 2 :].mean() > selected[:, : W // 2].mean()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -59,6 +61,7 @@ def model():
         metadata={"num_instance_ids": 3, "points3D_instance": torch.from_numpy(ids)},
         seed_points=(torch.from_numpy(xyz), torch.from_numpy(rgb)),
     )
+    ObjectViewer.attach(m)
     m.eval()
     return m
 
@@ -102,6 +105,11 @@ def test_elements_and_control_are_discovered_without_recursing_into_the_model(mo
     assert not any("object_viewer" in key for key in model.state_dict())  # checkpoints unchanged
 
 
+def test_viewer_module_does_not_import_the_model_module() -> None:
+    code = "import sys, nerfstudio_plugin.viewer; assert 'nerfstudio_plugin.model' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_patch_camera_sees_exactly_the_full_image_pixels(model) -> None:
     full = model.get_outputs_for_camera(_camera())
     for x, y in [(5, 7), (12, 15), (31, 20), (0, 0), (39, 29)]:
@@ -126,7 +134,7 @@ def test_click_selects_the_object_under_the_cursor_and_records_it(model, tmp_pat
     pick = viewer.handle_click(_click(RIGHT))
     assert pick is not None and pick.instance_id == 2
     assert held == [True] and not fake.train_lock.locked()  # picked under the train lock, released after
-    assert viewer.selected_id == 2 and model.selected_instance == 2
+    assert viewer.selected_id == 2
     assert viewer.b_selected_id.value == 2
     assert viewer.c_status.value.startswith("object 2:")
     assert fake.rerenders == 1

@@ -230,6 +230,7 @@ def test_lift_from_a_run_uses_its_frame(tmp_path: Path, synthetic_scene, scene_g
     monkeypatch.chdir(tmp_path)
     _, pipeline, _, _ = eval_setup(Path(index["viewer_config"]), test_mode="inference")
     assert type(pipeline.model).__name__ == "MastsamSplatModel"
+    assert type(pipeline.model.object_viewer).__name__ == "ObjectViewer"  # attached by the pipeline
     np.testing.assert_array_equal(pipeline.model.gaussian_instance_ids().numpy(), np.maximum(result.instance_ids, 0))
     np.testing.assert_array_equal(pipeline.model.means.detach().numpy(), in_run.means)
 

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+import torch
+import yaml
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.objects.run import MODEL_PREFIX, load_checkpoint, open_run
+from nerfstudio_plugin.config import make_trainer_config
+from nerfstudio_plugin.dataparser import MastsamDataParserConfig
 
 METHOD = "mastsam-splat"
 MAX_ONE_HOT = 64
@@ -49,12 +54,6 @@ def _copy_fields(source: Any, target: Any, skip: tuple[str, ...] = ("_target",))
 
 def build_viewer_config(source_config: Path, output_dir: Path, feature_dim: int, num_classes: int) -> Any:
     """The ``mastsam-splat`` TrainerConfig for the source run's data and Gaussian settings."""
-    import yaml
-    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
-
-    from nerfstudio_plugin.config import make_trainer_config
-    from nerfstudio_plugin.dataparser import MastsamDataParserConfig
-
     source = yaml.load(Path(source_config).read_text(), Loader=yaml.Loader)
     config = make_trainer_config()
     config.method_name = METHOD
@@ -91,9 +90,6 @@ def write_viewer_run(
     ``final_dir`` is where ``output_dir`` will end up (when it is a staging folder renamed
     afterwards); the config records that location.
     """
-    import torch
-    import yaml
-
     final_dir = Path(final_dir) if final_dir is not None else Path(output_dir)
     run, _ = open_run(source_config, step)
     state = load_checkpoint(run.checkpoint)["pipeline"]
