@@ -103,10 +103,10 @@ def print_sfm_table(sfm: SfmConsistency, config: SfmTracksConfig, title: str) ->
     from rich.table import Table
 
     values = sfm.to_dict()
-    table = Table(title=title)
-    table.add_column("metric", style="bold")
-    for name, label in (("near", f"gap <= {config.near_gap}"), ("far", f"gap >= {config.far_gap}"), ("all", "all")):
-        table.add_column(f"{name} ({label})", justify="right")
+    table = Table(title=title, caption=f"frame gap: near <= {config.near_gap}, far >= {config.far_gap}")
+    table.add_column("metric", style="bold", no_wrap=True)
+    for name in ("near", "far", "all"):
+        table.add_column(name, justify="right", no_wrap=True)
     table.add_column("meaning")
     for key, meaning in SFM_ROWS:
         table.add_row(key, *(format_value(values[f"{key}_{name}"]) for name in ("near", "far", "all")), meaning)
