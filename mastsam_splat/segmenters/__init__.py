@@ -14,6 +14,7 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.segmenters.base import Segmenter
 from mastsam_splat.segmenters.classical import ClassicalSegmenterConfig
 from mastsam_splat.segmenters.sam import SamSegmenterConfig
+from mastsam_splat.segmenters.simulated import SimulatedSamConfig, make_simulated_segmenter
 
 BackendConfig = Union[ClassicalSegmenterConfig, SamSegmenterConfig]
 
@@ -33,6 +34,7 @@ def _make_sam(config: SamSegmenterConfig) -> Segmenter:
 SEGMENTERS: dict[str, tuple[type, Callable[[object], Segmenter]]] = {
     "classical": (ClassicalSegmenterConfig, _make_classical),
     "sam": (SamSegmenterConfig, _make_sam),
+    "simulated": (SimulatedSamConfig, make_simulated_segmenter),
 }
 """Registry: name -> (config class, factory taking that config)."""
 

@@ -20,7 +20,7 @@ from mastsam_splat.segmenters.classical import ClassicalSegmenter
 
 
 def test_names():
-    assert set(SEGMENTERS) == {"classical", "sam"}
+    assert set(SEGMENTERS) == {"classical", "sam", "simulated"}
 
 
 def test_make_classical_with_defaults_and_configs():
