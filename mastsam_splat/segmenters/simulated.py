@@ -54,6 +54,10 @@ class SimulatedSamConfig:
     miss_probability: float = 0.3
     """Chance that a small automatic mask is missed."""
 
+    def setup(self) -> "SimulatedSamSegmenter":
+        """Build the segmenter (loads the dataset's frames and ground truth)."""
+        return SimulatedSamSegmenter(self)
+
 
 @dataclass
 class _ViewState:
@@ -246,4 +250,4 @@ class SimulatedSamSegmenter(Segmenter):
 
 def make_simulated_segmenter(config: SimulatedSamConfig) -> Segmenter:
     """Registry factory of the ``simulated`` backend."""
-    return SimulatedSamSegmenter(config)
+    return config.setup()
