@@ -95,7 +95,8 @@ def main(args: BenchSimulatedSam) -> None:
         print(header)
         for mode in args.modes:
             segmenter = make_segmenter("simulated", segmenter_config)
-            tracker = MastSAMTracker(TrackerConfig(mode=mode), segmenter, make_matcher("geometric"), matcher_name="geometric")
+            matcher = make_matcher("geometric")
+            tracker = MastSAMTracker(TrackerConfig(mode=mode), segmenter, matcher, matcher_name="geometric")
             t0 = time.perf_counter()
             labels = tracker.run(scene.frames).labels
             seconds = (time.perf_counter() - t0) / len(scene.frames)

@@ -188,7 +188,12 @@ def read_sparse_model(folder: PathLike) -> SfmModel:
             continue
         cam = image.camera if getattr(image, "camera", None) is not None else recon.cameras[image.camera_id]
         cameras.append(
-            Camera(K=np.asarray(cam.calibration_matrix()), world_to_cam=_pose_matrix(image), width=cam.width, height=cam.height)
+            Camera(
+                K=np.asarray(cam.calibration_matrix()),
+                world_to_cam=_pose_matrix(image),
+                width=cam.width,
+                height=cam.height,
+            )
         )
 
     points_path = model_file(folder, "points3D")
@@ -206,7 +211,9 @@ def read_sparse_model(folder: PathLike) -> SfmModel:
         for element in elements:
             image = images.get(element.image_id)
             if image is None:
-                raise InputError(f"3D point {point_id} is observed in image {element.image_id}, which the model lacks", points_path)
+                raise InputError(
+                    f"3D point {point_id} is observed in image {element.image_id}, which the model lacks", points_path
+                )
             if not 0 <= element.point2D_idx < image.num_points2D():
                 raise InputError(
                     f"3D point {point_id} refers to keypoint {element.point2D_idx} of image {image.name!r}, "

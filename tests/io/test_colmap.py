@@ -99,7 +99,9 @@ def test_empty_model(tmp_path: Path, binary: bool) -> None:
 @pytest.mark.parametrize("binary", [True, False])
 def test_point_without_observations(tmp_path: Path, binary: bool) -> None:
     points = np.concatenate([POINTS, [[0.0, 0.0, 5.0]]])
-    folder = write_sparse_model(tmp_path / "m", NAMES, CAMERAS, points, TRACK_POINT, TRACK_IMAGE, TRACK_XY, binary=binary)
+    folder = write_sparse_model(
+        tmp_path / "m", NAMES, CAMERAS, points, TRACK_POINT, TRACK_IMAGE, TRACK_XY, binary=binary
+    )
     with pytest.raises(InputError, match="point 4 has no observations") as info:
         read_sparse_model(folder)
     assert info.value.path == folder / ("points3D.bin" if binary else "points3D.txt")

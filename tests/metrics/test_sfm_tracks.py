@@ -15,7 +15,7 @@ from mastsam_splat.io import load_scene, read_label_dir, write_label_image
 from mastsam_splat.io.colmap import FrameTracks, read_sparse_model, tracks_in_frames, write_sparse_model
 from mastsam_splat.metrics import EvalCommand, SfmTracksConfig, sfm_consistency
 from mastsam_splat.metrics.sfm_tracks import track_correspondences
-from mastsam_splat.types import Camera
+from mastsam_splat.types import Camera, Frame
 
 pytest.importorskip("pycolmap")
 
@@ -83,13 +83,12 @@ def test_hand_made_tracks_through_a_colmap_model(tmp_path: Path, binary: bool) -
     tracks = hand_tracks()
     camera = Camera(K=np.eye(3), world_to_cam=np.eye(4), width=S, height=S)
     names = [f"frame_{t:05d}.png" for t in range(V)]
+    points = np.zeros((len(HAND_TRACKS), 3))
     folder = write_sparse_model(
-        tmp_path / "sparse", names, [camera] * V, np.zeros((len(HAND_TRACKS), 3)), tracks.point, tracks.frame, tracks.xy,
-        binary=binary,
+        tmp_path / "sparse", names, [camera] * V, points, tracks.point, tracks.frame, tracks.xy, binary=binary
     )
-    from mastsam_splat.types import Frame
-
-    frames = [Frame(image=np.zeros((S, S, 3), np.uint8), name=Path(n).stem, index=t, file=Path(n)) for t, n in enumerate(names)]
+    image = np.zeros((S, S, 3), np.uint8)
+    frames = [Frame(image=image, name=Path(n).stem, index=t, file=Path(n)) for t, n in enumerate(names)]
     check_hand_scores(sfm_consistency(hand_labels(), tracks_in_frames(read_sparse_model(folder), frames)))
 
 
@@ -97,7 +96,11 @@ def test_pair_cap_bounds_cost_and_is_seeded() -> None:
     rng = np.random.default_rng(0)
     frame = np.concatenate([np.arange(V), rng.permutation(V)[:4]])
     tracks = FrameTracks(
-        frame=frame, point=np.repeat([0, 1], [V, 4]), xy=rng.uniform(0, S, (len(frame), 2)), num_frames=V, frames_in_model=V
+        frame=frame,
+        point=np.repeat([0, 1], [V, 4]),
+        xy=rng.uniform(0, S, (len(frame), 2)),
+        num_frames=V,
+        frames_in_model=V,
     )
     every = track_correspondences(tracks, max_pairs_per_point=1000)
     assert len(every) == V * (V - 1) // 2 + 6
