@@ -113,7 +113,7 @@ def print_sfm_table(sfm: SfmConsistency, config: SfmTracksConfig, title: str) ->
     console = Console()
     console.print(table)
     console.print(
-        f"{sfm.num_points} points seen in two frames or more, {sfm.frames_in_model} of {sfm.num_frames} frames "
+        f"{sfm.num_points} points with correspondences, {sfm.frames_in_model} of {sfm.num_frames} frames "
         f"in the model; segments per frame {format_value(values['segments_per_frame'])}, largest segment "
         f"{format_value(values['largest_segment_share'])} of the image"
     )
@@ -178,6 +178,10 @@ class EvalCommand:
             raise InputError(f"correspondence step must be >= 1, got {self.metrics.correspondence_step}")
         if not self.metrics.pair_gaps or min(self.metrics.pair_gaps) < 1:
             raise InputError(f"view pair gaps must be positive, got {self.metrics.pair_gaps}")
+        if self.sfm.max_pairs_per_point < 1:
+            raise InputError(f"max pairs per point must be >= 1, got {self.sfm.max_pairs_per_point}")
+        if self.sfm.near_gap < 1 or self.sfm.far_gap < 1:
+            raise InputError(f"frame gaps of the bins must be >= 1, got near {self.sfm.near_gap}, far {self.sfm.far_gap}")
 
         scene = load_scene(self.data, stride=self.stride, max_frames=self.max_frames)
         preds = read_predictions(prediction_folder(Path(self.pred)), scene)
@@ -204,8 +208,6 @@ class EvalCommand:
         """Consistency over the model's tracks, on the frames the evaluation kept."""
         from mastsam_splat.io.colmap import read_sparse_model, tracks_in_frames
 
-        if self.sfm.max_pairs_per_point < 1:
-            raise InputError(f"max pairs per point must be >= 1, got {self.sfm.max_pairs_per_point}")
         model = read_sparse_model(model_folder)
         subset = self.stride > 1 or self.max_frames is not None
         tracks = tracks_in_frames(model, scene.frames, subset=subset)

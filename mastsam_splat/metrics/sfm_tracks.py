@@ -67,7 +67,7 @@ class SfmConsistency:
     """Mean over frames of the largest segment's share of the image."""
     mean_segment_area: float
     num_points: int
-    """3D points observed in at least two frames."""
+    """3D points giving at least one correspondence (seen inside two frames or more)."""
     frames_in_model: int
     num_frames: int
 

@@ -232,3 +232,5 @@ def test_eval_refuses_a_model_of_another_capture(synthetic: Path, tmp_path: Path
     assert not out.exists()
     with pytest.raises(InputError, match="max pairs per point"):
         EvalCommand(pred=tmp_path / "pred", data=data, sfm=SfmTracksConfig(max_pairs_per_point=0)).main()
+    with pytest.raises(InputError, match="frame gaps"):
+        EvalCommand(pred=tmp_path / "pred", data=data, sfm=SfmTracksConfig(near_gap=0)).main()
