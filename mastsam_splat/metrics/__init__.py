@@ -4,6 +4,7 @@
 - ``ground_truth``: per-view mIoU, consistent mIoU and id switches.
 - ``granularity``: segments per frame and mean segment area.
 - ``evaluate``: all of them at once (``evaluate``, ``EvalResult``, ``MetricsConfig``).
+- ``sfm_tracks``: coverage, IDC and PSC over the tracks of a COLMAP model, binned by frame gap.
 - ``command``: the ``EvalCommand`` CLI.
 """
 
@@ -27,6 +28,7 @@ from mastsam_splat.metrics.ground_truth import (
     overlap_table,
     per_view_miou,
 )
+from mastsam_splat.metrics.sfm_tracks import SfmConsistency, SfmTracksConfig, sfm_consistency
 
 __all__ = [
     "ConsistencyScores",
@@ -39,6 +41,8 @@ __all__ = [
     "MetricsConfig",
     "OverlapTable",
     "PairConsistency",
+    "SfmConsistency",
+    "SfmTracksConfig",
     "consistency_scores",
     "consistent_miou",
     "evaluate",
@@ -49,5 +53,6 @@ __all__ = [
     "overlap_table",
     "pair_consistency",
     "per_view_miou",
+    "sfm_consistency",
     "view_pairs",
 ]

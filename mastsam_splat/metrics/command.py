@@ -11,6 +11,7 @@ import numpy as np
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.metrics.evaluate import EvalResult, MetricsConfig, evaluate, geometric_correspondences, view_pairs
+from mastsam_splat.metrics.sfm_tracks import SfmConsistency, SfmTracksConfig, sfm_consistency
 from mastsam_splat.types import Scene
 
 GT_FOLDERS = {"object": "instances", "part": "parts"}
@@ -70,6 +71,54 @@ def format_value(value: object) -> str:
     return str(value)
 
 
+SFM_ROWS = (
+    ("sfm_coverage", "track pairs labelled in both views"),
+    ("sfm_idc", "labelled track pairs with the same id"),
+    ("sfm_psc", "same, after best id matching per pair"),
+    ("sfm_correspondences", "track correspondences"),
+)
+"""Rows of the SfM-track score, one column per frame-gap bin."""
+
+
+@dataclass
+class EvalReport:
+    """Everything ``mastsam eval`` measured: the dataset's metrics and, with a COLMAP model, the
+    consistency over its tracks."""
+
+    result: EvalResult
+    sfm: Optional[SfmConsistency] = None
+    sfm_model: Optional[Path] = None
+
+    def to_dict(self) -> dict[str, object]:
+        out = self.result.to_dict()
+        if self.sfm is not None:
+            out.update(self.sfm.to_dict())
+            out["sfm_model"] = str(self.sfm_model)
+        return out
+
+
+def print_sfm_table(sfm: SfmConsistency, config: SfmTracksConfig, title: str) -> None:
+    """Print the SfM-track score per frame-gap bin as a rich table on stdout."""
+    from rich.console import Console
+    from rich.table import Table
+
+    values = sfm.to_dict()
+    table = Table(title=title, caption=f"frame gap: near <= {config.near_gap}, far >= {config.far_gap}")
+    table.add_column("metric", style="bold", no_wrap=True)
+    for name in ("near", "far", "all"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("meaning")
+    for key, meaning in SFM_ROWS:
+        table.add_row(key, *(format_value(values[f"{key}_{name}"]) for name in ("near", "far", "all")), meaning)
+    console = Console()
+    console.print(table)
+    console.print(
+        f"{sfm.num_points} points with correspondences, {sfm.frames_in_model} of {sfm.num_frames} frames "
+        f"in the model; segments per frame {format_value(values['segments_per_frame'])}, largest segment "
+        f"{format_value(values['largest_segment_share'])} of the image"
+    )
+
+
 def print_table(result: EvalResult, title: str) -> None:
     """Print the metrics as a rich table on stdout."""
     from rich.console import Console
@@ -93,7 +142,8 @@ def print_table(result: EvalResult, title: str) -> None:
 @dataclass
 class EvalCommand:
     """Score predicted label images: multi-view consistency (coverage, IDC, PSC) over depth-based
-    correspondences, mIoU and id switches against ground truth, and granularity."""
+    correspondences and over the tracks of a COLMAP model (near / far / all frame gaps), mIoU and
+    id switches against ground truth, and granularity."""
 
     pred: Path
     """Predicted label images: a folder of <frame_stem>.png (uint16), or one holding masks/ (a tracker output)."""
@@ -109,15 +159,29 @@ class EvalCommand:
     """Keep at most this many frames (after striding)."""
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     """View pairs and id-switch thresholds."""
+    sparse: Optional[Path] = None
+    """COLMAP model (folder with cameras, images, points3D as .bin or .txt) whose tracks give
+    correspondences; by default sparse/0 or colmap/sparse/0 of the dataset when present."""
+    sfm: SfmTracksConfig = field(default_factory=SfmTracksConfig)
+    """Pair sampling and frame-gap bins of the SfM-track score."""
 
     def run(self) -> EvalResult:
-        """Load inputs, compute every metric the dataset allows, and return them."""
+        """Load inputs, compute every metric the dataset allows, and return the dataset's metrics."""
+        return self.report().result
+
+    def report(self) -> EvalReport:
+        """Load inputs and compute every metric the dataset allows, the SfM-track score included."""
         from mastsam_splat.io import load_scene
+        from mastsam_splat.io.colmap import find_sparse_model
 
         if self.metrics.correspondence_step < 1:
             raise InputError(f"correspondence step must be >= 1, got {self.metrics.correspondence_step}")
         if not self.metrics.pair_gaps or min(self.metrics.pair_gaps) < 1:
             raise InputError(f"view pair gaps must be positive, got {self.metrics.pair_gaps}")
+        if self.sfm.max_pairs_per_point < 1:
+            raise InputError(f"max pairs per point must be >= 1, got {self.sfm.max_pairs_per_point}")
+        if self.sfm.near_gap < 1 or self.sfm.far_gap < 1:
+            raise InputError(f"frame gaps of the bins must be >= 1, got near {self.sfm.near_gap}, far {self.sfm.far_gap}")
 
         scene = load_scene(self.data, stride=self.stride, max_frames=self.max_frames)
         preds = read_predictions(prediction_folder(Path(self.pred)), scene)
@@ -128,25 +192,40 @@ class EvalCommand:
             correspondences = geometric_correspondences(
                 scene.frames, pairs, step=self.metrics.correspondence_step, depth_tolerance=self.metrics.depth_tolerance
             )
-        if gts is None and correspondences is None:
+        model = find_sparse_model(scene.root, self.sparse)
+        if gts is None and correspondences is None and model is None:
             raise InputError(
-                f"nothing to evaluate: no ground-truth '{GT_FOLDERS[self.level]}/' folder and no depth + cameras "
-                "for correspondences",
+                f"nothing to evaluate: no ground-truth '{GT_FOLDERS[self.level]}/' folder, no depth + cameras "
+                "for correspondences and no COLMAP model (sparse/0, or --sparse)",
                 self.data,
             )
-        return evaluate(preds, gts, correspondences, self.metrics)
+        result = evaluate(preds, gts, correspondences, self.metrics)
+        if model is None:
+            return EvalReport(result=result)
+        return EvalReport(result=result, sfm=self._sfm_score(model, scene, preds), sfm_model=model)
+
+    def _sfm_score(self, model_folder: Path, scene: Scene, preds: list[np.ndarray]) -> SfmConsistency:
+        """Consistency over the model's tracks, on the frames the evaluation kept."""
+        from mastsam_splat.io.colmap import read_sparse_model, tracks_in_frames
+
+        model = read_sparse_model(model_folder)
+        subset = self.stride > 1 or self.max_frames is not None
+        tracks = tracks_in_frames(model, scene.frames, subset=subset)
+        return sfm_consistency(preds, tracks, self.sfm)
 
     def main(self) -> None:
-        result = self.run()
-        print_table(result, title=f"{self.pred} vs {self.data} ({self.level} level)")
+        report = self.report()
+        print_table(report.result, title=f"{self.pred} vs {self.data} ({self.level} level)")
+        if report.sfm is not None:
+            print_sfm_table(report.sfm, self.sfm, title=f"consistency over the tracks of {report.sfm_model}")
         if self.json is not None:
             from mastsam_splat.io import atomic_write_text
 
             payload = {
-                **result.to_dict(),
+                **report.to_dict(),
                 "level": self.level,
                 "pred": str(self.pred),
                 "data": str(self.data),
-                "config": asdict(self.metrics),
+                "config": {**asdict(self.metrics), "sfm": asdict(self.sfm)},
             }
             atomic_write_text(self.json, jsonlib.dumps(payload, indent=2) + "\n")

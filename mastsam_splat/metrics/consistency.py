@@ -155,14 +155,23 @@ def pair_consistency(
         g_a = gt_a[rows_a, cols_a]
         confirmed = (g_a > 0) & (g_a == gt_b[rows_b, cols_b])
         rows_a, cols_a, rows_b, cols_b = rows_a[confirmed], cols_a[confirmed], rows_b[confirmed], cols_b[confirmed]
-    la = labels_a[rows_a, cols_a].astype(np.int64)
-    lb = labels_b[rows_b, cols_b].astype(np.int64)
+    return label_consistency(labels_a[rows_a, cols_a], labels_b[rows_b, cols_b], a=a, b=b)
+
+
+def label_consistency(values_a: np.ndarray, values_b: np.ndarray, a: int = 0, b: int = 1) -> PairConsistency:
+    """Count labelled / same-id / matched correspondences of one view pair from the predicted ids
+    at their two ends, ``values_a[i]`` in view a and ``values_b[i]`` in view b (0 = unlabelled)."""
+    la = np.asarray(values_a).astype(np.int64).ravel()
+    lb = np.asarray(values_b).astype(np.int64).ravel()
+    if len(la) != len(lb):
+        raise ValueError(f"view pair {a}->{b}: {len(la)} ids in a, {len(lb)} in b")
     both = (la > 0) & (lb > 0)
+    total = len(la)
     la, lb = la[both], lb[both]
     return PairConsistency(
         a=a,
         b=b,
-        total=int(len(rows_a)),
+        total=int(total),
         labelled=int(both.sum()),
         same_id=int(np.count_nonzero(la == lb)),
         matched=matched_overlap(la, lb),

@@ -41,3 +41,13 @@ def granularity(label_maps: Sequence[np.ndarray]) -> Granularity:
     (view, label), counts = count_tuples((views, np.concatenate([m.ravel() for m in compact])), (len(compact), num_ids))
     areas = np.bincount(view * num_ids + label, weights=counts, minlength=len(compact) * num_ids)
     return Granularity.from_areas(areas.reshape(len(compact), num_ids))
+
+
+def largest_segment_share(label_maps: Sequence[np.ndarray]) -> float:
+    """Mean over views of the largest segment's (id > 0) share of the image: near 1 when one segment
+    swallows the view, which consistency scores alone would reward (``nan`` without views)."""
+    shares = []
+    for labels in label_maps:
+        counts = np.bincount(np.asarray(labels).ravel().astype(np.int64))
+        shares.append(float(counts[1:].max()) / labels.size if len(counts) > 1 and labels.size else 0.0)
+    return float(np.mean(shares)) if shares else float("nan")

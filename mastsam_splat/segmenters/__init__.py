@@ -17,10 +17,12 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.segmenters.base import Segmenter
 from mastsam_splat.segmenters.classical import ClassicalSegmenter, ClassicalSegmenterConfig
 from mastsam_splat.segmenters.sam import SamSegmenter, SamSegmenterConfig
+from mastsam_splat.segmenters.simulated import SimulatedSamConfig
 
 SEGMENTER_CONFIGS: dict[str, type] = {
     "classical": ClassicalSegmenterConfig,
     "sam": SamSegmenterConfig,
+    "simulated": SimulatedSamConfig,
 }
 """Registry: name -> config class; ``config.setup()`` builds the segmenter."""
 

@@ -27,7 +27,8 @@ class TrackCommand:
     output_dir: Path
     """Folder for masks/, tracks.json, points.ply, overlays/ and contact_sheet.png."""
     segmenter: SegmenterName = "classical"
-    """Segmenter backend: classical (no weights) or sam (segment-anything; needs --sam-checkpoint)."""
+    """Segmenter backend: classical (no weights), sam (segment-anything; needs --sam-checkpoint) or simulated
+    (SAM-like masks from a synthetic dataset's ground truth, for benchmarks)."""
     sam_checkpoint: Optional[Path] = None
     """Local segment-anything checkpoint (.pth) for --segmenter sam."""
     sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
@@ -56,6 +57,8 @@ class TrackCommand:
         config = SEGMENTER_CONFIGS[self.segmenter]()
         if self.segmenter == "sam":
             config = replace(config, checkpoint=self.sam_checkpoint, model_type=self.sam_model_type)
+        elif self.segmenter == "simulated":
+            config = replace(config, data=self.data)
         return config
 
     def matcher_config(self) -> Any:

@@ -21,7 +21,7 @@ from mastsam_splat.segmenters.classical import ClassicalSegmenter
 
 
 def test_names():
-    assert set(SEGMENTER_CONFIGS) == {"classical", "sam"}
+    assert set(SEGMENTER_CONFIGS) == {"classical", "sam", "simulated"}
     assert typing.get_args(SegmenterName) == tuple(SEGMENTER_CONFIGS)
 
 
