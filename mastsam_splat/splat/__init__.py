@@ -11,4 +11,5 @@ Modules (import them directly; this package imports nothing heavy):
 - ``instance`` / ``config``: label space, classifier head, losses, kNN regulariser, object ids.
 - ``init`` / ``ply``: initial Gaussians from a labelled point cloud, point-cloud PLY I/O.
 - ``trainer``: the standalone trainer and its command-line config ``SplatTrainConfig``.
+- ``train_step``: the trainer's state (``make_train_state``) and one optimisation step (``train_step``).
 """

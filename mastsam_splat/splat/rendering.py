@@ -233,7 +233,7 @@ def in_view(
     z = cam[:, 2]
     front = z > near_plane
     zc = torch.where(front, z, torch.ones_like(z))
-    fx, fy, cx, cy = (float(v) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    (fx, _, cx), (_, fy, cy), _ = K.tolist()
     x = fx * cam[:, 0] / zc + cx
     y = fy * cam[:, 1] / zc + cy
     slant = torch.sqrt(1.0 + (cam[:, 0].square() + cam[:, 1].square()) / zc.square())

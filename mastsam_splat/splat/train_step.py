@@ -72,10 +72,11 @@ def view_of_frame(
     """A frame (image, camera) with its label image (classes of ``space``) and ground truth at 1/``downscale``."""
     image = downscale_image(frame.image, downscale)
     viewmat, K = camera_tensors(frame.camera, device, downscale)
+    classes = None if labels is None else space.to_class(downscale_labels(labels, downscale))
     return TrainView(
         name=frame.name,
         image=torch.as_tensor(image, dtype=torch.float32, device=device) / 255.0,
-        classes=None if labels is None else torch.as_tensor(space.to_class(downscale_labels(labels, downscale)), device=device),
+        classes=None if classes is None else torch.as_tensor(classes, device=device),
         gt=None if gt is None else downscale_labels(gt, downscale),
         viewmat=viewmat,
         K=K,

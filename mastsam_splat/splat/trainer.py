@@ -155,7 +155,8 @@ def _default_labels(scene) -> Optional[Path]:
 
 
 def _load_views(config: SplatTrainConfig, device) -> tuple[list, list, Any, Optional[Path], bool]:
-    """Training and held-out ``TrainView``s, the label space, the initial point cloud and whether its ids seed features."""
+    """Training and held-out ``TrainView``s, the label space, the initial point cloud and whether
+    its ids seed the features."""
     from mastsam_splat.splat.instance import LabelSpace
     from mastsam_splat.splat.train_step import view_of_frame
 
@@ -275,7 +276,8 @@ def _train(config: SplatTrainConfig) -> TrainResult:
         if step % 10 == 0 or step == config.steps - 1:
             record = {"step": step, **{k: float(losses[k]) for k in ("loss", "psnr", "instance", "knn")}}
             history.append(record)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=f"{record['psnr']:.1f}", n=int(state.params["means"].shape[0]))
+            n = int(state.params["means"].shape[0])
+            bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=f"{record['psnr']:.1f}", n=n)
     train_seconds = time.perf_counter() - t0
     bar.close()
 
