@@ -14,6 +14,9 @@ the project's standalone Gaussian trainer (``mastsam_splat.splat.trainer``) as t
   at 320x240 (``resource.getrusage`` high-water mark, and a psutil sampler).
 
 Usage: python scripts/bench_lift.py {quality,speed,memory} [--work-dir /tmp/bench_lift] [options]
+
+Modules only the speed and quality figures need (trainer, metrics, tracker) are imported where
+they are used, so the memory worker's process holds no more than the lift needs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -34,8 +37,9 @@ import numpy as np
 import tyro
 
 from mastsam_splat.io import load_scene, read_label_image
-from mastsam_splat.io.gaussians import SH_C0, Gaussians
+from mastsam_splat.io.gaussians import Gaussians, rgb_to_sh
 from mastsam_splat.objects.lift import LiftConfig, LiftView, lift_labels, render_label_image
+from mastsam_splat.synthetic import is_synthetic_scene, make_scene
 
 
 @dataclass
@@ -72,8 +76,6 @@ class BenchLift:
 
 
 def scene(work: Path, frames: int, width: int, height: int, seed: int = 0) -> Path:
-    from mastsam_splat.synthetic import is_synthetic_scene, make_scene
-
     path = work / f"scene_{frames}_{width}x{height}_s{seed}"
     if not is_synthetic_scene(path):
         make_scene(path, frames=frames, width=width, height=height, seed=seed, progress=False)
@@ -109,7 +111,7 @@ def surface_gaussians(scene_dir: Path, n: int, seed: int = 0) -> tuple[Gaussians
         quats=np.tile([1.0, 0, 0, 0], (len(xyz), 1)),
         scales=np.log(np.repeat(radius[:, None], 3, axis=1)),
         opacities=np.full(len(xyz), 2.0),
-        sh_dc=(rgb - 0.5) / SH_C0,
+        sh_dc=rgb_to_sh(rgb),
         sh_rest=np.zeros((len(xyz), 0, 3)),
     )
     return g, ids.astype(np.int32)
@@ -139,72 +141,45 @@ def write_init_cloud(g: Gaussians, ids: np.ndarray, path: Path) -> Path:
 def step_costs(scene_dir: Path, init: Path, n: int, steps: int, seed: int = 0) -> dict[str, list[float]]:
     """Per-step time of the trainer's step without and with the instance feature, interleaved.
 
-    The step is the standalone trainer's (``mastsam_splat.splat.trainer``): ``rendering.render``
-    of SH colour (and, with the feature, D = 16 feature channels in the same pass), L1 + SSIM,
-    ``instance_loss`` through the head and the ``KnnRegularizer``, backward, Adam. The two
-    variants alternate on the same views and Gaussians, and each step is timed in wall-clock
-    and in this process's CPU seconds (robust to other processes on the machine).
+    The step is the standalone trainer's ``train_step``: ``rendering.render`` of SH colour (and,
+    with the feature, D = 16 feature channels in the same pass), L1 + SSIM, ``instance_loss``
+    through the head and the ``KnnRegularizer``, backward, Adam; no densification, black
+    background. Two training states start from the same Gaussians (feature D = 16 and D = 0);
+    they alternate on the same views, and each step is timed in wall-clock and in this
+    process's CPU seconds (robust to other processes on the machine).
     """
-    import torch
-    from pytorch_msssim import SSIM
-
+    from mastsam_splat.splat.config import InstanceConfig
     from mastsam_splat.splat.init import gaussians_from_points
-    from mastsam_splat.splat.instance import InstanceConfig, InstanceHead, KnnRegularizer, LabelSpace, instance_loss
-    from mastsam_splat.splat.params import FEATURE_KEY, activated, make_optimizers
+    from mastsam_splat.splat.instance import LabelSpace
     from mastsam_splat.io.ply import read_point_cloud
-    from mastsam_splat.splat.rendering import render
+    from mastsam_splat.splat.train_step import make_train_state, train_step, view_of_frame
+    from mastsam_splat.splat.trainer import SplatTrainConfig
 
-    icfg = InstanceConfig()
     s = load_scene(scene_dir)
     labels = [read_label_image(scene_dir / "instances" / f"{f.name}.png") for f in s.frames]
     space = LabelSpace.from_label_maps(labels)
-    params = gaussians_from_points(
-        read_point_cloud(init), sh_degree=1, feature_dim=icfg.feature_dim, space=space, max_points=n
-    )
-    lrs = {"means": 1.6e-4, "scales": 5e-3, "quats": 1e-3, "opacities": 0.05, "features_dc": 2.5e-3,
-           "features_rest": 1.25e-4, FEATURE_KEY: icfg.feature_lr}  # fmt: skip
-    optimizers = make_optimizers(params, lrs)
-    head = InstanceHead(icfg.feature_dim, space.num_classes)
-    head_opt = torch.optim.Adam(head.parameters(), lr=icfg.head_lr)
-    knn = KnnRegularizer(k=icfg.knn_k, num_samples=icfg.knn_samples, refresh_every=icfg.knn_refresh_every, seed=seed)
-    ssim = SSIM(data_range=1.0, size_average=True, channel=3)
-    views = []
-    for f, lab in zip(s.frames, labels):
-        views.append(
-            (
-                torch.from_numpy(f.image).float() / 255.0,
-                torch.from_numpy(space.to_class(lab)),
-                torch.tensor(f.camera.world_to_cam, dtype=torch.float32)[None],
-                torch.tensor(f.camera.K, dtype=torch.float32)[None],
-                f.width,
-                f.height,
-            )
-        )
+    views = [view_of_frame(f, space, lab) for f, lab in zip(s.frames, labels)]
+    cloud = read_point_cloud(init)
+    base = SplatTrainConfig(
+        data=scene_dir, steps=2 * steps + 2, sh_degree=1, sh_degree_interval=1, background="black", densify=False,
+        backend="torch", device="cpu", seed=seed,
+    )  # fmt: skip
+    states = {}
+    for with_feature in (False, True):
+        config = replace(base, instance=InstanceConfig(feature_dim=InstanceConfig().feature_dim if with_feature else 0))
+        params = gaussians_from_points(
+            cloud, sh_degree=1, feature_dim=config.instance.feature_dim, init_opacity=config.init_opacity,
+            space=space, max_points=n, seed=seed,
+        )  # fmt: skip
+        states[with_feature] = make_train_state(config, params, space, views, seed_head=True, backend="torch")
 
     def step(i: int, with_feature: bool) -> tuple[float, float]:
-        image, classes, viewmat, K, w, h = views[i % len(views)]
         wall, cpu = time.perf_counter(), time.process_time()
-        act = activated(params)
-        out = render(act["means"], act["quats"], act["scales"], act["opacities"], act["sh"], viewmat, K, w, h,
-                     sh_degree=1, features=act["features"] if with_feature else None,
-                     backgrounds=torch.zeros(1, 3), backend="torch")  # fmt: skip
-        pred = out.rgb[0]
-        loss = 0.8 * (pred - image).abs().mean() + 0.2 * (
-            1 - ssim(pred.permute(2, 0, 1)[None], image.permute(2, 0, 1)[None])
-        )
-        if with_feature:
-            loss = loss + icfg.loss_weight * instance_loss(out.features[0], classes, head, icfg.background_weight)
-            loss = loss + icfg.knn_weight * knn(params[FEATURE_KEY], params["means"], i)
-        loss.backward()
-        for opt in optimizers.values():
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        if with_feature:
-            head_opt.step()
-            head_opt.zero_grad(set_to_none=True)
+        train_step(states[with_feature], views[i % len(views)], i)
         return time.perf_counter() - wall, time.process_time() - cpu
 
-    step(0, True)  # warm-up (allocations, KD-tree)
+    for with_feature in (False, True):
+        step(1, with_feature)  # warm-up (allocations, KD-tree)
     costs: dict[str, list[float]] = {"wall_without": [], "wall_with": [], "cpu_without": [], "cpu_with": []}
     for i in range(steps):
         for with_feature in (False, True) if i % 2 == 0 else (True, False):

@@ -12,30 +12,45 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Optional
+
+import tyro
+
+from mastsam_splat.io import read_label_image
+from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
+from mastsam_splat.splat.config import InstanceConfig
+from mastsam_splat.splat.trainer import SplatTrainConfig, train
+from mastsam_splat.synthetic import make_scene
+from mastsam_splat.tracker.command import TrackCommand, run_track
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--size", default="160x120")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=800)
-    parser.add_argument("--ratio-steps", type=int, default=150)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--skip-tracker", action="store_true")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args()
+@dataclass
+class BenchTrain:
+    """Measure the trainer's figures (see module docstring)."""
 
-    from mastsam_splat.splat.config import InstanceConfig
-    from mastsam_splat.splat.trainer import SplatTrainConfig, train
-    from mastsam_splat.synthetic import make_scene
+    frames: int = 40
+    """Frames of the synthetic orbit."""
+    size: str = "160x120"
+    """Image size, WIDTHxHEIGHT."""
+    seed: int = 0
+    steps: int = 800
+    """Training steps of the quality runs (figures 2 and 3)."""
+    ratio_steps: int = 150
+    """Training steps of each run timed for the feature's cost (figure 1)."""
+    threads: int = 1
+    """CPU threads for torch."""
+    skip_tracker: bool = False
+    """Skip figure 3 (tracker masks)."""
+    json: Optional[Path] = None
+    """Also write the figures here."""
 
+
+def main(args: BenchTrain) -> None:
     width, height = (int(v) for v in args.size.split("x"))
     figures: dict = {"load_average": os.getloadavg()[0], "cores": os.cpu_count(), "threads": args.threads}
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,8 +84,6 @@ def main() -> None:
         )
 
         if not args.skip_tracker:
-            from mastsam_splat.tracker.command import TrackCommand, run_track
-
             track_dir = Path(tmp) / "track"
             summary = run_track(TrackCommand(data=scene, output_dir=track_dir, matcher="geometric", quiet=True))
             masks_miou = _label_miou(track_dir / "masks", scene / "instances")
@@ -89,13 +102,10 @@ def main() -> None:
 
 def _label_miou(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:
     """Consistent and per-view mIoU of a folder of label images against ground truth (all frames)."""
-    from mastsam_splat.io import read_label_image
-    from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
-
     gts = sorted(gt_dir.glob("*.png"))
     table = overlap_table([read_label_image(pred_dir / p.name) for p in gts], [read_label_image(p) for p in gts])
     return consistent_miou(table).miou, per_view_miou(table).miou
 
 
 if __name__ == "__main__":
-    main()
+    main(tyro.cli(BenchTrain, description=__doc__))

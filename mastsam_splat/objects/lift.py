@@ -131,51 +131,12 @@ class LiftResult:
 # renderer
 
 
-def resolve_rasterizer(name: str) -> str:
-    """``auto`` -> ``gsplat`` when CUDA is available, else ``torch``."""
-    import torch
+def _renderer(config: LiftConfig) -> tuple[str, Any]:
+    """Backend and torch device of ``config.rasterizer`` (gsplat on CUDA, the torch rasterizer on the CPU)."""
+    from mastsam_splat.splat.rendering import backend_device, resolve_backend
 
-    if name == "auto":
-        return "gsplat" if torch.cuda.is_available() else "torch"
-    if name == "gsplat" and not torch.cuda.is_available():
-        raise InputError("--rasterizer gsplat needs a CUDA GPU; use torch (or auto) on this machine")
-    return name
-
-
-def _camera_tensors(camera: Camera, device: str) -> tuple[Any, Any]:
-    import torch
-
-    viewmat = torch.as_tensor(camera.world_to_cam, dtype=torch.float32, device=device)[None]
-    K = torch.as_tensor(camera.K, dtype=torch.float32, device=device)[None]
-    return viewmat, K
-
-
-def in_view(params: dict, camera: Camera, near_plane: float, tile_px: float = 16.0) -> Any:
-    """Indices of the Gaussians the rasterizer can draw in ``camera`` (a superset; the rest are skipped).
-
-    A Gaussian is kept when it lies beyond the near plane and its centre projects within
-    ``3.5 sigma`` of the image plus a tile, where ``sigma`` bounds its projected standard
-    deviation: ``s * f / z * sqrt(1 + (x^2 + y^2) / z^2)`` for its largest scale ``s`` (the
-    projection's Jacobian norm), widened by the rasterizer's 2D blur. The rasterizer draws a
-    Gaussian only within ``3 sigma`` (rounded out to whole tiles), so dropping the others does
-    not change the render; it saves projecting and sorting Gaussians that reach no pixel.
-    """
-    import torch
-
-    R = torch.as_tensor(camera.world_to_cam[:3, :3], dtype=params["means"].dtype, device=params["means"].device)
-    t = torch.as_tensor(camera.world_to_cam[:3, 3], dtype=R.dtype, device=R.device)
-    cam = params["means"] @ R.T + t
-    z = cam[:, 2]
-    front = z > near_plane
-    zc = torch.where(front, z, torch.ones_like(z))
-    K = camera.K
-    x = K[0, 0] * cam[:, 0] / zc + K[0, 2]
-    y = K[1, 1] * cam[:, 1] / zc + K[1, 2]
-    slant = torch.sqrt(1.0 + (cam[:, 0].square() + cam[:, 1].square()) / zc.square())
-    sigma = params["scales"].max(dim=-1).values * max(K[0, 0], K[1, 1]) / zc * slant
-    reach = 3.5 * torch.sqrt(sigma.square() + 0.3) + tile_px
-    keep = front & (x > -reach) & (x < camera.width + reach) & (y > -reach) & (y < camera.height + reach)
-    return torch.nonzero(keep).squeeze(1)
+    device = backend_device(config.rasterizer)
+    return resolve_backend(config.rasterizer, device), device
 
 
 def label_weights(
@@ -187,60 +148,39 @@ def label_weights(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Compositing weight of every Gaussian on the pixels of every label of one view.
 
-    Renders, with the project's renderer, one zero channel per label present in ``labels``
-    [H, W] for the Gaussians that can reach the view, and back-propagates the one-hot label
-    image: the gradient w.r.t. channel ``l`` of Gaussian ``g`` is ``sum_p w[g, p] [label(p) = l]``
-    (the same quantity as ``splat.rendering.accumulate_label_weights``, here in one pass for all
-    labels and with the scene's ``rasterize_mode``). Returns sparse triples ``(gaussian [M],
-    label [M], weight [M])`` with weight > 0.
+    ``splat.rendering.accumulate_label_weights`` of the Gaussians that can reach the view
+    (``splat.rendering.in_view``), all labels present in ``labels`` [H, W] in one pass, with the
+    scene's ``rasterize_mode``. Returns sparse triples ``(gaussian [M], label [M], weight [M])``
+    with weight > 0.
     """
     import torch
 
-    from mastsam_splat.splat.rendering import rasterize
+    from mastsam_splat.splat.rendering import accumulate_label_weights, camera_tensors, in_view
 
     device = params["means"].device
     present, compact = np.unique(labels, return_inverse=True)
-    L = len(present)
-    H, W = labels.shape
-    idx = in_view(params, camera, config.near_plane)
+    viewmat, K = camera_tensors(camera, device)
+    idx = in_view(params["means"], params["scales"], viewmat[0], K[0], camera.width, camera.height, config.near_plane)
     if idx.numel() == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0, dtype=np.float32)
-    onehot = torch.zeros(H * W, L, device=device)
-    onehot[torch.arange(H * W, device=device), torch.as_tensor(compact.reshape(-1), device=device)] = 1.0
-    carrier = torch.zeros(idx.numel(), L, device=device, requires_grad=True)
-    viewmat, K = _camera_tensors(camera, str(device))
-    with torch.enable_grad():
-        render, _, _ = rasterize(
-            params["means"][idx],
-            params["quats"][idx],
-            params["scales"][idx],
-            params["opacities"][idx],
-            carrier,
-            viewmat,
-            K,
-            W,
-            H,
-            near_plane=config.near_plane,
-            packed=False,
-            render_mode="RGB",
-            rasterize_mode=config.rasterize_mode,
-            backend=backend,
-        )
-        (grad,) = torch.autograd.grad(render, carrier, grad_outputs=onehot.view(1, H, W, L))
-    local, label = torch.nonzero(grad > 0, as_tuple=True)
-    weights = grad[local, label]
+    weights = accumulate_label_weights(
+        params["means"][idx], params["quats"][idx], params["scales"][idx], params["opacities"][idx],
+        viewmat[0], K[0], compact.reshape(labels.shape), len(present),
+        label_chunk=len(present), near_plane=config.near_plane, rasterize_mode=config.rasterize_mode, backend=backend,
+    )  # fmt: skip
+    local, label = torch.nonzero(weights > 0, as_tuple=True)
     label_ids = torch.as_tensor(present.astype(np.int64), device=device)[label]
-    return idx[local].cpu().numpy(), label_ids.cpu().numpy(), weights.float().cpu().numpy()
+    return idx[local].cpu().numpy(), label_ids.cpu().numpy(), weights[local, label].float().cpu().numpy()
 
 
 def render_colours(params: dict, sh_degree: int, camera: Camera, backend: str, config: LiftConfig) -> np.ndarray:
     """[H, W, 3] float RGB render of one view on a black background (for the colour check)."""
     import torch
 
-    from mastsam_splat.splat.rendering import rasterize
+    from mastsam_splat.splat.rendering import camera_tensors, rasterize
 
-    viewmat, K = _camera_tensors(camera, str(params["means"].device))
+    viewmat, K = camera_tensors(camera, params["means"].device)
     with torch.no_grad():
         render, _, _ = rasterize(
             means=params["means"],
@@ -276,17 +216,16 @@ def render_label_image(
     """
     import torch
 
-    from mastsam_splat.splat.rendering import rasterize
+    from mastsam_splat.splat.rendering import camera_tensors, rasterize
 
     config = config or LiftConfig()
     if gaussians.instance_ids is None:
         raise InputError("the Gaussians carry no object ids", gaussians.source)
-    backend = resolve_rasterizer(config.rasterizer)
-    device = "cuda" if backend == "gsplat" else "cpu"
+    backend, device = _renderer(config)
     params = params if params is not None else gaussians.torch_params(device)
     present, compact = np.unique(np.maximum(gaussians.instance_ids, 0), return_inverse=True)
     channels = torch.nn.functional.one_hot(torch.as_tensor(compact, device=device), len(present)).float()
-    viewmat, K = _camera_tensors(camera, device)
+    viewmat, K = camera_tensors(camera, device)
     with torch.no_grad():
         render, alpha, _ = rasterize(
             means=params["means"],
@@ -396,12 +335,6 @@ def visible_fraction(gaussians: Gaussians, cameras: Sequence[Camera], near: floa
     return float(seen.mean())
 
 
-def psnr(render: np.ndarray, image: np.ndarray) -> float:
-    """PSNR (dB) of a float [H, W, 3] render in [0, 1] against a uint8 image."""
-    mse = float(np.mean((render.astype(np.float64) - image.astype(np.float64) / 255.0) ** 2))
-    return float("inf") if mse == 0 else float(-10.0 * np.log10(mse))
-
-
 def _coverage_message(coverage: dict[str, float]) -> str:
     values = np.array(list(coverage.values()))
     return (
@@ -428,6 +361,8 @@ def lift_labels(
     """
     import torch
 
+    from mastsam_splat.splat.rendering import psnr
+
     config = config or LiftConfig()
     if not 0.0 < config.min_share <= 1.0:
         raise InputError(f"min_share must be in (0, 1], got {config.min_share}")
@@ -450,8 +385,7 @@ def lift_labels(
             gaussians.source,
         )
 
-    backend = resolve_rasterizer(config.rasterizer)
-    device = "cuda" if backend == "gsplat" else "cpu"
+    backend, device = _renderer(config)
     params = gaussians.torch_params(device, with_sh=config.check_views > 0)
     table = VoteTable(len(gaussians), flush_every=config.views_per_chunk)
     warnings: list[str] = []
@@ -480,10 +414,11 @@ def lift_labels(
             image = view.load_image()
             if image is not None:
                 render = render_colours(params, gaussians.sh_degree, view.camera, backend, config)
-                psnrs[view.name] = round(psnr(render, image), 2)
+                score = psnr(torch.from_numpy(render), torch.from_numpy(image) / 255.0)
+                psnrs[view.name] = round(float(score), 2)
         if on_view is not None:
             on_view(i, view)
-        if device == "cuda":
+        if device.type == "cuda":
             torch.cuda.empty_cache()
 
     if float(np.median(list(coverage.values()))) < config.min_coverage:

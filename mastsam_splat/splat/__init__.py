@@ -11,4 +11,5 @@ Modules (import them directly; this package imports nothing heavy):
 - ``instance`` / ``config``: label space, classifier head, losses, kNN regulariser, object ids.
 - ``init``: initial Gaussians from a labelled point cloud (read with ``mastsam_splat.io.ply``).
 - ``trainer``: the standalone trainer and its command-line config ``SplatTrainConfig``.
+- ``train_step``: the trainer's state (``make_train_state``) and one optimisation step (``train_step``).
 """

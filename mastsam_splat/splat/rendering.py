@@ -5,6 +5,9 @@
   Gaussians in one pass (or two, when feature gradients must not move the geometry).
 - ``accumulate_label_weights``: for each Gaussian, the alpha-compositing weight it gives to
   the pixels of each label of a label image, taken from the renderer itself (occlusion-aware).
+- ``in_view``: the Gaussians the rasterizer can draw in a view (a cheap, exact pre-cull).
+- ``camera_tensors``, ``backend_device``, ``resolve_backend``, ``psnr``: camera, device and
+  backend plumbing shared by the trainer and the label lift.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from typing import Any, Dict, Literal, Optional, Tuple, Union
 import numpy as np
 import torch
 from torch import Tensor
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.types import Camera
 
 Backend = Literal["auto", "gsplat", "torch"]
 
@@ -31,6 +37,29 @@ def resolve_backend(backend: str, device: Union[str, torch.device]) -> Literal["
     if backend == "torch":
         return "torch"
     raise ValueError(f"unknown renderer backend {backend!r}; expected 'auto', 'gsplat' or 'torch'")
+
+
+def backend_device(backend: str) -> torch.device:
+    """The device for a renderer choice when the caller has none of its own: CUDA for ``gsplat``
+    (and for ``auto`` when a GPU is there), the CPU otherwise."""
+    if backend == "gsplat" and not torch.cuda.is_available():
+        raise InputError("the gsplat renderer needs a CUDA GPU; use torch (or auto) on this machine")
+    if backend == "gsplat" or (backend == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def camera_tensors(camera: Camera, device: Union[str, torch.device], downscale: int = 1) -> Tuple[Tensor, Tensor]:
+    """``viewmat [1, 4, 4]`` and ``K [1, 3, 3]`` float32 tensors of a camera, intrinsics at 1/``downscale``."""
+    K = camera.K.copy()
+    K[:2] /= downscale
+    viewmat = torch.as_tensor(camera.world_to_cam, dtype=torch.float32, device=device)[None]
+    return viewmat, torch.as_tensor(K, dtype=torch.float32, device=device)[None]
+
+
+def psnr(pred: Tensor, target: Tensor) -> Tensor:
+    """PSNR (dB, 0-d tensor) of an image against its target, both in [0, 1]."""
+    return -10 * torch.log10(((pred - target) ** 2).mean().clamp_min(1e-10))
 
 
 def rasterize(
@@ -179,6 +208,41 @@ def render(
     return RenderOutput(rgb=out[..., :3], alpha=alpha, depth=depth, features=feats, meta=meta)
 
 
+def in_view(
+    means: Tensor,  # [N, 3]
+    scales: Tensor,  # [N, 3] (activated)
+    viewmat: Tensor,  # [4, 4]
+    K: Tensor,  # [3, 3]
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    tile_px: float = 16.0,
+) -> Tensor:
+    """Indices of the Gaussians the rasterizer can draw in a view (a superset; the rest can be skipped).
+
+    A Gaussian is kept when it lies beyond the near plane and its centre projects within
+    ``3.5 sigma`` of the image plus a tile, where ``sigma`` bounds its projected standard
+    deviation: ``s * f / z * sqrt(1 + (x^2 + y^2) / z^2)`` for its largest scale ``s`` (the
+    projection's Jacobian norm), widened by the rasterizer's 2D blur. The rasterizer draws a
+    Gaussian only within ``3 sigma`` (rounded out to whole tiles), so dropping the others does
+    not change the render; it saves projecting and sorting Gaussians that reach no pixel.
+    """
+    R = viewmat[:3, :3].to(means)
+    t = viewmat[:3, 3].to(means)
+    cam = means @ R.T + t
+    z = cam[:, 2]
+    front = z > near_plane
+    zc = torch.where(front, z, torch.ones_like(z))
+    (fx, _, cx), (_, fy, cy), _ = K.tolist()
+    x = fx * cam[:, 0] / zc + cx
+    y = fy * cam[:, 1] / zc + cy
+    slant = torch.sqrt(1.0 + (cam[:, 0].square() + cam[:, 1].square()) / zc.square())
+    sigma = scales.max(dim=-1).values * max(fx, fy) / zc * slant
+    reach = 3.5 * torch.sqrt(sigma.square() + 0.3) + tile_px
+    keep = front & (x > -reach) & (x < width + reach) & (y > -reach) & (y < height + reach)
+    return torch.nonzero(keep).squeeze(1)
+
+
 def accumulate_label_weights(
     means: Tensor,  # [N, 3]
     quats: Tensor,  # [N, 4]
@@ -194,6 +258,7 @@ def accumulate_label_weights(
     near_plane: float = 0.01,
     far_plane: float = 1e10,
     eps2d: float = 0.3,
+    rasterize_mode: Literal["classic", "antialiased"] = "classic",
     backend: Backend = "auto",
 ) -> Tensor:
     """[N, num_labels] sum over pixels of each Gaussian's compositing weight ``alpha_i T_i``, per pixel label.
@@ -207,13 +272,13 @@ def accumulate_label_weights(
     H, W = int(labels.shape[0]), int(labels.shape[1])
     labels = torch.as_tensor(np.asarray(labels) if isinstance(labels, np.ndarray) else labels, device=device).long()
     N = means.shape[0]
-    if out is None:
-        out = torch.zeros(N, num_labels, dtype=means.dtype, device=device)
     geo = [t.detach() for t in (means, quats, scales, opacities)]
+    chunks = []
     for lo in range(0, num_labels, label_chunk):
         hi = min(num_labels, lo + label_chunk)
         in_chunk = (labels >= lo) & (labels < hi)
         if not bool(in_chunk.any()):
+            chunks.append(torch.zeros(N, hi - lo, dtype=means.dtype, device=device))
             continue
         onehot = torch.zeros(H, W, hi - lo, dtype=means.dtype, device=device)
         onehot[in_chunk, labels[in_chunk] - lo] = 1.0
@@ -221,8 +286,13 @@ def accumulate_label_weights(
         with torch.enable_grad():
             img, _, _ = rasterize(
                 *geo, carrier, viewmat[None], K[None], W, H,
-                sh_degree=None, packed=False, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, backend=backend,
+                sh_degree=None, packed=False, near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
+                rasterize_mode=rasterize_mode, backend=backend,
             )  # fmt: skip
-            (grad,) = torch.autograd.grad((img[0] * onehot).sum(), carrier)
-        out[:, lo:hi] += grad
+            (grad,) = torch.autograd.grad(img, carrier, grad_outputs=onehot[None])
+        chunks.append(grad)
+    weights = chunks[0] if len(chunks) == 1 else torch.cat(chunks, dim=1) if chunks else means.new_zeros(N, 0)
+    if out is None:
+        return weights
+    out += weights
     return out

@@ -17,6 +17,10 @@ from typing import Any, Dict, List, Literal, Optional
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io import atomic_path, atomic_write_text, load_scene, read_label_dir, write_label_image
+from mastsam_splat.io.gaussians import to_gaussians
+from mastsam_splat.io.ply import read_point_cloud, write_gaussians_ply
+from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
 from mastsam_splat.splat.config import InstanceConfig
 
 
@@ -137,18 +141,6 @@ class TrainResult:
         return ", ".join(parts)
 
 
-@dataclass
-class _View:
-    name: str
-    image: Any  # [H, W, 3] float tensor
-    classes: Optional[Any]  # [H, W] int64 tensor
-    gt: Optional[np.ndarray]  # [H, W] uint16 ground-truth ids
-    viewmat: Any  # [1, 4, 4]
-    K: Any  # [1, 3, 3]
-    width: int
-    height: int
-
-
 def _resolve_device(name: str):
     import torch
 
@@ -159,33 +151,16 @@ def _resolve_device(name: str):
     return torch.device(name)
 
 
-def _downscale_image(image: np.ndarray, d: int) -> np.ndarray:
-    import cv2
-
-    if d == 1:
-        return image
-    h, w = image.shape[0] // d, image.shape[1] // d
-    return cv2.resize(image[: h * d, : w * d], (w, h), interpolation=cv2.INTER_AREA)
-
-
-def _downscale_labels(labels: np.ndarray, d: int) -> np.ndarray:
-    """Nearest-neighbour downscale that samples each block's centre pixel (floor size)."""
-    if d == 1:
-        return labels
-    h, w = labels.shape[0] // d, labels.shape[1] // d
-    return labels[d // 2 :: d, d // 2 :: d][:h, :w]
-
-
 def _default_labels(scene) -> Optional[Path]:
     folder = Path(scene.root) / "instances"
     return folder if folder.is_dir() else None
 
 
-def _load_views(config: SplatTrainConfig, device) -> tuple[list[_View], list[_View], Any, Optional[Path], bool]:
-    import torch
-
-    from mastsam_splat.io import load_scene, read_label_dir
+def _load_views(config: SplatTrainConfig, device) -> tuple[list, list, Any, Optional[Path], bool]:
+    """Training and held-out ``TrainView``s, the label space, the initial point cloud and whether
+    its ids seed the features."""
     from mastsam_splat.splat.instance import LabelSpace
+    from mastsam_splat.splat.train_step import view_of_frame
 
     scene = load_scene(config.data, max_frames=config.max_frames)
     if not scene.has_cameras:
@@ -214,26 +189,10 @@ def _load_views(config: SplatTrainConfig, device) -> tuple[list[_View], list[_Vi
     if space.num_classes < 2:
         raise InputError("the label images hold no object ids (all 0)", labels_dir)
 
-    d = config.downscale
     train_lab = dict(zip(train_idx, train_labels))
     train_views, eval_views = [], []
     for i, frame in enumerate(frames):
-        cam = frame.camera
-        img = _downscale_image(frame.image, d)
-        h, w = img.shape[:2]
-        K = cam.K.copy()
-        K[:2] /= d
-        lab = train_lab.get(i)
-        view = _View(
-            name=frame.name,
-            image=torch.as_tensor(img, dtype=torch.float32, device=device) / 255.0,
-            classes=None if lab is None else torch.as_tensor(space.to_class(_downscale_labels(lab, d)), device=device),
-            gt=None if gt[i] is None else _downscale_labels(gt[i], d),
-            viewmat=torch.as_tensor(cam.world_to_cam, dtype=torch.float32, device=device)[None],
-            K=torch.as_tensor(K, dtype=torch.float32, device=device)[None],
-            width=w,
-            height=h,
-        )
+        view = view_of_frame(frame, space, train_lab.get(i), gt[i], config.downscale, device)
         (eval_views if i in held else train_views).append(view)
     init_ply, same_ids = config.init_ply, config.init_ply is not None
     if init_ply is None:
@@ -247,15 +206,13 @@ def _load_views(config: SplatTrainConfig, device) -> tuple[list[_View], list[_Vi
 
 
 def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], seed_ids: bool, space, train_views, device):
-    import torch
-
     from mastsam_splat.splat.init import gaussians_from_points, random_points
-    from mastsam_splat.io.ply import read_point_cloud
+    from mastsam_splat.splat.train_step import camera_positions
 
     if init_ply is not None:
         cloud = read_point_cloud(init_ply)
     else:
-        centers = np.stack([torch.linalg.inv(v.viewmat[0]).cpu().numpy()[:3, 3] for v in train_views])
+        centers = camera_positions(train_views).cpu().numpy()
         middle = centers.mean(0)
         cloud = random_points(config.num_random, middle, float(np.abs(centers - middle).max()), config.seed)
     params = gaussians_from_points(
@@ -268,13 +225,6 @@ def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], seed_ids
         seed=config.seed,
     )
     return params.to(device)
-
-
-def _scene_scale(views: list[_View]) -> float:
-    import torch
-
-    centers = torch.stack([torch.linalg.inv(v.viewmat[0])[:3, 3] for v in views])
-    return float((centers - centers.mean(0)).norm(dim=-1).max().clamp_min(1e-6)) * 1.1
 
 
 def train(config: SplatTrainConfig) -> TrainResult:
@@ -294,15 +244,10 @@ def _train(config: SplatTrainConfig) -> TrainResult:
     import torch
     from tqdm.auto import tqdm
 
-    from mastsam_splat.splat.instance import (
-        InstanceHead,
-        KnnRegularizer,
-        assign_instances,
-        class_embeddings,
-        instance_loss,
-    )
-    from mastsam_splat.splat.params import FEATURE_KEY, activated, make_optimizers
-    from mastsam_splat.splat.rendering import render, resolve_backend
+    from mastsam_splat.splat.instance import assign_instances
+    from mastsam_splat.splat.params import FEATURE_KEY
+    from mastsam_splat.splat.rendering import resolve_backend
+    from mastsam_splat.splat.train_step import make_train_state, train_step
 
     if config.steps < 1:
         raise InputError(f"steps must be >= 1, got {config.steps}")
@@ -313,53 +258,7 @@ def _train(config: SplatTrainConfig) -> TrainResult:
     if not train_views:
         raise InputError("no training frames left after holding out evaluation frames", config.data)
     params = _initial_params(config, init_ply, seed_ids, space, train_views, device)
-    icfg = config.instance
-    use_features = icfg.feature_dim > 0
-    head = InstanceHead(max(icfg.feature_dim, 1), space.num_classes).to(device)
-    if use_features and seed_ids:
-        head.seed(class_embeddings(space.num_classes, icfg.feature_dim, seed=config.seed).to(device))
-
-    scene_scale = _scene_scale(train_views)
-    lrs = {
-        "means": config.lr_means * scene_scale,
-        "scales": config.lr_scales,
-        "quats": config.lr_quats,
-        "opacities": config.lr_opacities,
-        "features_dc": config.lr_colors,
-        "features_rest": config.lr_colors / 20.0,
-        FEATURE_KEY: icfg.feature_lr,
-    }
-    optimizers = make_optimizers(params, lrs)
-    head_opt = torch.optim.Adam(head.parameters(), lr=icfg.head_lr)
-    bg_param = torch.zeros(3, device=device, requires_grad=config.background == "learned")
-    bg_opt = torch.optim.Adam([bg_param], lr=config.lr_background) if config.background == "learned" else None
-    decay = 0.01 ** (1.0 / config.steps)
-    means_sched = torch.optim.lr_scheduler.ExponentialLR(optimizers["means"], gamma=decay)
-    knn = KnnRegularizer(
-        k=icfg.knn_k, num_samples=icfg.knn_samples, refresh_every=icfg.knn_refresh_every, seed=config.seed
-    )
-
-    strategy = state = None
-    if config.densify:
-        from gsplat.strategy import DefaultStrategy
-
-        strategy = DefaultStrategy(
-            grow_grad2d=config.grow_grad2d,
-            refine_start_iter=config.refine_start,
-            refine_stop_iter=int(config.steps * config.refine_stop_fraction),
-            refine_every=config.refine_every,
-            reset_every=10**9,
-            absgrad=False,
-            verbose=False,
-        )
-        strategy.check_sanity(params, optimizers)
-        state = strategy.initialize_state(scene_scale=scene_scale)
-
-    ssim = None
-    if config.ssim_lambda > 0:
-        from pytorch_msssim import SSIM
-
-        ssim = SSIM(data_range=1.0, size_average=True, channel=3)
+    state = make_train_state(config, params, space, train_views, seed_head=seed_ids, backend=backend)
 
     rng = np.random.default_rng(config.seed)
     order: list[int] = []
@@ -372,65 +271,23 @@ def _train(config: SplatTrainConfig) -> TrainResult:
         t_step, c_step = time.perf_counter(), time.process_time()
         if not order:
             order = list(rng.permutation(len(train_views)))
-        view = train_views[order.pop()]
-        if config.background == "learned":
-            bg = torch.sigmoid(bg_param)
-        elif config.background == "random":
-            bg = torch.rand(3, device=device)
-        else:
-            bg = torch.full((3,), 1.0 if config.background == "white" else 0.0, device=device)
-        sh_degree = min(step // max(config.sh_degree_interval, 1), config.sh_degree)
-        act = activated(params)
-        out = render(
-            act["means"], act["quats"], act["scales"], act["opacities"], act["sh"],
-            view.viewmat, view.K, view.width, view.height,
-            sh_degree=sh_degree, features=act.get("features") if use_features else None,
-            backgrounds=bg[None], detach_geometry_for_features=icfg.detach_geometry, backend=backend,
-        )  # fmt: skip
-        if strategy is not None:
-            strategy.step_pre_backward(params, optimizers, state, step, out.meta)
-        pred = out.rgb[0]
-        gt_img = view.image
-        l1 = (pred - gt_img).abs().mean()
-        loss = l1 * (1.0 - config.ssim_lambda)
-        if ssim is not None:
-            loss = loss + config.ssim_lambda * (1.0 - ssim(pred.permute(2, 0, 1)[None], gt_img.permute(2, 0, 1)[None]))
-        ce = knn_loss = torch.zeros((), device=device)
-        if use_features:
-            ce = instance_loss(out.features[0], view.classes, head, icfg.background_weight)
-            knn_loss = knn(params[FEATURE_KEY], params["means"], step) if icfg.knn_weight > 0 else knn_loss
-            loss = loss + icfg.loss_weight * ce + icfg.knn_weight * knn_loss
-        loss.backward()
-        for opt in optimizers.values():
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        if use_features:
-            head_opt.step()
-            head_opt.zero_grad(set_to_none=True)
-        if bg_opt is not None:
-            bg_opt.step()
-            bg_opt.zero_grad(set_to_none=True)
-        means_sched.step()
-        if strategy is not None:
-            strategy.step_post_backward(params, optimizers, state, step, out.meta, packed=False)
+        losses = train_step(state, train_views[order.pop()], step)
         step_seconds.append(time.perf_counter() - t_step)
         step_cpu_seconds.append(time.process_time() - c_step)
         if step % 10 == 0 or step == config.steps - 1:
-            with torch.no_grad():
-                psnr = float(-10 * torch.log10(((pred - gt_img) ** 2).mean().clamp_min(1e-10)))
-            history.append(
-                {"step": step, "loss": loss.item(), "psnr": psnr, "instance": ce.item(), "knn": knn_loss.item()}
-            )
-            bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{psnr:.1f}", n=int(params['means'].shape[0]))
+            record = {"step": step, **{k: float(losses[k]) for k in ("loss", "psnr", "instance", "knn")}}
+            history.append(record)
+            n = int(state.params["means"].shape[0])
+            bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=f"{record['psnr']:.1f}", n=n)
     train_seconds = time.perf_counter() - t0
     bar.close()
 
-    if use_features:
-        ids, _ = assign_instances(params[FEATURE_KEY].detach(), head, space, icfg.min_confidence)
+    params = state.params
+    if state.use_features:
+        ids, _ = assign_instances(params[FEATURE_KEY].detach(), state.head, space, config.instance.min_confidence)
     else:
         ids = np.zeros(params["means"].shape[0], dtype=np.int64)
-    final_bg = torch.sigmoid(bg_param).detach() if config.background == "learned" else bg.detach()
-    evaluation = evaluate(params, head, space, eval_views, config, backend, final_bg)
+    evaluation = evaluate(params, state.head, space, eval_views, config, backend, state.eval_background())
     metrics = {
         "num_gaussians": int(params["means"].shape[0]),
         "steps": config.steps,
@@ -448,21 +305,19 @@ def _train(config: SplatTrainConfig) -> TrainResult:
         **evaluation.pop("scores"),
         "history": history,
     }
-    result = TrainResult(params=params, head=head, space=space, instance_ids=ids, metrics=metrics)
+    result = TrainResult(params=params, head=state.head, space=space, instance_ids=ids, metrics=metrics)
     if config.output_dir is not None:
         _write_outputs(config, result, evaluation)
     return result
 
 
-def evaluate(
-    params, head, space, views: list[_View], config: SplatTrainConfig, backend: str, background
-) -> Dict[str, Any]:
-    """Render held-out views: PSNR, rendered label images, mIoU against their ground truth."""
+def evaluate(params, head, space, views: list, config: SplatTrainConfig, backend: str, background) -> Dict[str, Any]:
+    """Render held-out ``TrainView``s: PSNR, rendered label images, mIoU against their ground truth."""
     import torch
 
     from mastsam_splat.splat.instance import label_image
     from mastsam_splat.splat.params import activated
-    from mastsam_splat.splat.rendering import render
+    from mastsam_splat.splat.rendering import psnr, render
 
     use_features = config.instance.feature_dim > 0
     psnrs, preds, gts, renders = [], [], [], []
@@ -476,7 +331,7 @@ def evaluate(
                 backgrounds=background[None], backend=backend,
             )  # fmt: skip
             rgb = out.rgb[0].clamp(0, 1)
-            psnrs.append(float(-10 * torch.log10(((rgb - view.image) ** 2).mean().clamp_min(1e-10))))
+            psnrs.append(float(psnr(rgb, view.image)))
             pred = None
             if use_features:
                 pred = label_image(out.features[0], head, space, out.alpha[0], config.instance.min_confidence)
@@ -487,8 +342,6 @@ def evaluate(
     scores: Dict[str, Any] = {"psnr": float(np.mean(psnrs)) if psnrs else None, "psnr_per_view": psnrs}
     scores["miou"] = scores["miou_per_view"] = None
     if preds:
-        from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
-
         table = overlap_table(preds, gts)
         scores["miou"] = consistent_miou(table).miou
         scores["miou_per_view"] = per_view_miou(table).miou
@@ -499,9 +352,6 @@ def _write_outputs(config: SplatTrainConfig, result: TrainResult, evaluation: Di
     import cv2
     import torch
 
-    from mastsam_splat.io import atomic_path, atomic_write_text, write_label_image
-    from mastsam_splat.io.gaussians import to_gaussians
-    from mastsam_splat.io.ply import write_gaussians_ply
 
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,25 @@
-"""Backend choice, the colour+feature render and renderer-based label weights."""
+"""Backend and device choice, camera tensors, the colour+feature render, in-view culling, label weights, PSNR."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from support.splat_reference import random_scene
 
-from mastsam_splat.splat.rendering import accumulate_label_weights, camera_centers, render, resolve_backend
+from mastsam_splat.errors import InputError
+from mastsam_splat.splat.rendering import (
+    accumulate_label_weights,
+    backend_device,
+    camera_centers,
+    camera_tensors,
+    in_view,
+    psnr,
+    render,
+    resolve_backend,
+)
 from mastsam_splat.splat.torch_rasterizer import rasterization
+from mastsam_splat.types import Camera
 
 
 def test_backend_choice():
@@ -19,6 +31,32 @@ def test_backend_choice():
         resolve_backend("vulkan", "cpu")
     if torch.cuda.is_available():
         assert resolve_backend("auto", "cuda") == "gsplat"
+
+
+def test_backend_device():
+    assert backend_device("torch") == torch.device("cpu")
+    assert backend_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        assert backend_device("gsplat") == torch.device("cuda")
+    else:
+        with pytest.raises(InputError, match="CUDA"):
+            backend_device("gsplat")
+
+
+def test_camera_tensors():
+    w2c = np.eye(4)
+    w2c[:3, 3] = [0.5, -1.0, 2.0]
+    K = np.array([[100.0, 0, 40.0], [0, 90.0, 30.0], [0, 0, 1]])
+    viewmat, Ks = camera_tensors(Camera(K=K, world_to_cam=w2c, width=80, height=60), "cpu", downscale=2)
+    assert viewmat.shape == (1, 4, 4) and Ks.shape == (1, 3, 3) and viewmat.dtype == Ks.dtype == torch.float32
+    torch.testing.assert_close(viewmat[0], torch.tensor(w2c, dtype=torch.float32))
+    torch.testing.assert_close(Ks[0], torch.tensor([[50.0, 0, 20.0], [0, 45.0, 15.0], [0, 0, 1]]))
+
+
+def test_psnr():
+    image = torch.rand(8, 6, 3)
+    assert float(psnr(image + 0.1, image)) == pytest.approx(20.0, abs=1e-4)
+    assert float(psnr(image, image)) == pytest.approx(100.0)  # MSE floored at 1e-10
 
 
 def test_camera_centers():
@@ -92,3 +130,25 @@ def test_label_weights_come_from_compositing_and_respect_occlusion():
     acc = torch.zeros(3, 2)
     accumulate_label_weights(means, quats, scales, opac, viewmat, K, labels.numpy(), 2, out=acc, label_chunk=1)
     torch.testing.assert_close(acc, weights)
+
+
+def test_in_view_drops_only_gaussians_that_reach_no_pixel():
+    """Rendering the kept Gaussians alone gives the same image as rendering all of them."""
+    g = torch.Generator().manual_seed(3)
+    n, W, H = 400, 32, 24
+    means = torch.cat([torch.randn(n, 3, generator=g) * torch.tensor([4.0, 3.0, 1.0]) + torch.tensor([0, 0, 4.0]),
+                       torch.tensor([[0.0, 0.0, -2.0], [0.0, 0.0, 0.005]])])  # fmt: skip
+    scales = torch.rand(n + 2, 3, generator=g) * 0.3 + 0.02
+    quats = torch.tensor([[1.0, 0, 0, 0]]).repeat(n + 2, 1)
+    opac = torch.full((n + 2,), 0.7)
+    colors = torch.rand(n + 2, 3, generator=g)
+    viewmat = torch.eye(4)
+    K = torch.tensor([[30.0, 0, 16.0], [0, 30.0, 12.0], [0, 0, 1]])
+    keep = in_view(means, scales, viewmat, K, W, H, near_plane=0.01)
+    assert 0 < len(keep) < n and not {n, n + 1} & set(keep.tolist())  # behind the camera, before the near plane
+    full, full_alpha, _ = rasterization(means, quats, scales, opac, colors, viewmat[None], K[None], W, H)
+    part, part_alpha, _ = rasterization(
+        means[keep], quats[keep], scales[keep], opac[keep], colors[keep], viewmat[None], K[None], W, H
+    )
+    torch.testing.assert_close(part, full)
+    torch.testing.assert_close(part_alpha, full_alpha)

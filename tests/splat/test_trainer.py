@@ -1,4 +1,4 @@
-"""The standalone trainer on a small synthetic orbit: quality bars, outputs and bad input."""
+"""The standalone trainer on a small synthetic orbit: quality bars, outputs, one training step and bad input."""
 
 from __future__ import annotations
 
@@ -98,3 +98,41 @@ def test_bad_labels_fail_before_training(scene, tmp_path):
         train(SplatTrainConfig(data=scene, labels=empty, steps=1, progress=False))
     with pytest.raises(InputError, match="steps"):
         train(SplatTrainConfig(data=scene, steps=0, progress=False))
+
+
+def test_train_step_updates_the_state(scene):
+    """One step moves the Gaussians (not the higher SH bands at degree 0, nor the rotations of the
+    initial isotropic Gaussians), the head, the learned background and the means' schedule, and
+    reports detached losses."""
+    import torch
+
+    from mastsam_splat.io import load_scene
+    from mastsam_splat.splat.init import gaussians_from_points
+    from mastsam_splat.splat.instance import LabelSpace
+    from mastsam_splat.splat.ply import read_point_cloud
+    from mastsam_splat.splat.train_step import make_train_state, train_step, view_of_frame
+
+    frames = load_scene(scene, max_frames=4).frames
+    labels = [read_label_image(scene / "instances" / f"{f.name}.png") for f in frames]
+    space = LabelSpace.from_label_maps(labels)
+    views = [view_of_frame(f, space, lab, downscale=2) for f, lab in zip(frames, labels)]
+    assert views[0].image.shape == (36, 48, 3) and views[0].classes.shape == (36, 48)
+    cfg = SplatTrainConfig(data=scene, steps=10, densify=False, progress=False)
+    params = gaussians_from_points(
+        read_point_cloud(scene / "sparse_pc.ply"), sh_degree=cfg.sh_degree, feature_dim=cfg.instance.feature_dim,
+        space=space, max_points=500,
+    )  # fmt: skip
+    state = make_train_state(cfg, params, space, views, seed_head=True, backend="torch")
+    before = {k: v.detach().clone() for k, v in params.items()}
+    head_before = state.head.linear.weight.detach().clone()
+    lr_before = state.optimizers["means"].param_groups[0]["lr"]
+
+    losses = train_step(state, views[0], 0)
+    assert set(losses) == {"loss", "l1", "instance", "knn", "psnr"}
+    assert all(not v.requires_grad and torch.isfinite(v) for v in losses.values())
+    assert float(losses["loss"]) > 0 and float(losses["instance"]) > 0 and float(losses["psnr"]) > 5
+    moved = {key for key, value in params.items() if not torch.equal(value, before[key])}
+    assert moved == set(params) - {"features_rest", "quats"}
+    assert not torch.equal(state.head.linear.weight, head_before)
+    assert not torch.equal(state.eval_background(), torch.full((3,), 0.5))
+    assert state.optimizers["means"].param_groups[0]["lr"] < lr_before
