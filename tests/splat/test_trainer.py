@@ -109,7 +109,7 @@ def test_train_step_updates_the_state(scene):
     from mastsam_splat.io import load_scene
     from mastsam_splat.splat.init import gaussians_from_points
     from mastsam_splat.splat.instance import LabelSpace
-    from mastsam_splat.splat.ply import read_point_cloud
+    from mastsam_splat.io.ply import read_point_cloud
     from mastsam_splat.splat.train_step import make_train_state, train_step, view_of_frame
 
     frames = load_scene(scene, max_frames=4).frames
