@@ -22,19 +22,11 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.io import read_tracks
 from mastsam_splat.io.ply import read_point_cloud
 from mastsam_splat.io.scene import read_depth, read_image
-from mastsam_splat.matchers import MatcherName, make_matcher
-from mastsam_splat.segmenters import SegmenterName, make_segmenter
-from mastsam_splat.tracker.cache import ResultCache, config_fingerprint, input_fingerprint
-from mastsam_splat.tracker.command import TrackCommand
-from mastsam_splat.tracker.outputs import (
-    MASKS_DIR,
-    OUTPUT_NAMES,
-    OVERLAYS_DIR,
-    POINTS_FILE,
-    TRACKS_FILE,
-    write_outputs,
-)
-from mastsam_splat.tracker.tracker import MastSAMTracker, TrackerConfig
+from mastsam_splat.matchers import MatcherName
+from mastsam_splat.segmenters import SegmenterName
+from mastsam_splat.tracker.job import TrackingJob, track_to_folder
+from mastsam_splat.tracker.outputs import MASKS_DIR, POINTS_FILE, TRACKS_FILE
+from mastsam_splat.tracker.tracker import TrackerConfig
 from mastsam_splat.types import Camera, Frame
 from nerfstudio_plugin.dataset import image_file_size
 
@@ -153,25 +145,21 @@ def training_frames(dataset: Any) -> List[Frame]:
     return frames
 
 
-def _command(config: TrackingConfig, frames: List[Frame], data_root: Path, cache_dir: Path):
-    """A ``mastsam track`` command with these settings (for its backend configs and fingerprint)."""
-
+def tracking_job(config: TrackingConfig, frames: List[Frame], data_root: Path) -> TrackingJob:
+    """The tracker run these settings ask for (``auto`` matcher resolved from the frames)."""
     matcher = config.matcher
     if matcher == "auto":
         matcher = "geometric" if all(f.depth is not None and f.camera is not None for f in frames) else "sift"
     elif matcher == "geometric" and not all(f.depth is not None for f in frames):
         raise InputError("the geometric matcher needs a depth map for every training image; use sift", data_root)
-    return TrackCommand(
+    return TrackingJob.from_options(
+        config.segmenter,
+        matcher,
+        config.tracker,
         data=data_root,
-        output_dir=cache_dir,
-        segmenter=config.segmenter,
         sam_checkpoint=config.sam_checkpoint,
         sam_model_type=config.sam_model_type,
-        matcher=matcher,
         mast3r_checkpoint=config.mast3r_checkpoint,
-        overwrite=True,
-        quiet=True,
-        tracker=config.tracker,
     )
 
 
@@ -199,41 +187,22 @@ def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path)
     inside = data_root.resolve() in cache_dir.resolve().parents
     source = "training split" if inside else f"training split of {data_root.resolve()}"
     frames = training_frames(dataset)
-    command = _command(config, frames, data_root, cache_dir)
-    fingerprint = command.fingerprint_config()
-    cache = ResultCache(
-        output_dir=cache_dir,
-        source=source,
-        input_hash=input_fingerprint(frames),
-        config_hash=config_fingerprint(fingerprint),
-    )
-    if config.recompute:
-        cache.manifest_path.unlink(missing_ok=True)  # its files then count as ours to replace
-    # Results of another source are replaced only in the dataset's own cache folder.
-    decision = cache.decide(OUTPUT_NAMES, overwrite=config.recompute or inside)
-    reason = "recompute requested" if config.recompute else decision.reason
-    settings = {"segmenter": command.segmenter, "matcher": command.matcher, "mode": config.tracker.mode}
-    if decision.action == "reuse":
-        status = "reused"
-        CONSOLE.log(f"MastSAM tracker: reusing cached labels in {cache_dir} ({reason})")
-    else:
-        status = "computed"
+    job = tracking_job(config, frames, data_root)
+    settings = {"segmenter": job.segmenter, "matcher": job.matcher, "mode": config.tracker.mode}
+
+    def announce(reason: str) -> None:
         CONSOLE.log(
             f"MastSAM tracker: labelling {len(frames)} training images "
-            f"(segmenter {command.segmenter}, matcher {command.matcher}; {reason})"
+            f"(segmenter {job.segmenter}, matcher {job.matcher}; {reason})"
         )
-        segmenter = make_segmenter(command.segmenter, command.segmenter_config())
-        matcher = make_matcher(command.matcher, command.matcher_config())
-        tracker = MastSAMTracker(config.tracker, segmenter, matcher, matcher_name=command.matcher)
-        result = tracker.run(frames)
-        planned = (
-            [f"{MASKS_DIR}/{f.name}.png" for f in frames]
-            + [f"{OVERLAYS_DIR}/{f.name}.jpg" for f in frames]
-            + [n for n in OUTPUT_NAMES if n not in (MASKS_DIR, OVERLAYS_DIR)]
-        )
-        cache.begin(planned)
-        written = write_outputs(cache_dir, frames, result, fingerprint, {})
-        cache.finish(written, extra={"reason": reason})
+
+    # Results of another source are replaced only in the dataset's own cache folder.
+    run = track_to_folder(
+        frames, job, cache_dir, source=source, overwrite=inside, recompute=config.recompute, on_start=announce
+    )
+    status = run.status
+    if status == "reused":
+        CONSOLE.log(f"MastSAM tracker: reusing cached labels in {cache_dir} ({run.reason})")
     label_files = [cache_dir / MASKS_DIR / f"{f.name}.png" for f in frames]
     check_label_sizes(label_files, frames)
     num_ids = _largest_id(cache_dir)

@@ -348,7 +348,7 @@ def bench_quality(cfg: BenchLift) -> dict:
     scene_dir = scene(cfg.work_dir, views, width, height, cfg.seed)
     labels = scene_dir / "instances"
     if cfg.quality_labels == "tracker":
-        from mastsam_splat.tracker.command import TrackCommand, run_track
+        from mastsam_splat.cli.track import TrackCommand, run_track
 
         track_dir = cfg.work_dir / f"track_{scene_dir.name}"
         run_track(TrackCommand(data=scene_dir, output_dir=track_dir, matcher="geometric", quiet=True))

@@ -26,7 +26,7 @@ from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
 from mastsam_splat.splat.config import InstanceConfig
 from mastsam_splat.splat.trainer import SplatTrainConfig, train
 from mastsam_splat.synthetic import make_scene
-from mastsam_splat.tracker.command import TrackCommand, run_track
+from mastsam_splat.cli.track import TrackCommand, run_track
 
 
 @dataclass

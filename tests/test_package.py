@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY_MODULES = ("torch", "nerfstudio", "segment_anything", "gsplat", "mast3r")
 
@@ -23,3 +24,11 @@ def test_cli_help_lists_subcommands() -> None:
     assert out.returncode == 0, out.stderr
     for name in ("synth", "eval", "track", "export", "lift"):
         assert name in out.stdout
+
+
+def test_imports_follow_the_layers() -> None:
+    """import-linter's contracts in pyproject.toml (the layers of docs/architecture.md) hold."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([str(lint)], capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stdout[-3000:]

@@ -1,14 +1,12 @@
-"""Consistency and ground-truth metrics of multi-view label maps, and the ``mastsam eval`` command.
+"""Consistency and ground-truth metrics of multi-view label maps (reported by ``mastsam eval``).
 
 - ``consistency``: coverage, IDC and PSC over corresponding pixels of view pairs.
 - ``ground_truth``: per-view mIoU, consistent mIoU and id switches.
 - ``granularity``: segments per frame and mean segment area.
 - ``evaluate``: all of them at once (``evaluate``, ``EvalResult``, ``MetricsConfig``).
 - ``sfm_tracks``: coverage, IDC and PSC over the tracks of a COLMAP model, binned by frame gap.
-- ``command``: the ``EvalCommand`` CLI.
 """
 
-from mastsam_splat.metrics.command import EvalCommand
 from mastsam_splat.metrics.consistency import (
     ConsistencyScores,
     Correspondences,
@@ -33,7 +31,6 @@ from mastsam_splat.metrics.sfm_tracks import SfmConsistency, SfmTracksConfig, sf
 __all__ = [
     "ConsistencyScores",
     "Correspondences",
-    "EvalCommand",
     "EvalResult",
     "Granularity",
     "IdSwitches",

@@ -6,7 +6,6 @@ their names are re-exported here.
 - ``run``: Gaussians of a Nerfstudio run (mastsam-splat or splatfacto) and its world frame.
 - ``lift``: vote multi-view label images onto Gaussians through the renderer.
 - ``export``: whole-scene PLY, one PLY per object, ``objects.json``.
-- ``commands``: the ``mastsam export`` and ``mastsam lift`` CLIs.
 """
 
 from mastsam_splat.io.gaussians import BACKGROUND, UNLABELLED, Gaussians

@@ -102,16 +102,6 @@ class SplatTrainConfig:
     progress: bool = True
     """Show a progress bar."""
 
-    def main(self) -> None:
-        """Train, evaluate, write outputs and print the figures."""
-        from rich.console import Console
-
-        result = train(self)
-        console = Console()
-        console.print(result.summary())
-        if self.output_dir is not None:
-            console.print(f"outputs in [bold]{self.output_dir}[/bold]")
-
 
 @dataclass
 class TrainResult:

@@ -13,7 +13,8 @@ import pytest
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import load_scene, read_label_dir, write_label_image
 from mastsam_splat.io.colmap import FrameTracks, read_sparse_model, tracks_in_frames, write_sparse_model
-from mastsam_splat.metrics import EvalCommand, SfmTracksConfig, sfm_consistency
+from mastsam_splat.cli.eval import EvalCommand
+from mastsam_splat.metrics import SfmTracksConfig, sfm_consistency
 from mastsam_splat.metrics.sfm_tracks import track_correspondences
 from mastsam_splat.types import Camera, Frame
 

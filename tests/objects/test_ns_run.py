@@ -15,7 +15,7 @@ from support.gaussian_factories import random_gaussians
 from mastsam_splat.errors import InputError
 from mastsam_splat.io.gaussians import UNLABELLED, Gaussians
 from mastsam_splat.io.ply import read_gaussians_ply
-from mastsam_splat.objects.commands import ExportCommand, LiftCommand, run_export, run_lift
+from mastsam_splat.cli.objects import ExportCommand, LiftCommand, run_export, run_lift
 from mastsam_splat.objects.lift import LiftConfig
 from mastsam_splat.objects.run import RunFrame, dataset_to_run_frame, load_run_gaussians, read_run_config
 from mastsam_splat.types import Camera

@@ -18,7 +18,7 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.io import read_label_image, read_tracks
 from mastsam_splat.tracker import TrackerConfig
 from mastsam_splat.tracker.cache import MANIFEST, ResultCache, config_fingerprint, input_fingerprint
-from mastsam_splat.tracker.command import TrackCommand, run_track
+from mastsam_splat.cli.track import TrackCommand, run_track
 
 from support.planar_scene import sequence
 
@@ -188,7 +188,7 @@ def other_value(value: Any, hint: Any) -> Any:
 
 def test_config_fingerprint_sees_every_tracker_field(tmp_path):
     base = TrackCommand(data=tmp_path, output_dir=tmp_path / "out")
-    hashes = {config_fingerprint(base.fingerprint_config())}
+    hashes = {config_fingerprint(base.job().fingerprint())}
     leaves = list(tracker_fields(base.tracker))
     assert len(leaves) == 44
     for path, value, hint in leaves:
@@ -197,7 +197,7 @@ def test_config_fingerprint_sees_every_tracker_field(tmp_path):
         for name in path[:-1]:
             owner = getattr(owner, name)
         setattr(owner, path[-1], other_value(value, hint))
-        hashes.add(config_fingerprint(changed.fingerprint_config()))
+        hashes.add(config_fingerprint(changed.job().fingerprint()))
     assert len(hashes) == len(leaves) + 1
 
 

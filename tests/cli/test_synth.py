@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mastsam_splat.synthetic import SynthCommand
+from mastsam_splat.cli.synth import SynthCommand
 
 
 def test_synth_command(tmp_path: Path, capsys) -> None:

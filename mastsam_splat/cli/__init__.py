@@ -1,7 +1,8 @@
-"""The ``mastsam`` command: one subcommand per job, each a dataclass with a ``main()``.
+"""The ``mastsam`` command: one subcommand per job, each a dataclass with a ``main()`` in its own module.
 
-Subcommand modules keep heavy imports (torch, SAM, nerfstudio) inside ``main()`` so that
-``mastsam --help`` stays fast.
+This is the top layer: a subcommand may use any library layer and the Nerfstudio plugin. Subcommand
+modules keep heavy imports (torch, SAM, nerfstudio) inside ``main()`` so that ``mastsam --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from mastsam_splat.errors import InputError
 
 # name -> "module:Class"; each class is a dataclass with a ``main(self) -> None`` method.
 SUBCOMMANDS: dict[str, str] = {
-    "synth": "mastsam_splat.synthetic:SynthCommand",
-    "eval": "mastsam_splat.metrics:EvalCommand",
-    "track": "mastsam_splat.tracker.command:TrackCommand",
-    "train": "mastsam_splat.splat.trainer:SplatTrainConfig",
-    "export": "mastsam_splat.objects.commands:ExportCommand",
-    "lift": "mastsam_splat.objects.commands:LiftCommand",
+    "synth": "mastsam_splat.cli.synth:SynthCommand",
+    "eval": "mastsam_splat.cli.eval:EvalCommand",
+    "track": "mastsam_splat.cli.track:TrackCommand",
+    "train": "mastsam_splat.cli.train:TrainCommand",
+    "export": "mastsam_splat.cli.objects:ExportCommand",
+    "lift": "mastsam_splat.cli.objects:LiftCommand",
 }
 
 
@@ -49,7 +50,3 @@ def entrypoint(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     sys.exit(entrypoint())
-
-
-if __name__ == "__main__":
-    main()

@@ -206,7 +206,7 @@ def _masks_folder(path: Path) -> Path:
 
 def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
     """Run (or reuse) the MastSAM tracker on the dataset's images; returns its masks folder."""
-    from mastsam_splat.tracker.command import TrackCommand, run_track
+    from mastsam_splat.cli.track import TrackCommand, run_track
     from mastsam_splat.tracker.outputs import MASKS_DIR
 
     matcher = cmd.matcher

@@ -14,7 +14,7 @@ import tyro
 from mastsam_splat.errors import InputError
 from mastsam_splat.io.gaussians import UNLABELLED
 from mastsam_splat.io.ply import read_gaussians_ply, write_gaussians_ply
-from mastsam_splat.objects.commands import ExportCommand, LiftCommand, run_export, run_lift
+from mastsam_splat.cli.objects import ExportCommand, LiftCommand, run_export, run_lift
 from mastsam_splat.objects.lift import LiftConfig
 
 FAST = LiftConfig(rasterizer="torch", check_views=0)

@@ -11,7 +11,8 @@ import pytest
 from support.label_maps import shuffle_ids
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.metrics import EvalCommand, MetricsConfig, view_pairs
+from mastsam_splat.cli.eval import EvalCommand
+from mastsam_splat.metrics import MetricsConfig, view_pairs
 
 
 def write_dataset(root: Path, num_frames: int = 5, width: int = 48, height: int = 32) -> list[np.ndarray]:

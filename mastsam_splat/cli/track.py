@@ -1,0 +1,138 @@
+"""``mastsam track``: multi-view-consistent label images, tracks and a labelled point cloud."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from mastsam_splat.errors import InputError
+from mastsam_splat.io import load_scene
+from mastsam_splat.matchers import MatcherName
+from mastsam_splat.segmenters import SegmenterName
+from mastsam_splat.tracker.job import TrackingJob, track_to_folder
+from mastsam_splat.tracker.tracker import FrameReport, TrackerConfig
+
+
+@dataclass
+class TrackCommand:
+    """Track masks across the frames of a capture (MastSAM) and write label images, tracks.json, a
+    labelled point cloud and overlays. Reruns with the same input and options reuse the results."""
+
+    data: Path
+    """Nerfstudio dataset folder (or its transforms.json), a folder of images, or a video file."""
+    output_dir: Path
+    """Folder for masks/, tracks.json, points.ply, overlays/ and contact_sheet.png."""
+    segmenter: SegmenterName = "classical"
+    """Segmenter backend: classical (no weights), sam (segment-anything; needs --sam-checkpoint) or simulated
+    (SAM-like masks from a synthetic dataset's ground truth, for benchmarks)."""
+    sam_checkpoint: Optional[Path] = None
+    """Local segment-anything checkpoint (.pth) for --segmenter sam."""
+    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
+    """Architecture of the SAM checkpoint."""
+    matcher: MatcherName = "sift"
+    """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras) or mast3r (needs --mast3r-checkpoint)."""
+    mast3r_checkpoint: Optional[Path] = None
+    """Local MASt3R checkpoint for --matcher mast3r."""
+    stride: int = 1
+    """Use every n-th frame."""
+    max_frames: Optional[int] = None
+    """Use at most this many frames (after --stride)."""
+    overwrite: bool = False
+    """Replace results of another input (or of unknown origin) found in --output-dir."""
+    quiet: bool = False
+    """No progress bar or summary."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """Tracker parameters, one group per step (--tracker.mode mastsam|independent selects the baseline)."""
+
+    def main(self) -> None:
+        run_track(self)
+
+    def job(self) -> TrackingJob:
+        """The tracker run these options ask for."""
+        return TrackingJob.from_options(
+            self.segmenter,
+            self.matcher,
+            self.tracker,
+            data=self.data,
+            sam_checkpoint=self.sam_checkpoint,
+            sam_model_type=self.sam_model_type,
+            mast3r_checkpoint=self.mast3r_checkpoint,
+            selection={"stride": self.stride, "max_frames": self.max_frames},
+        )
+
+
+def run_track(cmd: TrackCommand) -> dict[str, Any]:
+    """Load, track (or reuse cached results) and write; returns a summary of the run."""
+    console = Console(stderr=True, quiet=cmd.quiet)
+    t0 = time.perf_counter()
+    scene = load_scene(cmd.data, stride=cmd.stride, max_frames=cmd.max_frames)
+    frames = scene.frames
+    if cmd.matcher == "geometric" and not (scene.has_depth and scene.has_cameras):
+        raise InputError("--matcher geometric needs depth maps and cameras for every frame; use --matcher sift", cmd.data)
+    load_s = time.perf_counter() - t0
+
+    progress = _FrameProgress(console, cmd.tracker.mode, len(frames))
+    try:
+        run = track_to_folder(
+            frames,
+            cmd.job(),
+            Path(cmd.output_dir),
+            source=str(Path(cmd.data).resolve()),
+            overwrite=cmd.overwrite,
+            timing={"load_s": load_s},
+            on_start=progress.start,
+            on_frame=progress.on_frame,
+        )
+    finally:
+        progress.stop()
+    if run.status == "reused":
+        console.print(f"[green]reusing[/green] results in {cmd.output_dir} ({run.reason})")
+        return {"reused": True, "output_dir": str(cmd.output_dir), "frames": len(frames)}
+
+    result = run.result
+    timing = result.timing()
+    num_ids = len({int(i) for labels in result.labels for i in set(labels.ravel().tolist())} - {0})
+    console.print(
+        f"[bold]{len(frames)}[/bold] frames, [bold]{num_ids}[/bold] ids, "
+        f"{timing['median_frame_s']:.2f} s/frame (median), write {run.write_seconds:.1f} s; "
+        f"point cloud: {len(result.cloud_xyz)} points from {result.points_source}"
+    )
+    for note in result.notes:
+        console.print(f"note: {note}")
+    console.print(f"results in {cmd.output_dir}")
+    return {"reused": False, "output_dir": str(cmd.output_dir), "frames": len(frames), "ids": num_ids, "timing": timing}
+
+
+class _FrameProgress:
+    """A progress bar over the frames, shown once tracking starts (not when results are reused)."""
+
+    def __init__(self, console: Console, mode: str, total: int) -> None:
+        columns = (
+            TextColumn(f"[bold]{mode}[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+        self.progress = Progress(*columns, console=console, transient=False, disable=console.quiet)
+        self.total = total
+        self.task: Optional[int] = None
+
+    def start(self, reason: str) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("track", total=self.total, info="")
+
+    def on_frame(self, report: FrameReport) -> None:
+        info = f"{report.total_seconds:.2f} s/frame, {report.num_ids} ids, {report.new} new"
+        self.progress.update(self.task, advance=1, info=info)
+
+    def stop(self) -> None:
+        self.progress.stop()

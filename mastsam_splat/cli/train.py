@@ -1,0 +1,23 @@
+"""``mastsam train``: the standalone Gaussian + instance-feature trainer (no Nerfstudio)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from mastsam_splat.splat.trainer import SplatTrainConfig, train
+
+
+@dataclass
+class TrainCommand(SplatTrainConfig):
+    """Train Gaussians with a per-Gaussian instance feature on a dataset and its consistent masks,
+    then report held-out PSNR and instance mIoU."""
+
+    def main(self) -> None:
+        """Train, evaluate, write outputs and print the figures."""
+        result = train(self)
+        console = Console()
+        console.print(result.summary())
+        if self.output_dir is not None:
+            console.print(f"outputs in [bold]{self.output_dir}[/bold]")
