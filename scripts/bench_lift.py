@@ -3,7 +3,7 @@
 Three figures, on synthetic scenes from ``mastsam synth`` (ground-truth depth and ids), with
 the project's standalone Gaussian trainer (``mastsam_splat.splat.trainer``) as the reference:
 
-- ``quality``: instance mIoU (consistent, design.md) of labels rendered from held-out views
+- ``quality``: instance mIoU (consistent, docs/architecture.md) of labels rendered from held-out views
   (every 8th frame): the trained instance feature vs. the lift of the *same* trained Gaussians
   from the same training views and label images.
 - ``speed``: wall time of the lift vs. the extra training time of the instance feature, on the

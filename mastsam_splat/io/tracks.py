@@ -37,7 +37,7 @@ def write_tracks(
     config: dict[str, Any],
     timing: dict[str, float],
 ) -> Path:
-    """Write ``tracks.json`` atomically (format in design.md)."""
+    """Write ``tracks.json`` atomically (format in docs/architecture.md)."""
     for key in ("name", "file", "width", "height"):
         missing = [i for i, f in enumerate(frames) if key not in f]
         if missing:

@@ -9,15 +9,13 @@ segmenter is built or used.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any, Literal, Optional
 
-from mastsam_splat.errors import InputError
 from mastsam_splat.segmenters.base import Segmenter
 from mastsam_splat.segmenters.classical import ClassicalSegmenter, ClassicalSegmenterConfig
 from mastsam_splat.segmenters.sam import SamSegmenter, SamSegmenterConfig
 from mastsam_splat.segmenters.simulated import SimulatedSamConfig
+from mastsam_splat.registry import build_backend
 
 SEGMENTER_CONFIGS: dict[str, type] = {
     "classical": ClassicalSegmenterConfig,
@@ -31,28 +29,8 @@ SegmenterName = Literal[tuple(SEGMENTER_CONFIGS)]  # type: ignore[valid-type]
 
 
 def make_segmenter(name: str, config: Optional[Any] = None) -> Segmenter:
-    """Build the segmenter registered as ``name`` from its config (or a mapping of its fields, or defaults).
-
-    Raises:
-        InputError: unknown name, or a mapping with fields the backend's config does not have.
-        TypeError: a config of another backend.
-    """
-    config_class = SEGMENTER_CONFIGS.get(name)
-    if config_class is None:
-        raise InputError(f"unknown segmenter {name!r}; choose one of: {', '.join(SEGMENTER_CONFIGS)}")
-    if config is None:
-        config = config_class()
-    elif isinstance(config, Mapping):
-        known = {f.name for f in fields(config_class)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise InputError(
-                f"unknown option(s) {', '.join(unknown)} for segmenter {name!r}; known: {', '.join(sorted(known))}"
-            )
-        config = config_class(**config)
-    elif not isinstance(config, config_class):
-        raise TypeError(f"segmenter {name!r} takes a {config_class.__name__}, got {type(config).__name__}")
-    return config.setup()
+    """Build the segmenter registered as ``name`` from its config (or a mapping of its fields, or defaults)."""
+    return build_backend("segmenter", SEGMENTER_CONFIGS, name, config)
 
 
 __all__ = [
