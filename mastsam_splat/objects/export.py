@@ -17,9 +17,6 @@ failure leaves no partial output.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
@@ -27,6 +24,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.atomic import atomic_dir
 from mastsam_splat.io.gaussians import BACKGROUND, UNLABELLED, Gaussians
 from mastsam_splat.io.ply import write_gaussians_ply, write_labelled_points
 
@@ -127,31 +125,6 @@ def check_destination(output_dir: Path) -> None:
         )
 
 
-def _staging_dir(output_dir: Path) -> Path:
-    parent = output_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=parent))
-    except OSError as exc:
-        raise InputError(f"cannot write there ({exc.strerror or exc})", output_dir) from None
-
-
-def _move_into_place(staging: Path, output_dir: Path) -> None:
-    """Replace ``output_dir`` with ``staging`` (old export moved aside first, removed after)."""
-    old = None
-    if output_dir.exists():
-        old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
-        os.replace(output_dir, old)
-    try:
-        os.replace(staging, output_dir)
-    except OSError:
-        if old is not None:
-            os.replace(old, output_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_objects(
     gaussians: Gaussians,
     output_dir: PathLike,
@@ -196,38 +169,33 @@ def export_objects(
     ends = np.searchsorted(ids[order], present, side="right")
     rows_of = {int(i): order[s:e] for i, s, e in zip(present, starts, ends)}
 
-    staging = _staging_dir(output_dir)
     try:
-        write_gaussians_ply(staging / SCENE_NAME, gaussians)
-        (staging / OBJECTS_DIR).mkdir()
-        entries = []
-        for instance_id in selected:
-            rows = rows_of[instance_id]
-            write_gaussians_ply(staging / OBJECTS_DIR / object_file_name(instance_id), gaussians.subset(rows))
-            entries.append(object_summary(gaussians, instance_id, rows))
-        if points:
-            write_labelled_points(staging / POINTS_NAME, gaussians)
-        extra_entries = extra(staging, output_dir) if extra is not None else {}
-        index = {
-            "generator": GENERATOR,
-            "version": INDEX_VERSION,
-            "scene": SCENE_NAME,
-            "points": POINTS_NAME if points else None,
-            "num_gaussians": len(gaussians),
-            "sh_degree": gaussians.sh_degree,
-            "complete_partition": objects is None,
-            "objects": entries,
-            **(metadata or {}),
-            **extra_entries,
-        }
-        (staging / INDEX_NAME).write_text(json.dumps(index, indent=1) + "\n")
-        _move_into_place(staging, output_dir)
+        with atomic_dir(output_dir) as staging:
+            write_gaussians_ply(staging / SCENE_NAME, gaussians)
+            (staging / OBJECTS_DIR).mkdir()
+            entries = []
+            for instance_id in selected:
+                rows = rows_of[instance_id]
+                write_gaussians_ply(staging / OBJECTS_DIR / object_file_name(instance_id), gaussians.subset(rows))
+                entries.append(object_summary(gaussians, instance_id, rows))
+            if points:
+                write_labelled_points(staging / POINTS_NAME, gaussians)
+            extra_entries = extra(staging, output_dir) if extra is not None else {}
+            index = {
+                "generator": GENERATOR,
+                "version": INDEX_VERSION,
+                "scene": SCENE_NAME,
+                "points": POINTS_NAME if points else None,
+                "num_gaussians": len(gaussians),
+                "sh_degree": gaussians.sh_degree,
+                "complete_partition": objects is None,
+                "objects": entries,
+                **(metadata or {}),
+                **extra_entries,
+            }
+            (staging / INDEX_NAME).write_text(json.dumps(index, indent=1) + "\n")
     except OSError as exc:
-        shutil.rmtree(staging, ignore_errors=True)
         raise InputError(f"could not write the export ({exc.strerror or exc})", output_dir) from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return ExportResult(
         output_dir=output_dir,
         scene_file=output_dir / SCENE_NAME,

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Union, get_args
 
@@ -24,7 +22,7 @@ import cv2
 import numpy as np
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.io.atomic import atomic_path, atomic_write_text
+from mastsam_splat.io.atomic import atomic_dir, atomic_path, atomic_write_text
 from mastsam_splat.io.labels import write_label_image
 from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.synthetic.layout import Layout, Trajectory, build_layout
@@ -78,34 +76,6 @@ def _check_args(output_dir: Path, frames: int, width: int, height: int, seed: in
                 "(choose an empty or new folder)",
                 output_dir,
             )
-
-
-def _staging_dir(output_dir: Path) -> Path:
-    """A fresh hidden folder next to ``output_dir`` (same file system, so the final rename is atomic)."""
-    parent = output_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=parent))
-    except OSError as exc:
-        raise InputError(f"cannot write the output folder here ({exc.strerror or exc})", output_dir) from None
-    staging.chmod(0o755)
-    return staging
-
-
-def _publish(staging: Path, output_dir: Path) -> None:
-    """Move the finished ``staging`` folder onto ``output_dir``, replacing a previous scene there."""
-    if not output_dir.exists():
-        os.rename(staging, output_dir)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".old", dir=output_dir.parent))
-    old.rmdir()
-    os.rename(output_dir, old)
-    try:
-        os.rename(staging, output_dir)
-    except BaseException:
-        os.rename(old, output_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -233,8 +203,7 @@ def make_scene(
 
     from tqdm.auto import tqdm
 
-    staging = _staging_dir(output_dir)
-    try:
+    with atomic_dir(output_dir) as staging:
         samples = []
         for i, camera in enumerate(tqdm(cameras, desc="rendering", unit="frame", disable=not progress)):
             out = renderer.render(camera, antialias=antialias)
@@ -255,8 +224,4 @@ def make_scene(
             "max_points": int(max_points),
         }
         atomic_write_text(staging / "scene.json", json.dumps(_scene_json(layout, settings, len(xyz)), indent=2) + "\n")
-        _publish(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output_dir

@@ -101,7 +101,7 @@ def test_scene_without_ids_points_to_lift(tmp_path: Path) -> None:
 def test_unwritable_destination(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(InputError, match="cannot write there"):
+    with pytest.raises(InputError, match="cannot write the output folder here"):
         export_objects(random_gaussians(5), blocker / "out")
     with pytest.raises(InputError, match="not a folder"):
         export_objects(random_gaussians(5), blocker)
@@ -110,7 +110,7 @@ def test_unwritable_destination(tmp_path: Path) -> None:
         locked.mkdir()
         locked.chmod(0o500)
         try:
-            with pytest.raises(InputError, match="cannot write there"):
+            with pytest.raises(InputError, match="cannot write the output folder here"):
                 export_objects(random_gaussians(5), locked / "out")
         finally:
             locked.chmod(0o700)
