@@ -10,6 +10,8 @@ from typing import Literal, Optional
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io import atomic_write_text, load_scene, read_label_dir, read_label_image
+from mastsam_splat.io.colmap import find_sparse_model, read_sparse_model, tracks_in_frames
 from mastsam_splat.metrics.evaluate import EvalResult, MetricsConfig, evaluate, geometric_correspondences, view_pairs
 from mastsam_splat.metrics.sfm_tracks import SfmConsistency, SfmTracksConfig, sfm_consistency
 from mastsam_splat.types import Scene
@@ -28,7 +30,6 @@ def prediction_folder(pred: Path) -> Path:
 
 def read_predictions(folder: Path, scene: Scene) -> list[np.ndarray]:
     """One predicted label map per frame of ``scene``, checked against the frame's size."""
-    from mastsam_splat.io import read_label_image
 
     missing = [f.name for f in scene.frames if not (folder / f"{f.name}.png").is_file()]
     if missing:
@@ -39,7 +40,6 @@ def read_predictions(folder: Path, scene: Scene) -> list[np.ndarray]:
 
 def read_ground_truth(scene: Scene, level: str) -> Optional[list[np.ndarray]]:
     """Ground-truth label maps of the level, or ``None`` when the dataset has no such folder."""
-    from mastsam_splat.io import read_label_dir
 
     folder = Path(scene.root) / GT_FOLDERS[level]
     if not folder.is_dir():
@@ -171,8 +171,6 @@ class EvalCommand:
 
     def report(self) -> EvalReport:
         """Load inputs and compute every metric the dataset allows, the SfM-track score included."""
-        from mastsam_splat.io import load_scene
-        from mastsam_splat.io.colmap import find_sparse_model
 
         if self.metrics.correspondence_step < 1:
             raise InputError(f"correspondence step must be >= 1, got {self.metrics.correspondence_step}")
@@ -206,7 +204,6 @@ class EvalCommand:
 
     def _sfm_score(self, model_folder: Path, scene: Scene, preds: list[np.ndarray]) -> SfmConsistency:
         """Consistency over the model's tracks, on the frames the evaluation kept."""
-        from mastsam_splat.io.colmap import read_sparse_model, tracks_in_frames
 
         model = read_sparse_model(model_folder)
         subset = self.stride > 1 or self.max_frames is not None
@@ -219,7 +216,6 @@ class EvalCommand:
         if report.sfm is not None:
             print_sfm_table(report.sfm, self.sfm, title=f"consistency over the tracks of {report.sfm_model}")
         if self.json is not None:
-            from mastsam_splat.io import atomic_write_text
 
             payload = {
                 **report.to_dict(),

@@ -10,8 +10,15 @@ from typing import Any, Literal, Optional
 import numpy as np
 import tyro
 
+from mastsam_splat.cli.track import TrackCommand, run_track
 from mastsam_splat.errors import InputError
-from mastsam_splat.objects.lift import LiftConfig
+from mastsam_splat.io import load_scene
+from mastsam_splat.io.labels import read_label_image
+from mastsam_splat.io.ply import read_gaussians_ply
+from mastsam_splat.objects.export import check_destination, export_objects, parse_object_selection
+from mastsam_splat.objects.lift import LiftConfig, LiftView, lift_labels
+from mastsam_splat.objects.run import dataset_to_run_frame, load_run_gaussians, open_run
+from mastsam_splat.tracker.outputs import MASKS_DIR
 
 VIEWER_DIR = "nerfstudio"
 """Subfolder of a lift's output holding the mastsam-splat run for the viewer."""
@@ -71,9 +78,6 @@ class ExportCommand:
 
 def run_export(cmd: ExportCommand) -> Any:
     """Load, check and export; returns the :class:`ExportResult`."""
-    from mastsam_splat.objects.export import export_objects, parse_object_selection
-    from mastsam_splat.io.ply import read_gaussians_ply
-    from mastsam_splat.objects.run import load_run_gaussians
 
     console = _console(cmd.quiet)
     if (cmd.load_config is None) == (cmd.ply is None):
@@ -164,8 +168,6 @@ class LiftCommand:
 
 def _load_source(cmd: LiftCommand) -> tuple[Any, Path, Any, dict[str, Any]]:
     """Gaussians, dataset path, camera mapping (None = identity) and index metadata."""
-    from mastsam_splat.io.ply import read_gaussians_ply
-    from mastsam_splat.objects.run import dataset_to_run_frame, load_run_gaussians, open_run
 
     if (cmd.ply is None) == (cmd.load_config is None):
         raise InputError("pass exactly one of --ply (a 3DGS PLY) or --load-config (a Nerfstudio run's config.yml)")
@@ -195,7 +197,6 @@ def _load_source(cmd: LiftCommand) -> tuple[Any, Path, Any, dict[str, Any]]:
 
 
 def _masks_folder(path: Path) -> Path:
-    from mastsam_splat.tracker.outputs import MASKS_DIR
 
     if not path.is_dir():
         raise InputError("masks folder not found", path)
@@ -206,8 +207,6 @@ def _masks_folder(path: Path) -> Path:
 
 def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
     """Run (or reuse) the MastSAM tracker on the dataset's images; returns its masks folder."""
-    from mastsam_splat.cli.track import TrackCommand, run_track
-    from mastsam_splat.tracker.outputs import MASKS_DIR
 
     matcher = cmd.matcher
     if matcher == "auto":
@@ -243,8 +242,6 @@ def build_views(scene: Any, masks: Path, frame: Any, downscale: int, skip_missin
     """One :class:`LiftView` per frame that has cameras and (unless skipped) a label image."""
     import cv2
 
-    from mastsam_splat.io.labels import read_label_image
-    from mastsam_splat.objects.lift import LiftView
 
     missing = [f.name for f in scene.frames if not (masks / f"{f.name}.png").is_file()]
     if missing and (not skip_missing or len(missing) == len(scene.frames)):
@@ -289,9 +286,6 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
         TimeRemainingColumn,
     )
 
-    from mastsam_splat.io import load_scene
-    from mastsam_splat.objects.export import check_destination, export_objects
-    from mastsam_splat.objects.lift import lift_labels
 
     console = _console(cmd.quiet)
     t0 = time.perf_counter()
