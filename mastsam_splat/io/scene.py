@@ -10,11 +10,17 @@ import cv2
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.images import read_image_file
 from mastsam_splat.types import Camera, Frame, Scene
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 DEFAULT_DEPTH_UNIT_SCALE = 1e-3  # Nerfstudio's default: 16-bit depth PNGs hold millimetres.
+NUMBER_FIELDS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "k1", "k2", "k3", "k4", "p1", "p2", "depth_unit_scale_factor")
+"""transforms.json keys (global or per frame) that must hold a finite number when present."""
+POSITIVE_FIELDS = ("fl_x", "fl_y", "w", "h", "depth_unit_scale_factor")
+PATH_FIELDS = ("file_path", "depth_file_path", "mask_path")
+"""Per-frame keys that must hold a path string when present (``file_path`` always)."""
 
 PathLike = Union[str, Path]
 
@@ -49,11 +55,7 @@ def load_scene(path: PathLike, stride: int = 1, max_frames: Optional[int] = None
 def read_image(path: PathLike) -> np.ndarray:
     """Read an image file as [H, W, 3] uint8 RGB (alpha dropped, grey expanded)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("image not found", path)
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError("image could not be decoded (corrupt or unsupported format)", path)
+    image = read_image_file(path, cv2.IMREAD_UNCHANGED)
     if image.dtype == np.uint16:
         image = (image / 257.0).round().astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -80,9 +82,7 @@ def read_depth(path: PathLike, unit_scale: float = DEFAULT_DEPTH_UNIT_SCALE) -> 
         except (ValueError, OSError) as exc:
             raise InputError(f"depth map could not be read ({exc})", path) from None
     else:
-        raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise InputError("depth map could not be decoded", path)
+        raw = read_image_file(path, cv2.IMREAD_UNCHANGED)
         depth = raw.astype(np.float32) * unit_scale
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim == 3 and depth.shape[2] == 1:
@@ -131,10 +131,17 @@ def _load_video(path: Path, stride: int, max_frames: Optional[int]) -> Scene:
         raise InputError("could not open as a video (unsupported format or corrupt file)", path)
     frames: list[Frame] = []
     source_index = 0
+    reported = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     try:
         while max_frames is None or len(frames) < max_frames:
             ok, bgr = capture.read()
             if not ok:
+                if source_index < reported:
+                    raise InputError(
+                        f"the video reports {reported} frames but only {source_index} could be decoded "
+                        "(truncated or corrupt file); re-encode it or pass --max-frames to use the frames before the break",
+                        path,
+                    )
                 break
             if source_index % stride == 0:
                 frames.append(
@@ -155,22 +162,13 @@ def _load_video(path: Path, stride: int, max_frames: Optional[int]) -> Scene:
 
 def _load_nerfstudio(transforms_path: Path, stride: int, max_frames: Optional[int]) -> Scene:
     root = transforms_path.parent
-    try:
-        meta = json.loads(transforms_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc})", transforms_path) from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list):
-        raise InputError("expected an object with a 'frames' list", transforms_path)
-    if not meta["frames"]:
-        raise InputError("'frames' is empty", transforms_path)
-    entries = sorted(meta["frames"], key=lambda f: str(f.get("file_path", "")) if isinstance(f, dict) else "")
+    meta = read_transforms(transforms_path)
+    entries = sorted(meta["frames"], key=lambda f: f["file_path"])
     entries = _select(entries, stride, max_frames)
     unit_scale = float(meta.get("depth_unit_scale_factor", DEFAULT_DEPTH_UNIT_SCALE))
 
     frames: list[Frame] = []
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "file_path" not in entry:
-            raise InputError(f"frame entry {i} has no 'file_path'", transforms_path)
         image_path = root / entry["file_path"]
         image = read_image(image_path)
         camera = _camera_from_entry(meta, entry, image, transforms_path)
@@ -192,6 +190,74 @@ def _load_nerfstudio(transforms_path: Path, stride: int, max_frames: Optional[in
     _check_same_size(frames)
     ply_file = root / meta["ply_file_path"] if meta.get("ply_file_path") else None
     return Scene(frames=frames, root=root, kind="nerfstudio", ply_file=ply_file)
+
+
+def read_transforms(path: PathLike) -> dict[str, Any]:
+    """Parse a transforms.json and check every field a run reads (see :func:`check_transforms`)."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", path) from None
+    except OSError as exc:
+        raise InputError(f"could not be read ({exc.strerror or exc})", path) from None
+    check_transforms(meta, path)
+    return meta
+
+
+def check_transforms(meta: Any, source: PathLike) -> None:
+    """Field types of a parsed transforms.json, before any image is read.
+
+    Paths are strings; intrinsics and distortion are finite numbers (sizes and focal lengths
+    positive), globally or per frame; every frame has a finite 3x4 or 4x4 ``transform_matrix``.
+    Messages give a frame's index in the file.
+    """
+    source = Path(source)
+    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list):
+        raise InputError("expected an object with a 'frames' list", source)
+    if not meta["frames"]:
+        raise InputError("'frames' is empty", source)
+    _check_numbers(meta, "", source)
+    if "ply_file_path" in meta and meta["ply_file_path"] is not None and not isinstance(meta["ply_file_path"], str):
+        raise InputError(f"'ply_file_path' must be a string (a path), got {meta['ply_file_path']!r}", source)
+    for i, entry in enumerate(meta["frames"]):
+        if not isinstance(entry, dict):
+            raise InputError(f"frame {i} must be an object, got {entry!r}", source)
+        if "file_path" not in entry:
+            raise InputError(f"frame {i} has no 'file_path'", source)
+        for key in PATH_FIELDS:
+            if key in entry and (not isinstance(entry[key], str) or not entry[key]):
+                raise InputError(f"frame {i}: {key!r} must be a string (a path), got {entry[key]!r}", source)
+        _check_numbers(entry, f"frame {i}: ", source)
+        if "transform_matrix" not in entry:
+            raise InputError(f"frame {i} has no 'transform_matrix'", source)
+        _check_pose(entry["transform_matrix"], f"frame {i}: ", source)
+
+
+def _check_numbers(fields: dict[str, Any], where: str, source: Path) -> None:
+    for key in NUMBER_FIELDS:
+        if key not in fields or fields[key] is None:
+            continue
+        value = fields[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InputError(f"{where}{key!r} must be a number, got {value!r}", source)
+        if not np.isfinite(value):
+            raise InputError(f"{where}{key!r} must be a finite number, got {value!r}", source)
+        if key in POSITIVE_FIELDS and value <= 0:
+            raise InputError(f"{where}{key!r} must be positive, got {value!r}", source)
+
+
+def _check_pose(matrix: Any, where: str, source: Path) -> None:
+    rows = matrix if isinstance(matrix, list) else None
+    ok = rows is not None and all(
+        isinstance(row, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
+        for row in rows
+    )
+    shape = np.asarray(rows, dtype=np.float64).shape if ok and len({len(r) for r in rows}) == 1 else None
+    if shape not in ((4, 4), (3, 4)):
+        raise InputError(f"{where}'transform_matrix' must be a 3x4 or 4x4 list of numbers, got {matrix!r:.80}", source)
+    if not np.isfinite(np.asarray(rows, dtype=np.float64)).all():
+        raise InputError(f"{where}'transform_matrix' must hold finite numbers (it has NaN or infinity)", source)
 
 
 def _camera_from_entry(meta: dict[str, Any], entry: dict[str, Any], image: np.ndarray, source: Path) -> Camera:
