@@ -11,6 +11,7 @@ import importlib
 import sys
 import tyro
 from rich.console import Console
+from rich.text import Text
 
 from mastsam_splat.errors import InputError
 
@@ -34,18 +35,30 @@ def entrypoint(argv: list[str] | None = None) -> int:
     """Parse the command line, run the chosen subcommand, report bad input without a traceback."""
     console = Console(stderr=True)
     commands = {name: _load(spec) for name, spec in SUBCOMMANDS.items()}
-    command = tyro.extras.subcommand_cli_from_dict(
-        commands, args=argv, description="mastsam-splat: multi-view-consistent masks and 3D Gaussians that know their objects."
-    )
     try:
+        command = tyro.extras.subcommand_cli_from_dict(
+            commands,
+            args=argv,
+            description="mastsam-splat: multi-view-consistent masks and 3D Gaussians that know their objects.",
+        )
         command.main()
     except InputError as exc:
-        console.print(f"[bold red]error:[/bold red] {exc}")
+        print_error(console, exc)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
         return 130
     return 0
+
+
+def error_text(exc: BaseException) -> Text:
+    """``error: <message>`` with the message taken literally (a path like ``scan[old]`` is not markup)."""
+    return Text.assemble(("error:", "bold red"), " ", str(exc))
+
+
+def print_error(console: Console, exc: BaseException) -> None:
+    """Print :func:`error_text` unwrapped and without highlighting, so paths stay intact."""
+    console.print(error_text(exc), highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import atomic_write_text, load_scene, read_label_dir, read_label_image
 from mastsam_splat.io.colmap import find_sparse_model, read_sparse_model, tracks_in_frames
+from mastsam_splat.io.destinations import check_output_file
 from mastsam_splat.metrics.evaluate import EvalResult, MetricsConfig, evaluate, geometric_correspondences, view_pairs
 from mastsam_splat.metrics.sfm_tracks import SfmConsistency, SfmTracksConfig, sfm_consistency
 from mastsam_splat.types import Scene
@@ -211,6 +212,8 @@ class EvalCommand:
         return sfm_consistency(preds, tracks, self.sfm)
 
     def main(self) -> None:
+        if self.json is not None:
+            check_output_file(self.json, "--json", example="metrics.json")
         report = self.report()
         print_table(report.result, title=f"{self.pred} vs {self.data} ({self.level} level)")
         if report.sfm is not None:

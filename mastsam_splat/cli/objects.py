@@ -13,6 +13,8 @@ import tyro
 from mastsam_splat.cli.track import TrackCommand, run_track
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import load_scene
+from mastsam_splat.io.destinations import check_writable_dir
+from mastsam_splat.io.scene import check_downscale, input_image_folders
 from mastsam_splat.io.labels import read_label_image
 from mastsam_splat.io.ply import read_gaussians_ply
 from mastsam_splat.objects.export import check_destination, export_objects, parse_object_selection
@@ -82,6 +84,7 @@ def run_export(cmd: ExportCommand) -> Any:
     console = _console(cmd.quiet)
     if (cmd.load_config is None) == (cmd.ply is None):
         raise InputError("pass exactly one of --load-config (a Nerfstudio run) or --ply (a labelled 3DGS PLY)")
+    check_writable_dir(cmd.output_dir, "--output-dir", staged=True)
     selection = parse_object_selection(cmd.objects)
     if cmd.load_config is not None:
         gaussians, run = load_run_gaussians(cmd.load_config, cmd.load_step)
@@ -211,8 +214,7 @@ def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
     matcher = cmd.matcher
     if matcher == "auto":
         matcher = "geometric" if scene.has_depth and scene.has_cameras else "sift"
-    root = scene.root
-    cache = Path(cmd.track_cache) if cmd.track_cache is not None else root / DEFAULT_TRACK_CACHE
+    cache = track_cache(cmd, data)
     console.print(f"no --masks: labelling the views with the MastSAM tracker ({cmd.segmenter} + {matcher}) -> {cache}")
     track = TrackCommand(
         data=data,
@@ -228,6 +230,31 @@ def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
     )
     run_track(track)
     return cache / MASKS_DIR
+
+
+def dataset_root(data: Path) -> Path:
+    """The dataset folder of ``data`` (a folder, or its transforms.json)."""
+    return data.parent if data.suffix.lower() == ".json" else data
+
+
+def track_cache(cmd: LiftCommand, data: Path) -> Path:
+    """Where the tracker's labels go when ``--masks`` is not given."""
+    return Path(cmd.track_cache) if cmd.track_cache is not None else dataset_root(data) / DEFAULT_TRACK_CACHE
+
+
+def check_lift_destinations(cmd: LiftCommand, data: Path) -> None:
+    """The output folder and, without ``--masks``, the tracker's cache can be written (and are not
+    the input images' folder)."""
+    inputs = input_image_folders(data) if data.exists() else []
+    check_writable_dir(cmd.output_dir, "--output-dir", inputs=inputs, staged=True)
+    if cmd.masks is None:
+        given = cmd.track_cache is not None
+        check_writable_dir(
+            track_cache(cmd, data),
+            "--track-cache" if given else "the tracker's cache (default of --track-cache)",
+            inputs=inputs,
+            hint="" if given else "pass --track-cache DIR to keep the tracker's labels elsewhere, or --masks DIR",
+        )
 
 
 def downscale_labels(labels: np.ndarray, factor: int, size: tuple[int, int]) -> np.ndarray:
@@ -292,11 +319,14 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
     if cmd.downscale < 1:
         raise InputError(f"--downscale must be >= 1, got {cmd.downscale}")
     check_destination(Path(cmd.output_dir))
+    check_writable_dir(cmd.output_dir, "--output-dir", staged=True)
     gaussians, data, frame, meta = _load_source(cmd)
+    check_lift_destinations(cmd, Path(data))
     gaussians.check_finite()
     scene = load_scene(data, stride=cmd.stride, max_frames=cmd.max_frames)
     if not scene.has_cameras:
         raise InputError("the dataset has no cameras; lifting needs a Nerfstudio dataset (transforms.json)", data)
+    check_downscale(scene, cmd.downscale)
     masks = _masks_folder(Path(cmd.masks)) if cmd.masks is not None else _track(cmd, scene, data, console)
     views = build_views(scene, masks, frame, cmd.downscale, cmd.skip_views_without_masks)
     load_s = time.perf_counter() - t0

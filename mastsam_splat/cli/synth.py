@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mastsam_splat.errors import check_option
+from mastsam_splat.io.destinations import check_writable_dir
 from mastsam_splat.synthetic.layout import Trajectory
 
 
@@ -30,8 +32,15 @@ class SynthCommand:
     trajectory: Trajectory = "orbit"
     """Camera path: a 360° orbit around the objects, or a forward walk between them."""
 
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.frames >= 1, "--frames", ">= 1", self.frames)
+        check_option(self.width >= 16, "--width", ">= 16", self.width)
+        check_option(self.height >= 16, "--height", ">= 16", self.height)
+
     def main(self) -> None:
         """Generate the scene and print its summary."""
+        check_writable_dir(self.output_dir, "--output-dir", staged=True)
         from rich.console import Console
         from rich.table import Table
 

@@ -12,6 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import load_scene
+from mastsam_splat.io.destinations import check_writable_dir
+from mastsam_splat.io.scene import input_image_folders
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.tracker.job import TrackingJob, track_to_folder
@@ -70,6 +72,8 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     """Load, track (or reuse cached results) and write; returns a summary of the run."""
     console = Console(stderr=True, quiet=cmd.quiet)
     t0 = time.perf_counter()
+    inputs = input_image_folders(cmd.data) if Path(cmd.data).exists() else []
+    check_writable_dir(cmd.output_dir, "--output-dir", inputs=inputs)
     scene = load_scene(cmd.data, stride=cmd.stride, max_frames=cmd.max_frames)
     frames = scene.frames
     if cmd.matcher == "geometric" and not (scene.has_depth and scene.has_cameras):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from mastsam_splat.io.destinations import check_writable_dir
+from mastsam_splat.io.scene import input_image_folders
 from mastsam_splat.splat.trainer import SplatTrainConfig, train
 
 
@@ -16,6 +18,9 @@ class TrainCommand(SplatTrainConfig):
 
     def main(self) -> None:
         """Train, evaluate, write outputs and print the figures."""
+        if self.output_dir is not None:
+            inputs = input_image_folders(self.data) if self.data.exists() else []
+            check_writable_dir(self.output_dir, "--output-dir", inputs=inputs)
         result = train(self)
         console = Console()
         console.print(result.summary())

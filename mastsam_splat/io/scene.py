@@ -292,3 +292,37 @@ def _camera_from_entry(meta: dict[str, Any], entry: dict[str, Any], image: np.nd
     if c2w.shape not in ((4, 4), (3, 4)) or not np.isfinite(c2w).all():
         raise InputError(f"frame {entry['file_path']!r}: 'transform_matrix' must be a finite 3x4 or 4x4 matrix", source)
     return Camera.from_opengl_c2w(c2w, K, width, height)
+
+
+MIN_DOWNSCALED_SIDE = 8
+"""Fewest pixels a downscaled frame keeps on its shorter side."""
+
+
+def check_downscale(scene: Scene, factor: int, option: str = "--downscale") -> None:
+    """``factor`` is >= 1 and leaves every frame at least :data:`MIN_DOWNSCALED_SIDE` pixels on its shorter side."""
+    if factor < 1:
+        raise InputError(f"{option} must be >= 1, got {factor}")
+    shortest = min(min(f.width, f.height) for f in scene.frames)
+    largest = max(1, shortest // MIN_DOWNSCALED_SIDE)
+    if factor > largest:
+        raise InputError(
+            f"{option} {factor} is too large for frames of {shortest} px on their shorter side "
+            f"(at most {largest}, which keeps {MIN_DOWNSCALED_SIDE} px)"
+        )
+
+
+def input_image_folders(path: PathLike) -> list[Path]:
+    """Folders holding the frame images that :func:`load_scene` would read from ``path`` (none for a
+    video), found without decoding anything; a transforms.json is checked on the way."""
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".json":
+        transforms = path
+    elif path.is_dir() and (path / "transforms.json").is_file():
+        transforms = path / "transforms.json"
+    elif path.is_dir():
+        images = path / "images"
+        return [images] if images.is_dir() and not _image_files(path) else [path]
+    else:
+        return []
+    meta = read_transforms(transforms)
+    return sorted({(transforms.parent / entry["file_path"]).parent for entry in meta["frames"]})

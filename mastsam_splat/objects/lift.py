@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal, Optional, Sequence, Union
 
 import numpy as np
 
-from mastsam_splat.errors import InputError
+from mastsam_splat.errors import InputError, check_fraction, check_option
 from mastsam_splat.io.gaussians import BACKGROUND, UNLABELLED, Gaussians
 from mastsam_splat.types import Camera
 
@@ -60,6 +60,17 @@ class LiftConfig:
     min_agreement: float = 0.7
     """A median winning share (over seen Gaussians) below this is reported as a warning: the views disagree
     about the Gaussians' labels (cameras in another frame, or inconsistent masks)."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_fraction(self.min_share, "--min-share")
+        check_option(self.min_weight >= 0, "--min-weight", ">= 0", self.min_weight)
+        check_fraction(self.min_visible_fraction, "--min-visible-fraction")
+        check_fraction(self.min_coverage, "--min-coverage")
+        check_option(self.views_per_chunk >= 1, "--views-per-chunk", ">= 1", self.views_per_chunk)
+        check_option(self.near_plane > 0, "--near-plane", "> 0", self.near_plane)
+        check_option(self.check_views >= 0, "--check-views", ">= 0", self.check_views)
+        check_fraction(self.min_agreement, "--min-agreement")
 
 
 @dataclass

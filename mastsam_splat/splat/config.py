@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mastsam_splat.errors import check_fraction, check_option
+
 
 @dataclass
 class InstanceConfig:
@@ -33,3 +35,14 @@ class InstanceConfig:
     """Adam learning rate of the features."""
     head_lr: float = 0.01
     """Adam learning rate of the classifier head."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.feature_dim >= 0, "instance.feature-dim", ">= 0 (0: no instance feature)", self.feature_dim)
+        for name in ("loss_weight", "background_weight", "knn_weight"):
+            value = getattr(self, name)
+            check_option(value >= 0, f"instance.{name.replace('_', '-')}", ">= 0", value)
+        check_option(self.knn_k >= 1, "instance.knn-k", ">= 1", self.knn_k)
+        check_option(self.knn_samples >= 1, "instance.knn-samples", ">= 1", self.knn_samples)
+        check_option(self.knn_refresh_every >= 1, "instance.knn-refresh-every", ">= 1", self.knn_refresh_every)
+        check_fraction(self.min_confidence, "instance.min-confidence")

@@ -16,8 +16,9 @@ from typing import Any, Dict, List, Literal, Optional
 
 import numpy as np
 
-from mastsam_splat.errors import InputError
+from mastsam_splat.errors import InputError, check_option
 from mastsam_splat.io import atomic_path, atomic_write_text, load_scene, read_label_dir, write_label_image
+from mastsam_splat.io.scene import check_downscale
 from mastsam_splat.io.gaussians import to_gaussians
 from mastsam_splat.io.ply import read_point_cloud, write_gaussians_ply
 from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
@@ -102,6 +103,21 @@ class SplatTrainConfig:
     progress: bool = True
     """Show a progress bar."""
 
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.steps >= 1, "--steps", ">= 1", self.steps)
+        check_option(self.downscale >= 1, "--downscale", ">= 1", self.downscale)
+        check_option(self.eval_every >= 0, "--eval-every", ">= 0", self.eval_every)
+        check_option(self.max_frames is None or self.max_frames >= 1, "--max-frames", ">= 1", self.max_frames)
+        check_option(
+            self.max_init_points is None or self.max_init_points >= 1, "--max-init-points", ">= 1", self.max_init_points
+        )
+        check_option(self.num_random >= 1, "--num-random", ">= 1", self.num_random)
+        check_option(0 <= self.sh_degree <= 4, "--sh-degree", "between 0 and 4", self.sh_degree)
+        check_option(self.sh_degree_interval >= 1, "--sh-degree-interval", ">= 1", self.sh_degree_interval)
+        check_option(0 < self.init_opacity < 1, "--init-opacity", "between 0 and 1 (exclusive)", self.init_opacity)
+        check_option(self.threads is None or self.threads >= 1, "--threads", ">= 1", self.threads)
+
 
 @dataclass
 class TrainResult:
@@ -155,8 +171,7 @@ def _load_views(config: SplatTrainConfig, device) -> tuple[list, list, Any, Opti
     scene = load_scene(config.data, max_frames=config.max_frames)
     if not scene.has_cameras:
         raise InputError("the scene has no cameras; Gaussians need posed images (a Nerfstudio dataset)", config.data)
-    if config.downscale < 1:
-        raise InputError(f"downscale must be >= 1, got {config.downscale}")
+    check_downscale(scene, config.downscale)
     labels_dir = config.labels if config.labels is not None else _default_labels(scene)
     if labels_dir is None:
         raise InputError("no label images: pass --labels (e.g. a tracker's masks/ folder)", config.data)

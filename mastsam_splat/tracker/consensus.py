@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.tracker.representatives import match_labels
 from mastsam_splat.types import Matches
@@ -54,6 +55,21 @@ class ConsensusConfig:
     """Fraction of an id's pixels inside one automatic segment for it to count as lying inside it."""
     retroactive_merge: bool = True
     """A fragment merge also relabels the earlier frames, so the merged ids agree over the whole sequence."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.min_votes >= 1, "tracker.consensus.min-votes", ">= 1", self.min_votes)
+        check_fraction(self.share, "tracker.consensus.share")
+        check_fraction(self.dense_min_density, "tracker.consensus.dense-min-density")
+        check_fraction(self.new_content_ratio, "tracker.consensus.new-content-ratio")
+        check_fraction(self.snap_share, "tracker.consensus.snap-share")
+        check_option(
+            self.fragment_merge_frames >= 0,
+            "tracker.consensus.fragment-merge-frames",
+            ">= 0",
+            self.fragment_merge_frames,
+        )
+        check_fraction(self.fragment_containment, "tracker.consensus.fragment-containment")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.memory import _BITS, _OFFSET, VoxelMemory
 from mastsam_splat.tracker.new_regions import compact_ids
 
@@ -33,6 +34,11 @@ class ConsolidationConfig:
     """Fraction of the younger id's 3D voxels that must lie in the older id's voxels."""
     max_cooccurrence: float = 0.1
     """Largest fraction of frames (of the shorter-lived id) in which the two ids may appear together."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_fraction(self.min_overlap, "tracker.consolidation.min-overlap")
+        check_fraction(self.max_cooccurrence, "tracker.consolidation.max-cooccurrence")
 
 
 def presence(label_maps: Sequence[np.ndarray], min_area: int) -> dict[int, set[int]]:

@@ -14,6 +14,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from mastsam_splat.errors import check_fraction, check_option
+
 _BITS = 21
 _OFFSET = 1 << (_BITS - 1)
 _LIMIT = _OFFSET - 2
@@ -67,6 +69,15 @@ class MemoryConfig:
     far more than in its own id's, is given back to that other id (undoes absorption by a neighbour)."""
     check_ratio: float = 2.0
     """The other id's share of the segment's 3D points must be at least this many times its own id's share."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.voxel_fraction > 0, "tracker.memory.voxel-fraction", "> 0", self.voxel_fraction)
+        check_option(self.neighborhood >= 0, "tracker.memory.neighborhood", ">= 0", self.neighborhood)
+        check_fraction(self.reid_min_fraction, "tracker.memory.reid-min-fraction")
+        check_option(self.reid_min_points >= 1, "tracker.memory.reid-min-points", ">= 1", self.reid_min_points)
+        check_fraction(self.reid_min_coverage, "tracker.memory.reid-min-coverage")
+        check_option(self.check_ratio > 0, "tracker.memory.check-ratio", "> 0", self.check_ratio)
 
 
 @dataclass

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mastsam_splat.errors import check_fraction
+
 
 def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ids present in ``labels`` [H, W] (non-negative ints) with 0 always first, and each pixel's index into them.
@@ -38,6 +40,11 @@ class NewRegionsConfig:
     fill_min_dominance: float = 0.6
     """Uncovered pixels of an automatic mask join the tracked id holding at least this fraction of its
     covered pixels (> 1 turns gap filling off)."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_fraction(self.min_uncovered_fraction, "tracker.new-regions.min-uncovered-fraction")
+        check_fraction(self.fill_min_dominance, "tracker.new-regions.fill-min-dominance")
 
 
 @dataclass

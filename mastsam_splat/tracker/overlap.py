@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy.spatial import cKDTree
 
+from mastsam_splat.errors import check_option
 from mastsam_splat.tracker.prompting import Prompt
 from mastsam_splat.types import Mask
 
@@ -27,6 +28,10 @@ class OverlapConfig:
 
     merge_iou: float = 0.8
     """Prompted masks of two ids overlapping with IoU above this are merged into the older id."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(0 < self.merge_iou <= 1, "tracker.overlap.merge-iou", "in (0, 1]", self.merge_iou)
 
 
 def _bbox(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.spatial import cKDTree
 
+from mastsam_splat.errors import check_option
 from mastsam_splat.tracker.propagation import TrackedPoints
 from mastsam_splat.types import Mask
 
@@ -31,6 +32,11 @@ class PromptingConfig:
     """Other ids' points within this distance (fraction of the image diagonal) of an id's positives are its negatives."""
     max_negatives: int = 24
     """Most negative points per prompt."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.negative_radius >= 0, "tracker.prompting.negative-radius", ">= 0", self.negative_radius)
+        check_option(self.max_negatives >= 0, "tracker.prompting.max-negatives", ">= 0", self.max_negatives)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from mastsam_splat.errors import check_option
 from mastsam_splat.tracker.representatives import Representatives
 from mastsam_splat.types import Matches
 
@@ -24,6 +25,11 @@ class PropagationConfig:
     """Largest distance (fraction of the image diagonal) from a representative to the correspondences carrying it."""
     neighbors: int = 4
     """Correspondences voting on a representative's displacement (median)."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.radius > 0, "tracker.propagation.radius", "> 0", self.radius)
+        check_option(self.neighbors >= 1, "tracker.propagation.neighbors", ">= 1", self.neighbors)
 
 
 @dataclass

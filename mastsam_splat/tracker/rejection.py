@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.propagation import TrackedPoints
 from mastsam_splat.tracker.representatives import match_labels
 from mastsam_splat.types import Mask
@@ -28,6 +29,17 @@ class RejectionConfig:
     """An id keeping less than this fraction of its representatives is dropped."""
     min_prompt_support: float = 0.5
     """An id whose prompted mask holds less than this fraction of its positives is dropped."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(
+            self.min_tracked_points >= 0,
+            "tracker.rejection.min-tracked-points",
+            ">= 0",
+            self.min_tracked_points,
+        )
+        check_fraction(self.min_survival, "tracker.rejection.min-survival")
+        check_fraction(self.min_prompt_support, "tracker.rejection.min-prompt-support")
 
 
 def prompt_support(mask: np.ndarray, positive: np.ndarray) -> float:

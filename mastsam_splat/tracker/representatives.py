@@ -15,6 +15,7 @@ from typing import Iterator, Literal
 import cv2
 import numpy as np
 
+from mastsam_splat.errors import check_option
 from mastsam_splat.types import Matches
 
 KMeansBackend = Literal["opencv", "sklearn"]
@@ -32,6 +33,17 @@ class RepresentativesConfig:
     """Most representatives per id (K-Means k upper bound)."""
     kmeans: KMeansBackend = "opencv"
     """K-Means implementation: opencv (cv2.kmeans, low per-call overhead) or sklearn (scikit-learn KMeans)."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.area_per_point > 0, "tracker.representatives.area-per-point", "> 0", self.area_per_point)
+        check_option(self.min_points >= 1, "tracker.representatives.min-points", ">= 1", self.min_points)
+        check_option(
+            self.max_points >= self.min_points,
+            "tracker.representatives.max-points",
+            f"at least min-points ({self.min_points})",
+            self.max_points,
+        )
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 
 import numpy as np
 
-from mastsam_splat.errors import InputError
+from mastsam_splat.errors import InputError, check_fraction, check_option
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
@@ -109,6 +109,16 @@ class TrackerConfig:
     """Step 7: 3D re-identification memory."""
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
     """After the sequence: ids on one 3D surface that never share a frame are merged."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_fraction(self.confidence_threshold, "tracker.confidence-threshold")
+        check_fraction(self.min_area_fraction, "tracker.min-area-fraction")
+        check_option(self.max_points_per_frame >= 1, "tracker.max-points-per-frame", ">= 1", self.max_points_per_frame)
+        check_option(
+            self.max_reprojection_error > 0, "tracker.max-reprojection-error", "> 0", self.max_reprojection_error
+        )
+        check_option(self.cloud_voxel_fraction > 0, "tracker.cloud-voxel-fraction", "> 0", self.cloud_voxel_fraction)
 
 
 @dataclass
