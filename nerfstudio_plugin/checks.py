@@ -1,8 +1,15 @@
 """Input checks run before anything is trained, and a clean exit for the user's mistakes.
 
 Nerfstudio would otherwise fail late (after caching images or running the tracker) with a
-library traceback: an ``assert`` in the dataparser, a ``FileNotFoundError`` from PIL, an
-``IndexError`` from ``os.listdir`` on an empty checkpoint folder.
+library traceback: an ``assert`` in the dataparser, a ``FileNotFoundError`` or truncated-file
+``OSError`` from PIL, an ``IndexError`` from ``os.listdir`` on an empty checkpoint folder, a
+NaN pose reaching scikit-learn after the tracker ran, a ``PermissionError`` when the tracker's
+cache cannot be written.
+
+The tracker's cache defaults to ``<dataset>/mastsam/training-views``. When the dataset is
+read-only the run stops before the tracker with a message asking for
+``--pipeline.datamanager.tracking.cache-dir`` (a cache elsewhere is never chosen silently, so
+reruns always find their labels in the one place the user named).
 """
 
 from __future__ import annotations
@@ -14,6 +21,9 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.destinations import check_writable_dir
+from mastsam_splat.io.images import check_image_file
+from mastsam_splat.io.scene import check_transforms
 
 CHECKPOINT_NAME = re.compile(r"^step-(\d+)\.ckpt$")
 
@@ -25,8 +35,9 @@ def user_errors() -> Iterator[None]:
         yield
     except InputError as exc:
         from nerfstudio.utils.rich_utils import CONSOLE
+        from rich.text import Text
 
-        CONSOLE.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+        CONSOLE.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
         raise SystemExit(2) from exc
 
 
@@ -36,7 +47,8 @@ def transforms_file(data: Path) -> Path:
 
 
 def check_nerfstudio_dataset(data: Optional[Path]) -> None:
-    """A Nerfstudio dataset folder with a transforms.json whose frames point at existing images."""
+    """A Nerfstudio dataset folder whose transforms.json has fields of the right types (finite
+    intrinsics and poses) and whose frames point at existing, complete images."""
     if data is None or str(data) in ("", "."):
         raise InputError("no dataset given; pass --data <folder with transforms.json>")
     data = Path(data)
@@ -54,16 +66,29 @@ def check_nerfstudio_dataset(data: Optional[Path]) -> None:
     frames = meta.get("frames") if isinstance(meta, dict) else None
     if not isinstance(frames, list) or not frames:
         raise InputError("the dataset has no images ('frames' is missing or empty)", transforms)
+    check_transforms(meta, transforms)
     root = transforms.parent
-    missing: List[str] = []
-    for i, frame in enumerate(frames):
-        if not isinstance(frame, dict) or "file_path" not in frame:
-            raise InputError(f"frame {i} has no 'file_path'", transforms)
-        if not (root / frame["file_path"]).is_file():
-            missing.append(str(frame["file_path"]))
+    missing: List[str] = [str(f["file_path"]) for f in frames if not (root / f["file_path"]).is_file()]
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise InputError(f"{len(missing)} of {len(frames)} images listed in transforms.json are missing: {shown}", root)
+    for frame in frames:
+        check_image_file(root / frame["file_path"])
+
+
+def check_tracking_cache(cache_dir: Path, given: bool, image_folders: List[Path]) -> None:
+    """The tracker's cache folder can be written and is not a folder of input images.
+
+    ``given``: the user named it (``--pipeline.datamanager.tracking.cache-dir``); otherwise it is
+    the default inside the dataset, and a read-only dataset asks for the option.
+    """
+    option = "--pipeline.datamanager.tracking.cache-dir"
+    check_writable_dir(
+        cache_dir,
+        option if given else f"the tracker's cache (default of {option})",
+        inputs=image_folders,
+        hint="" if given else f"the dataset is read-only: pass {option} DIR to keep the tracker's labels elsewhere",
+    )
 
 
 def latest_checkpoint(load_dir: Path, load_step: Optional[int] = None) -> Path:

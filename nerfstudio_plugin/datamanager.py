@@ -25,10 +25,11 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from mastsam_splat.errors import InputError
-from nerfstudio_plugin.checks import check_nerfstudio_dataset
+from mastsam_splat.io.scene import input_image_folders
+from nerfstudio_plugin.checks import check_nerfstudio_dataset, check_tracking_cache
 from nerfstudio_plugin.dataparser import MastsamDataParserConfig
 from nerfstudio_plugin.dataset import LABEL_KEYS, InstanceLabelDataset, resize_labels
-from nerfstudio_plugin.tracking import TrackingConfig, TrackedLabels, track_training_images
+from nerfstudio_plugin.tracking import DEFAULT_CACHE_SUBDIR, TrackingConfig, TrackedLabels, track_training_images
 
 GT_INSTANCES_DIR = "instances"
 
@@ -76,6 +77,11 @@ class MastsamDatamanager(FullImageDatamanager[InstanceLabelDataset]):
         data = config.data if config.data is not None else config.dataparser.data
         if test_mode != "inference" and isinstance(config.dataparser, NerfstudioDataParserConfig):
             check_nerfstudio_dataset(data)
+        if test_mode == "val" and data is not None:
+            root = Path(data).parent if Path(data).suffix == ".json" else Path(data)
+            given = config.tracking.cache_dir is not None
+            cache = Path(config.tracking.cache_dir) if given else root / DEFAULT_CACHE_SUBDIR
+            check_tracking_cache(cache, given, input_image_folders(data) if Path(data).exists() else [])
         self._image_scale: Optional[float] = None
         super().__init__(config, device, test_mode, world_size, local_rank, **kwargs)
         if len(self.train_dataset) == 0:

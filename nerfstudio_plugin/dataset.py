@@ -71,6 +71,13 @@ class InstanceLabelDataset(InputDataset):
             raise ValueError(f"{len(files)} label files for {len(self)} images")
         self.label_files[key] = list(files)
 
+    def get_numpy_image(self, image_idx: int) -> np.ndarray:
+        """Nerfstudio's PIL read, with a file PIL cannot decode (e.g. truncated) named in an :class:`InputError`."""
+        try:
+            return super().get_numpy_image(image_idx)
+        except OSError as exc:
+            raise InputError(f"image could not be read ({exc})", self.image_filenames[image_idx]) from None
+
     def get_metadata(self, data: Dict) -> Dict:
         image_idx = data["image_idx"]
         height, width = data["image"].shape[:2]

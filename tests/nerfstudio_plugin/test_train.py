@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,17 @@ def test_dataset_without_images_fails_with_a_clear_message(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "the dataset has no images" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_nan_pose_fails_before_tracking(tiny_scene: Path, tmp_path: Path) -> None:
+    data = tmp_path / "scene"
+    shutil.copytree(tiny_scene, data)
+    meta = json.loads((data / "transforms.json").read_text())
+    meta["frames"][5]["transform_matrix"][1][3] = float("nan")
+    (data / "transforms.json").write_text(json.dumps(meta))
+    result = ns_train("--data", str(data), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "frame 5: 'transform_matrix' must hold finite numbers" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "MastSAM tracker" not in result.stdout
+    assert not (data / "mastsam").exists()
