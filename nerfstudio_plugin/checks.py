@@ -26,6 +26,10 @@ from mastsam_splat.io.images import check_image_file
 from mastsam_splat.io.scene import check_transforms
 
 CHECKPOINT_NAME = re.compile(r"^step-(\d+)\.ckpt$")
+REQUIRED_INTRINSICS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+"""Keys Nerfstudio's parser asserts on, in transforms.json or in every frame."""
+ALL_OR_NONE = ("depth_file_path", "mask_path")
+"""Per-frame keys Nerfstudio's parser needs in every frame or in none."""
 
 
 @contextlib.contextmanager
@@ -67,6 +71,17 @@ def check_nerfstudio_dataset(data: Optional[Path]) -> None:
     if not isinstance(frames, list) or not frames:
         raise InputError("the dataset has no images ('frames' is missing or empty)", transforms)
     check_transforms(meta, transforms)
+    for i, frame in enumerate(frames):
+        absent = [key for key in REQUIRED_INTRINSICS if key not in frame and key not in meta]
+        if absent:
+            raise InputError(f"frame {i} has no {', '.join(absent)} (neither in the frame nor at the top level)", transforms)
+    for key in ALL_OR_NONE:
+        having = [key in frame for frame in frames]
+        if any(having) and not all(having):
+            raise InputError(
+                f"frame {having.index(False)} has no {key!r} but other frames do; give it for every frame or none",
+                transforms,
+            )
     root = transforms.parent
     missing: List[str] = [str(f["file_path"]) for f in frames if not (root / f["file_path"]).is_file()]
     if missing:

@@ -25,7 +25,7 @@ def dataset(tmp_path: Path) -> Path:
         image = np.random.default_rng(i).integers(0, 255, (24, 32, 3), dtype=np.uint8)
         assert cv2.imwrite(str(root / "images" / f"f{i}.jpg"), image)
         frames.append({"file_path": f"images/f{i}.jpg", "transform_matrix": np.eye(4).tolist()})
-    (root / "transforms.json").write_text(json.dumps({"fl_x": 30, "fl_y": 30, "w": 32, "h": 24, "frames": frames}))
+    (root / "transforms.json").write_text(json.dumps({"fl_x": 30, "fl_y": 30, "cx": 16, "cy": 12, "w": 32, "h": 24, "frames": frames}))
     return root
 
 
@@ -46,6 +46,8 @@ def test_valid_dataset_passes(dataset: Path) -> None:
         (lambda m: m.update(fl_x="thirty"), r"'fl_x' must be a number, got 'thirty'"),
         (lambda m: m["frames"][1].update(file_path=12), r"frame 1: 'file_path' must be a string"),
         (lambda m: m["frames"][3].update(cy=math.inf), r"frame 3: 'cy' must be a finite number"),
+        (lambda m: m.pop("cx"), r"frame 0 has no cx \(neither in the frame nor at the top level\)"),
+        (lambda m: m["frames"][2].update(depth_file_path="d.png"), r"frame 0 has no 'depth_file_path' but other"),
     ],
 )
 def test_bad_fields_are_refused(dataset: Path, change, expected: str) -> None:
