@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Iterator, List, Optional
 
@@ -32,17 +34,46 @@ ALL_OR_NONE = ("depth_file_path", "mask_path")
 """Per-frame keys Nerfstudio's parser needs in every frame or in none."""
 
 
+def print_input_error(exc: InputError) -> None:
+    """``error: <message>`` on Nerfstudio's console, the message taken literally (no markup)."""
+    from nerfstudio.utils.rich_utils import CONSOLE
+    from rich.text import Text
+
+    CONSOLE.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn an :class:`InputError` into a one-line message and exit status 2 (no traceback)."""
     try:
         yield
     except InputError as exc:
-        from nerfstudio.utils.rich_utils import CONSOLE
-        from rich.text import Text
-
-        CONSOLE.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
+        print_input_error(exc)
         raise SystemExit(2) from exc
+
+
+def install_input_error_hook() -> None:
+    """Report an :class:`InputError` that escapes Nerfstudio's entry point as :func:`user_errors` does.
+
+    ``ns-train`` parses its options before any plugin code runs, so an option out of range (checked
+    in the config dataclasses' ``__post_init__``) would otherwise end in a traceback. Other
+    exceptions go to the previous hook unchanged.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "reports_input_errors", False):
+        return
+
+    def hook(kind, exc, traceback) -> None:  # noqa: ANN001
+        if not isinstance(exc, InputError):
+            previous(kind, exc, traceback)
+            return
+        print_input_error(exc)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)  # an exception hook cannot set the exit status otherwise
+
+    hook.reports_input_errors = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def transforms_file(data: Path) -> Path:

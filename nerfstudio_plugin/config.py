@@ -19,11 +19,14 @@ from nerfstudio.plugins.types import MethodSpecification
 from mastsam_splat.splat.instance import InstanceConfig
 
 from nerfstudio_plugin.datamanager import MastsamDatamanagerConfig
+from nerfstudio_plugin.checks import install_input_error_hook
 from nerfstudio_plugin.dataparser import MastsamDataParserConfig
 from nerfstudio_plugin.model import MastsamSplatModelConfig
 from nerfstudio_plugin.pipeline import MastsamPipelineConfig
 from nerfstudio_plugin.trainer import MastsamTrainerConfig
 
+
+install_input_error_hook()
 
 _SHARED = InstanceConfig()
 """Instance-feature learning rates shared with the standalone trainer."""

@@ -148,3 +148,12 @@ def test_nan_pose_fails_before_tracking(tiny_scene: Path, tmp_path: Path) -> Non
     assert "Traceback" not in result.stdout + result.stderr
     assert "MastSAM tracker" not in result.stdout
     assert not (data / "mastsam").exists()
+
+
+def test_option_out_of_range_is_one_line(tmp_path: Path) -> None:
+    result = ns_train(
+        "--data", str(tmp_path), "--pipeline.datamanager.tracking.tracker.representatives.min-points", "0"
+    )
+    assert result.returncode == 2
+    assert "error: tracker.representatives.min-points must be >= 1, got 0" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
