@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import numpy as np
+from rich.markup import escape
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import atomic_write_text, load_scene, read_label_dir, read_label_image
@@ -215,9 +216,9 @@ class EvalCommand:
         if self.json is not None:
             check_output_file(self.json, "--json", example="metrics.json")
         report = self.report()
-        print_table(report.result, title=f"{self.pred} vs {self.data} ({self.level} level)")
+        print_table(report.result, title=escape(f"{self.pred} vs {self.data} ({self.level} level)"))
         if report.sfm is not None:
-            print_sfm_table(report.sfm, self.sfm, title=f"consistency over the tracks of {report.sfm_model}")
+            print_sfm_table(report.sfm, self.sfm, title=escape(f"consistency over the tracks of {report.sfm_model}"))
         if self.json is not None:
 
             payload = {

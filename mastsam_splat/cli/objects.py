@@ -9,6 +9,7 @@ from typing import Any, Literal, Optional
 
 import numpy as np
 import tyro
+from rich.markup import escape
 
 from mastsam_splat.cli.track import TrackCommand, run_track
 from mastsam_splat.errors import InputError
@@ -113,7 +114,7 @@ def run_export(cmd: ExportCommand) -> Any:
         metadata = {"source": str(Path(cmd.ply).resolve()), "frame": "as in the source PLY", "labels": "instance_id"}
     result = export_objects(gaussians, cmd.output_dir, selection, points=cmd.points, metadata=metadata)
     _print_objects(console, result.index)
-    console.print(f"wrote {len(result.object_files)} object files and {result.scene_file.name} to {result.output_dir}")
+    console.print(f"wrote {len(result.object_files)} object files and {result.scene_file.name} to {escape(str(result.output_dir))}")
     return result
 
 
@@ -215,7 +216,7 @@ def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
     if matcher == "auto":
         matcher = "geometric" if scene.has_depth and scene.has_cameras else "sift"
     cache = track_cache(cmd, data)
-    console.print(f"no --masks: labelling the views with the MastSAM tracker ({cmd.segmenter} + {matcher}) -> {cache}")
+    console.print(f"no --masks: labelling the views with the MastSAM tracker ({cmd.segmenter} + {matcher}) -> {escape(str(cache))}")
     track = TrackCommand(
         data=data,
         output_dir=cache,
@@ -344,7 +345,7 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
         task = progress.add_task("lift", total=len(views))
         result = lift_labels(gaussians, views, cmd.lift, on_view=lambda i, v: progress.update(task, advance=1))
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
     labelled = gaussians.with_ids(result.instance_ids)
     metadata = {
@@ -377,12 +378,12 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
 
     export = export_objects(labelled, cmd.output_dir, None, points=cmd.points, metadata=metadata, extra=extra)
     if "viewer_config" in export.index:
-        console.print(f"open it in the viewer: ns-viewer --load-config {export.index['viewer_config']}")
+        console.print(f"open it in the viewer: ns-viewer --load-config {escape(export.index['viewer_config'])}")
     counts = result.counts()
     _print_objects(console, export.index)
     console.print(
         f"{counts['objects']} objects over {counts['labelled']} Gaussians, {counts['background']} background, "
         f"{counts['unlabelled']} unseen; {result.num_views} views in {result.timing['total_s']:.1f} s "
-        f"({result.timing['per_view_s']:.2f} s/view) -> {export.output_dir}"
+        f"({result.timing['per_view_s']:.2f} s/view) -> {escape(str(export.output_dir))}"
     )
     return {"result": result, "export": export, "metadata": metadata}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mastsam_splat.errors import InputError
@@ -95,7 +96,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     finally:
         progress.stop()
     if run.status == "reused":
-        console.print(f"[green]reusing[/green] results in {cmd.output_dir} ({run.reason})")
+        console.print(f"[green]reusing[/green] results in {escape(str(cmd.output_dir))} ({escape(run.reason)})")
         return {"reused": True, "output_dir": str(cmd.output_dir), "frames": len(frames)}
 
     result = run.result
@@ -107,8 +108,8 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
         f"point cloud: {len(result.cloud_xyz)} points from {result.points_source}"
     )
     for note in result.notes:
-        console.print(f"note: {note}")
-    console.print(f"results in {cmd.output_dir}")
+        console.print(f"note: {escape(note)}")
+    console.print(f"results in {escape(str(cmd.output_dir))}")
     return {"reused": False, "output_dir": str(cmd.output_dir), "frames": len(frames), "ids": num_ids, "timing": timing}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.markup import escape
 
 from mastsam_splat.io.destinations import check_writable_dir
 from mastsam_splat.io.scene import input_image_folders
@@ -25,4 +26,4 @@ class TrainCommand(SplatTrainConfig):
         console = Console()
         console.print(result.summary())
         if self.output_dir is not None:
-            console.print(f"outputs in [bold]{self.output_dir}[/bold]")
+            console.print(f"outputs in [bold]{escape(str(self.output_dir))}[/bold]")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 from pathlib import Path
 
@@ -170,3 +170,12 @@ def test_train_options_out_of_range(synthetic_scene: Path) -> None:
         TrainCommand(data=synthetic_scene, sh_degree=9)
     with pytest.raises(InputError, match=r"--downscale 500 is too large"):
         TrainCommand(data=synthetic_scene, downscale=500, steps=1, progress=False).main()
+
+
+def test_paths_in_progress_messages_are_literal(image_folder: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out[v2]"
+    run_track(TrackCommand(data=image_folder, output_dir=out))
+    run_track(TrackCommand(data=image_folder, output_dir=out))
+    err = capsys.readouterr().err
+    assert re.search(r"\nresults in\s+" + re.escape(str(out)), err)
+    assert re.search(r"reusing results in\s+" + re.escape(str(out)), err)
