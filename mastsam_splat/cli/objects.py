@@ -21,6 +21,7 @@ from mastsam_splat.io.ply import read_gaussians_ply
 from mastsam_splat.objects.export import check_destination, export_objects, parse_object_selection
 from mastsam_splat.objects.lift import LiftConfig, LiftView, lift_labels
 from mastsam_splat.objects.run import dataset_to_run_frame, load_run_gaussians, open_run
+from mastsam_splat.threads import cpu_threads
 from mastsam_splat.tracker.outputs import MASKS_DIR
 
 VIEWER_DIR = "nerfstudio"
@@ -341,7 +342,7 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, disable=console.quiet) as progress:
+    with Progress(*columns, console=console, disable=console.quiet) as progress, cpu_threads():
         task = progress.add_task("lift", total=len(views))
         result = lift_labels(gaussians, views, cmd.lift, on_view=lambda i, v: progress.update(task, advance=1))
     for warning in result.warnings:

@@ -17,6 +17,7 @@ from mastsam_splat.io.destinations import check_writable_dir
 from mastsam_splat.io.scene import input_image_folders
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
+from mastsam_splat.threads import cpu_threads
 from mastsam_splat.tracker.job import TrackingJob, track_to_folder
 from mastsam_splat.tracker.tracker import FrameReport, TrackerConfig
 
@@ -83,16 +84,17 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
 
     progress = _FrameProgress(console, cmd.tracker.mode, len(frames))
     try:
-        run = track_to_folder(
-            frames,
-            cmd.job(),
-            Path(cmd.output_dir),
-            source=str(Path(cmd.data).resolve()),
-            overwrite=cmd.overwrite,
-            timing={"load_s": load_s},
-            on_start=progress.start,
-            on_frame=progress.on_frame,
-        )
+        with cpu_threads():
+            run = track_to_folder(
+                frames,
+                cmd.job(),
+                Path(cmd.output_dir),
+                source=str(Path(cmd.data).resolve()),
+                overwrite=cmd.overwrite,
+                timing={"load_s": load_s},
+                on_start=progress.start,
+                on_frame=progress.on_frame,
+            )
     finally:
         progress.stop()
     if run.status == "reused":

@@ -23,6 +23,7 @@ from mastsam_splat.io.gaussians import to_gaussians
 from mastsam_splat.io.ply import read_point_cloud, write_gaussians_ply
 from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
 from mastsam_splat.splat.config import InstanceConfig
+from mastsam_splat.threads import cpu_threads
 
 
 @dataclass
@@ -97,7 +98,7 @@ class SplatTrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Torch device (auto: CUDA when available)."""
     threads: Optional[int] = None
-    """CPU threads for torch (default: torch's choice)."""
+    """CPU threads for torch (default: OMP_NUM_THREADS, else the cores idle when training starts)."""
     seed: int = 0
     """Random seed (initialisation, frame order, regulariser sampling)."""
     progress: bool = True
@@ -234,15 +235,8 @@ def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], seed_ids
 
 def train(config: SplatTrainConfig) -> TrainResult:
     """Run the training and the held-out evaluation; write outputs when ``output_dir`` is set."""
-    import torch
-
-    threads = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
+    with cpu_threads(config.threads):
         return _train(config)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(config: SplatTrainConfig) -> TrainResult:
