@@ -97,3 +97,23 @@ def test_datamanager_stops_before_the_tracker_on_a_read_only_dataset(dataset: Pa
         with pytest.raises(InputError, match="dataset is read-only"):
             dm.MastsamDatamanager(config, device="cpu", test_mode="val")
 
+
+
+def test_dataset_names_an_image_pil_cannot_read(dataset: Path) -> None:
+    pytest.importorskip("nerfstudio")
+    import torch
+    from nerfstudio.cameras.cameras import Cameras
+    from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
+
+    from nerfstudio_plugin.dataset import InstanceLabelDataset
+
+    bad = dataset / "images" / "f1.jpg"
+    bad.write_bytes(bad.read_bytes()[:300])
+    one = lambda v: torch.tensor([[v]], dtype=torch.float32)  # noqa: E731
+    cameras = Cameras(
+        camera_to_worlds=torch.eye(4)[None, :3], fx=one(30), fy=one(30), cx=one(16), cy=one(12), width=32, height=24
+    )
+    outputs = DataparserOutputs(image_filenames=[bad], cameras=cameras)
+    with pytest.raises(InputError, match="image could not be read") as info:
+        InstanceLabelDataset(outputs).get_numpy_image(0)
+    assert info.value.path == bad
