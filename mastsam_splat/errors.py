@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 
 class InputError(Exception):
@@ -12,3 +15,39 @@ class InputError(Exception):
     def __init__(self, message: str, path: Optional[Union[str, Path]] = None) -> None:
         self.path = None if path is None else Path(path)
         super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; raised where the program is, so that staged writes roll back."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        super().__init__(signal.Signals(self.signum).name)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's status for a process ended by this signal (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
+    """Exit status for an interrupt: the signal's, or 130 for a plain KeyboardInterrupt."""
+    return exc.exit_code if isinstance(exc, Interrupted) else 128 + int(signal.SIGINT)
+
+
+@contextlib.contextmanager
+def signals_interrupt() -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

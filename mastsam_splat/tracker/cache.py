@@ -2,7 +2,10 @@
 
 The output folder holds ``cache.json``, a manifest with the source path, a fingerprint of
 the input frames (pixels, cameras, depth), a fingerprint of the config, the list of files the
-run writes and whether writing finished. On the next run:
+run writes and whether writing finished. The config fingerprint covers the content of model
+files (size, modification time and a hash of a few blocks, see :func:`file_fingerprint`) and
+the backend code (:func:`code_fingerprint`), so replacing a checkpoint at the same path or
+updating a backend recomputes. On the next run:
 - same source, input and config, complete, every file present: the results are reused;
 - same source but changed input or config (or an unfinished run): the listed files are
   removed and everything is recomputed;
@@ -13,7 +16,9 @@ run writes and whether writing finished. On the next run:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,65 @@ def input_fingerprint(frames: Sequence[Frame]) -> str:
             h.update(b"depth")
             h.update(np.ascontiguousarray(frame.depth, dtype=np.float32).tobytes())
     return h.hexdigest()
+
+
+FINGERPRINT_BLOCK = 1 << 16
+"""Bytes hashed at the start, middle and end of a model file."""
+
+
+def file_fingerprint(path: Path | str) -> dict[str, Any]:
+    """Size, modification time and a hash of the first, middle and last block of a file.
+
+    Reading three blocks keeps this instant for multi-gigabyte checkpoints while still telling
+    apart two files of the same size; the modification time catches edits in between. A missing
+    file gives ``{"missing": True}``; a folder (a code checkout) gives the fingerprints of the
+    Python files in its first two levels.
+    """
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return {"missing": True}
+    if path.is_dir():
+        files = sorted(p for pattern in ("*.py", "*/*.py", "*/*/*.py") for p in path.glob(pattern))
+        h = hashlib.blake2b(digest_size=16)
+        for f in files:
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        return {"folder": True, "files": len(files), "hash": h.hexdigest()}
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as fh:
+            for offset in sorted({0, max(0, stat.st_size // 2 - FINGERPRINT_BLOCK // 2), max(0, stat.st_size - FINGERPRINT_BLOCK)}):
+                fh.seek(offset)
+                h.update(fh.read(FINGERPRINT_BLOCK))
+    except OSError:
+        return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "unreadable": True}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "blocks": h.hexdigest()}
+
+
+def code_fingerprint(module_name: str) -> str:
+    """Hash of a module's source file (the backend code that produced the results)."""
+    spec = importlib.util.find_spec(module_name)
+    origin = getattr(spec, "origin", None) if spec is not None else None
+    if not origin or not os.path.isfile(origin):
+        return "unknown"
+    with open(origin, "rb") as fh:
+        return hashlib.blake2b(fh.read(), digest_size=16).hexdigest()
+
+
+def paths_in(config: Any) -> dict[str, Path]:
+    """The path-valued fields of a dataclass config (model files, code checkouts), by field name."""
+    fields = getattr(config, "__dataclass_fields__", {})
+    found = {}
+    for name in fields:
+        value = getattr(config, name, None)
+        if isinstance(value, Path):
+            found[name] = value
+    return found
 
 
 def config_fingerprint(config: dict[str, Any]) -> str:
@@ -132,11 +196,11 @@ class ResultCache:
         """Record that a run is writing ``planned_files`` (so an interrupted run gets cleaned up)."""
         self._write(list(planned_files), complete=False, extra={})
 
-    def finish(self, files: Sequence[str], extra: Optional[dict[str, Any]] = None) -> None:
-        """Record that every file of the run is written."""
-        self._write(list(files), complete=True, extra=extra or {})
+    def finish(self, files: Sequence[str], extra: Optional[dict[str, Any]] = None, folder: Optional[Path] = None) -> None:
+        """Record that every file of the run is written (into ``folder`` when it is staged elsewhere)."""
+        self._write(list(files), complete=True, extra=extra or {}, folder=folder)
 
-    def _write(self, files: list[str], complete: bool, extra: dict[str, Any]) -> None:
+    def _write(self, files: list[str], complete: bool, extra: dict[str, Any], folder: Optional[Path] = None) -> None:
         payload = {
             "version": MANIFEST_VERSION,
             "source": self.source,
@@ -146,7 +210,8 @@ class ResultCache:
             "files": files,
             **extra,
         }
-        atomic_write_text(self.manifest_path, json.dumps(payload, indent=1) + "\n")
+        path = self.manifest_path if folder is None else Path(folder) / MANIFEST
+        atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
 
     def _remove_listed(self, manifest: dict[str, Any]) -> None:
         root = self.output_dir.resolve()
