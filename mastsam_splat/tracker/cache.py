@@ -7,10 +7,12 @@ files (size, modification time and a hash of a few blocks, see :func:`file_finge
 the backend code (:func:`code_fingerprint`), so replacing a checkpoint at the same path or
 updating a backend recomputes. On the next run:
 - same source, input and config, complete, every file present: the results are reused;
-- same source but changed input or config (or an unfinished run): the listed files are
-  removed and everything is recomputed;
+- an unfinished run: its listed files are removed and everything is recomputed;
+- same source but changed input or config: everything is recomputed, and the new files
+  replace the listed ones when they are published (:attr:`CacheDecision.replace`), so an
+  interrupted run leaves the earlier results;
 - another source, or our output files without a manifest: refused (never mixed), unless
-  ``overwrite`` is set, in which case those files are removed and everything is recomputed.
+  ``overwrite`` is set, in which case those files are replaced the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Sequence
 
@@ -122,6 +123,8 @@ class CacheDecision:
 
     action: Literal["reuse", "compute"]
     reason: str
+    replace: list[str] = field(default_factory=list)
+    """Files (relative to the output folder) of earlier results the new results replace."""
 
 
 @dataclass
@@ -149,8 +152,11 @@ class ResultCache:
             return None
         return data
 
-    def decide(self, output_names: Sequence[str], overwrite: bool = False) -> CacheDecision:
-        """Reuse, or clean up and recompute; raises :class:`InputError` for results of another input."""
+    def decide(self, output_names: Sequence[str], overwrite: bool = False, recompute: bool = False) -> CacheDecision:
+        """Reuse, or recompute (replacing earlier results); raises :class:`InputError` for results of another input.
+
+        ``recompute``: never reuse (earlier results of this source are replaced).
+        """
         if not self.output_dir.exists():
             return CacheDecision("compute", "new output folder")
         if not self.output_dir.is_dir():
@@ -168,8 +174,8 @@ class ResultCache:
                     "choose an empty output folder or pass --overwrite to replace them",
                     self.output_dir,
                 )
-            self._remove_names(ours)
-            return CacheDecision("compute", "replaced results of unknown origin")
+            return CacheDecision("compute", "replaced results of unknown origin", ours)
+        listed = [str(f) for f in manifest.get("files", [])] + [MANIFEST]
         if manifest.get("source") != self.source:
             if not overwrite:
                 raise InputError(
@@ -177,20 +183,23 @@ class ResultCache:
                     "or pass --overwrite to replace them",
                     self.output_dir,
                 )
+            return CacheDecision("compute", "replaced results of another input", listed)
+        if not manifest.get("complete"):
             self._remove_listed(manifest)
-            return CacheDecision("compute", "replaced results of another input")
-        files = [str(f) for f in manifest.get("files", [])]
+            return CacheDecision("compute", "earlier run incomplete")
+        files = listed[:-1]
         same = manifest.get("input") == self.input_hash and manifest.get("config") == self.config_hash
-        if same and manifest.get("complete") and files and all((self.output_dir / f).is_file() for f in files):
+        if recompute:
+            return CacheDecision("compute", "recompute requested", listed)
+        if same and files and all((self.output_dir / f).is_file() for f in files):
             return CacheDecision("reuse", "same input and config")
         if manifest.get("input") != self.input_hash:
             reason = "input changed"
         elif manifest.get("config") != self.config_hash:
             reason = "config changed"
         else:
-            reason = "earlier run incomplete"
-        self._remove_listed(manifest)
-        return CacheDecision("compute", reason)
+            reason = "earlier results incomplete"
+        return CacheDecision("compute", reason, listed)
 
     def begin(self, planned_files: Sequence[str]) -> None:
         """Record that a run is writing ``planned_files`` (so an interrupted run gets cleaned up)."""
@@ -224,11 +233,3 @@ class ResultCache:
             if sub != Path(".") and folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         self.manifest_path.unlink(missing_ok=True)
-
-    def _remove_names(self, names: Sequence[str]) -> None:
-        for name in names:
-            path = self.output_dir / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)

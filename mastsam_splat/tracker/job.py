@@ -149,10 +149,8 @@ def track_to_folder(
         input_hash=input_fingerprint(frames),
         config_hash=config_fingerprint(fingerprint),
     )
-    if recompute:
-        cache.manifest_path.unlink(missing_ok=True)  # its files then count as ours to replace
-    decision = cache.decide(OUTPUT_NAMES, overwrite=overwrite or recompute)
-    reason = "recompute requested" if recompute else decision.reason
+    decision = cache.decide(OUTPUT_NAMES, overwrite=overwrite or recompute, recompute=recompute)
+    reason = decision.reason
     if decision.action == "reuse":
         return TrackingRun("reused", reason, output_dir, len(frames))
 
@@ -168,32 +166,34 @@ def track_to_folder(
 
     result = tracker.run(list(frames), on_frame=frame_done)
     start = time.perf_counter()
-    with atomic_dir(output_dir, owned=(), last=[MANIFEST]) as staging:
+    with atomic_dir(output_dir, owned=decision.replace, last=[MANIFEST]) as staging:
         written = write_outputs(staging, list(frames), result, fingerprint, dict(timing or {}), pairs.warnings)
         cache.finish(written, extra={"reason": reason}, folder=staging)
     write_seconds = time.perf_counter() - start
     return TrackingRun("computed", reason, output_dir, len(frames), result, write_seconds, pairs.warnings)
 
 
-MIN_PAIR_MATCHES = 3
-"""Fewer correspondences than this between consecutive frames: no id can be carried over."""
-
-
 class PairWarnings:
-    """Warnings for frame pairs whose matching failed (their ids cannot be carried over)."""
+    """Warnings for consecutive frames whose matching failed: no correspondence, or no id carried over.
+
+    Without this, such a pair silently gives every region of the later frame a new id.
+    """
 
     def __init__(self, on_warning: Optional[Callable[[str], None]] = None) -> None:
         self.on_warning = on_warning
         self.warnings: list[str] = []
-        self.previous: Optional[str] = None
+        self.previous: Optional[FrameReport] = None
 
     def check(self, report: FrameReport) -> None:
-        if "match" in report.seconds and report.num_matches < MIN_PAIR_MATCHES and self.previous is not None:
-            message = (
-                f"matching failed between frames {self.previous} and {report.name} "
-                f"({report.num_matches} matches): no id carried over, every object in {report.name} got a new id"
-            )
-            self.warnings.append(message)
-            if self.on_warning is not None:
-                self.on_warning(message)
-        self.previous = report.name
+        previous, self.previous = self.previous, report
+        if previous is None or "match" not in report.seconds or report.tracked > 0:
+            return
+        if report.num_matches > 0 and previous.num_ids == 0:
+            return
+        message = (
+            f"matching failed between frames {previous.name} and {report.name} ({report.num_matches} matches): "
+            f"no id carried over, the {report.new} regions of {report.name} got new ids"
+        )
+        self.warnings.append(message)
+        if self.on_warning is not None:
+            self.on_warning(message)
