@@ -2,18 +2,21 @@
 
 A reader never sees a half-written file or folder, a failure leaves no partial output, and
 SIGINT/SIGTERM cannot split the final renames (they are delivered once the renames are done).
-Temporary names carry the writer's process id (``.<name>.<pid>.<random>.tmp<suffix>`` for files,
-``.<name>.<pid>.<random>.partial`` for folders, which also hold a marker file), so that the next
-write into the folder removes the leftovers of a killed writer and nothing else.
+Temporary names carry the writer's host and process id (``.<name>.<host>-<pid>.<random>.tmp<suffix>``
+for files, ``.<name>.<host>-<pid>.<random>.partial`` for folders, which also hold a marker file), so
+that the next write into the folder removes the leftovers of a killed writer of this machine and
+nothing else.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -27,7 +30,7 @@ STAGING_MARKER = ".mastsam-staging"
 """File inside every staging folder (removed before the folder is published)."""
 MERGE_STAGING = "mastsam"
 """Name part of the staging folder made inside an existing output folder."""
-_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]{8}\.(?P<kind>tmp.*|partial)$")
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{4})-(?P<pid>\d+)\.[a-z0-9_]{8}\.(?P<kind>tmp.*|partial)$")
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -44,8 +47,14 @@ def signals_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def writer_tag(pid: Optional[int] = None) -> str:
+    """``<host>-<pid>``: this machine (4 hex digits of its name's hash) and a process (default: this one)."""
+    host = hashlib.blake2b(socket.gethostname().encode(), digest_size=2).hexdigest()
+    return f"{host}-{os.getpid() if pid is None else pid}"
+
+
 def _temp_prefix(name: str) -> str:
-    return f".{name}.{os.getpid()}."
+    return f".{name}.{writer_tag()}."
 
 
 def _pid_alive(pid: int) -> bool:
@@ -63,10 +72,11 @@ def _pid_alive(pid: int) -> bool:
 def clean_stale_temporaries(folder: PathLike) -> list[Path]:
     """Remove the temporary files and staging folders that killed writers left in ``folder``.
 
-    Only names of this module's pattern whose process is gone are removed, and a folder only when
-    it holds the staging marker. Returns what was removed.
+    Only names of this module's pattern whose process (on this machine) is gone are removed, and a
+    folder only when it holds the staging marker. Returns what was removed.
     """
     folder = Path(folder)
+    host = writer_tag().split("-")[0]
     removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
@@ -74,7 +84,7 @@ def clean_stale_temporaries(folder: PathLike) -> list[Path]:
         return removed
     for entry in entries:
         match = _TEMP_NAME.match(entry.name)
-        if match is None or _pid_alive(int(match["pid"])):
+        if match is None or match["host"] != host or _pid_alive(int(match["pid"])):
             continue
         try:
             if match["kind"] == "partial":

@@ -26,7 +26,7 @@ from mastsam_splat.tracker.cache import (
     input_fingerprint,
     paths_in,
 )
-from mastsam_splat.tracker.outputs import MASKS_DIR, OUTPUT_NAMES, OVERLAYS_DIR, write_outputs
+from mastsam_splat.tracker.outputs import OUTPUT_NAMES, write_outputs
 from mastsam_splat.tracker.tracker import FrameReport, MastSAMTracker, TrackerConfig, TrackResult
 from mastsam_splat.types import Frame
 
@@ -157,7 +157,7 @@ def track_to_folder(
     tracker = job.make_tracker()
     if on_start is not None:
         on_start(reason)
-    pairs = PairWarnings(on_warning)
+    pairs = PairWarnings(on_warning, always_matched=job.tracker.mode == "mastsam")
 
     def frame_done(report: FrameReport) -> None:
         pairs.check(report)
@@ -179,14 +179,17 @@ class PairWarnings:
     Without this, such a pair silently gives every region of the later frame a new id.
     """
 
-    def __init__(self, on_warning: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(self, on_warning: Optional[Callable[[str], None]] = None, always_matched: bool = False) -> None:
         self.on_warning = on_warning
+        self.always_matched = always_matched
+        """Every frame after the first is matched to its predecessor (``mode=mastsam``)."""
         self.warnings: list[str] = []
         self.previous: Optional[FrameReport] = None
 
     def check(self, report: FrameReport) -> None:
         previous, self.previous = self.previous, report
-        if previous is None or "match" not in report.seconds or report.tracked > 0:
+        matched = self.always_matched or "match" in report.seconds
+        if previous is None or not matched or report.tracked > 0:
             return
         if report.num_matches > 0 and previous.num_ids == 0:
             return

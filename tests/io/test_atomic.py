@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.io.atomic import STAGING_MARKER, atomic_dir, signals_deferred
+from mastsam_splat.io.atomic import STAGING_MARKER, atomic_dir, signals_deferred, writer_tag
 
 
 def test_atomic_dir_publishes_and_replaces(tmp_path: Path) -> None:
@@ -100,23 +100,26 @@ def test_an_interrupted_block_leaves_the_folder_as_it_was(tmp_path: Path) -> Non
 
 
 def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
-    pid = dead_pid()
-    stale_dir = tmp_path / f".out.{pid}.abcd_123.partial"
+    tag = writer_tag(dead_pid())
+    stale_dir = tmp_path / f".out.{tag}.abcd_123.partial"
     stale_dir.mkdir()
     (stale_dir / STAGING_MARKER).write_bytes(b"")
     (stale_dir / "half.png").write_bytes(b"x")
-    stale_file = tmp_path / f".tracks.{pid}.zz9_abcd.tmp.json"
+    stale_file = tmp_path / f".tracks.{tag}.zz9_abcd.tmp.json"
     stale_file.write_text("{")
-    foreign_dir = tmp_path / f".out.{pid}.abcd_124.partial"  # no marker: not ours
+    foreign_dir = tmp_path / f".out.{tag}.abcd_124.partial"  # no marker: not ours
+    other_host = tmp_path / f".out.{'0000' if tag[:4] != '0000' else '0001'}{tag[4:]}.abcd_125.partial"
+    other_host.mkdir()  # a writer of another machine sharing the folder
+    (other_host / STAGING_MARKER).write_bytes(b"")
     foreign_dir.mkdir()
-    live = tmp_path / f".tracks.{os.getpid()}.abcdefgh.tmp.json"  # a writer still running
+    live = tmp_path / f".tracks.{writer_tag()}.abcdefgh.tmp.json"  # a writer still running
     live.write_text("{")
     user = tmp_path / ".hidden.tmp"
     user.write_text("mine")
     with atomic_dir(tmp_path / "out") as staging:
         (staging / "a.txt").write_text("x")
     assert not stale_dir.exists() and not stale_file.exists()
-    assert foreign_dir.is_dir() and live.is_file() and user.is_file()
+    assert foreign_dir.is_dir() and other_host.is_dir() and live.is_file() and user.is_file()
 
 
 def test_signals_are_held_while_files_are_published(tmp_path: Path) -> None:

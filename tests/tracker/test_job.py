@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 import mastsam_splat.tracker.outputs as outputs_module
-from mastsam_splat.io.atomic import STAGING_MARKER
+from mastsam_splat.io.atomic import STAGING_MARKER, writer_tag
 from mastsam_splat.tracker import TrackerConfig
 from mastsam_splat.tracker.cache import MANIFEST
 from mastsam_splat.tracker.job import TrackingJob, track_to_folder
@@ -69,11 +68,11 @@ def test_a_killed_run_is_cleaned_up_by_the_next_one(frames, tmp_path: Path) -> N
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     out = tmp_path / "out"
-    stale = out / f".mastsam.{proc.pid}.abcdefgh.partial"
+    stale = out / f".mastsam.{writer_tag(proc.pid)}.abcdefgh.partial"
     (stale / "masks").mkdir(parents=True)
     (stale / STAGING_MARKER).write_bytes(b"")
     (stale / "masks" / "frame_0000.png").write_bytes(b"half")
-    sibling = tmp_path / f".out.{proc.pid}.abcdefgh.partial"
+    sibling = tmp_path / f".out.{writer_tag(proc.pid)}.abcdefgh.partial"
     sibling.mkdir()
     (sibling / STAGING_MARKER).write_bytes(b"")
     run = track_to_folder(frames, TrackingJob(), out, source="a")
