@@ -198,7 +198,14 @@ def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path)
 
     # Results of another source are replaced only in the dataset's own cache folder.
     run = track_to_folder(
-        frames, job, cache_dir, source=source, overwrite=inside, recompute=config.recompute, on_start=announce
+        frames,
+        job,
+        cache_dir,
+        source=source,
+        overwrite=inside,
+        recompute=config.recompute,
+        on_start=announce,
+        on_warning=lambda message: CONSOLE.print(f"[yellow]warning:[/yellow] {message}", highlight=False),
     )
     status = run.status
     if status == "reused":

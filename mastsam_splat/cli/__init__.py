@@ -13,7 +13,7 @@ import tyro
 from rich.console import Console
 from rich.text import Text
 
-from mastsam_splat.errors import InputError
+from mastsam_splat.errors import InputError, interrupt_exit_code, signals_interrupt
 
 # name -> "module:Class"; each class is a dataclass with a ``main(self) -> None`` method.
 SUBCOMMANDS: dict[str, str] = {
@@ -41,13 +41,14 @@ def entrypoint(argv: list[str] | None = None) -> int:
             args=argv,
             description="mastsam-splat: multi-view-consistent masks and 3D Gaussians that know their objects.",
         )
-        command.main()
+        with signals_interrupt():
+            command.main()
     except InputError as exc:
         print_error(console, exc)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         console.print("[yellow]interrupted[/yellow]")
-        return 130
+        return interrupt_exit_code(exc)
     return 0
 
 

@@ -22,7 +22,7 @@ from mastsam_splat.objects.export import check_destination, export_objects, pars
 from mastsam_splat.objects.lift import LiftConfig, LiftView, lift_labels
 from mastsam_splat.objects.run import dataset_to_run_frame, load_run_gaussians, open_run
 from mastsam_splat.threads import cpu_threads
-from mastsam_splat.tracker.outputs import MASKS_DIR
+from mastsam_splat.tracker.outputs import CONTACT_SHEET, MASKS_DIR, TRACKS_FILE
 
 VIEWER_DIR = "nerfstudio"
 """Subfolder of a lift's output holding the mastsam-splat run for the viewer."""
@@ -202,11 +202,14 @@ def _load_source(cmd: LiftCommand) -> tuple[Any, Path, Any, dict[str, Any]]:
 
 
 def _masks_folder(path: Path) -> Path:
-
+    """The label images: ``path`` itself, or the ``masks/`` of a `mastsam track` output folder."""
     if not path.is_dir():
         raise InputError("masks folder not found", path)
-    if not any(path.glob("*.png")) and (path / MASKS_DIR).is_dir():
-        return path / MASKS_DIR
+    masks = path / MASKS_DIR
+    if masks.is_dir():
+        track_output = (path / TRACKS_FILE).is_file() or all(p.name == CONTACT_SHEET for p in path.glob("*.png"))
+        if track_output:
+            return masks
     return path
 
 

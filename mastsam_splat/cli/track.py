@@ -94,6 +94,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
                 timing={"load_s": load_s},
                 on_start=progress.start,
                 on_frame=progress.on_frame,
+                on_warning=lambda message: console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False),
             )
     finally:
         progress.stop()

@@ -9,9 +9,10 @@ Output folder::
     objects.json               index: id, file, Gaussian count, bounding box, mean colour
     points.ply                 (optional) labelled point cloud of the Gaussian centres
 
-With every object exported, the files under ``objects/`` partition ``scene.ply``. The folder
-is written under a temporary name next to the destination and renamed into place, so a
-failure leaves no partial output.
+With every object exported, the files under ``objects/`` partition ``scene.ply``. The files
+are written into a staging folder and renamed into place, so a failure leaves no partial
+output. Re-exporting into an earlier export replaces only the files that export wrote (listed
+under ``files`` in its ``objects.json``); anything else in the folder stays.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.io.atomic import atomic_dir
+from mastsam_splat.io.atomic import atomic_dir, staged_files
 from mastsam_splat.io.gaussians import BACKGROUND, UNLABELLED, Gaussians
 from mastsam_splat.io.ply import write_gaussians_ply, write_labelled_points
 
@@ -104,14 +105,17 @@ class ExportResult:
     index: dict[str, Any] = field(default_factory=dict)
 
 
-def check_destination(output_dir: Path) -> None:
-    """The destination is new, empty, or an earlier export (never someone else's files)."""
+def check_destination(output_dir: Path) -> list[str]:
+    """The destination is new, empty, or an earlier export (never someone else's files).
+
+    Returns the files of the earlier export (relative to ``output_dir``), which a new export replaces.
+    """
     if not output_dir.exists():
-        return
+        return []
     if not output_dir.is_dir():
         raise InputError("the output path exists and is not a folder", output_dir)
     if not any(output_dir.iterdir()):
-        return
+        return []
     try:
         previous = json.loads((output_dir / INDEX_NAME).read_text())
         ours = isinstance(previous, dict) and previous.get("generator") == GENERATOR
@@ -123,6 +127,23 @@ def check_destination(output_dir: Path) -> None:
             "(choose a new or empty folder)",
             output_dir,
         )
+    return previous_export_files(output_dir, previous)
+
+
+def previous_export_files(output_dir: Path, index: dict[str, Any]) -> list[str]:
+    """Files an earlier export wrote, from its index (``files``, or its scene, objects and viewer run)."""
+    listed = index.get("files")
+    if isinstance(listed, list):
+        return [str(f) for f in listed if isinstance(f, str)]
+    files = [INDEX_NAME, SCENE_NAME, POINTS_NAME]
+    files += [str(e["file"]) for e in index.get("objects", []) if isinstance(e, dict) and isinstance(e.get("file"), str)]
+    viewer = index.get("viewer_config")
+    if isinstance(viewer, str):
+        try:
+            files.append(Path(viewer).resolve().relative_to(output_dir.resolve()).parts[0])
+        except (ValueError, IndexError):
+            pass
+    return files
 
 
 def export_objects(
@@ -162,7 +183,7 @@ def export_objects(
                 f"{objs if objs else 'none'}" + (" (plus background 0)" if BACKGROUND in present else "")
             )
         selected = sorted(set(int(i) for i in objects))
-    check_destination(output_dir)
+    previous_files = check_destination(output_dir)
 
     order = np.argsort(ids, kind="stable")
     starts = np.searchsorted(ids[order], present)
@@ -170,7 +191,7 @@ def export_objects(
     rows_of = {int(i): order[s:e] for i, s, e in zip(present, starts, ends)}
 
     try:
-        with atomic_dir(output_dir) as staging:
+        with atomic_dir(output_dir, owned=previous_files, last=[INDEX_NAME]) as staging:
             write_gaussians_ply(staging / SCENE_NAME, gaussians)
             (staging / OBJECTS_DIR).mkdir()
             entries = []
@@ -193,6 +214,7 @@ def export_objects(
                 **(metadata or {}),
                 **extra_entries,
             }
+            index["files"] = staged_files(staging) + [INDEX_NAME]
             (staging / INDEX_NAME).write_text(json.dumps(index, indent=1) + "\n")
     except OSError as exc:
         raise InputError(f"could not write the export ({exc.strerror or exc})", output_dir) from None

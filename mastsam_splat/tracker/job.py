@@ -3,7 +3,7 @@
 ``mastsam track``, ``mastsam lift`` and the Nerfstudio datamanager all label frames the same way:
 build the segmenter and matcher, reuse the folder's results when the frames and every setting are
 unchanged, otherwise track and write ``masks/``, ``tracks.json``, ``points.ply`` and ``overlays/``
-under a cache manifest (so an interrupted run is cleaned up, never reused).
+with a cache manifest. The files are staged and appear together (see :func:`track_to_folder`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,17 @@ from typing import Any, Callable, Literal, Optional, Sequence
 from mastsam_splat import __version__
 from mastsam_splat.matchers import MATCHER_CONFIGS, make_matcher
 from mastsam_splat.segmenters import SEGMENTER_CONFIGS, make_segmenter
-from mastsam_splat.tracker.cache import ResultCache, config_fingerprint, input_fingerprint
-from mastsam_splat.tracker.outputs import MASKS_DIR, OUTPUT_NAMES, OVERLAYS_DIR, write_outputs
+from mastsam_splat.io.atomic import atomic_dir
+from mastsam_splat.tracker.cache import (
+    MANIFEST,
+    ResultCache,
+    code_fingerprint,
+    config_fingerprint,
+    file_fingerprint,
+    input_fingerprint,
+    paths_in,
+)
+from mastsam_splat.tracker.outputs import OUTPUT_NAMES, write_outputs
 from mastsam_splat.tracker.tracker import FrameReport, MastSAMTracker, TrackerConfig, TrackResult
 from mastsam_splat.types import Frame
 
@@ -66,12 +75,16 @@ class TrackingJob:
         return cls(segmenter, segmenter_config, matcher, matcher_config, tracker, dict(selection or {}))
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that changes the results (stored in ``tracks.json`` and hashed by the cache)."""
+        """Everything that changes the results (stored in ``tracks.json`` and hashed by the cache).
+
+        Besides the settings: the content of the backends' model files (not just their paths)
+        and the backends' code.
+        """
         return {
             "version": __version__,
             "tracker": asdict(self.tracker),
-            "segmenter": {"name": self.segmenter, "config": asdict(self.segmenter_config)},
-            "matcher": {"name": self.matcher, "config": asdict(self.matcher_config)},
+            "segmenter": _backend_fingerprint(self.segmenter, self.segmenter_config),
+            "matcher": _backend_fingerprint(self.matcher, self.matcher_config),
             **self.selection,
         }
 
@@ -80,6 +93,15 @@ class TrackingJob:
         segmenter = make_segmenter(self.segmenter, self.segmenter_config)
         matcher = make_matcher(self.matcher, self.matcher_config)
         return MastSAMTracker(self.tracker, segmenter, matcher, matcher_name=self.matcher)
+
+
+def _backend_fingerprint(name: str, config: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "config": asdict(config),
+        "files": {field: file_fingerprint(path) for field, path in paths_in(config).items()},
+        "code": code_fingerprint(type(config).__module__),
+    }
 
 
 @dataclass
@@ -94,15 +116,8 @@ class TrackingRun:
     result: Optional[TrackResult] = None
     """The tracker's result when computed."""
     write_seconds: float = 0.0
-
-
-def planned_files(frames: Sequence[Frame]) -> list[str]:
-    """Every file a run writes, relative to its output folder."""
-    return (
-        [f"{MASKS_DIR}/{f.name}.png" for f in frames]
-        + [f"{OVERLAYS_DIR}/{f.name}.jpg" for f in frames]
-        + [n for n in OUTPUT_NAMES if n not in (MASKS_DIR, OVERLAYS_DIR)]
-    )
+    warnings: list[str] = field(default_factory=list)
+    """Frame pairs whose matching failed (see :class:`PairWarnings`)."""
 
 
 def track_to_folder(
@@ -115,12 +130,16 @@ def track_to_folder(
     timing: Optional[dict[str, float]] = None,
     on_start: Optional[Callable[[str], None]] = None,
     on_frame: Optional[Callable[[FrameReport], None]] = None,
+    on_warning: Optional[Callable[[str], None]] = None,
 ) -> TrackingRun:
     """Reuse the results in ``output_dir`` when frames and settings match, else track and write them.
 
     ``source`` names the input in the cache manifest; results of another source are replaced only
     with ``overwrite`` (otherwise :class:`InputError`). ``recompute`` forgets earlier results of this
-    folder. ``on_start(reason)`` is called before tracking starts; ``on_frame`` after every frame.
+    folder. ``on_start(reason)`` is called before tracking starts; ``on_frame`` after every frame;
+    ``on_warning`` with each warning (also kept in ``report.json`` and the returned run).
+    The outputs are written into a staging folder and moved into place together, the manifest
+    last, so an interrupted run leaves the folder as it was before the write.
     """
     output_dir = Path(output_dir)
     fingerprint = job.fingerprint()
@@ -130,20 +149,54 @@ def track_to_folder(
         input_hash=input_fingerprint(frames),
         config_hash=config_fingerprint(fingerprint),
     )
-    if recompute:
-        cache.manifest_path.unlink(missing_ok=True)  # its files then count as ours to replace
-    decision = cache.decide(OUTPUT_NAMES, overwrite=overwrite or recompute)
-    reason = "recompute requested" if recompute else decision.reason
+    decision = cache.decide(OUTPUT_NAMES, overwrite=overwrite or recompute, recompute=recompute)
+    reason = decision.reason
     if decision.action == "reuse":
         return TrackingRun("reused", reason, output_dir, len(frames))
 
     tracker = job.make_tracker()
     if on_start is not None:
         on_start(reason)
-    result = tracker.run(list(frames), on_frame=on_frame)
-    cache.begin(planned_files(frames))
+    pairs = PairWarnings(on_warning, always_matched=job.tracker.mode == "mastsam")
+
+    def frame_done(report: FrameReport) -> None:
+        pairs.check(report)
+        if on_frame is not None:
+            on_frame(report)
+
+    result = tracker.run(list(frames), on_frame=frame_done)
     start = time.perf_counter()
-    written = write_outputs(output_dir, list(frames), result, fingerprint, dict(timing or {}))
+    with atomic_dir(output_dir, owned=decision.replace, last=[MANIFEST]) as staging:
+        written = write_outputs(staging, list(frames), result, fingerprint, dict(timing or {}), pairs.warnings)
+        cache.finish(written, extra={"reason": reason}, folder=staging)
     write_seconds = time.perf_counter() - start
-    cache.finish(written, extra={"reason": reason})
-    return TrackingRun("computed", reason, output_dir, len(frames), result, write_seconds)
+    return TrackingRun("computed", reason, output_dir, len(frames), result, write_seconds, pairs.warnings)
+
+
+class PairWarnings:
+    """Warnings for consecutive frames whose matching failed: no correspondence, or no id carried over.
+
+    Without this, such a pair silently gives every region of the later frame a new id.
+    """
+
+    def __init__(self, on_warning: Optional[Callable[[str], None]] = None, always_matched: bool = False) -> None:
+        self.on_warning = on_warning
+        self.always_matched = always_matched
+        """Every frame after the first is matched to its predecessor (``mode=mastsam``)."""
+        self.warnings: list[str] = []
+        self.previous: Optional[FrameReport] = None
+
+    def check(self, report: FrameReport) -> None:
+        previous, self.previous = self.previous, report
+        matched = self.always_matched or "match" in report.seconds
+        if previous is None or not matched or report.tracked > 0:
+            return
+        if report.num_matches > 0 and previous.num_ids == 0:
+            return
+        message = (
+            f"matching failed between frames {previous.name} and {report.name} ({report.num_matches} matches): "
+            f"no id carried over, the {report.new} regions of {report.name} got new ids"
+        )
+        self.warnings.append(message)
+        if self.on_warning is not None:
+            self.on_warning(message)

@@ -6,7 +6,8 @@ Layout of the output folder:
 - ``points.ply``: labelled point cloud ``x y z red green blue instance_id`` (may hold no points);
 - ``overlays/<frame_stem>.jpg``: each frame with its labels blended in, one stable colour per id;
 - ``contact_sheet.png``: a grid of overlays over the sequence;
-- ``report.json``: per-frame statistics (ids tracked, new, re-identified, rejected; stage timings).
+- ``report.json``: per-frame statistics (ids tracked, new, re-identified, rejected; stage timings) and
+  warnings (e.g. frame pairs whose matching failed).
 """
 
 from __future__ import annotations
@@ -112,7 +113,12 @@ def frame_entries(frames: Sequence[Frame]) -> list[dict[str, Any]]:
 
 
 def write_outputs(
-    output_dir: Path, frames: Sequence[Frame], result: TrackResult, config: dict[str, Any], extra_timing: dict[str, float]
+    output_dir: Path,
+    frames: Sequence[Frame],
+    result: TrackResult,
+    config: dict[str, Any],
+    extra_timing: dict[str, float],
+    warnings: Sequence[str] = (),
 ) -> list[str]:
     """Write every output file of a run; returns their paths relative to ``output_dir``."""
     output_dir = Path(output_dir)
@@ -145,7 +151,7 @@ def write_outputs(
         timing,
     )
     written.append(TRACKS_FILE)
-    atomic_write_text(output_dir / REPORT_FILE, json.dumps({"frames": frame_reports(result)}, indent=1) + "\n")
+    atomic_write_text(output_dir / REPORT_FILE, json.dumps({"warnings": list(warnings), "frames": frame_reports(result)}, indent=1) + "\n")
     written.append(REPORT_FILE)
     return written
 

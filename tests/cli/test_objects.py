@@ -196,3 +196,25 @@ def test_export_needs_one_source_and_ids(tmp_path: Path, scene_ply) -> None:
     with pytest.raises(InputError, match="no instance_id field.*mastsam lift"):
         run_export(ExportCommand(output_dir=tmp_path / "o", ply=scene_ply, quiet=True))
     assert not (tmp_path / "o").exists()
+
+
+def test_lift_takes_a_track_output_folder_as_masks(tmp_path: Path, synthetic_scene, scene_ply) -> None:
+    from mastsam_splat.cli.track import TrackCommand, run_track
+
+    track_out = tmp_path / "track"
+    run_track(TrackCommand(data=synthetic_scene, output_dir=track_out, stride=3, max_frames=3, quiet=True))
+    assert (track_out / "contact_sheet.png").is_file()  # a PNG beside masks/
+    summary = run_lift(
+        LiftCommand(
+            output_dir=tmp_path / "lift",
+            ply=scene_ply,
+            data=synthetic_scene,
+            masks=track_out,
+            stride=3,
+            max_frames=3,
+            quiet=True,
+            lift=FAST,
+        )
+    )
+    assert summary["metadata"]["masks"] == str((track_out / "masks").resolve())
+    assert summary["result"].counts()["objects"] > 0

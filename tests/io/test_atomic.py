@@ -1,13 +1,14 @@
-"""Atomic folder writes: a finished folder replaces the old one, a failed one leaves no trace."""
+"""Atomic folder writes: a finished folder replaces the old one (or only our files in it), a failed one leaves no trace."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.io.atomic import atomic_dir
+from mastsam_splat.io.atomic import STAGING_MARKER, atomic_dir, signals_deferred, writer_tag
 
 
 def test_atomic_dir_publishes_and_replaces(tmp_path: Path) -> None:
@@ -40,3 +41,100 @@ def test_atomic_dir_unwritable_parent_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot write the output folder here"):
         with atomic_dir(blocker / "out"):
             pass
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_atomic_dir_with_owned_files_keeps_everything_else(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with atomic_dir(target, owned=[]) as staging:
+        (staging / "sub").mkdir()
+        (staging / "sub" / "ours.txt").write_text("1")
+        (staging / "old.txt").write_text("1")
+    (target / "notes.md").write_text("the user's")
+    (target / "sub" / "theirs.txt").write_text("the user's")
+    target.chmod(0o750)
+    with atomic_dir(target, owned=["sub/ours.txt", "old.txt"]) as staging:
+        (staging / "sub").mkdir()
+        (staging / "sub" / "ours.txt").write_text("2")
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == [
+        "notes.md",
+        "sub",
+        "sub/ours.txt",
+        "sub/theirs.txt",
+    ]
+    assert (target / "sub" / "ours.txt").read_text() == "2"
+    assert (target.stat().st_mode & 0o777) == 0o750  # the folder itself is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_new_folder_gets_the_umask_permissions(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        with atomic_dir(tmp_path / "out", owned=[]) as staging:
+            (staging / "a.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert ((tmp_path / "out").stat().st_mode & 0o777) == 0o750
+    assert ((tmp_path / "out" / "a.txt").stat().st_mode & 0o777) == 0o640
+    assert not (tmp_path / "out" / STAGING_MARKER).exists()
+
+
+def test_an_interrupted_block_leaves_the_folder_as_it_was(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "a.txt").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(target, owned=["a.txt"]) as staging:
+            (staging / "a.txt").write_text("new")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"] and (target / "a.txt").read_text() == "old"
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    tag = writer_tag(dead_pid())
+    stale_dir = tmp_path / f".out.{tag}.abcd_123.partial"
+    stale_dir.mkdir()
+    (stale_dir / STAGING_MARKER).write_bytes(b"")
+    (stale_dir / "half.png").write_bytes(b"x")
+    stale_file = tmp_path / f".tracks.{tag}.zz9_abcd.tmp.json"
+    stale_file.write_text("{")
+    foreign_dir = tmp_path / f".out.{tag}.abcd_124.partial"  # no marker: not ours
+    other_host = tmp_path / f".out.{'0000' if tag[:4] != '0000' else '0001'}{tag[4:]}.abcd_125.partial"
+    other_host.mkdir()  # a writer of another machine sharing the folder
+    (other_host / STAGING_MARKER).write_bytes(b"")
+    foreign_dir.mkdir()
+    live = tmp_path / f".tracks.{writer_tag()}.abcdefgh.tmp.json"  # a writer still running
+    live.write_text("{")
+    user = tmp_path / ".hidden.tmp"
+    user.write_text("mine")
+    with atomic_dir(tmp_path / "out") as staging:
+        (staging / "a.txt").write_text("x")
+    assert not stale_dir.exists() and not stale_file.exists()
+    assert foreign_dir.is_dir() and other_host.is_dir() and live.is_file() and user.is_file()
+
+
+def test_signals_are_held_while_files_are_published(tmp_path: Path) -> None:
+    import signal
+
+    from mastsam_splat.errors import Interrupted, signals_interrupt
+
+    target = tmp_path / "out"
+    with pytest.raises(Interrupted) as caught:
+        with signals_interrupt():
+            with atomic_dir(target, owned=[]) as staging:
+                (staging / "a.txt").write_text("x")
+                with signals_deferred():
+                    os.kill(os.getpid(), signal.SIGTERM)  # arrives while held
+                    (staging / "b.txt").write_text("y")
+                raise AssertionError("not reached: the signal is delivered when released")
+    assert caught.value.exit_code == 143
+    assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == []

@@ -148,3 +148,24 @@ def test_failure_midway_leaves_no_partial_output(tmp_path: Path, monkeypatch: py
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before  # the earlier export is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_re_export_replaces_only_its_own_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_objects(random_gaussians(200, seed=1), out, points=True)
+    (out / "README.txt").write_text("the user's notes")
+    (out / "objects" / "my_edit.ply").write_bytes(b"the user's file")
+    out.chmod(0o750)
+    gaussians = random_gaussians(100, seed=2)
+    gaussians.instance_ids[:] = np.where(gaussians.instance_ids > 2, 1, gaussians.instance_ids)
+    result = export_objects(gaussians, out)  # fewer objects, no points.ply
+    assert (out / "README.txt").read_text() == "the user's notes"
+    assert (out / "objects" / "my_edit.ply").read_bytes() == b"the user's file"
+    assert not (out / "points.ply").exists() and not (out / "objects" / object_file_name(4)).exists()
+    assert len(read_gaussians_ply(out / "scene.ply")) == 100
+    assert set(result.index["files"]) == {"objects.json", "scene.ply"} | {
+        f"objects/{object_file_name(i)}" for i in result.object_files
+    }
+    assert (out.stat().st_mode & 0o777) == 0o750
+    assert not [p for p in tmp_path.iterdir() if p.name != "out"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
