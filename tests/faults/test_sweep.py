@@ -117,17 +117,9 @@ APPLIES = {
     ".ply": ("truncate", "truncate_tail", "empty", "garbage", "wrong_type", "nan"),
 }
 
-NEEDS_INPUT_CHECKS: dict[tuple[str, str, str], str] = {
-    ("ns-train", TRANSFORMS, "nan"): "the plugin's dataparser does not yet reject non-finite camera poses",
-}
-"""(command, file, corruption) whose clean report waits for input checks of the dataset readers."""
-
-
 def case(command: str, rel: str, corruption: str, with_command: bool = True) -> object:
-    reason = NEEDS_INPUT_CHECKS.get((command, rel, corruption))
-    marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason is not None else []
     values = (command, rel, corruption) if with_command else (rel, corruption)
-    return pytest.param(*values, id=f"{command}-{Path(rel).name}-{corruption}", marks=marks)
+    return pytest.param(*values, id=f"{command}-{Path(rel).name}-{corruption}")
 
 
 def cases() -> list:
