@@ -105,7 +105,9 @@ def check_nerfstudio_dataset(data: Optional[Path]) -> None:
     for i, frame in enumerate(frames):
         absent = [key for key in REQUIRED_INTRINSICS if key not in frame and key not in meta]
         if absent:
-            raise InputError(f"frame {i} has no {', '.join(absent)} (neither in the frame nor at the top level)", transforms)
+            raise InputError(
+                f"frame {i} has no {', '.join(absent)} (neither in the frame nor at the top level)", transforms
+            )
     for key in ALL_OR_NONE:
         having = [key in frame for frame in frames]
         if any(having) and not all(having):

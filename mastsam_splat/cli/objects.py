@@ -115,7 +115,10 @@ def run_export(cmd: ExportCommand) -> Any:
         metadata = {"source": str(Path(cmd.ply).resolve()), "frame": "as in the source PLY", "labels": "instance_id"}
     result = export_objects(gaussians, cmd.output_dir, selection, points=cmd.points, metadata=metadata)
     _print_objects(console, result.index)
-    console.print(f"wrote {len(result.object_files)} object files and {result.scene_file.name} to {escape(str(result.output_dir))}")
+    console.print(
+        f"wrote {len(result.object_files)} object files and {result.scene_file.name} "
+        f"to {escape(str(result.output_dir))}"
+    )
     return result
 
 
@@ -220,7 +223,10 @@ def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
     if matcher == "auto":
         matcher = "geometric" if scene.has_depth and scene.has_cameras else "sift"
     cache = track_cache(cmd, data)
-    console.print(f"no --masks: labelling the views with the MastSAM tracker ({cmd.segmenter} + {matcher}) -> {escape(str(cache))}")
+    console.print(
+        f"no --masks: labelling the views with the MastSAM tracker ({cmd.segmenter} + {matcher}) "
+        f"-> {escape(str(cache))}"
+    )
     track = TrackCommand(
         data=data,
         output_dir=cache,

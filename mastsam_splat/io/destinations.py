@@ -47,7 +47,9 @@ def _nearest_existing(path: Path) -> Path:
 def _writable(folder: Path, option: str, path: Path, hint: str) -> None:
     if not can_create_in(folder):
         tail = f"; {hint}" if hint else ""
-        raise InputError(f"{option} cannot be written: {folder} is not writable (read-only folder or file system){tail}", path)
+        raise InputError(
+            f"{option} cannot be written: {folder} is not writable (read-only folder or file system){tail}", path
+        )
 
 
 def check_writable_dir(

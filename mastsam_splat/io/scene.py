@@ -139,7 +139,8 @@ def _load_video(path: Path, stride: int, max_frames: Optional[int]) -> Scene:
                 if source_index < reported:
                     raise InputError(
                         f"the video reports {reported} frames but only {source_index} could be decoded "
-                        "(truncated or corrupt file); re-encode it or pass --max-frames to use the frames before the break",
+                        "(truncated or corrupt file); re-encode it, or pass --max-frames to use the frames "
+                        "before the break",
                         path,
                     )
                 break

@@ -1,4 +1,4 @@
-"""Output locations are checked before any work: not a file, not under a file, writable, not the input images' folder."""
+"""Output locations are checked before any work: not a file, not under a file, writable, not the images' folder."""
 
 from __future__ import annotations
 

@@ -25,7 +25,8 @@ def dataset(tmp_path: Path) -> Path:
         image = np.random.default_rng(i).integers(0, 255, (24, 32, 3), dtype=np.uint8)
         assert cv2.imwrite(str(root / "images" / f"f{i}.jpg"), image)
         frames.append({"file_path": f"images/f{i}.jpg", "transform_matrix": np.eye(4).tolist()})
-    (root / "transforms.json").write_text(json.dumps({"fl_x": 30, "fl_y": 30, "cx": 16, "cy": 12, "w": 32, "h": 24, "frames": frames}))
+    meta = {"fl_x": 30, "fl_y": 30, "cx": 16, "cy": 12, "w": 32, "h": 24, "frames": frames}
+    (root / "transforms.json").write_text(json.dumps(meta))
     return root
 
 
