@@ -197,11 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     print_plan(steps, args.budget_s, args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    with open(args.out / "gpu_check.log", "w") as log:
-        results = run_steps(steps, log, REPO, args.budget_s)
     context = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)), "options": {
         k: str(v) for k, v in vars(args).items() if k not in ("target_default", "work_default")}}  # fmt: skip
-    report = write_report(args.out / "gpu_check.json", results, context)
+    report_path = args.out / "gpu_check.json"
+    with open(args.out / "gpu_check.log", "w") as log:
+        results = run_steps(steps, log, REPO, args.budget_s, on_result=lambda so_far: write_report(
+            report_path, so_far, {**context, "complete": False}))  # fmt: skip
+    report = write_report(report_path, results, {**context, "complete": True})
     print(json.dumps({r["name"]: r["status"] for r in report["steps"]}))
     return 0 if report["failed"] == 0 and report["skipped"] == 0 else 1
 

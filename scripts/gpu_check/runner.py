@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 
 @dataclass
@@ -86,9 +86,18 @@ def run_step(step: Step, log: TextIO, cwd: Path, timeout_s: float) -> StepResult
 
 
 def run_steps(
-    steps: list[Step], log: TextIO, cwd: Path, budget_s: float, echo: Optional[TextIO] = sys.stderr
+    steps: list[Step],
+    log: TextIO,
+    cwd: Path,
+    budget_s: float,
+    echo: Optional[TextIO] = sys.stderr,
+    on_result: Optional[Callable[[list[StepResult]], None]] = None,
 ) -> list[StepResult]:
-    """Run every step in order (see module docstring); returns one result per step."""
+    """Run every step in order (see module docstring); returns one result per step.
+
+    ``log`` must be a real file (the steps write into it directly). ``on_result`` gets the results
+    so far after every step, so a run cut off from outside still leaves its report.
+    """
     deadline = time.monotonic() + budget_s
     results: list[StepResult] = []
     passed: set[str] = set()
@@ -108,6 +117,8 @@ def run_steps(
             extra = f" ({result.reason})" if result.reason else ""
             echo.write(f"[gpu-check] {step.name}: {result.status} in {result.seconds:.1f} s{extra}\n")
             echo.flush()
+        if on_result is not None:
+            on_result(results)
     return results
 
 
