@@ -39,8 +39,9 @@ STEP_NAMES = ("install", "environment", "gsplat_compile", "gsplat_parity", "scen
 def plan(args: argparse.Namespace, python: str) -> list[Step]:
     """Every step of a GPU run, in order, with its time limit and the steps it needs."""
     work = args.work_dir
+    paths = [str(REPO)] + ([] if args.installed else [str(args.target)]) + [os.environ.get("PYTHONPATH", "")]
     env = {
-        "PYTHONPATH": os.pathsep.join([str(REPO), str(args.target), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "PYTHONPATH": os.pathsep.join(paths).rstrip(os.pathsep),
         "GPU_CHECK_WORK": str(work),
         "TORCH_EXTENSIONS_DIR": str(work / "torch_extensions"),
         "PYTHONWARNINGS": "ignore",
@@ -72,6 +73,10 @@ def plan(args: argparse.Namespace, python: str) -> list[Step]:
         step("lift", "lift.py", "--scene", str(lift_scene), "--gaussians", str(args.lift_gaussians),
              timeout=240, min_s=30, needs=[*compiled, "lift_scene"]),
     ]  # fmt: skip
+    if args.installed:  # the packages are installed in this environment: no bundle
+        steps = [s for s in steps if s.name != "install"]
+        for s in steps:
+            s.needs = tuple(n for n in s.needs if n != "install")
     if args.only:
         wanted = set(args.only.split(","))
         unknown = wanted - set(STEP_NAMES)
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="scenes, runs, compiled kernels (kept between runs on the same machine)")  # fmt: skip
     parser.add_argument("--target", type=Path, default=None, help="where the bundle is installed (default: WORK/site)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or REPO / ".gpu_check" / "out"))
+    parser.add_argument("--installed", action="store_true",
+                        help="use the packages installed in this environment (pip install -e .) instead of the bundle")  # fmt: skip
     parser.add_argument("--budget-s", type=float, default=560, help="time for all steps together")
     parser.add_argument("--only", default="", help=f"comma-separated steps to run, of: {', '.join(STEP_NAMES)}")
     parser.add_argument("--steps", type=int, default=3000, help="training steps of both ns-train runs")

@@ -75,7 +75,7 @@ def test_run_writes_the_report_and_log_under_out(tmp_path: Path, monkeypatch) ->
 def test_the_plan_orders_every_step_and_only_keeps_the_chosen_ones(tmp_path: Path) -> None:
     args = run.main.__globals__["argparse"].Namespace(
         work_dir=tmp_path, target=tmp_path / "site", bundle=tmp_path / "wheels", frames=4, steps=10,
-        segmenter="simulated", sam_frames=1, lift_views=3, lift_gaussians=1000, only="",
+        segmenter="simulated", sam_frames=1, lift_views=3, lift_gaussians=1000, only="", installed=False,
     )  # fmt: skip
     names = [s.name for s in run.plan(args, "python3")]
     assert tuple(names) == run.STEP_NAMES
@@ -83,3 +83,7 @@ def test_the_plan_orders_every_step_and_only_keeps_the_chosen_ones(tmp_path: Pat
     steps = run.plan(args, "python3")
     assert [s.name for s in steps] == ["scene", "train_mastsam"]
     assert steps[1].needs == ("scene",)
+    args.only, args.installed = "", True
+    steps = run.plan(args, "python3")
+    assert "install" not in [s.name for s in steps] and not any("install" in s.needs for s in steps)
+    assert str(tmp_path / "site") not in steps[0].env["PYTHONPATH"]
