@@ -39,9 +39,9 @@ STEP_NAMES = ("install", "environment", "gsplat_compile", "gsplat_parity", "scen
 def plan(args: argparse.Namespace, python: str) -> list[Step]:
     """Every step of a GPU run, in order, with its time limit and the steps it needs."""
     work = args.work_dir
-    paths = [str(REPO)] + ([] if args.installed else [str(args.target)]) + [os.environ.get("PYTHONPATH", "")]
+    paths = [str(REPO)] + ([] if args.installed else [str(args.target)])
     env = {
-        "PYTHONPATH": os.pathsep.join(paths).rstrip(os.pathsep),
+        "PYTHONPATH": os.pathsep.join(paths),
         "GPU_CHECK_WORK": str(work),
         "TORCH_EXTENSIONS_DIR": str(work / "torch_extensions"),
         "PYTHONWARNINGS": "ignore",
