@@ -42,6 +42,8 @@ def plan(args: argparse.Namespace, python: str) -> list[Step]:
     paths = [str(REPO)] + ([] if args.installed else [str(args.target)])
     env = {
         "PYTHONPATH": os.pathsep.join(paths),
+        # the bundle's console scripts: ninja, which gsplat's kernel build runs
+        "PATH": os.pathsep.join([str(args.target / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]),
         "GPU_CHECK_WORK": str(work),
         "TORCH_EXTENSIONS_DIR": str(work / "torch_extensions"),
         "PYTHONWARNINGS": "ignore",
@@ -67,6 +69,7 @@ def plan(args: argparse.Namespace, python: str) -> list[Step]:
         step("train_splatfacto", "ns_train.py", "splatfacto", "--data", str(scene), "--steps", str(args.steps),
              "--output-dir", str(work / "runs"), timeout=240, min_s=45, needs=[*compiled, "scene"]),
         step("tracker_sam", "tracker_sam.py", "--scene", str(scene), "--frames", str(args.sam_frames),
+             "--model-types", args.sam_models, "--points-per-side", str(args.sam_points_per_side),
              timeout=240, min_s=45, needs=["install", "scene"]),
         step("lift_scene", "scene.py", "--output", str(lift_scene), "--frames", str(args.lift_views),
              "--width", "320", "--height", "240", timeout=180, min_s=20, needs=["install"]),
@@ -190,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=60, help="views of the 640x480 training scene")
     parser.add_argument("--segmenter", default="simulated", help="tracker segmenter of the mastsam-splat run")
     parser.add_argument("--sam-frames", type=int, default=4, help="frames tracked with each random SAM")
+    parser.add_argument("--sam-models", default="vit_h,vit_b", help="SAM model types the tracker runs with")
+    parser.add_argument("--sam-points-per-side", type=int, default=32, help="SAM automatic-mask grid")
     parser.add_argument("--lift-views", type=int, default=100)
     parser.add_argument("--lift-gaussians", type=int, default=1_000_000)
     parser.add_argument("--python", default=None, help="dry run: the python3.12 to build the clean venv with")

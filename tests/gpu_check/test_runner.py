@@ -75,7 +75,7 @@ def test_run_writes_the_report_and_log_under_out(tmp_path: Path, monkeypatch) ->
 def test_the_plan_orders_every_step_and_only_keeps_the_chosen_ones(tmp_path: Path) -> None:
     args = run.main.__globals__["argparse"].Namespace(
         work_dir=tmp_path, target=tmp_path / "site", bundle=tmp_path / "wheels", frames=4, steps=10,
-        segmenter="simulated", sam_frames=1, lift_views=3, lift_gaussians=1000, only="", installed=False,
+        segmenter="simulated", sam_frames=1, sam_models="vit_b", sam_points_per_side=4, lift_views=3, lift_gaussians=1000, only="", installed=False,
     )  # fmt: skip
     names = [s.name for s in run.plan(args, "python3")]
     assert tuple(names) == run.STEP_NAMES

@@ -57,10 +57,24 @@ def peak_memory_gib() -> float:
     return round(torch.cuda.max_memory_allocated() / 2**30, 3)
 
 
-def require_cuda() -> None:
-    """Stop the step with a clear message when CUDA is not available."""
+def require_cuda() -> str:
+    """The device to run on: ``cuda``; without CUDA, stop the step with a clear message.
+
+    ``GPU_CHECK_ALLOW_CPU=1`` runs the step on the CPU instead (a smoke test of the step's own
+    code at small sizes, not a measurement).
+    """
     import torch
 
-    if not torch.cuda.is_available():
-        write_result({"error": "CUDA is not available"})
-        sys.exit(1)
+    if torch.cuda.is_available():
+        return "cuda"
+    if os.environ.get("GPU_CHECK_ALLOW_CPU") == "1":
+        return "cpu"
+    write_result({"error": "CUDA is not available"})
+    sys.exit(1)
+
+
+def synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()

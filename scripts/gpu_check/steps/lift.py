@@ -19,7 +19,7 @@ def main() -> int:
     parser.add_argument("--scene", type=Path, required=True)
     parser.add_argument("--gaussians", type=int, default=1_000_000)
     args = parser.parse_args()
-    require_cuda()
+    device = require_cuda()
     sys.path.insert(0, str(REPO / "scripts"))
     from bench_lift import surface_gaussians
 
@@ -38,7 +38,7 @@ def main() -> int:
     start = time.perf_counter()
     code = entrypoint(
         ["lift", "--ply", str(ply), "--data", str(args.scene), "--masks", str(args.scene / "instances"),
-         "--output-dir", str(out), "--rasterizer", "gsplat", "--quiet"]  # fmt: skip
+         "--output-dir", str(out), "--rasterizer", "gsplat" if device == "cuda" else "torch", "--quiet"]  # fmt: skip
     )
     figures["lift_s"] = round(time.perf_counter() - start, 2)
     figures["peak_gpu_memory_gib"] = peak_memory_gib()

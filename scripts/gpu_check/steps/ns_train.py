@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import peak_memory_gib, require_cuda, reset_peak_memory, write_result
+from common import peak_memory_gib, require_cuda, reset_peak_memory, synchronize, write_result
 
 
 def main() -> int:
@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--output-dir", type=Path, required=True)
     parser.add_argument("extra", nargs="*", help="more ns-train options (after --)")
     args = parser.parse_args()
-    require_cuda()
+    device = require_cuda()
     import torch
     from nerfstudio.engine.trainer import Trainer
     from nerfstudio.scripts import train as ns_train
@@ -45,7 +45,7 @@ def main() -> int:
     def timed_iteration(self, step):  # type: ignore[no-untyped-def]
         start = time.perf_counter()
         out = original_iteration(self, step)
-        torch.cuda.synchronize()
+        synchronize()
         step_times.append(time.perf_counter() - start)
         return out
 
@@ -62,6 +62,7 @@ def main() -> int:
         "--steps-per-eval-image", "1000000", "--steps-per-eval-batch", "0",
         "--steps-per-eval-all-images", "1000000", "--steps-per-save", "1000000",
         "--output-dir", str(args.output_dir), "--timestamp", "run",
+        "--machine.device-type", device,
         *args.extra,
     ]  # fmt: skip
     reset_peak_memory()
@@ -73,7 +74,7 @@ def main() -> int:
         figures["iterations_per_s"] = round(len(step_times) / sum(step_times), 2)
         figures["median_step_ms"] = round(1000 * statistics.median(step_times), 3)
     figures["peak_gpu_memory_gib"] = peak_memory_gib()
-    run_dir = args.output_dir / args.data.name / args.method / "run"
+    run_dir = Path(trainers[-1].base_dir) if trainers else args.output_dir / args.data.name / args.method / "run"
     report_file = run_dir / "eval_metrics.json"
     if report_file.is_file():
         report = json.loads(report_file.read_text())

@@ -29,7 +29,7 @@ def random_checkpoint(model_type: str, folder: Path) -> Path:
     return path
 
 
-def run(model_type: str, frames: list, points_per_side: int) -> dict:
+def run(model_type: str, frames: list, points_per_side: int, device: str) -> dict:
     from mastsam_splat.tracker.job import TrackingJob
     from mastsam_splat.tracker.tracker import TrackerConfig
 
@@ -37,8 +37,11 @@ def run(model_type: str, frames: list, points_per_side: int) -> dict:
     start = time.perf_counter()
     checkpoint = random_checkpoint(model_type, work_dir())
     figures["build_checkpoint_s"] = round(time.perf_counter() - start, 1)
-    job = TrackingJob.from_options("sam", "sift", TrackerConfig(), sam_checkpoint=checkpoint, sam_model_type=model_type)
-    job.segmenter_config = replace(job.segmenter_config, device="cuda", points_per_side=points_per_side)
+    job = TrackingJob.from_options(
+        "sam", "sift", TrackerConfig(), sam_checkpoint=checkpoint, sam_model_type=model_type,
+        sam_options={"points_per_side": points_per_side},
+    )  # fmt: skip
+    job.segmenter_config = replace(job.segmenter_config, device=device)
     start = time.perf_counter()
     tracker = job.make_tracker()
     figures["load_s"] = round(time.perf_counter() - start, 1)
@@ -64,14 +67,14 @@ def main() -> int:
     parser.add_argument("--model-types", default="vit_h,vit_b")
     parser.add_argument("--points-per-side", type=int, default=32)
     args = parser.parse_args()
-    require_cuda()
+    device = require_cuda()
     from mastsam_splat.io import load_scene
 
     frames = load_scene(args.scene, max_frames=args.frames).frames
     figures: dict = {}
     for model_type in args.model_types.split(","):
         try:
-            figures[model_type] = run(model_type, frames, args.points_per_side)
+            figures[model_type] = run(model_type, frames, args.points_per_side, device)
         except Exception as exc:  # noqa: BLE001 (one model's failure is reported; the next still runs)
             figures[model_type] = {"error": f"{type(exc).__name__}: {exc}"}
             import traceback
