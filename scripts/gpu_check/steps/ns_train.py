@@ -4,7 +4,9 @@ Runs Nerfstudio's own train entry point with the given options, with two additio
 training iteration is timed (CUDA synchronised), and after training the run's held-out figures
 are collected (``eval_metrics.json`` of a mastsam-splat run; Nerfstudio's average eval-image
 metrics for any other method). LPIPS is built lazily so a machine without its AlexNet weights
-still trains (it is then not reported).
+still trains (it is then not reported). Nerfstudio's own dataparser reads the dataset's point
+cloud with open3d, which the GPU machine lacks; any method using it gets the plugin's parser
+instead, which is the same parser with the project's PLY reader (same split, same transform).
 
     python ns_train.py METHOD --data DIR --steps N --output-dir DIR [-- more ns-train options]
 """
@@ -16,6 +18,7 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from common import peak_memory_gib, require_cuda, reset_peak_memory, synchronize, write_result
@@ -27,14 +30,17 @@ def main() -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--output-dir", type=Path, required=True)
-    parser.add_argument("extra", nargs="*", help="more ns-train options (after --)")
-    args = parser.parse_args()
+    args, extra = parser.parse_known_args()  # everything after ``--`` goes to ns-train as it is
     device = require_cuda()
     import torch
+    import tyro
+    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+    from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
     from nerfstudio.engine.trainer import Trainer
     from nerfstudio.scripts import train as ns_train
     from torchmetrics.image import lpip
 
+    from nerfstudio_plugin.dataparser import MastsamDataParserConfig
     from nerfstudio_plugin.model import LazyLpips
 
     lpip.LearnedPerceptualImagePatchSimilarity = LazyLpips
@@ -63,13 +69,19 @@ def main() -> int:
         "--steps-per-eval-all-images", "1000000", "--steps-per-save", "1000000",
         "--output-dir", str(args.output_dir), "--timestamp", "run",
         "--machine.device-type", device,
-        *args.extra,
+        *[option for option in extra if option != "--"],
     ]  # fmt: skip
+    config = tyro.cli(AnnotatedBaseConfigUnion, args=sys.argv[1:])
+    parser_config = config.pipeline.datamanager.dataparser
+    if type(parser_config) is NerfstudioDataParserConfig:
+        settings = {f.name: getattr(parser_config, f.name) for f in fields(parser_config) if f.init and f.name != "_target"}
+        config.pipeline.datamanager.dataparser = MastsamDataParserConfig(**settings)
     reset_peak_memory()
     start = time.perf_counter()
-    ns_train.entrypoint()
+    ns_train.main(config)
     wall = time.perf_counter() - start
-    figures: dict = {"method": args.method, "steps": args.steps, "wall_s": round(wall, 1)}
+    figures: dict = {"method": args.method, "steps": args.steps, "wall_s": round(wall, 1),
+                     "dataparser": type(config.pipeline.datamanager.dataparser).__name__}  # fmt: skip
     if step_times:
         figures["iterations_per_s"] = round(len(step_times) / sum(step_times), 2)
         figures["median_step_ms"] = round(1000 * statistics.median(step_times), 3)
