@@ -91,6 +91,7 @@ def main() -> int:
     if report_file.is_file():
         report = json.loads(report_file.read_text())
         figures["eval"] = report.get("eval", {})
+        figures["eval_images"] = report.get("eval_images", 0)
         figures["plugin_timing"] = report.get("timing", {})
         figures["tracker"] = report.get("tracker")
     elif trainers:
