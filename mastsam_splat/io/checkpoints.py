@@ -1,4 +1,4 @@
-"""Let ``torch.load(weights_only=True)`` read Nerfstudio checkpoints.
+"""Checkpoint files: clear errors for a wrong path, and ``torch.load(weights_only=True)`` for Nerfstudio's.
 
 Nerfstudio 1.1.5 stores numpy scalars in optimizer and scheduler state; torch >= 2.6 loads with
 ``weights_only=True`` and refuses them, which breaks ``--load-dir``, ``ns-viewer``, ``ns-eval``
@@ -7,7 +7,27 @@ and reading a run's Gaussians.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Union
+
 import numpy as np
+
+from mastsam_splat.errors import InputError
+
+
+def check_checkpoint_file(path: Union[str, Path], what: str, hint: str) -> Path:
+    """``path`` as a Path when it is a file; otherwise an :class:`InputError` saying what it is instead.
+
+    ``what`` names the checkpoint (e.g. "SAM checkpoint"), ``hint`` says where to get one.
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise InputError(f"{what} is a folder, not a checkpoint file: pass the checkpoint file itself; {hint}", path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {hint}", path)
+    if not path.is_file():
+        raise InputError(f"{what} is not a regular file: {hint}", path)
+    return path
 
 
 def numpy_checkpoint_globals() -> list:

@@ -1,23 +1,33 @@
 """MASt3R dense matching through the official mast3r / dust3r code.
 
-MASt3R is not on PyPI. Install it next to this package::
+MASt3R is not on PyPI. The matcher needs only the clone (with its dust3r submodule) and two small
+packages besides this project's own dependencies::
 
     git clone --recursive https://github.com/naver/mast3r
-    cd mast3r && pip install -r requirements.txt -r dust3r/requirements.txt
+    pip install einops huggingface_hub
 
-and either put the clone on ``PYTHONPATH`` or pass it as ``repo``. The checkpoint is a local
-file, never downloaded at run time; get ``MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth``
-from https://download.europe.naverlabs.com/ComputerVision/MASt3R/.
+and either the clone on ``PYTHONPATH`` or its path as ``repo`` (``--mast3r-repo``). MASt3R's own
+requirements files are for its demos and training (gradio, a second OpenCV, an unpinned numpy)
+and are not needed. The checkpoint is a local file, never downloaded at run time; get
+``MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth`` from
+https://download.europe.naverlabs.com/ComputerVision/MASt3R/.
 
 A pair is prepared exactly like ``dust3r.utils.image.load_images`` prepares image files
-(long side resized to 512, centre crop to a multiple of the patch size), run through the
-network once, and matched by reciprocal nearest neighbours of the dense descriptors
+(long side resized to ``image_size``, centre crop to a multiple of the patch size), run through
+the network once, and matched by reciprocal nearest neighbours of the dense descriptors
 (``mast3r.fast_nn.fast_reciprocal_NNs``). Coordinates are mapped back from the network's
 resized/cropped input to each frame's original pixels with :class:`Mast3rInputTransform`.
-Confidence is ``1 - 1 / c`` with ``c >= 1`` the smaller of the two descriptor confidences.
-3D points come from the pointmaps and are expressed in camera a's coordinates at the
-network's (metric, for the metric checkpoint) scale, shared by both frames of the pair.
-Frames of different sizes in one pair are supported (the network encodes them separately).
+
+Two confidences come out of the network. The descriptor confidence is ``exp(x) > 0``
+(``desc_conf_mode=('exp', 0, inf)`` in the checkpoint's model string); a match's confidence is
+``1 - 1 / c`` with ``c`` the smaller of its two descriptor confidences, clipped to [0, 1] (``c <= 1``
+gives 0). The pointmap confidence is ``1 + exp(x) > 1`` (``conf_mode=('exp', 1, inf)``); a match
+keeps its 3D points only where both pointmaps are more confident than ``min_pointmap_conf``
+(1.5, as MASt3R's demo filters its point clouds); elsewhere its points are NaN, so they enter
+neither the point cloud nor the 3D memory, while the 2D match still carries masks between frames.
+3D points come from the pointmaps and are expressed in camera a's coordinates at the network's
+(metric, for the metric checkpoint) scale, shared by both frames of the pair. Frames of
+different sizes in one pair are supported (the network encodes them separately).
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from typing import Any, Optional
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.checkpoints import check_checkpoint_file
 from mastsam_splat.geometry.reprojection import frame_label
 from mastsam_splat.matchers.base import check_image
 from mastsam_splat.types import Frame, Matches
@@ -41,8 +52,7 @@ CHECKPOINT_NAME = "MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth"
 CHECKPOINT_URL = "https://download.europe.naverlabs.com/ComputerVision/MASt3R/"
 INSTALL_HELP = (
     "install MASt3R with `git clone --recursive https://github.com/naver/mast3r && "
-    "pip install -r mast3r/requirements.txt -r mast3r/dust3r/requirements.txt`, then put the clone on "
-    "PYTHONPATH or pass it as the mast3r repo option"
+    "pip install einops huggingface_hub`, then pass the clone with --mast3r-repo PATH (or put it on PYTHONPATH)"
 )
 CHECKPOINT_HELP = f"download {CHECKPOINT_NAME} from {CHECKPOINT_URL} and pass its local path as the mast3r checkpoint"
 
@@ -132,7 +142,11 @@ class Mast3rMatcherConfig:
     repo: Optional[Path] = None
     """Clone of github.com/naver/mast3r (with its dust3r submodule), when it is not on PYTHONPATH."""
     image_size: int = 512
-    """Long side of the network input (the checkpoint's training resolution)."""
+    """Long side of the network input in pixels (512: the checkpoint's training resolution; 224 resizes the
+    short side to 224 and crops a square). Smaller is faster and coarser."""
+    min_pointmap_conf: float = 1.5
+    """Keep a match's 3D points only where both pointmap confidences exceed this (they are > 1; MASt3R's demo
+    keeps > 1.5). 1.0 keeps every point."""
     subsample: int = 8
     """Start reciprocal nearest-neighbour search from every n-th network pixel."""
     border: int = 3
@@ -198,9 +212,7 @@ def load_mast3r_model(checkpoint: Optional[Path], repo: Optional[Path] = None) -
     """A MASt3R network (CPU, eval mode) from a local checkpoint, with clear errors for bad files."""
     if checkpoint is None:
         raise InputError(f"the mast3r matcher needs a checkpoint: {CHECKPOINT_HELP}; {INSTALL_HELP}")
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise InputError(f"MASt3R checkpoint not found: {CHECKPOINT_HELP}; {INSTALL_HELP}", path)
+    path = check_checkpoint_file(checkpoint, "MASt3R checkpoint", CHECKPOINT_HELP)
     entries = _read_checkpoint_entries(path)
     mast3r_model = _import_mast3r(repo)
     try:
@@ -239,6 +251,8 @@ class Mast3rMatcher:
         cfg = self.config
         if cfg.subsample < 1:
             raise ValueError(f"subsample must be >= 1, got {cfg.subsample}")
+        if cfg.image_size < 16:
+            raise InputError(f"MASt3R image size must be at least one 16-pixel patch, got {cfg.image_size}")
         self.net = load_mast3r_model(cfg.checkpoint, cfg.repo)
         import torch
 
@@ -300,11 +314,17 @@ class Mast3rMatcher:
         conf_key = "desc_conf" if "desc_conf" in pred_a else "conf"
         conf_a = pred_a[conf_key][0].detach().cpu().numpy()[px_a[:, 1], px_a[:, 0]]
         conf_b = pred_b[conf_key][0].detach().cpu().numpy()[px_b[:, 1], px_b[:, 0]]
-        raw = np.minimum(conf_a, conf_b).astype(np.float64)  # >= 1 (exp-based confidence)
+        raw = np.minimum(conf_a, conf_b).astype(np.float64)  # exp(x) > 0 (desc_conf_mode ('exp', 0, inf))
         confidence = np.clip(1.0 - 1.0 / np.maximum(raw, 1.0), 0.0, 1.0)
 
         pts_a = pred_a["pts3d"][0].detach().cpu().numpy()[px_a[:, 1], px_a[:, 0]]
         pts_b = pred_b["pts3d_in_other_view"][0].detach().cpu().numpy()[px_b[:, 1], px_b[:, 0]]
+        if "conf" in pred_a and "conf" in pred_b:  # pointmap confidences, 1 + exp(x) > 1
+            pconf_a = pred_a["conf"][0].detach().cpu().numpy()[px_a[:, 1], px_a[:, 0]]
+            pconf_b = pred_b["conf"][0].detach().cpu().numpy()[px_b[:, 1], px_b[:, 0]]
+            unsure = ~((pconf_a > cfg.min_pointmap_conf) & (pconf_b > cfg.min_pointmap_conf))
+            pts_a = np.where(unsure[:, None], np.nan, pts_a)
+            pts_b = np.where(unsure[:, None], np.nan, pts_b)
         return Matches(
             xy_a=tf_a.to_original(px_a + 0.5),
             xy_b=tf_b.to_original(px_b + 0.5),

@@ -1,8 +1,14 @@
 """Segment Anything (SAM) backend: automatic masks and point prompts from one image embedding.
 
 ``prepare`` runs SAM's image encoder once; the automatic mask generator and every prompt on that
-image decode from the same embedding. The generator runs on the whole image only
-(``crop_n_layers=0``), which is what makes its single crop's embedding the frame's embedding.
+image decode from the same embedding. By default the generator runs on the whole image only
+(``crop_n_layers=0``), so its single crop's embedding is the frame's embedding; with crop layers,
+each smaller crop is encoded on its own (one more encoder pass per crop).
+
+Cost: the automatic masks decode ``points_per_side**2`` point prompts per frame. On a CPU a vit_b
+frame takes about 150 s with the default 32x32 grid, 78% of it in that decoding; the decoding
+scales with the number of points, so ``points_per_side=16`` cuts it about four times (with fewer
+small masks). On a GPU the image encoder dominates instead.
 
 Weights are read from a local checkpoint (the official files from the segment-anything
 README); nothing is downloaded at run time. torch and segment_anything are imported only when a
@@ -19,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.checkpoints import check_checkpoint_file
 from mastsam_splat.segmenters.base import check_image, empty_mask, points_in_image
 from mastsam_splat.types import Mask
 
@@ -63,13 +70,17 @@ class SamSegmenterConfig:
     device: str = "auto"
     """torch device: ``auto`` (cuda when available, else cpu), ``cpu``, ``cuda`` or ``cuda:N``."""
     points_per_side: int = 32
-    """Automatic masks: the point grid has points_per_side**2 prompts."""
+    """Automatic masks: the point grid has points_per_side**2 prompts (SAM's default 32: 1,024 prompts a frame;
+    16 decodes four times fewer, at the cost of small objects)."""
     points_per_batch: int = 64
     """Automatic masks: prompts decoded at once (more is faster, uses more memory)."""
     pred_iou_thresh: float = 0.88
-    """Automatic masks: keep masks whose predicted IoU exceeds this."""
+    """Automatic masks: keep masks whose predicted IoU exceeds this (SAM's default 0.88)."""
     stability_score_thresh: float = 0.95
-    """Automatic masks: keep masks whose stability score reaches this."""
+    """Automatic masks: keep masks whose stability score reaches this (SAM's default 0.95)."""
+    crop_n_layers: int = 0
+    """Automatic masks: also run on 4**i image crops for i = 1..crop_n_layers (finds smaller objects; each crop
+    is encoded separately). 0: the whole image only, the one embedding shared with the prompts."""
     box_nms_thresh: float = 0.7
     """Automatic masks: box IoU above which duplicates are suppressed."""
     min_mask_region_area: int = 0
@@ -80,6 +91,19 @@ class SamSegmenterConfig:
     def setup(self) -> "SamSegmenter":
         """Build the segmenter with these settings."""
         return SamSegmenter(self)
+
+    def check(self) -> None:
+        """Reject settings SAM cannot use, before the (large) model is built."""
+        if self.points_per_side < 1:
+            raise InputError(f"SAM points per side must be at least 1, got {self.points_per_side}")
+        if self.points_per_batch < 1:
+            raise InputError(f"SAM points per batch must be at least 1, got {self.points_per_batch}")
+        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise InputError(f"SAM {name.replace('_', ' ')} must be within [0, 1], got {value}")
+        if self.crop_n_layers < 0:
+            raise InputError(f"SAM crop layers must be 0 or more, got {self.crop_n_layers}")
 
 
 def checkpoint_hint(model_type: str) -> str:
@@ -116,9 +140,7 @@ def load_sam(checkpoint: Optional[Path], model_type: str, device: str = "auto") 
     hint = checkpoint_hint(model_type)
     if checkpoint is None:
         raise InputError(f"the sam segmenter needs a checkpoint: {hint}")
-    path = Path(checkpoint).expanduser()
-    if not path.is_file():
-        raise InputError(f"SAM checkpoint not found: {hint}", path)
+    path = check_checkpoint_file(checkpoint, "SAM checkpoint", hint)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any failure to unpickle means the file is unusable
@@ -197,6 +219,7 @@ class SamSegmenter:
 
         self.config = config or SamSegmenterConfig()
         cfg = self.config
+        cfg.check()
         self.model = load_sam(cfg.checkpoint, cfg.model_type, cfg.device)
         self.predictor = _shared_embedding_predictor(self.model)
         self.generator = SamAutomaticMaskGenerator(
@@ -206,7 +229,7 @@ class SamSegmenter:
             pred_iou_thresh=cfg.pred_iou_thresh,
             stability_score_thresh=cfg.stability_score_thresh,
             box_nms_thresh=cfg.box_nms_thresh,
-            crop_n_layers=0,
+            crop_n_layers=cfg.crop_n_layers,
             min_mask_region_area=cfg.min_mask_region_area,
             output_mode="binary_mask",
         )
@@ -250,8 +273,9 @@ def _shared_embedding_predictor(model: "Sam") -> Any:
     class SharedEmbeddingPredictor(SamPredictor):
         """``set_image`` re-installs the current state's embedding instead of running the encoder again.
 
-        ``SamAutomaticMaskGenerator`` calls ``set_image`` on its crop; with ``crop_n_layers=0`` that
-        crop is the whole image, so the embedding from ``encode`` is exactly what it would compute.
+        ``SamAutomaticMaskGenerator`` calls ``set_image`` on each crop; its first crop is the whole
+        image, so the embedding from ``encode`` is exactly what it would compute. Smaller crops (crop
+        layers) are encoded as SAM would; ``use`` installs the frame's embedding again afterwards.
         """
 
         def __init__(self, sam: "Sam") -> None:
@@ -269,9 +293,12 @@ def _shared_embedding_predictor(model: "Sam") -> Any:
             self._install()
 
         def set_image(self, image: np.ndarray, image_format: str = "RGB") -> None:
-            if self._state is None or tuple(image.shape[:2]) != self._state.original_size:
-                raise RuntimeError("the shared-embedding predictor only serves the image given to use()")
-            self._install()
+            if self._state is None:
+                raise RuntimeError("the shared-embedding predictor serves the image given to use() first")
+            if tuple(image.shape[:2]) == self._state.original_size:
+                self._install()
+            else:  # a crop of the frame (crop layers): encode it
+                super().set_image(image, image_format)
 
         def _install(self) -> None:
             assert self._state is not None

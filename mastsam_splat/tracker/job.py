@@ -62,16 +62,24 @@ class TrackingJob:
         sam_model_type: str = "vit_h",
         mast3r_checkpoint: Optional[Path] = None,
         selection: Optional[dict[str, Any]] = None,
+        sam_options: Optional[dict[str, Any]] = None,
+        mast3r_options: Optional[dict[str, Any]] = None,
     ) -> "TrackingJob":
-        """A job from command-line style options (checkpoint paths, the dataset for ``simulated``)."""
+        """A job from command-line style options (checkpoint paths, the dataset for ``simulated``).
+
+        ``sam_options`` / ``mast3r_options`` are more fields of that backend's config, used when the
+        backend is selected (e.g. ``points_per_side``, ``repo``, ``image_size``).
+        """
         segmenter_config = SEGMENTER_CONFIGS[segmenter]()
         if segmenter == "sam":
-            segmenter_config = replace(segmenter_config, checkpoint=sam_checkpoint, model_type=sam_model_type)
+            segmenter_config = replace(
+                segmenter_config, checkpoint=sam_checkpoint, model_type=sam_model_type, **(sam_options or {})
+            )
         elif segmenter == "simulated":
             segmenter_config = replace(segmenter_config, data=data)
         matcher_config = MATCHER_CONFIGS[matcher]()
         if matcher == "mast3r":
-            matcher_config = replace(matcher_config, checkpoint=mast3r_checkpoint)
+            matcher_config = replace(matcher_config, checkpoint=mast3r_checkpoint, **(mast3r_options or {}))
         return cls(segmenter, segmenter_config, matcher, matcher_config, tracker, dict(selection or {}))
 
     def fingerprint(self) -> dict[str, Any]:
@@ -101,6 +109,21 @@ def _backend_fingerprint(name: str, config: Any) -> dict[str, Any]:
         "config": asdict(config),
         "files": {field: file_fingerprint(path) for field, path in paths_in(config).items()},
         "code": code_fingerprint(type(config).__module__),
+    }
+
+
+def backend_options(options: Any) -> dict[str, dict[str, Any]]:
+    """``sam_options`` and ``mast3r_options`` for :meth:`TrackingJob.from_options` from an options object.
+
+    ``options`` (``mastsam track``'s command, the plugin's tracking config) has the fields
+    ``sam_points_per_side``, ``sam_pred_iou_thresh``, ``sam_stability_score_thresh``,
+    ``sam_crop_n_layers``, ``mast3r_repo``, ``mast3r_image_size`` and ``mast3r_min_conf``.
+    """
+    sam = ("points_per_side", "pred_iou_thresh", "stability_score_thresh", "crop_n_layers")
+    mast3r = {"repo": "mast3r_repo", "image_size": "mast3r_image_size", "min_pointmap_conf": "mast3r_min_conf"}
+    return {
+        "sam_options": {name: getattr(options, f"sam_{name}") for name in sam},
+        "mast3r_options": {name: getattr(options, option) for name, option in mast3r.items()},
     }
 
 

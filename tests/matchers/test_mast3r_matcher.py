@@ -203,3 +203,78 @@ def test_checkpoint_missing_weights(tiny_checkpoint, tmp_path):
     partial = _save(tmp_path / "partial.pth", ckpt)
     with pytest.raises(InputError, match="partial.pth.*lacks 1 weights"):
         make_matcher("mast3r", {"checkpoint": partial})
+
+
+def test_pointmap_confidence_filter_drops_unsure_3d_points_only(tiny_checkpoint):
+    from mastsam_splat.tracker.points3d import matched_points
+
+    a, b = stereo_pair(320, 240)
+    settings = {"checkpoint": tiny_checkpoint, "image_size": 128, "device": "cpu"}
+    everything = make_matcher("mast3r", {**settings, "min_pointmap_conf": 1.0}).match(a, b)
+    nothing = make_matcher("mast3r", {**settings, "min_pointmap_conf": 1e30}).match(a, b)
+    assert np.isfinite(everything.pts3d_a).all() and np.isnan(nothing.pts3d_a).all() and np.isnan(nothing.pts3d_b).all()
+    # The 2D matches are the same whatever the filter: they still carry masks between frames.
+    np.testing.assert_array_equal(everything.xy_a, nothing.xy_a)
+    np.testing.assert_array_equal(everything.confidence, nothing.confidence)
+    assert len(matched_points(nothing)[0].xyz) == 0
+    # In between, the points kept are exactly those the all-keeping run has at those matches.
+    matcher = make_matcher("mast3r", settings)
+    assert matcher.config.min_pointmap_conf == 1.5
+    middle = make_matcher("mast3r", {**settings, "min_pointmap_conf": 1.0 + 1e-3}).match(a, b)
+    kept = np.isfinite(middle.pts3d_a).all(axis=1)
+    np.testing.assert_allclose(middle.pts3d_a[kept], everything.pts3d_a[kept])
+
+
+def test_repo_option_imports_the_clone(tiny_checkpoint):
+    import mast3r
+
+    clone = Path(mast3r.__file__).resolve().parents[1]
+    matcher = make_matcher("mast3r", {"checkpoint": tiny_checkpoint, "repo": clone, "device": "cpu"})
+    assert matcher.config.repo == clone
+
+
+def test_a_folder_given_as_checkpoint_is_named_a_folder(tmp_path):
+    with pytest.raises(InputError, match="is a folder, not a checkpoint file") as err:
+        make_matcher("mast3r", {"checkpoint": tmp_path})
+    assert err.value.path == tmp_path
+
+
+def test_install_help_names_the_repo_option_and_the_minimal_install():
+    from mastsam_splat.matchers.mast3r import INSTALL_HELP
+
+    assert "--mast3r-repo PATH" in INSTALL_HELP and "pip install einops huggingface_hub" in INSTALL_HELP
+    assert "requirements.txt" not in INSTALL_HELP  # MASt3R's own lists bring numpy 2, a second OpenCV and gradio
+
+
+def test_too_small_image_size_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="image size"):
+        make_matcher("mast3r", {"checkpoint": tmp_path / "m.pth", "image_size": 8})
+
+
+def test_track_command_passes_the_mast3r_settings(tmp_path):
+    from mastsam_splat.cli.track import TrackCommand
+
+    command = TrackCommand(
+        data=tmp_path, output_dir=tmp_path / "out", matcher="mast3r", mast3r_checkpoint=tmp_path / "m.pth",
+        mast3r_repo=tmp_path / "mast3r", mast3r_image_size=384, mast3r_min_conf=2.0,
+    )  # fmt: skip
+    config = command.job().matcher_config
+    assert (config.checkpoint, config.repo, config.image_size, config.min_pointmap_conf) == (
+        tmp_path / "m.pth", tmp_path / "mast3r", 384, 2.0
+    )  # fmt: skip
+
+
+def test_plugin_tracking_config_passes_the_backend_settings(tmp_path):
+    pytest.importorskip("nerfstudio")
+    from nerfstudio_plugin.tracking import TrackingConfig, tracking_job
+
+    config = TrackingConfig(
+        segmenter="sam", sam_checkpoint=tmp_path / "s.pth", sam_points_per_side=8, sam_crop_n_layers=1,
+        matcher="mast3r", mast3r_checkpoint=tmp_path / "m.pth", mast3r_repo=tmp_path, mast3r_image_size=224,
+        mast3r_min_conf=1.2,
+    )  # fmt: skip
+    job = tracking_job(config, [], tmp_path)
+    assert (job.segmenter_config.points_per_side, job.segmenter_config.crop_n_layers) == (8, 1)
+    assert (job.matcher_config.repo, job.matcher_config.image_size, job.matcher_config.min_pointmap_conf) == (
+        tmp_path, 224, 1.2
+    )  # fmt: skip

@@ -227,3 +227,79 @@ def test_wrong_model_type(tiny_checkpoint, tmp_path):
 def test_cuda_requested_without_cuda(tiny_checkpoint):
     with pytest.raises(InputError, match="CUDA is not available"):
         make_segmenter("sam", tiny_config(tiny_checkpoint, device="cuda"))
+
+
+def test_crop_layers_match_stock_generator_and_encode_each_crop(tiny_checkpoint):
+    config = tiny_config(tiny_checkpoint, crop_n_layers=1)
+    segmenter = make_segmenter("sam", config)
+    calls = count_encoder_calls(segmenter.model)
+    image = photo()
+    state = segmenter.prepare(image)
+    masks = segmenter.auto(state)
+    assert calls[0] == 1 + 4  # the frame once, then each of the 2x2 crops of layer 1
+    stock = SamAutomaticMaskGenerator(
+        segmenter.model,
+        points_per_side=config.points_per_side,
+        pred_iou_thresh=config.pred_iou_thresh,
+        stability_score_thresh=config.stability_score_thresh,
+        box_nms_thresh=config.box_nms_thresh,
+        crop_n_layers=1,
+    ).generate(image)
+    assert len(masks) == len(stock) > 0
+    for ours, ref in zip(masks, stock):
+        assert np.array_equal(ours.segmentation, ref["segmentation"])
+    # Prompts after the crops decode from the frame's own embedding again.
+    reference = SamPredictor(segmenter.model)
+    reference.set_image(image)
+    pos = np.array([[20.5, 20.5], [30.5, 25.5]])
+    ref_masks, _, _ = reference.predict(point_coords=pos - 0.5, point_labels=np.array([1, 1]), multimask_output=False)
+    assert np.array_equal(segmenter.prompt(state, pos).segmentation, ref_masks[0])
+
+
+def test_fewer_points_per_side_decode_fewer_prompts(tiny_checkpoint):
+    decoded = []
+    segmenter = make_segmenter("sam", tiny_config(tiny_checkpoint, points_per_side=2))
+    forward = segmenter.model.mask_decoder.forward
+
+    def counted(*args, **kwargs):
+        decoded.append(kwargs["sparse_prompt_embeddings"].shape[0])
+        return forward(*args, **kwargs)
+
+    segmenter.model.mask_decoder.forward = counted
+    segmenter.auto(segmenter.prepare(photo()))
+    assert sum(decoded) == 2 * 2
+
+
+@pytest.mark.parametrize(
+    "setting, value, message",
+    [("points_per_side", 0, "points per side"), ("pred_iou_thresh", 1.5, "pred iou thresh"),
+     ("stability_score_thresh", -0.1, "stability score thresh"), ("crop_n_layers", -1, "crop layers")],
+)  # fmt: skip
+def test_bad_automatic_mask_settings_are_input_errors(tiny_checkpoint, setting, value, message):
+    with pytest.raises(InputError, match=message):
+        make_segmenter("sam", tiny_config(tiny_checkpoint, **{setting: value}))
+
+
+def test_a_folder_given_as_checkpoint_is_named_a_folder(tmp_path):
+    with pytest.raises(InputError, match="is a folder, not a checkpoint file") as err:
+        make_segmenter("sam", SamSegmenterConfig(checkpoint=tmp_path, model_type="vit_b"))
+    assert err.value.path == tmp_path
+    with pytest.raises(InputError, match="SAM checkpoint not found"):
+        make_segmenter("sam", SamSegmenterConfig(checkpoint=tmp_path / "missing.pth", model_type="vit_b"))
+
+
+def test_track_command_passes_the_sam_settings(tmp_path):
+    from mastsam_splat.cli.track import TrackCommand
+
+    command = TrackCommand(
+        data=tmp_path, output_dir=tmp_path / "out", segmenter="sam", sam_checkpoint=tmp_path / "s.pth",
+        sam_model_type="vit_b", sam_points_per_side=16, sam_pred_iou_thresh=0.8, sam_stability_score_thresh=0.9,
+        sam_crop_n_layers=1,
+    )  # fmt: skip
+    config = command.job().segmenter_config
+    assert (config.checkpoint, config.model_type) == (tmp_path / "s.pth", "vit_b")
+    assert (config.points_per_side, config.pred_iou_thresh, config.stability_score_thresh, config.crop_n_layers) == (
+        16, 0.8, 0.9, 1
+    )  # fmt: skip
+    defaults = TrackCommand(data=tmp_path, output_dir=tmp_path / "out", segmenter="sam").job().segmenter_config
+    assert defaults == SamSegmenterConfig(checkpoint=None, model_type="vit_h")
