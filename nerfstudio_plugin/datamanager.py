@@ -28,6 +28,7 @@ from mastsam_splat.errors import InputError
 from nerfstudio_plugin.checks import check_nerfstudio_dataset
 from nerfstudio_plugin.dataparser import MastsamDataParserConfig
 from nerfstudio_plugin.dataset import LABEL_KEYS, InstanceLabelDataset, resize_labels
+from nerfstudio_plugin.inputs import use_training_dataset
 from nerfstudio_plugin.tracking import TrackingConfig, TrackedLabels, track_training_images
 
 GT_INSTANCES_DIR = "instances"
@@ -74,6 +75,8 @@ class MastsamDatamanager(FullImageDatamanager[InstanceLabelDataset]):
         **kwargs: Any,
     ) -> None:
         data = config.data if config.data is not None else config.dataparser.data
+        if isinstance(config.dataparser, NerfstudioDataParserConfig):
+            data = use_training_dataset(config, lambda message: CONSOLE.log(message))
         if test_mode != "inference" and isinstance(config.dataparser, NerfstudioDataParserConfig):
             check_nerfstudio_dataset(data)
         self._image_scale: Optional[float] = None

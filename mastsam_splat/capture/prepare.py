@@ -204,11 +204,15 @@ def reconstruct(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def capture_record(options: PrepareOptions, source: FrameSource, result: SfmResult, size: tuple[int, int]) -> dict[str, Any]:
+def capture_record(
+    options: PrepareOptions, source: FrameSource, result: SfmResult, size: tuple[int, int], fingerprint: str
+) -> dict[str, Any]:
+    """Contents of capture.json."""
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()}
     return {
         "generator": GENERATOR,
         "source": {"kind": source.kind, "path": str(Path(os.path.abspath(source.path)))},
+        "fingerprint": fingerprint,
         "settings": settings,
         "image_size": list(size),
         "registered": result.registered,
@@ -217,8 +221,9 @@ def capture_record(options: PrepareOptions, source: FrameSource, result: SfmResu
     }
 
 
-def prepare(output_dir: Path, options: PrepareOptions, progress: bool = True) -> PrepareReport:
-    """Turn photos or a video into a Nerfstudio dataset at ``output_dir`` (see module docstring)."""
+def prepare(output_dir: Path, options: PrepareOptions, progress: bool = True, fingerprint: str = "") -> PrepareReport:
+    """Turn photos or a video into a Nerfstudio dataset at ``output_dir`` (see module docstring);
+    ``fingerprint`` (of the input, for caches) is stored in capture.json."""
     start = time.perf_counter()
     output_dir = Path(os.path.abspath(output_dir))
     if options.max_image_size is not None and options.max_image_size < 16:
@@ -238,7 +243,7 @@ def prepare(output_dir: Path, options: PrepareOptions, progress: bool = True) ->
             )
             remove_frames(staging, result.unregistered)
         write_model_files(staging, result.reconstruction, [f"images/{name}" for name in result.registered])
-        record = capture_record(options, source, result, size)
+        record = capture_record(options, source, result, size, fingerprint)
         atomic_write_text(staging / CAPTURE_FILE, json.dumps(record, indent=2) + "\n")
     return PrepareReport(
         output_dir=output_dir,
