@@ -2,8 +2,9 @@
 
 Matching pairs every image with every other one for small captures (``exhaustive_limit``
 images or fewer) and, for longer sequences, each image with its ``sequential_overlap``
-successors plus quadratically spaced ones (which close loops of an orbit). The largest
-reconstruction is kept; images outside it are reported as unregistered. Each stage shows a
+successors plus quadratically spaced ones (which close loops of an orbit). Mapping is repeated
+with other seeds while images stay unregistered (``mapping_trials``) and the reconstruction
+with the most registered images is kept; images outside it are reported as unregistered. Each stage shows a
 progress bar. pycolmap is imported only here, when SfM runs.
 """
 
@@ -44,7 +45,11 @@ class SfmOptions:
     num_threads: int = -1
     """CPU threads (-1: all)."""
     seed: int = 0
-    """Random seed of the mapper (repeatable runs)."""
+    """Random seed of the first mapping run."""
+    mapping_trials: int = 4
+    """Mapping runs at most (seeds ``seed``, ``seed + 1``, ...) while images stay unregistered: on
+    weakly textured or forward-moving captures a run can start from a wrong initial pair. The run
+    registering the most images is kept (ties: the lower mean reprojection error)."""
     focal_length_px: Optional[float] = field(default=None)
     """Initial focal length (pixels of the input images), e.g. from EXIF; None: COLMAP's guess."""
 
@@ -158,28 +163,37 @@ def match_features(database: Path, count: int, options: SfmOptions, progress: bo
 
 
 def map_images(database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool) -> Any:
-    """Incremental mapping; the reconstruction with the most registered images, or None."""
+    """Incremental mapping, repeated with other seeds while images stay unregistered; the best
+    reconstruction (most registered images, then lowest reprojection error), or None."""
     import pycolmap
 
-    mapping = pycolmap.IncrementalPipelineOptions()
-    mapping.min_model_size = MIN_REGISTERED
-    mapping.num_threads = options.num_threads
-    mapping.random_seed = options.seed
-    mapping.mapper.init_min_num_inliers = options.init_min_num_inliers
-    mapping.mapper.abs_pose_min_num_inliers = options.abs_pose_min_num_inliers
-    output.mkdir(parents=True, exist_ok=True)
-    with _progress("SfM: registering", count, progress) as bar:
-        models = pycolmap.incremental_mapping(
-            database,
-            image_dir,
-            output,
-            options=mapping,
-            initial_image_pair_callback=lambda: bar.update(2),
-            next_image_callback=lambda: bar.update(1),
-        )
-    if not models:
-        return None
-    return max(models.values(), key=lambda model: model.num_reg_images())
+    best, best_key = None, None
+    for trial in range(max(1, options.mapping_trials)):
+        mapping = pycolmap.IncrementalPipelineOptions()
+        mapping.min_model_size = MIN_REGISTERED
+        mapping.num_threads = options.num_threads
+        mapping.random_seed = options.seed + trial
+        mapping.mapper.init_min_num_inliers = options.init_min_num_inliers
+        mapping.mapper.abs_pose_min_num_inliers = options.abs_pose_min_num_inliers
+        folder = output / str(trial)
+        folder.mkdir(parents=True, exist_ok=True)
+        label = "SfM: registering" + (f" (run {trial + 1})" if trial else "")
+        with _progress(label, count, progress) as bar:
+            models = pycolmap.incremental_mapping(
+                database,
+                image_dir,
+                folder,
+                options=mapping,
+                initial_image_pair_callback=lambda: bar.update(2),
+                next_image_callback=lambda: bar.update(1),
+            )
+        for model in models.values():
+            key = (model.num_reg_images(), -model.compute_mean_reprojection_error())
+            if best_key is None or key > best_key:
+                best, best_key = model, key
+        if best is not None and best.num_reg_images() == count:
+            break
+    return best
 
 
 def run_sfm(

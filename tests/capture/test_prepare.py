@@ -1,4 +1,4 @@
-"""``prepare``: a synthetic walk's photos in, a Nerfstudio dataset with recovered cameras out."""
+"""``prepare``: a synthetic orbit's photos in, a Nerfstudio dataset with recovered cameras out."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-from support.capture_scenes import CAPTURE_FRAMES, CAPTURE_HEIGHT, CAPTURE_WIDTH, photo_folder
+from support.capture_scenes import CAPTURE_HEIGHT, CAPTURE_WIDTH, ORBIT_FRAMES, photo_folder
 
 from mastsam_splat.capture import CaptureWarning, PrepareOptions, prepare
 from mastsam_splat.capture.accuracy import prepared_pose_errors
@@ -18,10 +18,10 @@ from mastsam_splat.io.ply import read_point_cloud
 from mastsam_splat.io.scene import load_scene
 
 
-def test_recovers_the_known_cameras(prepared, walk_scene):
+def test_recovers_the_known_cameras(prepared, orbit_scene):
     dataset, report, _ = prepared
-    assert len(report.registered) >= 0.95 * CAPTURE_FRAMES
-    errors = prepared_pose_errors(dataset, walk_scene)
+    assert len(report.registered) >= 0.95 * ORBIT_FRAMES
+    errors = prepared_pose_errors(dataset, orbit_scene)
     assert errors.median_rotation_deg <= 1.0
     assert errors.median_centre_fraction <= 0.01
 
@@ -31,7 +31,7 @@ def test_unreadable_images_are_named_in_one_warning(prepared):
     unreadable = [m for m in messages if "could not be read" in m]
     assert len(unreadable) == 1
     assert "zz_truncated.png" in unreadable[0] and "zz_not_an_image.jpg" in unreadable[0]
-    assert report.frames_in == CAPTURE_FRAMES + 2
+    assert report.frames_in == ORBIT_FRAMES + 2
     assert len(report.skipped) == 2
 
 
@@ -75,8 +75,8 @@ def test_too_few_registered_frames_is_an_error(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["noise"]
 
 
-def test_mismatched_sizes_fail_before_sfm(tmp_path, walk_scene):
-    photos = photo_folder(walk_scene, tmp_path / "photos")
+def test_mismatched_sizes_fail_before_sfm(tmp_path, orbit_scene):
+    photos = photo_folder(orbit_scene, tmp_path / "photos")
     cv2.imwrite(str(photos / "frame_00003.png"), np.zeros((100, 100, 3), np.uint8))
     with pytest.raises(InputError, match="frame_00003 is 100x100"):
         prepare(tmp_path / "out", PrepareOptions(images=photos), progress=False)
@@ -111,10 +111,10 @@ def test_bad_options(tmp_path, options, message):
         prepare(tmp_path / "out", options, progress=False)
 
 
-def test_refuses_a_foreign_output_folder(tmp_path, walk_scene):
+def test_refuses_a_foreign_output_folder(tmp_path, orbit_scene):
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.txt").write_text("keep")
     with pytest.raises(InputError, match="not a dataset written by"):
-        prepare(out, PrepareOptions(images=walk_scene / "images"), progress=False)
+        prepare(out, PrepareOptions(images=orbit_scene / "images"), progress=False)
     assert (out / "mine.txt").read_text() == "keep"
