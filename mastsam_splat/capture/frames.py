@@ -30,6 +30,8 @@ class SourceFrame:
     """[H, W, 3] uint8 RGB."""
     focal_length_px: Optional[float] = None
     """Focal length from EXIF (35 mm equivalent), in pixels of ``image``; None when unknown."""
+    suffix: str = ".png"
+    """File type it is written as: ``.jpg`` for JPEG photos and video frames (quality 95), else ``.png``."""
 
 
 @dataclass
@@ -68,7 +70,8 @@ def read_upright(path: Path) -> SourceFrame:
     f35 = exif.get_ifd(0x8769).get(0xA405) if exif else None  # Exif IFD, FocalLengthIn35mmFilm
     if f35:
         focal = float(f35) / 36.0 * max(image.shape[0], image.shape[1])
-    return SourceFrame(name=path.stem, image=np.ascontiguousarray(image), focal_length_px=focal)
+    suffix = ".jpg" if path.suffix.lower() in (".jpg", ".jpeg") else ".png"
+    return SourceFrame(name=path.stem, image=np.ascontiguousarray(image), focal_length_px=focal, suffix=suffix)
 
 
 def photo_frames(folder: Path, source: FrameSource) -> Iterator[SourceFrame]:
@@ -147,7 +150,9 @@ def video_frames(path: Path, picks: list[int], source: FrameSource) -> Iterator[
             if not ok:
                 break
             if index in wanted:
-                yield SourceFrame(name=f"frame_{index:05d}", image=np.ascontiguousarray(bgr[:, :, ::-1]))
+                yield SourceFrame(
+                    name=f"frame_{index:05d}", image=np.ascontiguousarray(bgr[:, :, ::-1]), suffix=".jpg"
+                )
             index += 1
     finally:
         capture.release()

@@ -138,9 +138,9 @@ def write_frames(
     """Write each frame (and its downscaled copies); file names, the common size and a focal-length prior."""
     from tqdm.auto import tqdm
 
-    suffix = ".png" if source.kind == "images" else ".jpg"
     names: list[str] = []
     first: Optional[tuple[str, tuple[int, int]]] = None
+    size = (0, 0)
     focal: Optional[float] = None
     for frame in tqdm(frames, total=source.count, desc="writing frames", unit="frame", disable=not progress):
         original = frame.image.shape[1], frame.image.shape[0]
@@ -153,9 +153,10 @@ def write_frames(
                 source.path,
             )
         image = fit_size(frame.image, max_size)
+        size = image.shape[1], image.shape[0]
         if frame.focal_length_px is not None and focal is None:
-            focal = frame.focal_length_px * image.shape[1] / original[0]
-        name = frame.name + suffix
+            focal = frame.focal_length_px * size[0] / original[0]
+        name = frame.name + frame.suffix
         write_image(root / "images" / name, image)
         write_downscales(root, name, image)
         names.append(name)
@@ -170,9 +171,7 @@ def write_frames(
         warnings.warn(f"{source.path}: {source.note}", CaptureWarning, stacklevel=3)
     if len(names) < MIN_REGISTERED:
         raise InputError(f"{len(names)} readable frames; a capture needs at least {MIN_REGISTERED}", source.path)
-    assert first is not None
-    height, width = image.shape[:2]
-    return names, (width, height), focal
+    return names, size, focal
 
 
 def remove_frames(root: Path, names: list[str]) -> None:

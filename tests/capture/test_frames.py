@@ -63,3 +63,23 @@ def test_unreadable_video_is_refused(tmp_path):
     (tmp_path / "bad.mp4").write_bytes(b"not a video")
     with pytest.raises(InputError):
         open_video(tmp_path / "bad.mp4", fps=None, max_frames=None)
+
+
+def test_photos_are_written_upright_as_jpeg(tmp_path):
+    from mastsam_splat.capture.frames import open_images, photo_frames
+    from mastsam_splat.capture.prepare import write_frames
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        pil = Image.fromarray(np.full((40, 60, 3), 50 * i, np.uint8))
+        exif = pil.getexif()
+        exif[0x0112] = 6
+        pil.save(photos / f"IMG_{i}.JPG", exif=exif, quality=95)
+    source = open_images(photos)
+    names, size, focal = write_frames(tmp_path / "out", photo_frames(photos, source), source, None, progress=False)
+    assert names == ["IMG_0.jpg", "IMG_1.jpg", "IMG_2.jpg"]
+    assert size == (40, 60) and focal is None
+    written = cv2.imread(str(tmp_path / "out" / "images" / "IMG_1.jpg"))
+    assert written.shape == (60, 40, 3)
+    assert cv2.imread(str(tmp_path / "out" / "images_2" / "IMG_1.jpg")).shape == (30, 20, 3)
