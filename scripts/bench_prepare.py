@@ -5,7 +5,7 @@ recovered cameras are compared with the true ones after a similarity alignment: 
 fraction, median and maximum rotation error (degrees), median and maximum camera-centre error
 (fraction of the scene size: the largest distance between two true camera centres), time.
 
-    python scripts/bench_prepare.py --frames 24 --width 320 --height 240
+    python scripts/bench_prepare.py --frames 36 --width 320 --height 240
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from mastsam_splat.synthetic import make_scene
 class Args:
     trajectories: list[str] = field(default_factory=lambda: ["orbit", "forward"])
     """Synthetic camera paths to run."""
-    frames: int = 24
+    frames: int = 36
     width: int = 320
     height: int = 240
     seed: int = 0

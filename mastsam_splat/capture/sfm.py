@@ -34,6 +34,8 @@ class SfmOptions:
     """Longer side (pixels) images are reduced to for feature extraction."""
     peak_threshold: float = 0.004
     """SIFT contrast threshold (COLMAP: 0.0067); lower finds more features on small or smooth images."""
+    match_max_ratio: float = 0.8
+    """SIFT ratio test of matching; lower rejects more ambiguous matches (repeated patterns)."""
     exhaustive_limit: int = 60
     """Captures of at most this many images match every pair; longer ones match along the sequence."""
     sequential_overlap: int = 10
@@ -147,6 +149,7 @@ def match_features(database: Path, count: int, options: SfmOptions, progress: bo
     matching = pycolmap.FeatureMatchingOptions()
     matching.use_gpu = False
     matching.num_threads = options.num_threads
+    matching.sift.max_ratio = options.match_max_ratio
     exhaustive = count <= options.exhaustive_limit
     label = "SfM: matching all pairs" if exhaustive else "SfM: matching along the sequence"
     with _progress(label, 1, progress) as bar:
