@@ -2,7 +2,8 @@
 
 Matching pairs every image with every other one for small captures (``exhaustive_limit``
 images or fewer) and, for longer sequences, each image with its ``sequential_overlap``
-successors plus quadratically spaced ones (which close loops of an orbit). Mapping is repeated
+successors plus quadratically spaced ones, plus the images that look most alike farther away
+(visual-word retrieval, which closes loops). Mapping is repeated
 with other seeds while images stay unregistered (``mapping_trials``) and the reconstruction
 with the most registered images is kept; images outside it are reported as unregistered. Each stage shows a
 progress bar. pycolmap is imported only here, when SfM runs.
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Sequence
 
+from mastsam_splat.capture.retrieval import retrieval_pairs
 from mastsam_splat.errors import InputError
 
 CameraModel = Literal["SIMPLE_RADIAL", "RADIAL", "OPENCV", "PINHOLE", "SIMPLE_PINHOLE"]
@@ -40,6 +42,9 @@ class SfmOptions:
     """Captures of at most this many images match every pair; longer ones match along the sequence."""
     sequential_overlap: int = 10
     """Successors each image is matched with in sequential matching."""
+    retrieval_neighbours: int = 5
+    """Sequential matching: also match each image with this many look-alike images farther away
+    in the sequence (visual-word retrieval, ``capture.retrieval``); 0: off."""
     init_min_num_inliers: int = 50
     """Inlier matches the first image pair needs (COLMAP: 100)."""
     abs_pose_min_num_inliers: int = 15
@@ -162,7 +167,23 @@ def match_features(database: Path, count: int, options: SfmOptions, progress: bo
             pycolmap.match_sequential(
                 database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
             )
+            if options.retrieval_neighbours > 0:
+                match_retrieved(database, matching, options)
         bar.update(1)
+
+
+def match_retrieved(database: Path, matching: Any, options: SfmOptions) -> None:
+    """Match the look-alike image pairs retrieval finds beyond the sequential overlap."""
+    import pycolmap
+
+    pairs = retrieval_pairs(database, options.retrieval_neighbours, options.sequential_overlap + 1)
+    if not pairs:
+        return
+    pairs_file = database.with_name("retrieval_pairs.txt")
+    pairs_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    pairing = pycolmap.ImportedPairingOptions()
+    pairing.match_list_path = str(pairs_file)
+    pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu)
 
 
 def map_images(database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool) -> Any:

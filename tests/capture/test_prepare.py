@@ -8,14 +8,15 @@ import warnings
 import cv2
 import numpy as np
 import pytest
-from support.capture_scenes import CAPTURE_HEIGHT, CAPTURE_WIDTH, ORBIT_FRAMES, photo_folder
+from support.capture_scenes import CAPTURE_FRAMES, CAPTURE_HEIGHT, CAPTURE_WIDTH, ORBIT_FRAMES, photo_folder
 
-from mastsam_splat.capture import CaptureWarning, PrepareOptions, prepare
+from mastsam_splat.capture import CaptureWarning, PrepareOptions, SfmOptions, prepare
 from mastsam_splat.capture.accuracy import prepared_pose_errors
 from mastsam_splat.errors import InputError
 from mastsam_splat.io.colmap import find_sparse_model, read_sparse_model, tracks_in_frames
 from mastsam_splat.io.ply import read_point_cloud
 from mastsam_splat.io.scene import load_scene
+from mastsam_splat.synthetic import make_scene
 
 
 def test_recovers_the_known_cameras(prepared, orbit_scene):
@@ -118,3 +119,11 @@ def test_refuses_a_foreign_output_folder(tmp_path, orbit_scene):
     with pytest.raises(InputError, match="not a dataset written by"):
         prepare(out, PrepareOptions(images=orbit_scene / "images"), progress=False)
     assert (out / "mine.txt").read_text() == "keep"
+
+
+def test_sequential_matching_with_retrieval(tmp_path):
+    scene = make_scene(tmp_path / "walk", CAPTURE_FRAMES, CAPTURE_WIDTH, CAPTURE_HEIGHT, seed=0, trajectory="forward",
+                       progress=False)
+    options = PrepareOptions(images=scene / "images", colmap=SfmOptions(exhaustive_limit=0, sequential_overlap=3))
+    report = prepare(tmp_path / "out", options, progress=False)
+    assert len(report.registered) >= 0.95 * CAPTURE_FRAMES
