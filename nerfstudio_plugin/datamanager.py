@@ -29,6 +29,7 @@ from mastsam_splat.io.scene import input_image_folders
 from nerfstudio_plugin.checks import check_nerfstudio_dataset, check_tracking_cache
 from nerfstudio_plugin.dataparser import MastsamDataParserConfig
 from nerfstudio_plugin.dataset import LABEL_KEYS, InstanceLabelDataset, resize_labels
+from nerfstudio_plugin.inputs import use_training_dataset
 from nerfstudio_plugin.tracking import DEFAULT_CACHE_SUBDIR, TrackingConfig, TrackedLabels, track_training_images
 
 GT_INSTANCES_DIR = "instances"
@@ -75,6 +76,8 @@ class MastsamDatamanager(FullImageDatamanager[InstanceLabelDataset]):
         **kwargs: Any,
     ) -> None:
         data = config.data if config.data is not None else config.dataparser.data
+        if isinstance(config.dataparser, NerfstudioDataParserConfig):
+            data = use_training_dataset(config, lambda message: CONSOLE.log(message))
         if test_mode != "inference" and isinstance(config.dataparser, NerfstudioDataParserConfig):
             check_nerfstudio_dataset(data)
         if test_mode == "val" and data is not None:

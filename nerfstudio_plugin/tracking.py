@@ -1,11 +1,14 @@
 """Run the MastSAM tracker on a Nerfstudio training split, or reuse its cached result.
 
-The tracker sees the training images at their file resolution with the dataparser's cameras
-(Nerfstudio's normalised world frame) and, when the dataset has them, depth maps scaled into
+The tracker sees the training images at a working resolution (``max_image_size``, longer side
+1024 px by default: larger images are reduced by area averaging, their cameras and depth maps
+alike) with the dataparser's cameras (Nerfstudio's normalised world frame) and, when the dataset has them, depth maps scaled into
 that frame; so its labelled point cloud lands directly in the frame the Gaussians live in,
 whichever dataparser produced the split. Outputs are the ``mastsam track`` files (masks/,
 tracks.json, points.ply, overlays/) in a cache folder next to the dataset, reused while the
-training images, cameras, depth and tracker settings are unchanged.
+training images, cameras, depth and tracker settings are unchanged. Labels made at a reduced
+working resolution are enlarged (nearest neighbour) to the images' resolution into
+``masks-<W>x<H>/`` of the cache, the files training reads.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, Dict, List, Literal, Optional
 
 import numpy as np
 from nerfstudio.utils.rich_utils import CONSOLE
+from rich.markup import escape
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import read_tracks
@@ -29,7 +33,8 @@ from mastsam_splat.tracker.job import TrackingJob, backend_options, track_to_fol
 from mastsam_splat.tracker.outputs import MASKS_DIR, POINTS_FILE, TRACKS_FILE
 from mastsam_splat.tracker.tracker import TrackerConfig
 from mastsam_splat.types import Camera, Frame
-from nerfstudio_plugin.dataset import image_file_size
+from mastsam_splat.io.labels import read_label_image, write_label_image
+from nerfstudio_plugin.dataset import image_file_size, resize_labels
 
 DEFAULT_CACHE_SUBDIR = Path("mastsam") / "training-views"
 """Cache folder, relative to the dataset folder, when ``cache_dir`` is not given."""
@@ -68,6 +73,9 @@ class TrackingConfig:
     """Folder for the tracker's results (default: <dataset>/mastsam/training-views)."""
     recompute: bool = False
     """Run the tracker even when the cached result matches (replaces it)."""
+    max_image_size: int = 1024
+    """Working resolution: longer image side (pixels) the tracker runs at; larger training images are
+    reduced for tracking and their labels enlarged back to the image size. 0: full resolution."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     """Tracker parameters, one group per step (mode mastsam|independent, thresholds, 3D memory)."""
 
@@ -160,6 +168,41 @@ def training_frames(dataset: Any) -> List[Frame]:
     return frames
 
 
+def working_frame(frame: Frame, max_size: int) -> Frame:
+    """``frame`` reduced so its longer side is at most ``max_size`` (unchanged when it fits or ``max_size`` is 0)."""
+    longest = max(frame.width, frame.height)
+    if max_size <= 0 or longest <= max_size:
+        return frame
+    import cv2
+
+    scale = max_size / longest
+    width, height = max(1, round(frame.width * scale)), max(1, round(frame.height * scale))
+    sx, sy = width / frame.width, height / frame.height
+    image = cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA)
+    depth = None
+    if frame.depth is not None:
+        depth = cv2.resize(frame.depth, (width, height), interpolation=cv2.INTER_NEAREST)
+    camera = frame.camera.scaled(sx, sy) if frame.camera is not None else None
+    return Frame(image=image, name=frame.name, index=frame.index, file=frame.file, camera=camera, depth=depth)
+
+
+def full_size_labels(cache_dir: Path, frames: List[Frame], work: List[Frame], rewrite: bool) -> List[Path]:
+    """Label files at the images' resolution: the tracker's own when it ran at full size, else
+    enlarged copies (nearest neighbour) in ``masks-<W>x<H>/``, written when missing or ``rewrite``."""
+    files = []
+    for frame, small in zip(frames, work):
+        tracked = cache_dir / MASKS_DIR / f"{frame.name}.png"
+        if (small.width, small.height) == (frame.width, frame.height):
+            files.append(tracked)
+            continue
+        path = cache_dir / f"{MASKS_DIR}-{frame.width}x{frame.height}" / f"{frame.name}.png"
+        if rewrite or not path.is_file():
+            labels = read_label_image(tracked, expected_shape=(small.height, small.width))
+            write_label_image(path, resize_labels(labels, frame.height, frame.width))
+        files.append(path)
+    return files
+
+
 def tracking_job(config: TrackingConfig, frames: List[Frame], data_root: Path) -> TrackingJob:
     """The tracker run these settings ask for (``auto`` matcher resolved from the frames)."""
     matcher = config.matcher
@@ -203,30 +246,32 @@ def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path)
     inside = data_root.resolve() in cache_dir.resolve().parents
     source = "training split" if inside else f"training split of {data_root.resolve()}"
     frames = training_frames(dataset)
-    job = tracking_job(config, frames, data_root)
+    work = [working_frame(frame, config.max_image_size) for frame in frames]
+    job = tracking_job(config, work, data_root)
     settings = {"segmenter": job.segmenter, "matcher": job.matcher, "mode": config.tracker.mode}
 
     def announce(reason: str) -> None:
+        size = f"{work[0].width}x{work[0].height}" if work else "-"
         CONSOLE.log(
-            f"MastSAM tracker: labelling {len(frames)} training images "
+            f"MastSAM tracker: labelling {len(frames)} training images at {size} "
             f"(segmenter {job.segmenter}, matcher {job.matcher}; {reason})"
         )
 
     # Results of another source are replaced only in the dataset's own cache folder.
     run = track_to_folder(
-        frames,
+        work,
         job,
         cache_dir,
         source=source,
         overwrite=inside,
         recompute=config.recompute,
         on_start=announce,
-        on_warning=lambda message: CONSOLE.print(f"[yellow]warning:[/yellow] {message}", highlight=False),
+        on_warning=lambda message: CONSOLE.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False),
     )
     status = run.status
     if status == "reused":
         CONSOLE.log(f"MastSAM tracker: reusing cached labels in {cache_dir} ({run.reason})")
-    label_files = [cache_dir / MASKS_DIR / f"{f.name}.png" for f in frames]
+    label_files = full_size_labels(cache_dir, frames, work, rewrite=status == "computed")
     check_label_sizes(label_files, frames)
     num_ids = _largest_id(cache_dir)
     seconds = time.perf_counter() - start

@@ -18,6 +18,7 @@ from mastsam_splat.errors import InputError, interrupt_exit_code, signals_interr
 # name -> "module:Class"; each class is a dataclass with a ``main(self) -> None`` method.
 SUBCOMMANDS: dict[str, str] = {
     "synth": "mastsam_splat.cli.synth:SynthCommand",
+    "prepare": "mastsam_splat.cli.prepare:PrepareCommand",
     "eval": "mastsam_splat.cli.eval:EvalCommand",
     "track": "mastsam_splat.cli.track:TrackCommand",
     "train": "mastsam_splat.cli.train:TrainCommand",

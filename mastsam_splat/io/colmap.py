@@ -120,7 +120,7 @@ def find_sparse_model(root: PathLike, given: Optional[PathLike] = None) -> Optio
     return None
 
 
-def _pose_matrix(image: object) -> np.ndarray:
+def image_pose(image: object) -> np.ndarray:
     """[4, 4] world-to-camera of a pycolmap image (``cam_from_world`` is a method in newer pycolmap)."""
     pose = image.cam_from_world  # type: ignore[attr-defined]
     pose = pose() if callable(pose) else pose
@@ -129,7 +129,7 @@ def _pose_matrix(image: object) -> np.ndarray:
     return out
 
 
-def _has_pose(image: object) -> bool:
+def has_pose(image: object) -> bool:
     flag = getattr(image, "has_pose", None)
     if flag is None:
         flag = getattr(image, "registered", True)
@@ -183,14 +183,14 @@ def read_sparse_model(folder: PathLike) -> SfmModel:
     cameras: list[Optional[Camera]] = []
     for image_id in image_ids:
         image = images[image_id]
-        if not _has_pose(image):
+        if not has_pose(image):
             cameras.append(None)
             continue
         cam = image.camera if getattr(image, "camera", None) is not None else recon.cameras[image.camera_id]
         cameras.append(
             Camera(
                 K=np.asarray(cam.calibration_matrix()),
-                world_to_cam=_pose_matrix(image),
+                world_to_cam=image_pose(image),
                 width=cam.width,
                 height=cam.height,
             )

@@ -22,6 +22,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from mastsam_splat.geometry.reprojection import pixel_grid
+from mastsam_splat.geometry.similarity import apply, umeyama
 from mastsam_splat.geometry.triangulation import triangulate
 from mastsam_splat.tracker.representatives import match_labels
 from mastsam_splat.types import Frame, Matches
@@ -113,29 +114,6 @@ def matched_points(matches: Matches) -> tuple[FramePoints, FramePoints]:
         FramePoints(matches.xy_a[ok].astype(np.float64), pts_a[ok]),
         FramePoints(matches.xy_b[ok].astype(np.float64), pts_b[ok]),
     )
-
-
-def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Similarity transform [4, 4] (scale, rotation, translation) best mapping ``src`` [N, 3] onto ``dst`` [N, 3]."""
-    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    rot = u @ sign @ vt
-    var = (s**2).sum() / len(src)
-    scale = float(np.trace(np.diag(sig) @ sign) / var) if var > 0 else 1.0
-    out = np.eye(4)
-    out[:3, :3] = scale * rot
-    out[:3, 3] = mu_d - scale * rot @ mu_s
-    return out
-
-
-def apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply a [4, 4] transform to points [N, 3]."""
-    return points @ transform[:3, :3].T + transform[:3, 3]
 
 
 class PairChain:

@@ -165,3 +165,20 @@ def test_labels_are_undistorted_like_their_images(camera_type: str) -> None:
     interior[1:-1, 1:-1] &= (value[1:-1, 1:-1] == value[:-2, 1:-1]) & (value[1:-1, 1:-1] == value[2:, 1:-1])
     assert interior.mean() > 0.5
     assert (out.numpy().astype(np.int64)[interior] * 7 == value[interior]).mean() > 0.98
+
+
+def test_tracker_working_resolution_gives_labels_of_the_image_size(scene: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "scene"
+    shutil.copytree(scene, copy, ignore=shutil.ignore_patterns("mastsam"))
+    config = MastsamDatamanagerConfig(data=copy)
+    config.tracking.max_image_size = 32
+    manager = config.setup(device="cpu", test_mode="val")
+    cache = copy / DEFAULT_CACHE_SUBDIR
+    tracked = sorted((cache / "masks").glob("*.png"))
+    assert tracked and cv2.imread(str(tracked[0]), cv2.IMREAD_UNCHANGED).shape == (24, 32)
+    enlarged = cv2.imread(str(cache / "masks-64x48" / tracked[0].name), cv2.IMREAD_UNCHANGED)
+    assert enlarged.shape == (48, 64)
+    small = cv2.imread(str(tracked[0]), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(enlarged, resize_labels(small, 48, 64))
+    _, batch = manager.next_train(0)
+    assert batch["instance_labels"].shape == batch["image"].shape[:2]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
+from mastsam_splat.geometry.similarity import umeyama
 from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, unique_pairs
@@ -17,7 +18,6 @@ from mastsam_splat.tracker.points3d import (
     depth_points,
     matched_points,
     triangulated_points,
-    umeyama,
 )
 from mastsam_splat.types import Matches
 

@@ -1,0 +1,250 @@
+"""Structure from motion on CPU with pycolmap: SIFT features, matching, incremental mapping.
+
+Matching pairs every image with every other one for small captures (``exhaustive_limit``
+images or fewer) and, for longer sequences, each image with its ``sequential_overlap``
+successors plus quadratically spaced ones, plus the images that look most alike farther away
+(visual-word retrieval, which closes loops). Mapping is repeated
+with other seeds while images stay unregistered (``mapping_trials``) and the reconstruction
+with the most registered images is kept; images outside it are reported as unregistered. Each stage shows a
+progress bar. pycolmap is imported only here, when SfM runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal, Optional, Sequence
+
+from mastsam_splat.capture.retrieval import retrieval_pairs
+from mastsam_splat.errors import InputError
+
+CameraModel = Literal["SIMPLE_RADIAL", "RADIAL", "OPENCV", "PINHOLE", "SIMPLE_PINHOLE"]
+MIN_REGISTERED = 3
+"""Fewest registered images a capture needs."""
+
+
+@dataclass
+class SfmOptions:
+    """Settings of the SfM run (COLMAP's defaults where not said otherwise)."""
+
+    camera_model: CameraModel = "SIMPLE_RADIAL"
+    """One shared camera of this COLMAP model for all images (its distortion goes into transforms.json)."""
+    max_features: int = 8192
+    """SIFT features per image."""
+    sift_image_size: int = 1600
+    """Longer side (pixels) images are reduced to for feature extraction."""
+    peak_threshold: float = 0.004
+    """SIFT contrast threshold (COLMAP: 0.0067); lower finds more features on small or smooth images."""
+    match_max_ratio: float = 0.8
+    """SIFT ratio test of matching; lower rejects more ambiguous matches (repeated patterns)."""
+    exhaustive_limit: int = 60
+    """Captures of at most this many images match every pair; longer ones match along the sequence."""
+    sequential_overlap: int = 10
+    """Successors each image is matched with in sequential matching."""
+    retrieval_neighbours: int = 5
+    """Sequential matching: also match each image with this many look-alike images farther away
+    in the sequence (visual-word retrieval, ``capture.retrieval``); 0: off."""
+    init_min_num_inliers: int = 50
+    """Inlier matches the first image pair needs (COLMAP: 100)."""
+    abs_pose_min_num_inliers: int = 15
+    """2D-3D inliers an image needs to register (COLMAP: 30)."""
+    num_threads: int = -1
+    """CPU threads (-1: all)."""
+    seed: int = 0
+    """Random seed of the first mapping run."""
+    mapping_trials: int = 4
+    """Mapping runs at most (seeds ``seed``, ``seed + 1``, ...) while images stay unregistered: on
+    weakly textured or forward-moving captures a run can start from a wrong initial pair. The run
+    registering the most images is kept (ties: the lower mean reprojection error)."""
+    focal_length_px: Optional[float] = field(default=None)
+    """Initial focal length (pixels of the input images), e.g. from EXIF; None: COLMAP's guess."""
+
+
+@dataclass
+class SfmResult:
+    """The kept reconstruction and which images it registered."""
+
+    reconstruction: Any
+    """A ``pycolmap.Reconstruction`` holding only registered images."""
+    registered: list[str]
+    unregistered: list[str]
+
+
+def _progress(description: str, total: Optional[int], enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="image", disable=not enabled, leave=True)
+
+
+@contextlib.contextmanager
+def _quiet_pycolmap() -> Iterator[None]:
+    import pycolmap
+
+    level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 2
+    try:
+        yield
+    finally:
+        pycolmap.logging.minloglevel = level
+
+
+def _reader_options(options: SfmOptions) -> Any:
+    import pycolmap
+
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = options.camera_model
+    return reader
+
+
+def _camera_params(options: SfmOptions, width: int, height: int) -> Optional[str]:
+    """COLMAP's initial parameter string for ``options.camera_model`` from a known focal length."""
+    if options.focal_length_px is None:
+        return None
+    f, cx, cy = options.focal_length_px, width / 2.0, height / 2.0
+    values = {
+        "SIMPLE_PINHOLE": [f, cx, cy],
+        "PINHOLE": [f, f, cx, cy],
+        "SIMPLE_RADIAL": [f, cx, cy, 0.0],
+        "RADIAL": [f, cx, cy, 0.0, 0.0],
+        "OPENCV": [f, f, cx, cy, 0.0, 0.0, 0.0, 0.0],
+    }[options.camera_model]
+    return ",".join(f"{v:.6g}" for v in values)
+
+
+def extract_features(
+    database: Path, image_dir: Path, names: Sequence[str], size: tuple[int, int], options: SfmOptions, progress: bool
+) -> None:
+    """SIFT features of each image into ``database``; the images are imported first with one shared
+    camera, then extracted one per call (for the progress bar)."""
+    import pycolmap
+
+    reader = _reader_options(options)
+    params = _camera_params(options, *size)
+    if params is not None:
+        reader.camera_params = params
+    pycolmap.Database.open(database).close()
+    pycolmap.import_images(
+        database, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=list(names), options=reader
+    )
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.use_gpu = False
+    extraction.num_threads = options.num_threads
+    extraction.max_image_size = options.sift_image_size
+    extraction.sift.max_num_features = options.max_features
+    extraction.sift.peak_threshold = options.peak_threshold
+    with _progress("SfM: features", len(names), progress) as bar:
+        for name in names:
+            pycolmap.extract_features(
+                database,
+                image_dir,
+                image_names=[name],
+                camera_mode=pycolmap.CameraMode.SINGLE,
+                reader_options=reader,
+                extraction_options=extraction,
+                device=pycolmap.Device.cpu,
+            )
+            bar.update(1)
+
+
+def match_features(database: Path, count: int, options: SfmOptions, progress: bool) -> None:
+    """Match and geometrically verify image pairs (exhaustive for small captures, else sequential)."""
+    import pycolmap
+
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.use_gpu = False
+    matching.num_threads = options.num_threads
+    matching.sift.max_ratio = options.match_max_ratio
+    exhaustive = count <= options.exhaustive_limit
+    label = "SfM: matching all pairs" if exhaustive else "SfM: matching along the sequence"
+    with _progress(label, 1, progress) as bar:
+        if exhaustive:
+            pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+        else:
+            pairing = pycolmap.SequentialPairingOptions()
+            pairing.overlap = options.sequential_overlap
+            pairing.quadratic_overlap = True
+            pycolmap.match_sequential(
+                database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu
+            )
+            if options.retrieval_neighbours > 0:
+                match_retrieved(database, matching, options)
+        bar.update(1)
+
+
+def match_retrieved(database: Path, matching: Any, options: SfmOptions) -> None:
+    """Match the look-alike image pairs retrieval finds beyond the sequential overlap."""
+    import pycolmap
+
+    pairs = retrieval_pairs(database, options.retrieval_neighbours, options.sequential_overlap + 1)
+    if not pairs:
+        return
+    pairs_file = database.with_name("retrieval_pairs.txt")
+    pairs_file.write_text("".join(f"{a} {b}\n" for a, b in pairs))
+    pairing = pycolmap.ImportedPairingOptions()
+    pairing.match_list_path = str(pairs_file)
+    pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu)
+
+
+def map_images(database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool) -> Any:
+    """Incremental mapping, repeated with other seeds while images stay unregistered; the best
+    reconstruction (most registered images, then lowest reprojection error), or None."""
+    import pycolmap
+
+    best, best_key = None, None
+    for trial in range(max(1, options.mapping_trials)):
+        mapping = pycolmap.IncrementalPipelineOptions()
+        mapping.min_model_size = MIN_REGISTERED
+        mapping.num_threads = options.num_threads
+        mapping.random_seed = options.seed + trial
+        mapping.mapper.init_min_num_inliers = options.init_min_num_inliers
+        mapping.mapper.abs_pose_min_num_inliers = options.abs_pose_min_num_inliers
+        folder = output / str(trial)
+        folder.mkdir(parents=True, exist_ok=True)
+        label = "SfM: registering" + (f" (run {trial + 1})" if trial else "")
+        with _progress(label, count, progress) as bar:
+            models = pycolmap.incremental_mapping(
+                database,
+                image_dir,
+                folder,
+                options=mapping,
+                initial_image_pair_callback=lambda: bar.update(2),
+                next_image_callback=lambda: bar.update(1),
+            )
+        for model in models.values():
+            key = (model.num_reg_images(), -model.compute_mean_reprojection_error())
+            if best_key is None or key > best_key:
+                best, best_key = model, key
+        if best is not None and best.num_reg_images() == count:
+            break
+    return best
+
+
+def run_sfm(
+    image_dir: Path,
+    names: Sequence[str],
+    size: tuple[int, int],
+    work_dir: Path,
+    options: Optional[SfmOptions] = None,
+    progress: bool = True,
+) -> SfmResult:
+    """Reconstruct the images ``names`` of ``image_dir`` (all ``size`` = (width, height)) in ``work_dir``.
+
+    Raises :class:`InputError` when fewer than ``MIN_REGISTERED`` images register.
+    """
+    options = options or SfmOptions()
+    database = work_dir / "database.db"
+    with _quiet_pycolmap():
+        extract_features(database, image_dir, names, size, options, progress)
+        match_features(database, len(names), options, progress)
+        model = map_images(database, image_dir, work_dir / "sparse", len(names), options, progress)
+    registered = [] if model is None else sorted(model.images[i].name for i in model.reg_image_ids())
+    if len(registered) < MIN_REGISTERED:
+        raise InputError(
+            f"structure from motion registered {len(registered)} of {len(names)} images (at least "
+            f"{MIN_REGISTERED} are needed): the photos need more overlap (about 2/3 between neighbours), "
+            "more texture, or more of them",
+            image_dir,
+        )
+    done = set(registered)
+    return SfmResult(model, registered, [n for n in names if n not in done])
