@@ -25,6 +25,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.splat.init import budget_subsample
 from nerfstudio_plugin.checks import check_nerfstudio_dataset
 from nerfstudio_plugin.dataparser import MastsamDataParserConfig
 from nerfstudio_plugin.dataset import LABEL_KEYS, InstanceLabelDataset, resize_labels
@@ -50,8 +51,9 @@ class MastsamDatamanagerConfig(FullImageDatamanagerConfig):
     """Seed points spread on a sphere around all cameras (grey, no object) that can learn the sky and far
     background, which the dataset's and tracker's point clouds never cover; 0 disables them."""
     cpu_max_seed_points: int = 10000
-    """On CPU, at most this many seed points (uniform subsample; 0: all). The torch rasterizer's cost grows
-    with the number of Gaussians."""
+    """On CPU, at most this many seed points (0: all). The torch rasterizer's cost grows with the number of
+    Gaussians. Labelled (object) points are kept first, the rest is thinned evenly in space
+    (``mastsam_splat.splat.init.budget_subsample``), so a large ground does not take the budget."""
     cpu_max_image_size: int = 200
     """On CPU, images whose longer side exceeds this are downscaled for training and eval (0: never).
     Applied on top of camera_res_scale_factor; labels follow with nearest-neighbour resizing."""
@@ -174,7 +176,7 @@ class MastsamDatamanager(FullImageDatamanager[InstanceLabelDataset]):
         xyz, rgb, ids = np.concatenate(xyz_parts), np.concatenate(rgb_parts), np.concatenate(id_parts)
         cap = self.config.cpu_max_seed_points if torch.device(self.device).type == "cpu" else 0
         if 0 < cap < len(xyz):
-            keep = np.sort(np.random.default_rng(0).choice(len(xyz), size=cap, replace=False))
+            keep = budget_subsample(xyz, cap, ids)
             xyz, rgb, ids = xyz[keep], rgb[keep], ids[keep]
         if self.config.background_points > 0:
             far = background_sphere(self.train_dataparser_outputs.cameras.camera_to_worlds[:, :3, 3].numpy(), xyz,

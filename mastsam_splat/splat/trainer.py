@@ -22,6 +22,7 @@ from mastsam_splat.io.gaussians import to_gaussians
 from mastsam_splat.io.ply import read_point_cloud, write_gaussians_ply
 from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
 from mastsam_splat.splat.config import InstanceConfig
+from mastsam_splat.splat.schedule import Schedule, budget_schedule
 
 
 @dataclass
@@ -59,8 +60,8 @@ class SplatTrainConfig:
     """Random Gaussians when there is no point cloud."""
     sh_degree: int = 1
     """Maximum spherical-harmonics degree of colour."""
-    sh_degree_interval: int = 200
-    """Steps between raising the SH degree by one."""
+    sh_degree_interval: Optional[int] = None
+    """Steps between raising the SH degree by one (default: Splatfacto's, scaled to ``steps``; see ``splat.schedule``)."""
     init_opacity: float = 0.1
     """Initial opacity of every Gaussian."""
     background: Literal["learned", "black", "white", "random"] = "learned"
@@ -81,12 +82,16 @@ class SplatTrainConfig:
     """Learning rate of the learned background colour."""
     densify: bool = True
     """Grow, split and prune Gaussians with gsplat's DefaultStrategy."""
-    refine_every: int = 100
-    """Steps between densification rounds."""
-    refine_start: int = 100
-    """First step of densification."""
-    refine_stop_fraction: float = 0.7
-    """Fraction of the run after which densification stops."""
+    refine_every: Optional[int] = None
+    """Steps between densification rounds (default: Splatfacto's, scaled to ``steps``)."""
+    refine_start: Optional[int] = None
+    """First step of densification (default: Splatfacto's warm-up, scaled to ``steps``)."""
+    refine_stop_fraction: Optional[float] = None
+    """Fraction of the run after which densification stops (default: Splatfacto's 15,000 of 30,000 steps, scaled)."""
+    opacity_reset: bool = True
+    """Reset opacities every ``reset_alpha_every`` densification rounds of the scaled schedule, as Splatfacto."""
+    max_gaussians: Optional[int] = None
+    """Densification grows no more Gaussians beyond this many (None: no cap); bounds the CPU rasterizer's step time."""
     grow_grad2d: float = 2e-4
     """Image-space gradient threshold for growing (gsplat's default without absgrad)."""
     instance: InstanceConfig = field(default_factory=InstanceConfig)
@@ -101,6 +106,19 @@ class SplatTrainConfig:
     """Random seed (initialisation, frame order, regulariser sampling)."""
     progress: bool = True
     """Show a progress bar."""
+
+    def schedule(self) -> Schedule:
+        """Splatfacto's schedule scaled to ``steps``, with the values set here taking precedence."""
+        stop = None if self.refine_stop_fraction is None else max(1, int(self.steps * self.refine_stop_fraction))
+        return budget_schedule(
+            max(self.steps, 1),
+            {
+                "sh_degree_interval": self.sh_degree_interval,
+                "refine_every": self.refine_every,
+                "warmup_length": self.refine_start,
+                "stop_split_at": stop,
+            },
+        )
 
 
 @dataclass
