@@ -112,6 +112,8 @@ class MastsamSplatModelConfig(SplatfactoModelConfig):
     """Step after which Gaussians are not culled or split for their screen size (None: Splatfacto's 4000, scaled)."""
     stop_split_at: Optional[int] = None  # type: ignore[assignment]
     """Step after which densification stops (None: Splatfacto's 15000, scaled)."""
+    cull_alpha_thresh: Optional[float] = None  # type: ignore[assignment]
+    """Opacity below which densification rounds cull Gaussians (None: Splatfacto's 0.1, lower for short runs)."""
     sh_degree_interval: Optional[int] = None  # type: ignore[assignment]
     """Steps between SH degree increments (None: Splatfacto's 1000, scaled; at least 10)."""
     cpu_max_gaussians: int = 40_000

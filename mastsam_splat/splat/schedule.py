@@ -27,6 +27,9 @@ MIN_REFINE_EVERY = 10
 MIN_SH_DEGREE_INTERVAL = 10
 """Fewest steps between two SH degree increments of a scaled schedule."""
 
+MIN_CULL_ALPHA = 0.02
+"""Lowest opacity threshold of a scaled schedule's culling."""
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -50,6 +53,8 @@ class Schedule:
     """Steps over which the means' learning rate decays to its final value."""
     lr_warmup_steps: int = 1_000
     """Warm-up steps of the camera-optimiser and bilateral-grid learning rates."""
+    cull_alpha_thresh: float = 0.1
+    """Densification rounds remove Gaussians below this opacity."""
 
 
 SPLATFACTO = Schedule()
@@ -73,7 +78,9 @@ def budget_schedule(max_steps: int, overrides: Optional[Mapping[str, Any]] = Non
     :data:`MIN_REFINE_EVERY` steps apart, warm-up lasts at least one round, and the opacity reset
     keeps Splatfacto's 30 rounds (so a run of a few hundred steps has none after step 0, which
     would leave too few steps to recover); densification stops after half the run, but not before
-    one round after the warm-up. ``overrides`` (values the user set) win over scaled ones;
+    one round after the warm-up. Culling's opacity threshold shrinks with the square root of the
+    budget (at least :data:`MIN_CULL_ALPHA`): seeds start at opacity 0.1, and a short run's first
+    rounds come before they have had time to become opaque. ``overrides`` (values the user set) win over scaled ones;
     ``None`` values in it are ignored.
     """
     f = scale_factor(max_steps)
@@ -95,6 +102,7 @@ def budget_schedule(max_steps: int, overrides: Optional[Mapping[str, Any]] = Non
             sh_degree_interval=steps(SPLATFACTO.sh_degree_interval, MIN_SH_DEGREE_INTERVAL),
             lr_max_steps=max_steps,
             lr_warmup_steps=steps(SPLATFACTO.lr_warmup_steps),
+            cull_alpha_thresh=max(MIN_CULL_ALPHA, SPLATFACTO.cull_alpha_thresh * f**0.5),
         )
     given = {k: v for k, v in (overrides or {}).items() if v is not None and k in SCHEDULE_FIELDS}
     values: Dict[str, Any] = {**asdict(scaled), **given}

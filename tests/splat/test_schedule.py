@@ -53,3 +53,9 @@ def test_a_late_user_warmup_still_gets_one_round() -> None:
 def test_bad_budget() -> None:
     with pytest.raises(ValueError):
         scale_factor(0)
+
+
+def test_short_runs_cull_less() -> None:
+    assert budget_schedule(REFERENCE_STEPS).cull_alpha_thresh == SPLATFACTO.cull_alpha_thresh == 0.1
+    assert budget_schedule(300).cull_alpha_thresh == 0.02
+    assert 0.02 < budget_schedule(3000).cull_alpha_thresh < 0.1
