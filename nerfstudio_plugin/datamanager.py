@@ -47,7 +47,7 @@ class MastsamDatamanagerConfig(FullImageDatamanagerConfig):
     seed_points: Literal["merge", "tracker", "dataset"] = "merge"
     """Gaussian seeds: the dataset's point cloud merged with the tracker's labelled one, or only one of them
     (either falls back to the other when it is empty)."""
-    background_points: int = 3000
+    background_points: int = 6000
     """Seed points spread on a sphere around all cameras (no object; coloured by the training image that sees
     each nearest its centre) that can learn the sky and far background, which the dataset's and tracker's point clouds never cover; 0 disables them."""
     cpu_max_seed_points: int = 10000
