@@ -124,7 +124,7 @@ def surface_figure(config: SplatTrainConfig, radius: float) -> dict:
     result = train(config)
     means = result.params["means"].detach().cpu().numpy()
     opacity = torch.sigmoid(result.params["opacities"].detach()).reshape(-1).cpu().numpy()
-    surface = depth_surface_points(load_scene(config.data), stride=2)
+    surface = depth_surface_points(load_scene(config.data))
     return {
         "near_surface": near_surface_fraction(means, surface, radius, opacity),
         "near_surface_unweighted": near_surface_fraction(means, surface, radius),
