@@ -26,6 +26,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io.scene import input_image_folders
+from mastsam_splat.splat.init import budget_subsample
 from nerfstudio_plugin.checks import check_nerfstudio_dataset, check_tracking_cache
 from nerfstudio_plugin.dataparser import MastsamDataParserConfig
 from nerfstudio_plugin.dataset import LABEL_KEYS, InstanceLabelDataset, resize_labels
@@ -48,12 +49,13 @@ class MastsamDatamanagerConfig(FullImageDatamanagerConfig):
     seed_points: Literal["merge", "tracker", "dataset"] = "merge"
     """Gaussian seeds: the dataset's point cloud merged with the tracker's labelled one, or only one of them
     (either falls back to the other when it is empty)."""
-    background_points: int = 500
-    """Seed points spread on a sphere around all cameras (grey, no object) that can learn the sky and far
-    background, which the dataset's and tracker's point clouds never cover; 0 disables them."""
+    background_points: int = 6000
+    """Seed points spread on a sphere around all cameras (no object; coloured by the training image that sees
+    each nearest its centre) that can learn the sky and far background, which the dataset's and tracker's point clouds never cover; 0 disables them."""
     cpu_max_seed_points: int = 10000
-    """On CPU, at most this many seed points (uniform subsample; 0: all). The torch rasterizer's cost grows
-    with the number of Gaussians."""
+    """On CPU, at most this many seed points (0: all). The torch rasterizer's cost grows with the number of
+    Gaussians. Labelled (object) points are kept first, the rest is thinned evenly in space
+    (``mastsam_splat.splat.init.budget_subsample``), so a large ground does not take the budget."""
     cpu_max_image_size: int = 200
     """On CPU, images whose longer side exceeds this are downscaled for training and eval (0: never).
     Applied on top of camera_res_scale_factor; labels follow with nearest-neighbour resizing."""
@@ -183,13 +185,13 @@ class MastsamDatamanager(FullImageDatamanager[InstanceLabelDataset]):
         xyz, rgb, ids = np.concatenate(xyz_parts), np.concatenate(rgb_parts), np.concatenate(id_parts)
         cap = self.config.cpu_max_seed_points if torch.device(self.device).type == "cpu" else 0
         if 0 < cap < len(xyz):
-            keep = np.sort(np.random.default_rng(0).choice(len(xyz), size=cap, replace=False))
+            keep = budget_subsample(xyz, cap, ids)
             xyz, rgb, ids = xyz[keep], rgb[keep], ids[keep]
         if self.config.background_points > 0:
             far = background_sphere(self.train_dataparser_outputs.cameras.camera_to_worlds[:, :3, 3].numpy(), xyz,
                                     self.config.background_points)
             xyz = np.concatenate([xyz, far])
-            rgb = np.concatenate([rgb, np.full((len(far), 3), 128, np.uint8)])
+            rgb = np.concatenate([rgb, self._colours_seen_at(far)])
             ids = np.concatenate([ids, np.zeros(len(far), np.int64)])
         meta["points3D_xyz"] = torch.from_numpy(xyz.astype(np.float32))
         meta["points3D_rgb"] = torch.from_numpy(rgb)
@@ -197,6 +199,13 @@ class MastsamDatamanager(FullImageDatamanager[InstanceLabelDataset]):
         self.train_dataset.metadata["points3D_instance"] = meta["points3D_instance"]
         sources = " + ".join(name for name, used in (("dataset", use_dataset), ("tracker", use_tracker)) if used)
         CONSOLE.log(f"Seed points: {len(xyz)} from the {sources} point cloud(s), {int((ids > 0).sum())} labelled")
+
+    def _colours_seen_at(self, points: np.ndarray) -> np.ndarray:
+        """[N, 3] uint8 colour of each far point in the training image that sees it nearest its centre (grey
+        when none does): the background sphere starts with the sky's colours instead of grey."""
+        cameras = self.train_dataset.cameras
+        images = [self.train_dataset.get_numpy_image(i) for i in range(len(self.train_dataset))]
+        return colours_from_views(points, cameras, images)
 
     def _attach_ground_truth(self) -> None:
         """Attach ``instances/<stem>.png`` as ``gt_instances`` for the images that have one."""
@@ -227,6 +236,31 @@ def transfer_point_labels(xyz: np.ndarray, ref_xyz: np.ndarray, ref_ids: np.ndar
     out = np.zeros(len(xyz), dtype=np.int64)
     out[found] = ref_ids[labelled][nearest[found]]
     return out
+
+
+def colours_from_views(points: np.ndarray, cameras: Cameras, images: List[np.ndarray]) -> np.ndarray:
+    """[N, 3] uint8 colour of each point in the image (of ``cameras``, pinhole, OpenGL frame) where it projects
+    nearest the image centre; grey (128) for points no image sees."""
+    colours = np.full((len(points), 3), 128, np.uint8)
+    best = np.full(len(points), np.inf)
+    c2w = cameras.camera_to_worlds.numpy().astype(np.float64)
+    for i, image in enumerate(images):
+        rot, centre = c2w[i, :3, :3], c2w[i, :3, 3]
+        local = (points - centre) @ rot  # OpenGL camera frame: x right, y up, looking down -z
+        depth = -local[:, 2]
+        h, w = image.shape[:2]
+        sx, sy = w / float(cameras.width[i]), h / float(cameras.height[i])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = (float(cameras.fx[i]) * local[:, 0] / depth + float(cameras.cx[i])) * sx
+            v = (-float(cameras.fy[i]) * local[:, 1] / depth + float(cameras.cy[i])) * sy
+        inside = (depth > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        off_centre = np.hypot(u / w - 0.5, v / h - 0.5)
+        better = inside & (off_centre < best)
+        if better.any():
+            pixels = image[v[better].astype(int), u[better].astype(int), :3]
+            colours[better] = pixels if pixels.dtype == np.uint8 else np.clip(pixels * 255.0, 0, 255).astype(np.uint8)
+            best[better] = off_centre[better]
+    return colours
 
 
 def background_sphere(camera_centres: np.ndarray, points: np.ndarray, count: int, seed: int = 0) -> np.ndarray:

@@ -41,6 +41,7 @@ from mastsam_splat.io.gaussians import Gaussians, rgb_to_sh
 from mastsam_splat.objects.run import gaussians_from_params
 from mastsam_splat.splat.instance import InstanceConfig, KnnRegularizer, class_embeddings, classify, instance_loss
 from mastsam_splat.splat.rendering import RenderOutput, render
+from mastsam_splat.splat.schedule import REFERENCE_STEPS, SCHEDULE_FIELDS, Schedule, budget_schedule, growth_capped
 from mastsam_splat.tracker.outputs import id_colours
 
 _SHARED = InstanceConfig()
@@ -61,7 +62,12 @@ INSTANCE_KEYS = ("instance", "instance_id", "instance_features", "selection")
 
 @dataclass
 class MastsamSplatModelConfig(SplatfactoModelConfig):
-    """Splatfacto plus a per-Gaussian instance feature supervised by consistent label maps."""
+    """Splatfacto plus a per-Gaussian instance feature supervised by consistent label maps.
+
+    Splatfacto's schedule fields default to None: the budget-aware schedule
+    (``mastsam_splat.splat.schedule.budget_schedule``) fills them for ``schedule_steps``; a value
+    given on the command line is kept.
+    """
 
     _target: Type = field(default_factory=lambda: MastsamSplatModel)
     instance_feature_dim: int = _SHARED.feature_dim
@@ -91,6 +97,28 @@ class MastsamSplatModelConfig(SplatfactoModelConfig):
     """Below this head probability a pixel's id is background (0); 0 keeps the argmax everywhere it is covered."""
     min_instance_alpha: float = 0.5
     """Pixels whose accumulated opacity is below this are background in the id/colour outputs."""
+    schedule_steps: Optional[int] = None
+    """Run length the schedule below is scaled to (``mastsam_splat.splat.schedule``); the trainer sets it from
+    ``--max-num-iterations``. None: Splatfacto's 30,000-step schedule."""
+    warmup_length: Optional[int] = None  # type: ignore[assignment]
+    """Steps before the first densification round (None: Splatfacto's 500, scaled to ``schedule_steps``)."""
+    refine_every: Optional[int] = None  # type: ignore[assignment]
+    """Steps between densification rounds (None: Splatfacto's 100, scaled; at least 10)."""
+    resolution_schedule: Optional[int] = None  # type: ignore[assignment]
+    """Steps between halvings of the training downscale (None: Splatfacto's 3000, scaled)."""
+    reset_alpha_every: Optional[int] = None  # type: ignore[assignment]
+    """Densification rounds between opacity resets (None: Splatfacto's 30)."""
+    stop_screen_size_at: Optional[int] = None  # type: ignore[assignment]
+    """Step after which Gaussians are not culled or split for their screen size (None: Splatfacto's 4000, scaled)."""
+    stop_split_at: Optional[int] = None  # type: ignore[assignment]
+    """Step after which densification stops (None: Splatfacto's 15000, scaled)."""
+    cull_alpha_thresh: Optional[float] = None  # type: ignore[assignment]
+    """Opacity below which densification rounds cull Gaussians (None: Splatfacto's 0.1, lower for short runs)."""
+    sh_degree_interval: Optional[int] = None  # type: ignore[assignment]
+    """Steps between SH degree increments (None: Splatfacto's 1000, scaled; at least 10)."""
+    cpu_max_gaussians: int = 40_000
+    """On CPU, densification grows no more Gaussians beyond this many (0: no cap): the torch rasterizer's step
+    time grows with their number, and a short CPU run spends its budget on optimising rather than on growth."""
     min_downscaled_size: int = 256
     """The resolution schedule (num_downscales) never shrinks the longer image side below this many pixels:
     it saves time on large images, while small ones (CPU runs) would only lose detail."""
@@ -98,6 +126,18 @@ class MastsamSplatModelConfig(SplatfactoModelConfig):
     """Rasterizer: gsplat's CUDA kernels, the project's torch rasterizer, or auto (gsplat on CUDA, torch elsewhere)."""
     compute_lpips: bool = True
     """Report LPIPS in evaluation (AlexNet weights are loaded on first use; skipped if unavailable)."""
+
+
+    def resolve_schedule(self, max_steps: Optional[int] = None) -> Schedule:
+        """Fill the unset schedule fields from the budget-aware schedule for ``max_steps`` (default: ``schedule_steps``)."""
+        if max_steps is not None and self.schedule_steps is None:
+            self.schedule_steps = int(max_steps)
+        steps = self.schedule_steps if self.schedule_steps is not None else REFERENCE_STEPS
+        fields = [f for f in SCHEDULE_FIELDS if hasattr(SplatfactoModelConfig, f)]
+        schedule = budget_schedule(steps, {f: getattr(self, f) for f in fields})
+        for name in fields:
+            setattr(self, name, getattr(schedule, name))
+        return schedule
 
 
 def instance_palette(num_ids: int, device: Union[str, torch.device] = "cpu") -> Tensor:
@@ -188,6 +228,7 @@ class MastsamSplatModel(SplatfactoModel):
             points, colours = self.seed_points
             self.seed_points = (points.detach().float().cpu(), colours[:0])
             colours = colours.detach().cpu()
+        self.config.resolve_schedule()
         with _lazy_lpips():
             super().populate_modules()
         self.lpips.enabled = self.config.compute_lpips
@@ -275,6 +316,12 @@ class MastsamSplatModel(SplatfactoModel):
             self.instance_head.bias.data = torch.zeros(weight.shape[0], device=self.instance_head.bias.device)
             self.instance_head.out_features = self.num_instance_classes
         return torch.nn.Module.load_state_dict(self, dict, **kwargs)
+
+    def step_post_backward(self, step: int) -> None:
+        """Splatfacto's densification step, without growth past ``cpu_max_gaussians`` on CPU."""
+        cap = self.config.cpu_max_gaussians if self.device.type == "cpu" else 0
+        with growth_capped(self.strategy, self.num_points, cap):
+            super().step_post_backward(step)
 
     # ------------------------------------------------------------------ rendering
 

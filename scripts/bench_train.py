@@ -6,6 +6,9 @@
    after ``--steps`` steps with densification.
 3. The same with the MastSAM tracker's masks (``mastsam track``, classical segmenter,
    geometric matcher) instead of ground truth, initialised from the tracker's points.ply.
+4. Geometry of a short run (``--surface-steps``, the trainer's default schedule scaled to it):
+   opacity-weighted share of the Gaussians whose centre lies within ``--surface-radius`` metres
+   of a true surface (the scene's depth maps back-projected; ``metrics.surface``).
 
     .venv/bin/python scripts/bench_train.py [--frames 40] [--size 160x120] [--steps 800] [--threads 1]
 """
@@ -21,7 +24,8 @@ from typing import Optional
 
 import tyro
 
-from mastsam_splat.io import read_label_image
+from mastsam_splat.io import load_scene, read_label_image
+from mastsam_splat.metrics.surface import depth_surface_points, near_surface_fraction
 from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
 from mastsam_splat.splat.config import InstanceConfig
 from mastsam_splat.splat.trainer import SplatTrainConfig, train
@@ -44,6 +48,10 @@ class BenchTrain:
     """Training steps of each run timed for the feature's cost (figure 1)."""
     threads: int = 1
     """CPU threads for torch."""
+    surface_steps: int = 600
+    """Training steps of the run measured for figure 4 (0: skip it)."""
+    surface_radius: float = 0.05
+    """Distance to a true surface (metres) within which a Gaussian counts as on it (figure 4)."""
     skip_tracker: bool = False
     """Skip figure 3 (tracker masks)."""
     json: Optional[Path] = None
@@ -83,6 +91,15 @@ def main(args: BenchTrain) -> None:
             f"{gt['train_seconds']:.0f} s ({gt['steps_per_second']:.2f} steps/s)"
         )
 
+        if args.surface_steps > 0:
+            figures["surface"] = surface_figure(replace(base, steps=args.surface_steps), args.surface_radius)
+            f = figures["surface"]
+            print(
+                f"[4] {args.surface_steps} steps: {100 * f['near_surface']:.1f}% of the Gaussians (opacity-weighted) "
+                f"within {args.surface_radius * 100:.0f} cm of a true surface ({100 * f['near_surface_unweighted']:.1f}% "
+                f"unweighted; {f['num_gaussians']} Gaussians, held-out PSNR {f['psnr']:.2f} dB)"
+            )
+
         if not args.skip_tracker:
             track_dir = Path(tmp) / "track"
             summary = run_track(TrackCommand(data=scene, output_dir=track_dir, matcher="geometric", quiet=True))
@@ -98,6 +115,24 @@ def main(args: BenchTrain) -> None:
             )
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def surface_figure(config: SplatTrainConfig, radius: float) -> dict:
+    """Train ``config`` and measure how many of its Gaussians lie on the scene's true surfaces."""
+    import torch
+
+    result = train(config)
+    means = result.params["means"].detach().cpu().numpy()
+    opacity = torch.sigmoid(result.params["opacities"].detach()).reshape(-1).cpu().numpy()
+    surface = depth_surface_points(load_scene(config.data))
+    return {
+        "near_surface": near_surface_fraction(means, surface, radius, opacity),
+        "near_surface_unweighted": near_surface_fraction(means, surface, radius),
+        "num_gaussians": int(len(means)),
+        "psnr": result.metrics["psnr"],
+        "steps": config.steps,
+        "radius_m": radius,
+    }
 
 
 def _label_miou(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:

@@ -19,6 +19,7 @@ from mastsam_splat.io.scene import check_downscale, input_image_folders
 from mastsam_splat.io.labels import read_label_image
 from mastsam_splat.io.ply import read_gaussians_ply
 from mastsam_splat.objects.export import check_destination, export_objects, parse_object_selection
+from mastsam_splat.objects.filters import ObjectFilter
 from mastsam_splat.objects.lift import LiftConfig, LiftView, lift_labels
 from mastsam_splat.objects.run import dataset_to_run_frame, load_run_gaussians, open_run
 from mastsam_splat.threads import cpu_threads
@@ -75,6 +76,8 @@ class ExportCommand:
     """Checkpoint step to read (default: the latest)."""
     quiet: bool = False
     """No summary table."""
+    object_filter: tyro.conf.OmitArgPrefixes[ObjectFilter] = field(default_factory=ObjectFilter)
+    """Per-object files leave out nearly transparent Gaussians and 3D outliers (scene.ply keeps all)."""
 
     def main(self) -> None:
         run_export(self)
@@ -113,7 +116,9 @@ def run_export(cmd: ExportCommand) -> Any:
                 cmd.ply,
             )
         metadata = {"source": str(Path(cmd.ply).resolve()), "frame": "as in the source PLY", "labels": "instance_id"}
-    result = export_objects(gaussians, cmd.output_dir, selection, points=cmd.points, metadata=metadata)
+    result = export_objects(
+        gaussians, cmd.output_dir, selection, points=cmd.points, metadata=metadata, object_filter=cmd.object_filter
+    )
     _print_objects(console, result.index)
     console.print(
         f"wrote {len(result.object_files)} object files and {result.scene_file.name} "
@@ -169,6 +174,8 @@ class LiftCommand:
     """No progress bar or summary."""
     lift: tyro.conf.OmitArgPrefixes[LiftConfig] = field(default_factory=LiftConfig)
     """Vote settings."""
+    object_filter: tyro.conf.OmitArgPrefixes[ObjectFilter] = field(default_factory=ObjectFilter)
+    """Per-object files leave out nearly transparent Gaussians and 3D outliers (scene.ply keeps all)."""
 
     def main(self) -> None:
         run_lift(self)
@@ -386,7 +393,9 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
             )
             return {"viewer_config": str(config)}
 
-    export = export_objects(labelled, cmd.output_dir, None, points=cmd.points, metadata=metadata, extra=extra)
+    export = export_objects(
+        labelled, cmd.output_dir, None, points=cmd.points, metadata=metadata, extra=extra, object_filter=cmd.object_filter
+    )
     if "viewer_config" in export.index:
         console.print(f"open it in the viewer: ns-viewer --load-config {escape(export.index['viewer_config'])}")
     counts = result.counts()

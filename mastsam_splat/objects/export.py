@@ -9,7 +9,9 @@ Output folder::
     objects.json               index: id, file, Gaussian count, bounding box, mean colour
     points.ply                 (optional) labelled point cloud of the Gaussian centres
 
-With every object exported, the files under ``objects/`` partition ``scene.ply``. The files
+With every object exported and no filter, the files under ``objects/`` partition ``scene.ply``;
+an :class:`~mastsam_splat.objects.filters.ObjectFilter` leaves nearly transparent Gaussians and
+3D outliers out of the object files (never out of ``scene.ply``; the index counts them). The files
 are written into a staging folder and renamed into place, so a failure leaves no partial
 output. Re-exporting into an earlier export replaces only the files that export wrote (listed
 under ``files`` in its ``objects.json``); anything else in the folder stays.
@@ -18,7 +20,7 @@ under ``files`` in its ``objects.json``); anything else in the folder stays.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -28,6 +30,7 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.io.atomic import atomic_dir, staged_files
 from mastsam_splat.io.gaussians import BACKGROUND, UNLABELLED, Gaussians
 from mastsam_splat.io.ply import write_gaussians_ply, write_labelled_points
+from mastsam_splat.objects.filters import ObjectFilter, select_object_rows
 
 PathLike = Union[str, Path]
 
@@ -153,6 +156,7 @@ def export_objects(
     points: bool = False,
     metadata: Optional[dict[str, Any]] = None,
     extra: Optional[Callable[[Path, Path], dict[str, Any]]] = None,
+    object_filter: Optional[ObjectFilter] = None,
 ) -> ExportResult:
     """Write the scene, per-object PLYs and the index into ``output_dir`` (atomically).
 
@@ -165,6 +169,8 @@ def export_objects(
         metadata: Extra entries for the index (source, frame, ...).
         extra: Writes more files: called with the staging folder and the final folder, returns
             entries for the index; its files move into place with the rest.
+        object_filter: Leaves transparent Gaussians and outliers out of the files of objects
+            (ids > 0; background and unlabelled files stay complete). None: no filter.
     """
     output_dir = Path(output_dir)
     if gaussians.instance_ids is None:
@@ -189,6 +195,15 @@ def export_objects(
     starts = np.searchsorted(ids[order], present)
     ends = np.searchsorted(ids[order], present, side="right")
     rows_of = {int(i): order[s:e] for i, s, e in zip(present, starts, ends)}
+    dropped_of: dict[int, dict[str, int]] = {}
+    if object_filter is not None:
+        object_filter.check()
+        for instance_id in selected:
+            if instance_id > 0:
+                rows_of[instance_id], dropped_of[instance_id] = select_object_rows(
+                    gaussians, rows_of[instance_id], object_filter
+                )
+    filtered = any(sum(d.values()) for d in dropped_of.values())
 
     try:
         with atomic_dir(output_dir, owned=previous_files, last=[INDEX_NAME]) as staging:
@@ -199,6 +214,8 @@ def export_objects(
                 rows = rows_of[instance_id]
                 write_gaussians_ply(staging / OBJECTS_DIR / object_file_name(instance_id), gaussians.subset(rows))
                 entries.append(object_summary(gaussians, instance_id, rows))
+                if instance_id in dropped_of:
+                    entries[-1]["left_out"] = dropped_of[instance_id]
             if points:
                 write_labelled_points(staging / POINTS_NAME, gaussians)
             extra_entries = extra(staging, output_dir) if extra is not None else {}
@@ -209,7 +226,8 @@ def export_objects(
                 "points": POINTS_NAME if points else None,
                 "num_gaussians": len(gaussians),
                 "sh_degree": gaussians.sh_degree,
-                "complete_partition": objects is None,
+                "complete_partition": objects is None and not filtered,
+                "object_filter": None if object_filter is None else asdict(object_filter),
                 "objects": entries,
                 **(metadata or {}),
                 **extra_entries,

@@ -35,6 +35,69 @@ def knn_log_scales(xyz: np.ndarray, k: int = 3) -> np.ndarray:
     return np.log(np.maximum(mean, floor)).astype(np.float32)
 
 
+LABELLED_SHARE = 0.5
+"""Share of a capped seed budget first offered to points with an object id (the rest: spatially even)."""
+
+
+def budget_subsample(
+    xyz: np.ndarray, max_points: int, ids: Optional[np.ndarray] = None, seed: int = 0
+) -> np.ndarray:
+    """Sorted indices of at most ``max_points`` points that spend the budget where the scene's detail is.
+
+    A uniform random subsample keeps the cloud's density, so a large, densely sampled ground takes
+    most of the budget and the objects the cameras look at get few seeds. Here points with an
+    object id (``ids > 0``) get up to :data:`LABELLED_SHARE` of the budget first; the rest is spread
+    evenly in space (one random point per occupied voxel of a grid sized to the remaining budget),
+    so dense regions are thinned more than sparse ones.
+    """
+    n = len(xyz)
+    if max_points <= 0 or n <= max_points:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    chosen: list[np.ndarray] = []
+    rest = np.arange(n)
+    if ids is not None:
+        labelled = np.flatnonzero(np.asarray(ids) > 0)
+        quota = min(len(labelled), int(max_points * LABELLED_SHARE))
+        if quota < len(labelled):
+            labelled = rng.choice(labelled, size=quota, replace=False)
+        chosen.append(labelled)
+        rest = np.setdiff1d(rest, labelled, assume_unique=True)
+    budget = max_points - sum(len(c) for c in chosen)
+    chosen.append(_even_in_space(xyz, rest, budget, rng))
+    return np.sort(np.concatenate(chosen))
+
+
+def _even_in_space(xyz: np.ndarray, candidates: np.ndarray, budget: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``budget`` of ``candidates``: one random point per voxel, the voxel size found by bisection."""
+    if budget <= 0 or len(candidates) == 0:
+        return candidates[:0]
+    if len(candidates) <= budget:
+        return candidates
+    pts = xyz[candidates].astype(np.float64)
+    lo, extent = pts.min(0), float(np.ptp(pts, axis=0).max()) or 1.0
+    order = rng.permutation(len(candidates))
+
+    def one_per_voxel(size: float) -> np.ndarray:
+        cells = np.floor((pts[order] - lo) / size).astype(np.int64)
+        _, first = np.unique(cells, axis=0, return_index=True)
+        return order[first]
+
+    small, large = extent / 4096.0, extent
+    picked = one_per_voxel(large)
+    for _ in range(24):
+        middle = np.sqrt(small * large)
+        trial = one_per_voxel(middle)
+        if len(trial) > budget:
+            small = middle
+        else:
+            large, picked = middle, trial
+    if len(picked) < budget:
+        others = np.setdiff1d(np.arange(len(candidates)), picked, assume_unique=True)
+        picked = np.concatenate([picked, rng.choice(others, size=budget - len(picked), replace=False)])
+    return candidates[picked]
+
+
 def gaussians_from_points(
     cloud: PointCloud,
     *,
@@ -50,7 +113,7 @@ def gaussians_from_points(
 
     With ``space`` and point ids, features start at their class embeddings
     (``class_embeddings(space.num_classes, feature_dim)``); otherwise small random values.
-    ``feature_dim = 0`` makes no feature. ``max_points`` randomly subsamples large clouds.
+    ``feature_dim = 0`` makes no feature. ``max_points`` subsamples large clouds (``budget_subsample``).
     """
     xyz = np.asarray(cloud.xyz, dtype=np.float32)
     if len(xyz) == 0:
@@ -60,7 +123,7 @@ def gaussians_from_points(
     rng = np.random.default_rng(seed)
     keep = np.arange(len(xyz))
     if max_points is not None and len(xyz) > max_points:
-        keep = np.sort(rng.choice(len(xyz), size=max_points, replace=False))
+        keep = budget_subsample(xyz, max_points, cloud.instance_id, seed)
     xyz = xyz[keep]
     rgb = np.asarray(cloud.rgb, dtype=np.float32)[keep] / 255.0
     n = len(xyz)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from mastsam_splat.splat.instance import InstanceHead, KnnRegularizer, LabelSpace, class_embeddings, instance_loss
 from mastsam_splat.splat.params import FEATURE_KEY, activated, make_optimizers
 from mastsam_splat.splat.rendering import camera_tensors, psnr, render
+from mastsam_splat.splat.schedule import growth_capped
 from mastsam_splat.types import Frame
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class TrainState:
     """Renderer backend (``gsplat`` or ``torch``)."""
     last_background: Optional[Tensor] = None
     """[3] background colour of the latest step."""
+    sh_degree_interval: int = 1
+    """Steps between raising the SH degree by one (the config's schedule, resolved)."""
 
     @property
     def use_features(self) -> bool:
@@ -194,12 +197,13 @@ def make_train_state(
     if config.densify:
         from gsplat.strategy import DefaultStrategy
 
+        schedule = config.schedule()
         strategy = DefaultStrategy(
             grow_grad2d=config.grow_grad2d,
-            refine_start_iter=config.refine_start,
-            refine_stop_iter=int(config.steps * config.refine_stop_fraction),
-            refine_every=config.refine_every,
-            reset_every=10**9,
+            refine_start_iter=schedule.warmup_length,
+            refine_stop_iter=schedule.stop_split_at,
+            refine_every=schedule.refine_every,
+            reset_every=schedule.reset_alpha_every * schedule.refine_every if config.opacity_reset else 10**9,
             absgrad=False,
             verbose=False,
         )
@@ -227,6 +231,7 @@ def make_train_state(
         strategy=strategy,
         strategy_state=strategy_state,
         backend=backend,
+        sh_degree_interval=config.schedule().sh_degree_interval,
     )
 
 
@@ -242,7 +247,7 @@ def train_step(state: TrainState, view: TrainView, step: int) -> Dict[str, Tenso
     params, optimizers = state.params, state.optimizers
     bg = state.step_background()
     state.last_background = bg
-    sh_degree = min(step // max(config.sh_degree_interval, 1), config.sh_degree)
+    sh_degree = min(step // max(state.sh_degree_interval, 1), config.sh_degree)
     act = activated(params)
     out = render(
         act["means"], act["quats"], act["scales"], act["opacities"], act["sh"],
@@ -275,7 +280,8 @@ def train_step(state: TrainState, view: TrainView, step: int) -> Dict[str, Tenso
         state.background_optimizer.zero_grad(set_to_none=True)
     state.means_scheduler.step()
     if state.strategy is not None:
-        state.strategy.step_post_backward(params, optimizers, state.strategy_state, step, out.meta, packed=False)
+        with growth_capped(state.strategy, int(params["means"].shape[0]), config.max_gaussians):
+            state.strategy.step_post_backward(params, optimizers, state.strategy_state, step, out.meta, packed=False)
     with torch.no_grad():
         score = psnr(pred, view.image)
     return {

@@ -23,6 +23,7 @@ from mastsam_splat.io.gaussians import to_gaussians
 from mastsam_splat.io.ply import read_point_cloud, write_gaussians_ply
 from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
 from mastsam_splat.splat.config import InstanceConfig
+from mastsam_splat.splat.schedule import Schedule, budget_schedule
 from mastsam_splat.threads import cpu_threads
 
 
@@ -61,8 +62,8 @@ class SplatTrainConfig:
     """Random Gaussians when there is no point cloud."""
     sh_degree: int = 1
     """Maximum spherical-harmonics degree of colour."""
-    sh_degree_interval: int = 200
-    """Steps between raising the SH degree by one."""
+    sh_degree_interval: Optional[int] = None
+    """Steps between raising the SH degree by one (default: Splatfacto's, scaled to ``steps``; see ``splat.schedule``)."""
     init_opacity: float = 0.1
     """Initial opacity of every Gaussian."""
     background: Literal["learned", "black", "white", "random"] = "learned"
@@ -83,12 +84,16 @@ class SplatTrainConfig:
     """Learning rate of the learned background colour."""
     densify: bool = True
     """Grow, split and prune Gaussians with gsplat's DefaultStrategy."""
-    refine_every: int = 100
-    """Steps between densification rounds."""
-    refine_start: int = 100
-    """First step of densification."""
-    refine_stop_fraction: float = 0.7
-    """Fraction of the run after which densification stops."""
+    refine_every: Optional[int] = None
+    """Steps between densification rounds (default: Splatfacto's, scaled to ``steps``)."""
+    refine_start: Optional[int] = None
+    """First step of densification (default: Splatfacto's warm-up, scaled to ``steps``)."""
+    refine_stop_fraction: Optional[float] = None
+    """Fraction of the run after which densification stops (default: Splatfacto's 15,000 of 30,000 steps, scaled)."""
+    opacity_reset: bool = True
+    """Reset opacities every ``reset_alpha_every`` densification rounds of the scaled schedule, as Splatfacto."""
+    max_gaussians: Optional[int] = None
+    """Densification grows no more Gaussians beyond this many (None: no cap); bounds the CPU rasterizer's step time."""
     grow_grad2d: float = 2e-4
     """Image-space gradient threshold for growing (gsplat's default without absgrad)."""
     instance: InstanceConfig = field(default_factory=InstanceConfig)
@@ -115,9 +120,30 @@ class SplatTrainConfig:
         )
         check_option(self.num_random >= 1, "--num-random", ">= 1", self.num_random)
         check_option(0 <= self.sh_degree <= 4, "--sh-degree", "between 0 and 4", self.sh_degree)
-        check_option(self.sh_degree_interval >= 1, "--sh-degree-interval", ">= 1", self.sh_degree_interval)
+        for option, value in (("--sh-degree-interval", self.sh_degree_interval), ("--refine-every", self.refine_every)):
+            check_option(value is None or value >= 1, option, ">= 1", value)
+        check_option(self.refine_start is None or self.refine_start >= 0, "--refine-start", ">= 0", self.refine_start)
+        check_option(
+            self.refine_stop_fraction is None or 0 < self.refine_stop_fraction <= 1,
+            "--refine-stop-fraction",
+            "in (0, 1]",
+            self.refine_stop_fraction,
+        )
         check_option(0 < self.init_opacity < 1, "--init-opacity", "between 0 and 1 (exclusive)", self.init_opacity)
         check_option(self.threads is None or self.threads >= 1, "--threads", ">= 1", self.threads)
+
+    def schedule(self) -> Schedule:
+        """Splatfacto's schedule scaled to ``steps``, with the values set here taking precedence."""
+        stop = None if self.refine_stop_fraction is None else max(1, int(self.steps * self.refine_stop_fraction))
+        return budget_schedule(
+            max(self.steps, 1),
+            {
+                "sh_degree_interval": self.sh_degree_interval,
+                "refine_every": self.refine_every,
+                "warmup_length": self.refine_start,
+                "stop_split_at": stop,
+            },
+        )
 
 
 @dataclass

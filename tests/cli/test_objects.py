@@ -15,6 +15,7 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.io.gaussians import UNLABELLED
 from mastsam_splat.io.ply import read_gaussians_ply, write_gaussians_ply
 from mastsam_splat.cli.objects import ExportCommand, LiftCommand, run_export, run_lift
+from mastsam_splat.objects.filters import ObjectFilter
 from mastsam_splat.objects.lift import LiftConfig
 
 FAST = LiftConfig(rasterizer="torch", check_views=0)
@@ -77,7 +78,15 @@ def test_lift_ply_with_masks_then_export_some_objects(
     obj = int(np.bincount(ids[ids > 0]).argmax())
     result = run_export(ExportCommand(output_dir=tmp_path / "one", ply=out / "scene.ply", objects=str(obj), quiet=True))
     part = read_gaussians_ply(result.object_files[obj])
-    assert len(part) == int((ids == obj).sum()) and (part.instance_ids == obj).all()
+    left_out = next(e for e in result.index["objects"] if e["id"] == obj)["left_out"]  # default filters
+    assert len(part) + sum(left_out.values()) == int((ids == obj).sum()) and (part.instance_ids == obj).all()
+    whole = run_export(
+        ExportCommand(
+            output_dir=tmp_path / "whole", ply=out / "scene.ply", objects=str(obj), quiet=True,
+            object_filter=ObjectFilter(keep_transparent=True, keep_outliers=True),
+        )
+    )  # fmt: skip
+    assert len(read_gaussians_ply(whole.object_files[obj])) == int((ids == obj).sum())
 
 
 def test_lift_downscaled(tmp_path: Path, synthetic_scene, scene_ply, scene_gaussians) -> None:

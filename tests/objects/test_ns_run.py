@@ -16,6 +16,7 @@ from mastsam_splat.errors import InputError
 from mastsam_splat.io.gaussians import UNLABELLED, Gaussians
 from mastsam_splat.io.ply import read_gaussians_ply
 from mastsam_splat.cli.objects import ExportCommand, LiftCommand, run_export, run_lift
+from mastsam_splat.objects.filters import ObjectFilter
 from mastsam_splat.objects.lift import LiftConfig
 from mastsam_splat.objects.run import RunFrame, dataset_to_run_frame, load_run_gaussians, read_run_config
 from mastsam_splat.types import Camera
@@ -210,6 +211,7 @@ def test_lift_from_a_run_uses_its_frame(tmp_path: Path, synthetic_scene, scene_g
         stride=2,
         quiet=True,
         lift=LiftConfig(rasterizer="torch", check_views=0),
+        object_filter=ObjectFilter(keep_transparent=True, keep_outliers=True),
     )
     summary = run_lift(cmd)
     result = summary["result"]

@@ -9,7 +9,7 @@ import torch
 from mastsam_splat.errors import InputError
 from mastsam_splat.io.gaussians import rgb_to_sh, sh_to_rgb, to_gaussians
 from mastsam_splat.io.ply import PointCloud
-from mastsam_splat.splat.init import gaussians_from_points, knn_log_scales, random_points
+from mastsam_splat.splat.init import budget_subsample, gaussians_from_points, knn_log_scales, random_points
 from mastsam_splat.splat.instance import InstanceHead, LabelSpace, assign_instances, class_embeddings
 from mastsam_splat.splat.params import activated, make_optimizers, sh_degree_of, subset
 
@@ -87,3 +87,22 @@ def test_sh_degree_of_rejects_a_non_square_coefficient_count():
     params["features_rest"] = torch.nn.Parameter(torch.zeros(5, 4, 3))
     with pytest.raises(ValueError, match="features_rest holds 4"):
         sh_degree_of(params)
+
+
+def test_budget_subsample_keeps_objects_and_thins_dense_ground() -> None:
+    """A dense ground of 10,000 points and a small object of 300: the object keeps every point."""
+    rng = np.random.default_rng(0)
+    ground = np.c_[rng.uniform(-5, 5, (10_000, 2)), np.zeros(10_000)]
+    obj = rng.normal(0, 0.1, (300, 3)) + [0, 0, 0.5]
+    xyz = np.concatenate([ground, obj]).astype(np.float32)
+    ids = np.r_[np.zeros(10_000, int), np.full(300, 3)]
+    keep = budget_subsample(xyz, 1000, ids)
+    assert len(keep) == 1000 and len(np.unique(keep)) == 1000 and (np.diff(keep) > 0).all()
+    assert (ids[keep] == 3).sum() == 300
+    # the ground is spread evenly: every quarter of it keeps a similar share
+    kept = xyz[keep][ids[keep] == 0]
+    counts = np.histogram2d(kept[:, 0], kept[:, 1], bins=2, range=[[-5, 5], [-5, 5]])[0]
+    assert counts.min() > 0.8 * counts.max()
+    # without ids the budget is spread evenly in space; below the cap nothing changes
+    assert len(budget_subsample(xyz, 500)) == 500
+    np.testing.assert_array_equal(budget_subsample(xyz, 20_000, ids), np.arange(len(xyz)))

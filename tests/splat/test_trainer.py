@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -136,3 +137,15 @@ def test_train_step_updates_the_state(scene):
     assert not torch.equal(state.head.linear.weight, head_before)
     assert not torch.equal(state.eval_background(), torch.full((3,), 0.5))
     assert state.optimizers["means"].param_groups[0]["lr"] < lr_before
+
+
+def test_budget_schedule_beats_splatfactos_schedule_on_a_short_run(scene) -> None:
+    """At 100 steps Splatfacto's own schedule never densifies and keeps SH degree 0; the scaled one densifies
+    from step 10 and raises the degree, and reaches a better held-out PSNR at the same budget (about 20 s)."""
+    base = SplatTrainConfig(
+        data=scene, steps=100, eval_every=4, max_init_points=1000, max_gaussians=2500, threads=1, progress=False
+    )
+    unscaled = replace(base, refine_every=100, refine_start=500, refine_stop_fraction=0.5, sh_degree_interval=1000)
+    scaled_run, unscaled_run = train(base).metrics, train(unscaled).metrics
+    assert unscaled_run["num_gaussians"] == 1000 < scaled_run["num_gaussians"] <= 2500 * 3
+    assert scaled_run["psnr"] > unscaled_run["psnr"] + 0.3, (scaled_run["psnr"], unscaled_run["psnr"])
