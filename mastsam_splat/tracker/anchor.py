@@ -55,7 +55,7 @@ class AnchorConfig:
     """A segment goes to the id holding at least this fraction of its evidence votes."""
     split_share: float = 0.2
     """Ids holding at least this fraction of a segment's votes (together ``share``) split the segment."""
-    merge_overlap: float = 0.6
+    merge_overlap: float = 0.9
     """An id whose evidence voxels are at least this fraction owned by one older id is merged into it."""
     merge_min_voxels: int = 8
     """Ids with fewer evidence voxels are not merged by their evidence."""
