@@ -47,6 +47,20 @@ class AnchorConfig:
     """A projected voxel is visible when its depth is within this fraction (or one voxel) of the surface in front."""
     zbuffer_cell: int = 4
     """Cell size (pixels) of the evidence z-buffer used when the frame has no depth map."""
+    rename: bool = True
+    """Rename an id of the propagation chain whose pixels' evidence names another id."""
+    assign: bool = True
+    """Give segments the chain leaves unlabelled to the id their evidence names."""
+    split: bool = False
+    """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
+    coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
+    reach_fraction: float = 0.02
+    """Unlabelled pixels take an id only this close (fraction of the image diagonal) to its evidence: the rest
+    of a segment is content seen for the first time."""
+    assign_min_seen: float = 0.6
+    """An unlabelled segment takes an id only when its evidence covers at least this fraction of it, relative to
+    the evidence density on the frame's labelled pixels (a segment mostly seen for the first time is left to the
+    new regions)."""
     min_votes: int = 6
     """Fewest evidence pixels in a segment for its votes to decide."""
     min_coverage: float = 0.05
@@ -218,7 +232,7 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
     area = np.bincount(chain_index.ravel(), minlength=len(chain_ids))
     lut = np.arange(len(chain_ids))
     renamed = chain_ids.copy()
-    for k in range(1, len(chain_ids)):
+    for k in range(1, len(chain_ids) if config.rename else 1):
         votes = table[k].sum()
         if votes < config.min_votes or votes < config.min_coverage * area[k]:
             continue
@@ -237,6 +251,12 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
         result.labels = out
         return result
     table, ids = _vote_table(auto, evidence, num_segments + 1)
+    distance, (near_rows, near_cols) = distance_transform_edt(evidence == 0, return_indices=True)
+    nearest = evidence[near_rows, near_cols]
+    reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
+    seen = out > 0
+    density = float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
+    present = set(np.unique(out).tolist())
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     labelled = np.bincount(auto.ravel(), weights=(out > 0).ravel(), minlength=num_segments + 1)
@@ -247,13 +267,15 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
         best = int(np.argmax(shares))
         inside = auto == seg
         if labelled[seg] < 0.5 * seg_area[seg]:
-            if shares[best] >= config.share:
-                out[inside & (out == 0)] = ids[best]
+            enough = votes[seg] >= config.assign_min_seen * density * seg_area[seg]
+            absent = int(ids[best]) not in present
+            if config.assign and enough and absent and shares[best] >= config.share:
+                out[inside & (out == 0) & (nearest == ids[best]) & (distance <= reach)] = ids[best]
                 result.assigned += 1
                 result.ids.append(int(ids[best]))
             continue
         named = np.flatnonzero(shares >= config.split_share)
-        if len(named) < 2 or shares[named].sum() < config.share:
+        if not config.split or len(named) < 2 or shares[named].sum() < config.share:
             continue
         held = out[inside]
         holders = np.bincount(held)

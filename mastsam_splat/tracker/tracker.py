@@ -1,17 +1,23 @@
 """The MastSAM tracker: multi-view-consistent label images from a segmenter and a matcher.
 
-Frame 0 gets the segmenter's automatic masks, made disjoint, as ids ``1..n``. Each next frame:
-1. correspondences with the previous frame (matcher);
+Frames are visited along the view graph (view_order.py: a spanning tree of view overlap; each
+frame is matched with its tree parent, an already-visited frame) or in file order; label images
+stay indexed by the given order. The first frame gets the segmenter's automatic masks, made
+disjoint, as ids ``1..n``. Each next frame:
+1. correspondences with the parent frame (matcher);
 2. representatives of every id (K-Means over its confident correspondences);
 3. propagation of the representatives through the correspondences;
 4. re-prompting: the id's tracked points as positives, nearby points of other ids as negatives;
 5. rejection of ids that lost their points or whose mask misses its prompts;
 6. overlap filtering (contested pixels by prompt distance and score) and near-duplicate merging,
    then the segment consensus (consensus.py): the prompted masks are reconciled with the frame's
-   automatic segments through the correspondences' votes, and new content is released;
+   automatic segments through the correspondences' votes, and new content is released; the 3D
+   evidence of every id, projected into the frame, renames ids the chain carried wrongly, labels
+   uncovered segments and splits segments holding several known ids (anchor.py);
 7. unmasked-region initialisation: automatic segments nobody covers become new ids unless the 3D
    memory recognises an earlier id; the memory also gives back segments an id absorbed from a
    remembered object, and ids that keep lying inside one segment are merged (fragments).
+Ids whose 3D evidence lies on an older id's are merged in every frame as soon as it shows (anchor.py).
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.

@@ -96,7 +96,7 @@ def test_votes_split_a_segment_holding_two_known_ids():
     evidence = np.zeros((10, 20), dtype=np.int64)
     evidence[::2, :8:2] = 3
     evidence[::2, 12::2] = 5
-    result = anchor_labels(labels, auto, evidence, AnchorConfig())
+    result = anchor_labels(labels, auto, evidence, AnchorConfig(split=True))
     assert result.split == 1
     assert (result.labels[:, :6] == 3).all() and (result.labels[:, 14:] == 5).all()
 
