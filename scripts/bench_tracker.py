@@ -74,6 +74,8 @@ class BenchOptions:
     """Tracker view order (default: the tracker's default)."""
     anchor: bool = True
     """The tracker's 3D-anchored association."""
+    refine: Optional[bool] = None
+    """The tracker's granularity refinement (default: the tracker's default)."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -348,6 +350,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     tracker_config.anchor.enabled = args.anchor
     if args.order is not None:
         tracker_config.view_order.order = args.order
+    if args.refine is not None:
+        tracker_config.refine.enabled = args.refine
     rows: list[dict[str, Any]] = []
     if not args.skip_synthetic:
         rows += bench_synthetic(args, tracker_config)

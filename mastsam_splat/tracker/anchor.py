@@ -125,6 +125,19 @@ class AnchorEvidence:
         if len(self._ids):
             self._accumulate(self._keys, lut[self._ids], self._counts)
 
+    def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
+        """Give ``src``'s observations in the voxels of ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0 or len(self._keys) == 0:
+            return
+        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
+        moved = (self._ids == src) & np.isin(self._keys, keys)
+        if moved.any():
+            ids = self._ids.copy()
+            ids[moved] = dst
+            self._accumulate(self._keys, ids, self._counts)
+
     def owners(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel keys [V], the id seen most often in each (ties: the older id) [V], and that id's count [V]."""
         if self._owners is None:

@@ -50,6 +50,7 @@ from mastsam_splat.tracker.points3d import (
     matched_points,
     triangulated_points,
 )
+from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, split_pieces
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
 from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
@@ -120,6 +121,8 @@ class TrackerConfig:
     anchor: AnchorConfig = field(default_factory=AnchorConfig)
     """Step 6b: every id's 3D evidence votes on which automatic segment carries which id; ids on one object's
     evidence are merged in every frame."""
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    """Step 8: ids the automatic segments keep cutting into pieces become one id per piece."""
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
     """After the sequence: ids on one 3D surface that never share a frame are merged."""
 
@@ -156,6 +159,8 @@ class FrameReport:
     """Of those, segments the propagation chain had given another id."""
     split_segments: int = 0
     """Automatic segments split between the ids their 3D evidence names."""
+    refined: int = 0
+    """Ids split into the pieces the automatic segments keep cutting them into."""
     num_matches: int = 0
     num_points3d: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -252,6 +257,7 @@ class MastSAMTracker:
             report = run.step(t, frames[t], order.parent[t])
             if on_frame is not None:
                 on_frame(report)
+        run.refine_families()
         if run.anchor_merged:
             notes.append(f"{run.anchor_merged} id(s) merged on shared 3D evidence")
         merged = run.consolidate()
@@ -287,6 +293,7 @@ class _Run:
         """Frames whose points are in the point cloud."""
         self.evidence: Optional[AnchorEvidence] = None
         self.anchor_merged = 0
+        self.refiner = Refiner(self.cfg.refine)
         self.cloud = LabelledPointCloud()
         self.memory: Optional[VoxelMemory] = None
         self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
@@ -336,6 +343,7 @@ class _Run:
                     self.observed.merge(src, int(lut[src]))
         if self.evidence is not None:
             self.evidence.relabel(lut)
+        self.refiner.relabel(lut)
         self.cloud.relabel(lut)
 
     def _ensure_memory(self, points: FramePoints, frame: Frame) -> None:
@@ -432,6 +440,7 @@ class _Run:
                 labels = self._new_regions(tracked_labels, auto, points, report, min_area)
                 labels = self._check_memory(labels, auto, points, report)
                 labels = self._merge_fragments(labels, auto, report)
+                labels = self._refine(labels, auto, points, report, min_area)
         labels16 = labels.astype(np.uint16)
         self.labels[t] = labels16
         with clock("points"):
@@ -462,6 +471,49 @@ class _Run:
         report.overruled_segments = result.overruled
         report.split_segments = result.split
         return result.labels
+
+    def _refine(
+        self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport, min_area: int
+    ) -> np.ndarray:
+        """Split ids the automatic segments keep cutting into pieces (see refine.py)."""
+        if self.evidence is None:
+            return labels
+        due = self.refiner.due(labels, auto, min_area)
+        for obj_id, segments in due.items():
+            new_ids = [self._new_id() for _ in segments[1:]]
+            labels = split_pieces(labels, auto, obj_id, segments, new_ids)
+            point_ids = labels_at(labels, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
+            for new in new_ids:
+                self.refiner.record(obj_id, new)
+                own = points.xyz[point_ids == new]
+                self.evidence.transfer(own, obj_id, new)
+                if self.memory is not None:
+                    self.memory.transfer(own, obj_id, new)
+            report.refined += 1
+        return labels
+
+    def refine_families(self) -> None:
+        """After the sequence: every frame's pixels of a split family go to the member with the nearest 3D
+        evidence, so frames visited before a split show the pieces too."""
+        families = self.refiner.families()
+        if not self.cfg.refine.retroactive or not families or self.evidence is None or len(self.evidence) == 0:
+            return
+        centres, owners = self.evidence.points()
+        for t, labels in enumerate(self.labels):
+            frame = self.frames[t]
+            if labels is None or frame.camera is None:
+                continue
+            depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+            evidence = project_evidence(
+                centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
+            )
+            out = labels.astype(np.int64)
+            for members in families.values():
+                out = family_labels(out, evidence, members)
+            self.labels[t] = out.astype(np.uint16)
+        for report, x in zip(self.reports, self.labels):
+            if report is not None and x is not None:
+                report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
 
     def _merge_on_evidence(self, report: FrameReport) -> None:
         """Merge ids whose 3D evidence lies on an older id's, in every frame so far."""
@@ -547,7 +599,7 @@ class _Run:
 
     def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
-        due = self.fragments.update(labels, auto)
+        due = self.fragments.update(labels, auto, self.refiner.related)
         if not due:
             return labels
         lut = np.arange(self.next_id, dtype=np.int64)  # every id so far is below next_id
@@ -558,6 +610,7 @@ class _Run:
         report.merged += len(due)
         if self.evidence is not None:
             self.evidence.relabel(lut)
+        self.refiner.relabel(lut)
         if self.cfg.consensus.retroactive_merge:
             for t, past in enumerate(self.labels):
                 if past is not None:

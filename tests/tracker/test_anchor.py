@@ -221,3 +221,107 @@ def test_shuffled_frames_get_the_same_ids_up_to_renumbering(seed):
     # The labels come back in the order the frames were given in, with the visit recorded in the reports.
     assert [r.name for r in shuffled.reports] == [f.name for f in shuffled_frames]
     assert sum(r.parent is None for r in shuffled.reports) == 1
+
+
+# ----------------------------------------------------------------------------- refinement
+def test_pieces_and_the_refiner_wait_for_a_repeated_cut():
+    from mastsam_splat.tracker.refine import RefineConfig, Refiner, pieces, split_pieces
+
+    labels = np.zeros((10, 20), dtype=np.int64)
+    labels[:, 2:18] = 5
+    auto = np.zeros((10, 20), dtype=np.int64)
+    auto[:, 2:12] = 1
+    auto[:, 12:18] = 2
+    config = RefineConfig(enabled=True, frames=2)
+    assert pieces(labels, auto, config, min_area=4) == {5: [1, 2]}
+    whole = np.where(labels > 0, 1, 0)
+    assert pieces(labels, whole, config, min_area=4) == {}
+    refiner = Refiner(config)
+    assert refiner.due(labels, auto, 4) == {}
+    assert refiner.due(labels, auto, 4) == {5: [1, 2]}
+    split = split_pieces(labels, auto, 5, [1, 2], [9])
+    assert (split[:, 2:12] == 5).all() and (split[:, 12:18] == 9).all()
+    refiner.record(5, 9)
+    assert refiner.related(5, 9) and not refiner.related(5, 6)
+    assert refiner.families() == {5: [5, 9]}
+    lut = np.arange(12)
+    lut[9] = 11
+    refiner.relabel(lut)
+    assert refiner.families() == {5: [5, 11]}
+    assert Refiner(RefineConfig(enabled=False)).due(labels, auto, 4) == {}
+
+
+def test_family_pixels_follow_the_nearest_evidence():
+    from mastsam_splat.tracker.refine import family_labels
+
+    labels = np.zeros((6, 12), dtype=np.int64)
+    labels[:, :10] = 5
+    labels[:, 10:] = 7
+    evidence = np.zeros((6, 12), dtype=np.int64)
+    evidence[2, 1] = 5
+    evidence[2, 8] = 9
+    evidence[2, 11] = 7
+    out = family_labels(labels, evidence, [5, 9])
+    assert (out[:, :4] == 5).all() and (out[:, 6:10] == 9).all() and (out[:, 10:] == 7).all()
+
+
+def test_transfer_moves_voxels_to_the_split_off_id():
+    from mastsam_splat.tracker.memory import VoxelMemory
+
+    points = np.stack([np.arange(10) + 0.5, np.full(10, 0.5), np.full(10, 0.5)], axis=1)
+    evidence = AnchorEvidence(voxel_size=1.0)
+    evidence.add(np.full(10, 3), points)
+    evidence.transfer(points[5:], 3, 8)
+    _, owners, _ = evidence.owners()
+    assert owners.tolist() == [3] * 5 + [8] * 5
+    memory = VoxelMemory(1.0, neighborhood=0, exclusive=True)
+    memory.add_labelled(np.full(10, 3), points)
+    memory.transfer(points[5:], 3, 8)
+    assert memory.num_voxels(3) == 5 and memory.num_voxels(8) == 5
+
+
+def test_refinement_splits_an_object_the_segmenter_cuts_and_relabels_earlier_frames():
+    frames = sequence(SLIDE)
+
+    class Cutting:
+        """The classical segmenter, except that from the second frame on it cuts object 2 into a left and a right
+        half (two automatic segments)."""
+
+        def __init__(self):
+            self.inner = make_segmenter("classical")
+
+        def prepare(self, image):
+            index = next(i for i, f in enumerate(frames) if f.image is image)
+            return index, self.inner.prepare(image)
+
+        def auto(self, state):
+            index, inner = state
+            masks = self.inner.auto(inner)
+            if index == 0:
+                return masks
+            gt = frames[index].gt
+            cols = np.flatnonzero((gt == 2).any(axis=0))
+            middle = (cols.min() + cols.max() + 1) // 2
+            out = []
+            for mask in masks:
+                seg = mask.segmentation
+                if np.count_nonzero(seg & (gt == 2)) > 0.5 * np.count_nonzero(seg):
+                    for half in (np.s_[:, :middle], np.s_[:, middle:]):
+                        piece = np.zeros_like(seg)
+                        piece[half] = seg[half]
+                        out.append(type(mask)(segmentation=piece, area=int(piece.sum()), score=mask.score))
+                else:
+                    out.append(mask)
+            return out
+
+        def prompt(self, state, positive_xy, negative_xy=None):
+            return self.inner.prompt(state[1], positive_xy, negative_xy)
+
+    config = TrackerConfig(view_order=ViewOrderConfig(order="sequence"))
+    config.refine.enabled = True
+    result = MastSAMTracker(config, Cutting(), make_matcher("geometric"), "geometric").run(frames)
+    assert sum(r.refined for r in result.reports) >= 1
+    # Every frame, the first (whole) one included, shows object 2 as two ids.
+    for labels, f in zip(result.labels, frames):
+        ids = set(np.unique(labels[f.gt == 2]).tolist()) - {0}
+        assert len(ids) == 2, f"{f.name}: {ids}"
