@@ -10,8 +10,10 @@ on the frame's automatic segments (``anchor_labels``):
 
 - an id the propagation chain carried whose pixels' votes name another id (``share`` of them)
   is renamed to that id, whatever the chain said: drift is repaired, not passed on;
-- a segment the chain left unlabelled whose votes agree takes that id;
-- a segment held by one id whose votes are split between a few ids that each hold
+- a segment the chain left (mostly) unlabelled, seen before over most of its area, whose votes
+  agree on an id absent from the frame takes that id near its evidence (an id that is present
+  is left to the gap filling and the memory: the segment may be a finer cut of it);
+- with ``split``, a segment held by one id whose votes are split between a few ids that each hold
   ``split_share`` of them (the segmenter merged what the evidence knows as several ids) is split
   between them, every pixel taking the id of the nearest evidence pixel inside the segment;
 - otherwise the chain's labels stay.
@@ -82,7 +84,7 @@ class AnchorResult:
     labels: np.ndarray
     """[H, W] int64."""
     assigned: int = 0
-    """Unlabelled segments given to the id their 3D votes agree on."""
+    """Unlabelled segments given to the (absent) id their 3D votes agree on."""
     overruled: int = 0
     """Ids of the propagation chain renamed to the id their 3D votes agree on."""
     split: int = 0
@@ -232,8 +234,9 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
 
     1. ids: an id of ``labels`` whose pixels' evidence names another id (``share`` of the votes, its own
        id at most ``1 - share``) is renamed to that id: the propagation chain carried the wrong id;
-    2. segments the labels leave (mostly) unlabelled take the id their votes agree on;
-    3. segments held by one id whose votes name several ids each holding ``split_share`` are split.
+    2. segments the labels leave (mostly) unlabelled, seen before, take the absent id their votes agree on,
+       near its evidence (``assign``);
+    3. segments held by one id whose votes name several ids each holding ``split_share`` are split (``split``).
     """
     labels = np.asarray(labels, dtype=np.int64)
     out = labels.copy()
@@ -264,41 +267,46 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
         result.labels = out
         return result
     table, ids = _vote_table(auto, evidence, num_segments + 1)
-    distance, (near_rows, near_cols) = distance_transform_edt(evidence == 0, return_indices=True)
-    nearest = evidence[near_rows, near_cols]
-    reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
     seen = out > 0
     density = float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
-    present = set(np.unique(out).tolist())
+    present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
-    labelled = np.bincount(auto.ravel(), weights=(out > 0).ravel(), minlength=num_segments + 1)
+    labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
     decided = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
     decided[0] = False
-    for seg in np.flatnonzero(decided).tolist():
-        shares = table[seg] / votes[seg]
-        best = int(np.argmax(shares))
-        inside = auto == seg
-        if labelled[seg] < 0.5 * seg_area[seg]:
-            enough = votes[seg] >= config.assign_min_seen * density * seg_area[seg]
-            absent = int(ids[best]) not in present
-            if config.assign and enough and absent and shares[best] >= config.share:
-                out[inside & (out == 0) & (nearest == ids[best]) & (distance <= reach)] = ids[best]
-                result.assigned += 1
-                result.ids.append(int(ids[best]))
-            continue
-        named = np.flatnonzero(shares >= config.split_share)
-        if not config.split or len(named) < 2 or shares[named].sum() < config.share:
-            continue
-        held = out[inside]
-        holders = np.bincount(held)
-        if holders.max() < config.share * len(held):
-            continue  # the chain already splits the segment
-        seeds = np.where(inside & np.isin(evidence, ids[named]), evidence, 0)
-        _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
-        out[inside] = seeds[rows[inside], cols[inside]]
-        result.split += 1
-        result.ids.extend(int(i) for i in ids[named])
+    best = np.argmax(table, axis=1)
+    best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)
+    uncovered = labelled < 0.5 * seg_area
+    if config.assign:
+        absent = np.array([int(i) not in present for i in ids])[best]
+        enough = votes >= config.assign_min_seen * density * seg_area
+        assign = np.flatnonzero(decided & uncovered & enough & absent & (best_share >= config.share))
+        if len(assign):
+            distance, (near_rows, near_cols) = distance_transform_edt(evidence == 0, return_indices=True)
+            nearest = evidence[near_rows, near_cols]
+            reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
+            target = np.zeros(num_segments + 1, dtype=np.int64)
+            target[assign] = ids[best[assign]]
+            wanted = target[auto]
+            out = np.where((wanted > 0) & ~seen & (nearest == wanted) & (distance <= reach), wanted, out)
+            result.assigned = len(assign)
+            result.ids.extend(int(i) for i in target[assign])
+    if config.split:
+        for seg in np.flatnonzero(decided & ~uncovered).tolist():
+            shares = table[seg] / votes[seg]
+            named = np.flatnonzero(shares >= config.split_share)
+            if len(named) < 2 or shares[named].sum() < config.share:
+                continue
+            inside = auto == seg
+            held = out[inside]
+            if np.bincount(held).max() < config.share * len(held):
+                continue  # the chain already splits the segment
+            seeds = np.where(inside & np.isin(evidence, ids[named]), evidence, 0)
+            _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
+            out[inside] = seeds[rows[inside], cols[inside]]
+            result.split += 1
+            result.ids.extend(int(i) for i in ids[named])
     result.labels = out
     return result
 

@@ -13,10 +13,13 @@ disjoint, as ids ``1..n``. Each next frame:
    then the segment consensus (consensus.py): the prompted masks are reconciled with the frame's
    automatic segments through the correspondences' votes, and new content is released; the 3D
    evidence of every id, projected into the frame, renames ids the chain carried wrongly, labels
-   uncovered segments and splits segments holding several known ids (anchor.py);
+   uncovered segments of absent ids and (optionally) splits segments holding several known ids
+   (anchor.py);
 7. unmasked-region initialisation: automatic segments nobody covers become new ids unless the 3D
    memory recognises an earlier id; the memory also gives back segments an id absorbed from a
-   remembered object, and ids that keep lying inside one segment are merged (fragments).
+   remembered object, and ids that keep lying inside one segment are merged (fragments);
+8. optional granularity refinement: ids the automatic segments keep cutting into pieces become one
+   id per piece, in every frame (refine.py).
 Ids whose 3D evidence lies on an older id's are merged in every frame as soon as it shows (anchor.py).
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
