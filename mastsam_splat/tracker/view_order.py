@@ -7,8 +7,9 @@ overlaps most with any visited frame, and that frame (its tree parent) is the on
 with. Overlap comes from the cameras when every frame has one (camera-centre distance relative
 to the median nearest-neighbour spacing, plus the angle between viewing directions), otherwise
 from the number of matches between downscaled copies of the frames. The tree starts at the
-first frame given (its automatic masks give the first ids); ties go to the frame whose name
-sorts first.
+frame whose name sorts first (its automatic masks give the first ids) and ties go to the frame
+whose name sorts first, so the visit, and with it the ids, do not depend on the order the frames
+were given in.
 """
 
 from __future__ import annotations
@@ -92,12 +93,14 @@ def match_distances(frames: Sequence[Frame], matcher: Any, max_side: int) -> np.
     return 1.0 / (1.0 + counts)
 
 
-def spanning_order(distance: np.ndarray, names: Sequence[str], source: str, start: int = 0) -> ViewOrder:
-    """Prim's minimum spanning tree over ``distance`` [N, N] from frame ``start`` (ties by name)."""
+def spanning_order(distance: np.ndarray, names: Sequence[str], source: str) -> ViewOrder:
+    """Prim's minimum spanning tree over ``distance`` [N, N] from the frame whose name sorts first (ties by name,
+    then by position)."""
     n = len(names)
     if n == 0:
         return ViewOrder([], {}, source)
     rank = np.argsort(np.argsort(np.asarray(names, dtype=object), kind="stable"), kind="stable")
+    start = int(np.argmin(rank))
     finite = np.where(np.isfinite(distance), distance, np.nanmax(np.where(np.isfinite(distance), distance, 0)) * 10 + 1)
     visited = np.zeros(n, dtype=bool)
     visited[start] = True
