@@ -25,10 +25,9 @@ from mastsam_splat.tracker.new_regions import compact_ids
 class RefineConfig:
     """When an id is split into the pieces the segmenter keeps cutting it into."""
 
-    enabled: bool = False
+    enabled: bool = True
     """Split an id into one id per piece when the automatic segments keep cutting it (needs the 3D evidence).
-    Worth it with a segmenter whose pieces are parts (SAM); with one that cuts surfaces by shading (the
-    classical segmenter) it trades consistency for pieces finer than the objects' parts."""
+    The ids then follow the finest cut the segmenter makes consistently (parts rather than whole objects)."""
     frames: int = 2
     """Visited frames in a row that must show the cut."""
     containment: float = 0.85
