@@ -2,8 +2,11 @@
 """Benchmark of the MastSAM tracker against per-view segmentation (``independent`` mode).
 
 (a) synthetic scenes (``mastsam_splat.synthetic.make_scene``), an orbit and a forward walk over
-    several seeds, classical segmenter + geometric matcher, scored against ground truth at object
-    and part level: per-view mIoU, consistent mIoU, id switches, IDC, PSC, coverage, granularity;
+    several seeds, the classical segmenter or the simulated SAM (``--segmenter simulated``: the
+    ground truth re-cut per view like SAM) + geometric matcher, scored against ground truth at
+    object and part level: per-view mIoU, consistent mIoU, id switches, IDC, PSC, coverage,
+    granularity; ``--shuffle`` gives the tracker the frames in a random order (labels are scored
+    in the original order);
 (b) real opencv-doc sequences, classical segmenter + SIFT matcher: the aloe stereo pair (reference
     correspondences from its ground-truth disparity) and frames of tree.avi and Megamind.avi
     (reference correspondences from forward-backward-checked DIS optical flow), scored with
@@ -11,6 +14,8 @@
 plus the wall time per frame of each mode. Prints a table of medians and writes every number to JSON.
 
     .venv/bin/python scripts/bench_tracker.py [--seeds 0 1 2] [--frames 40] [--out outputs/bench_tracker.json]
+    .venv/bin/python scripts/bench_tracker.py --segmenter simulated --skip-real --seeds 0 --frames 24 \
+        --width 160 --height 120 [--shuffle] [--order sequence]
 """
 
 from __future__ import annotations
@@ -55,22 +60,55 @@ class BenchOptions:
     """Where synthetic scenes are rendered (reused)."""
     out: str = "outputs/bench_tracker.json"
     """JSON file with every number."""
+    segmenter: Literal["classical", "simulated"] = "classical"
+    """Segmenter of the synthetic scenes (the real sequences always use the classical one)."""
+    sim_seed: int = 0
+    """Seed of the simulated SAM."""
+    sim_split_probability: float = 0.5
+    sim_merge_probability: float = 0.2
+    sim_jitter_px: int = 2
+    shuffle: bool = False
+    """Give the tracker the synthetic frames in a random (seeded) order."""
+    shuffle_seed: int = 0
+    order: Optional[Literal["sequence", "view_graph"]] = None
+    """Tracker view order (default: the tracker's default)."""
+    anchor: bool = True
+    """The tracker's 3D-anchored association."""
+    refine: Optional[bool] = None
+    """The tracker's granularity refinement (default: the tracker's default)."""
 
 
 # ----------------------------------------------------------------------------- helpers
-def run_tracker(frames: list, mode: str, matcher_name: str, tracker_config: Any) -> tuple[list[np.ndarray], float, Any]:
-    """Labels of every frame and seconds per frame (tracker wall time, backends included)."""
+def run_tracker(
+    frames: list,
+    mode: str,
+    matcher_name: str,
+    tracker_config: Any,
+    segmenter_name: str = "classical",
+    segmenter_config: Any = None,
+    permutation: Optional[np.ndarray] = None,
+) -> tuple[list[np.ndarray], float, Any]:
+    """Labels of every frame (in the given order) and seconds per frame (tracker wall time, backends included).
+
+    With ``permutation`` the tracker sees ``frames[permutation[k]]`` as its k-th frame.
+    """
     from mastsam_splat.matchers import make_matcher
     from mastsam_splat.segmenters import make_segmenter
     from mastsam_splat.tracker import MastSAMTracker
 
-    segmenter = make_segmenter("classical")
+    segmenter = make_segmenter(segmenter_name, segmenter_config)
     matcher = make_matcher(matcher_name)
     tracker = MastSAMTracker(replace(tracker_config, mode=mode), segmenter, matcher, matcher_name=matcher_name)
+    given = frames if permutation is None else [frames[i] for i in permutation]
     start = time.perf_counter()
-    result = tracker.run(frames)
+    result = tracker.run(given)
     seconds = time.perf_counter() - start
-    return result.labels, seconds / len(frames), result
+    labels = result.labels
+    if permutation is not None:
+        labels = [None] * len(frames)
+        for k, i in enumerate(permutation):
+            labels[i] = result.labels[k]
+    return labels, seconds / len(frames), result
 
 
 def flow_correspondences(frames: list, gaps: tuple[int, ...], step: int = 4, max_error: float = 1.0) -> list:
@@ -160,8 +198,24 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
             gt = {level: read_label_dir(folder / level, names) for level in ("instances", "parts")}
             pairs = view_pairs(len(names), metrics_config.pair_gaps)
             corr = geometric_correspondences(scene.frames, pairs, step=metrics_config.correspondence_step)
+            segmenter_config = None
+            if args.segmenter == "simulated":
+                from mastsam_splat.segmenters.simulated import SimulatedSamConfig
+
+                segmenter_config = SimulatedSamConfig(
+                    data=folder,
+                    seed=args.sim_seed,
+                    split_probability=args.sim_split_probability,
+                    merge_probability=args.sim_merge_probability,
+                    jitter_px=args.sim_jitter_px,
+                )
+            permutation = None
+            if args.shuffle:
+                permutation = np.random.default_rng(args.shuffle_seed + 1000 * seed).permutation(len(names))
             for mode in ("mastsam", "independent"):
-                labels, per_frame, result = run_tracker(scene.frames, mode, "geometric", tracker_config)
+                labels, per_frame, result = run_tracker(
+                    scene.frames, mode, "geometric", tracker_config, args.segmenter, segmenter_config, permutation
+                )
                 for level, gt_maps in gt.items():
                     r = evaluate(labels, gt_maps, corr, metrics_config)
                     num_objects = len({int(i) for g in gt_maps for i in np.unique(g) if i > 0})
@@ -293,6 +347,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     from mastsam_splat.tracker import TrackerConfig
 
     tracker_config = TrackerConfig()
+    tracker_config.anchor.enabled = args.anchor
+    if args.order is not None:
+        tracker_config.view_order.order = args.order
+    if args.refine is not None:
+        tracker_config.refine.enabled = args.refine
     rows: list[dict[str, Any]] = []
     if not args.skip_synthetic:
         rows += bench_synthetic(args, tracker_config)

@@ -22,6 +22,7 @@ correspondences from the previous frame correct this:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -178,8 +179,13 @@ class FragmentMerger:
         self.containment = float(config.fragment_containment)
         self._streak: dict[tuple[int, int], int] = {}
 
-    def update(self, labels: np.ndarray, auto_labels: np.ndarray) -> dict[int, int]:
-        """Record this frame's co-containments; returns the merges due now (younger id -> oldest id)."""
+    def update(
+        self, labels: np.ndarray, auto_labels: np.ndarray, apart: Optional[Callable[[int, int], bool]] = None
+    ) -> dict[int, int]:
+        """Record this frame's co-containments; returns the merges due now (younger id -> oldest id).
+
+        ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose).
+        """
         if self.frames <= 0:
             return {}
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
@@ -204,7 +210,7 @@ class FragmentMerger:
                 continue
             oldest = min(members)
             for obj_id in members:
-                if obj_id == oldest:
+                if obj_id == oldest or (apart is not None and apart(obj_id, oldest)):
                     continue
                 key = (obj_id, oldest)
                 streak[key] = self._streak.get(key, 0) + 1

@@ -144,6 +144,19 @@ class VoxelMemory:
         self._ids[self._ids == src] = dst
         self._dedupe()
 
+    def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
+        """Give ``src``'s voxels that hold ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
+        self._flush()
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0 or len(self._keys) == 0:
+            return
+        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
+        moved = (self._ids == src) & np.isin(self._keys, keys)
+        if moved.any():
+            self._ids[moved] = dst
+            self._dedupe()
+
     @property
     def ids(self) -> list[int]:
         """Ids with at least one voxel."""

@@ -122,6 +122,8 @@ class PairChain:
     Pair ``(t, t+1)`` and pair ``(t-1, t)`` both give points at pixels of frame ``t``; pixels they
     share (within ``pixel_tolerance``) fix the similarity between the two pairs' frames, fitted
     with a RANSAC loop over Umeyama. Without enough shared pixels the previous transform is kept.
+    Pairs along a tree of frames pass keys: a pair ``(a, b)`` is then aligned on the points the
+    pair that ended at ``a`` gave for ``a``, instead of on the last pair's.
     """
 
     def __init__(self, pixel_tolerance: float = 1.0, min_shared: int = 12, inlier_fraction: float = 0.02, seed: int = 0):
@@ -131,11 +133,18 @@ class PairChain:
         self.rng = np.random.default_rng(seed)
         self.transform = np.eye(4)
         self._previous_b: Optional[FramePoints] = None
+        self._by_key: dict[object, tuple[FramePoints, np.ndarray]] = {}
         self.aligned_pairs = 0
 
-    def add_pair(self, points_a: FramePoints, points_b: FramePoints) -> tuple[FramePoints, FramePoints]:
-        """Points of the next pair (frame a is the previous pair's frame b), in the chain's frame."""
+    def add_pair(
+        self, points_a: FramePoints, points_b: FramePoints, key_a: object = None, key_b: object = None
+    ) -> tuple[FramePoints, FramePoints]:
+        """Points of the next pair, in the chain's frame: frame a is the previous pair's frame b, or, with keys,
+        the frame b of the pair added with ``key_b == key_a``."""
         previous = self._previous_b
+        if key_a is not None and key_a in self._by_key:
+            previous, self.transform = self._by_key[key_a]
+            self.transform = self.transform.copy()
         if previous is not None and len(previous) and len(points_a):
             dist, idx = cKDTree(previous.xy).query(points_a.xy, distance_upper_bound=self.pixel_tolerance)
             ok = np.isfinite(dist)
@@ -147,6 +156,8 @@ class PairChain:
         out_a = FramePoints(points_a.xy, apply(self.transform, points_a.xyz))
         out_b = FramePoints(points_b.xy, apply(self.transform, points_b.xyz))
         self._previous_b = out_b
+        if key_b is not None:
+            self._by_key[key_b] = (out_b, self.transform.copy())
         return out_a, out_b
 
     def _threshold(self, dst: np.ndarray) -> float:

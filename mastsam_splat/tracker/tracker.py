@@ -1,17 +1,26 @@
 """The MastSAM tracker: multi-view-consistent label images from a segmenter and a matcher.
 
-Frame 0 gets the segmenter's automatic masks, made disjoint, as ids ``1..n``. Each next frame:
-1. correspondences with the previous frame (matcher);
+Frames are visited along the view graph (view_order.py: a spanning tree of view overlap; each
+frame is matched with its tree parent, an already-visited frame) or in file order; label images
+stay indexed by the given order. The first frame gets the segmenter's automatic masks, made
+disjoint, as ids ``1..n``. Each next frame:
+1. correspondences with the parent frame (matcher);
 2. representatives of every id (K-Means over its confident correspondences);
 3. propagation of the representatives through the correspondences;
 4. re-prompting: the id's tracked points as positives, nearby points of other ids as negatives;
 5. rejection of ids that lost their points or whose mask misses its prompts;
 6. overlap filtering (contested pixels by prompt distance and score) and near-duplicate merging,
    then the segment consensus (consensus.py): the prompted masks are reconciled with the frame's
-   automatic segments through the correspondences' votes, and new content is released;
+   automatic segments through the correspondences' votes, and new content is released; the 3D
+   evidence of every id, projected into the frame, renames ids the chain carried wrongly, labels
+   uncovered segments of absent ids and (optionally) splits segments holding several known ids
+   (anchor.py);
 7. unmasked-region initialisation: automatic segments nobody covers become new ids unless the 3D
    memory recognises an earlier id; the memory also gives back segments an id absorbed from a
-   remembered object, and ids that keep lying inside one segment are merged (fragments).
+   remembered object, and ids that keep lying inside one segment are merged (fragments);
+8. optional granularity refinement: ids the automatic segments keep cutting into pieces become one
+   id per piece, in every frame (refine.py).
+Ids whose 3D evidence lies on an older id's are merged in every frame as soon as it shows (anchor.py).
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
@@ -26,6 +35,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 import numpy as np
 
 from mastsam_splat.errors import InputError, check_fraction, check_option
+from mastsam_splat.tracker.anchor import AnchorConfig, AnchorEvidence, anchor_labels, evidence_merges, project_evidence
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
@@ -43,10 +53,12 @@ from mastsam_splat.tracker.points3d import (
     matched_points,
     triangulated_points,
 )
+from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, split_pieces
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
 from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
 from mastsam_splat.tracker.representatives import RepresentativesConfig, select_representatives
+from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, sequence_order, view_order
 from mastsam_splat.types import Frame, Matches
 
 MAX_ID = int(np.iinfo(np.uint16).max)
@@ -91,6 +103,8 @@ class TrackerConfig:
     """Voxel size of the output point cloud as a fraction of its extent."""
     seed: int = 0
     """Seed of K-Means and of the robust alignment."""
+    view_order: ViewOrderConfig = field(default_factory=ViewOrderConfig)
+    """Step 0: the order frames are visited in and the visited frame each one is matched with."""
     representatives: RepresentativesConfig = field(default_factory=RepresentativesConfig)
     """Step 2: representative points of every id (K-Means over its confident correspondences)."""
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
@@ -107,6 +121,11 @@ class TrackerConfig:
     """Step 7: uncovered automatic segments become new ids; small gaps join their tracked id."""
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     """Step 7: 3D re-identification memory."""
+    anchor: AnchorConfig = field(default_factory=AnchorConfig)
+    """Step 6b: every id's 3D evidence votes on which automatic segment carries which id; ids on one object's
+    evidence are merged in every frame."""
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    """Step 8: ids the automatic segments keep cutting into pieces become one id per piece."""
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
     """After the sequence: ids on one 3D surface that never share a frame are merged."""
 
@@ -127,6 +146,8 @@ class FrameReport:
 
     index: int
     name: str
+    parent: Optional[int] = None
+    """The already-visited frame this one was matched with (``None`` for the first visited frame)."""
     num_ids: int = 0
     tracked: int = 0
     """Ids carried over from the previous frame."""
@@ -145,6 +166,14 @@ class FrameReport:
     """Automatic segments given to the id their correspondence votes agree on."""
     released_segments: int = 0
     """Automatic segments released as new content."""
+    anchored_segments: int = 0
+    """Automatic segments given to the id their 3D evidence votes agree on."""
+    overruled_segments: int = 0
+    """Of those, segments the propagation chain had given another id."""
+    split_segments: int = 0
+    """Automatic segments split between the ids their 3D evidence names."""
+    refined: int = 0
+    """Ids split into the pieces the automatic segments keep cutting them into."""
     num_matches: int = 0
     num_points3d: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -232,11 +261,18 @@ class MastSAMTracker:
                          "no re-identification memory and an empty point cloud")
         if cfg.mode == "mastsam" and cfg.representatives.kmeans == "sklearn":
             import sklearn.cluster  # noqa: F401  (imported here so that its import time is not charged to frame 1)
-        run = _Run(self, frames, source)
-        for t, frame in enumerate(frames):
-            report = run.step(t, frame)
+        if cfg.mode == "mastsam":
+            order = view_order(frames, cfg.view_order, self.matcher)
+        else:
+            order = sequence_order(len(frames))
+        run = _Run(self, frames, source, order)
+        for t in order.order:
+            report = run.step(t, frames[t], order.parent[t])
             if on_frame is not None:
                 on_frame(report)
+        run.refine_families()
+        if run.anchor_merged:
+            notes.append(f"{run.anchor_merged} id(s) merged on shared 3D evidence")
         merged = run.consolidate()
         if merged:
             notes.append(f"{merged} id(s) merged after the sequence (same 3D surface, never in the same frame)")
@@ -244,8 +280,8 @@ class MastSAMTracker:
         if source == "matches" and run.chain is not None and run.chain.aligned_pairs:
             notes.append(f"matcher 3D points of {run.chain.aligned_pairs} pair(s) aligned into one frame")
         return TrackResult(
-            labels=run.labels,
-            reports=run.reports,
+            labels=run.finished_labels(),
+            reports=[r for r in run.reports if r is not None],
             points_source=source,
             cloud_xyz=xyz,
             cloud_rgb=rgb,
@@ -257,13 +293,20 @@ class MastSAMTracker:
 class _Run:
     """State of one pass over a sequence."""
 
-    def __init__(self, tracker: MastSAMTracker, frames: Sequence[Frame], source: str) -> None:
+    def __init__(self, tracker: MastSAMTracker, frames: Sequence[Frame], source: str, order: ViewOrder) -> None:
         self.tracker = tracker
         self.cfg = tracker.config
         self.frames = frames
         self.source = source
-        self.labels: list[np.ndarray] = []
-        self.reports: list[FrameReport] = []
+        self.order = order
+        self.labels: list[Optional[np.ndarray]] = [None] * len(frames)
+        """Label image of every visited frame, by the frame's original index."""
+        self.reports: list[Optional[FrameReport]] = [None] * len(frames)
+        self.in_cloud: set[int] = set()
+        """Frames whose points are in the point cloud."""
+        self.evidence: Optional[AnchorEvidence] = None
+        self.anchor_merged = 0
+        self.refiner = Refiner(self.cfg.refine)
         self.cloud = LabelledPointCloud()
         self.memory: Optional[VoxelMemory] = None
         self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
@@ -282,6 +325,40 @@ class _Run:
         self.next_id += 1
         return self.next_id - 1
 
+    def finished_labels(self) -> list[np.ndarray]:
+        """Label images in the original frame order (every frame visited)."""
+        return [labels for labels in self.labels if labels is not None]
+
+    def _visited(self) -> list[int]:
+        return [t for t, labels in enumerate(self.labels) if labels is not None]
+
+    def _ensure_evidence(self, points: FramePoints, frame: Frame) -> None:
+        config = self.cfg.anchor
+        if self.evidence is not None or not (config.enabled and self.cfg.memory.enabled) or len(points) == 0:
+            return
+        if self.cfg.mode != "mastsam":
+            return
+        viewpoint = frame.camera.center if frame.camera is not None else None
+        size = auto_voxel_size(points.xyz, config.voxel_fraction, viewpoint)
+        if size is not None:
+            self.evidence = AnchorEvidence(size)
+
+    def _relabel(self, lut: np.ndarray) -> None:
+        """Apply an id mapping to every visited frame, the memories, the evidence and the point cloud."""
+        for t, past in enumerate(self.labels):
+            if past is not None:
+                self.labels[t] = lut[past].astype(np.uint16)
+        if self.memory is not None or self.observed is not None:
+            for src in np.flatnonzero(lut != np.arange(len(lut))).tolist():
+                if self.memory is not None:
+                    self.memory.merge(src, int(lut[src]))
+                if self.observed is not None:
+                    self.observed.merge(src, int(lut[src]))
+        if self.evidence is not None:
+            self.evidence.relabel(lut)
+        self.refiner.relabel(lut)
+        self.cloud.relabel(lut)
+
     def _ensure_memory(self, points: FramePoints, frame: Frame) -> None:
         config = self.cfg.memory
         if self.memory is not None or not config.enabled or len(points) == 0:
@@ -291,43 +368,48 @@ class _Run:
         if size is not None:
             self.memory = VoxelMemory(size, neighborhood=config.neighborhood, exclusive=config.exclusive)
 
-    def _pair_points(self, t: int, frame: Frame, matches: Optional[Matches]) -> tuple[FramePoints, FramePoints]:
-        """3D points of (previous frame, this frame) from this pair, or of this frame alone (depth)."""
+    def _pair_points(
+        self, t: int, parent: Optional[int], frame: Frame, matches: Optional[Matches]
+    ) -> tuple[FramePoints, FramePoints]:
+        """3D points of (parent frame, this frame) from this pair, or of this frame alone (depth)."""
         empty = FramePoints.empty()
         if self.source == "depth":
             return empty, depth_points(frame, self.cfg.max_points_per_frame)
-        if t == 0 or matches is None:
+        if parent is None or matches is None:
             return empty, empty
         if self.source == "matches":
             a, b = matched_points(matches)
             assert self.chain is not None
-            return self.chain.add_pair(a, b)
+            return self.chain.add_pair(a, b, key_a=parent, key_b=t)
         if self.source == "triangulated":
-            return triangulated_points(self.frames[t - 1], frame, matches, self.cfg.max_reprojection_error)
+            return triangulated_points(self.frames[parent], frame, matches, self.cfg.max_reprojection_error)
         return empty, empty
 
     def consolidate(self) -> int:
         """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
-        if self.observed is None or not self.labels:
+        labels = self.finished_labels()
+        if self.observed is None or not labels:
             return 0
-        h, w = self.labels[0].shape
+        h, w = labels[0].shape
         min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
-        merges = consolidation_merges(self.observed, presence(self.labels, min_area), self.cfg.consolidation)
+        merges = consolidation_merges(self.observed, presence(labels, min_area), self.cfg.consolidation)
         if not merges:
             return 0
         lut = np.arange(self.next_id, dtype=np.int64)
         for src, dst in merges.items():
             lut[src] = dst
-        self.labels = [lut[labels].astype(np.uint16) for labels in self.labels]
+        self.labels = [lut[x].astype(np.uint16) if x is not None else None for x in self.labels]
         self.cloud.relabel(lut)
-        for report, labels in zip(self.reports, self.labels):
-            report.num_ids = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+        for report, x in zip(self.reports, self.labels):
+            if report is not None and x is not None:
+                report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
         return len(merges)
 
     # ------------------------------------------------------------------ step
-    def step(self, t: int, frame: Frame) -> FrameReport:
+    def step(self, t: int, frame: Frame, parent: Optional[int] = None) -> FrameReport:
+        """Label frame ``t``, matched with the already-visited frame ``parent`` (``None``: the first frame)."""
         cfg = self.cfg
-        report = FrameReport(index=t, name=frame.name)
+        report = FrameReport(index=t, name=frame.name, parent=parent)
         clock = _Clock(report.seconds)
         h, w = frame.height, frame.width
         min_area = max(1, int(round(cfg.min_area_fraction * h * w)))
@@ -336,26 +418,32 @@ class _Run:
         with clock("prepare"):
             state = seg.prepare(frame.image)
         matches: Optional[Matches] = None
-        if t > 0 and (cfg.mode == "mastsam" or self.source in ("matches", "triangulated")):
+        if parent is not None and (cfg.mode == "mastsam" or self.source in ("matches", "triangulated")):
             with clock("match"):
-                matches = self.tracker.matcher.match(self.frames[t - 1], frame)
+                matches = self.tracker.matcher.match(self.frames[parent], frame)
             report.num_matches = len(matches)
         with clock("points"):
-            prev_points, points = self._pair_points(t, frame, matches)
+            prev_points, points = self._pair_points(t, parent, frame, matches)
             if len(points):
                 self._ensure_memory(points, frame)
-            elif t > 0:
-                self._ensure_memory(prev_points, self.frames[t - 1])
-            if t > 0 and len(prev_points):
-                self._remember(prev_points, self.frames[t - 1], self.labels[t - 1], first_pair=(t == 1))
+                self._ensure_evidence(points, frame)
+            elif parent is not None:
+                self._ensure_memory(prev_points, self.frames[parent])
+                self._ensure_evidence(prev_points, self.frames[parent])
+            if parent is not None and len(prev_points):
+                parent_labels = self.labels[parent]
+                assert parent_labels is not None
+                self._remember(prev_points, parent, parent_labels, first_pair=parent not in self.in_cloud)
             report.num_points3d = len(points)
 
         with clock("auto"):
             auto = auto_label_image(seg.auto(state), (h, w), min_area)
-        if cfg.mode == "mastsam" and t > 0:
+        if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
-                tracked_labels = self._track(frame, state, matches, auto, report)
+                tracked_labels = self._track(frame, parent, state, matches, auto, report)
+            with clock("anchor"):
+                tracked_labels = self._anchor(frame, tracked_labels, auto, report)
         else:
             tracked_labels = np.zeros((h, w), dtype=np.int64)
         with clock("regions"):
@@ -365,18 +453,101 @@ class _Run:
                 labels = self._new_regions(tracked_labels, auto, points, report, min_area)
                 labels = self._check_memory(labels, auto, points, report)
                 labels = self._merge_fragments(labels, auto, report)
+                labels = self._refine(labels, auto, points, report, min_area)
         labels16 = labels.astype(np.uint16)
+        self.labels[t] = labels16
         with clock("points"):
             if len(points):
-                self._remember(points, frame, labels16, first_pair=True)
+                self._remember(points, t, labels16, first_pair=True)
+        with clock("anchor"):
+            self._merge_on_evidence(report)
+        labels16 = self.labels[t]
+        assert labels16 is not None
         report.num_ids = int(np.count_nonzero(np.bincount(labels16.ravel())[1:]))
-        self.labels.append(labels16)
-        self.reports.append(report)
+        self.reports[t] = report
         return report
 
-    def _remember(self, points: FramePoints, frame: Frame, labels: np.ndarray, first_pair: bool) -> None:
-        """Add a frame's 3D points to the memory and (once per frame) to the point cloud."""
+    def _anchor(self, frame: Frame, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
+        """Let the 3D evidence of every id vote on the frame's automatic segments (see anchor.py)."""
+        if self.evidence is None or frame.camera is None or len(self.evidence) == 0:
+            return labels
+        centres, owners = self.evidence.points()
+        depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+        evidence = project_evidence(
+            centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
+        )
+        result = anchor_labels(labels, auto, evidence, self.cfg.anchor)
+        present = np.bincount(labels.ravel())
+        recovered = [i for i in result.ids if i >= len(present) or present[i] == 0]
+        report.reidentified += len(set(recovered))
+        report.anchored_segments = result.assigned
+        report.overruled_segments = result.overruled
+        report.split_segments = result.split
+        return result.labels
+
+    def _refine(
+        self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport, min_area: int
+    ) -> np.ndarray:
+        """Split ids the automatic segments keep cutting into pieces (see refine.py)."""
+        if self.evidence is None:
+            return labels
+        due = self.refiner.due(labels, auto, min_area)
+        for obj_id, segments in due.items():
+            new_ids = [self._new_id() for _ in segments[1:]]
+            labels = split_pieces(labels, auto, obj_id, segments, new_ids)
+            point_ids = labels_at(labels, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
+            for new in new_ids:
+                self.refiner.record(obj_id, new)
+                own = points.xyz[point_ids == new]
+                self.evidence.transfer(own, obj_id, new)
+                if self.memory is not None:
+                    self.memory.transfer(own, obj_id, new)
+            report.refined += 1
+        return labels
+
+    def refine_families(self) -> None:
+        """After the sequence: every frame's pixels of a split family go to the member with the nearest 3D
+        evidence, so frames visited before a split show the pieces too."""
+        families = self.refiner.families()
+        if not self.cfg.refine.retroactive or not families or self.evidence is None or len(self.evidence) == 0:
+            return
+        centres, owners = self.evidence.points()
+        for t, labels in enumerate(self.labels):
+            frame = self.frames[t]
+            if labels is None or frame.camera is None:
+                continue
+            depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+            evidence = project_evidence(
+                centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
+            )
+            out = labels.astype(np.int64)
+            for members in families.values():
+                out = family_labels(out, evidence, members)
+            self.labels[t] = out.astype(np.uint16)
+        for report, x in zip(self.reports, self.labels):
+            if report is not None and x is not None:
+                report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
+
+    def _merge_on_evidence(self, report: FrameReport) -> None:
+        """Merge ids whose 3D evidence lies on an older id's, in every frame so far."""
+        if self.evidence is None:
+            return
+        merges = evidence_merges(self.evidence, self.cfg.anchor)
+        if not merges:
+            return
+        lut = np.arange(self.next_id, dtype=np.int64)
+        for src, dst in merges.items():
+            lut[src] = dst
+        self._relabel(lut)
+        report.merged += len(merges)
+        self.anchor_merged += len(merges)
+
+    def _remember(self, points: FramePoints, t: int, labels: np.ndarray, first_pair: bool) -> None:
+        """Add a frame's 3D points to the memory and the evidence, and (once per frame) to the point cloud."""
+        frame = self.frames[t]
         ids = labels_at(labels, points.xy)
+        if self.evidence is not None:
+            self.evidence.add(ids, points.xyz)
         if self.memory is not None:
             self.memory.add_labelled(ids, points.xyz)
             if self.observed is None and self.cfg.consolidation.enabled and self.cfg.mode == "mastsam":
@@ -385,11 +556,12 @@ class _Run:
                 self.observed.add_labelled(ids, points.xyz)
         if first_pair:
             self.cloud.add(points, frame.image, labels)
+            self.in_cloud.add(t)
 
     def _check_memory(self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport) -> np.ndarray:
         """Give segments back to the id whose 3D voxels they lie in when their current id has none of them."""
         cfg = self.cfg.memory
-        if self.memory is None or not cfg.check or len(points) == 0 or not self.labels:
+        if self.memory is None or not cfg.check or len(points) == 0 or not self._visited():
             return labels
         num_segments = int(auto.max()) if auto.size else 0
         if num_segments == 0:
@@ -440,7 +612,7 @@ class _Run:
 
     def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
-        due = self.fragments.update(labels, auto)
+        due = self.fragments.update(labels, auto, self.refiner.related)
         if not due:
             return labels
         lut = np.arange(self.next_id, dtype=np.int64)  # every id so far is below next_id
@@ -449,9 +621,13 @@ class _Run:
             if self.memory is not None:
                 self.memory.merge(src, dst)
         report.merged += len(due)
+        if self.evidence is not None:
+            self.evidence.relabel(lut)
+        self.refiner.relabel(lut)
         if self.cfg.consensus.retroactive_merge:
             for t, past in enumerate(self.labels):
-                self.labels[t] = lut[past].astype(np.uint16)
+                if past is not None:
+                    self.labels[t] = lut[past].astype(np.uint16)
         return lut[labels]
 
     def _sampling_density(self, points: FramePoints, shape: tuple[int, int]) -> float:
@@ -474,12 +650,13 @@ class _Run:
         return np.where(auto > 0, auto + first - 1, 0)
 
     def _track(
-        self, frame: Frame, state: Any, matches: Matches, auto: np.ndarray, report: FrameReport
+        self, frame: Frame, parent: int, state: Any, matches: Matches, auto: np.ndarray, report: FrameReport
     ) -> np.ndarray:
-        """Carry the previous frame's ids into this frame (steps 2-6); returns tracked labels [H, W]."""
+        """Carry the parent frame's ids into this frame (steps 2-6); returns tracked labels [H, W]."""
         cfg = self.cfg
         h, w = frame.height, frame.width
-        prev = self.labels[-1]
+        prev = self.labels[parent]
+        assert prev is not None
         min_area = max(1, int(round(cfg.min_area_fraction * (h * w))))
         reps = select_representatives(prev, matches, cfg.representatives, cfg.confidence_threshold, (w, h), cfg.seed)
         prev_ids = [int(i) for i in compact_ids(prev)[0] if i > 0]
@@ -505,6 +682,11 @@ class _Run:
         if self.memory is not None:
             for src, dst in merged.items():
                 self.memory.merge(src, dst)
+        if self.evidence is not None and merged:
+            lut = np.arange(self.next_id, dtype=np.int64)
+            for src, dst in merged.items():
+                lut[src] = dst
+            self.evidence.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
         if cfg.consensus.enabled:
             confident = matches.subset(matches.confidence >= cfg.confidence_threshold)

@@ -8,6 +8,7 @@ import pytest
 from mastsam_splat.matchers import make_matcher
 from mastsam_splat.segmenters import make_segmenter
 from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
+from mastsam_splat.tracker.view_order import ViewOrderConfig
 from mastsam_splat.types import Matches
 
 from support.planar_scene import id_of, sequence
@@ -48,7 +49,8 @@ def test_independent_mode_gives_fresh_ids_every_frame():
 @pytest.mark.parametrize("memory", [True, False])
 def test_object_leaving_and_reentering(memory):
     frames = sequence(LEAVE_AND_RETURN)
-    result = track(frames, memory=MemoryConfig(enabled=memory))
+    # Visited in file order, so the object really leaves the tracked view and has to be recognised again.
+    result = track(frames, memory=MemoryConfig(enabled=memory), view_order=ViewOrderConfig(order="sequence"))
     before = id_of(result.labels[0], frames[0].gt, 1)
     gone = [t for t, f in enumerate(frames) if not (f.gt == 1).any()]
     assert gone, "the scene must take the object out of view"
@@ -61,6 +63,14 @@ def test_object_leaving_and_reentering(memory):
         assert after != before
     # The objects that stay in view keep their ids either way.
     for obj in (2, 3):
+        assert id_of(result.labels[0], frames[0].gt, obj) == id_of(result.labels[-1], frames[-1].gt, obj)
+
+
+def test_view_graph_matches_the_returning_view_with_the_first():
+    frames = sequence(LEAVE_AND_RETURN)
+    result = track(frames, memory=MemoryConfig(enabled=False))
+    assert result.reports[-1].parent == 0  # the last view is the first one seen again
+    for obj in (1, 2, 3):
         assert id_of(result.labels[0], frames[0].gt, obj) == id_of(result.labels[-1], frames[-1].gt, obj)
 
 

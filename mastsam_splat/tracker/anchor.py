@@ -1,0 +1,345 @@
+"""3D-anchored association: every id's 3D evidence votes on which automatic segment carries which id.
+
+The propagation chain carries ids from one frame to the next, so its errors add up over a wide
+baseline or a 360° orbit. The 3D evidence does not drift: every id keeps the voxels its 3D
+points fell into, with how often it was seen there (``AnchorEvidence``). In a new frame with a
+camera, each voxel's owner (the id seen there most often) is projected into the image and kept
+where it is visible (the frame's depth map where there is one, otherwise a z-buffer of the
+evidence itself), which gives an evidence label image (``project_evidence``). Its pixels vote
+on the frame's automatic segments (``anchor_labels``):
+
+- an id the propagation chain carried whose pixels' votes name another id (``share`` of them)
+  is renamed to that id, whatever the chain said: drift is repaired, not passed on;
+- a segment the chain left (mostly) unlabelled, seen before over most of its area, whose votes
+  agree on an id absent from the frame takes that id near its evidence (an id that is present
+  is left to the gap filling and the memory: the segment may be a finer cut of it);
+- with ``split``, a segment held by one id whose votes are split between a few ids that each hold
+  ``split_share`` of them (the segmenter merged what the evidence knows as several ids) is split
+  between them, every pixel taking the id of the nearest evidence pixel inside the segment;
+- otherwise the chain's labels stay.
+
+Ids whose evidence is mostly voxels owned by an older id are that object seen under a second id
+(``evidence_merges``); they are merged in every frame so far.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+
+from mastsam_splat.tracker.consolidate import voxel_centres
+from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
+from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.types import Camera
+
+
+@dataclass
+class AnchorConfig:
+    """The 3D-anchored association of ids with automatic segments."""
+
+    enabled: bool = True
+    """Let every id's 3D evidence, projected into frames with a camera, vote on which segment carries which id
+    (part of the 3D memory: off when the memory is off)."""
+    voxel_fraction: float = 0.01
+    """Evidence voxel size as a fraction of the first frame's median viewing distance."""
+    depth_tolerance: float = 0.02
+    """A projected voxel is visible when its depth is within this fraction (or one voxel) of the surface in front."""
+    zbuffer_cell: int = 4
+    """Cell size (pixels) of the evidence z-buffer used when the frame has no depth map."""
+    rename: bool = True
+    """Rename an id of the propagation chain whose pixels' evidence names another id."""
+    assign: bool = True
+    """Give segments the chain leaves unlabelled to the id their evidence names."""
+    split: bool = False
+    """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
+    coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
+    reach_fraction: float = 0.02
+    """Unlabelled pixels take an id only this close (fraction of the image diagonal) to its evidence: the rest
+    of a segment is content seen for the first time."""
+    assign_min_seen: float = 0.6
+    """An unlabelled segment takes an id only when its evidence covers at least this fraction of it, relative to
+    the evidence density on the frame's labelled pixels (a segment mostly seen for the first time is left to the
+    new regions)."""
+    min_votes: int = 6
+    """Fewest evidence pixels in a segment for its votes to decide."""
+    min_coverage: float = 0.05
+    """Fewest evidence pixels, as a fraction of the segment's area, for its votes to decide."""
+    share: float = 0.7
+    """A segment goes to the id holding at least this fraction of its evidence votes."""
+    split_share: float = 0.2
+    """Ids holding at least this fraction of a segment's votes (together ``share``) split the segment."""
+    merge_overlap: float = 0.9
+    """An id whose evidence voxels are at least this fraction owned by one older id is merged into it."""
+    merge_min_voxels: int = 8
+    """Ids with fewer evidence voxels are not merged by their evidence."""
+
+
+@dataclass
+class AnchorResult:
+    """Labels after the 3D vote and what it changed."""
+
+    labels: np.ndarray
+    """[H, W] int64."""
+    assigned: int = 0
+    """Unlabelled segments given to the (absent) id their 3D votes agree on."""
+    overruled: int = 0
+    """Ids of the propagation chain renamed to the id their 3D votes agree on."""
+    split: int = 0
+    """Segments split between the ids their 3D votes name."""
+    ids: list[int] = field(default_factory=list)
+    """Ids given to segments (by agreement or split)."""
+
+
+class AnchorEvidence:
+    """How often each id was seen in each voxel of the scene."""
+
+    def __init__(self, voxel_size: float) -> None:
+        if not voxel_size > 0:
+            raise ValueError(f"voxel size must be positive, got {voxel_size}")
+        self.voxel_size = float(voxel_size)
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, ids: np.ndarray, points: np.ndarray) -> None:
+        """Record labelled points: ``ids`` [N] (0 skipped), ``points`` [N, 3] world coordinates."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        keep = (ids > 0) & np.isfinite(points).all(axis=1)
+        if not keep.any():
+            return
+        keys = voxel_keys(voxel_coords(points[keep], self.voxel_size))
+        self._accumulate(
+            np.concatenate([self._keys, keys]),
+            np.concatenate([self._ids, ids[keep]]),
+            np.concatenate([self._counts, np.ones(len(keys), dtype=np.int64)]),
+        )
+
+    def relabel(self, lut: np.ndarray) -> None:
+        """Apply an id mapping ``lut`` (old id -> new id) to the evidence."""
+        if len(self._ids):
+            self._accumulate(self._keys, lut[self._ids], self._counts)
+
+    def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
+        """Give ``src``'s observations in the voxels of ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0 or len(self._keys) == 0:
+            return
+        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
+        moved = (self._ids == src) & np.isin(self._keys, keys)
+        if moved.any():
+            ids = self._ids.copy()
+            ids[moved] = dst
+            self._accumulate(self._keys, ids, self._counts)
+
+    def owners(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Voxel keys [V], the id seen most often in each (ties: the older id) [V], and that id's count [V]."""
+        if self._owners is None:
+            if len(self._keys) == 0:
+                empty = np.zeros(0, dtype=np.int64)
+                self._owners = (empty, empty, empty)
+            else:
+                # Sorted by key, then by count descending, then by id: the first row of each key is its owner.
+                order = np.lexsort((self._ids, -self._counts, self._keys))
+                keys, ids, counts = self._keys[order], self._ids[order], self._counts[order]
+                first = np.r_[True, keys[1:] != keys[:-1]]
+                self._owners = (keys[first], ids[first], counts[first])
+        return self._owners
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel centres [V, 3] and their owner ids [V]."""
+        keys, owner, _ = self.owners()
+        return voxel_centres(keys, self.voxel_size), owner
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
+        return self._keys, self._ids, self._counts
+
+    def _accumulate(self, keys: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
+        order = np.lexsort((ids, keys))
+        keys, ids, counts = keys[order], ids[order], counts[order]
+        start = np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])]
+        index = np.cumsum(start) - 1
+        self._keys, self._ids = keys[start], ids[start]
+        self._counts = np.bincount(index, weights=counts).astype(np.int64)
+        self._owners = None
+
+
+def project_evidence(
+    points: np.ndarray,
+    ids: np.ndarray,
+    camera: Camera,
+    shape: tuple[int, int],
+    voxel_size: float,
+    config: AnchorConfig,
+    depth: Optional[np.ndarray] = None,
+) -> np.ndarray:
+    """Evidence label image [H, W] int64 (0: no evidence) of ``points`` [N, 3] with ``ids`` [N] seen by ``camera``.
+
+    A point is visible where its depth matches the frame's ``depth`` map (within ``depth_tolerance``
+    or one voxel), or, without a depth map, where it is not behind the nearest evidence point of its
+    z-buffer cell. Where several visible points fall on one pixel the nearest wins.
+    """
+    h, w = shape
+    out = np.zeros((h, w), dtype=np.int64)
+    if len(points) == 0:
+        return out
+    xy, z = camera.project(points)
+    with np.errstate(invalid="ignore"):
+        cols = np.floor(xy[:, 0])
+        rows = np.floor(xy[:, 1])
+        keep = np.isfinite(z) & (z > 0) & (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    cols, rows, z, ids = cols[keep].astype(np.int64), rows[keep].astype(np.int64), z[keep], np.asarray(ids)[keep]
+    if len(z) == 0:
+        return out
+    slack = np.sqrt(3.0) * voxel_size
+    if depth is not None:
+        surface = np.asarray(depth, dtype=np.float64)[rows, cols]
+        known = np.isfinite(surface) & (surface > 0)
+        visible = known & (np.abs(z - surface) <= np.maximum(config.depth_tolerance * surface, slack))
+    else:
+        cell = max(int(config.zbuffer_cell), 1)
+        cw = (w + cell - 1) // cell
+        flat = (rows // cell) * cw + cols // cell
+        nearest = np.full(((h + cell - 1) // cell) * cw, np.inf)
+        np.minimum.at(nearest, flat, z)
+        front = nearest[flat]
+        visible = z <= front + np.maximum(config.depth_tolerance * front, 2 * slack)
+    cols, rows, z, ids = cols[visible], rows[visible], z[visible], ids[visible]
+    order = np.argsort(-z, kind="stable")  # far first, so the nearest point on a pixel is written last
+    out[rows[order], cols[order]] = ids[order]
+    return out
+
+
+def _vote_table(groups: np.ndarray, evidence: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Votes [G, E] of the evidence pixels of each group (pixels labelled ``groups``) and the evidence ids [E]."""
+    voted = evidence > 0
+    ids, index = compact_ids(np.where(voted, evidence, 0))
+    table = np.bincount(groups[voted] * len(ids) + index[voted], minlength=num_groups * len(ids))
+    table = table.reshape(num_groups, len(ids))
+    table[:, 0] = 0
+    return table, ids
+
+
+def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, config: AnchorConfig) -> AnchorResult:
+    """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments.
+
+    1. ids: an id of ``labels`` whose pixels' evidence names another id (``share`` of the votes, its own
+       id at most ``1 - share``) is renamed to that id: the propagation chain carried the wrong id;
+    2. segments the labels leave (mostly) unlabelled, seen before, take the absent id their votes agree on,
+       near its evidence (``assign``);
+    3. segments held by one id whose votes name several ids each holding ``split_share`` are split (``split``).
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    out = labels.copy()
+    result = AnchorResult(out)
+    if not (evidence > 0).any():
+        return result
+    chain_ids, chain_index = compact_ids(labels)
+    table, ids = _vote_table(chain_index, evidence, len(chain_ids))
+    area = np.bincount(chain_index.ravel(), minlength=len(chain_ids))
+    lut = np.arange(len(chain_ids))
+    renamed = chain_ids.copy()
+    for k in range(1, len(chain_ids) if config.rename else 1):
+        votes = table[k].sum()
+        if votes < config.min_votes or votes < config.min_coverage * area[k]:
+            continue
+        shares = table[k] / votes
+        best = int(np.argmax(shares))
+        own = np.flatnonzero(ids == chain_ids[k])
+        own_share = float(shares[own[0]]) if len(own) else 0.0
+        if ids[best] != chain_ids[k] and shares[best] >= config.share and own_share <= 1.0 - config.share:
+            renamed[k] = ids[best]
+            result.overruled += 1
+            result.ids.append(int(ids[best]))
+    if result.overruled:
+        out = renamed[lut[chain_index]]
+    num_segments = int(auto.max()) if auto.size else 0
+    if num_segments == 0:
+        result.labels = out
+        return result
+    table, ids = _vote_table(auto, evidence, num_segments + 1)
+    seen = out > 0
+    density = float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
+    present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
+    votes = table.sum(axis=1)
+    seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
+    labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
+    decided = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
+    decided[0] = False
+    best = np.argmax(table, axis=1)
+    best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)
+    uncovered = labelled < 0.5 * seg_area
+    if config.assign:
+        absent = np.array([int(i) not in present for i in ids])[best]
+        enough = votes >= config.assign_min_seen * density * seg_area
+        assign = np.flatnonzero(decided & uncovered & enough & absent & (best_share >= config.share))
+        if len(assign):
+            distance, (near_rows, near_cols) = distance_transform_edt(evidence == 0, return_indices=True)
+            nearest = evidence[near_rows, near_cols]
+            reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
+            target = np.zeros(num_segments + 1, dtype=np.int64)
+            target[assign] = ids[best[assign]]
+            wanted = target[auto]
+            out = np.where((wanted > 0) & ~seen & (nearest == wanted) & (distance <= reach), wanted, out)
+            result.assigned = len(assign)
+            result.ids.extend(int(i) for i in target[assign])
+    if config.split:
+        for seg in np.flatnonzero(decided & ~uncovered).tolist():
+            shares = table[seg] / votes[seg]
+            named = np.flatnonzero(shares >= config.split_share)
+            if len(named) < 2 or shares[named].sum() < config.share:
+                continue
+            inside = auto == seg
+            held = out[inside]
+            if np.bincount(held).max() < config.share * len(held):
+                continue  # the chain already splits the segment
+            seeds = np.where(inside & np.isin(evidence, ids[named]), evidence, 0)
+            _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
+            out[inside] = seeds[rows[inside], cols[inside]]
+            result.split += 1
+            result.ids.extend(int(i) for i in ids[named])
+    result.labels = out
+    return result
+
+
+def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int, int]:
+    """Younger id -> older id merges for ids whose evidence voxels mostly belong to one older id.
+
+    An id observed on ``n`` voxels of which at least ``merge_overlap * n`` are owned by one older id
+    (seen there more often) is that object seen again under a new id.
+    """
+    keys, ids, _ = evidence.pairs()
+    owner_keys, owner_ids, _ = evidence.owners()
+    if len(keys) == 0:
+        return {}
+    owner = owner_ids[np.searchsorted(owner_keys, keys)]
+    per_id = np.bincount(ids)
+    other = owner != ids
+    older = other & (owner < ids)
+    if not older.any():
+        return {}
+    pair_ids, pair_owner = ids[older], owner[older]
+    base = int(owner_ids.max()) + 1
+    pair_keys, counts = np.unique(pair_ids * base + pair_owner, return_counts=True)
+    merges: dict[int, int] = {}
+    for key, count in zip(pair_keys.tolist(), counts.tolist()):
+        young, old = divmod(key, base)
+        if per_id[young] < config.merge_min_voxels or count < config.merge_overlap * per_id[young]:
+            continue
+        merges[young] = old
+    # Resolve chains (c -> b -> a) to their oldest id.
+    for young in list(merges):
+        target = merges[young]
+        while target in merges:
+            target = merges[target]
+        merges[young] = target
+    return merges

@@ -1,0 +1,135 @@
+"""Granularity refinement: an id the segmenter keeps cutting into pieces becomes one id per piece.
+
+The first view fixes each id's extent: an object the segmenter gave whole there keeps one id even
+when later views show its parts, since the parts' correspondences all vote for the whole. When,
+for ``frames`` visited frames in a row, an id's pixels are covered by several automatic
+segments that each lie inside it (``containment``) and each hold a real share of it
+(``min_piece_fraction``), the id is split: the largest piece keeps the id, every other piece
+becomes a new id, a child of the first (``split_pieces``). Parent and children are one family:
+fragment merging leaves them apart, and after the sequence every frame's pixels of a family are
+given to the member whose 3D evidence is nearest (``family_labels``), so frames visited before
+the split show the pieces too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+
+from mastsam_splat.tracker.new_regions import compact_ids
+
+
+@dataclass
+class RefineConfig:
+    """When an id is split into the pieces the segmenter keeps cutting it into."""
+
+    enabled: bool = True
+    """Split an id into one id per piece when the automatic segments keep cutting it (needs the 3D evidence).
+    The ids then follow the finest cut the segmenter makes consistently (parts rather than whole objects)."""
+    frames: int = 2
+    """Visited frames in a row that must show the cut."""
+    containment: float = 0.85
+    """Fraction of a segment inside the id for it to count as one of the id's pieces."""
+    min_piece_fraction: float = 0.15
+    """Smallest piece, as a fraction of the id's pixels."""
+    min_coverage: float = 0.8
+    """Fraction of the id's pixels its pieces must cover together."""
+    retroactive: bool = True
+    """After the sequence, give every frame's pixels of a split family to the member with the nearest 3D evidence."""
+
+
+def pieces(labels: np.ndarray, auto: np.ndarray, config: RefineConfig, min_area: int) -> dict[int, list[int]]:
+    """For every id of ``labels`` [H, W] cut into pieces by ``auto`` [H, W]: its pieces' segment numbers, largest
+    first."""
+    num_segments = int(auto.max()) if auto.size else 0
+    ids, index = compact_ids(labels)
+    if num_segments < 2 or len(ids) < 2:
+        return {}
+    table = np.bincount(index.ravel() * (num_segments + 1) + auto.ravel(), minlength=len(ids) * (num_segments + 1))
+    table = table.reshape(len(ids), num_segments + 1)
+    id_area = table.sum(axis=1)
+    seg_area = table.sum(axis=0)
+    out: dict[int, list[int]] = {}
+    for k in range(1, len(ids)):
+        row = table[k, 1:]
+        inside = (row >= config.containment * seg_area[1:]) & (row >= config.min_piece_fraction * id_area[k])
+        inside &= row >= min_area
+        found = np.flatnonzero(inside) + 1
+        if len(found) < 2 or table[k, found].sum() < config.min_coverage * id_area[k]:
+            continue
+        out[int(ids[k])] = sorted(found.tolist(), key=lambda s: (-int(table[k, s]), s))
+    return out
+
+
+class Refiner:
+    """Counts, per id, the visited frames in a row that cut it, and records the families split so far."""
+
+    def __init__(self, config: RefineConfig) -> None:
+        self.config = config
+        self._streak: dict[int, int] = {}
+        self.parent: dict[int, int] = {}
+        """Child id -> the id it was split from (its family's root)."""
+
+    def due(self, labels: np.ndarray, auto: np.ndarray, min_area: int) -> dict[int, list[int]]:
+        """This frame's cuts; returns the ids to split now, with their pieces' segment numbers."""
+        if not self.config.enabled:
+            return {}
+        cut = pieces(labels, auto, self.config, min_area)
+        streak = {i: self._streak.get(i, 0) + 1 for i in cut}
+        self._streak = streak
+        ready = {i: segs for i, segs in cut.items() if streak[i] >= max(self.config.frames, 1)}
+        for i in ready:
+            del self._streak[i]
+        return ready
+
+    def record(self, parent: int, child: int) -> None:
+        self.parent[child] = self.root(parent)
+
+    def root(self, obj_id: int) -> int:
+        while obj_id in self.parent:
+            obj_id = self.parent[obj_id]
+        return obj_id
+
+    def related(self, a: int, b: int) -> bool:
+        """Whether two ids belong to one split family."""
+        return self.root(a) == self.root(b) and (a in self.parent or b in self.parent)
+
+    def families(self) -> dict[int, list[int]]:
+        """Root -> every member (root included)."""
+        out: dict[int, list[int]] = {}
+        for child in self.parent:
+            out.setdefault(self.root(child), []).append(child)
+        return {root: [root, *sorted(children)] for root, children in out.items()}
+
+    def relabel(self, lut: np.ndarray) -> None:
+        """Follow an id mapping (merges) in the recorded families."""
+        parent: dict[int, int] = {}
+        for child, root in self.parent.items():
+            c, r = int(lut[child]) if child < len(lut) else child, int(lut[root]) if root < len(lut) else root
+            if c != r:
+                parent[c] = r
+        self.parent = parent
+
+
+def split_pieces(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[int], new_ids: list[int]) -> np.ndarray:
+    """``labels`` with the pixels of ``obj_id`` in ``segments[1:]`` given ``new_ids`` (one per segment)."""
+    out = labels.copy()
+    own = labels == obj_id
+    for seg, new in zip(segments[1:], new_ids):
+        out[own & (auto == seg)] = new
+    return out
+
+
+def family_labels(labels: np.ndarray, evidence: np.ndarray, members: list[int]) -> np.ndarray:
+    """``labels`` [H, W] with every pixel of the family ``members`` given to the member of the nearest evidence
+    pixel [H, W] (unchanged where no member has evidence in the frame)."""
+    family = np.isin(labels, members)
+    seeds = np.where(np.isin(evidence, members), evidence, 0)
+    if not family.any() or not seeds.any():
+        return labels
+    _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
+    out = labels.copy()
+    out[family] = seeds[rows[family], cols[family]]
+    return out

@@ -1,0 +1,133 @@
+"""View order: the order the tracker visits the frames in, and the already-visited frame each one is matched with.
+
+In file order every frame is matched with the previous file, which may show little of it (a
+shuffled capture, a path that comes back on itself). Along the view graph, frames are visited
+by a maximum-overlap spanning tree (Prim's algorithm): the next frame is the unvisited one that
+overlaps most with any visited frame, and that frame (its tree parent) is the one it is matched
+with. Overlap comes from the cameras when every frame has one (camera-centre distance relative
+to the median nearest-neighbour spacing, plus the angle between viewing directions), otherwise
+from the number of matches between downscaled copies of the frames. The tree starts at the
+frame whose name sorts first (its automatic masks give the first ids) and ties go to the frame
+whose name sorts first, so the visit, and with it the ids, do not depend on the order the frames
+were given in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Sequence
+
+import numpy as np
+
+from mastsam_splat.types import Frame
+
+ViewOrderKind = Literal["sequence", "view_graph"]
+
+
+@dataclass
+class ViewOrderConfig:
+    """Order of the frames the tracker visits."""
+
+    order: ViewOrderKind = "view_graph"
+    """``sequence``: file order, each frame matched with the previous one; ``view_graph``: along a spanning tree of
+    view overlap, each frame matched with its most overlapping already-visited frame."""
+    direction_weight: float = 2.0
+    """Weight of the viewing-direction difference (1 - cos) against the centre distance (in units of the median
+    spacing between neighbouring cameras)."""
+    match_max_side: int = 160
+    """Without cameras: longest side (pixels) of the copies the frames are matched on to measure overlap."""
+    match_max_frames: int = 80
+    """Without cameras: above this many frames the overlap is not measured (every pair would be matched) and the
+    file order is kept."""
+
+
+@dataclass
+class ViewOrder:
+    """Visiting order (original frame indices) and each frame's tree parent (``None`` for the first)."""
+
+    order: list[int]
+    parent: dict[int, Optional[int]]
+    source: str
+    """What the overlap came from: ``sequence``, ``cameras`` or ``matches``."""
+
+
+def sequence_order(n: int) -> ViewOrder:
+    """File order, each frame with the previous one as its parent."""
+    return ViewOrder(list(range(n)), {t: (t - 1 if t > 0 else None) for t in range(n)}, "sequence")
+
+
+def pose_distances(frames: Sequence[Frame], direction_weight: float) -> np.ndarray:
+    """Symmetric [N, N] view distance from camera centres and viewing directions (all frames have cameras)."""
+    centres = np.stack([f.camera.center for f in frames])  # type: ignore[union-attr]
+    forward = np.stack([f.camera.cam_to_world[:3, 2] for f in frames])  # type: ignore[union-attr]
+    forward /= np.maximum(np.linalg.norm(forward, axis=1, keepdims=True), 1e-12)
+    gap = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    n = len(frames)
+    if n > 1:
+        nearest = np.sort(gap + np.diag(np.full(n, np.inf)), axis=1)[:, 0]
+        scale = float(np.median(nearest[np.isfinite(nearest)])) if np.isfinite(nearest).any() else 1.0
+    else:
+        scale = 1.0
+    scale = scale if scale > 1e-12 else 1.0
+    angle = 1.0 - np.clip(forward @ forward.T, -1.0, 1.0)
+    return gap / scale + direction_weight * angle
+
+
+def match_distances(frames: Sequence[Frame], matcher: Any, max_side: int) -> np.ndarray:
+    """Symmetric [N, N] view distance from match counts between downscaled copies (fewer matches: farther)."""
+    import cv2
+
+    small = []
+    for f in frames:
+        scale = min(1.0, max_side / max(f.width, f.height))
+        image = f.image
+        if scale < 1.0:
+            size = (max(1, int(round(f.width * scale))), max(1, int(round(f.height * scale))))
+            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        small.append(Frame(image=np.ascontiguousarray(image), name=f.name, index=f.index, file=f.file))
+    n = len(frames)
+    counts = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            counts[i, j] = counts[j, i] = len(matcher.match(small[i], small[j]))
+    return 1.0 / (1.0 + counts)
+
+
+def spanning_order(distance: np.ndarray, names: Sequence[str], source: str) -> ViewOrder:
+    """Prim's minimum spanning tree over ``distance`` [N, N] from the frame whose name sorts first (ties by name,
+    then by position)."""
+    n = len(names)
+    if n == 0:
+        return ViewOrder([], {}, source)
+    rank = np.argsort(np.argsort(np.asarray(names, dtype=object), kind="stable"), kind="stable")
+    start = int(np.argmin(rank))
+    finite = np.where(np.isfinite(distance), distance, np.nanmax(np.where(np.isfinite(distance), distance, 0)) * 10 + 1)
+    visited = np.zeros(n, dtype=bool)
+    visited[start] = True
+    best = finite[start].copy()
+    parent_of = np.full(n, start)
+    order, parent = [start], {start: None}
+    for _ in range(n - 1):
+        key = np.where(visited, np.inf, np.round(best, 9))
+        candidates = np.flatnonzero(key == key.min())
+        nxt = int(candidates[np.argmin(rank[candidates])])
+        visited[nxt] = True
+        order.append(nxt)
+        parent[nxt] = int(parent_of[nxt])
+        closer = ~visited & (finite[nxt] < best)
+        best[closer] = finite[nxt][closer]
+        parent_of[closer] = nxt
+    return ViewOrder(order, parent, source)
+
+
+def view_order(frames: Sequence[Frame], config: ViewOrderConfig, matcher: Optional[Any] = None) -> ViewOrder:
+    """The order to visit ``frames`` in and each frame's parent, as ``config.order`` asks and the inputs allow."""
+    n = len(frames)
+    if config.order == "sequence" or n <= 2:
+        return sequence_order(n)
+    names = [f.name for f in frames]
+    if all(f.camera is not None for f in frames):
+        return spanning_order(pose_distances(frames, config.direction_weight), names, "cameras")
+    if matcher is not None and n <= config.match_max_frames:
+        return spanning_order(match_distances(frames, matcher, config.match_max_side), names, "matches")
+    return sequence_order(n)

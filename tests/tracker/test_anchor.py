@@ -1,0 +1,327 @@
+"""3D-anchored association (anchor.py) and view order (view_order.py): step functions and the tracker with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mastsam_splat.matchers import make_matcher
+from mastsam_splat.segmenters import make_segmenter
+from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
+from mastsam_splat.tracker.anchor import (
+    AnchorConfig,
+    AnchorEvidence,
+    anchor_labels,
+    evidence_merges,
+    project_evidence,
+)
+from mastsam_splat.tracker.view_order import ViewOrderConfig, spanning_order, view_order
+from mastsam_splat.types import Matches
+
+from support.planar_scene import DEPTH, camera_at, id_of, render, sequence
+
+SLIDE = [0.0, 0.15, 0.3, 0.45, 0.6]
+
+
+# ----------------------------------------------------------------------------- evidence
+def test_evidence_owner_is_the_id_seen_most_often_and_relabel_moves_it():
+    evidence = AnchorEvidence(voxel_size=1.0)
+    point = np.array([[0.5, 0.5, 0.5]])
+    evidence.add(np.array([2]), point)
+    evidence.add(np.array([3]), point)
+    evidence.add(np.array([3]), point)
+    evidence.add(np.array([0]), point)  # unlabelled: skipped
+    keys, owners, counts = evidence.owners()
+    assert owners.tolist() == [3] and counts.tolist() == [2]
+    lut = np.arange(5)
+    lut[3] = 2
+    evidence.relabel(lut)
+    _, owners, counts = evidence.owners()
+    assert owners.tolist() == [2] and counts.tolist() == [3]
+    centres, ids = evidence.points()
+    np.testing.assert_allclose(centres, [[0.5, 0.5, 0.5]])
+
+
+def test_evidence_merges_a_younger_id_lying_on_an_older_ids_voxels():
+    evidence = AnchorEvidence(voxel_size=1.0)
+    surface = np.stack([np.arange(20) + 0.5, np.full(20, 0.5), np.full(20, 0.5)], axis=1)
+    elsewhere = surface + np.array([0.0, 10.0, 0.0])
+    for _ in range(3):
+        evidence.add(np.full(20, 1), surface)
+    evidence.add(np.full(15, 4), surface[:15])  # id 4: the same object seen again under a new id
+    evidence.add(np.full(20, 5), elsewhere)  # id 5: another object
+    config = AnchorConfig(merge_overlap=0.6, merge_min_voxels=8)
+    assert evidence_merges(evidence, config) == {4: 1}
+
+
+# ----------------------------------------------------------------------------- projection
+def test_projection_keeps_visible_points_only():
+    camera = camera_at(0.0)
+    shape = (camera.height, camera.width)
+    xy = np.array([[40.5, 30.5], [50.5, 30.5]])
+    on_plane = camera.unproject(xy, np.full(2, DEPTH))
+    behind = camera.unproject(np.array([[60.5, 30.5]]), np.array([DEPTH * 2]))
+    points = np.concatenate([on_plane, behind])
+    ids = np.array([1, 2, 3])
+    depth = np.full(shape, DEPTH, dtype=np.float32)
+    config = AnchorConfig()
+    image = project_evidence(points, ids, camera, shape, 0.01, config, depth)
+    assert image[30, 40] == 1 and image[30, 50] == 2
+    assert 3 not in image  # hidden behind the surface the depth map shows
+    # Without a depth map the z-buffer of the points decides: a point right behind another is hidden.
+    occluded = camera.unproject(np.array([[40.5, 30.5]]), np.array([DEPTH * 2]))
+    image = project_evidence(np.concatenate([on_plane, occluded]), np.array([1, 2, 7]), camera, shape, 0.01, config)
+    assert image[30, 40] == 1 and 7 not in image
+
+
+# ----------------------------------------------------------------------------- votes
+def test_votes_rename_a_drifted_id_and_label_unlabelled_segments():
+    auto = np.zeros((20, 20), dtype=np.int64)
+    auto[:, :10] = 1
+    auto[:, 10:] = 2
+    labels = np.zeros((20, 20), dtype=np.int64)
+    labels[:, :10] = 9  # the chain carried the wrong id onto segment 1
+    evidence = np.zeros((20, 20), dtype=np.int64)
+    evidence[::2, :10] = 4
+    evidence[::2, 10:] = 6
+    result = anchor_labels(labels, auto, evidence, AnchorConfig())
+    assert (result.labels[:, :10] == 4).all()
+    assert (result.labels[:, 10:] == 6).all()  # unlabelled segment: the evidence names it
+    assert result.overruled == 1 and result.assigned == 1
+
+
+def test_votes_split_a_segment_holding_two_known_ids():
+    auto = np.ones((10, 20), dtype=np.int64)
+    labels = np.full((10, 20), 3, dtype=np.int64)
+    evidence = np.zeros((10, 20), dtype=np.int64)
+    evidence[::2, :8:2] = 3
+    evidence[::2, 12::2] = 5
+    result = anchor_labels(labels, auto, evidence, AnchorConfig(split=True))
+    assert result.split == 1
+    assert (result.labels[:, :6] == 3).all() and (result.labels[:, 14:] == 5).all()
+
+
+def test_too_few_votes_leave_the_labels():
+    auto = np.ones((10, 10), dtype=np.int64)
+    labels = np.full((10, 10), 2, dtype=np.int64)
+    evidence = np.zeros((10, 10), dtype=np.int64)
+    evidence[0, :3] = 7
+    result = anchor_labels(labels, auto, evidence, AnchorConfig(min_votes=6))
+    assert (result.labels == 2).all() and result.overruled == 0
+
+
+# ----------------------------------------------------------------------------- view order
+def test_spanning_order_follows_overlap_and_parents_are_visited_first():
+    positions = np.array([0.0, 3.0, 1.0, 2.0, 4.0])
+    distance = np.abs(positions[:, None] - positions[None])
+    order = spanning_order(distance, [f"f{i}" for i in range(5)], "test")
+    assert order.order == [0, 2, 3, 1, 4]
+    assert order.parent == {0: None, 2: 0, 3: 2, 1: 3, 4: 1}
+
+
+def test_view_order_from_cameras_and_sequence_switch():
+    frames = sequence([0.0, 0.6, 0.15, 0.45, 0.3])
+    graph = view_order(frames, ViewOrderConfig(order="view_graph"))
+    assert graph.source == "cameras"
+    assert graph.order == [0, 2, 4, 3, 1]
+    assert graph.parent[1] == 3
+    plain = view_order(frames, ViewOrderConfig(order="sequence"))
+    assert plain.order == [0, 1, 2, 3, 4] and plain.parent[1] == 0
+
+
+def test_view_order_without_cameras_uses_match_counts():
+    frames = sequence([0.0, 0.6, 0.15, 0.45, 0.3])
+    for f in frames:
+        f.camera = None
+        f.depth = None
+    order = view_order(frames, ViewOrderConfig(order="view_graph", match_max_side=96), make_matcher("sift"))
+    assert order.source == "matches" and sorted(order.order) == list(range(5)) and order.order[0] == 0
+    assert all(order.order.index(p) < order.order.index(t) for t, p in order.parent.items() if p is not None)
+
+
+# ----------------------------------------------------------------------------- tracker
+def track(frames, matcher=None, **options):
+    return MastSAMTracker(
+        TrackerConfig(**options), make_segmenter("classical"), matcher or make_matcher("geometric"), "geometric"
+    ).run(frames)
+
+
+class SwappingMatcher:
+    """The geometric matcher, except that from the third frame on it sends the first two objects' pixels onto each
+    other (a propagation chain that swaps their ids)."""
+
+    def __init__(self, frames):
+        self.inner = make_matcher("geometric")
+        self.frames = frames
+
+    def match(self, frame_a, frame_b):
+        matches = self.inner.match(frame_a, frame_b)
+        if frame_b.index < 2:
+            return matches
+        gt_a = frame_a.gt
+        cols = np.clip(matches.xy_a[:, 0].astype(int), 0, gt_a.shape[1] - 1)
+        rows = np.clip(matches.xy_a[:, 1].astype(int), 0, gt_a.shape[0] - 1)
+        src = gt_a[rows, cols]
+        xy_b = matches.xy_b.copy()
+        centre = {k: np.argwhere(frame_b.gt == k).mean(axis=0)[::-1] + 0.5 for k in (1, 2)}
+        for k, other in ((1, 2), (2, 1)):
+            moved = src == k
+            xy_b[moved] = xy_b[moved] - centre[k] + centre[other]
+        return Matches(
+            xy_a=matches.xy_a, xy_b=xy_b.astype(matches.xy_b.dtype), confidence=matches.confidence
+        )
+
+
+def test_the_3d_vote_repairs_ids_the_chain_swaps():
+    frames = sequence(SLIDE)
+    order = ViewOrderConfig(order="sequence")
+    no_check = MemoryConfig(check=False)  # the memory's own segment check would also undo the swap
+    result = track(frames, SwappingMatcher(frames), view_order=order, memory=no_check)
+    for obj in (1, 2):
+        ids = {id_of(labels, f.gt, obj) for labels, f in zip(result.labels, frames)}
+        assert len(ids) == 1, f"object {obj} got ids {ids}"
+    assert sum(r.overruled_segments for r in result.reports) >= 1
+    # Without the 3D vote the swapped chain keeps the swap.
+    config = TrackerConfig(view_order=order, memory=MemoryConfig(check=False))
+    config.anchor.enabled = False
+    plain = MastSAMTracker(config, make_segmenter("classical"), SwappingMatcher(frames), "geometric").run(frames)
+    before = id_of(plain.labels[0], frames[0].gt, 1)
+    assert any(id_of(labels, f.gt, 1) != before for labels, f in zip(plain.labels, frames))
+
+
+def partition(labels_list, frames):
+    """Per object, the set of predicted ids over all frames, up to renumbering (ids replaced by first-seen rank)."""
+    rank: dict[int, int] = {}
+    out = []
+    for labels, f in zip(labels_list, frames):
+        row = []
+        for obj in (1, 2, 3):
+            obj_id = id_of(labels, f.gt, obj)
+            row.append(rank.setdefault(obj_id, len(rank)) if obj_id else 0)
+        out.append(tuple(row))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shuffled_frames_get_the_same_ids_up_to_renumbering(seed):
+    positions = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    frames = sequence(positions)
+    ordered = track(frames)
+    permutation = np.random.default_rng(seed).permutation(len(frames))
+    shuffled_frames = [render(positions[i], index=int(i)) for i in permutation]
+    shuffled = track(shuffled_frames)
+    back = [None] * len(frames)
+    for k, i in enumerate(permutation):
+        back[i] = shuffled.labels[k]
+    assert partition(ordered.labels, frames) == partition(back, frames)
+    # Each object keeps one id over the whole sequence in both runs.
+    for run_labels in (ordered.labels, back):
+        for obj in (1, 2, 3):
+            assert len({id_of(labels, f.gt, obj) for labels, f in zip(run_labels, frames)}) == 1
+    # The labels come back in the order the frames were given in, with the visit recorded in the reports.
+    assert [r.name for r in shuffled.reports] == [f.name for f in shuffled_frames]
+    assert sum(r.parent is None for r in shuffled.reports) == 1
+
+
+# ----------------------------------------------------------------------------- refinement
+def test_pieces_and_the_refiner_wait_for_a_repeated_cut():
+    from mastsam_splat.tracker.refine import RefineConfig, Refiner, pieces, split_pieces
+
+    labels = np.zeros((10, 20), dtype=np.int64)
+    labels[:, 2:18] = 5
+    auto = np.zeros((10, 20), dtype=np.int64)
+    auto[:, 2:12] = 1
+    auto[:, 12:18] = 2
+    config = RefineConfig(enabled=True, frames=2)
+    assert pieces(labels, auto, config, min_area=4) == {5: [1, 2]}
+    whole = np.where(labels > 0, 1, 0)
+    assert pieces(labels, whole, config, min_area=4) == {}
+    refiner = Refiner(config)
+    assert refiner.due(labels, auto, 4) == {}
+    assert refiner.due(labels, auto, 4) == {5: [1, 2]}
+    split = split_pieces(labels, auto, 5, [1, 2], [9])
+    assert (split[:, 2:12] == 5).all() and (split[:, 12:18] == 9).all()
+    refiner.record(5, 9)
+    assert refiner.related(5, 9) and not refiner.related(5, 6)
+    assert refiner.families() == {5: [5, 9]}
+    lut = np.arange(12)
+    lut[9] = 11
+    refiner.relabel(lut)
+    assert refiner.families() == {5: [5, 11]}
+    assert Refiner(RefineConfig(enabled=False)).due(labels, auto, 4) == {}
+
+
+def test_family_pixels_follow_the_nearest_evidence():
+    from mastsam_splat.tracker.refine import family_labels
+
+    labels = np.zeros((6, 12), dtype=np.int64)
+    labels[:, :10] = 5
+    labels[:, 10:] = 7
+    evidence = np.zeros((6, 12), dtype=np.int64)
+    evidence[2, 1] = 5
+    evidence[2, 8] = 9
+    evidence[2, 11] = 7
+    out = family_labels(labels, evidence, [5, 9])
+    assert (out[:, :4] == 5).all() and (out[:, 6:10] == 9).all() and (out[:, 10:] == 7).all()
+
+
+def test_transfer_moves_voxels_to_the_split_off_id():
+    from mastsam_splat.tracker.memory import VoxelMemory
+
+    points = np.stack([np.arange(10) + 0.5, np.full(10, 0.5), np.full(10, 0.5)], axis=1)
+    evidence = AnchorEvidence(voxel_size=1.0)
+    evidence.add(np.full(10, 3), points)
+    evidence.transfer(points[5:], 3, 8)
+    _, owners, _ = evidence.owners()
+    assert owners.tolist() == [3] * 5 + [8] * 5
+    memory = VoxelMemory(1.0, neighborhood=0, exclusive=True)
+    memory.add_labelled(np.full(10, 3), points)
+    memory.transfer(points[5:], 3, 8)
+    assert memory.num_voxels(3) == 5 and memory.num_voxels(8) == 5
+
+
+def test_refinement_splits_an_object_the_segmenter_cuts_and_relabels_earlier_frames():
+    frames = sequence(SLIDE)
+
+    class Cutting:
+        """The classical segmenter, except that from the second frame on it cuts object 2 into a left and a right
+        half (two automatic segments)."""
+
+        def __init__(self):
+            self.inner = make_segmenter("classical")
+
+        def prepare(self, image):
+            index = next(i for i, f in enumerate(frames) if f.image is image)
+            return index, self.inner.prepare(image)
+
+        def auto(self, state):
+            index, inner = state
+            masks = self.inner.auto(inner)
+            if index == 0:
+                return masks
+            gt = frames[index].gt
+            cols = np.flatnonzero((gt == 2).any(axis=0))
+            middle = (cols.min() + cols.max() + 1) // 2
+            out = []
+            for mask in masks:
+                seg = mask.segmentation
+                if np.count_nonzero(seg & (gt == 2)) > 0.5 * np.count_nonzero(seg):
+                    for half in (np.s_[:, :middle], np.s_[:, middle:]):
+                        piece = np.zeros_like(seg)
+                        piece[half] = seg[half]
+                        out.append(type(mask)(segmentation=piece, area=int(piece.sum()), score=mask.score))
+                else:
+                    out.append(mask)
+            return out
+
+        def prompt(self, state, positive_xy, negative_xy=None):
+            return self.inner.prompt(state[1], positive_xy, negative_xy)
+
+    config = TrackerConfig(view_order=ViewOrderConfig(order="sequence"))
+    config.refine.enabled = True
+    result = MastSAMTracker(config, Cutting(), make_matcher("geometric"), "geometric").run(frames)
+    assert sum(r.refined for r in result.reports) >= 1
+    # Every frame, the first (whole) one included, shows object 2 as two ids.
+    for labels, f in zip(result.labels, frames):
+        ids = set(np.unique(labels[f.gt == 2]).tolist()) - {0}
+        assert len(ids) == 2, f"{f.name}: {ids}"
