@@ -17,6 +17,7 @@ from mastsam_splat.tracker import TrackerConfig
 from mastsam_splat.tracker.cache import MANIFEST
 from mastsam_splat.tracker.job import TrackingJob, track_to_folder
 from mastsam_splat.tracker.outputs import REPORT_FILE
+from mastsam_splat.tracker.view_order import ViewOrderConfig
 from support.planar_scene import sequence
 
 
@@ -87,7 +88,8 @@ def test_failed_matching_is_reported_with_the_frame_names(frames, tmp_path: Path
     blank = replace(frames[2], image=np.full_like(frames[2].image, 128), name="blank")
     seq = [frames[0], frames[1], blank, frames[3]]
     heard: list[str] = []
-    run = track_to_folder(seq, TrackingJob(), tmp_path / "out", source="a", on_warning=heard.append)
+    in_file_order = TrackingJob(tracker=TrackerConfig(view_order=ViewOrderConfig(order="sequence")))
+    run = track_to_folder(seq, in_file_order, tmp_path / "out", source="a", on_warning=heard.append)
     assert heard == run.warnings and len(heard) == 2
     assert f"{frames[1].name} and blank (0 matches)" in heard[0]
     assert f"blank and {frames[3].name} (0 matches)" in heard[1]
