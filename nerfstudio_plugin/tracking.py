@@ -29,7 +29,7 @@ from mastsam_splat.io.ply import read_point_cloud
 from mastsam_splat.io.scene import read_depth, read_image
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
-from mastsam_splat.tracker.job import TrackingJob, backend_options, track_to_folder
+from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder
 from mastsam_splat.tracker.outputs import MASKS_DIR, POINTS_FILE, TRACKS_FILE
 from mastsam_splat.tracker.tracker import TrackerConfig
 from mastsam_splat.types import Camera, Frame
@@ -41,34 +41,14 @@ DEFAULT_CACHE_SUBDIR = Path("mastsam") / "training-views"
 
 
 @dataclass
-class TrackingConfig:
+class TrackingConfig(BackendOptions):
     """MastSAM tracker settings used before training (the options of ``mastsam track``)."""
 
     segmenter: SegmenterName = "classical"
     """Segmenter backend: classical (no weights) or sam (segment-anything; needs --...sam-checkpoint)."""
-    sam_checkpoint: Optional[Path] = None
-    """Local segment-anything checkpoint (.pth) for the sam segmenter."""
-    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
-    """Architecture of the SAM checkpoint."""
-    sam_points_per_side: int = 32
-    """SAM automatic masks: point grid of points_per_side**2 prompts per frame (16 decodes 4x fewer)."""
-    sam_pred_iou_thresh: float = 0.88
-    """SAM automatic masks: keep masks whose predicted IoU exceeds this."""
-    sam_stability_score_thresh: float = 0.95
-    """SAM automatic masks: keep masks whose stability score reaches this."""
-    sam_crop_n_layers: int = 0
-    """SAM automatic masks: extra layers of image crops (0: whole image only; each crop costs an encoder pass)."""
     matcher: Literal["auto", MatcherName] = "auto"
     """Correspondences: geometric (exact, from depth + cameras), sift (OpenCV), mast3r (needs
     --...mast3r-checkpoint); auto = geometric when every training image has a depth map, else sift."""
-    mast3r_checkpoint: Optional[Path] = None
-    """Local MASt3R checkpoint for the mast3r matcher."""
-    mast3r_repo: Optional[Path] = None
-    """Clone of github.com/naver/mast3r (with its dust3r submodule) when it is not on PYTHONPATH."""
-    mast3r_image_size: int = 512
-    """Long side of MASt3R's network input (512: the checkpoint's resolution; smaller is faster, coarser)."""
-    mast3r_min_conf: float = 1.5
-    """Keep MASt3R 3D points whose pointmap confidence (> 1) exceeds this in both frames (1.0: keep all)."""
     cache_dir: Optional[Path] = None
     """Folder for the tracker's results (default: <dataset>/mastsam/training-views)."""
     recompute: bool = False

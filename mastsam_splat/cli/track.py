@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from rich.console import Console
 from rich.markup import escape
@@ -18,12 +18,12 @@ from mastsam_splat.io.scene import input_image_folders
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.threads import cpu_threads
-from mastsam_splat.tracker.job import TrackingJob, backend_options, track_to_folder
+from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder
 from mastsam_splat.tracker.tracker import FrameReport, TrackerConfig
 
 
 @dataclass
-class TrackCommand:
+class TrackCommand(BackendOptions):
     """Track masks across the frames of a capture (MastSAM) and write label images, tracks.json, a
     labelled point cloud and overlays. Reruns with the same input and options reuse the results."""
 
@@ -34,28 +34,8 @@ class TrackCommand:
     segmenter: SegmenterName = "classical"
     """Segmenter backend: classical (no weights), sam (segment-anything; needs --sam-checkpoint) or simulated
     (SAM-like masks from a synthetic dataset's ground truth, for benchmarks)."""
-    sam_checkpoint: Optional[Path] = None
-    """Local segment-anything checkpoint (.pth) for --segmenter sam."""
-    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
-    """Architecture of the SAM checkpoint."""
-    sam_points_per_side: int = 32
-    """SAM automatic masks: point grid of points_per_side**2 prompts per frame (16 decodes 4x fewer)."""
-    sam_pred_iou_thresh: float = 0.88
-    """SAM automatic masks: keep masks whose predicted IoU exceeds this."""
-    sam_stability_score_thresh: float = 0.95
-    """SAM automatic masks: keep masks whose stability score reaches this."""
-    sam_crop_n_layers: int = 0
-    """SAM automatic masks: extra layers of image crops (0: whole image only; each crop costs an encoder pass)."""
     matcher: MatcherName = "sift"
     """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras) or mast3r (needs --mast3r-checkpoint)."""
-    mast3r_checkpoint: Optional[Path] = None
-    """Local MASt3R checkpoint for --matcher mast3r."""
-    mast3r_repo: Optional[Path] = None
-    """Clone of github.com/naver/mast3r (with its dust3r submodule) when it is not on PYTHONPATH."""
-    mast3r_image_size: int = 512
-    """Long side of MASt3R's network input (512: the checkpoint's resolution; smaller is faster, coarser)."""
-    mast3r_min_conf: float = 1.5
-    """Keep MASt3R 3D points whose pointmap confidence (> 1) exceeds this in both frames (1.0: keep all)."""
     stride: int = 1
     """Use every n-th frame."""
     max_frames: Optional[int] = None

@@ -31,6 +31,33 @@ from mastsam_splat.tracker.tracker import FrameReport, MastSAMTracker, TrackerCo
 from mastsam_splat.types import Frame
 
 
+@dataclass(kw_only=True)
+class BackendOptions:
+    """Checkpoints and settings of the weight-based backends (SAM, MASt3R), shared by ``mastsam track``
+    and the Nerfstudio method's tracking config; :func:`backend_options` turns them into backend configs."""
+
+    sam_checkpoint: Optional[Path] = None
+    """Local segment-anything checkpoint (.pth) for the sam segmenter."""
+    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
+    """Architecture of the SAM checkpoint."""
+    sam_points_per_side: int = 32
+    """SAM automatic masks: point grid of points_per_side**2 prompts per frame (16 decodes 4x fewer)."""
+    sam_pred_iou_thresh: float = 0.88
+    """SAM automatic masks: keep masks whose predicted IoU exceeds this."""
+    sam_stability_score_thresh: float = 0.95
+    """SAM automatic masks: keep masks whose stability score reaches this."""
+    sam_crop_n_layers: int = 0
+    """SAM automatic masks: extra layers of image crops (0: whole image only; each crop costs an encoder pass)."""
+    mast3r_checkpoint: Optional[Path] = None
+    """Local MASt3R checkpoint for the mast3r matcher."""
+    mast3r_repo: Optional[Path] = None
+    """Clone of github.com/naver/mast3r (with its dust3r submodule) when it is not on PYTHONPATH."""
+    mast3r_image_size: int = 512
+    """Long side of MASt3R's network input (512: the checkpoint's resolution; smaller is faster, coarser)."""
+    mast3r_min_conf: float = 1.5
+    """Keep MASt3R 3D points whose pointmap confidence (> 1) exceeds this in both frames (1.0: keep all)."""
+
+
 @dataclass
 class TrackingJob:
     """Which backends the tracker runs with, their settings, and the tracker's own settings."""
@@ -112,13 +139,8 @@ def _backend_fingerprint(name: str, config: Any) -> dict[str, Any]:
     }
 
 
-def backend_options(options: Any) -> dict[str, dict[str, Any]]:
-    """``sam_options`` and ``mast3r_options`` for :meth:`TrackingJob.from_options` from an options object.
-
-    ``options`` (``mastsam track``'s command, the plugin's tracking config) has the fields
-    ``sam_points_per_side``, ``sam_pred_iou_thresh``, ``sam_stability_score_thresh``,
-    ``sam_crop_n_layers``, ``mast3r_repo``, ``mast3r_image_size`` and ``mast3r_min_conf``.
-    """
+def backend_options(options: BackendOptions) -> dict[str, dict[str, Any]]:
+    """``sam_options`` and ``mast3r_options`` for :meth:`TrackingJob.from_options` from the backend options."""
     sam = ("points_per_side", "pred_iou_thresh", "stability_score_thresh", "crop_n_layers")
     mast3r = {"repo": "mast3r_repo", "image_size": "mast3r_image_size", "min_pointmap_conf": "mast3r_min_conf"}
     return {
