@@ -20,7 +20,7 @@ import socket
 import tempfile
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 from mastsam_splat.errors import InputError
 
@@ -45,6 +45,25 @@ def signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _clean_up(action: Callable[[], None]) -> None:
+    """Run a clean-up to its end even when an interrupt lands in it, then raise that interrupt.
+
+    A signal released just before (e.g. by :func:`signals_deferred`) may run its handler a few
+    bytecodes later, inside the clean-up; the clean-up is then run again rather than left half-done.
+    """
+    interrupt: Optional[BaseException] = None
+    while True:
+        try:
+            with signals_deferred():
+                action()
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+            continue
+        break
+    if interrupt is not None:
+        raise interrupt
 
 
 def writer_tag(pid: Optional[int] = None) -> str:
@@ -116,7 +135,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _clean_up(lambda: tmp.unlink(missing_ok=True))
         raise
 
 
@@ -177,7 +196,7 @@ def atomic_dir(path: PathLike, owned: Optional[Iterable[str]] = None, last: Sequ
             else:
                 _replace_dir(staging, path)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        _clean_up(lambda: shutil.rmtree(staging, ignore_errors=True))
         raise
 
 

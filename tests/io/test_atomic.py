@@ -138,3 +138,23 @@ def test_signals_are_held_while_files_are_published(tmp_path: Path) -> None:
                 raise AssertionError("not reached: the signal is delivered when released")
     assert caught.value.exit_code == 143
     assert not target.exists() and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_landing_in_the_clean_up_does_not_leave_the_staging_folder(tmp_path: Path, monkeypatch) -> None:
+    import mastsam_splat.io.atomic as atomic
+
+    real_rmtree = atomic.shutil.rmtree
+    calls = []
+
+    def interrupted_once(path, ignore_errors=False):
+        calls.append(path)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # a signal handler running inside the clean-up
+        real_rmtree(path, ignore_errors=ignore_errors)
+
+    monkeypatch.setattr(atomic.shutil, "rmtree", interrupted_once)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(tmp_path / "out") as staging:
+            (staging / "a.txt").write_text("x")
+            raise RuntimeError("failed")
+    assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == []
