@@ -31,7 +31,7 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 
 from mastsam_splat.tracker.consolidate import voxel_centres
-from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
+from mastsam_splat.tracker.memory import labelled_voxels, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.types import Camera
 
@@ -110,15 +110,12 @@ class AnchorEvidence:
 
     def add(self, ids: np.ndarray, points: np.ndarray) -> None:
         """Record labelled points: ``ids`` [N] (0 skipped), ``points`` [N, 3] world coordinates."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        keep = (ids > 0) & np.isfinite(points).all(axis=1)
-        if not keep.any():
+        keys, kept_ids = labelled_voxels(ids, points, self.voxel_size)
+        if len(keys) == 0:
             return
-        keys = voxel_keys(voxel_coords(points[keep], self.voxel_size))
         self._accumulate(
             np.concatenate([self._keys, keys]),
-            np.concatenate([self._ids, ids[keep]]),
+            np.concatenate([self._ids, kept_ids]),
             np.concatenate([self._counts, np.ones(len(keys), dtype=np.int64)]),
         )
 

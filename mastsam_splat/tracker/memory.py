@@ -89,6 +89,14 @@ class Identification:
     """Fraction of the region's points that fall into the id's voxels."""
 
 
+def labelled_voxels(ids: np.ndarray, points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel keys and ids of the labelled, finite points (``ids`` [N], 0 = unlabelled; ``points`` [N, 3])."""
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    keep = (ids > 0) & np.isfinite(points).all(axis=1)
+    return voxel_keys(voxel_coords(points[keep], voxel_size)), ids[keep]
+
+
 class VoxelMemory:
     """Per-id voxel sets of the 3D points the id has covered.
 
@@ -118,12 +126,10 @@ class VoxelMemory:
 
     def add_labelled(self, ids: np.ndarray, points: np.ndarray) -> None:
         """Record labelled points at once: ``ids`` [N] (0 is skipped), ``points`` [N, 3]."""
-        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        keep = (ids > 0) & np.isfinite(points).all(axis=1)
-        if not keep.any():
+        keys, kept_ids = labelled_voxels(ids, points, self.voxel_size)
+        if len(keys) == 0:
             return
-        keys, kept_ids = unique_pairs(voxel_keys(voxel_coords(points[keep], self.voxel_size)), ids[keep])
+        keys, kept_ids = unique_pairs(keys, kept_ids)
         if self.exclusive:
             # A voxel stays with the id that covered it first: a later mislabelling (an object absorbed by a
             # neighbour) does not teach the memory the error.
