@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 import tyro
@@ -18,11 +18,14 @@ from mastsam_splat.io.destinations import check_writable_dir
 from mastsam_splat.io.scene import check_downscale, input_image_folders
 from mastsam_splat.io.labels import read_label_image
 from mastsam_splat.io.ply import read_gaussians_ply
+from mastsam_splat.matchers import MatcherName
 from mastsam_splat.objects.export import check_destination, export_objects, parse_object_selection
 from mastsam_splat.objects.filters import ObjectFilter
 from mastsam_splat.objects.lift import LiftConfig, LiftView, lift_labels
 from mastsam_splat.objects.run import dataset_to_run_frame, load_run_gaussians, open_run
+from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.threads import cpu_threads
+from mastsam_splat.tracker.job import BackendOptions
 from mastsam_splat.tracker.outputs import CONTACT_SHEET, MASKS_DIR, TRACKS_FILE
 
 VIEWER_DIR = "nerfstudio"
@@ -128,7 +131,7 @@ def run_export(cmd: ExportCommand) -> Any:
 
 
 @dataclass
-class LiftCommand:
+class LiftCommand(BackendOptions):
     """Label the Gaussians of an existing scene (3DGS PLY or Nerfstudio run) without training: render every
     view, vote each label image onto the Gaussians that produced its pixels, and export per-object PLYs."""
 
@@ -155,16 +158,11 @@ class LiftCommand:
     """Render and vote at 1/downscale of the image size (labels resized by nearest neighbour)."""
     points: bool = False
     """Also write points.ply: Gaussian centres with colour and instance_id."""
-    segmenter: Literal["classical", "sam"] = "classical"
-    """Tracker segmenter when --masks is not given."""
-    sam_checkpoint: Optional[Path] = None
-    """Local segment-anything checkpoint for --segmenter sam."""
-    sam_model_type: Literal["vit_b", "vit_l", "vit_h"] = "vit_h"
-    """Architecture of the SAM checkpoint."""
-    matcher: Literal["auto", "sift", "geometric", "mast3r"] = "auto"
-    """Tracker matcher when --masks is not given; auto = geometric with depth maps and cameras, else sift."""
-    mast3r_checkpoint: Optional[Path] = None
-    """Local MASt3R checkpoint for --matcher mast3r."""
+    segmenter: SegmenterName = "classical"
+    """Tracker segmenter when --masks is not given (sam needs --sam-checkpoint)."""
+    matcher: Union[Literal["auto"], MatcherName] = "auto"
+    """Tracker matcher when --masks is not given; auto = geometric with depth maps and cameras, else sift
+    (mast3r needs --mast3r-checkpoint)."""
     viewer_run: bool = True
     """With --load-config: also write a mastsam-splat run of the labelled Gaussians under <output-dir>/nerfstudio,
     so `ns-viewer --load-config` on it offers click-to-select (also for a plain splatfacto run)."""
@@ -238,10 +236,8 @@ def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
         data=data,
         output_dir=cache,
         segmenter=cmd.segmenter,
-        sam_checkpoint=cmd.sam_checkpoint,
-        sam_model_type=cmd.sam_model_type,
         matcher=matcher,  # type: ignore[arg-type]
-        mast3r_checkpoint=cmd.mast3r_checkpoint,
+        **{option.name: getattr(cmd, option.name) for option in fields(BackendOptions)},
         stride=cmd.stride,
         max_frames=cmd.max_frames,
         quiet=cmd.quiet,

@@ -130,6 +130,41 @@ def test_lift_without_masks_runs_the_tracker(tmp_path: Path, synthetic_scene, sc
     assert {p.name: p.stat().st_mtime_ns for p in (cache / "masks").iterdir()} == stamp
 
 
+def test_lift_passes_backend_options_to_the_tracker(tmp_path: Path, synthetic_scene, scene_ply, monkeypatch) -> None:
+    """SAM/MASt3R settings given to ``mastsam lift`` reach the tracker run, as with ``mastsam track``."""
+    import mastsam_splat.cli.objects as objects_cli
+
+    seen: list = []
+
+    def fake_track(track) -> None:
+        seen.append(track)
+        raise InputError("stop here")
+
+    monkeypatch.setattr(objects_cli, "run_track", fake_track)
+    cmd = LiftCommand(
+        output_dir=tmp_path / "lift",
+        ply=scene_ply,
+        data=synthetic_scene,
+        segmenter="sam",
+        sam_checkpoint=tmp_path / "sam.pth",
+        sam_model_type="vit_b",
+        sam_points_per_side=8,
+        sam_crop_n_layers=1,
+        matcher="mast3r",
+        mast3r_checkpoint=tmp_path / "m.pth",
+        mast3r_image_size=224,
+        mast3r_min_conf=2.0,
+        quiet=True,
+    )
+    with pytest.raises(InputError, match="stop here"):
+        run_lift(cmd)
+    (track,) = seen
+    assert (track.segmenter, track.matcher) == ("sam", "mast3r")
+    assert (track.sam_checkpoint, track.sam_model_type, track.sam_points_per_side) == (tmp_path / "sam.pth", "vit_b", 8)
+    assert (track.sam_crop_n_layers, track.mast3r_checkpoint) == (1, tmp_path / "m.pth")
+    assert (track.mast3r_image_size, track.mast3r_min_conf) == (224, 2.0)
+
+
 def test_masks_of_wrong_count_or_size(tmp_path: Path, synthetic_scene, scene_ply) -> None:
     masks = tmp_path / "masks"
     shutil.copytree(synthetic_scene / "instances", masks)
