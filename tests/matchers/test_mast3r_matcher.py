@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from support.analytic_views import look_at, render, stereo_pair
+from support.tiny_mast3r import TINY_ARGS, save_tiny_mast3r
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.matchers import make_matcher
@@ -117,14 +118,6 @@ def _save(path: Path, payload) -> Path:
     return path
 
 
-TINY_ARGS = (
-    "AsymmetricMASt3R(enc_depth=2, dec_depth=10, enc_embed_dim=64, dec_embed_dim=32, enc_num_heads=2, "
-    "dec_num_heads=2, pos_embed='RoPE100', patch_embed_cls='PatchEmbedDust3R', img_size=(512, 512), "
-    "head_type='catmlp+dpt', output_mode='pts3d+desc24', depth_mode=('exp', -inf, inf), "
-    "conf_mode=('exp', 1, inf), landscape_only=False)"
-)
-
-
 def test_truncated_checkpoint(tmp_path):
     import torch
 
@@ -169,14 +162,7 @@ def test_bad_repo_or_missing_package(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     pytest.importorskip("mast3r.model")
-    import mast3r.model as mast3r_model
-    import torch
-
-    torch.manual_seed(0)
-    net = eval(TINY_ARGS, {**vars(mast3r_model), "inf": float("inf")})  # the constructor string MASt3R saves
-    path = tmp_path_factory.mktemp("mast3r") / "tiny_mast3r.pth"
-    torch.save({"args": argparse.Namespace(model=TINY_ARGS), "model": net.state_dict()}, path)
-    return path
+    return save_tiny_mast3r(tmp_path_factory.mktemp("mast3r") / "tiny_mast3r.pth")
 
 
 def test_tiny_model_end_to_end(tiny_checkpoint):
