@@ -124,6 +124,14 @@ def check_mast3r(checkpoint: Optional[Path], options: Mast3rSfmOptions) -> None:
             "logwin-N[-noncyclic] or oneref-I"
         )
     import_mast3r(None if options.repo is None else Path(options.repo))
+    try:
+        import mast3r.cloud_opt.sparse_ga  # noqa: F401
+        import mast3r.image_pairs  # noqa: F401
+    except ImportError as exc:
+        raise InputError(
+            f"MASt3R's global alignment could not be imported ({exc}); it needs `pip install roma` besides the "
+            f"matcher's packages; {INSTALL_HELP}"
+        ) from exc
 
 
 def pair_graphs(count: int, options: Mast3rSfmOptions) -> list[str]:
