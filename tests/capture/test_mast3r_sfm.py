@@ -248,3 +248,115 @@ def test_prepare_with_a_tiny_random_mast3r(tmp_path):
     record = json.loads((root / "capture.json").read_text())
     assert record["settings"]["sfm"] == "mast3r" and record["settings"]["mast3r"]["image_size"] == 128
     assert not (root / ".sfm").exists()
+
+
+class ExactPointmaps:
+    """Stands in for the MASt3R network inside MASt3R's own alignment code: exact pointmaps of the
+    analytic wall-and-box scene and descriptors that encode each pixel's world point (Fourier features,
+    so reciprocal nearest neighbours are true correspondences). It has the methods
+    ``mast3r.cloud_opt.sparse_ga`` calls; the views are recognised by their input pixels."""
+
+    patch_size = 16
+    square_ok = False
+
+    def __init__(self, frames, tf: Mast3rInputTransform):
+        import torch
+
+        from mastsam_splat.io.mast3r import network_view
+
+        net_w, net_h = tf.network_size
+        sx, sy = np.divide(tf.resized_size, tf.original_size)
+        x, y = np.meshgrid(np.arange(net_w) + 0.5, np.arange(net_h) + 0.5)  # network pixel centres
+        original = tf.to_original(np.stack([x.ravel(), y.ravel()], axis=1))
+        freqs = np.random.default_rng(0).normal(size=(12, 3))
+        freqs *= np.geomspace(0.5, 8.0, 12)[:, None] / np.linalg.norm(freqs, axis=1, keepdims=True)
+        self.keys, self.world, self.w2c, self.desc = [], [], [], []
+        for frame in frames:
+            from support.analytic_views import cast
+
+            points = cast(frame.camera, original)[1]
+            phase = points @ freqs.T
+            desc = np.concatenate([np.cos(phase), np.sin(phase)], axis=1) / np.sqrt(12)
+            self.keys.append(float(network_view(frame.image, tf, 0)["img"].sum()))
+            self.world.append(points)
+            self.w2c.append(frame.camera.world_to_cam)
+            self.desc.append(torch.from_numpy(desc.reshape(net_h, net_w, -1)).float())
+        self.shape = net_h, net_w
+        self.scale = sx, sy
+
+    def to(self, device):
+        return self
+
+    def _view(self, img) -> int:
+        return int(np.argmin(np.abs(np.array(self.keys) - float(img.sum()))))
+
+    def _encode_image_pairs(self, img1, img2, shape1, shape2):
+        import torch
+
+        one, two = torch.tensor([self._view(img1)]), torch.tensor([self._view(img2)])
+        return one, two, None, None
+
+    def _decoder(self, feat1, pos1, feat2, pos2):
+        import torch
+
+        return [torch.cat([feat1, feat2])], [torch.cat([feat2, feat1])]
+
+    def _downstream_head(self, head, tokens, shape):
+        import torch
+
+        own, ref = (int(v) for v in tokens[-1])
+        w2c = self.w2c[ref]
+        local = self.world[own] @ w2c[:3, :3].T + w2c[:3, 3]
+        h, w = self.shape
+        ones = torch.full((1, h, w), 10.0)
+        return {
+            "pts3d": torch.from_numpy(local.reshape(1, h, w, 3)).float(),
+            "conf": ones,
+            "desc": self.desc[own][None],
+            "desc_conf": ones,
+        }
+
+
+@pytest.mark.slow
+def test_mast3r_alignment_of_exact_pointmaps_recovers_the_cameras(tmp_path, monkeypatch):
+    """MASt3R's real alignment code, fed exact pointmaps: the dataset's cameras match the true ones."""
+    pytest.importorskip("mast3r.cloud_opt.sparse_ga")
+    from support.analytic_views import WALL_Z, look_at, render
+
+    from mastsam_splat.capture import mast3r_sfm
+    from mastsam_splat.geometry.similarity import pose_errors
+
+    width, height = 320, 240
+    target = np.array([0.0, 0.0, WALL_Z])
+    eyes = [[-0.6, -0.1, 0.0], [0.0, 0.2, 0.2], [0.6, -0.2, 0.1], [0.2, -0.4, -0.3]]
+    frames = [render(look_at(eye, target + [0.1 * k, 0.0, 0.0], width, height), f"view_{k}", index=k)
+              for k, eye in enumerate(eyes)]  # fmt: skip
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for frame in frames:
+        cv2.imwrite(str(photos / f"{frame.name}.png"), frame.image[:, :, ::-1])
+    tf = Mast3rInputTransform.for_image(width, height, 256)
+    oracle = ExactPointmaps(frames, tf)
+    monkeypatch.setattr(mast3r_sfm, "load_mast3r_model", lambda checkpoint, repo=None: oracle)
+    checkpoint = tmp_path / "stand-in.pth"
+    checkpoint.write_bytes(b"x")
+    options = PrepareOptions(images=photos, sfm="mast3r", mast3r_checkpoint=checkpoint,
+                             mast3r=Mast3rSfmOptions(image_size=256, device="cpu"))  # fmt: skip
+    report = prepare(tmp_path / "dataset", options, progress=False)
+    assert report.registered == [f"{f.name}.png" for f in frames] and report.num_points > 500
+
+    model = read_sparse_model(tmp_path / "dataset" / "sparse" / "0")
+    errors = pose_errors(model.cameras, [f.camera for f in frames])
+    assert errors.rotation_deg.max() < 1.0 and errors.median_centre_fraction < 0.02
+    for camera, frame in zip(model.cameras, frames):
+        np.testing.assert_allclose(camera.K, frame.camera.K, rtol=0.03, atol=2.0)
+    reprojection = []
+    for o in range(len(model.track_point)):
+        cam = model.cameras[model.track_image[o]]
+        local = cam.world_to_cam[:3, :3] @ model.points[model.track_point[o]] + cam.world_to_cam[:3, 3]
+        reprojection.append(np.linalg.norm((cam.K @ local)[:2] / local[2] - model.track_xy[o]))
+    print(f"rotation error max {errors.rotation_deg.max():.3f} deg, centre error median "
+          f"{errors.median_centre_fraction:.4f} of the scene, focal {model.cameras[0].K[0, 0]:.2f} px "
+          f"(true {frames[0].camera.K[0, 0]:.2f}), reprojection median {np.median(reprojection):.3f} px, "
+          f"{model.num_points} points")  # fmt: skip
+    assert np.median(reprojection) < 1.0
