@@ -76,7 +76,8 @@ class Mast3rSfmOptions:
     """Iterations of the refinement (2D reprojection loss, depth maps optimised too); 0: coarse only."""
     lr2: float = 0.01
     matching_conf_thr: float = 0.0
-    """Pairs whose best match confidence is at most this fall back to MASt3R's pointmap regression loss."""
+    """Pairs whose best match confidence is at most this fall back to MASt3R's pointmap regression loss
+    and give no tracks."""
     subsample: int = 8
     """Correspondences start from every n-th network pixel (MASt3R's anchor grid)."""
     min_conf: float = 1.5
@@ -218,20 +219,19 @@ def align(
     matches = []
     for (a, b), (_, path) in corres.items():
         i, j = index[a], index[b]
-        if i < j:
-            _, (xy_i, xy_j, _) = load_corres(path, "cpu", 0)
+        if i > j:
+            continue
+        _, (xy_i, xy_j, conf) = load_corres(path, "cpu", 0)
+        if len(conf) and float(conf.max()) > options.matching_conf_thr:  # the pairs the alignment matched
             matches.append((i, j, _numpy(xy_i).astype(np.int64), _numpy(xy_j).astype(np.int64)))
-    colors = [
-        np.round((_numpy(v["img"][0]).transpose(1, 2, 0) * 0.5 + 0.5) * 255).clip(0, 255).astype(np.uint8).reshape(-1, 3)
-        for v in views
-    ]
+    colors = [np.round(_numpy(v["img"][0]).transpose(1, 2, 0) * 127.5 + 127.5).clip(0, 255) for v in views]
     return Alignment(
         tf=tf,
         K=np.stack([_numpy(k) for k in scene.intrinsics]).astype(np.float64),
         cam_to_world=_numpy(scene.cam2w).astype(np.float64),
-        points=[_numpy(p).reshape(-1, 3).astype(np.float64) for p in points],
-        confidence=[_numpy(c).reshape(-1).astype(np.float64) for c in confidence],
-        colors=colors,
+        points=[_numpy(p).reshape(-1, 3).astype(np.float32) for p in points],
+        confidence=[_numpy(c).reshape(-1).astype(np.float32) for c in confidence],
+        colors=[c.astype(np.uint8).reshape(-1, 3) for c in colors],
         matches=matches,
     )
 
@@ -284,13 +284,13 @@ def chain_tracks(alignment: Alignment, cameras: Sequence[Camera], options: Mast3
 
     net_w, net_h = alignment.tf.network_size
     per_image = net_w * net_h
-    confidence = np.concatenate(alignment.confidence)
     ends = [
         np.stack([i * per_image + a[:, 1] * net_w + a[:, 0], j * per_image + b[:, 1] * net_w + b[:, 0]])
         for i, j, a, b in alignment.matches
     ]
     edges = np.concatenate(ends, axis=1).astype(np.int64) if ends else np.zeros((2, 0), dtype=np.int64)
-    edges = edges[:, (confidence[edges[0]] > options.min_conf) & (confidence[edges[1]] > options.min_conf)]
+    sure = [_gather(alignment.confidence, end, per_image) > options.min_conf for end in edges]
+    edges = edges[:, sure[0] & sure[1]]
     if edges.shape[1] == 0:
         return Tracks(np.zeros((0, 3)), np.zeros((0, 3), np.uint8), *(np.zeros(0, np.int64),) * 2, np.zeros((0, 2)))
     nodes, inverse = np.unique(edges, return_inverse=True)
@@ -299,12 +299,12 @@ def chain_tracks(alignment: Alignment, cameras: Sequence[Camera], options: Mast3
     component = connected_components(graph, directed=False)[1]
     image = nodes // per_image
     # One observation per point and image: its most confident pixel.
-    order = np.lexsort((-confidence[nodes], image, component))
+    order = np.lexsort((-_gather(alignment.confidence, nodes, per_image), image, component))
     first = np.ones(len(order), dtype=bool)
     first[1:] = (component[order][1:] != component[order][:-1]) | (image[order][1:] != image[order][:-1])
     obs = order[first]
     point_of = np.unique(component[obs], return_inverse=True)[1].reshape(-1)
-    points, colors = _place(alignment, nodes[obs], point_of)
+    points, colors = _place(alignment, nodes[obs], point_of, per_image)
     xy = _keypoints(alignment.tf, nodes[obs] % per_image, net_w)
     keep = np.ones(len(obs), dtype=bool)
     if options.max_reprojection_error is not None:
@@ -318,12 +318,23 @@ def chain_tracks(alignment: Alignment, cameras: Sequence[Camera], options: Mast3
     )  # fmt: skip
 
 
-def _place(alignment: Alignment, nodes: np.ndarray, point_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence-weighted mean position and mean colour of each point's observations (``nodes``:
-    indices into the frames' concatenated dense maps)."""
-    xyz = np.concatenate(alignment.points)[nodes]
-    rgb = np.concatenate(alignment.colors)[nodes].astype(np.float64)
-    weight = np.concatenate(alignment.confidence)[nodes]
+def _gather(maps: Sequence[np.ndarray], nodes: np.ndarray, per_image: int) -> np.ndarray:
+    """Rows ``nodes`` (``frame * per_image + pixel``) of the frames' dense maps, as float64."""
+    out = np.empty((len(nodes), *maps[0].shape[1:]), dtype=np.float64)
+    image, pixel = np.divmod(nodes, per_image)
+    for i in np.unique(image):
+        rows = image == i
+        out[rows] = maps[i][pixel[rows]]
+    return out
+
+
+def _place(
+    alignment: Alignment, nodes: np.ndarray, point_of: np.ndarray, per_image: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence-weighted mean position and mean colour of each point's observations."""
+    xyz = _gather(alignment.points, nodes, per_image)
+    rgb = _gather(alignment.colors, nodes, per_image)
+    weight = _gather(alignment.confidence, nodes, per_image)
     count = int(point_of.max()) + 1
     total = np.bincount(point_of, weight, count)
     points = np.stack([np.bincount(point_of, weight * xyz[:, k], count) for k in range(3)], axis=1) / total[:, None]

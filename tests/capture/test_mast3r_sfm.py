@@ -155,7 +155,8 @@ def test_written_model_reprojects_exactly(tmp_path):
     cameras = alignment_cameras(alignment)
     tracks = chain_tracks(alignment, cameras, Mast3rSfmOptions())
     names = [f"frame_{k}.png" for k in range(len(SHIFTS))]
-    write_model_files(tmp_path, reconstruction(names, cameras, tracks, tmp_path / "work"), [f"images/{n}" for n in names])
+    recon = reconstruction(names, cameras, tracks, tmp_path / "work")
+    write_model_files(tmp_path, recon, [f"images/{n}" for n in names])
 
     model = read_sparse_model(tmp_path / "sparse" / "0")
     assert model.image_names == names and model.num_points == len(tracks.points) > 1000
