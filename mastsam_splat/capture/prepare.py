@@ -28,6 +28,7 @@ from mastsam_splat.capture.frames import (
     photo_frames,
     video_frames,
 )
+from mastsam_splat.capture.mast3r_sfm import Mast3rSfmOptions, check_mast3r, run_mast3r_sfm
 from mastsam_splat.capture.sfm import MIN_REGISTERED, SfmOptions, SfmResult, run_sfm
 from mastsam_splat.capture.writer import DOWNSCALES, write_downscales, write_image, write_model_files
 from mastsam_splat.errors import InputError
@@ -56,13 +57,16 @@ class PrepareOptions:
     max_frames: Optional[int] = None
     """Video: frames taken, evenly spread (default 150 when --fps is not given); with --fps, a cap."""
     sfm: SfmBackend = "colmap"
-    """``colmap``: SIFT + incremental mapping with pycolmap on CPU (no weights needed)."""
+    """``colmap``: SIFT + incremental mapping with pycolmap on CPU (no weights needed); ``mast3r``:
+    MASt3R's sparse global alignment (needs the MASt3R code and ``mast3r_checkpoint``)."""
     max_image_size: Optional[int] = 3200
     """Longer side (pixels) of the images written to ``images/``; larger frames are reduced. None: keep."""
     mast3r_checkpoint: Optional[Path] = None
     """MASt3R checkpoint, for ``--sfm mast3r``."""
     colmap: SfmOptions = field(default_factory=SfmOptions)
     """SfM settings of the ``colmap`` backend."""
+    mast3r: Mast3rSfmOptions = field(default_factory=Mast3rSfmOptions)
+    """Settings of the ``mast3r`` backend."""
 
 
 @dataclass
@@ -184,7 +188,7 @@ def remove_frames(root: Path, names: list[str]) -> None:
 def check_backend(options: PrepareOptions) -> None:
     """Refuse an SfM backend that cannot run."""
     if options.sfm == "mast3r":
-        raise InputError("--sfm mast3r is not available yet; use --sfm colmap (the default, no weights needed)")
+        check_mast3r(options.mast3r_checkpoint, options.mast3r)
 
 
 def reconstruct(
@@ -198,6 +202,8 @@ def reconstruct(
     work = root / ".sfm"
     work.mkdir()
     try:
+        if options.sfm == "mast3r":
+            return run_mast3r_sfm(root / "images", names, work, options.mast3r_checkpoint, options.mast3r, progress)
         return run_sfm(root / "images", names, size, work, sfm_options, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)

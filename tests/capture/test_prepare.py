@@ -101,7 +101,7 @@ def test_fewer_than_three_readable_images_is_an_error(tmp_path):
     [
         (PrepareOptions(), "exactly one of"),
         (PrepareOptions(images="a", video="b.mp4"), "exactly one of"),
-        (PrepareOptions(images="x", sfm="mast3r"), "not available yet"),
+        (PrepareOptions(images="x", sfm="mast3r"), "--sfm mast3r needs --mast3r-checkpoint"),
         (PrepareOptions(images="missing"), "image folder not found"),
         (PrepareOptions(video="missing.mp4"), "video not found"),
         (PrepareOptions(images="x", fps=2.0), "apply to --video only"),
