@@ -27,8 +27,22 @@ from typing import Any, Optional
 import numpy as np
 import tyro
 
+from mastsam_splat.tracker import TrackerConfig
+
 MODES = ("mastsam", "independent")
 BINS = ("near", "far", "all")
+COUNTS = (
+    "new",
+    "reidentified",
+    "merged",
+    "corrected",
+    "assigned_segments",
+    "anchored_segments",
+    "overruled_segments",
+    "split_segments",
+    "refined",
+)
+"""Per-frame report counts summed over the sequence (what each tracker step did)."""
 
 
 @dataclass
@@ -65,6 +79,8 @@ class RealBenchOptions:
     """Use at most this many frames (after striding)."""
     reuse: bool = False
     """Reuse tracker outputs of an earlier run with the same frames and settings (wall times from that run)."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """Tracker settings of both modes (``mode`` is set per run)."""
     targets: Targets = field(default_factory=Targets)
 
 
@@ -73,14 +89,13 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
     from mastsam_splat.io import load_scene
     from mastsam_splat.io.tracks import read_tracks
     from mastsam_splat.threads import cpu_threads
-    from mastsam_splat.tracker import TrackerConfig
     from mastsam_splat.tracker.job import TrackingJob, track_to_folder
 
     scene = load_scene(dataset, stride=options.stride, max_frames=options.max_frames)
     job = TrackingJob.from_options(
         options.segmenter,
         options.matcher,
-        replace(TrackerConfig(), mode=mode),
+        replace(options.tracker, mode=mode),
         data=dataset,
         selection={"stride": options.stride, "max_frames": options.max_frames},
     )
@@ -88,7 +103,18 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
     start = time.perf_counter()
     with cpu_threads():
         run = track_to_folder(
-            scene.frames, job, output_dir, source=str(dataset.resolve()), overwrite=True, recompute=not options.reuse
+            scene.frames,
+            job,
+            output_dir,
+            source=str(dataset.resolve()),
+            overwrite=True,
+            recompute=not options.reuse,
+            on_frame=lambda r: print(
+                f"    {mode} {r.name}: {r.num_ids} ids, {r.new} new, {r.num_points3d} 3D points, "
+                f"{r.anchored_segments} anchored, {r.total_seconds:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            ),
         )
     wall = time.perf_counter() - start
     timing = read_tracks(output_dir / "tracks.json").get("timing", {})
@@ -97,8 +123,8 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
         timing["points_source"] = run.result.points_source
         timing["notes"] = list(run.result.notes)
         timing["points3d_per_frame"] = float(np.median([r.num_points3d for r in run.result.reports]))
-        timing["anchored_segments"] = int(sum(r.anchored_segments for r in run.result.reports))
-        timing["reidentified"] = int(sum(r.reidentified for r in run.result.reports))
+        for name in COUNTS:
+            timing[name] = int(sum(getattr(r, name) for r in run.result.reports))
     return output_dir, timing
 
 
