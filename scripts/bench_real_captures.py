@@ -27,6 +27,7 @@ from typing import Any, Optional
 import numpy as np
 import tyro
 
+from mastsam_splat.metrics.sfm_tracks import SfmTracksConfig
 from mastsam_splat.tracker import TrackerConfig
 
 MODES = ("mastsam", "independent")
@@ -81,6 +82,8 @@ class RealBenchOptions:
     """Reuse tracker outputs of an earlier run with the same frames and settings (wall times from that run)."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     """Tracker settings of both modes (``mode`` is set per run)."""
+    sfm: SfmTracksConfig = field(default_factory=SfmTracksConfig)
+    """Pair sampling and frame-gap bins of the score (gaps count the frames kept after --stride)."""
     targets: Targets = field(default_factory=Targets)
 
 
@@ -133,7 +136,9 @@ def score(options: RealBenchOptions, dataset: Path, output_dir: Path) -> dict[st
     from mastsam_splat.cli.eval import EvalCommand, prediction_folder, read_predictions
     from mastsam_splat.io import load_scene
 
-    command = EvalCommand(pred=output_dir, data=dataset, stride=options.stride, max_frames=options.max_frames)
+    command = EvalCommand(
+        pred=output_dir, data=dataset, stride=options.stride, max_frames=options.max_frames, sfm=options.sfm
+    )
     report = command.report()
     if report.sfm is None:
         raise SystemExit(f"{dataset}: no COLMAP model (sparse/0) to score against")
