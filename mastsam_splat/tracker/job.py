@@ -202,7 +202,8 @@ def track_to_folder(
     tracker = job.make_tracker()
     if on_start is not None:
         on_start(reason)
-    pairs = PairWarnings(on_warning, always_matched=job.tracker.mode == "mastsam")
+    tracking = job.tracker.mode == "mastsam"
+    pairs = PairWarnings(on_warning, always_matched=tracking, carries_ids=tracking)
 
     def frame_done(report: FrameReport) -> None:
         pairs.check(report)
@@ -224,17 +225,22 @@ class PairWarnings:
     Without this, such a pair silently gives every region of the later frame a new id.
     """
 
-    def __init__(self, on_warning: Optional[Callable[[str], None]] = None, always_matched: bool = False) -> None:
+    def __init__(
+        self, on_warning: Optional[Callable[[str], None]] = None, always_matched: bool = False, carries_ids: bool = True
+    ) -> None:
         self.on_warning = on_warning
         self.always_matched = always_matched
         """Every frame after the first is matched to its predecessor (``mode=mastsam``)."""
+        self.carries_ids = carries_ids
+        """Ids are carried from frame to frame; ``False`` (``mode=independent``, whose frames may still be matched
+        for 3D points): every region gets a new id by design, so no pair is reported."""
         self.warnings: list[str] = []
         self.previous: Optional[FrameReport] = None
 
     def check(self, report: FrameReport) -> None:
         previous, self.previous = self.previous, report
         matched = self.always_matched or "match" in report.seconds
-        if previous is None or not matched or report.tracked > 0:
+        if previous is None or not self.carries_ids or not matched or report.tracked > 0:
             return
         if report.num_matches > 0 and previous.num_ids == 0:
             return

@@ -105,3 +105,13 @@ def test_independent_mode_without_matching_does_not_warn(frames, tmp_path: Path)
     blank = replace(frames[2], image=np.full_like(frames[2].image, 128), name="blank")
     run = track_to_folder([frames[0], blank], job, tmp_path / "out", source="a")
     assert run.warnings == []
+
+
+def test_independent_mode_matched_for_3d_points_does_not_warn(frames, tmp_path: Path) -> None:
+    """Without depth, posed frames are still matched (SIFT triangulates the point cloud); fresh ids are no failure."""
+    job = TrackingJob(tracker=TrackerConfig(mode="independent"))
+    posed = [replace(f, depth=None) for f in frames[:3]]
+    run = track_to_folder(posed, job, tmp_path / "out", source="a")
+    assert run.result is not None and run.result.points_source == "matches"
+    assert all("match" in r.seconds for r in run.result.reports[1:])
+    assert run.warnings == []
