@@ -21,6 +21,8 @@ disjoint, as ids ``1..n``. Each next frame:
 8. optional granularity refinement: ids the automatic segments keep cutting into pieces become one
    id per piece, in every frame (refine.py).
 Ids whose 3D evidence lies on an older id's are merged in every frame as soon as it shows (anchor.py).
+Above the ids, an object level groups the pieces of split ids and ids one automatic segment keeps
+holding (hierarchy.py), without merging them.
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
