@@ -11,7 +11,9 @@ import numpy as np
 from rich.markup import escape
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.io import atomic_write_text, load_scene, read_label_dir, read_label_image
+from mastsam_splat.io import atomic_write_text, load_scene, read_label_dir, read_label_image, read_tracks
+from mastsam_splat.io.labels import map_ids
+from mastsam_splat.io.tracks import object_map
 from mastsam_splat.io.colmap import find_sparse_model, read_sparse_model, tracks_in_frames
 from mastsam_splat.io.destinations import check_output_file
 from mastsam_splat.metrics.evaluate import EvalResult, MetricsConfig, evaluate, geometric_correspondences, view_pairs
@@ -22,19 +24,12 @@ GT_FOLDERS = {"object": "instances", "part": "parts"}
 """Ground-truth label folder of each evaluation level, inside the dataset."""
 
 
-PRED_FOLDERS = {"object": ("masks",), "part": ("part_masks", "masks")}
-"""Label folders of a tracker output scored at each level, in order of preference."""
-
-
-def prediction_folder(pred: Path, level: str = "object") -> Path:
-    """The folder holding the predicted ``<frame_stem>.png`` files: the level's folder of a tracker output
-    (``pred/masks`` for objects, ``pred/part_masks`` for parts) when present, else ``pred``."""
+def prediction_folder(pred: Path) -> Path:
+    """The folder holding the predicted ``<frame_stem>.png`` files: ``pred/masks`` when present, else ``pred``."""
     if not pred.is_dir():
         raise InputError("prediction folder not found", pred)
-    for name in PRED_FOLDERS[level]:
-        if (pred / name).is_dir():
-            return pred / name
-    return pred
+    masks = pred / "masks"
+    return masks if masks.is_dir() else pred
 
 
 def read_predictions(folder: Path, scene: Scene) -> list[np.ndarray]:
@@ -45,6 +40,14 @@ def read_predictions(folder: Path, scene: Scene) -> list[np.ndarray]:
         more = f" (and {len(missing) - 1} more frames)" if len(missing) > 1 else ""
         raise InputError(f"no predicted label image for frame {missing[0]!r}{more}", folder / f"{missing[0]}.png")
     return [read_label_image(folder / f"{f.name}.png", (f.height, f.width)) for f in scene.frames]
+
+
+def tracker_object_map(pred: Path) -> dict[int, int]:
+    """Id -> object id from the ``tracks.json`` of a tracker output (next to its masks/ folder); empty when there
+    is none or it has no object level."""
+    folder = prediction_folder(pred)
+    tracks = (folder.parent if folder.name == "masks" else folder) / "tracks.json"
+    return object_map(read_tracks(tracks)) if tracks.is_file() else {}
 
 
 def read_ground_truth(scene: Scene, level: str) -> Optional[list[np.ndarray]]:
@@ -155,12 +158,14 @@ class EvalCommand:
     id switches against ground truth, and granularity."""
 
     pred: Path
-    """Predicted label images: a folder of <frame_stem>.png (uint16), or a tracker output (masks/ scored at
-    object level, part_masks/ at part level)."""
+    """Predicted label images: a folder of <frame_stem>.png (uint16), or one holding masks/ (a tracker output)."""
     data: Path
     """The dataset the predictions were made on (Nerfstudio dataset folder, image folder or video)."""
     level: Literal["object", "part"] = "object"
     """Ground truth to score against: instances/ (object) or parts/ (part)."""
+    object_ids: bool = True
+    """At object level, score a tracker output's object ids (each id replaced by its object, from its
+    tracks.json) rather than its ids."""
     json: Optional[Path] = None
     """Also write the metrics to this JSON file."""
     stride: int = 1
@@ -192,7 +197,9 @@ class EvalCommand:
             raise InputError(f"frame gaps of the bins must be >= 1, got near {self.sfm.near_gap}, far {self.sfm.far_gap}")
 
         scene = load_scene(self.data, stride=self.stride, max_frames=self.max_frames)
-        preds = read_predictions(prediction_folder(Path(self.pred), self.level), scene)
+        preds = read_predictions(prediction_folder(Path(self.pred)), scene)
+        if self.level == "object" and self.object_ids:
+            preds = map_ids(preds, tracker_object_map(Path(self.pred)))
         gts = read_ground_truth(scene, self.level)
         correspondences = None
         if scene.has_cameras and scene.has_depth and len(scene) > 1:

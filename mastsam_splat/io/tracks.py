@@ -35,9 +35,9 @@ def summarize_objects(label_maps: list[np.ndarray], object_of: Optional[dict[int
 
 
 def object_map(tracks: dict[str, Any]) -> dict[int, int]:
-    """Part id -> object id of every part ``tracks.json`` groups under another id (empty without a part level)."""
+    """Id -> object id of every id ``tracks.json`` groups under another (empty when it holds no object level)."""
     out: dict[int, int] = {}
-    for entry in tracks.get("parts", []):
+    for entry in tracks.get("objects", []):
         if isinstance(entry, dict) and "object" in entry and int(entry["object"]) != int(entry["id"]):
             out[int(entry["id"])] = int(entry["object"])
     return out
@@ -49,18 +49,13 @@ def write_tracks(
     objects: list[dict[str, int]],
     config: dict[str, Any],
     timing: dict[str, float],
-    parts: Optional[list[dict[str, int]]] = None,
 ) -> Path:
-    """Write ``tracks.json`` atomically (format in docs/architecture.md); ``parts``: the statistics of the part
-    level, each entry with its ``object``."""
+    """Write ``tracks.json`` atomically (format in docs/architecture.md)."""
     for key in ("name", "file", "width", "height"):
         missing = [i for i, f in enumerate(frames) if key not in f]
         if missing:
             raise ValueError(f"tracks frame entries {missing[:5]} lack {key!r}")
-    payload: dict[str, Any] = {"version": TRACKS_VERSION, "frames": frames, "objects": objects}
-    if parts is not None:
-        payload["parts"] = parts
-    payload.update(config=config, timing=timing)
+    payload = {"version": TRACKS_VERSION, "frames": frames, "objects": objects, "config": config, "timing": timing}
     return atomic_write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
 
 

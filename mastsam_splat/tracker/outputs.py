@@ -1,13 +1,11 @@
 """Files a tracking run writes: label images, ``tracks.json``, ``points.ply`` and a visual report.
 
 Layout of the output folder:
-- ``masks/<frame_stem>.png``: uint16 label image per frame at the object level (0 = no object);
-- ``part_masks/<frame_stem>.png``: the same at the part level, the tracker's ids (each object's
-  parts, the finest cut the segmenter makes consistently);
-- ``tracks.json``: frames, per-object and per-part statistics (each part with its object), config and
+- ``masks/<frame_stem>.png``: uint16 label image per frame (0 = no object);
+- ``tracks.json``: frames, per-id statistics with each id's object (the object level above the ids), config and
   timing (``mastsam_splat.io.write_tracks``);
-- ``points.ply``: labelled point cloud ``x y z red green blue instance_id`` (object ids; may hold no points);
-- ``overlays/<frame_stem>.jpg``: each frame with its objects blended in, one stable colour per id;
+- ``points.ply``: labelled point cloud ``x y z red green blue instance_id`` (may hold no points);
+- ``overlays/<frame_stem>.jpg``: each frame with its labels blended in, one stable colour per id;
 - ``contact_sheet.png``: a grid of overlays over the sequence;
 - ``report.json``: per-frame statistics (ids tracked, new, re-identified, rejected; stage timings) and
   warnings (e.g. frame pairs whose matching failed).
@@ -25,20 +23,18 @@ import numpy as np
 
 from mastsam_splat.io import write_label_image, write_tracks
 from mastsam_splat.io.atomic import atomic_path, atomic_write_text
-from mastsam_splat.io.labels import map_ids
 from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.io.tracks import summarize_objects
 from mastsam_splat.tracker.tracker import TrackResult
 from mastsam_splat.types import Frame
 
 MASKS_DIR = "masks"
-PART_MASKS_DIR = "part_masks"
 OVERLAYS_DIR = "overlays"
 TRACKS_FILE = "tracks.json"
 POINTS_FILE = "points.ply"
 CONTACT_SHEET = "contact_sheet.png"
 REPORT_FILE = "report.json"
-OUTPUT_NAMES = (MASKS_DIR, PART_MASKS_DIR, OVERLAYS_DIR, TRACKS_FILE, POINTS_FILE, CONTACT_SHEET, REPORT_FILE)
+OUTPUT_NAMES = (MASKS_DIR, OVERLAYS_DIR, TRACKS_FILE, POINTS_FILE, CONTACT_SHEET, REPORT_FILE)
 """Every name a run writes directly in the output folder."""
 
 
@@ -128,19 +124,16 @@ def write_outputs(
     """Write every output file of a run; returns their paths relative to ``output_dir``."""
     output_dir = Path(output_dir)
     written: list[str] = []
-    objects = result.object_labels()
-    for folder, maps in ((MASKS_DIR, objects), (PART_MASKS_DIR, result.labels)):
-        for frame, labels in zip(frames, maps):
-            rel = f"{folder}/{frame.name}.png"
-            write_label_image(output_dir / rel, labels)
-            written.append(rel)
+    for frame, labels in zip(frames, result.labels):
+        rel = f"{MASKS_DIR}/{frame.name}.png"
+        write_label_image(output_dir / rel, labels)
+        written.append(rel)
 
-    cloud_ids = map_ids([result.cloud_ids], result.object_of)[0]
-    write_point_cloud(output_dir / POINTS_FILE, PointCloud(result.cloud_xyz, result.cloud_rgb, cloud_ids))
+    write_point_cloud(output_dir / POINTS_FILE, PointCloud(result.cloud_xyz, result.cloud_rgb, result.cloud_ids))
     written.append(POINTS_FILE)
 
     overlays = []
-    for frame, labels in zip(frames, objects):
+    for frame, labels in zip(frames, result.labels):
         image = overlay(frame.image, labels)
         rel = f"{OVERLAYS_DIR}/{frame.name}.jpg"
         _write_rgb(output_dir / rel, image, (cv2.IMWRITE_JPEG_QUALITY, 90))
@@ -154,10 +147,9 @@ def write_outputs(
     write_tracks(
         output_dir / TRACKS_FILE,
         frame_entries(frames),
-        summarize_objects(objects),
+        summarize_objects(result.labels, result.object_of),
         {**config, "points": points_info},
         timing,
-        parts=summarize_objects(result.labels, result.object_of),
     )
     written.append(TRACKS_FILE)
     atomic_write_text(output_dir / REPORT_FILE, json.dumps({"warnings": list(warnings), "frames": frame_reports(result)}, indent=1) + "\n")

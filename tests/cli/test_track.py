@@ -16,8 +16,6 @@ from plyfile import PlyData
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import read_label_image, read_tracks
-from mastsam_splat.io.labels import map_ids
-from mastsam_splat.io.tracks import object_map
 from mastsam_splat.tracker import TrackerConfig
 from mastsam_splat.tracker.cache import MANIFEST, ResultCache, config_fingerprint, input_fingerprint
 from mastsam_splat.cli.track import TrackCommand, run_track
@@ -61,12 +59,8 @@ def check_outputs(out: Path, names: list[str], size: tuple[int, int]) -> dict:
     assert [f["name"] for f in tracks["frames"]] == names
     assert all((f["width"], f["height"]) == size for f in tracks["frames"])
     assert tracks["objects"] and all(o["num_frames"] >= 1 and o["area_px"] > 0 for o in tracks["objects"])
-    # Each part names its object, an id of the run (its oldest part), and masks/ is part_masks/ seen through it.
-    assert tracks["parts"] and all(0 < p["object"] <= p["id"] for p in tracks["parts"])
-    object_of = object_map(tracks)
-    for name in names:
-        parts = read_label_image(out / "part_masks" / f"{name}.png")
-        assert (map_ids([parts], object_of)[0] == read_label_image(out / "masks" / f"{name}.png")).all()
+    # Every id names its object (an id of the run, never a later one).
+    assert all(0 < o["object"] <= o["id"] for o in tracks["objects"])
     assert tracks["timing"]["frames"] == len(names)
     vertex = PlyData.read(str(out / "points.ply"))["vertex"]
     assert [p.name for p in vertex.properties] == ["x", "y", "z", "red", "green", "blue", "instance_id"]
@@ -198,7 +192,7 @@ def test_config_fingerprint_sees_every_tracker_field(tmp_path):
     base = TrackCommand(data=tmp_path, output_dir=tmp_path / "out")
     hashes = {config_fingerprint(base.job().fingerprint())}
     leaves = list(tracker_fields(base.tracker))
-    assert len(leaves) == 71
+    assert len(leaves) == 69
     for path, value, hint in leaves:
         changed = copy.deepcopy(base)
         owner = changed.tracker

@@ -75,11 +75,9 @@ def test_tracks_object_level_round_trip(tmp_path: Path) -> None:
     objects = summarize_objects(maps, {3: 1})
     assert [(o["id"], o["object"]) for o in objects] == [(1, 1), (2, 2), (3, 1)]
     frames = [{"name": "f0", "file": None, "width": 2, "height": 2}]
-    whole = summarize_objects(map_ids(maps, {3: 1}))
-    data = read_tracks(write_tracks(tmp_path / "tracks.json", frames, whole, {}, {}, parts=objects))
-    assert data["objects"] == whole and data["parts"] == objects
+    data = read_tracks(write_tracks(tmp_path / "tracks.json", frames, objects, {}, {}))
     assert object_map(data) == {3: 1}
-    assert object_map({"objects": whole}) == {}
+    assert object_map({"objects": summarize_objects(maps)}) == {}
     assert map_ids(maps, object_map(data))[0].tolist() == [[0, 1], [2, 1]]
 
 
