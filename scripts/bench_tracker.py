@@ -4,8 +4,8 @@
 (a) synthetic scenes (``mastsam_splat.synthetic.make_scene``), an orbit and a forward walk over
     several seeds, the classical segmenter or the simulated SAM (``--segmenter simulated``: the
     ground truth re-cut per view like SAM) + geometric matcher, scored against ground truth at
-    object level (the tracker's object ids, ``masks/`` of ``mastsam track``) and part level (its
-    ids, ``part_masks/``): per-view mIoU, consistent mIoU, id switches, IDC, PSC, coverage,
+    object level (the tracker's object ids: its ids grouped as ``tracks.json`` groups them) and part
+    level (its ids, ``masks/`` of ``mastsam track``): per-view mIoU, consistent mIoU, id switches, IDC, PSC, coverage,
     granularity; ``--shuffle`` gives the tracker the frames in a random order (labels are scored
     in the original order);
 (b) real opencv-doc sequences, classical segmenter + SIFT matcher: the aloe stereo pair (reference
