@@ -4,7 +4,8 @@
 (a) synthetic scenes (``mastsam_splat.synthetic.make_scene``), an orbit and a forward walk over
     several seeds, the classical segmenter or the simulated SAM (``--segmenter simulated``: the
     ground truth re-cut per view like SAM) + geometric matcher, scored against ground truth at
-    object and part level: per-view mIoU, consistent mIoU, id switches, IDC, PSC, coverage,
+    object level (the tracker's object ids: its ids grouped as ``tracks.json`` groups them) and part
+    level (its ids, ``masks/`` of ``mastsam track``): per-view mIoU, consistent mIoU, id switches, IDC, PSC, coverage,
     granularity; ``--shuffle`` gives the tracker the frames in a random order (labels are scored
     in the original order);
 (b) real opencv-doc sequences, classical segmenter + SIFT matcher: the aloe stereo pair (reference
@@ -76,6 +77,9 @@ class BenchOptions:
     """The tracker's 3D-anchored association."""
     refine: Optional[bool] = None
     """The tracker's granularity refinement (default: the tracker's default)."""
+    object_ids: bool = True
+    """Score the object level with the tracker's object ids (ids split from one id grouped again); off: with
+    the ids themselves."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -187,6 +191,7 @@ def _round(value: Optional[float]) -> Optional[float]:
 def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, Any]]:
     from mastsam_splat.io import load_scene, read_label_dir
     from mastsam_splat.metrics import MetricsConfig, evaluate, geometric_correspondences, view_pairs
+    from mastsam_splat.io.labels import map_ids
 
     rows = []
     metrics_config = MetricsConfig(pair_gaps=(1, 2, 4))
@@ -217,7 +222,10 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
                     scene.frames, mode, "geometric", tracker_config, args.segmenter, segmenter_config, permutation
                 )
                 for level, gt_maps in gt.items():
-                    r = evaluate(labels, gt_maps, corr, metrics_config)
+                    scored = labels
+                    if level == "instances" and args.object_ids:
+                        scored = map_ids(labels, result.object_of)
+                    r = evaluate(scored, gt_maps, corr, metrics_config)
                     num_objects = len({int(i) for g in gt_maps for i in np.unique(g) if i > 0})
                     row = {
                         "set": f"synthetic-{trajectory}",

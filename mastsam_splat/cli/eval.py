@@ -11,7 +11,9 @@ import numpy as np
 from rich.markup import escape
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.io import atomic_write_text, load_scene, read_label_dir, read_label_image
+from mastsam_splat.io import atomic_write_text, load_scene, read_label_dir, read_label_image, read_tracks
+from mastsam_splat.io.labels import map_ids
+from mastsam_splat.io.tracks import object_map
 from mastsam_splat.io.colmap import find_sparse_model, read_sparse_model, tracks_in_frames
 from mastsam_splat.io.destinations import check_output_file
 from mastsam_splat.metrics.evaluate import EvalResult, MetricsConfig, evaluate, geometric_correspondences, view_pairs
@@ -38,6 +40,14 @@ def read_predictions(folder: Path, scene: Scene) -> list[np.ndarray]:
         more = f" (and {len(missing) - 1} more frames)" if len(missing) > 1 else ""
         raise InputError(f"no predicted label image for frame {missing[0]!r}{more}", folder / f"{missing[0]}.png")
     return [read_label_image(folder / f"{f.name}.png", (f.height, f.width)) for f in scene.frames]
+
+
+def tracker_object_map(pred: Path) -> dict[int, int]:
+    """Id -> object id from the ``tracks.json`` of a tracker output (next to its masks/ folder); empty when there
+    is none or it has no object level."""
+    folder = prediction_folder(pred)
+    tracks = (folder.parent if folder.name == "masks" else folder) / "tracks.json"
+    return object_map(read_tracks(tracks)) if tracks.is_file() else {}
 
 
 def read_ground_truth(scene: Scene, level: str) -> Optional[list[np.ndarray]]:
@@ -153,6 +163,9 @@ class EvalCommand:
     """The dataset the predictions were made on (Nerfstudio dataset folder, image folder or video)."""
     level: Literal["object", "part"] = "object"
     """Ground truth to score against: instances/ (object) or parts/ (part)."""
+    object_ids: bool = True
+    """At object level, score a tracker output's object ids (each id replaced by its object, from its
+    tracks.json) rather than its ids."""
     json: Optional[Path] = None
     """Also write the metrics to this JSON file."""
     stride: int = 1
@@ -185,6 +198,8 @@ class EvalCommand:
 
         scene = load_scene(self.data, stride=self.stride, max_frames=self.max_frames)
         preds = read_predictions(prediction_folder(Path(self.pred)), scene)
+        if self.level == "object" and self.object_ids:
+            preds = map_ids(preds, tracker_object_map(Path(self.pred)))
         gts = read_ground_truth(scene, self.level)
         correspondences = None
         if scene.has_cameras and scene.has_depth and len(scene) > 1:

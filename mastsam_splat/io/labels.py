@@ -14,6 +14,19 @@ from mastsam_splat.io.atomic import atomic_path
 PathLike = Union[str, Path]
 
 
+def map_ids(label_maps: Iterable[np.ndarray], mapping: dict[int, int]) -> list[np.ndarray]:
+    """Label maps [H, W] with every id in ``mapping`` replaced by its value (other ids unchanged), e.g. ids by
+    their object at the object level of a tracking run."""
+    maps = [np.asarray(x) for x in label_maps]
+    if not mapping:
+        return maps
+    top = max(max(mapping), max((int(x.max()) for x in maps if x.size), default=0)) + 1
+    lut = np.arange(top, dtype=np.int64)
+    for src, dst in mapping.items():
+        lut[src] = dst
+    return [lut[x].astype(x.dtype) for x in maps]
+
+
 def write_label_image(path: PathLike, labels: np.ndarray) -> Path:
     """Write a [H, W] label array as a uint16 PNG, atomically."""
     path = Path(path)

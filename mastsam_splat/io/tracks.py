@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -15,8 +15,9 @@ TRACKS_VERSION = 1
 PathLike = Union[str, Path]
 
 
-def summarize_objects(label_maps: list[np.ndarray]) -> list[dict[str, int]]:
-    """Per-id first/last frame, number of frames and total area (pixels) over a label sequence."""
+def summarize_objects(label_maps: list[np.ndarray], object_of: Optional[dict[int, int]] = None) -> list[dict[str, int]]:
+    """Per-id first/last frame, number of frames and total area (pixels) over a label sequence; with
+    ``object_of`` (id -> object id, ids absent are their own object) also each id's ``object``."""
     stats: dict[int, dict[str, int]] = {}
     for t, labels in enumerate(label_maps):
         ids, counts = np.unique(labels, return_counts=True)
@@ -27,7 +28,19 @@ def summarize_objects(label_maps: list[np.ndarray]) -> list[dict[str, int]]:
             entry["last_frame"] = t
             entry["num_frames"] += 1
             entry["area_px"] += count
+    if object_of is not None:
+        for obj_id, entry in stats.items():
+            entry["object"] = int(object_of.get(obj_id, obj_id))
     return [stats[k] for k in sorted(stats)]
+
+
+def object_map(tracks: dict[str, Any]) -> dict[int, int]:
+    """Id -> object id of every id ``tracks.json`` groups under another (empty when it holds no object level)."""
+    out: dict[int, int] = {}
+    for entry in tracks.get("objects", []):
+        if isinstance(entry, dict) and "object" in entry and int(entry["object"]) != int(entry["id"]):
+            out[int(entry["id"])] = int(entry["object"])
+    return out
 
 
 def write_tracks(

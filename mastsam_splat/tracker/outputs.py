@@ -2,7 +2,8 @@
 
 Layout of the output folder:
 - ``masks/<frame_stem>.png``: uint16 label image per frame (0 = no object);
-- ``tracks.json``: frames, per-object statistics, config and timing (``mastsam_splat.io.write_tracks``);
+- ``tracks.json``: frames, per-id statistics with each id's object (the object level above the ids), config and
+  timing (``mastsam_splat.io.write_tracks``);
 - ``points.ply``: labelled point cloud ``x y z red green blue instance_id`` (may hold no points);
 - ``overlays/<frame_stem>.jpg``: each frame with its labels blended in, one stable colour per id;
 - ``contact_sheet.png``: a grid of overlays over the sequence;
@@ -146,7 +147,7 @@ def write_outputs(
     write_tracks(
         output_dir / TRACKS_FILE,
         frame_entries(frames),
-        summarize_objects(result.labels),
+        summarize_objects(result.labels, result.object_of),
         {**config, "points": points_info},
         timing,
     )

@@ -21,6 +21,8 @@ disjoint, as ids ``1..n``. Each next frame:
 8. optional granularity refinement: ids the automatic segments keep cutting into pieces become one
    id per piece, in every frame (refine.py).
 Ids whose 3D evidence lies on an older id's are merged in every frame as soon as it shows (anchor.py).
+Above the ids, an object level groups the pieces of split ids and ids one automatic segment keeps
+holding (hierarchy.py), without merging them.
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
@@ -35,9 +37,11 @@ from typing import Any, Callable, Literal, Optional, Sequence
 import numpy as np
 
 from mastsam_splat.errors import InputError, check_fraction, check_option
+from mastsam_splat.io.labels import map_ids
 from mastsam_splat.tracker.anchor import AnchorConfig, AnchorEvidence, anchor_labels, evidence_merges, project_evidence
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
+from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
 from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
@@ -128,6 +132,8 @@ class TrackerConfig:
     """Step 8: ids the automatic segments keep cutting into pieces become one id per piece."""
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
     """After the sequence: ids on one 3D surface that never share a frame are merged."""
+    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    """The object level above the ids: pieces of a split id, and ids the segments keep holding together."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -199,6 +205,13 @@ class TrackResult:
     cloud_ids: np.ndarray
     """[N] int32."""
     notes: list[str] = field(default_factory=list)
+    object_of: dict[int, int] = field(default_factory=dict)
+    """Object level above the ids: id -> the object id it belongs to (its object's oldest id), for every id grouped
+    under an older one (``hierarchy``); an id absent from the map is its own object."""
+
+    def object_labels(self) -> list[np.ndarray]:
+        """Label images at object level: every id replaced by its object id."""
+        return map_ids(self.labels, self.object_of)
 
     def timing(self) -> dict[str, float]:
         """Total and per-stage seconds, and the median per frame."""
@@ -287,6 +300,7 @@ class MastSAMTracker:
             cloud_rgb=rgb,
             cloud_ids=ids,
             notes=notes,
+            object_of=run.object_map(),
         )
 
 
@@ -307,6 +321,7 @@ class _Run:
         self.evidence: Optional[AnchorEvidence] = None
         self.anchor_merged = 0
         self.refiner = Refiner(self.cfg.refine)
+        self.groups = ObjectGroups(self.cfg.hierarchy)
         self.cloud = LabelledPointCloud()
         self.memory: Optional[VoxelMemory] = None
         self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
@@ -357,6 +372,7 @@ class _Run:
         if self.evidence is not None:
             self.evidence.relabel(lut)
         self.refiner.relabel(lut)
+        self.groups.relabel(lut)
         self.cloud.relabel(lut)
 
     def _ensure_memory(self, points: FramePoints, frame: Frame) -> None:
@@ -400,10 +416,20 @@ class _Run:
             lut[src] = dst
         self.labels = [lut[x].astype(np.uint16) if x is not None else None for x in self.labels]
         self.cloud.relabel(lut)
+        self.refiner.relabel(lut)
+        self.groups.relabel(lut)
         for report, x in zip(self.reports, self.labels):
             if report is not None and x is not None:
                 report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
         return len(merges)
+
+    def object_map(self) -> dict[int, int]:
+        """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``)."""
+        present = set()
+        for x in self.labels:
+            if x is not None:
+                present.update(np.flatnonzero(np.bincount(x.ravel())).tolist())
+        return self.groups.object_of(present - {0})
 
     # ------------------------------------------------------------------ step
     def step(self, t: int, frame: Frame, parent: Optional[int] = None) -> FrameReport:
@@ -441,11 +467,12 @@ class _Run:
         if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
-                tracked_labels = self._track(frame, parent, state, matches, auto, report)
+                tracked_labels, together = self._track(frame, parent, state, matches, auto, report)
             with clock("anchor"):
                 tracked_labels = self._anchor(frame, tracked_labels, auto, report)
         else:
             tracked_labels = np.zeros((h, w), dtype=np.int64)
+            together = set()
         with clock("regions"):
             if cfg.mode == "independent":
                 labels = self._fresh_ids(auto, report)
@@ -454,6 +481,8 @@ class _Run:
                 labels = self._check_memory(labels, auto, points, report)
                 labels = self._merge_fragments(labels, auto, report)
                 labels = self._refine(labels, auto, points, report, min_area)
+                together |= contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
+                self.groups.observe(together)
         labels16 = labels.astype(np.uint16)
         self.labels[t] = labels16
         with clock("points"):
@@ -498,6 +527,7 @@ class _Run:
             point_ids = labels_at(labels, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
             for new in new_ids:
                 self.refiner.record(obj_id, new)
+                self.groups.join(obj_id, new)
                 own = points.xyz[point_ids == new]
                 self.evidence.transfer(own, obj_id, new)
                 if self.memory is not None:
@@ -624,6 +654,7 @@ class _Run:
         if self.evidence is not None:
             self.evidence.relabel(lut)
         self.refiner.relabel(lut)
+        self.groups.relabel(lut)
         if self.cfg.consensus.retroactive_merge:
             for t, past in enumerate(self.labels):
                 if past is not None:
@@ -651,8 +682,9 @@ class _Run:
 
     def _track(
         self, frame: Frame, parent: int, state: Any, matches: Matches, auto: np.ndarray, report: FrameReport
-    ) -> np.ndarray:
-        """Carry the parent frame's ids into this frame (steps 2-6); returns tracked labels [H, W]."""
+    ) -> tuple[np.ndarray, set[tuple[int, int]]]:
+        """Carry the parent frame's ids into this frame (steps 2-6); returns tracked labels [H, W] and the pairs of
+        prompted masks lying inside one automatic segment (``hierarchy``)."""
         cfg = self.cfg
         h, w = frame.height, frame.width
         prev = self.labels[parent]
@@ -682,12 +714,15 @@ class _Run:
         if self.memory is not None:
             for src, dst in merged.items():
                 self.memory.merge(src, dst)
-        if self.evidence is not None and merged:
+        if merged:
             lut = np.arange(self.next_id, dtype=np.int64)
             for src, dst in merged.items():
                 lut[src] = dst
-            self.evidence.relabel(lut)
+            if self.evidence is not None:
+                self.evidence.relabel(lut)
+            self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
+        together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
         if cfg.consensus.enabled:
             confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
             result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged)
@@ -695,7 +730,7 @@ class _Run:
             report.assigned_segments = result.assigned
             report.released_segments = result.released
         report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
-        return labels
+        return labels, together
 
     def _new_regions(
         self, tracked: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport, min_area: int

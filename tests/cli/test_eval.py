@@ -12,6 +12,8 @@ from support.label_maps import shuffle_ids
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.cli.eval import EvalCommand
+from mastsam_splat.io import read_label_image, write_tracks
+from mastsam_splat.io.tracks import summarize_objects
 from mastsam_splat.metrics import MetricsConfig, view_pairs
 
 
@@ -103,6 +105,28 @@ def test_eval_command_shuffled_ids_and_part_level(dataset, tmp_path):
     assert result.psc == pytest.approx(1.0)
     assert result.gt_segments_per_frame > result.segments_per_frame
     assert result.num_view_pairs == len(gts) - 1
+
+
+def test_eval_command_scores_a_tracker_output_at_both_levels(dataset, tmp_path):
+    data, gts = dataset
+    # Part ids (ground-truth parts renumbered 1..n), grouped into their objects by tracks.json.
+    part_maps = [read_label_image(p) for p in sorted((data / "parts").glob("*.png"))]
+    part_ids = sorted({int(i) for m in part_maps for i in np.unique(m) if i > 0})
+    renumber = {p: n for n, p in enumerate(part_ids, start=1)}
+    pred = [np.vectorize(lambda i: renumber.get(int(i), 0))(m).astype(np.uint16) for m in part_maps]
+    first_of = {}
+    for p in part_ids:
+        first_of.setdefault(p // 10, renumber[p])
+    object_of = {renumber[p]: first_of[p // 10] for p in part_ids}
+    track = tmp_path / "track"
+    write_predictions(track / "masks", pred)
+    frames = [{"name": f"frame_{t:05d}", "file": None, "width": 48, "height": 32} for t in range(len(pred))]
+    write_tracks(track / "tracks.json", frames, summarize_objects(pred, object_of), {}, {})
+    assert EvalCommand(pred=track, data=data, level="part").run().consistent_miou == pytest.approx(1.0)
+    assert EvalCommand(pred=track, data=data).run().consistent_miou == pytest.approx(1.0)
+    assert EvalCommand(pred=track / "masks", data=data).run().consistent_miou == pytest.approx(1.0)
+    # Without the object level, every object is split in two.
+    assert EvalCommand(pred=track, data=data, object_ids=False).run().consistent_miou < 0.9
 
 
 def test_eval_command_without_ground_truth_folder_reports_consistency_only(dataset, tmp_path):

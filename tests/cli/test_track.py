@@ -59,6 +59,8 @@ def check_outputs(out: Path, names: list[str], size: tuple[int, int]) -> dict:
     assert [f["name"] for f in tracks["frames"]] == names
     assert all((f["width"], f["height"]) == size for f in tracks["frames"])
     assert tracks["objects"] and all(o["num_frames"] >= 1 and o["area_px"] > 0 for o in tracks["objects"])
+    # Every id names its object (an id of the run, never a later one).
+    assert all(0 < o["object"] <= o["id"] for o in tracks["objects"])
     assert tracks["timing"]["frames"] == len(names)
     vertex = PlyData.read(str(out / "points.ply"))["vertex"]
     assert [p.name for p in vertex.properties] == ["x", "y", "z", "red", "green", "blue", "instance_id"]
@@ -190,7 +192,7 @@ def test_config_fingerprint_sees_every_tracker_field(tmp_path):
     base = TrackCommand(data=tmp_path, output_dir=tmp_path / "out")
     hashes = {config_fingerprint(base.job().fingerprint())}
     leaves = list(tracker_fields(base.tracker))
-    assert len(leaves) == 69
+    assert len(leaves) == 71
     for path, value, hint in leaves:
         changed = copy.deepcopy(base)
         owner = changed.tracker

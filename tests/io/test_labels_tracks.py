@@ -11,7 +11,8 @@ import pytest
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.io import atomic_path, read_label_image, read_tracks, write_label_image, write_tracks
-from mastsam_splat.io.tracks import summarize_objects
+from mastsam_splat.io.labels import map_ids
+from mastsam_splat.io.tracks import object_map, summarize_objects
 
 
 def test_label_round_trip_keeps_uint16_ids(tmp_path: Path) -> None:
@@ -67,6 +68,17 @@ def test_tracks_round_trip_and_summary(tmp_path: Path) -> None:
     data = read_tracks(path)
     assert data["version"] == 1 and data["frames"] == frames and data["objects"] == objects
     assert data["config"] == {"mode": "mastsam", "k": 3} and data["timing"] == {"total_s": 1.5}
+
+
+def test_tracks_object_level_round_trip(tmp_path: Path) -> None:
+    maps = [np.array([[0, 1], [2, 3]], np.uint16)]
+    objects = summarize_objects(maps, {3: 1})
+    assert [(o["id"], o["object"]) for o in objects] == [(1, 1), (2, 2), (3, 1)]
+    frames = [{"name": "f0", "file": None, "width": 2, "height": 2}]
+    data = read_tracks(write_tracks(tmp_path / "tracks.json", frames, objects, {}, {}))
+    assert object_map(data) == {3: 1}
+    assert object_map({"objects": summarize_objects(maps)}) == {}
+    assert map_ids(maps, object_map(data))[0].tolist() == [[0, 1], [2, 1]]
 
 
 def test_tracks_bad_input(tmp_path: Path) -> None:

@@ -1,0 +1,114 @@
+"""The object level above the ids: ids the segmenter shows as pieces of one region form one object.
+
+The ids follow the finest cut the segmenter makes consistently (parts, see refine.py), so a
+whole object can carry several ids. Two kinds of evidence put ids into one object: an id split
+into pieces (``refine``) leaves its pieces in the object it formed, and ids that each lie
+(almost) entirely inside one automatic segment of a frame, in ``frames`` visited frames, join one
+object: the segmenter saw them as one region. The tracked labels are tested before the
+segment consensus gives such a segment to one of them, and again at the end of the frame. Each
+object is named by its oldest (smallest) id, so an id that was never grouped is its own object
+and the object level of a run without grouping equals its ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from mastsam_splat.errors import check_fraction, check_option
+from mastsam_splat.tracker.new_regions import compact_ids
+
+
+@dataclass
+class HierarchyConfig:
+    """How ids are grouped into objects (the object level written next to the ids)."""
+
+    frames: int = 2
+    """Visited frames in which two ids must lie inside one automatic segment to join one object (0: only the
+    pieces of split ids are grouped)."""
+    containment: float = 0.9
+    """Fraction of an id's pixels inside the segment for it to count as lying inside it."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.frames >= 0, "tracker.hierarchy.frames", ">= 0", self.frames)
+        check_fraction(self.containment, "tracker.hierarchy.containment")
+
+
+def contained_pairs(labels: np.ndarray, auto: np.ndarray, containment: float, min_area: int) -> set[tuple[int, int]]:
+    """Pairs (smaller id, larger id) of ids of ``labels`` [H, W] that both lie inside one segment of ``auto``
+    [H, W] (at least ``containment`` of each id's pixels, and ``min_area`` pixels)."""
+    num_segments = int(auto.max()) if auto.size else 0
+    ids, index = compact_ids(labels)
+    if num_segments == 0 or len(ids) < 3:
+        return set()
+    table = np.bincount(index.ravel() * (num_segments + 1) + auto.ravel(), minlength=len(ids) * (num_segments + 1))
+    table = table.reshape(len(ids), num_segments + 1)
+    main = np.argmax(table[:, 1:], axis=1) + 1
+    inside = table[np.arange(len(ids)), main]
+    keep = (inside >= containment * np.maximum(table.sum(axis=1), 1)) & (inside >= min_area)
+    keep[0] = False
+    out: set[tuple[int, int]] = set()
+    for seg in np.unique(main[keep]).tolist():
+        members = sorted(int(i) for i in ids[keep & (main == seg)])
+        out.update((a, b) for n, a in enumerate(members) for b in members[n + 1 :])
+    return out
+
+
+class ObjectGroups:
+    """Pairs of ids known to belong to one object, kept through id merges."""
+
+    def __init__(self, config: HierarchyConfig | None = None) -> None:
+        self.config = config or HierarchyConfig()
+        self._pairs: set[tuple[int, int]] = set()
+        self._seen: dict[tuple[int, int], int] = {}
+        """Pairs found inside one segment -> visited frames they were found in."""
+
+    def observe(self, pairs: set[tuple[int, int]]) -> None:
+        """Count one frame's pairs lying inside one segment; pairs seen in ``config.frames`` frames join."""
+        if self.config.frames <= 0:
+            return
+        for pair in pairs:
+            n = self._seen.get(pair, 0) + 1
+            self._seen[pair] = n
+            if n >= self.config.frames:
+                self.join(*pair)
+
+    def join(self, a: int, b: int) -> None:
+        """Record that ids ``a`` and ``b`` belong to one object."""
+        if a != b:
+            self._pairs.add((min(a, b), max(a, b)))
+
+    def relabel(self, lut: np.ndarray) -> None:
+        """Follow an id mapping (merges)."""
+
+        def mapped(pair: tuple[int, int]) -> tuple[int, int]:
+            a, b = (int(lut[i]) if i < len(lut) else i for i in pair)
+            return min(a, b), max(a, b)
+
+        pairs, self._pairs = self._pairs, set()
+        for pair in pairs:
+            self.join(*mapped(pair))
+        seen, self._seen = self._seen, {}
+        for pair, n in seen.items():
+            a, b = mapped(pair)
+            if a != b:
+                self._seen[(a, b)] = max(self._seen.get((a, b), 0), n)
+
+    def object_of(self, present: Iterable[int]) -> dict[int, int]:
+        """Id -> object id (the smallest id of its object) for every grouped id in ``present`` that is not its
+        object's name."""
+        root: dict[int, int] = {}
+
+        def find(i: int) -> int:
+            while root.get(i, i) != i:
+                i = root[i]
+            return i
+
+        for a, b in sorted(self._pairs):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                root[max(ra, rb)] = min(ra, rb)
+        return {i: find(i) for i in sorted(set(present)) if find(i) != i}

@@ -1,0 +1,107 @@
+"""The object level above the ids: pieces of split ids and ids one segment keeps holding form one object."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mastsam_splat.io.labels import map_ids
+from mastsam_splat.matchers import make_matcher
+from mastsam_splat.segmenters import make_segmenter
+from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
+from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
+from mastsam_splat.tracker.view_order import ViewOrderConfig
+
+from support.planar_scene import sequence
+
+SLIDE = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+
+
+def test_contained_pairs_are_ids_lying_inside_one_segment():
+    labels = np.zeros((10, 30), dtype=np.int64)
+    labels[:, 0:5], labels[:, 5:10], labels[:, 12:20], labels[:, 20:30] = 3, 4, 7, 8
+    auto = np.zeros((10, 30), dtype=np.int64)
+    auto[:, 0:10] = 1  # holds 3 and 4
+    auto[:, 12:24] = 2  # holds 7, but only part of 8
+    assert contained_pairs(labels, auto, containment=0.9, min_area=4) == {(3, 4)}
+    assert contained_pairs(labels, auto, containment=0.9, min_area=100) == set()
+
+
+def test_groups_join_after_enough_frames_and_follow_merges():
+    groups = ObjectGroups(HierarchyConfig(frames=2))
+    groups.observe({(3, 4)})
+    assert groups.object_of([3, 4]) == {}
+    groups.observe({(3, 4), (5, 6)})
+    assert groups.object_of([3, 4, 5, 6]) == {4: 3}
+    groups.join(4, 9)  # a piece split off id 4
+    assert groups.object_of([3, 4, 9]) == {4: 3, 9: 3}
+    lut = np.arange(12)
+    lut[3] = 2  # id 3 merged into id 2
+    lut[6] = 5
+    groups.relabel(lut)
+    assert groups.object_of([2, 4, 9]) == {4: 2, 9: 2}
+    groups.observe({(5, 6)})  # (5, 6) became one id: nothing to join
+    assert groups.object_of([5]) == {}
+    off = ObjectGroups(HierarchyConfig(frames=0))
+    off.observe({(1, 2)})
+    off.observe({(1, 2)})
+    assert off.object_of([1, 2]) == {}
+
+
+def test_map_ids_replaces_only_the_mapped_ids():
+    maps = [np.array([[0, 1], [2, 3]], np.uint16)]
+    out = map_ids(maps, {3: 1})
+    assert out[0].tolist() == [[0, 1], [2, 1]] and out[0].dtype == np.uint16
+    assert map_ids(maps, {})[0] is maps[0]
+
+
+class AlternatingCut:
+    """The classical segmenter, except that in even frames it cuts object 2 into a left and a right half."""
+
+    def __init__(self, frames):
+        self.inner = make_segmenter("classical")
+        self.frames = frames
+
+    def prepare(self, image):
+        index = next(i for i, f in enumerate(self.frames) if f.image is image)
+        return index, self.inner.prepare(image)
+
+    def auto(self, state):
+        index, inner = state
+        masks = self.inner.auto(inner)
+        if index % 2:
+            return masks
+        gt = self.frames[index].gt
+        cols = np.flatnonzero((gt == 2).any(axis=0))
+        middle = (cols.min() + cols.max() + 1) // 2
+        out = []
+        for mask in masks:
+            seg = mask.segmentation
+            if np.count_nonzero(seg & (gt == 2)) > 0.5 * np.count_nonzero(seg):
+                for half in (np.s_[:, :middle], np.s_[:, middle:]):
+                    piece = np.zeros_like(seg)
+                    piece[half] = seg[half]
+                    out.append(type(mask)(segmentation=piece, area=int(piece.sum()), score=mask.score))
+            else:
+                out.append(mask)
+        return out
+
+    def prompt(self, state, positive_xy, negative_xy=None):
+        return self.inner.prompt(state[1], positive_xy, negative_xy)
+
+
+def test_object_level_groups_the_pieces_the_segmenter_alternately_joins():
+    frames = sequence(SLIDE)
+    config = TrackerConfig(view_order=ViewOrderConfig(order="sequence"))
+    result = MastSAMTracker(config, AlternatingCut(frames), make_matcher("geometric"), "geometric").run(frames)
+    objects = result.object_labels()
+    whole = {int(np.bincount(x[f.gt == 2]).argmax()) for x, f in zip(objects, frames)}
+    assert len(whole) == 1 and 0 not in whole, f"object 2 got object ids {whole}"
+    for obj in (1, 3):  # the other objects are their own objects
+        ids = {int(np.bincount(x[f.gt == obj]).argmax()) for x, f in zip(result.labels, frames) if (f.gt == obj).any()}
+        assert len(ids) == 1 and ids.isdisjoint(result.object_of)
+    # The ids keep the two halves apart (the part level), and without grouping so does the object level.
+    assert all(len(set(np.unique(x[f.gt == 2]).tolist()) - {0}) == 2 for x, f in zip(result.labels, frames))
+    config.hierarchy.frames = 0
+    plain = MastSAMTracker(config, AlternatingCut(frames), make_matcher("geometric"), "geometric").run(frames)
+    assert plain.object_of == {}
+    assert len(set(np.unique(plain.object_labels()[0][frames[0].gt == 2]).tolist()) - {0}) == 2
