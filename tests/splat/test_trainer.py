@@ -149,3 +149,22 @@ def test_budget_schedule_beats_splatfactos_schedule_on_a_short_run(scene) -> Non
     scaled_run, unscaled_run = train(base).metrics, train(unscaled).metrics
     assert unscaled_run["num_gaussians"] == 1000 < scaled_run["num_gaussians"] <= 2500 * 3
     assert scaled_run["psnr"] > unscaled_run["psnr"] + 0.3, (scaled_run["psnr"], unscaled_run["psnr"])
+
+
+def test_short_run_keeps_gaussians_on_the_true_surfaces(scene) -> None:
+    """150 steps with densification (about 30 s): the opacity-weighted share of Gaussians within 5 cm of
+    the scene's true surfaces (ground-truth depth). Measured: 0.83 with surface-aligned seeds, held-out
+    PSNR 22.2 dB; 0.44 (PSNR 21.2 dB) with Splatfacto's round seeds, whose splits scatter children off
+    the surface by up to a seed spacing."""
+    import torch
+
+    from mastsam_splat.io import load_scene
+    from mastsam_splat.metrics.surface import depth_surface_points, near_surface_fraction
+
+    config = SplatTrainConfig(data=scene, steps=150, eval_every=4, max_init_points=3000, threads=1, progress=False)
+    result = train(config)
+    means = result.params["means"].detach().numpy()
+    opacity = torch.sigmoid(result.params["opacities"].detach()).reshape(-1).numpy()
+    surface = depth_surface_points(load_scene(scene), spacing=0.05, max_points=None)
+    assert near_surface_fraction(means, surface, 0.05, opacity) > 0.7
+    assert result.metrics["psnr"] > 21.5
