@@ -7,10 +7,16 @@
 3. The same with the MastSAM tracker's masks (``mastsam track``, classical segmenter,
    geometric matcher) instead of ground truth, initialised from the tracker's points.ply.
 4. Geometry of a short run (``--surface-steps``, the trainer's default schedule scaled to it):
-   opacity-weighted share of the Gaussians whose centre lies within ``--surface-radius`` metres
-   of a true surface (the scene's depth maps back-projected; ``metrics.surface``).
+   opacity-weighted share of the exported Gaussians whose centre lies within ``--surface-radius``
+   metres of a true surface (the scene's depth maps back-projected, filled between pixels;
+   ``metrics.surface``). The trained Gaussians go through ``mastsam export`` (default filters):
+   ``scene`` is scene.ply (every Gaussian), ``objects`` the union of objects/object_*.ply (the
+   per-object files, transparent Gaussians and outliers left out). Each is also given without
+   the Gaussians seen against the sky (no true surface there by design), and against pixel
+   centres only (the coarser surface samples of earlier figures).
 
     .venv/bin/python scripts/bench_train.py [--frames 40] [--size 160x120] [--steps 800] [--threads 1]
+    .venv/bin/python scripts/bench_train.py --surface-only [--surface-steps 600]
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ from typing import Optional
 import tyro
 
 from mastsam_splat.io import load_scene, read_label_image
-from mastsam_splat.metrics.surface import depth_surface_points, near_surface_fraction
+from mastsam_splat.io.gaussians import to_gaussians
+from mastsam_splat.io.ply import read_gaussians_ply
+from mastsam_splat.metrics.surface import depth_surface_points, near_surface_fraction, seen_against_sky
+from mastsam_splat.objects.export import OBJECTS_DIR, SCENE_NAME, export_objects
+from mastsam_splat.objects.filters import ObjectFilter
 from mastsam_splat.metrics import consistent_miou, overlap_table, per_view_miou
 from mastsam_splat.splat.config import InstanceConfig
 from mastsam_splat.splat.trainer import SplatTrainConfig, train
@@ -54,6 +64,8 @@ class BenchTrain:
     """Distance to a true surface (metres) within which a Gaussian counts as on it (figure 4)."""
     skip_tracker: bool = False
     """Skip figure 3 (tracker masks)."""
+    surface_only: bool = False
+    """Measure figure 4 only."""
     json: Optional[Path] = None
     """Also write the figures here."""
 
@@ -66,6 +78,11 @@ def main(args: BenchTrain) -> None:
         base = SplatTrainConfig(data=scene, threads=args.threads, progress=False, seed=args.seed)
 
         print(f"scene: {args.frames} frames {args.size} (seed {args.seed}); load average {figures['load_average']:.1f} on {figures['cores']} cores, {args.threads} torch thread(s)")
+        if args.surface_only:
+            figures["surface"] = surface_figure(replace(base, steps=args.surface_steps), args.surface_radius, Path(tmp))
+            _print_surface(figures["surface"])
+            _write_json(args.json, figures)
+            return
         with_f = train(replace(base, steps=args.ratio_steps, densify=False)).metrics
         without = train(replace(base, steps=args.ratio_steps, densify=False, instance=InstanceConfig(feature_dim=0))).metrics
         ratio = with_f["median_step_seconds"] / without["median_step_seconds"]
@@ -92,13 +109,8 @@ def main(args: BenchTrain) -> None:
         )
 
         if args.surface_steps > 0:
-            figures["surface"] = surface_figure(replace(base, steps=args.surface_steps), args.surface_radius)
-            f = figures["surface"]
-            print(
-                f"[4] {args.surface_steps} steps: {100 * f['near_surface']:.1f}% of the Gaussians (opacity-weighted) "
-                f"within {args.surface_radius * 100:.0f} cm of a true surface ({100 * f['near_surface_unweighted']:.1f}% "
-                f"unweighted; {f['num_gaussians']} Gaussians, held-out PSNR {f['psnr']:.2f} dB)"
-            )
+            figures["surface"] = surface_figure(replace(base, steps=args.surface_steps), args.surface_radius, Path(tmp))
+            _print_surface(figures["surface"])
 
         if not args.skip_tracker:
             track_dir = Path(tmp) / "track"
@@ -113,26 +125,60 @@ def main(args: BenchTrain) -> None:
                 f"per-view {masks_miou[1]:.3f}), {args.steps} steps: held-out PSNR {tr['psnr']:.2f} dB, "
                 f"instance mIoU {tr['miou']:.3f} (per-view {tr['miou_per_view']:.3f}) against ground truth"
             )
-    if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    _write_json(args.json, figures)
 
 
-def surface_figure(config: SplatTrainConfig, radius: float) -> dict:
-    """Train ``config`` and measure how many of its Gaussians lie on the scene's true surfaces."""
-    import torch
+def _write_json(path: Optional[Path], figures: dict) -> None:
+    if path is not None:
+        path.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+def surface_figure(config: SplatTrainConfig, radius: float, tmp: Path) -> dict:
+    """Train ``config``, export its Gaussians as ``mastsam export`` does, and measure how many of the
+    exported Gaussians (scene.ply; objects/object_*.ply) lie on the scene's true surfaces."""
+    import numpy as np
 
     result = train(config)
-    means = result.params["means"].detach().cpu().numpy()
-    opacity = torch.sigmoid(result.params["opacities"].detach()).reshape(-1).cpu().numpy()
-    surface = depth_surface_points(load_scene(config.data))
-    return {
-        "near_surface": near_surface_fraction(means, surface, radius, opacity),
-        "near_surface_unweighted": near_surface_fraction(means, surface, radius),
-        "num_gaussians": int(len(means)),
-        "psnr": result.metrics["psnr"],
-        "steps": config.steps,
-        "radius_m": radius,
+    export = export_objects(to_gaussians(result.params, result.instance_ids), tmp / "export", object_filter=ObjectFilter())
+    scene_g = read_gaussians_ply(export.output_dir / SCENE_NAME)
+    parts = [read_gaussians_ply(f) for f in sorted((export.output_dir / OBJECTS_DIR).glob("object_*.ply"))]
+    scene = load_scene(config.data)
+    surfaces = {
+        "filled": depth_surface_points(scene, spacing=radius, max_points=None),
+        "pixel_centres": depth_surface_points(scene),
     }
+    figure: dict = {"steps": config.steps, "radius_m": radius, "psnr": result.metrics["psnr"]}
+    figure["train_seconds"] = result.metrics["train_seconds"]
+    for name, means, logits in (
+        ("scene", scene_g.means, scene_g.opacities),
+        ("objects", np.concatenate([g.means for g in parts]), np.concatenate([g.opacities for g in parts])),
+    ):
+        opacity = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64).reshape(-1)))
+        ground = ~seen_against_sky(means, scene)
+        entry = {"num_gaussians": int(len(means)), "median_opacity": float(np.median(opacity))}
+        entry["sky_share"] = float(opacity[~ground].sum() / max(opacity.sum(), 1e-12))
+        for surface_name, surface in surfaces.items():
+            entry[surface_name] = near_surface_fraction(means, surface, radius, opacity)
+            entry[f"{surface_name}_without_sky"] = near_surface_fraction(means[ground], surface, radius, opacity[ground])
+            entry[f"{surface_name}_unweighted"] = near_surface_fraction(means, surface, radius)
+        figure[name] = entry
+    return figure
+
+
+def _print_surface(f: dict) -> None:
+    print(
+        f"[4] {f['steps']} steps ({f['train_seconds']:.0f} s, held-out PSNR {f['psnr']:.2f} dB): opacity-weighted share "
+        f"within {f['radius_m'] * 100:.0f} cm of a true surface (without the Gaussians seen against the sky; "
+        f"against pixel centres only)"
+    )
+    for name in ("scene", "objects"):
+        e = f[name]
+        print(
+            f"    {name:7s} {e['num_gaussians']:6d} Gaussians (median opacity {e['median_opacity']:.3f}): "
+            f"{100 * e['filled']:.1f}% ({100 * e['filled_without_sky']:.1f}% without sky, whose share is "
+            f"{100 * e['sky_share']:.1f}%; {100 * e['pixel_centres']:.1f}% / {100 * e['pixel_centres_without_sky']:.1f}% "
+            f"against pixel centres; {100 * e['filled_unweighted']:.1f}% unweighted)"
+        )
 
 
 def _label_miou(pred_dir: Path, gt_dir: Path) -> tuple[float, float]:

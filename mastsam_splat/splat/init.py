@@ -1,7 +1,10 @@
 """Initial Gaussians: from a (labelled) point cloud, or random inside a box.
 
-As Splatfacto: one isotropic Gaussian per point with log scale = log(mean distance to its 3
-nearest neighbours), opacity 0.1, colour as the SH DC term. Here the point's instance id also
+As Splatfacto: one Gaussian per point with log scale = log(mean distance to its 3 nearest
+neighbours), opacity 0.1, colour as the SH DC term. Optionally (``surface_aligned``) each Gaussian
+is flattened along the normal of its neighbourhood (:func:`surface_aligned_frames`): seeds lie
+on surfaces, and an isotropic seed as wide as the seed spacing, once split, scatters its
+children that far off the surface. Here the point's instance id also
 seeds the Gaussian's instance feature (the fixed embedding of its class), so training starts
 from the tracker's 3D labels.
 """
@@ -33,6 +36,65 @@ def knn_log_scales(xyz: np.ndarray, k: int = 3) -> np.ndarray:
     extent = float(np.linalg.norm(xyz.max(0) - xyz.min(0)))
     floor = max(extent * 1e-5, 1e-7)
     return np.log(np.maximum(mean, floor)).astype(np.float32)
+
+
+FLAT_RATIO = 0.1
+"""Thickness of a surface-aligned seed along its normal, as a share of its width (at least)."""
+
+NORMAL_NEIGHBOURS = 8
+"""Neighbours whose covariance gives a seed's normal."""
+
+
+def surface_aligned_frames(
+    xyz: np.ndarray, log_scales: np.ndarray, k: int = NORMAL_NEIGHBOURS, flat_ratio: float = FLAT_RATIO
+) -> tuple[np.ndarray, np.ndarray]:
+    """[N, 3] log scales and [N, 4] quaternions (w, x, y, z) of seeds flattened along their local normal.
+
+    The normal is the least-variance axis of each point and its ``k`` nearest neighbours (PCA).
+    Along the two tangent axes a seed keeps its isotropic width (``exp(log_scales)``); along the
+    normal it gets the neighbourhood's own thickness (the square root of the least eigenvalue),
+    at least ``flat_ratio`` times and at most once the width. A flat patch gives a thin disc, a
+    noisy or volumetric neighbourhood (SfM noise) keeps a nearly round Gaussian.
+    """
+    from scipy.spatial import cKDTree
+
+    xyz = np.asarray(xyz, dtype=np.float64)
+    n = len(xyz)
+    width = np.exp(np.asarray(log_scales, dtype=np.float64))
+    scales = np.repeat(width[:, None], 3, axis=1)
+    quats = np.zeros((n, 4))
+    quats[:, 0] = 1.0
+    if n < 4:
+        return np.log(scales).astype(np.float32), quats.astype(np.float32)
+    kk = min(k, n - 1)
+    _, nbr = cKDTree(xyz).query(xyz, k=kk + 1)
+    patch = xyz[nbr] - xyz[nbr].mean(axis=1, keepdims=True)
+    cov = np.einsum("nki,nkj->nij", patch, patch) / (kk + 1)
+    eigval, eigvec = np.linalg.eigh(cov)  # ascending: column 0 is the normal
+    rot = eigvec[:, :, ::-1].copy()  # tangent, tangent, normal
+    rot[np.linalg.det(rot) < 0, :, 2] *= -1.0
+    thickness = np.sqrt(np.clip(eigval[:, 0], 0.0, None))
+    scales[:, 2] = np.clip(thickness, flat_ratio * width, width)
+    return np.log(scales).astype(np.float32), rotation_to_quaternion(rot).astype(np.float32)
+
+
+def rotation_to_quaternion(rot: np.ndarray) -> np.ndarray:
+    """[N, 4] unit quaternions (w, x, y, z) of rotation matrices [N, 3, 3] (Shepperd's method)."""
+    r = np.asarray(rot, dtype=np.float64)
+    m00, m11, m22 = r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]
+    candidates = np.stack(
+        [
+            np.stack([1 + m00 + m11 + m22, r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]], 1),
+            np.stack([r[:, 2, 1] - r[:, 1, 2], 1 + m00 - m11 - m22, r[:, 0, 1] + r[:, 1, 0], r[:, 0, 2] + r[:, 2, 0]], 1),
+            np.stack([r[:, 0, 2] - r[:, 2, 0], r[:, 0, 1] + r[:, 1, 0], 1 - m00 + m11 - m22, r[:, 1, 2] + r[:, 2, 1]], 1),
+            np.stack([r[:, 1, 0] - r[:, 0, 1], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 2] + r[:, 2, 1], 1 - m00 - m11 + m22], 1),
+        ],
+        axis=1,
+    )  # [N, 4 candidates, 4]
+    best = np.argmax(np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], 1), 1)
+    q = candidates[np.arange(len(r)), best]
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return q * np.where(q[:, :1] < 0, -1.0, 1.0)
 
 
 LABELLED_SHARE = 0.5
@@ -108,12 +170,14 @@ def gaussians_from_points(
     feature_noise: float = 0.05,
     max_points: Optional[int] = None,
     seed: int = 0,
+    surface_aligned: bool = False,
 ) -> torch.nn.ParameterDict:
     """Splatfacto-layout parameters from a point cloud (see ``params``).
 
     With ``space`` and point ids, features start at their class embeddings
     (``class_embeddings(space.num_classes, feature_dim)``); otherwise small random values.
     ``feature_dim = 0`` makes no feature. ``max_points`` subsamples large clouds (``budget_subsample``).
+    ``surface_aligned`` flattens each seed along its neighbourhood's normal (``surface_aligned_frames``).
     """
     xyz = np.asarray(cloud.xyz, dtype=np.float32)
     if len(xyz) == 0:
@@ -129,9 +193,14 @@ def gaussians_from_points(
     n = len(xyz)
     g = torch.Generator().manual_seed(seed)
 
-    scales = torch.from_numpy(knn_log_scales(xyz))[:, None].repeat(1, 3)
-    quats = torch.zeros(n, 4)
-    quats[:, 0] = 1.0
+    log_width = knn_log_scales(xyz)
+    if surface_aligned:
+        log_scales, rotations = surface_aligned_frames(xyz, log_width)
+        scales, quats = torch.from_numpy(log_scales), torch.from_numpy(rotations)
+    else:
+        scales = torch.from_numpy(log_width)[:, None].repeat(1, 3)
+        quats = torch.zeros(n, 4)
+        quats[:, 0] = 1.0
     opac = torch.logit(torch.full((n, 1), float(init_opacity)))
     dc = rgb_to_sh(torch.from_numpy(rgb))
     rest = torch.zeros(n, num_sh_bases(sh_degree) - 1, 3)

@@ -263,6 +263,8 @@ def train_step(state: TrainState, view: TrainView, step: int) -> Dict[str, Tenso
     if state.ssim is not None:
         ssim = state.ssim(pred.permute(2, 0, 1)[None], view.image.permute(2, 0, 1)[None])
         loss = loss + config.ssim_lambda * (1.0 - ssim)
+    if config.flatten_weight > 0:
+        loss = loss + config.flatten_weight * act["scales"].min(dim=-1).values.mean()
     ce = knn_loss = torch.zeros((), device=pred.device)
     if state.use_features:
         ce = instance_loss(out.features[0], view.classes, state.head, icfg.background_weight)

@@ -66,6 +66,11 @@ class SplatTrainConfig:
     """Steps between raising the SH degree by one (default: Splatfacto's, scaled to ``steps``; see ``splat.schedule``)."""
     init_opacity: float = 0.1
     """Initial opacity of every Gaussian."""
+    surface_init: bool = True
+    """Flatten each seed Gaussian along the normal of its neighbouring seed points (``init.surface_aligned_frames``),
+    so that splits place its children on the surface rather than up to a seed spacing off it."""
+    flatten_weight: float = 0.0
+    """Weight of the mean smallest scale of the Gaussians (metres) in the loss: keeps them thin discs that hug surfaces."""
     background: Literal["learned", "black", "white", "random"] = "learned"
     """Background colour: optimised, fixed black/white, or random per step (forces empty space to stay empty)."""
     ssim_lambda: float = 0.2
@@ -129,6 +134,7 @@ class SplatTrainConfig:
             "in (0, 1]",
             self.refine_stop_fraction,
         )
+        check_option(self.flatten_weight >= 0, "--flatten-weight", ">= 0", self.flatten_weight)
         check_option(0 < self.init_opacity < 1, "--init-opacity", "between 0 and 1 (exclusive)", self.init_opacity)
         check_option(self.threads is None or self.threads >= 1, "--threads", ">= 1", self.threads)
 
@@ -255,6 +261,7 @@ def _initial_params(config: SplatTrainConfig, init_ply: Optional[Path], seed_ids
         space=space if seed_ids else None,
         max_points=config.max_init_points,
         seed=config.seed,
+        surface_aligned=config.surface_init and init_ply is not None,
     )
     return params.to(device)
 

@@ -106,3 +106,39 @@ def test_budget_subsample_keeps_objects_and_thins_dense_ground() -> None:
     # without ids the budget is spread evenly in space; below the cap nothing changes
     assert len(budget_subsample(xyz, 500)) == 500
     np.testing.assert_array_equal(budget_subsample(xyz, 20_000, ids), np.arange(len(xyz)))
+
+
+def test_rotation_to_quaternion_matches_gsplat():
+    from gsplat.cuda._torch_impl import _quat_to_rotmat
+    from scipy.spatial.transform import Rotation
+
+    from mastsam_splat.splat.init import rotation_to_quaternion
+
+    rot = Rotation.random(500, random_state=3).as_matrix()
+    q = rotation_to_quaternion(rot)
+    assert np.all(q[:, 0] >= 0)
+    np.testing.assert_allclose(_quat_to_rotmat(torch.from_numpy(q)).numpy(), rot, atol=1e-9)
+
+
+def test_surface_aligned_seeds_are_thin_along_the_normal():
+    """Seeds on a tilted plane become discs across its normal; seeds in a noisy blob stay nearly round."""
+    from gsplat.cuda._torch_impl import _quat_to_rotmat
+
+    from mastsam_splat.splat.init import FLAT_RATIO
+
+    rng = np.random.default_rng(0)
+    normal = np.array([0.3, -0.2, 0.93])
+    normal /= np.linalg.norm(normal)
+    basis = np.linalg.svd(normal[None])[2][1:]  # two tangents
+    plane = rng.uniform(-1, 1, (400, 2)) @ basis
+    cloud = PointCloud(plane.astype(np.float32), np.full((400, 3), 128, np.uint8))
+    flat = gaussians_from_points(cloud, feature_dim=0, surface_aligned=True)
+    round_ = gaussians_from_points(cloud, feature_dim=0)
+    scales = torch.exp(flat["scales"]).detach().numpy()
+    axes = _quat_to_rotmat(flat["quats"].detach()).numpy()  # columns: scale axes
+    np.testing.assert_allclose(scales[:, :2], torch.exp(round_["scales"]).detach().numpy()[:, :2], rtol=1e-5)
+    np.testing.assert_allclose(scales[:, 2], FLAT_RATIO * scales[:, 0], rtol=1e-3)
+    assert np.median(np.abs(axes[:, :, 2] @ normal)) > 0.99
+    blob = PointCloud(rng.normal(size=(400, 3)).astype(np.float32), np.full((400, 3), 128, np.uint8))
+    s = torch.exp(gaussians_from_points(blob, feature_dim=0, surface_aligned=True)["scales"]).detach().numpy()
+    assert np.median(s[:, 2] / s[:, 0]) > 0.3

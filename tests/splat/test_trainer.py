@@ -141,11 +141,56 @@ def test_train_step_updates_the_state(scene):
 
 def test_budget_schedule_beats_splatfactos_schedule_on_a_short_run(scene) -> None:
     """At 100 steps Splatfacto's own schedule never densifies and keeps SH degree 0; the scaled one densifies
-    from step 10 and raises the degree, and reaches a better held-out PSNR at the same budget (about 20 s)."""
+    from step 10 and raises the degree, and reaches a better held-out PSNR at the same budget (about 20 s).
+    Measured with Splatfacto's round seeds; from surface-aligned seeds both reach about 18.5 dB here."""
     base = SplatTrainConfig(
-        data=scene, steps=100, eval_every=4, max_init_points=1000, max_gaussians=2500, threads=1, progress=False
-    )
+        data=scene, steps=100, eval_every=4, max_init_points=1000, max_gaussians=2500, threads=1, progress=False,
+        surface_init=False,
+    )  # fmt: skip
     unscaled = replace(base, refine_every=100, refine_start=500, refine_stop_fraction=0.5, sh_degree_interval=1000)
     scaled_run, unscaled_run = train(base).metrics, train(unscaled).metrics
     assert unscaled_run["num_gaussians"] == 1000 < scaled_run["num_gaussians"] <= 2500 * 3
     assert scaled_run["psnr"] > unscaled_run["psnr"] + 0.3, (scaled_run["psnr"], unscaled_run["psnr"])
+
+
+def test_short_run_keeps_gaussians_on_the_true_surfaces(scene) -> None:
+    """150 steps with densification (about 30 s): the opacity-weighted share of Gaussians within 5 cm of
+    the scene's true surfaces (ground-truth depth). Measured: 0.83 with surface-aligned seeds, held-out
+    PSNR 22.2 dB; 0.44 (PSNR 21.2 dB) with Splatfacto's round seeds, whose splits scatter children off
+    the surface by up to a seed spacing."""
+    import torch
+
+    from mastsam_splat.io import load_scene
+    from mastsam_splat.metrics.surface import depth_surface_points, near_surface_fraction
+
+    config = SplatTrainConfig(data=scene, steps=150, eval_every=4, max_init_points=3000, threads=1, progress=False)
+    result = train(config)
+    means = result.params["means"].detach().numpy()
+    opacity = torch.sigmoid(result.params["opacities"].detach()).reshape(-1).numpy()
+    surface = depth_surface_points(load_scene(scene), spacing=0.05, max_points=None)
+    assert near_surface_fraction(means, surface, 0.05, opacity) > 0.7
+    assert result.metrics["psnr"] > 21.5
+
+
+def test_flatten_weight_thins_the_gaussians(scene) -> None:
+    """With a flatten weight the smallest scale of (almost) every Gaussian shrinks in one step."""
+    from mastsam_splat.io import load_scene
+    from mastsam_splat.io.ply import read_point_cloud
+    from mastsam_splat.splat.init import gaussians_from_points
+    from mastsam_splat.splat.instance import LabelSpace
+    from mastsam_splat.splat.train_step import make_train_state, train_step, view_of_frame
+
+    frames = load_scene(scene, max_frames=2).frames
+    labels = [read_label_image(scene / "instances" / f"{f.name}.png") for f in frames]
+    space = LabelSpace.from_label_maps(labels)
+    views = [view_of_frame(f, space, lab, downscale=2) for f, lab in zip(frames, labels)]
+    cfg = SplatTrainConfig(data=scene, steps=10, densify=False, progress=False, flatten_weight=10.0)
+    cloud = read_point_cloud(scene / "sparse_pc.ply")
+    params = gaussians_from_points(cloud, sh_degree=1, space=space, max_points=300, surface_aligned=True)
+    before = params["scales"].detach().clone()
+    train_step(make_train_state(cfg, params, space, views, seed_head=False, backend="torch"), views[0], 0)
+    thinnest = before.argmin(dim=1, keepdim=True)
+    change = (params["scales"].detach() - before).gather(1, thinnest)
+    assert float((change < 0).float().mean()) > 0.95
+    with pytest.raises(InputError, match="flatten-weight"):
+        SplatTrainConfig(data=scene, flatten_weight=-1.0)
