@@ -134,7 +134,7 @@ class VoxelMemory:
             # A voxel stays with the id that covered it first: a later mislabelling (an object absorbed by a
             # neighbour) does not teach the memory the error.
             self._flush()
-            fresh = ~np.isin(keys, self._keys)
+            fresh = ~_sorted_contains(self._keys, keys)
             keys, kept_ids = keys[fresh], kept_ids[fresh]
         self._pending_keys.append(keys)
         self._pending_ids.append(kept_ids)
@@ -147,8 +147,10 @@ class VoxelMemory:
     def merge(self, src: int, dst: int) -> None:
         """Give ``src``'s voxels to ``dst`` (``src`` was a duplicate of ``dst``)."""
         self._flush()
-        self._ids[self._ids == src] = dst
-        self._dedupe()
+        renamed = self._ids == src
+        if renamed.any():
+            self._ids[renamed] = dst
+            self._resort()
 
     def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
         """Give ``src``'s voxels that hold ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
@@ -158,10 +160,10 @@ class VoxelMemory:
         if len(points) == 0 or len(self._keys) == 0:
             return
         keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
-        moved = (self._ids == src) & np.isin(self._keys, keys)
+        moved = (self._ids == src) & _sorted_contains(keys, self._keys)
         if moved.any():
             self._ids[moved] = dst
-            self._dedupe()
+            self._resort()
 
     @property
     def ids(self) -> list[int]:
@@ -230,18 +232,57 @@ class VoxelMemory:
         return best
 
     def _flush(self) -> None:
+        """Merge the pending pairs into the sorted, distinct ``(key, id)`` pairs."""
         if not self._pending_keys:
             return
-        self._keys = np.concatenate([self._keys, *self._pending_keys])
-        self._ids = np.concatenate([self._ids, *self._pending_ids])
+        keys, ids = unique_pairs(np.concatenate(self._pending_keys), np.concatenate(self._pending_ids))
         self._pending_keys.clear()
         self._pending_ids.clear()
-        self._dedupe()
+        self._keys, self._ids = merge_pairs(self._keys, self._ids, keys, ids)
 
-    def _dedupe(self) -> None:
+    def _resort(self) -> None:
+        """Restore the (key, id) order and distinctness after ids changed (the keys are still sorted)."""
         if len(self._keys) == 0:
             return
-        self._keys, self._ids = unique_pairs(self._keys, self._ids)
+        rank = np.cumsum(np.r_[False, self._keys[1:] != self._keys[:-1]])
+        composite = rank * (int(self._ids.max()) + 1) + self._ids
+        order = np.argsort(composite, kind="stable")  # nearly sorted already
+        composite = composite[order]
+        keep = np.r_[True, composite[1:] != composite[:-1]]
+        self._keys, self._ids = self._keys[order][keep], self._ids[order][keep]
+
+
+def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[N] bool: which of ``values`` occur in ``sorted_values`` (ascending)."""
+    if len(sorted_values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    index = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[index] == values
+
+
+def merge_pairs(
+    keys_a: np.ndarray, ids_a: np.ndarray, keys_b: np.ndarray, ids_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union of two sets of distinct ``(key, id)`` pairs, each sorted by key then id; the result is sorted too.
+
+    Both sides are placed on one ordered integer scale (twice the rank of the key among ``keys_a``'s
+    distinct keys, odd for keys ``a`` holds, then the id), so the union costs searches and one merge
+    instead of re-sorting every pair.
+    """
+    if len(keys_a) == 0 or len(keys_b) == 0:
+        return (keys_b, ids_b) if len(keys_a) == 0 else (keys_a, ids_a)
+    first = np.r_[True, keys_a[1:] != keys_a[:-1]]
+    distinct = keys_a[first]
+    scale = int(max(ids_a.max(), ids_b.max())) + 1
+    rank_a = 2 * (np.cumsum(first) - 1) + 1
+    slot = np.searchsorted(distinct, keys_b)
+    held = _sorted_contains(distinct, keys_b)
+    rank_b = 2 * slot + held
+    code_a = rank_a * scale + ids_a
+    code_b = rank_b * scale + ids_b
+    new = ~_sorted_contains(code_a, code_b)
+    position = np.searchsorted(code_a, code_b[new])
+    return np.insert(keys_a, position, keys_b[new]), np.insert(ids_a, position, ids_b[new])
 
 
 def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

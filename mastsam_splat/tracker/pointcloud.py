@@ -3,6 +3,12 @@
 Each point takes the colour of its source pixel and the id of that pixel in the frame's label
 image. The cloud is thinned with a voxel grid: one point per voxel at the mean position and
 colour of its points, with the id most of them carry.
+
+Memory stays bounded over long sequences: once more than ``compact_points`` raw points are held,
+they are summarised per fine voxel (``fine_fraction`` of the robust extent of the points so far,
+a quarter of the default output voxel): summed position and colour, point count, and point count
+per id. The summary grows with the surface the scene covers, not with the number of frames. The
+output voxels are then formed from the fine voxels' centroids, weighted by their point counts.
 """
 
 from __future__ import annotations
@@ -14,14 +20,115 @@ import numpy as np
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
+COMPACT_POINTS = 2_000_000
+"""Raw points held before they are summarised into fine voxels."""
+FINE_FRACTION = 0.0005
+"""Fine voxel of the summary, as a fraction of the robust extent of the points when it is first built."""
+
+
+class _Summary:
+    """Points summarised per fine voxel: sorted keys [V], counts [V], xyz and rgb sums [V, 3], and the point count
+    of every (voxel, id) pair (``pair_voxel`` [P] index into the voxels, ``pair_ids`` [P], ``pair_counts`` [P])."""
+
+    def __init__(self, size: float) -> None:
+        self.size = size
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.counts = np.zeros(0, dtype=np.float64)
+        self.xyz_sum = np.zeros((0, 3), dtype=np.float64)
+        self.rgb_sum = np.zeros((0, 3), dtype=np.float64)
+        self.pair_voxel = np.zeros(0, dtype=np.int64)
+        self.pair_ids = np.zeros(0, dtype=np.int64)
+        self.pair_counts = np.zeros(0, dtype=np.float64)
+
+    def add(self, xyz: np.ndarray, rgb: np.ndarray, ids: np.ndarray) -> None:
+        """Fold raw points into the summary."""
+        keys = voxel_keys(voxel_coords(xyz, self.size))
+        all_keys, voxel = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
+        old = len(self.keys)
+        v = len(all_keys)
+        counts = np.bincount(voxel, np.r_[self.counts, np.ones(len(keys))], v)
+        xyz_sum = np.stack(
+            [np.bincount(voxel, np.r_[self.xyz_sum[:, c], xyz[:, c].astype(np.float64)], v) for c in range(3)], 1
+        )
+        rgb_sum = np.stack(
+            [np.bincount(voxel, np.r_[self.rgb_sum[:, c], rgb[:, c].astype(np.float64)], v) for c in range(3)], 1
+        )
+        self.keys, self.counts, self.xyz_sum, self.rgb_sum = all_keys, counts, xyz_sum, rgb_sum
+        self._set_pairs(
+            np.r_[voxel[: old][self.pair_voxel], voxel[old:]],
+            np.r_[self.pair_ids, ids.astype(np.int64)],
+            np.r_[self.pair_counts, np.ones(len(keys))],
+        )
+
+    def relabel(self, lut: np.ndarray) -> None:
+        self._set_pairs(self.pair_voxel, lut[self.pair_ids], self.pair_counts)
+
+    def _set_pairs(self, voxel: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
+        """Sum the counts of equal (voxel, id) pairs."""
+        scale = int(ids.max()) + 1 if len(ids) else 1
+        codes, index = np.unique(voxel * scale + ids, return_inverse=True)
+        self.pair_voxel, self.pair_ids = codes // scale, codes % scale
+        self.pair_counts = np.bincount(index, counts, len(codes))
+
+    def centroids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean xyz [V, 3] float32, mean colour [V, 3] uint8, majority id [V] int32 of every fine voxel."""
+        xyz = self.xyz_sum / self.counts[:, None]
+        rgb = self.rgb_sum / self.counts[:, None]
+        return xyz.astype(np.float32), np.clip(np.round(rgb), 0, 255).astype(np.uint8), self.majority(self.pair_voxel)
+
+    def majority(self, pair_group: np.ndarray, groups: Optional[int] = None) -> np.ndarray:
+        """The id with the most points in each group of pairs (ties: the smaller id) [groups] int32."""
+        groups = len(self.keys) if groups is None else groups
+        out = np.zeros(groups, dtype=np.int32)
+        if len(pair_group) == 0:
+            return out
+        scale = int(self.pair_ids.max()) + 1
+        codes, index = np.unique(pair_group * scale + self.pair_ids, return_inverse=True)
+        counts = np.bincount(index, self.pair_counts, len(codes))
+        group, ids = codes // scale, codes % scale
+        order = np.lexsort((ids, -counts, group))
+        first = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+        out[group[first]] = ids[first]
+        return out
+
+    def downsampled(self, voxel_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One point per output voxel of ``voxel_size``, from the fine voxels' centroids weighted by their counts."""
+        centres = self.xyz_sum / self.counts[:, None]
+        keys = voxel_keys(voxel_coords(centres, voxel_size))
+        _, inverse = np.unique(keys, return_inverse=True)
+        v = int(inverse.max()) + 1
+        count = np.bincount(inverse, self.counts, v)
+        out_xyz = np.stack([np.bincount(inverse, self.xyz_sum[:, c], v) for c in range(3)], 1) / count[:, None]
+        out_rgb = np.stack([np.bincount(inverse, self.rgb_sum[:, c], v) for c in range(3)], 1) / count[:, None]
+        out_ids = self.majority(inverse[self.pair_voxel], v)
+        return out_xyz.astype(np.float32), np.clip(np.round(out_rgb), 0, 255).astype(np.uint8), out_ids
+
+    def weighted_extent_voxel_size(self, fraction: float) -> Optional[float]:
+        """``fraction`` of the robust extent (2nd-98th percentile box diagonal) of the summarised points."""
+        centres = self.xyz_sum / self.counts[:, None]
+        if self.counts.sum() < 10:
+            return None
+        lo, hi = np.zeros(3), np.zeros(3)
+        for c in range(3):
+            order = np.argsort(centres[:, c], kind="stable")
+            cdf = np.cumsum(self.counts[order]) / self.counts.sum()
+            lo[c] = centres[order[min(np.searchsorted(cdf, 0.02), len(order) - 1)], c]
+            hi[c] = centres[order[min(np.searchsorted(cdf, 0.98), len(order) - 1)], c]
+        extent = float(np.linalg.norm(hi - lo))
+        return extent * fraction if extent > 0 else None
+
 
 class LabelledPointCloud:
-    """Accumulates labelled, coloured 3D points frame by frame."""
+    """Accumulates labelled, coloured 3D points frame by frame (bounded memory, see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, compact_points: int = COMPACT_POINTS, fine_fraction: float = FINE_FRACTION) -> None:
+        self.compact_points = int(compact_points)
+        self.fine_fraction = float(fine_fraction)
         self._xyz: list[np.ndarray] = []
         self._rgb: list[np.ndarray] = []
         self._ids: list[np.ndarray] = []
+        self._raw = 0
+        self._summary: Optional[_Summary] = None
 
     def add(self, points: FramePoints, image: np.ndarray, labels: np.ndarray) -> None:
         """Add a frame's points with colours from ``image`` [H, W, 3] and ids from ``labels`` [H, W]."""
@@ -30,27 +137,67 @@ class LabelledPointCloud:
         self._xyz.append(points.xyz.astype(np.float32))
         self._rgb.append(colours_at(image, points.xy).astype(np.uint8))
         self._ids.append(labels_at(labels, points.xy).astype(np.int32))
+        self._raw += len(points)
+        if self._raw > self.compact_points:
+            self._compact()
 
     def __len__(self) -> int:
-        return int(sum(len(x) for x in self._xyz))
+        """Points added so far (raw and summarised)."""
+        summarised = int(round(self._summary.counts.sum())) if self._summary is not None else 0
+        return self._raw + summarised
+
+    @property
+    def summarised(self) -> bool:
+        """Whether points have been summarised into fine voxels."""
+        return self._summary is not None
 
     def relabel(self, lut: np.ndarray) -> None:
         """Map every point's id through ``lut`` (ids merged after the points were added)."""
         self._ids = [lut[ids].astype(np.int32) for ids in self._ids]
+        if self._summary is not None:
+            self._summary.relabel(lut)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All points so far: xyz [N, 3] float32, rgb [N, 3] uint8, ids [N] int32."""
+    def _raw_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._xyz:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros(0, np.int32)
         return np.concatenate(self._xyz), np.concatenate(self._rgb), np.concatenate(self._ids)
 
+    def _compact(self) -> None:
+        """Fold the raw points into the fine-voxel summary."""
+        xyz, rgb, ids = self._raw_arrays()
+        if self._summary is None:
+            size = extent_voxel_size(xyz, self.fine_fraction)
+            if size is None:
+                return
+            self._summary = _Summary(size)
+        finite = np.isfinite(xyz).all(axis=1)
+        if finite.any():
+            self._summary.add(xyz[finite], rgb[finite], ids[finite])
+        self._xyz, self._rgb, self._ids, self._raw = [], [], [], 0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All points so far: xyz [N, 3] float32, rgb [N, 3] uint8, ids [N] int32 (once summarised: one point per
+        fine voxel, then the raw points added since)."""
+        raw = self._raw_arrays()
+        if self._summary is None:
+            return raw
+        fine = self._summary.centroids()
+        return tuple(np.concatenate([f, r]) for f, r in zip(fine, raw))  # type: ignore[return-value]
+
     def downsampled(self, voxel_fraction: float, voxel_size: Optional[float] = None):
         """Voxel-grid thinning; the voxel is ``voxel_size`` or ``voxel_fraction`` of the cloud's extent."""
-        xyz, rgb, ids = self.arrays()
-        size = voxel_size if voxel_size else extent_voxel_size(xyz, voxel_fraction)
-        if size is None or len(xyz) == 0:
-            return xyz, rgb, ids
-        return voxel_downsample(xyz, rgb, ids, size)
+        if self._summary is None:
+            xyz, rgb, ids = self.arrays()
+            size = voxel_size if voxel_size else extent_voxel_size(xyz, voxel_fraction)
+            if size is None or len(xyz) == 0:
+                return xyz, rgb, ids
+            return voxel_downsample(xyz, rgb, ids, size)
+        self._compact()
+        summary = self._summary
+        size = voxel_size if voxel_size else summary.weighted_extent_voxel_size(voxel_fraction)
+        if size is None:
+            return summary.centroids()
+        return summary.downsampled(size)
 
 
 def extent_voxel_size(points: np.ndarray, fraction: float) -> Optional[float]:

@@ -155,3 +155,29 @@ def test_consolidation_merges_ids_on_one_surface_that_never_share_a_frame():
     assert consolidation_merges(observed, frames_of, config) == {2: 1}
     labels = [np.array([[1, 1], [0, 3]], dtype=np.uint16), np.array([[3, 0], [0, 0]], dtype=np.uint16)]
     assert presence(labels, min_area=2) == {1: {0}}
+
+
+def test_point_cloud_memory_stays_bounded_and_matches_the_raw_cloud():
+    frame = render(0.0)
+    pts = depth_points(frame, max_points=5000)
+    exact = LabelledPointCloud()
+    bounded = LabelledPointCloud(compact_points=2000)
+    sizes = []
+    for _ in range(12):  # the same surface seen again and again
+        exact.add(pts, frame.image, frame.gt)
+        bounded.add(pts, frame.image, frame.gt)
+        sizes.append(len(bounded.arrays()[0]))
+    assert bounded.summarised and not exact.summarised
+    assert len(bounded) == len(exact) == 12 * len(pts)
+    assert max(sizes[4:]) <= sizes[3] + len(pts)  # held points stop growing with the frame count
+    lut = np.arange(int(frame.gt.max()) + 1)
+    lut[2] = 1
+    exact.relabel(lut)
+    bounded.relabel(lut)
+    xa, ra, ia = exact.downsampled(0.02)
+    xb, rb, ib = bounded.downsampled(0.02)
+    assert abs(len(xa) - len(xb)) <= 0.05 * len(xa)
+    assert 2 not in set(ib.tolist())
+    nearest = np.argmin(np.linalg.norm(xa[None, :, :] - xb[:, None, :], axis=-1), axis=1)
+    assert np.mean(ia[nearest] == ib) > 0.95
+    assert np.median(np.abs(ra[nearest].astype(int) - rb)) <= 2
