@@ -3,7 +3,8 @@
 
 1. ``time``: one synthetic scene (rendered once under ``--workdir``), the tracker in ``mastsam`` and in
    ``independent`` mode with the same backends, alternated in one process for ``--repeats`` rounds;
-   prints the median seconds per frame of each mode and their ratio (median of the per-round ratios).
+   prints the median wall and CPU seconds per frame of each mode and their ratios (median of the
+   per-round ratios). The CPU time (the process's own) is the steadier figure on a shared machine.
 2. ``memory``: ``mastsam track`` on the first N frames of a long scene (``--rss-frames``), each N in a
    fresh subprocess; prints the peak resident memory of each run (``os.wait4``) and its growth per
    100 frames between the smallest and the largest N.
@@ -82,33 +83,41 @@ def bench_time(args: BenchCost) -> dict[str, Any]:
     if args.segmenter == "simulated":
         segmenter_config = replace(segmenter_config, data=folder)
 
-    def run(mode: str) -> tuple[float, dict[str, float]]:
+    def run(mode: str) -> tuple[float, float, dict[str, float]]:
         tracker = MastSAMTracker(
             replace(TrackerConfig(), mode=mode),
             make_segmenter(args.segmenter, segmenter_config),
             make_matcher(args.matcher),
             matcher_name=args.matcher,
         )
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         result = tracker.run(frames)
-        return (time.perf_counter() - start) / len(frames), result.timing()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return wall / len(frames), cpu / len(frames), result.timing()
 
     run("independent")  # warm-up: imports and caches are not charged to either mode
     seconds: dict[str, list[float]] = {"independent": [], "mastsam": []}
+    cpu: dict[str, list[float]] = {"independent": [], "mastsam": []}
     stages: dict[str, list[dict[str, float]]] = {"independent": [], "mastsam": []}
     for r in range(args.repeats):
         for mode in ("independent", "mastsam"):
-            per_frame, timing = run(mode)
+            per_frame, cpu_per_frame, timing = run(mode)
             seconds[mode].append(per_frame)
+            cpu[mode].append(cpu_per_frame)
             stages[mode].append(timing)
-        print(f"round {r}: independent {seconds['independent'][-1]:.4f} s/frame, "
-              f"mastsam {seconds['mastsam'][-1]:.4f} s/frame", flush=True)
+        print(f"round {r}: independent {seconds['independent'][-1]:.4f} s/frame (cpu {cpu['independent'][-1]:.4f}), "
+              f"mastsam {seconds['mastsam'][-1]:.4f} s/frame (cpu {cpu['mastsam'][-1]:.4f})", flush=True)
     ratios = [m / i for m, i in zip(seconds["mastsam"], seconds["independent"])]
+    cpu_ratios = [m / i for m, i in zip(cpu["mastsam"], cpu["independent"])]
     summary = {
         "independent_s_per_frame": float(np.median(seconds["independent"])),
         "mastsam_s_per_frame": float(np.median(seconds["mastsam"])),
         "ratio_median": float(np.median(ratios)),
         "ratios": ratios,
+        "independent_cpu_s_per_frame": float(np.median(cpu["independent"])),
+        "mastsam_cpu_s_per_frame": float(np.median(cpu["mastsam"])),
+        "cpu_ratio_median": float(np.median(cpu_ratios)),
+        "cpu_ratios": cpu_ratios,
         "mastsam_stages_s_per_frame": {
             k: float(np.median([s[k] for s in stages["mastsam"]])) / len(frames)
             for k in stages["mastsam"][0] if k.endswith("_s") and k not in ("total_s", "median_frame_s")
@@ -116,8 +125,10 @@ def bench_time(args: BenchCost) -> dict[str, Any]:
     }
     print(f"{len(frames)} frames {args.width}x{args.height}, {args.segmenter} + {args.matcher}: "
           f"independent {summary['independent_s_per_frame']:.4f} s/frame, "
-          f"mastsam {summary['mastsam_s_per_frame']:.4f} s/frame, ratio {summary['ratio_median']:.3f} "
-          f"(median of {args.repeats})")
+          f"mastsam {summary['mastsam_s_per_frame']:.4f} s/frame, ratio {summary['ratio_median']:.3f}; CPU: "
+          f"independent {summary['independent_cpu_s_per_frame']:.4f} s/frame, "
+          f"mastsam {summary['mastsam_cpu_s_per_frame']:.4f} s/frame, ratio {summary['cpu_ratio_median']:.3f} "
+          f"(medians of {args.repeats})")
     print("mastsam stages (s/frame): " + ", ".join(
         f"{k[:-2]} {v:.4f}" for k, v in summary["mastsam_stages_s_per_frame"].items()))
     return summary

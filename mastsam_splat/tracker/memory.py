@@ -289,6 +289,12 @@ def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.
     """Distinct ``(first[i], second[i])`` pairs, sorted by ``first`` then ``second`` (two [K] int64 arrays)."""
     if len(first) == 0:
         return first.astype(np.int64), second.astype(np.int64)
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    if first.min() >= 0 and second.min() >= 0:
+        scale = int(second.max()) + 1
+        if int(first.max()) < (1 << 62) // scale:  # both fit one int64 code: a single sort
+            codes = np.unique(first * scale + second)
+            return codes // scale, codes % scale
     order = np.lexsort((second, first))
     a, b = first[order], second[order]
     keep = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
