@@ -113,6 +113,7 @@ class VoxelMemory:
         self._pending_ids: list[np.ndarray] = []
         self._keys = np.zeros(0, dtype=np.int64)
         self._ids = np.zeros(0, dtype=np.int64)
+        self._run_ends: Optional[np.ndarray] = None
 
     def add(self, obj_id: int, points: np.ndarray) -> None:
         """Record that ``obj_id`` covered ``points`` [N, 3]."""
@@ -186,21 +187,34 @@ class VoxelMemory:
         empty = np.zeros(0, dtype=np.int64)
         if len(finite) == 0 or len(self._keys) == 0:
             return empty, empty
+        # Points in one voxel hit the same ids: look up each occupied voxel's neighbourhood once.
         coords = voxel_coords(points[finite], self.voxel_size)
+        _, first, voxel_of_point = np.unique(voxel_keys(coords), return_index=True, return_inverse=True)
         offsets = _offsets(self.neighborhood)
-        query = voxel_keys((coords[:, None, :] + offsets[None, :, :]).reshape(-1, 3))  # [N * O]
-        point_of = np.repeat(finite, len(offsets))
+        query = voxel_keys((coords[first][:, None, :] + offsets[None, :, :]).reshape(-1, 3))  # [V * O]
+        voxel_of_query = np.repeat(np.arange(len(first)), len(offsets))
         lo = np.searchsorted(self._keys, query, side="left")
-        hi = np.searchsorted(self._keys, query, side="right")
-        counts = hi - lo
-        hit = counts > 0
-        if not hit.any():
+        found = self._keys[np.minimum(lo, len(self._keys) - 1)] == query
+        if not found.any():
             return empty, empty
-        starts = lo[hit]
-        lengths = counts[hit]
-        owners = np.repeat(point_of[hit], lengths)
+        starts = lo[found]
+        lengths = self._run_end()[starts] - starts
+        owners = np.repeat(voxel_of_query[found], lengths)
         index = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-        return unique_pairs(owners, self._ids[index])
+        hit_voxel, hit_ids = unique_pairs(owners, self._ids[index])  # sorted by voxel, then id
+        # Back to points, in point order: every point takes its voxel's ids.
+        voxel_start = np.searchsorted(hit_voxel, np.arange(len(first)))
+        per_point = np.bincount(hit_voxel, minlength=len(first))[voxel_of_point]
+        point_index = np.repeat(finite, per_point)
+        index = np.repeat(voxel_start[voxel_of_point] - np.cumsum(np.r_[0, per_point[:-1]]), per_point)
+        return point_index, hit_ids[index + np.arange(per_point.sum())]
+
+    def _run_end(self) -> np.ndarray:
+        """[K] index one past the last pair with the same key as pair ``k`` (cached until the pairs change)."""
+        if self._run_ends is None:
+            boundary = np.flatnonzero(np.r_[self._keys[1:] != self._keys[:-1], True]) + 1
+            self._run_ends = np.repeat(boundary, np.diff(np.r_[0, boundary]))
+        return self._run_ends
 
     def fractions(self, points: np.ndarray) -> dict[int, float]:
         """For each remembered id, the fraction of ``points`` [N, 3] that fall into (or next to) its voxels."""
@@ -239,6 +253,7 @@ class VoxelMemory:
         self._pending_keys.clear()
         self._pending_ids.clear()
         self._keys, self._ids = merge_pairs(self._keys, self._ids, keys, ids)
+        self._run_ends = None
 
     def _resort(self) -> None:
         """Restore the (key, id) order and distinctness after ids changed (the keys are still sorted)."""
@@ -250,6 +265,7 @@ class VoxelMemory:
         composite = composite[order]
         keep = np.r_[True, composite[1:] != composite[:-1]]
         self._keys, self._ids = self._keys[order][keep], self._ids[order][keep]
+        self._run_ends = None
 
 
 def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
