@@ -6,9 +6,10 @@ colour of its points, with the id most of them carry.
 
 Memory stays bounded over long sequences: once more than ``compact_points`` raw points are held,
 they are summarised per fine voxel (``fine_fraction`` of the robust extent of the points so far,
-a quarter of the default output voxel): summed position and colour, point count, and point count
-per id. The summary grows with the surface the scene covers, not with the number of frames. The
-output voxels are then formed from the fine voxels' centroids, weighted by their point counts.
+half the default output voxel): summed position and colour, point count, and point count per id
+(about 80 bytes per fine voxel against 19 per raw point). The summary grows with the surface the
+scene covers, not with the number of frames that see it. The output voxels are then formed from
+the fine voxels' centroids, weighted by their point counts.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
-COMPACT_POINTS = 2_000_000
+COMPACT_POINTS = 1_000_000
 """Raw points held before they are summarised into fine voxels."""
-FINE_FRACTION = 0.0005
+FINE_FRACTION = 0.001
 """Fine voxel of the summary, as a fraction of the robust extent of the points when it is first built."""
 
 
@@ -36,9 +37,9 @@ class _Summary:
         self.counts = np.zeros(0, dtype=np.float64)
         self.xyz_sum = np.zeros((0, 3), dtype=np.float64)
         self.rgb_sum = np.zeros((0, 3), dtype=np.float64)
-        self.pair_voxel = np.zeros(0, dtype=np.int64)
-        self.pair_ids = np.zeros(0, dtype=np.int64)
-        self.pair_counts = np.zeros(0, dtype=np.float64)
+        self.pair_voxel = np.zeros(0, dtype=np.int32)
+        self.pair_ids = np.zeros(0, dtype=np.int32)
+        self.pair_counts = np.zeros(0, dtype=np.int32)
 
     def add(self, xyz: np.ndarray, rgb: np.ndarray, ids: np.ndarray) -> None:
         """Fold raw points into the summary."""
@@ -66,9 +67,9 @@ class _Summary:
     def _set_pairs(self, voxel: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
         """Sum the counts of equal (voxel, id) pairs."""
         scale = int(ids.max()) + 1 if len(ids) else 1
-        codes, index = np.unique(voxel * scale + ids, return_inverse=True)
-        self.pair_voxel, self.pair_ids = codes // scale, codes % scale
-        self.pair_counts = np.bincount(index, counts, len(codes))
+        codes, index = np.unique(voxel.astype(np.int64) * scale + ids, return_inverse=True)
+        self.pair_voxel, self.pair_ids = (codes // scale).astype(np.int32), (codes % scale).astype(np.int32)
+        self.pair_counts = np.bincount(index, counts, len(codes)).astype(np.int32)
 
     def centroids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean xyz [V, 3] float32, mean colour [V, 3] uint8, majority id [V] int32 of every fine voxel."""
@@ -83,7 +84,7 @@ class _Summary:
         if len(pair_group) == 0:
             return out
         scale = int(self.pair_ids.max()) + 1
-        codes, index = np.unique(pair_group * scale + self.pair_ids, return_inverse=True)
+        codes, index = np.unique(pair_group.astype(np.int64) * scale + self.pair_ids, return_inverse=True)
         counts = np.bincount(index, self.pair_counts, len(codes))
         group, ids = codes // scale, codes % scale
         order = np.lexsort((ids, -counts, group))
