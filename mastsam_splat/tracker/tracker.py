@@ -307,7 +307,7 @@ class _Run:
         self.evidence: Optional[AnchorEvidence] = None
         self.anchor_merged = 0
         self.refiner = Refiner(self.cfg.refine)
-        self.cloud = LabelledPointCloud()
+        self.cloud = LabelledPointCloud(fine_fraction=self.cfg.cloud_voxel_fraction / 2)
         self.memory: Optional[VoxelMemory] = None
         self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
         self.next_id = 1
