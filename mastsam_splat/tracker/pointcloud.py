@@ -5,7 +5,7 @@ image. The cloud is thinned with a voxel grid: one point per voxel at the mean p
 colour of its points, with the id most of them carry.
 
 Memory stays bounded over long sequences: once more than ``compact_points`` raw points are held,
-they are summarised per fine voxel (``fine_fraction`` of the robust extent of the points so far,
+they are summarised (in batches of ``batch_points``, and from then on every ``batch_points`` new points) per fine voxel (``fine_fraction`` of the robust extent of the points so far,
 half the default output voxel): summed position and colour, point count, and point count per id
 (about 80 bytes per fine voxel against 19 per raw point). The summary grows with the surface the
 scene covers, not with the number of frames that see it. The output voxels are then formed from
@@ -21,8 +21,10 @@ import numpy as np
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
-COMPACT_POINTS = 1_000_000
-"""Raw points held before they are summarised into fine voxels."""
+COMPACT_POINTS = 2_000_000
+"""Raw points held before they are summarised into fine voxels (below it the cloud is exact)."""
+BATCH_POINTS = 500_000
+"""Raw points folded into the summary at once (bounds the memory the folding itself takes)."""
 FINE_FRACTION = 0.001
 """Fine voxel of the summary, as a fraction of the robust extent of the points when it is first built."""
 
@@ -42,27 +44,35 @@ class _Summary:
         self.pair_counts = np.zeros(0, dtype=np.int32)
 
     def add(self, xyz: np.ndarray, rgb: np.ndarray, ids: np.ndarray) -> None:
-        """Fold raw points into the summary."""
-        keys = voxel_keys(voxel_coords(xyz, self.size))
-        all_keys, voxel = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
-        old = len(self.keys)
-        v = len(all_keys)
-        counts = np.bincount(voxel, np.r_[self.counts, np.ones(len(keys))], v)
-        xyz_sum = np.stack(
-            [np.bincount(voxel, np.r_[self.xyz_sum[:, c], xyz[:, c].astype(np.float64)], v) for c in range(3)], 1
-        )
-        rgb_sum = np.stack(
-            [np.bincount(voxel, np.r_[self.rgb_sum[:, c], rgb[:, c].astype(np.float64)], v) for c in range(3)], 1
-        )
-        self.keys, self.counts, self.xyz_sum, self.rgb_sum = all_keys, counts, xyz_sum, rgb_sum
+        """Fold raw points into the summary: the batch is summed per voxel first, then merged in place (no
+        re-sort of the summary's voxels)."""
+        batch_keys, voxel = np.unique(voxel_keys(voxel_coords(xyz, self.size)), return_inverse=True)
+        b = len(batch_keys)
+        counts = np.bincount(voxel, minlength=b).astype(np.float64)
+        xyz_sum = np.stack([np.bincount(voxel, xyz[:, c].astype(np.float64), b) for c in range(3)], 1)
+        rgb_sum = np.stack([np.bincount(voxel, rgb[:, c].astype(np.float64), b) for c in range(3)], 1)
+        slot = np.searchsorted(self.keys, batch_keys)
+        held = np.zeros(b, dtype=bool)
+        if len(self.keys):
+            held = self.keys[np.minimum(slot, len(self.keys) - 1)] == batch_keys
+        self.counts[slot[held]] += counts[held]
+        self.xyz_sum[slot[held]] += xyz_sum[held]
+        self.rgb_sum[slot[held]] += rgb_sum[held]
+        inserted = slot[~held]  # ascending: the batch keys are sorted
+        self.keys = np.insert(self.keys, inserted, batch_keys[~held])
+        self.counts = np.insert(self.counts, inserted, counts[~held])
+        self.xyz_sum = np.insert(self.xyz_sum, inserted, xyz_sum[~held], axis=0)
+        self.rgb_sum = np.insert(self.rgb_sum, inserted, rgb_sum[~held], axis=0)
+        # Earlier voxels moved up by the number of voxels inserted at or before them.
+        moved = self.pair_voxel + np.searchsorted(inserted, self.pair_voxel, side="right")
+        where = np.searchsorted(self.keys, batch_keys)  # each batch voxel's index now
         self._set_pairs(
-            np.r_[voxel[: old][self.pair_voxel], voxel[old:]],
-            np.r_[self.pair_ids, ids.astype(np.int64)],
-            np.r_[self.pair_counts, np.ones(len(keys))],
+            np.r_[moved, where[voxel]], np.r_[self.pair_ids, ids.astype(np.int64)], np.r_[self.pair_counts, np.ones(len(voxel))]
         )
 
     def relabel(self, lut: np.ndarray) -> None:
-        self._set_pairs(self.pair_voxel, lut[self.pair_ids], self.pair_counts)
+        """Map the pairs' ids (equal pairs are summed at the next ``add``; the majority vote sums them anyway)."""
+        self.pair_ids = lut[self.pair_ids].astype(np.int32)
 
     def _set_pairs(self, voxel: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
         """Sum the counts of equal (voxel, id) pairs."""
@@ -122,8 +132,11 @@ class _Summary:
 class LabelledPointCloud:
     """Accumulates labelled, coloured 3D points frame by frame (bounded memory, see the module docstring)."""
 
-    def __init__(self, compact_points: int = COMPACT_POINTS, fine_fraction: float = FINE_FRACTION) -> None:
+    def __init__(
+        self, compact_points: int = COMPACT_POINTS, fine_fraction: float = FINE_FRACTION, batch_points: int = BATCH_POINTS
+    ) -> None:
         self.compact_points = int(compact_points)
+        self.batch_points = int(batch_points)
         self.fine_fraction = float(fine_fraction)
         self._xyz: list[np.ndarray] = []
         self._rgb: list[np.ndarray] = []
@@ -139,7 +152,7 @@ class LabelledPointCloud:
         self._rgb.append(colours_at(image, points.xy).astype(np.uint8))
         self._ids.append(labels_at(labels, points.xy).astype(np.int32))
         self._raw += len(points)
-        if self._raw > self.compact_points:
+        if self._raw > (self.batch_points if self._summary is not None else self.compact_points):
             self._compact()
 
     def __len__(self) -> int:
@@ -165,16 +178,22 @@ class LabelledPointCloud:
 
     def _compact(self) -> None:
         """Fold the raw points into the fine-voxel summary."""
-        xyz, rgb, ids = self._raw_arrays()
         if self._summary is None:
-            size = extent_voxel_size(xyz, self.fine_fraction)
+            size = extent_voxel_size(self._raw_arrays()[0], self.fine_fraction)
             if size is None:
                 return
             self._summary = _Summary(size)
-        finite = np.isfinite(xyz).all(axis=1)
-        if finite.any():
-            self._summary.add(xyz[finite], rgb[finite], ids[finite])
-        self._xyz, self._rgb, self._ids, self._raw = [], [], [], 0
+        while self._xyz:
+            count, taken = 0, 0
+            while taken < len(self._xyz) and (taken == 0 or count + len(self._xyz[taken]) <= self.batch_points):
+                count += len(self._xyz[taken])
+                taken += 1
+            xyz, rgb, ids = (np.concatenate(part[:taken]) for part in (self._xyz, self._rgb, self._ids))
+            del self._xyz[:taken], self._rgb[:taken], self._ids[:taken]
+            finite = np.isfinite(xyz).all(axis=1)
+            if finite.any():
+                self._summary.add(xyz[finite], rgb[finite], ids[finite])
+        self._raw = 0
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All points so far: xyz [N, 3] float32, rgb [N, 3] uint8, ids [N] int32 (once summarised: one point per

@@ -161,7 +161,7 @@ def test_point_cloud_memory_stays_bounded_and_matches_the_raw_cloud():
     frame = render(0.0)
     pts = depth_points(frame, max_points=5000)
     exact = LabelledPointCloud()
-    bounded = LabelledPointCloud(compact_points=2000)
+    bounded = LabelledPointCloud(compact_points=2000, batch_points=2000)
     sizes = []
     for _ in range(12):  # the same surface seen again and again
         exact.add(pts, frame.image, frame.gt)
