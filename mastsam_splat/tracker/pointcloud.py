@@ -179,7 +179,8 @@ class LabelledPointCloud:
     def _compact(self) -> None:
         """Fold the raw points into the fine-voxel summary."""
         if self._summary is None:
-            size = extent_voxel_size(self._raw_arrays()[0], self.fine_fraction)
+            step = -(-self._raw // self.batch_points)  # the extent from an even sample of at most a batch of points
+            size = extent_voxel_size(np.concatenate([xyz[::step] for xyz in self._xyz]), self.fine_fraction)
             if size is None:
                 return
             self._summary = _Summary(size)
