@@ -144,11 +144,12 @@ class AnchorEvidence:
                 empty = np.zeros(0, dtype=np.int64)
                 self._owners = (empty, empty, empty)
             else:
-                # Sorted by key, then by count descending, then by id: the first row of each key is its owner.
-                order = np.lexsort((self._ids, -self._counts, self._keys))
-                keys, ids, counts = self._keys[order], self._ids[order], self._counts[order]
-                first = np.r_[True, keys[1:] != keys[:-1]]
-                self._owners = (keys[first], ids[first], counts[first])
+                # Rows are sorted by key, then id: each key's owner is its first row holding the key's largest count.
+                starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
+                best = np.repeat(np.maximum.reduceat(self._counts, starts), np.diff(np.r_[starts, len(self._keys)]))
+                rows = np.where(self._counts == best, np.arange(len(self._keys)), len(self._keys))
+                first = np.minimum.reduceat(rows, starts)
+                self._owners = (self._keys[first], self._ids[first], self._counts[first])
         return self._owners
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:

@@ -113,6 +113,7 @@ class VoxelMemory:
         self._pending_ids: list[np.ndarray] = []
         self._keys = np.zeros(0, dtype=np.int64)
         self._ids = np.zeros(0, dtype=np.int64)
+        self._run_ends: Optional[np.ndarray] = None
 
     def add(self, obj_id: int, points: np.ndarray) -> None:
         """Record that ``obj_id`` covered ``points`` [N, 3]."""
@@ -134,7 +135,7 @@ class VoxelMemory:
             # A voxel stays with the id that covered it first: a later mislabelling (an object absorbed by a
             # neighbour) does not teach the memory the error.
             self._flush()
-            fresh = ~np.isin(keys, self._keys)
+            fresh = ~_sorted_contains(self._keys, keys)
             keys, kept_ids = keys[fresh], kept_ids[fresh]
         self._pending_keys.append(keys)
         self._pending_ids.append(kept_ids)
@@ -147,8 +148,10 @@ class VoxelMemory:
     def merge(self, src: int, dst: int) -> None:
         """Give ``src``'s voxels to ``dst`` (``src`` was a duplicate of ``dst``)."""
         self._flush()
-        self._ids[self._ids == src] = dst
-        self._dedupe()
+        renamed = self._ids == src
+        if renamed.any():
+            self._ids[renamed] = dst
+            self._resort()
 
     def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
         """Give ``src``'s voxels that hold ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
@@ -158,10 +161,10 @@ class VoxelMemory:
         if len(points) == 0 or len(self._keys) == 0:
             return
         keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
-        moved = (self._ids == src) & np.isin(self._keys, keys)
+        moved = (self._ids == src) & _sorted_contains(keys, self._keys)
         if moved.any():
             self._ids[moved] = dst
-            self._dedupe()
+            self._resort()
 
     @property
     def ids(self) -> list[int]:
@@ -184,21 +187,34 @@ class VoxelMemory:
         empty = np.zeros(0, dtype=np.int64)
         if len(finite) == 0 or len(self._keys) == 0:
             return empty, empty
+        # Points in one voxel hit the same ids: look up each occupied voxel's neighbourhood once.
         coords = voxel_coords(points[finite], self.voxel_size)
+        _, first, voxel_of_point = np.unique(voxel_keys(coords), return_index=True, return_inverse=True)
         offsets = _offsets(self.neighborhood)
-        query = voxel_keys((coords[:, None, :] + offsets[None, :, :]).reshape(-1, 3))  # [N * O]
-        point_of = np.repeat(finite, len(offsets))
+        query = voxel_keys((coords[first][:, None, :] + offsets[None, :, :]).reshape(-1, 3))  # [V * O]
+        voxel_of_query = np.repeat(np.arange(len(first)), len(offsets))
         lo = np.searchsorted(self._keys, query, side="left")
-        hi = np.searchsorted(self._keys, query, side="right")
-        counts = hi - lo
-        hit = counts > 0
-        if not hit.any():
+        found = self._keys[np.minimum(lo, len(self._keys) - 1)] == query
+        if not found.any():
             return empty, empty
-        starts = lo[hit]
-        lengths = counts[hit]
-        owners = np.repeat(point_of[hit], lengths)
+        starts = lo[found]
+        lengths = self._run_end()[starts] - starts
+        owners = np.repeat(voxel_of_query[found], lengths)
         index = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-        return unique_pairs(owners, self._ids[index])
+        hit_voxel, hit_ids = unique_pairs(owners, self._ids[index])  # sorted by voxel, then id
+        # Back to points, in point order: every point takes its voxel's ids.
+        voxel_start = np.searchsorted(hit_voxel, np.arange(len(first)))
+        per_point = np.bincount(hit_voxel, minlength=len(first))[voxel_of_point]
+        point_index = np.repeat(finite, per_point)
+        index = np.repeat(voxel_start[voxel_of_point] - np.cumsum(np.r_[0, per_point[:-1]]), per_point)
+        return point_index, hit_ids[index + np.arange(per_point.sum())]
+
+    def _run_end(self) -> np.ndarray:
+        """[K] index one past the last pair with the same key as pair ``k`` (cached until the pairs change)."""
+        if self._run_ends is None:
+            boundary = np.flatnonzero(np.r_[self._keys[1:] != self._keys[:-1], True]) + 1
+            self._run_ends = np.repeat(boundary, np.diff(np.r_[0, boundary]))
+        return self._run_ends
 
     def fractions(self, points: np.ndarray) -> dict[int, float]:
         """For each remembered id, the fraction of ``points`` [N, 3] that fall into (or next to) its voxels."""
@@ -230,24 +246,71 @@ class VoxelMemory:
         return best
 
     def _flush(self) -> None:
+        """Merge the pending pairs into the sorted, distinct ``(key, id)`` pairs."""
         if not self._pending_keys:
             return
-        self._keys = np.concatenate([self._keys, *self._pending_keys])
-        self._ids = np.concatenate([self._ids, *self._pending_ids])
+        keys, ids = unique_pairs(np.concatenate(self._pending_keys), np.concatenate(self._pending_ids))
         self._pending_keys.clear()
         self._pending_ids.clear()
-        self._dedupe()
+        self._keys, self._ids = merge_pairs(self._keys, self._ids, keys, ids)
+        self._run_ends = None
 
-    def _dedupe(self) -> None:
+    def _resort(self) -> None:
+        """Restore the (key, id) order and distinctness after ids changed (the keys are still sorted)."""
         if len(self._keys) == 0:
             return
-        self._keys, self._ids = unique_pairs(self._keys, self._ids)
+        rank = np.cumsum(np.r_[False, self._keys[1:] != self._keys[:-1]])
+        composite = rank * (int(self._ids.max()) + 1) + self._ids
+        order = np.argsort(composite, kind="stable")  # nearly sorted already
+        composite = composite[order]
+        keep = np.r_[True, composite[1:] != composite[:-1]]
+        self._keys, self._ids = self._keys[order][keep], self._ids[order][keep]
+        self._run_ends = None
+
+
+def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """[N] bool: which of ``values`` occur in ``sorted_values`` (ascending)."""
+    if len(sorted_values) == 0:
+        return np.zeros(len(values), dtype=bool)
+    index = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[index] == values
+
+
+def merge_pairs(
+    keys_a: np.ndarray, ids_a: np.ndarray, keys_b: np.ndarray, ids_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Union of two sets of distinct ``(key, id)`` pairs, each sorted by key then id; the result is sorted too.
+
+    Both sides are placed on one ordered integer scale (twice the rank of the key among ``keys_a``'s
+    distinct keys, odd for keys ``a`` holds, then the id), so the union costs searches and one merge
+    instead of re-sorting every pair.
+    """
+    if len(keys_a) == 0 or len(keys_b) == 0:
+        return (keys_b, ids_b) if len(keys_a) == 0 else (keys_a, ids_a)
+    first = np.r_[True, keys_a[1:] != keys_a[:-1]]
+    distinct = keys_a[first]
+    scale = int(max(ids_a.max(), ids_b.max())) + 1
+    rank_a = 2 * (np.cumsum(first) - 1) + 1
+    slot = np.searchsorted(distinct, keys_b)
+    held = _sorted_contains(distinct, keys_b)
+    rank_b = 2 * slot + held
+    code_a = rank_a * scale + ids_a
+    code_b = rank_b * scale + ids_b
+    new = ~_sorted_contains(code_a, code_b)
+    position = np.searchsorted(code_a, code_b[new])
+    return np.insert(keys_a, position, keys_b[new]), np.insert(ids_a, position, ids_b[new])
 
 
 def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct ``(first[i], second[i])`` pairs, sorted by ``first`` then ``second`` (two [K] int64 arrays)."""
     if len(first) == 0:
         return first.astype(np.int64), second.astype(np.int64)
+    first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    if first.min() >= 0 and second.min() >= 0:
+        scale = int(second.max()) + 1
+        if int(first.max()) < (1 << 62) // scale:  # both fit one int64 code: a single sort
+            codes = np.unique(first * scale + second)
+            return codes // scale, codes % scale
     order = np.lexsort((second, first))
     a, b = first[order], second[order]
     keep = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]

@@ -3,6 +3,13 @@
 Each point takes the colour of its source pixel and the id of that pixel in the frame's label
 image. The cloud is thinned with a voxel grid: one point per voxel at the mean position and
 colour of its points, with the id most of them carry.
+
+Memory stays bounded over long sequences: once more than ``compact_points`` raw points are held,
+they are summarised (in batches of ``batch_points``, and from then on every ``batch_points`` new points) per fine voxel (``fine_fraction`` of the robust extent of the points so far,
+half the default output voxel): summed position and colour, point count, and point count per id
+(about 80 bytes per fine voxel against 19 per raw point). The summary grows with the surface the
+scene covers, not with the number of frames that see it. The output voxels are then formed from
+the fine voxels' centroids, weighted by their point counts.
 """
 
 from __future__ import annotations
@@ -14,14 +21,128 @@ import numpy as np
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
+COMPACT_POINTS = 2_000_000
+"""Raw points held before they are summarised into fine voxels (below it the cloud is exact)."""
+BATCH_POINTS = 500_000
+"""Raw points folded into the summary at once (bounds the memory the folding itself takes)."""
+FINE_FRACTION = 0.001
+"""Fine voxel of the summary, as a fraction of the robust extent of the points when it is first built."""
+
+
+class _Summary:
+    """Points summarised per fine voxel: sorted keys [V], counts [V], xyz and rgb sums [V, 3], and the point count
+    of every (voxel, id) pair (``pair_voxel`` [P] index into the voxels, ``pair_ids`` [P], ``pair_counts`` [P])."""
+
+    def __init__(self, size: float) -> None:
+        self.size = size
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.counts = np.zeros(0, dtype=np.float64)
+        self.xyz_sum = np.zeros((0, 3), dtype=np.float64)
+        self.rgb_sum = np.zeros((0, 3), dtype=np.float64)
+        self.pair_voxel = np.zeros(0, dtype=np.int32)
+        self.pair_ids = np.zeros(0, dtype=np.int32)
+        self.pair_counts = np.zeros(0, dtype=np.int32)
+
+    def add(self, xyz: np.ndarray, rgb: np.ndarray, ids: np.ndarray) -> None:
+        """Fold raw points into the summary: the batch is summed per voxel first, then merged in place (no
+        re-sort of the summary's voxels)."""
+        batch_keys, voxel = np.unique(voxel_keys(voxel_coords(xyz, self.size)), return_inverse=True)
+        b = len(batch_keys)
+        counts = np.bincount(voxel, minlength=b).astype(np.float64)
+        xyz_sum = np.stack([np.bincount(voxel, xyz[:, c].astype(np.float64), b) for c in range(3)], 1)
+        rgb_sum = np.stack([np.bincount(voxel, rgb[:, c].astype(np.float64), b) for c in range(3)], 1)
+        slot = np.searchsorted(self.keys, batch_keys)
+        held = np.zeros(b, dtype=bool)
+        if len(self.keys):
+            held = self.keys[np.minimum(slot, len(self.keys) - 1)] == batch_keys
+        self.counts[slot[held]] += counts[held]
+        self.xyz_sum[slot[held]] += xyz_sum[held]
+        self.rgb_sum[slot[held]] += rgb_sum[held]
+        inserted = slot[~held]  # ascending: the batch keys are sorted
+        self.keys = np.insert(self.keys, inserted, batch_keys[~held])
+        self.counts = np.insert(self.counts, inserted, counts[~held])
+        self.xyz_sum = np.insert(self.xyz_sum, inserted, xyz_sum[~held], axis=0)
+        self.rgb_sum = np.insert(self.rgb_sum, inserted, rgb_sum[~held], axis=0)
+        # Earlier voxels moved up by the number of voxels inserted at or before them.
+        moved = self.pair_voxel + np.searchsorted(inserted, self.pair_voxel, side="right")
+        where = np.searchsorted(self.keys, batch_keys)  # each batch voxel's index now
+        self._set_pairs(
+            np.r_[moved, where[voxel]], np.r_[self.pair_ids, ids.astype(np.int64)], np.r_[self.pair_counts, np.ones(len(voxel))]
+        )
+
+    def relabel(self, lut: np.ndarray) -> None:
+        """Map the pairs' ids (equal pairs are summed at the next ``add``; the majority vote sums them anyway)."""
+        self.pair_ids = lut[self.pair_ids].astype(np.int32)
+
+    def _set_pairs(self, voxel: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
+        """Sum the counts of equal (voxel, id) pairs."""
+        scale = int(ids.max()) + 1 if len(ids) else 1
+        codes, index = np.unique(voxel.astype(np.int64) * scale + ids, return_inverse=True)
+        self.pair_voxel, self.pair_ids = (codes // scale).astype(np.int32), (codes % scale).astype(np.int32)
+        self.pair_counts = np.bincount(index, counts, len(codes)).astype(np.int32)
+
+    def centroids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean xyz [V, 3] float32, mean colour [V, 3] uint8, majority id [V] int32 of every fine voxel."""
+        xyz = self.xyz_sum / self.counts[:, None]
+        rgb = self.rgb_sum / self.counts[:, None]
+        return xyz.astype(np.float32), np.clip(np.round(rgb), 0, 255).astype(np.uint8), self.majority(self.pair_voxel)
+
+    def majority(self, pair_group: np.ndarray, groups: Optional[int] = None) -> np.ndarray:
+        """The id with the most points in each group of pairs (ties: the smaller id) [groups] int32."""
+        groups = len(self.keys) if groups is None else groups
+        out = np.zeros(groups, dtype=np.int32)
+        if len(pair_group) == 0:
+            return out
+        scale = int(self.pair_ids.max()) + 1
+        codes, index = np.unique(pair_group.astype(np.int64) * scale + self.pair_ids, return_inverse=True)
+        counts = np.bincount(index, self.pair_counts, len(codes))
+        group, ids = codes // scale, codes % scale
+        order = np.lexsort((ids, -counts, group))
+        first = order[np.r_[True, group[order][1:] != group[order][:-1]]]
+        out[group[first]] = ids[first]
+        return out
+
+    def downsampled(self, voxel_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One point per output voxel of ``voxel_size``, from the fine voxels' centroids weighted by their counts."""
+        centres = self.xyz_sum / self.counts[:, None]
+        keys = voxel_keys(voxel_coords(centres, voxel_size))
+        _, inverse = np.unique(keys, return_inverse=True)
+        v = int(inverse.max()) + 1
+        count = np.bincount(inverse, self.counts, v)
+        out_xyz = np.stack([np.bincount(inverse, self.xyz_sum[:, c], v) for c in range(3)], 1) / count[:, None]
+        out_rgb = np.stack([np.bincount(inverse, self.rgb_sum[:, c], v) for c in range(3)], 1) / count[:, None]
+        out_ids = self.majority(inverse[self.pair_voxel], v)
+        return out_xyz.astype(np.float32), np.clip(np.round(out_rgb), 0, 255).astype(np.uint8), out_ids
+
+    def weighted_extent_voxel_size(self, fraction: float) -> Optional[float]:
+        """``fraction`` of the robust extent (2nd-98th percentile box diagonal) of the summarised points."""
+        centres = self.xyz_sum / self.counts[:, None]
+        if self.counts.sum() < 10:
+            return None
+        lo, hi = np.zeros(3), np.zeros(3)
+        for c in range(3):
+            order = np.argsort(centres[:, c], kind="stable")
+            cdf = np.cumsum(self.counts[order]) / self.counts.sum()
+            lo[c] = centres[order[min(np.searchsorted(cdf, 0.02), len(order) - 1)], c]
+            hi[c] = centres[order[min(np.searchsorted(cdf, 0.98), len(order) - 1)], c]
+        extent = float(np.linalg.norm(hi - lo))
+        return extent * fraction if extent > 0 else None
+
 
 class LabelledPointCloud:
-    """Accumulates labelled, coloured 3D points frame by frame."""
+    """Accumulates labelled, coloured 3D points frame by frame (bounded memory, see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, compact_points: int = COMPACT_POINTS, fine_fraction: float = FINE_FRACTION, batch_points: int = BATCH_POINTS
+    ) -> None:
+        self.compact_points = int(compact_points)
+        self.batch_points = int(batch_points)
+        self.fine_fraction = float(fine_fraction)
         self._xyz: list[np.ndarray] = []
         self._rgb: list[np.ndarray] = []
         self._ids: list[np.ndarray] = []
+        self._raw = 0
+        self._summary: Optional[_Summary] = None
 
     def add(self, points: FramePoints, image: np.ndarray, labels: np.ndarray) -> None:
         """Add a frame's points with colours from ``image`` [H, W, 3] and ids from ``labels`` [H, W]."""
@@ -30,27 +151,74 @@ class LabelledPointCloud:
         self._xyz.append(points.xyz.astype(np.float32))
         self._rgb.append(colours_at(image, points.xy).astype(np.uint8))
         self._ids.append(labels_at(labels, points.xy).astype(np.int32))
+        self._raw += len(points)
+        if self._raw > (self.batch_points if self._summary is not None else self.compact_points):
+            self._compact()
 
     def __len__(self) -> int:
-        return int(sum(len(x) for x in self._xyz))
+        """Points added so far (raw and summarised)."""
+        summarised = int(round(self._summary.counts.sum())) if self._summary is not None else 0
+        return self._raw + summarised
+
+    @property
+    def summarised(self) -> bool:
+        """Whether points have been summarised into fine voxels."""
+        return self._summary is not None
 
     def relabel(self, lut: np.ndarray) -> None:
         """Map every point's id through ``lut`` (ids merged after the points were added)."""
         self._ids = [lut[ids].astype(np.int32) for ids in self._ids]
+        if self._summary is not None:
+            self._summary.relabel(lut)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All points so far: xyz [N, 3] float32, rgb [N, 3] uint8, ids [N] int32."""
+    def _raw_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._xyz:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros(0, np.int32)
         return np.concatenate(self._xyz), np.concatenate(self._rgb), np.concatenate(self._ids)
 
+    def _compact(self) -> None:
+        """Fold the raw points into the fine-voxel summary."""
+        if self._summary is None:
+            step = -(-self._raw // self.batch_points)  # the extent from an even sample of at most a batch of points
+            size = extent_voxel_size(np.concatenate([xyz[::step] for xyz in self._xyz]), self.fine_fraction)
+            if size is None:
+                return
+            self._summary = _Summary(size)
+        while self._xyz:
+            count, taken = 0, 0
+            while taken < len(self._xyz) and (taken == 0 or count + len(self._xyz[taken]) <= self.batch_points):
+                count += len(self._xyz[taken])
+                taken += 1
+            xyz, rgb, ids = (np.concatenate(part[:taken]) for part in (self._xyz, self._rgb, self._ids))
+            del self._xyz[:taken], self._rgb[:taken], self._ids[:taken]
+            finite = np.isfinite(xyz).all(axis=1)
+            if finite.any():
+                self._summary.add(xyz[finite], rgb[finite], ids[finite])
+        self._raw = 0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All points so far: xyz [N, 3] float32, rgb [N, 3] uint8, ids [N] int32 (once summarised: one point per
+        fine voxel, then the raw points added since)."""
+        raw = self._raw_arrays()
+        if self._summary is None:
+            return raw
+        fine = self._summary.centroids()
+        return tuple(np.concatenate([f, r]) for f, r in zip(fine, raw))  # type: ignore[return-value]
+
     def downsampled(self, voxel_fraction: float, voxel_size: Optional[float] = None):
         """Voxel-grid thinning; the voxel is ``voxel_size`` or ``voxel_fraction`` of the cloud's extent."""
-        xyz, rgb, ids = self.arrays()
-        size = voxel_size if voxel_size else extent_voxel_size(xyz, voxel_fraction)
-        if size is None or len(xyz) == 0:
-            return xyz, rgb, ids
-        return voxel_downsample(xyz, rgb, ids, size)
+        if self._summary is None:
+            xyz, rgb, ids = self.arrays()
+            size = voxel_size if voxel_size else extent_voxel_size(xyz, voxel_fraction)
+            if size is None or len(xyz) == 0:
+                return xyz, rgb, ids
+            return voxel_downsample(xyz, rgb, ids, size)
+        self._compact()
+        summary = self._summary
+        size = voxel_size if voxel_size else summary.weighted_extent_voxel_size(voxel_fraction)
+        if size is None:
+            return summary.centroids()
+        return summary.downsampled(size)
 
 
 def extent_voxel_size(points: np.ndarray, fraction: float) -> Optional[float]:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_option
 from mastsam_splat.tracker.propagation import TrackedPoints
@@ -64,18 +63,18 @@ def build_prompts(
     negative_radius = config.negative_radius * float(np.hypot(*image_size))
     max_negatives = config.max_negatives
     all_points = np.concatenate([tracked[i].points for i in ids]).astype(np.float64)
-    owner = np.concatenate([np.full(len(tracked[i].points), i) for i in ids])
-    tree = cKDTree(all_points)
+    owner = np.concatenate([np.full(len(tracked[i].points), n) for n, i in enumerate(ids)])
     prompts: dict[int, Prompt] = {}
-    for obj_id in ids:
+    for n, obj_id in enumerate(ids):
         positive = tracked[obj_id].points.astype(np.float64)
         negative = np.zeros((0, 2))
         if max_negatives > 0 and len(ids) > 1:
-            near = sorted({j for row in tree.query_ball_point(positive, r=negative_radius) for j in row})
-            near = np.asarray([j for j in near if owner[j] != obj_id], dtype=np.int64)
+            # Distance of every tracked point to the nearest positive of this id.
+            diff = all_points[None, :, :] - positive[:, None, :]
+            nearest = np.sqrt(np.min(np.sum(diff * diff, axis=-1), axis=0))
+            near = np.flatnonzero((owner != n) & (nearest <= negative_radius))
             if len(near):
-                d = cKDTree(positive).query(all_points[near])[0]
-                negative = all_points[near[np.argsort(d, kind="stable")[:max_negatives]]]
+                negative = all_points[near[np.argsort(nearest[near], kind="stable")[:max_negatives]]]
         prompts[obj_id] = Prompt(positive=positive, negative=negative)
     return prompts
 

@@ -79,11 +79,21 @@ def propagate_points(
     votes[~valid] = np.nan
     moved = np.zeros((len(points), 2))
     if keep.any():
-        moved[keep] = points[keep] + np.nanmedian(votes[keep], axis=1)
+        moved[keep] = points[keep] + _nanmedian_rows(votes[keep])
     width, height = size_b
     inside = (moved[:, 0] >= 0) & (moved[:, 0] < width) & (moved[:, 1] >= 0) & (moved[:, 1] < height)
     keep &= inside
     return moved[keep], keep
+
+
+def _nanmedian_rows(votes: np.ndarray) -> np.ndarray:
+    """Median over axis 1 of ``votes`` [K, k, 2] ignoring NaNs (every row holds at least one number)."""
+    ordered = np.sort(votes, axis=1)  # NaNs last
+    count = np.sum(~np.isnan(ordered[:, :, 0]), axis=1)
+    rows = np.arange(len(votes))
+    low = ordered[rows, (count - 1) // 2]
+    high = ordered[rows, count // 2]
+    return (low + high) / 2.0
 
 
 def propagate_representatives(

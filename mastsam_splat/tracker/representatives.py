@@ -105,14 +105,21 @@ def kmeans_points(
         assignment, centres = km.labels_, km.cluster_centers_
     else:
         raise ValueError(f"unknown K-Means backend {backend!r}; use 'opencv' or 'sklearn'")
-    out = np.empty((k, 2), dtype=np.float64)
-    for c in range(k):
-        members = np.flatnonzero(assignment == c)
-        if len(members) == 0:
-            members = np.arange(len(xy))
-        d = np.sum((xy[members] - centres[c]) ** 2, axis=1)
-        out[c] = xy[members[np.argmin(d)]]
-    return out
+    return _snap_to_members(xy, np.asarray(assignment, dtype=np.int64), np.asarray(centres, dtype=np.float64))
+
+
+def _snap_to_members(xy: np.ndarray, assignment: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """The member of each cluster nearest its centre (first one on ties); an empty cluster takes the nearest point."""
+    k = len(centres)
+    xy = np.asarray(xy, dtype=np.float64)
+    d = np.sum((xy - centres[assignment]) ** 2, axis=1)
+    order = np.lexsort((d, assignment))  # by cluster, then distance, then index
+    first = order[np.r_[True, assignment[order][1:] != assignment[order][:-1]]]
+    chosen = np.full(k, -1, dtype=np.int64)
+    chosen[assignment[first]] = first
+    for c in np.flatnonzero(chosen < 0).tolist():
+        chosen[c] = int(np.argmin(np.sum((xy - centres[c]) ** 2, axis=1)))
+    return xy[chosen]
 
 
 @contextlib.contextmanager

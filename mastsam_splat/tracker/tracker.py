@@ -322,7 +322,7 @@ class _Run:
         self.anchor_merged = 0
         self.refiner = Refiner(self.cfg.refine)
         self.groups = ObjectGroups(self.cfg.hierarchy)
-        self.cloud = LabelledPointCloud()
+        self.cloud = LabelledPointCloud(fine_fraction=self.cfg.cloud_voxel_fraction / 2)
         self.memory: Optional[VoxelMemory] = None
         self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
         self.next_id = 1

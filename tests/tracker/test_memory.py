@@ -9,7 +9,7 @@ from plyfile import PlyData
 from mastsam_splat.geometry.similarity import umeyama
 from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
-from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, unique_pairs
+from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, merge_pairs, unique_pairs, voxel_coords, voxel_keys
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud, voxel_downsample
 from mastsam_splat.tracker.points3d import (
     FramePoints,
@@ -155,3 +155,66 @@ def test_consolidation_merges_ids_on_one_surface_that_never_share_a_frame():
     assert consolidation_merges(observed, frames_of, config) == {2: 1}
     labels = [np.array([[1, 1], [0, 3]], dtype=np.uint16), np.array([[3, 0], [0, 0]], dtype=np.uint16)]
     assert presence(labels, min_area=2) == {1: {0}}
+
+
+def test_point_cloud_memory_stays_bounded_and_matches_the_raw_cloud():
+    frame = render(0.0)
+    pts = depth_points(frame, max_points=5000)
+    exact = LabelledPointCloud()
+    bounded = LabelledPointCloud(compact_points=2000, batch_points=2000)
+    sizes = []
+    for _ in range(12):  # the same surface seen again and again
+        exact.add(pts, frame.image, frame.gt)
+        bounded.add(pts, frame.image, frame.gt)
+        sizes.append(len(bounded.arrays()[0]))
+    assert bounded.summarised and not exact.summarised
+    assert len(bounded) == len(exact) == 12 * len(pts)
+    assert max(sizes[4:]) <= sizes[3] + len(pts)  # held points stop growing with the frame count
+    lut = np.arange(int(frame.gt.max()) + 1)
+    lut[2] = 1
+    exact.relabel(lut)
+    bounded.relabel(lut)
+    xa, ra, ia = exact.downsampled(0.02)
+    xb, rb, ib = bounded.downsampled(0.02)
+    assert abs(len(xa) - len(xb)) <= 0.05 * len(xa)
+    assert 2 not in set(ib.tolist())
+    nearest = np.argmin(np.linalg.norm(xa[None, :, :] - xb[:, None, :], axis=-1), axis=1)
+    assert np.mean(ia[nearest] == ib) > 0.95
+    assert np.median(np.abs(ra[nearest].astype(int) - rb)) <= 2
+
+
+def test_merge_pairs_is_the_sorted_union():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        a = unique_pairs(rng.integers(0, 30, 60) + (1 << 60), rng.integers(0, 5, 60))
+        b = unique_pairs(rng.integers(0, 30, 40) + (1 << 60), rng.integers(0, 5, 40))
+        keys, ids = merge_pairs(*a, *b)
+        expected = unique_pairs(np.r_[a[0], b[0]], np.r_[a[1], b[1]])
+        np.testing.assert_array_equal(keys, expected[0])
+        np.testing.assert_array_equal(ids, expected[1])
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_point_hits_match_a_direct_neighbourhood_search(exclusive):
+    rng = np.random.default_rng(1)
+    memory = VoxelMemory(voxel_size=0.1, neighborhood=1, exclusive=exclusive)
+    for _ in range(4):
+        memory.add_labelled(rng.integers(0, 5, 300), rng.uniform(-0.5, 0.5, (300, 3)))
+    memory.merge(2, 1)
+    query = np.repeat(rng.uniform(-0.6, 0.6, (40, 3)), 2, axis=0)  # pairs of points in one voxel
+    query[5] = np.nan
+    point_index, hit_ids = memory.point_hits(query)
+    keys, ids = memory.pairs()
+    held: dict[tuple, set] = {}
+    for key, obj_id in zip(keys.tolist(), ids.tolist()):
+        held.setdefault(key, set()).add(obj_id)
+    expected = []
+    for n in range(len(query)):
+        if not np.isfinite(query[n]).all():
+            continue
+        c = voxel_coords(query[n : n + 1], 0.1)[0]
+        found: set = set()
+        for offset in np.stack(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij"), -1).reshape(-1, 3):
+            found |= held.get(int(voxel_keys((c + offset)[None])[0]), set())
+        expected += [(n, i) for i in sorted(found)]
+    assert list(zip(point_index.tolist(), hit_ids.tolist())) == expected

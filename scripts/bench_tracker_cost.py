@@ -1,0 +1,190 @@
+#!/usr/bin/env python
+"""Cost of the MastSAM tracker: time per frame against per-view segmentation, and peak memory over long runs.
+
+1. ``time``: one synthetic scene (rendered once under ``--workdir``), the tracker in ``mastsam`` and in
+   ``independent`` mode with the same backends, alternated in one process for ``--repeats`` rounds;
+   prints the median wall and CPU seconds per frame of each mode and their ratios (median of the
+   per-round ratios). The CPU time (the process's own) is the steadier figure on a shared machine.
+2. ``memory``: ``mastsam track`` on the first N frames of a long scene (``--rss-frames``), each N in a
+   fresh subprocess; prints the peak resident memory of each run (``os.wait4``) and its growth per
+   100 frames between the smallest and the largest N.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --width 320 --height 240 --frames 40
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py memory --rss-frames 100 300 1000 \
+        --width 160 --height 120 --workdir /tmp/bench_tracker_cost
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import tyro
+
+
+@dataclass
+class BenchCost:
+    """Options of the tracker cost benchmark."""
+
+    figure: tyro.conf.Positional[Literal["time", "memory", "both"]] = "both"
+    """Which figure to measure."""
+    workdir: Path = Path("outputs/bench_tracker_cost")
+    """Where the synthetic scenes are rendered (reused when present)."""
+    width: int = 320
+    """Width of the synthetic scene."""
+    height: int = 240
+    """Height of the synthetic scene."""
+    frames: int = 40
+    """Frames of the scene timed in ``time``."""
+    trajectory: Literal["orbit", "forward"] = "orbit"
+    seed: int = 0
+    segmenter: Literal["classical", "simulated"] = "classical"
+    matcher: Literal["geometric", "sift"] = "geometric"
+    repeats: int = 3
+    """Rounds of (independent, mastsam) runs in ``time``."""
+    rss_frames: tuple[int, ...] = (100, 300, 1000)
+    """Frame counts of the ``memory`` runs (the scene has the largest count of frames)."""
+    out: Optional[Path] = None
+    """JSON file with every number."""
+
+
+def scene_folder(args: BenchCost, frames: int) -> Path:
+    """The synthetic scene of ``frames`` frames, rendered on first use."""
+    from mastsam_splat.synthetic import make_scene
+
+    folder = args.workdir / f"{args.trajectory}_s{args.seed}_{frames}f_{args.width}x{args.height}"
+    if not (folder / "transforms.json").exists():
+        start = time.perf_counter()
+        make_scene(folder, frames=frames, width=args.width, height=args.height, seed=args.seed,
+                   trajectory=args.trajectory, progress=False)
+        print(f"rendered {folder} in {time.perf_counter() - start:.1f} s", flush=True)
+    return folder
+
+
+def bench_time(args: BenchCost) -> dict[str, Any]:
+    """Median seconds per frame of both modes, alternated in this process."""
+    from mastsam_splat.io import load_scene
+    from mastsam_splat.matchers import make_matcher
+    from mastsam_splat.segmenters import SEGMENTER_CONFIGS, make_segmenter
+    from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
+
+    folder = scene_folder(args, args.frames)
+    frames = load_scene(folder).frames
+    segmenter_config = SEGMENTER_CONFIGS[args.segmenter]()
+    if args.segmenter == "simulated":
+        segmenter_config = replace(segmenter_config, data=folder)
+
+    def run(mode: str) -> tuple[float, float, dict[str, float]]:
+        tracker = MastSAMTracker(
+            replace(TrackerConfig(), mode=mode),
+            make_segmenter(args.segmenter, segmenter_config),
+            make_matcher(args.matcher),
+            matcher_name=args.matcher,
+        )
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = tracker.run(frames)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return wall / len(frames), cpu / len(frames), result.timing()
+
+    run("independent")  # warm-up: imports and caches are not charged to either mode
+    seconds: dict[str, list[float]] = {"independent": [], "mastsam": []}
+    cpu: dict[str, list[float]] = {"independent": [], "mastsam": []}
+    stages: dict[str, list[dict[str, float]]] = {"independent": [], "mastsam": []}
+    for r in range(args.repeats):
+        for mode in ("independent", "mastsam"):
+            per_frame, cpu_per_frame, timing = run(mode)
+            seconds[mode].append(per_frame)
+            cpu[mode].append(cpu_per_frame)
+            stages[mode].append(timing)
+        print(f"round {r}: independent {seconds['independent'][-1]:.4f} s/frame (cpu {cpu['independent'][-1]:.4f}), "
+              f"mastsam {seconds['mastsam'][-1]:.4f} s/frame (cpu {cpu['mastsam'][-1]:.4f})", flush=True)
+    ratios = [m / i for m, i in zip(seconds["mastsam"], seconds["independent"])]
+    cpu_ratios = [m / i for m, i in zip(cpu["mastsam"], cpu["independent"])]
+    summary = {
+        "independent_s_per_frame": float(np.median(seconds["independent"])),
+        "mastsam_s_per_frame": float(np.median(seconds["mastsam"])),
+        "ratio_median": float(np.median(ratios)),
+        "ratios": ratios,
+        "independent_cpu_s_per_frame": float(np.median(cpu["independent"])),
+        "mastsam_cpu_s_per_frame": float(np.median(cpu["mastsam"])),
+        "cpu_ratio_median": float(np.median(cpu_ratios)),
+        "cpu_ratios": cpu_ratios,
+        "mastsam_stages_s_per_frame": {
+            k: float(np.median([s[k] for s in stages["mastsam"]])) / len(frames)
+            for k in stages["mastsam"][0] if k.endswith("_s") and k not in ("total_s", "median_frame_s")
+        },
+    }
+    print(f"{len(frames)} frames {args.width}x{args.height}, {args.segmenter} + {args.matcher}: "
+          f"independent {summary['independent_s_per_frame']:.4f} s/frame, "
+          f"mastsam {summary['mastsam_s_per_frame']:.4f} s/frame, ratio {summary['ratio_median']:.3f}; CPU: "
+          f"independent {summary['independent_cpu_s_per_frame']:.4f} s/frame, "
+          f"mastsam {summary['mastsam_cpu_s_per_frame']:.4f} s/frame, ratio {summary['cpu_ratio_median']:.3f} "
+          f"(medians of {args.repeats})")
+    print("mastsam stages (s/frame): " + ", ".join(
+        f"{k[:-2]} {v:.4f}" for k, v in summary["mastsam_stages_s_per_frame"].items()))
+    return summary
+
+
+def peak_rss_mib(command: list[str]) -> tuple[float, float]:
+    """Peak resident memory (MiB) and wall seconds of ``command`` run as one child process."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stderr = process.stderr.read().decode() if process.stderr is not None else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{stderr[-2000:]}")
+    return usage.ru_maxrss / 1024.0, time.perf_counter() - start  # ru_maxrss is KiB on Linux
+
+
+def bench_memory(args: BenchCost) -> dict[str, Any]:
+    """Peak RSS of ``mastsam track`` on the first N frames, each N in a fresh process."""
+    counts = sorted(args.rss_frames)
+    folder = scene_folder(args, counts[-1])
+    rows = []
+    for n in counts:
+        out = Path(tempfile.mkdtemp(prefix="track_", dir=args.workdir))
+        try:
+            command = [
+                sys.executable, "-m", "mastsam_splat.cli", "track", "--data", str(folder), "--output-dir", str(out),
+                "--segmenter", args.segmenter, "--matcher", args.matcher, "--max-frames", str(n), "--quiet",
+                "--overwrite",
+            ]
+            rss, wall = peak_rss_mib(command)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        rows.append({"frames": n, "peak_rss_mib": rss, "wall_s": wall})
+        print(f"{n:5d} frames: peak RSS {rss:8.1f} MiB, {wall:7.1f} s", flush=True)
+    summary: dict[str, Any] = {"runs": rows}
+    if len(rows) > 1:
+        first, last = rows[0], rows[-1]
+        growth = (last["peak_rss_mib"] - first["peak_rss_mib"]) / (last["frames"] - first["frames"]) * 100
+        summary["growth_mib_per_100_frames"] = growth
+        print(f"growth {growth:.2f} MiB per 100 frames ({first['frames']} -> {last['frames']} frames)")
+    return summary
+
+
+def main(args: BenchCost) -> int:
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"args": {k: str(v) for k, v in asdict(args).items()}}
+    if args.figure in ("time", "both"):
+        result["time"] = bench_time(args)
+    if args.figure in ("memory", "both"):
+        result["memory"] = bench_memory(args)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(tyro.cli(BenchCost)))
