@@ -75,13 +75,18 @@ def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.nda
     return out
 
 
+def sheet_tiles(count: int, max_tiles: int = 24) -> np.ndarray:
+    """Indices of up to ``max_tiles`` of ``count`` images, evenly spread over the sequence."""
+    return np.unique(np.linspace(0, count - 1, min(max_tiles, count)).round().astype(int))
+
+
 def contact_sheet(
     images: Sequence[np.ndarray], captions: Sequence[str], max_tiles: int = 24, tile_width: int = 320
 ) -> np.ndarray:
     """A grid of up to ``max_tiles`` images [H, W, 3] evenly spread over the sequence, captioned."""
     if not images:
         raise ValueError("no images for a contact sheet")
-    pick = np.unique(np.linspace(0, len(images) - 1, min(max_tiles, len(images))).round().astype(int))
+    pick = sheet_tiles(len(images), max_tiles)
     h, w = images[0].shape[:2]
     tile_w = min(tile_width, w)
     tile_h = max(1, round(h * tile_w / w))
@@ -132,14 +137,17 @@ def write_outputs(
     write_point_cloud(output_dir / POINTS_FILE, PointCloud(result.cloud_xyz, result.cloud_rgb, result.cloud_ids))
     written.append(POINTS_FILE)
 
-    overlays = []
-    for frame, labels in zip(frames, result.labels):
+    tiles = set(sheet_tiles(len(frames)).tolist()) if frames else set()
+    overlays, captions = [], []  # only the sheet's tiles stay in memory
+    for index, (frame, labels) in enumerate(zip(frames, result.labels)):
         image = overlay(frame.image, labels)
         rel = f"{OVERLAYS_DIR}/{frame.name}.jpg"
         _write_rgb(output_dir / rel, image, (cv2.IMWRITE_JPEG_QUALITY, 90))
         written.append(rel)
-        overlays.append(image)
-    _write_rgb(output_dir / CONTACT_SHEET, contact_sheet(overlays, [f.name for f in frames]))
+        if index in tiles:
+            overlays.append(image)
+            captions.append(frame.name)
+    _write_rgb(output_dir / CONTACT_SHEET, contact_sheet(overlays, captions, max_tiles=len(overlays)))
     written.append(CONTACT_SHEET)
 
     timing = {**result.timing(), **extra_timing, "frames": len(frames)}
