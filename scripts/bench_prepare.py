@@ -1,11 +1,15 @@
-"""Benchmark ``prepare`` (SfM with pycolmap on CPU) on synthetic scenes with known cameras.
+"""Benchmark ``prepare`` (SfM with pycolmap on CPU) on synthetic scenes and on real captures.
 
-For each trajectory a scene is rendered, its images are prepared as a photo capture, and the
-recovered cameras are compared with the true ones after a similarity alignment: registered
-fraction, median and maximum rotation error (degrees), median and maximum camera-centre error
-(fraction of the scene size: the largest distance between two true camera centres), time.
+For each trajectory and frame count a scene is rendered, its images are prepared as a photo
+capture, and the recovered cameras are compared with the true ones after a similarity
+alignment: registered fraction, median and maximum rotation error (degrees), median and
+maximum camera-centre error (fraction of the scene size: the largest distance between two true
+camera centres), time. Real captures (``--real DIR`` or ``--real DIR@TRANSFORMS``) are prepared
+the same way; with a reference ``transforms.json`` (its images need not exist) the frames it
+lists are compared with its poses.
 
-    python scripts/bench_prepare.py --frames 36 --width 320 --height 240
+    python scripts/bench_prepare.py --frames 36 24 --width 320 --height 240
+    python scripts/bench_prepare.py --trajectories --real kitchen/images fox/images@fox/transforms.json
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import tyro
 from rich.console import Console
 from rich.table import Table
 
-from mastsam_splat.capture import CaptureWarning, PrepareOptions, prepare
+from mastsam_splat.capture import CaptureWarning, PrepareOptions, PrepareReport, prepare
 from mastsam_splat.capture.accuracy import prepared_pose_errors
 from mastsam_splat.synthetic import make_scene
 
@@ -27,39 +32,67 @@ from mastsam_splat.synthetic import make_scene
 @dataclass
 class Args:
     trajectories: list[str] = field(default_factory=lambda: ["orbit", "forward"])
-    """Synthetic camera paths to run."""
-    frames: int = 36
+    """Synthetic camera paths to run (none: real captures only)."""
+    frames: list[int] = field(default_factory=lambda: [36])
+    """Views of each synthetic scene (one scene per count and trajectory)."""
     width: int = 320
     height: int = 240
     seed: int = 0
-    workdir: Path | None = None
+    real: list[str] = field(default_factory=list)
+    """Real captures: an image folder, or ``FOLDER@TRANSFORMS`` with reference poses."""
+    max_image_size: Optional[int] = 3200
+    """Longer side of the prepared images (as ``mastsam prepare --max-image-size``)."""
+    workdir: Optional[Path] = None
     """Where scenes and datasets are written (a temporary folder when not set)."""
 
 
+def run(images: Path, output: Path, max_image_size: Optional[int]) -> PrepareReport:
+    """``prepare`` a photo folder, its warnings silenced (the table reports what was left out)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CaptureWarning)
+        return prepare(output, PrepareOptions(images=images, max_image_size=max_image_size), progress=False)
+
+
+def add_row(table: Table, name: str, report: PrepareReport, reference: Optional[Path]) -> None:
+    """One row: registration, pose errors against ``reference`` (when given), points and time."""
+    cells = ["-"] * 4
+    if reference is not None:
+        errors = prepared_pose_errors(report.output_dir, reference)
+        cells = [
+            f"{errors.median_rotation_deg:.3f}",
+            f"{errors.rotation_deg.max():.3f}",
+            f"{100 * errors.median_centre_fraction:.3f}%",
+            f"{100 * errors.centre.max() / errors.scene_size:.3f}%",
+        ]
+    table.add_row(
+        name,
+        f"{len(report.registered)}/{report.frames_in} ({100 * report.registered_fraction:.0f}%)",
+        *cells,
+        str(report.num_points),
+        f"{report.seconds:.1f}",
+    )
+
+
 def main(args: Args) -> None:
-    table = Table(title=f"prepare on synthetic scenes ({args.frames} frames, {args.width}x{args.height})")
+    table = Table(title=f"prepare (synthetic scenes {args.width}x{args.height}, max image size {args.max_image_size})")
     for column in ("scene", "registered", "rot med (deg)", "rot max (deg)", "centre med", "centre max", "points", "time (s)"):
         table.add_column(column)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.workdir or Path(tmp)
         for trajectory in args.trajectories:
-            scene = make_scene(
-                root / f"scene_{trajectory}", args.frames, args.width, args.height, args.seed, trajectory, progress=False
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", CaptureWarning)
-                report = prepare(root / f"prepared_{trajectory}", PrepareOptions(images=scene / "images"), progress=False)
-            errors = prepared_pose_errors(report.output_dir, scene)
-            table.add_row(
-                trajectory,
-                f"{len(report.registered)}/{report.frames_in} ({100 * report.registered_fraction:.0f}%)",
-                f"{errors.median_rotation_deg:.3f}",
-                f"{errors.rotation_deg.max():.3f}",
-                f"{100 * errors.median_centre_fraction:.3f}%",
-                f"{100 * errors.centre.max() / errors.scene_size:.3f}%",
-                str(report.num_points),
-                f"{report.seconds:.1f}",
-            )
+            for count in args.frames:
+                name = f"{trajectory}_{count}"
+                scene = make_scene(
+                    root / f"scene_{name}", count, args.width, args.height, args.seed, trajectory, progress=False
+                )
+                report = run(scene / "images", root / f"prepared_{name}", args.max_image_size)
+                add_row(table, f"{trajectory} {count}", report, scene)
+        for entry in args.real:
+            folder, _, reference = entry.partition("@")
+            images = Path(folder)
+            name = images.parent.name if images.name == "images" else images.name
+            report = run(images, root / f"prepared_real_{name}", args.max_image_size)
+            add_row(table, name, report, Path(reference) if reference else None)
     Console().print(table)
 
 

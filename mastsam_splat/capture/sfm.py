@@ -4,8 +4,9 @@ Matching pairs every image with every other one for small captures (``exhaustive
 images or fewer) and, for longer sequences, each image with its ``sequential_overlap``
 successors plus quadratically spaced ones, plus the images that look most alike farther away
 (visual-word retrieval, which closes loops). Mapping is repeated
-with other seeds while images stay unregistered (``mapping_trials``) and the reconstruction
-with the most registered images is kept; images outside it are reported as unregistered. Each stage shows a
+with other seeds while images stay unregistered or the model looks folded (``mapping_trials``),
+and the reconstruction explaining the most verified matches (``capture.consistency``) is kept;
+images outside it are reported as unregistered. Each stage shows a
 progress bar. pycolmap is imported only here, when SfM runs.
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Sequence
 
+from mastsam_splat.capture.consistency import model_support
 from mastsam_splat.capture.retrieval import retrieval_pairs
 from mastsam_splat.errors import InputError
 
@@ -36,6 +38,12 @@ class SfmOptions:
     """Longer side (pixels) images are reduced to for feature extraction."""
     peak_threshold: float = 0.004
     """SIFT contrast threshold (COLMAP: 0.0067); lower finds more features on small or smooth images."""
+    domain_size_pooling: bool = False
+    """DSP-SIFT: descriptors pooled over several scales (more matches across wide baselines, slower)."""
+    estimate_affine_shape: bool = False
+    """Affine-adapted SIFT frames (more matches under strong viewpoint change, slower)."""
+    guided_matching: bool = False
+    """Second matching pass guided by each pair's verified epipolar geometry."""
     match_max_ratio: float = 0.8
     """SIFT ratio test of matching; lower rejects more ambiguous matches (repeated patterns)."""
     exhaustive_limit: int = 60
@@ -45,18 +53,26 @@ class SfmOptions:
     retrieval_neighbours: int = 5
     """Sequential matching: also match each image with this many look-alike images farther away
     in the sequence (visual-word retrieval, ``capture.retrieval``); 0: off."""
-    init_min_num_inliers: int = 50
-    """Inlier matches the first image pair needs (COLMAP: 100)."""
-    abs_pose_min_num_inliers: int = 15
+    init_min_num_inliers: int = 30
+    """Inlier matches the first image pair needs (COLMAP: 100; wide baselines between few
+    views leave neighbouring images with a few dozen)."""
+    abs_pose_min_num_inliers: int = 10
     """2D-3D inliers an image needs to register (COLMAP: 30)."""
+    max_reprojection_error: float = 2.0
+    """Pixels: 3D points observed farther off are filtered out during mapping (COLMAP: 4); a
+    tighter bound keeps mismatched points from bending the poses."""
+    max_contradicted_pairs: float = 0.01
+    """Mapping runs continue while the kept model contradicts a larger fraction of the verified
+    image pairs between its images (a sign of a fold on repeated texture, ``capture.consistency``)."""
     num_threads: int = -1
     """CPU threads (-1: all)."""
     seed: int = 0
     """Random seed of the first mapping run."""
     mapping_trials: int = 4
-    """Mapping runs at most (seeds ``seed``, ``seed + 1``, ...) while images stay unregistered: on
-    weakly textured or forward-moving captures a run can start from a wrong initial pair. The run
-    registering the most images is kept (ties: the lower mean reprojection error)."""
+    """Mapping runs at most (seeds ``seed``, ``seed + 1``, ...) while images stay unregistered or
+    the model contradicts more than ``max_contradicted_pairs`` of its verified pairs: on weakly textured,
+    forward-moving or repetitive captures a run can start from a wrong initial pair or fold. The
+    model explaining the most verified matches is kept (ties: the lower mean reprojection error)."""
     focal_length_px: Optional[float] = field(default=None)
     """Initial focal length (pixels of the input images), e.g. from EXIF; None: COLMAP's guess."""
 
@@ -133,6 +149,8 @@ def extract_features(
     extraction.max_image_size = options.sift_image_size
     extraction.sift.max_num_features = options.max_features
     extraction.sift.peak_threshold = options.peak_threshold
+    extraction.sift.domain_size_pooling = options.domain_size_pooling
+    extraction.sift.estimate_affine_shape = options.estimate_affine_shape
     with _progress("SfM: features", len(names), progress) as bar:
         for name in names:
             pycolmap.extract_features(
@@ -155,6 +173,7 @@ def match_features(database: Path, count: int, options: SfmOptions, progress: bo
     matching.use_gpu = False
     matching.num_threads = options.num_threads
     matching.sift.max_ratio = options.match_max_ratio
+    matching.guided_matching = options.guided_matching
     exhaustive = count <= options.exhaustive_limit
     label = "SfM: matching all pairs" if exhaustive else "SfM: matching along the sequence"
     with _progress(label, 1, progress) as bar:
@@ -187,11 +206,12 @@ def match_retrieved(database: Path, matching: Any, options: SfmOptions) -> None:
 
 
 def map_images(database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool) -> Any:
-    """Incremental mapping, repeated with other seeds while images stay unregistered; the best
-    reconstruction (most registered images, then lowest reprojection error), or None."""
+    """Incremental mapping, repeated with other seeds while images stay unregistered or the model
+    looks folded; the model explaining the most verified matches (then the lowest reprojection
+    error), or None."""
     import pycolmap
 
-    best, best_key = None, None
+    best, best_key, best_support = None, None, None
     for trial in range(max(1, options.mapping_trials)):
         mapping = pycolmap.IncrementalPipelineOptions()
         mapping.min_model_size = MIN_REGISTERED
@@ -199,6 +219,7 @@ def map_images(database: Path, image_dir: Path, output: Path, count: int, option
         mapping.random_seed = options.seed + trial
         mapping.mapper.init_min_num_inliers = options.init_min_num_inliers
         mapping.mapper.abs_pose_min_num_inliers = options.abs_pose_min_num_inliers
+        mapping.mapper.filter_max_reproj_error = options.max_reprojection_error
         folder = output / str(trial)
         folder.mkdir(parents=True, exist_ok=True)
         label = "SfM: registering" + (f" (run {trial + 1})" if trial else "")
@@ -212,10 +233,15 @@ def map_images(database: Path, image_dir: Path, output: Path, count: int, option
                 next_image_callback=lambda: bar.update(1),
             )
         for model in models.values():
-            key = (model.num_reg_images(), -model.compute_mean_reprojection_error())
+            support = model_support(database, model)
+            key = (support.explained, -model.compute_mean_reprojection_error())
             if best_key is None or key > best_key:
-                best, best_key = model, key
-        if best is not None and best.num_reg_images() == count:
+                best, best_key, best_support = model, key, support
+        if (
+            best_support is not None
+            and best.num_reg_images() == count
+            and best_support.contradicted_fraction <= options.max_contradicted_pairs
+        ):
             break
     return best
 
