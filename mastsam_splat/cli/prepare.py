@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Optional
-
 from mastsam_splat.capture import PrepareOptions, prepare
-from mastsam_splat.capture.prepare import CaptureWarning, SfmBackend
-from mastsam_splat.capture.sfm import SfmOptions
+from mastsam_splat.capture.prepare import CaptureWarning
 
 
-@dataclass
-class PrepareCommand:
+@dataclass(kw_only=True)
+class PrepareCommand(PrepareOptions):
     """Turn a folder of photos or a video into a Nerfstudio dataset for ``ns-train mastsam-splat``.
 
     Writes transforms.json (intrinsics, distortion, poses), images/ (upright: EXIF orientation
@@ -23,20 +20,6 @@ class PrepareCommand:
 
     output_dir: Path
     """Dataset folder to write (new, empty, or an earlier output of this command)."""
-    images: Optional[Path] = None
-    """Folder of photos, taken in sequence (name order)."""
-    video: Optional[Path] = None
-    """Video file."""
-    fps: Optional[float] = None
-    """Video: frames taken per second."""
-    max_frames: Optional[int] = None
-    """Video: frames taken, evenly spread (150 when --fps is not given)."""
-    sfm: SfmBackend = "colmap"
-    """colmap: SIFT + incremental mapping with pycolmap on CPU (no weights). mast3r: not available yet."""
-    max_image_size: Optional[int] = 3200
-    """Longer side (pixels) of the written images; larger frames are reduced."""
-    colmap: SfmOptions = field(default_factory=SfmOptions)
-    """SfM settings."""
     quiet: bool = False
     """No progress bars."""
 
@@ -45,15 +28,7 @@ class PrepareCommand:
         from rich.console import Console
 
         console = Console(stderr=True, quiet=self.quiet)
-        options = PrepareOptions(
-            images=self.images,
-            video=self.video,
-            fps=self.fps,
-            max_frames=self.max_frames,
-            sfm=self.sfm,
-            max_image_size=self.max_image_size,
-            colmap=self.colmap,
-        )
+        options = PrepareOptions(**{option.name: getattr(self, option.name) for option in fields(PrepareOptions)})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CaptureWarning)
             report = prepare(self.output_dir, options, progress=not self.quiet)

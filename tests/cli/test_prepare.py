@@ -33,3 +33,16 @@ def test_prepare_command_reports_bad_input(tmp_path: Path, capsys) -> None:
     assert "2 is 30x40 (upright) but 0 is 40x30" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "dataset").exists()
     assert entrypoint(["prepare", "--output-dir", str(tmp_path / "d"), "--images", str(photos), "--sfm", "mast3r"]) == 2
+
+
+def test_prepare_command_passes_the_mast3r_options(tmp_path: Path, capsys) -> None:
+    """--mast3r-checkpoint and --mast3r.* reach the backend: a missing checkpoint is named before any work."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(photos / f"{i}.png"), np.zeros((30, 40, 3), np.uint8))
+    missing = tmp_path / "no-such-mast3r.pth"
+    args = ["prepare", "--output-dir", str(tmp_path / "d"), "--images", str(photos), "--quiet", "--sfm", "mast3r"]
+    assert entrypoint([*args, "--mast3r-checkpoint", str(missing), "--mast3r.image-size", "224"]) == 2
+    assert "no-such-mast3r.pth" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "d").exists()
