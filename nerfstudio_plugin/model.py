@@ -39,6 +39,7 @@ from torch.nn import Parameter
 from mastsam_splat.metrics.ground_truth import overlap_table, per_view_miou
 from mastsam_splat.io.gaussians import Gaussians, rgb_to_sh
 from mastsam_splat.objects.run import gaussians_from_params
+from mastsam_splat.splat.init import surface_aligned_frames
 from mastsam_splat.splat.instance import InstanceConfig, KnnRegularizer, class_embeddings, classify, instance_loss
 from mastsam_splat.splat.rendering import RenderOutput, render
 from mastsam_splat.splat.schedule import REFERENCE_STEPS, SCHEDULE_FIELDS, Schedule, budget_schedule, growth_capped
@@ -97,6 +98,9 @@ class MastsamSplatModelConfig(SplatfactoModelConfig):
     """Below this head probability a pixel's id is background (0); 0 keeps the argmax everywhere it is covered."""
     min_instance_alpha: float = 0.5
     """Pixels whose accumulated opacity is below this are background in the id/colour outputs."""
+    surface_init: bool = True
+    """Flatten each seed Gaussian along the normal of its neighbouring seed points (``init.surface_aligned_frames``)
+    instead of Splatfacto's round, randomly rotated seeds, so splits put children on the surface."""
     schedule_steps: Optional[int] = None
     """Run length the schedule below is scaled to (``mastsam_splat.splat.schedule``); the trainer sets it from
     ``--max-num-iterations``. None: Splatfacto's 30,000-step schedule."""
@@ -235,6 +239,10 @@ class MastsamSplatModel(SplatfactoModel):
         num_points = self.num_points
         with torch.no_grad():
             self.scales.clamp_min_(math.log(MIN_INITIAL_SCALE))  # coincident seed points
+            if seeded and self.config.surface_init:
+                log_scales, quats = surface_aligned_frames(self.means.cpu().numpy(), self.scales[:, 0].cpu().numpy())
+                self.scales.copy_(torch.from_numpy(log_scales))
+                self.quats.copy_(torch.from_numpy(quats))
             if colours is not None and colours.shape[0] == num_points:
                 rgb = colours.float() / 255.0
                 self.features_dc.copy_(rgb_to_sh(rgb) if self.config.sh_degree > 0 else torch.logit(rgb, eps=1e-10))

@@ -126,10 +126,16 @@ def family_labels(labels: np.ndarray, evidence: np.ndarray, members: list[int]) 
     """``labels`` [H, W] with every pixel of the family ``members`` given to the member of the nearest evidence
     pixel [H, W] (unchanged where no member has evidence in the frame)."""
     family = np.isin(labels, members)
-    seeds = np.where(np.isin(evidence, members), evidence, 0)
-    if not family.any() or not seeds.any():
+    seeded = np.isin(evidence, members)
+    if not family.any() or not seeded.any():
         return labels
+    # the nearest seed of every family pixel lies in the box around the family and all seeds
+    rows_any = np.flatnonzero((family | seeded).any(axis=1))
+    cols_any = np.flatnonzero((family | seeded).any(axis=0))
+    box = (slice(rows_any[0], rows_any[-1] + 1), slice(cols_any[0], cols_any[-1] + 1))
+    seeds = np.where(seeded[box], evidence[box], 0)
     _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
     out = labels.copy()
-    out[family] = seeds[rows[family], cols[family]]
+    inside = family[box]
+    out[box][inside] = seeds[rows[inside], cols[inside]]
     return out

@@ -66,6 +66,27 @@ def test_seeded_gaussians_start_with_their_point_ids() -> None:
     assert torch.equal(model.gaussian_instance_ids(min_confidence=0.0), torch.from_numpy(ids))
 
 
+def test_seeds_on_a_plane_start_as_discs_in_the_plane() -> None:
+    """surface_init flattens seeds along their neighbours' normal; Splatfacto's own seeds stay round."""
+    plane = np.random.default_rng(1).uniform(-0.5, 0.5, (300, 3)).astype(np.float32)
+    plane[:, 2] = 0.0  # seed points on the plane z = 0
+    rgb = np.full((300, 3), 128, np.uint8)
+    config = dict(sh_degree=1, num_downscales=0, warmup_length=10_000, knn_samples=64)
+    box = SceneBox(aabb=torch.tensor([[-1.0, -1, -1], [1, 1, 1]]))
+    seeds = (torch.from_numpy(plane), torch.from_numpy(rgb))
+    flat = MastsamSplatModelConfig(**config).setup(scene_box=box, num_train_data=4, metadata={}, seed_points=seeds)
+    round_ = MastsamSplatModelConfig(surface_init=False, **config).setup(
+        scene_box=box, num_train_data=4, metadata={}, seed_points=seeds
+    )
+    scales = flat.scales.exp()
+    assert torch.all(scales[:, 2] <= 0.11 * scales[:, 0])  # thin along the disc's own third axis
+    q = torch.nn.functional.normalize(flat.quats, dim=1)
+    w, x, y, z = q.unbind(1)
+    normal_z = 1 - 2 * (x * x + y * y)  # z component of the rotated third axis
+    assert torch.all(normal_z.abs() > 0.99)  # that axis is the plane's normal
+    assert torch.allclose(round_.scales[:, 0], round_.scales[:, 2])
+
+
 def test_eval_outputs_have_stable_instance_keys_and_shapes() -> None:
     model, _ = _model()
     model.eval()
