@@ -18,6 +18,7 @@ from mastsam_splat.tracker.anchor import (
 from mastsam_splat.tracker.view_order import ViewOrderConfig, spanning_order, view_order
 from mastsam_splat.types import Matches
 
+from support.cutting_segmenter import CuttingSegmenter
 from support.planar_scene import DEPTH, camera_at, id_of, render, sequence
 
 SLIDE = [0.0, 0.15, 0.3, 0.45, 0.6]
@@ -283,43 +284,9 @@ def test_transfer_moves_voxels_to_the_split_off_id():
 def test_refinement_splits_an_object_the_segmenter_cuts_and_relabels_earlier_frames():
     frames = sequence(SLIDE)
 
-    class Cutting:
-        """The classical segmenter, except that from the second frame on it cuts object 2 into a left and a right
-        half (two automatic segments)."""
-
-        def __init__(self):
-            self.inner = make_segmenter("classical")
-
-        def prepare(self, image):
-            index = next(i for i, f in enumerate(frames) if f.image is image)
-            return index, self.inner.prepare(image)
-
-        def auto(self, state):
-            index, inner = state
-            masks = self.inner.auto(inner)
-            if index == 0:
-                return masks
-            gt = frames[index].gt
-            cols = np.flatnonzero((gt == 2).any(axis=0))
-            middle = (cols.min() + cols.max() + 1) // 2
-            out = []
-            for mask in masks:
-                seg = mask.segmentation
-                if np.count_nonzero(seg & (gt == 2)) > 0.5 * np.count_nonzero(seg):
-                    for half in (np.s_[:, :middle], np.s_[:, middle:]):
-                        piece = np.zeros_like(seg)
-                        piece[half] = seg[half]
-                        out.append(type(mask)(segmentation=piece, area=int(piece.sum()), score=mask.score))
-                else:
-                    out.append(mask)
-            return out
-
-        def prompt(self, state, positive_xy, negative_xy=None):
-            return self.inner.prompt(state[1], positive_xy, negative_xy)
-
     config = TrackerConfig(view_order=ViewOrderConfig(order="sequence"))
     config.refine.enabled = True
-    result = MastSAMTracker(config, Cutting(), make_matcher("geometric"), "geometric").run(frames)
+    result = MastSAMTracker(config, CuttingSegmenter(frames, cut=lambda index: index > 0), make_matcher("geometric"), "geometric").run(frames)
     assert sum(r.refined for r in result.reports) >= 1
     # Every frame, the first (whole) one included, shows object 2 as two ids.
     for labels, f in zip(result.labels, frames):

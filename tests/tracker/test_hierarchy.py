@@ -6,11 +6,11 @@ import numpy as np
 
 from mastsam_splat.io.labels import map_ids
 from mastsam_splat.matchers import make_matcher
-from mastsam_splat.segmenters import make_segmenter
 from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
 from mastsam_splat.tracker.view_order import ViewOrderConfig
 
+from support.cutting_segmenter import CuttingSegmenter
 from support.planar_scene import sequence
 
 SLIDE = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
@@ -54,45 +54,10 @@ def test_map_ids_replaces_only_the_mapped_ids():
     assert map_ids(maps, {})[0] is maps[0]
 
 
-class AlternatingCut:
-    """The classical segmenter, except that in even frames it cuts object 2 into a left and a right half."""
-
-    def __init__(self, frames):
-        self.inner = make_segmenter("classical")
-        self.frames = frames
-
-    def prepare(self, image):
-        index = next(i for i, f in enumerate(self.frames) if f.image is image)
-        return index, self.inner.prepare(image)
-
-    def auto(self, state):
-        index, inner = state
-        masks = self.inner.auto(inner)
-        if index % 2:
-            return masks
-        gt = self.frames[index].gt
-        cols = np.flatnonzero((gt == 2).any(axis=0))
-        middle = (cols.min() + cols.max() + 1) // 2
-        out = []
-        for mask in masks:
-            seg = mask.segmentation
-            if np.count_nonzero(seg & (gt == 2)) > 0.5 * np.count_nonzero(seg):
-                for half in (np.s_[:, :middle], np.s_[:, middle:]):
-                    piece = np.zeros_like(seg)
-                    piece[half] = seg[half]
-                    out.append(type(mask)(segmentation=piece, area=int(piece.sum()), score=mask.score))
-            else:
-                out.append(mask)
-        return out
-
-    def prompt(self, state, positive_xy, negative_xy=None):
-        return self.inner.prompt(state[1], positive_xy, negative_xy)
-
-
 def test_object_level_groups_the_pieces_the_segmenter_alternately_joins():
     frames = sequence(SLIDE)
     config = TrackerConfig(view_order=ViewOrderConfig(order="sequence"))
-    result = MastSAMTracker(config, AlternatingCut(frames), make_matcher("geometric"), "geometric").run(frames)
+    result = MastSAMTracker(config, CuttingSegmenter(frames, cut=lambda index: index % 2 == 0), make_matcher("geometric"), "geometric").run(frames)
     objects = result.object_labels()
     whole = {int(np.bincount(x[f.gt == 2]).argmax()) for x, f in zip(objects, frames)}
     assert len(whole) == 1 and 0 not in whole, f"object 2 got object ids {whole}"
@@ -102,6 +67,6 @@ def test_object_level_groups_the_pieces_the_segmenter_alternately_joins():
     # The ids keep the two halves apart (the part level), and without grouping so does the object level.
     assert all(len(set(np.unique(x[f.gt == 2]).tolist()) - {0}) == 2 for x, f in zip(result.labels, frames))
     config.hierarchy.frames = 0
-    plain = MastSAMTracker(config, AlternatingCut(frames), make_matcher("geometric"), "geometric").run(frames)
+    plain = MastSAMTracker(config, CuttingSegmenter(frames, cut=lambda index: index % 2 == 0), make_matcher("geometric"), "geometric").run(frames)
     assert plain.object_of == {}
     assert len(set(np.unique(plain.object_labels()[0][frames[0].gt == 2]).tolist()) - {0}) == 2
