@@ -7,8 +7,8 @@ overlaps most with any visited frame, and that frame (its tree parent) is the on
 with. Overlap comes from the cameras when every frame has one (camera-centre distance relative
 to the median nearest-neighbour spacing, plus the angle between viewing directions), otherwise
 from the number of matches between downscaled copies of the frames; there, frames adjacent in name order
-(consecutive video frames, photos numbered as taken) count their matches ``neighbour_weight`` times, so the
-tree follows the capture unless another frame matches clearly more: on a video a frame that comes back into view
+(consecutive video frames, photos numbered as taken) count their matches ``neighbour_weight`` (2) times, so the
+tree follows the capture unless another frame matches more than twice as much: on a video a frame that comes back into view
 would otherwise hang a whole stretch of frames off a distant parent. The tree starts at the
 frame whose name sorts first (its automatic masks give the first ids) and ties go to the frame
 whose name sorts first, so the visit, and with it the ids, do not depend on the order the frames
@@ -40,7 +40,7 @@ class ViewOrderConfig:
     spacing between neighbouring cameras)."""
     match_max_side: int = 160
     """Without cameras: longest side (pixels) of the copies the frames are matched on to measure overlap."""
-    neighbour_weight: float = 1.5
+    neighbour_weight: float = 2.0
     """Without cameras: factor on the match count of frames adjacent in name order; 1 ranks every pair by its
     matches alone."""
     match_max_frames: int = 80

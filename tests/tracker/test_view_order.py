@@ -17,9 +17,12 @@ COUNTS = {(0, 1): 50, (1, 2): 50, (2, 3): 40, (3, 4): 50, (4, 5): 60, (1, 5): 45
 class TableMatcher:
     """Matcher whose match count between two frames comes from a table keyed by their name indices."""
 
+    def __init__(self, counts: dict[tuple[int, int], int] = COUNTS) -> None:
+        self.counts = counts
+
     def match(self, a: Frame, b: Frame) -> list[int]:
         i, j = sorted((int(a.name.split("_")[1]), int(b.name.split("_")[1])))
-        return list(range(COUNTS.get((i, j), 5)))
+        return list(range(self.counts.get((i, j), 5)))
 
 
 def video(order: list[int]) -> list[Frame]:
@@ -37,6 +40,13 @@ def test_video_tree_follows_the_frames_when_a_distant_frame_matches_only_a_littl
     assert order.source == "matches"
     assert order.order == list(range(6))
     assert order.parent == {0: None, 1: 0, 2: 1, 3: 2, 4: 3, 5: 4}
+
+
+def test_a_weak_last_step_keeps_its_neighbour_unless_another_frame_matches_twice_as_much():
+    weak_end = {**COUNTS, (2, 3): 50, (4, 5): 30, (1, 5): 46}
+    assert view_order(video(list(range(6))), ViewOrderConfig(), TableMatcher(weak_end)).parent[5] == 4
+    far = {**weak_end, (1, 5): 70}
+    assert view_order(video(list(range(6))), ViewOrderConfig(), TableMatcher(far)).parent[5] == 1
 
 
 def test_match_counts_alone_hang_the_returning_frame_off_a_distant_parent():
