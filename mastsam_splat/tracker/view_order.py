@@ -6,7 +6,10 @@ by a maximum-overlap spanning tree (Prim's algorithm): the next frame is the unv
 overlaps most with any visited frame, and that frame (its tree parent) is the one it is matched
 with. Overlap comes from the cameras when every frame has one (camera-centre distance relative
 to the median nearest-neighbour spacing, plus the angle between viewing directions), otherwise
-from the number of matches between downscaled copies of the frames. The tree starts at the
+from the number of matches between downscaled copies of the frames; there, frames adjacent in name order
+(consecutive video frames, photos numbered as taken) count their matches ``neighbour_weight`` (2) times, so the
+tree follows the capture unless another frame matches more than twice as much: on a video a frame that comes back into view
+would otherwise hang a whole stretch of frames off a distant parent. The tree starts at the
 frame whose name sorts first (its automatic masks give the first ids) and ties go to the frame
 whose name sorts first, so the visit, and with it the ids, do not depend on the order the frames
 were given in.
@@ -19,6 +22,7 @@ from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 
+from mastsam_splat.errors import check_option
 from mastsam_splat.types import Frame
 
 ViewOrderKind = Literal["sequence", "view_graph"]
@@ -36,9 +40,16 @@ class ViewOrderConfig:
     spacing between neighbouring cameras)."""
     match_max_side: int = 160
     """Without cameras: longest side (pixels) of the copies the frames are matched on to measure overlap."""
+    neighbour_weight: float = 2.0
+    """Without cameras: factor on the match count of frames adjacent in name order; 1 ranks every pair by its
+    matches alone."""
     match_max_frames: int = 80
     """Without cameras: above this many frames the overlap is not measured (every pair would be matched) and the
     file order is kept."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(self.neighbour_weight >= 1.0, "tracker.view-order.neighbour-weight", ">= 1", self.neighbour_weight)
 
 
 @dataclass
@@ -73,8 +84,18 @@ def pose_distances(frames: Sequence[Frame], direction_weight: float) -> np.ndarr
     return gap / scale + direction_weight * angle
 
 
-def match_distances(frames: Sequence[Frame], matcher: Any, max_side: int) -> np.ndarray:
-    """Symmetric [N, N] view distance from match counts between downscaled copies (fewer matches: farther)."""
+def name_neighbours(names: Sequence[str]) -> np.ndarray:
+    """Symmetric [N, N] boolean: the two frames are adjacent when sorted by name (ties by position)."""
+    n = len(names)
+    ranked = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    adjacent = np.zeros((n, n), dtype=bool)
+    adjacent[ranked[:-1], ranked[1:]] = True
+    return adjacent | adjacent.T
+
+
+def match_distances(frames: Sequence[Frame], matcher: Any, max_side: int, neighbour_weight: float = 1.0) -> np.ndarray:
+    """Symmetric [N, N] view distance from match counts between downscaled copies (fewer matches: farther), the
+    counts of frames adjacent in name order multiplied by ``neighbour_weight``."""
     import cv2
 
     small = []
@@ -90,6 +111,7 @@ def match_distances(frames: Sequence[Frame], matcher: Any, max_side: int) -> np.
     for i in range(n):
         for j in range(i + 1, n):
             counts[i, j] = counts[j, i] = len(matcher.match(small[i], small[j]))
+    counts = np.where(name_neighbours([f.name for f in frames]), counts * neighbour_weight, counts)
     return 1.0 / (1.0 + counts)
 
 
@@ -129,5 +151,5 @@ def view_order(frames: Sequence[Frame], config: ViewOrderConfig, matcher: Option
     if all(f.camera is not None for f in frames):
         return spanning_order(pose_distances(frames, config.direction_weight), names, "cameras")
     if matcher is not None and n <= config.match_max_frames:
-        return spanning_order(match_distances(frames, matcher, config.match_max_side), names, "matches")
+        return spanning_order(match_distances(frames, matcher, config.match_max_side, config.neighbour_weight), names, "matches")
     return sequence_order(n)
