@@ -101,6 +101,25 @@ def test_votes_split_a_segment_holding_two_known_ids():
     assert (result.labels[:, :6] == 3).all() and (result.labels[:, 14:] == 5).all()
 
 
+def test_sparse_evidence_renames_a_wrongly_carried_id():
+    """A handful of triangulated points per segment decides when the whole frame's evidence is that sparse."""
+    auto = np.zeros((200, 200), dtype=np.int64)
+    auto[:, :100] = 1
+    auto[:, 100:] = 2
+    labels = np.where(auto == 1, 9, 5)  # the chain carried id 9 onto what was seen as id 4
+    evidence = np.zeros((200, 200), dtype=np.int64)
+    spots = np.arange(8) * 20 + 10
+    evidence[spots, 50] = 4
+    evidence[spots, 150] = 5
+    result = anchor_labels(labels, auto, evidence, AnchorConfig())
+    assert (result.labels[:, :100] == 4).all() and (result.labels[:, 100:] == 5).all()
+    assert result.overruled == 1
+    # The same few points are too little where the rest of the frame carries dense evidence.
+    evidence[::2, 100:] = 5
+    result = anchor_labels(labels, auto, evidence, AnchorConfig())
+    assert (result.labels[:, :100] == 9).all() and result.overruled == 0
+
+
 def test_too_few_votes_leave_the_labels():
     auto = np.ones((10, 10), dtype=np.int64)
     labels = np.full((10, 10), 2, dtype=np.int64)
