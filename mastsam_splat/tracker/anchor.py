@@ -66,9 +66,10 @@ class AnchorConfig:
     min_votes: int = 6
     """Fewest evidence pixels in a segment for its votes to decide."""
     min_coverage: float = 0.05
-    """Fewest evidence pixels, as a fraction of the segment's area times the frame's evidence density (the share of
-    its labelled pixels carrying evidence), for its votes to decide: dense evidence (depth maps) asks for this
-    fraction of the area, sparse evidence (a few triangulated points) for as much as the frame holds anywhere."""
+    """Fewest evidence pixels, as a fraction of the segment's area, for its votes to decide. For renaming a carried
+    id the fraction is scaled by the frame's evidence density (the share of its labelled pixels carrying evidence):
+    a few triangulated points per id can repair a carried id as a dense depth map does, while a segment given to an
+    absent id still needs this fraction of its area (sparse votes there put an id on pixels it barely supports)."""
     share: float = 0.7
     """A segment goes to the id holding at least this fraction of its evidence votes."""
     split_share: float = 0.2
@@ -279,7 +280,7 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
-    decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
+    decided = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
     decided[0] = False
     best = np.argmax(table, axis=1)
     best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)
