@@ -66,10 +66,10 @@ class AnchorConfig:
     min_votes: int = 6
     """Fewest evidence pixels in a segment for its votes to decide."""
     min_coverage: float = 0.05
-    """Fewest evidence pixels, as a fraction of the segment's area, for its votes to decide. For renaming a carried
-    id the fraction is scaled by the frame's evidence density (the share of its labelled pixels carrying evidence):
-    a few triangulated points per id can repair a carried id as a dense depth map does, while a segment given to an
-    absent id still needs this fraction of its area (sparse votes there put an id on pixels it barely supports)."""
+    """Fewest evidence pixels, as a fraction of the segment's area, for its votes to decide. For giving a segment to
+    an absent id the fraction is scaled by the frame's evidence density (the share of its labelled pixels carrying
+    evidence), so a few triangulated points can bring an id back as a dense depth map does; renaming a carried id
+    keeps the plain fraction (a handful of sparse votes overruling the chain's id repairs less than it breaks)."""
     share: float = 0.7
     """A segment goes to the id holding at least this fraction of its evidence votes."""
     split_share: float = 0.2
@@ -259,7 +259,7 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
     renamed = chain_ids.copy()
     for k in range(1, len(chain_ids) if config.rename else 1):
         votes = table[k].sum()
-        if votes < config.min_votes or votes < coverage * area[k]:
+        if votes < config.min_votes or votes < config.min_coverage * area[k]:
             continue
         shares = table[k] / votes
         best = int(np.argmax(shares))
@@ -280,7 +280,7 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
-    decided = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
+    decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     decided[0] = False
     best = np.argmax(table, axis=1)
     best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)
