@@ -66,7 +66,10 @@ class AnchorConfig:
     min_votes: int = 6
     """Fewest evidence pixels in a segment for its votes to decide."""
     min_coverage: float = 0.05
-    """Fewest evidence pixels, as a fraction of the segment's area, for its votes to decide."""
+    """Fewest evidence pixels, as a fraction of the segment's area, for its votes to decide. For giving a segment to
+    an absent id the fraction is scaled by the frame's evidence density (the share of its labelled pixels carrying
+    evidence), so a few triangulated points can bring an id back as a dense depth map does; renaming a carried id
+    keeps the plain fraction (a handful of sparse votes overruling the chain's id repairs less than it breaks)."""
     share: float = 0.7
     """A segment goes to the id holding at least this fraction of its evidence votes."""
     split_share: float = 0.2
@@ -227,6 +230,11 @@ def _vote_table(groups: np.ndarray, evidence: np.ndarray, num_groups: int) -> tu
     return table, ids
 
 
+def _evidence_density(seen: np.ndarray, evidence: np.ndarray) -> float:
+    """Share of the ``seen`` (labelled) pixels that carry ``evidence``: how dense the frame's 3D evidence is."""
+    return float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
+
+
 def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, config: AnchorConfig) -> AnchorResult:
     """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments.
 
@@ -241,6 +249,9 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
     result = AnchorResult(out)
     if not (evidence > 0).any():
         return result
+    seen = labels > 0
+    density = _evidence_density(seen, evidence)
+    coverage = config.min_coverage * (min(density, 1.0) if seen.any() else 1.0)
     chain_ids, chain_index = compact_ids(labels)
     table, ids = _vote_table(chain_index, evidence, len(chain_ids))
     area = np.bincount(chain_index.ravel(), minlength=len(chain_ids))
@@ -265,13 +276,11 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
         result.labels = out
         return result
     table, ids = _vote_table(auto, evidence, num_segments + 1)
-    seen = out > 0
-    density = float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
     present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
-    decided = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
+    decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     decided[0] = False
     best = np.argmax(table, axis=1)
     best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)

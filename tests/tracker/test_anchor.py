@@ -102,6 +102,25 @@ def test_votes_split_a_segment_holding_two_known_ids():
     assert (result.labels[:, :6] == 3).all() and (result.labels[:, 14:] == 5).all()
 
 
+def test_sparse_evidence_gives_an_unlabelled_segment_back_to_its_absent_id():
+    """A handful of triangulated points per segment decides when the whole frame's evidence is that sparse."""
+    auto = np.zeros((200, 200), dtype=np.int64)
+    auto[:, :100] = 1
+    auto[:, 100:] = 2
+    labels = np.where(auto == 1, 5, 0)  # the chain lost id 4 on segment 2
+    evidence = np.zeros((200, 200), dtype=np.int64)
+    spots = np.arange(8) * 20 + 10
+    evidence[spots, 50] = 5
+    evidence[spots, 150] = 4
+    result = anchor_labels(labels, auto, evidence, AnchorConfig())
+    assert result.assigned == 1 and (result.labels[spots, 150] == 4).all() and (result.labels[spots, 152] == 4).all()
+    assert (result.labels[:, :100] == 5).all() and (result.labels[:, 100:] != 5).all()
+    # The same few points are too little where the rest of the frame carries dense evidence.
+    evidence[::2, :100] = 5
+    result = anchor_labels(labels, auto, evidence, AnchorConfig())
+    assert result.assigned == 0 and (result.labels == labels).all()
+
+
 def test_too_few_votes_leave_the_labels():
     auto = np.ones((10, 10), dtype=np.int64)
     labels = np.full((10, 10), 2, dtype=np.int64)
