@@ -85,6 +85,7 @@ class TrackedLabels:
         return {
             "status": self.status,
             "seconds": round(self.seconds, 3),
+            "seconds_per_frame": round(self.seconds / max(len(self.label_files), 1), 3),
             "cache_dir": str(self.cache_dir),
             "num_ids": self.num_ids,
             "frames": len(self.label_files),
@@ -256,7 +257,11 @@ def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path)
     num_ids = _largest_id(cache_dir)
     seconds = time.perf_counter() - start
     if status == "computed":
-        CONSOLE.log(f"MastSAM tracker: {num_ids} ids over {len(frames)} images in {seconds:.1f} s -> {cache_dir}")
+        size = f"{work[0].width}x{work[0].height}" if work else "-"
+        CONSOLE.log(
+            f"MastSAM tracker: {num_ids} ids over {len(frames)} images in {seconds:.1f} s "
+            f"({seconds / max(len(frames), 1):.2f} s per image at {size}) -> {cache_dir}"
+        )
     return TrackedLabels(
         label_files=label_files,
         num_ids=num_ids,

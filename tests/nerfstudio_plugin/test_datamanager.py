@@ -41,6 +41,7 @@ def test_tracker_runs_then_its_cache_is_reused(scene: Path, manager) -> None:
     report = manager.tracker_report
     assert report["status"] == "computed"
     assert report["matcher"] == "geometric"  # the synthetic scene has depth maps
+    assert report["seconds_per_frame"] == pytest.approx(report["seconds"] / report["frames"], abs=1e-3)
     cache = scene / DEFAULT_CACHE_SUBDIR
     names = sorted(p.stem for p in (cache / "masks").glob("*.png"))
     assert names == sorted(Path(p).stem for p in manager.train_dataset.image_filenames)
