@@ -25,6 +25,58 @@ CACHE_SIZE = 4
 """Decompressed images kept (the frames read most: the parent and the frame just stored)."""
 
 
+class MergeTables:
+    """Id lookup tables composed per group of stored items: items stored between two merges share one group.
+
+    Each merge (a lookup table over the ids so far) is composed into the table of every group in use, so it
+    costs ``O(groups x ids)`` however many items (pixels, points) the groups hold; an item's ids are mapped
+    through its group's table when it is read. Tables are cast to ``dtype`` after every composition, as the items
+    would be if each merge were applied to them in turn.
+    """
+
+    def __init__(self, dtype: type = np.uint16) -> None:
+        self.dtype = dtype
+        self._tables: list[Optional[np.ndarray]] = []
+        """Per group: the composed table from the ids stored to the current ones (``None``: identity)."""
+        self._members: list[int] = []
+        """Per group: how many stored items use it (a group nobody uses is left out of the merges)."""
+        self._open: Optional[int] = None
+        """The group new items join (no merge since it was opened)."""
+
+    def join(self) -> int:
+        """The group of an item stored now."""
+        if self._open is None:
+            self._tables.append(None)
+            self._members.append(0)
+            self._open = len(self._tables) - 1
+        self._members[self._open] += 1
+        return self._open
+
+    def leave(self, group: int) -> None:
+        """An item of ``group`` is no longer stored."""
+        self._members[group] -= 1
+        if self._members[group] == 0 and group != self._open:
+            self._tables[group] = None
+
+    def relabel(self, lut: np.ndarray) -> None:
+        """Compose ``lut`` (``lut[ids]``) into every group in use."""
+        lut = np.asarray(lut)
+        if lut.ndim != 1:
+            raise ValueError(f"a lookup table is 1-D, got shape {lut.shape}")
+        for group, table in enumerate(self._tables):
+            if self._members[group] > 0:
+                self._tables[group] = (lut if table is None else lut[table]).astype(self.dtype)
+        self._open = None
+
+    def apply(self, group: int, ids: np.ndarray) -> np.ndarray:
+        """The current ids of ``ids`` stored in ``group`` (a new array)."""
+        table = self._tables[group]
+        return ids.copy() if table is None else table[ids]
+
+    def nbytes(self) -> int:
+        return sum(x.nbytes for x in self._tables if x is not None)
+
+
 class _Stored:
     """One label image as stored: compressed raw ids, its shape, and the table group that maps them."""
 
@@ -45,13 +97,7 @@ class LabelStore:
 
     def __init__(self, count: int, cache_size: int = CACHE_SIZE, level: int = COMPRESSION_LEVEL) -> None:
         self._stored: list[Optional[_Stored]] = [None] * count
-        self._tables: list[Optional[np.ndarray]] = []
-        """Per group: the composed lookup table from the stored ids to the current ones, uint16 as every image is
-        after a merge (``None``: identity)."""
-        self._members: list[int] = []
-        """Per group: how many stored images use it (a group nobody uses is dropped from the merges)."""
-        self._open: Optional[int] = None
-        """The group new images join (no merge since it was opened)."""
+        self._tables = MergeTables(np.uint16)
         self._raw: OrderedDict[int, np.ndarray] = OrderedDict()
         """Recently used images, decompressed, as stored (before their table)."""
         self.cache_size = int(cache_size)
@@ -75,9 +121,7 @@ class LabelStore:
         stored = self._stored[t]
         if stored is None:
             return None
-        raw = self._raw_image(t, stored)
-        table = self._tables[stored.group]
-        return raw.copy() if table is None else table[raw]
+        return self._tables.apply(stored.group, self._raw_image(t, stored))
 
     def __setitem__(self, t: int, labels: np.ndarray) -> None:
         """Store the label image of frame ``t`` (replacing the one stored before)."""
@@ -86,12 +130,8 @@ class LabelStore:
         if raw.ndim != 2:
             raise ValueError(f"a label image is [H, W], got shape {raw.shape}")
         self._release(t)
-        if self._open is None:
-            self._tables.append(None)
-            self._members.append(0)
-            self._open = len(self._tables) - 1
-        self._members[self._open] += 1
-        self._stored[t] = _Stored(zlib.compress(raw.tobytes(), self.level), (raw.shape[0], raw.shape[1]), self._open)
+        group = self._tables.join()
+        self._stored[t] = _Stored(zlib.compress(raw.tobytes(), self.level), (raw.shape[0], raw.shape[1]), group)
         self._cache(t, raw.copy())
 
     def __iter__(self) -> Iterator[Optional[np.ndarray]]:
@@ -110,20 +150,12 @@ class LabelStore:
     def nbytes(self) -> int:
         """Bytes held: compressed images, tables and the decompressed cache."""
         data = sum(len(s.data) for s in self._stored if s is not None)
-        tables = sum(x.nbytes for x in self._tables if x is not None)
-        return data + tables + sum(x.nbytes for x in self._raw.values())
+        return data + self._tables.nbytes() + sum(x.nbytes for x in self._raw.values())
 
     # ------------------------------------------------------------------ merges
     def relabel(self, lut: np.ndarray) -> None:
         """Map every stored image through ``lut`` (``lut[labels]``); ids must lie below ``len(lut)``."""
-        lut = np.asarray(lut)
-        if lut.ndim != 1:
-            raise ValueError(f"a lookup table is 1-D, got shape {lut.shape}")
-        for group, table in enumerate(self._tables):
-            if self._members[group] == 0:
-                continue
-            self._tables[group] = (lut if table is None else lut[table]).astype(np.uint16)
-        self._open = None
+        self._tables.relabel(lut)
 
     # ------------------------------------------------------------------ internals
     def _index(self, t: int) -> int:
@@ -158,9 +190,7 @@ class LabelStore:
         if stored is None:
             return
         self._stored[t] = None
-        self._members[stored.group] -= 1
-        if self._members[stored.group] == 0 and stored.group != self._open:
-            self._tables[stored.group] = None
+        self._tables.leave(stored.group)
 
 
 class StoredLabels(Sequence):

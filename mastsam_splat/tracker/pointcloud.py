@@ -10,6 +10,10 @@ half the default output voxel): summed position and colour, point count, and poi
 (about 80 bytes per fine voxel against 19 per raw point). The summary grows with the surface the
 scene covers, not with the number of frames that see it. The output voxels are then formed from
 the fine voxels' centroids, weighted by their point counts.
+
+Ids merged while points are held are not written into every raw point: each merge is composed into
+the id lookup table of the batches of points added since the previous merge (``MergeTables``), and
+the points' ids are mapped when they are read or summarised.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from mastsam_splat.tracker.label_store import MergeTables
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
@@ -141,6 +146,9 @@ class LabelledPointCloud:
         self._xyz: list[np.ndarray] = []
         self._rgb: list[np.ndarray] = []
         self._ids: list[np.ndarray] = []
+        self._groups: list[int] = []
+        """The merge group of every batch of ids (see ``MergeTables``)."""
+        self._tables = MergeTables(np.int32)
         self._raw = 0
         self._summary: Optional[_Summary] = None
 
@@ -151,6 +159,7 @@ class LabelledPointCloud:
         self._xyz.append(points.xyz.astype(np.float32))
         self._rgb.append(colours_at(image, points.xy).astype(np.uint8))
         self._ids.append(labels_at(labels, points.xy).astype(np.int32))
+        self._groups.append(self._tables.join())
         self._raw += len(points)
         if self._raw > (self.batch_points if self._summary is not None else self.compact_points):
             self._compact()
@@ -167,14 +176,18 @@ class LabelledPointCloud:
 
     def relabel(self, lut: np.ndarray) -> None:
         """Map every point's id through ``lut`` (ids merged after the points were added)."""
-        self._ids = [lut[ids].astype(np.int32) for ids in self._ids]
+        self._tables.relabel(lut)
         if self._summary is not None:
             self._summary.relabel(lut)
+
+    def _current_ids(self, count: int) -> list[np.ndarray]:
+        """The ids of the first ``count`` batches, mapped through the merges since they were added."""
+        return [self._tables.apply(g, ids) for g, ids in zip(self._groups[:count], self._ids[:count])]
 
     def _raw_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._xyz:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros(0, np.int32)
-        return np.concatenate(self._xyz), np.concatenate(self._rgb), np.concatenate(self._ids)
+        return np.concatenate(self._xyz), np.concatenate(self._rgb), np.concatenate(self._current_ids(len(self._ids)))
 
     def _compact(self) -> None:
         """Fold the raw points into the fine-voxel summary."""
@@ -189,8 +202,10 @@ class LabelledPointCloud:
             while taken < len(self._xyz) and (taken == 0 or count + len(self._xyz[taken]) <= self.batch_points):
                 count += len(self._xyz[taken])
                 taken += 1
-            xyz, rgb, ids = (np.concatenate(part[:taken]) for part in (self._xyz, self._rgb, self._ids))
-            del self._xyz[:taken], self._rgb[:taken], self._ids[:taken]
+            xyz, rgb, ids = (np.concatenate(part) for part in (self._xyz[:taken], self._rgb[:taken], self._current_ids(taken)))
+            for group in self._groups[:taken]:
+                self._tables.leave(group)
+            del self._xyz[:taken], self._rgb[:taken], self._ids[:taken], self._groups[:taken]
             finite = np.isfinite(xyz).all(axis=1)
             if finite.any():
                 self._summary.add(xyz[finite], rgb[finite], ids[finite])
