@@ -32,3 +32,24 @@ def test_merges_between_frames_equal_eager_relabelling(seed: int) -> None:
     ids = cloud.arrays()[2]
     assert ids.dtype == np.int32
     np.testing.assert_array_equal(ids, np.concatenate(want))
+
+
+def test_pair_union_and_summed_codes_equal_a_unique_over_everything() -> None:
+    from mastsam_splat.tracker.pointcloud import summed_codes, union_pairs
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 50, 400)
+    counts = rng.integers(1, 9, 400)
+    got_codes, got_sums = summed_codes(codes, counts)
+    want_codes, index = np.unique(codes, return_inverse=True)
+    np.testing.assert_array_equal(got_codes, want_codes)
+    np.testing.assert_array_equal(got_sums, np.bincount(index, counts))
+    held = np.unique(rng.integers(0, 40, 60) * 100 + rng.integers(0, 30, 60))  # sorted unique (voxel, id) pairs
+    voxel, ids, held_counts = held // 100, held % 100, rng.integers(1, 5, len(held))
+    extra_voxel, extra_ids, extra_counts = rng.integers(0, 45, 80), rng.integers(0, 35, 80), rng.integers(1, 5, 80)
+    v, i, c = union_pairs(voxel, ids, held_counts, extra_voxel, extra_ids, extra_counts)
+    all_codes = np.r_[voxel * 100 + ids, extra_voxel * 100 + extra_ids]
+    want_codes, index = np.unique(all_codes, return_inverse=True)
+    np.testing.assert_array_equal(v.astype(np.int64) * 100 + i, want_codes)
+    np.testing.assert_array_equal(c, np.bincount(index, np.r_[held_counts, extra_counts]))
+    assert v.dtype == i.dtype == c.dtype == np.int32
