@@ -8,16 +8,25 @@
 2. ``memory``: ``mastsam track`` on the first N frames of a long scene (``--rss-frames``), each N in a
    fresh subprocess; prints the peak resident memory of each run (``os.wait4``) and its growth per
    100 frames between the smallest and the largest N.
+3. ``profile``: one ``mastsam`` run of the ``time`` scene under cProfile; prints the ``--top`` functions by
+   own time and by cumulative time.
+
+``time`` and ``profile`` hold the frames' pixels in memory (decoded once) so that only the tracker is measured;
+``mastsam track`` (``memory``) reads them from disk when a step uses them.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --width 320 --height 240 --frames 40
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py memory --rss-frames 100 300 1000 \
         --width 160 --height 120 --workdir /tmp/bench_tracker_cost
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py profile --frames 40 --top 30
 """
 
 from __future__ import annotations
 
+import cProfile
+import io
 import json
 import os
+import pstats
 import shutil
 import subprocess
 import sys
@@ -25,7 +34,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 import tyro
@@ -35,7 +44,7 @@ import tyro
 class BenchCost:
     """Options of the tracker cost benchmark."""
 
-    figure: tyro.conf.Positional[Literal["time", "memory", "both"]] = "both"
+    figure: tyro.conf.Positional[Literal["time", "memory", "both", "profile"]] = "both"
     """Which figure to measure."""
     workdir: Path = Path("outputs/bench_tracker_cost")
     """Where the synthetic scenes are rendered (reused when present)."""
@@ -53,6 +62,8 @@ class BenchCost:
     """Rounds of (independent, mastsam) runs in ``time``."""
     rss_frames: tuple[int, ...] = (100, 300, 1000)
     """Frame counts of the ``memory`` runs (the scene has the largest count of frames)."""
+    top: int = 25
+    """Functions listed by ``profile``."""
     out: Optional[Path] = None
     """JSON file with every number."""
 
@@ -70,28 +81,38 @@ def scene_folder(args: BenchCost, frames: int) -> Path:
     return folder
 
 
-def bench_time(args: BenchCost) -> dict[str, Any]:
-    """Median seconds per frame of both modes, alternated in this process."""
+def tracker_runner(args: BenchCost) -> tuple[list[Any], Callable[[str], Any]]:
+    """The ``time`` scene's frames, pixels held in memory, and a function running the tracker on them in a mode."""
     from mastsam_splat.io import load_scene
     from mastsam_splat.matchers import make_matcher
     from mastsam_splat.segmenters import SEGMENTER_CONFIGS, make_segmenter
     from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
 
     folder = scene_folder(args, args.frames)
-    frames = load_scene(folder).frames
+    frames = [replace(f) for f in load_scene(folder).frames]  # a copy of a frame holds its decoded arrays
     segmenter_config = SEGMENTER_CONFIGS[args.segmenter]()
     if args.segmenter == "simulated":
         segmenter_config = replace(segmenter_config, data=folder)
 
-    def run(mode: str) -> tuple[float, float, dict[str, float]]:
+    def track(mode: str) -> Any:
         tracker = MastSAMTracker(
             replace(TrackerConfig(), mode=mode),
             make_segmenter(args.segmenter, segmenter_config),
             make_matcher(args.matcher),
             matcher_name=args.matcher,
         )
+        return tracker.run(frames)
+
+    return frames, track
+
+
+def bench_time(args: BenchCost) -> dict[str, Any]:
+    """Median seconds per frame of both modes, alternated in this process."""
+    frames, track = tracker_runner(args)
+
+    def run(mode: str) -> tuple[float, float, dict[str, float]]:
         wall, cpu = time.perf_counter(), time.process_time()
-        result = tracker.run(frames)
+        result = track(mode)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return wall / len(frames), cpu / len(frames), result.timing()
 
@@ -131,6 +152,31 @@ def bench_time(args: BenchCost) -> dict[str, Any]:
           f"(medians of {args.repeats})")
     print("mastsam stages (s/frame): " + ", ".join(
         f"{k[:-2]} {v:.4f}" for k, v in summary["mastsam_stages_s_per_frame"].items()))
+    return summary
+
+
+def bench_profile(args: BenchCost) -> dict[str, Any]:
+    """cProfile of one ``mastsam`` run (after a warm-up run): the top functions by own and cumulative time."""
+    frames, track = tracker_runner(args)
+    track("mastsam")
+    profile = cProfile.Profile()
+    wall = time.perf_counter()
+    profile.enable()
+    track("mastsam")
+    profile.disable()
+    wall = time.perf_counter() - wall
+    summary: dict[str, Any] = {"wall_s": wall, "frames": len(frames)}
+    for key in ("tottime", "cumtime"):
+        text = io.StringIO()
+        pstats.Stats(profile, stream=text).sort_stats(key).print_stats(args.top)
+        print(text.getvalue())
+        stats = pstats.Stats(profile).sort_stats(key)
+        summary[key] = [
+            {"function": f"{Path(file).name}:{line}({name})", "calls": calls, "tottime": tt, "cumtime": ct}
+            for (file, line, name), (_, calls, tt, ct, _) in list(stats.stats.items())  # type: ignore[attr-defined]
+        ]
+        summary[key] = sorted(summary[key], key=lambda row: -row[key])[: args.top]
+    print(f"{len(frames)} frames {args.width}x{args.height}, {args.segmenter} + {args.matcher}: {wall:.2f} s under cProfile")
     return summary
 
 
@@ -180,6 +226,8 @@ def main(args: BenchCost) -> int:
         result["time"] = bench_time(args)
     if args.figure in ("memory", "both"):
         result["memory"] = bench_memory(args)
+    if args.figure == "profile":
+        result["profile"] = bench_profile(args)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

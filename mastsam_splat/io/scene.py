@@ -1,4 +1,10 @@
-"""Load a scene from a Nerfstudio dataset, a folder of images, or a video file."""
+"""Load a scene from a Nerfstudio dataset, a folder of images, or a video file.
+
+Every image (and depth map) of a dataset or image folder is decoded once while the scene is loaded,
+so unreadable files and size mismatches stop the load by name; the frames then hold only their
+metadata and decode their pixels again when a step uses them (:mod:`mastsam_splat.io.frame_files`),
+so a long sequence does not sit in memory. Video frames are decoded in one pass and held.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import cv2
 import numpy as np
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.io.frame_files import FileFrame, FrameFile, FrameFiles
 from mastsam_splat.io.images import read_image_file
 from mastsam_splat.types import Camera, Frame, Scene
 
@@ -105,7 +112,7 @@ def _image_files(folder: Path) -> list[Path]:
 def _check_same_size(frames: list[Frame]) -> None:
     first = frames[0]
     for frame in frames[1:]:
-        if frame.image.shape != first.image.shape:
+        if (frame.height, frame.width) != (first.height, first.width):
             raise InputError(
                 f"image is {frame.width}x{frame.height} but {first.file.name if first.file else first.name} is "
                 f"{first.width}x{first.height}; all frames of a scene must have the same size",
@@ -120,7 +127,10 @@ def _load_image_folder(folder: Path, stride: int, max_frames: Optional[int], roo
             f"no images found (looked for {', '.join(IMAGE_SUFFIXES)}) and no transforms.json", folder
         )
     files = _select(files, stride, max_frames)
-    frames = [Frame(image=read_image(f), name=f.stem, index=i, file=f) for i, f in enumerate(files)]
+    reader = FrameFiles([FrameFile(f) for f in files], read_image, read_depth)
+    frames: list[Frame] = [
+        FileFrame.from_files(reader, i, f.stem, i, reader.image(i).shape[:2]) for i, f in enumerate(files)
+    ]
     _check_same_size(frames)
     return Scene(frames=frames, root=root, kind="images")
 
@@ -168,22 +178,29 @@ def _load_nerfstudio(transforms_path: Path, stride: int, max_frames: Optional[in
     entries = _select(entries, stride, max_frames)
     unit_scale = float(meta.get("depth_unit_scale_factor", DEFAULT_DEPTH_UNIT_SCALE))
 
+    reader = FrameFiles(
+        [
+            FrameFile(
+                root / entry["file_path"],
+                root / entry["depth_file_path"] if "depth_file_path" in entry else None,
+                unit_scale,
+            )
+            for entry in entries
+        ],
+        read_image,
+        read_depth,
+    )
     frames: list[Frame] = []
-    for i, entry in enumerate(entries):
-        image_path = root / entry["file_path"]
-        image = read_image(image_path)
+    for i, (entry, files) in enumerate(zip(entries, reader.files)):
+        image = reader.image(i)
         camera = _camera_from_entry(meta, entry, image, transforms_path)
-        depth = None
-        if "depth_file_path" in entry:
-            depth_path = root / entry["depth_file_path"]
-            depth = read_depth(depth_path, unit_scale)
-            if depth.shape != image.shape[:2]:
-                raise InputError(
-                    f"depth map is {depth.shape[1]}x{depth.shape[0]} but its image is "
-                    f"{image.shape[1]}x{image.shape[0]}",
-                    depth_path,
-                )
-        frames.append(Frame(image=image, name=image_path.stem, index=i, file=image_path, camera=camera, depth=depth))
+        depth = reader.depth(i)
+        if depth is not None and depth.shape != image.shape[:2]:
+            raise InputError(
+                f"depth map is {depth.shape[1]}x{depth.shape[0]} but its image is {image.shape[1]}x{image.shape[0]}",
+                files.depth,
+            )
+        frames.append(FileFrame.from_files(reader, i, files.image.stem, i, image.shape[:2], camera))
 
     names = [f.name for f in frames]
     if len(set(names)) != len(names):

@@ -10,6 +10,10 @@ half the default output voxel): summed position and colour, point count, and poi
 (about 80 bytes per fine voxel against 19 per raw point). The summary grows with the surface the
 scene covers, not with the number of frames that see it. The output voxels are then formed from
 the fine voxels' centroids, weighted by their point counts.
+
+Ids merged while points are held are not written into every raw point: each merge is composed into
+the id lookup table of the batches of points added since the previous merge (``MergeTables``), and
+the points' ids are mapped when they are read or summarised.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from mastsam_splat.tracker.label_store import MergeTables
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
@@ -25,6 +30,8 @@ COMPACT_POINTS = 2_000_000
 """Raw points held before they are summarised into fine voxels (below it the cloud is exact)."""
 BATCH_POINTS = 500_000
 """Raw points folded into the summary at once (bounds the memory the folding itself takes)."""
+KEY_CHUNK = 262_144
+"""Points turned into voxel keys at once (the float64 temporaries of a whole cloud would dwarf the cloud)."""
 FINE_FRACTION = 0.001
 """Fine voxel of the summary, as a fraction of the robust extent of the points when it is first built."""
 
@@ -46,7 +53,7 @@ class _Summary:
     def add(self, xyz: np.ndarray, rgb: np.ndarray, ids: np.ndarray) -> None:
         """Fold raw points into the summary: the batch is summed per voxel first, then merged in place (no
         re-sort of the summary's voxels)."""
-        batch_keys, voxel = np.unique(voxel_keys(voxel_coords(xyz, self.size)), return_inverse=True)
+        batch_keys, voxel = np.unique(point_keys(xyz, self.size), return_inverse=True)
         b = len(batch_keys)
         counts = np.bincount(voxel, minlength=b).astype(np.float64)
         xyz_sum = np.stack([np.bincount(voxel, xyz[:, c].astype(np.float64), b) for c in range(3)], 1)
@@ -66,20 +73,22 @@ class _Summary:
         # Earlier voxels moved up by the number of voxels inserted at or before them.
         moved = self.pair_voxel + np.searchsorted(inserted, self.pair_voxel, side="right")
         where = np.searchsorted(self.keys, batch_keys)  # each batch voxel's index now
-        self._set_pairs(
-            np.r_[moved, where[voxel]], np.r_[self.pair_ids, ids.astype(np.int64)], np.r_[self.pair_counts, np.ones(len(voxel))]
+        self.pair_voxel, self.pair_ids, self.pair_counts = union_pairs(
+            moved, self.pair_ids, self.pair_counts, where[voxel], ids, np.ones(len(voxel), dtype=np.int64)
         )
 
     def relabel(self, lut: np.ndarray) -> None:
-        """Map the pairs' ids (equal pairs are summed at the next ``add``; the majority vote sums them anyway)."""
-        self.pair_ids = lut[self.pair_ids].astype(np.int32)
-
-    def _set_pairs(self, voxel: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
-        """Sum the counts of equal (voxel, id) pairs."""
-        scale = int(ids.max()) + 1 if len(ids) else 1
-        codes, index = np.unique(voxel.astype(np.int64) * scale + ids, return_inverse=True)
-        self.pair_voxel, self.pair_ids = (codes // scale).astype(np.int32), (codes % scale).astype(np.int32)
-        self.pair_counts = np.bincount(index, counts, len(codes)).astype(np.int32)
+        """Map the pairs' ids; pairs that now name the same (voxel, id) are summed."""
+        ids = lut[self.pair_ids].astype(np.int32)
+        changed = ids != self.pair_ids
+        if not changed.any():
+            self.pair_ids = ids
+            return
+        keep = ~changed
+        self.pair_voxel, self.pair_ids, self.pair_counts = union_pairs(
+            self.pair_voxel[keep], self.pair_ids[keep], self.pair_counts[keep],
+            self.pair_voxel[changed], ids[changed], self.pair_counts[changed],
+        )
 
     def centroids(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean xyz [V, 3] float32, mean colour [V, 3] uint8, majority id [V] int32 of every fine voxel."""
@@ -94,8 +103,7 @@ class _Summary:
         if len(pair_group) == 0:
             return out
         scale = int(self.pair_ids.max()) + 1
-        codes, index = np.unique(pair_group.astype(np.int64) * scale + self.pair_ids, return_inverse=True)
-        counts = np.bincount(index, self.pair_counts, len(codes))
+        codes, counts = summed_codes(pair_group.astype(np.int64) * scale + self.pair_ids, self.pair_counts)
         group, ids = codes // scale, codes % scale
         order = np.lexsort((ids, -counts, group))
         first = order[np.r_[True, group[order][1:] != group[order][:-1]]]
@@ -104,9 +112,7 @@ class _Summary:
 
     def downsampled(self, voxel_size: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One point per output voxel of ``voxel_size``, from the fine voxels' centroids weighted by their counts."""
-        centres = self.xyz_sum / self.counts[:, None]
-        keys = voxel_keys(voxel_coords(centres, voxel_size))
-        _, inverse = np.unique(keys, return_inverse=True)
+        inverse = _group_index(point_keys(self.xyz_sum / self.counts[:, None], voxel_size))
         v = int(inverse.max()) + 1
         count = np.bincount(inverse, self.counts, v)
         out_xyz = np.stack([np.bincount(inverse, self.xyz_sum[:, c], v) for c in range(3)], 1) / count[:, None]
@@ -141,6 +147,9 @@ class LabelledPointCloud:
         self._xyz: list[np.ndarray] = []
         self._rgb: list[np.ndarray] = []
         self._ids: list[np.ndarray] = []
+        self._groups: list[int] = []
+        """The merge group of every batch of ids (see ``MergeTables``)."""
+        self._tables = MergeTables(np.int32)
         self._raw = 0
         self._summary: Optional[_Summary] = None
 
@@ -151,6 +160,7 @@ class LabelledPointCloud:
         self._xyz.append(points.xyz.astype(np.float32))
         self._rgb.append(colours_at(image, points.xy).astype(np.uint8))
         self._ids.append(labels_at(labels, points.xy).astype(np.int32))
+        self._groups.append(self._tables.join())
         self._raw += len(points)
         if self._raw > (self.batch_points if self._summary is not None else self.compact_points):
             self._compact()
@@ -167,14 +177,18 @@ class LabelledPointCloud:
 
     def relabel(self, lut: np.ndarray) -> None:
         """Map every point's id through ``lut`` (ids merged after the points were added)."""
-        self._ids = [lut[ids].astype(np.int32) for ids in self._ids]
+        self._tables.relabel(lut)
         if self._summary is not None:
             self._summary.relabel(lut)
+
+    def _current_ids(self, count: int) -> list[np.ndarray]:
+        """The ids of the first ``count`` batches, mapped through the merges since they were added."""
+        return [self._tables.apply(g, ids) for g, ids in zip(self._groups[:count], self._ids[:count])]
 
     def _raw_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not self._xyz:
             return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8), np.zeros(0, np.int32)
-        return np.concatenate(self._xyz), np.concatenate(self._rgb), np.concatenate(self._ids)
+        return np.concatenate(self._xyz), np.concatenate(self._rgb), np.concatenate(self._current_ids(len(self._ids)))
 
     def _compact(self) -> None:
         """Fold the raw points into the fine-voxel summary."""
@@ -189,8 +203,10 @@ class LabelledPointCloud:
             while taken < len(self._xyz) and (taken == 0 or count + len(self._xyz[taken]) <= self.batch_points):
                 count += len(self._xyz[taken])
                 taken += 1
-            xyz, rgb, ids = (np.concatenate(part[:taken]) for part in (self._xyz, self._rgb, self._ids))
-            del self._xyz[:taken], self._rgb[:taken], self._ids[:taken]
+            xyz, rgb, ids = (np.concatenate(part) for part in (self._xyz[:taken], self._rgb[:taken], self._current_ids(taken)))
+            for group in self._groups[:taken]:
+                self._tables.leave(group)
+            del self._xyz[:taken], self._rgb[:taken], self._ids[:taken], self._groups[:taken]
             finite = np.isfinite(xyz).all(axis=1)
             if finite.any():
                 self._summary.add(xyz[finite], rgb[finite], ids[finite])
@@ -221,13 +237,75 @@ class LabelledPointCloud:
         return summary.downsampled(size)
 
 
+def point_keys(xyz: np.ndarray, voxel_size: float) -> np.ndarray:
+    """``voxel_keys(voxel_coords(xyz, voxel_size))`` [N], computed ``KEY_CHUNK`` points at a time."""
+    if len(xyz) <= KEY_CHUNK:
+        return voxel_keys(voxel_coords(xyz, voxel_size))
+    return np.concatenate([voxel_keys(voxel_coords(xyz[i : i + KEY_CHUNK], voxel_size)) for i in range(0, len(xyz), KEY_CHUNK)])
+
+
+def _group_index(keys: np.ndarray) -> np.ndarray:
+    """The index of each key [N] among the sorted unique keys (``np.unique``'s inverse, with fewer temporaries)."""
+    order = np.argsort(keys)
+    keys = keys[order]
+    first = np.empty(len(keys), dtype=bool)
+    first[:1] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    del keys
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return inverse
+
+
+def summed_codes(codes: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ``codes`` [N] int64 and the sum of ``counts`` [N] over each (int64); ``np.unique`` with an
+    inverse and ``np.bincount`` give the same, with about twice the temporary memory."""
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, dtype=np.int64)
+    summed = np.add.reduceat(counts[order].astype(np.int64), starts) if len(codes) else np.zeros(0, dtype=np.int64)
+    return codes[starts], summed
+
+
+def union_pairs(
+    voxel: np.ndarray,
+    ids: np.ndarray,
+    counts: np.ndarray,
+    extra_voxel: np.ndarray,
+    extra_ids: np.ndarray,
+    extra_counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted unique (voxel, id) pairs with summed counts (each [P] int32) of the sorted unique pairs
+    ``voxel, ids, counts`` and the ``extra`` pairs (any order, repeated).
+
+    The extra pairs are summed and sorted on their own, then merged in place by binary search, so the held pairs
+    are not sorted again (their temporary memory is a few copies of the held pairs, not of a sort over all).
+    """
+    top = max(int(ids.max()) if len(ids) else 0, int(extra_ids.max()) if len(extra_ids) else 0)
+    scale = top + 1
+    extra, extra_sum = summed_codes(extra_voxel.astype(np.int64) * scale + extra_ids, extra_counts)
+    codes = voxel.astype(np.int64) * scale + ids
+    slot = np.searchsorted(codes, extra)
+    found = slot < len(codes)
+    found[found] = codes[slot[found]] == extra[found]
+    summed = counts.astype(np.int64)
+    summed[slot[found]] += extra_sum[found]
+    codes = np.insert(codes, slot[~found], extra[~found])
+    summed = np.insert(summed, slot[~found], extra_sum[~found])
+    return (codes // scale).astype(np.int32), (codes % scale).astype(np.int32), summed.astype(np.int32)
+
+
 def extent_voxel_size(points: np.ndarray, fraction: float) -> Optional[float]:
     """``fraction`` of the robust extent (2nd-98th percentile box diagonal) of ``points`` [N, 3]."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    points = points[np.isfinite(points).all(axis=1)]
-    if len(points) < 10:
+    points = np.asarray(points).reshape(-1, 3)
+    finite = np.isfinite(points).all(axis=1)
+    if np.count_nonzero(finite) < 10:
         return None
-    lo, hi = np.percentile(points, [2, 98], axis=0)
+    every = bool(finite.all())
+    lo, hi = np.zeros(3), np.zeros(3)
+    for c in range(3):  # one float64 column at a time
+        column = points[:, c].astype(np.float64) if every else points[finite, c].astype(np.float64)
+        lo[c], hi[c] = np.percentile(column, [2, 98])
     extent = float(np.linalg.norm(hi - lo))
     return extent * fraction if extent > 0 else None
 
@@ -236,15 +314,15 @@ def voxel_downsample(
     xyz: np.ndarray, rgb: np.ndarray, ids: np.ndarray, voxel_size: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One point per occupied voxel: mean xyz [V, 3], mean colour [V, 3], majority id [V]."""
-    keys = voxel_keys(voxel_coords(xyz, voxel_size))
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    v = len(uniq)
+    inverse = _group_index(point_keys(xyz, voxel_size))
+    v = int(inverse.max()) + 1 if len(inverse) else 0
     count = np.bincount(inverse, minlength=v).astype(np.float64)
     out_xyz = np.stack([np.bincount(inverse, xyz[:, c].astype(np.float64), v) for c in range(3)], 1) / count[:, None]
     out_rgb = np.stack([np.bincount(inverse, rgb[:, c].astype(np.float64), v) for c in range(3)], 1) / count[:, None]
     # Majority id per voxel: count (voxel, id) pairs, keep the most frequent id of each voxel.
-    id_values, id_index = np.unique(ids, return_inverse=True)
-    pair = inverse.astype(np.int64) * len(id_values) + id_index
+    id_values = np.unique(ids)
+    pair = inverse * len(id_values) + np.searchsorted(id_values, ids)
+    del inverse
     pair_keys, pair_count = np.unique(pair, return_counts=True)
     pair_voxel = pair_keys // len(id_values)
     order = np.lexsort((-pair_count, pair_voxel))

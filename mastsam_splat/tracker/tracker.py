@@ -42,6 +42,7 @@ from mastsam_splat.tracker.anchor import AnchorConfig, AnchorEvidence, anchor_la
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
+from mastsam_splat.tracker.label_store import LabelStore
 from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
@@ -194,8 +195,9 @@ class FrameReport:
 class TrackResult:
     """Label images of every frame, with per-frame reports and the labelled point cloud."""
 
-    labels: list[np.ndarray]
-    """[H, W] uint16 label image per frame."""
+    labels: Sequence[np.ndarray]
+    """[H, W] uint16 label image per frame (a tracker run gives a read-only sequence that decompresses each image
+    when it is accessed)."""
     reports: list[FrameReport]
     points_source: str
     cloud_xyz: np.ndarray
@@ -313,8 +315,8 @@ class _Run:
         self.frames = frames
         self.source = source
         self.order = order
-        self.labels: list[Optional[np.ndarray]] = [None] * len(frames)
-        """Label image of every visited frame, by the frame's original index."""
+        self.labels = LabelStore(len(frames))
+        """Label image of every visited frame, by the frame's original index (compressed; merges applied on read)."""
         self.reports: list[Optional[FrameReport]] = [None] * len(frames)
         self.in_cloud: set[int] = set()
         """Frames whose points are in the point cloud."""
@@ -340,12 +342,12 @@ class _Run:
         self.next_id += 1
         return self.next_id - 1
 
-    def finished_labels(self) -> list[np.ndarray]:
-        """Label images in the original frame order (every frame visited)."""
-        return [labels for labels in self.labels if labels is not None]
+    def finished_labels(self) -> Sequence[np.ndarray]:
+        """Label images in the original frame order (every frame visited), decompressed when accessed."""
+        return self.labels.finished()
 
     def _visited(self) -> list[int]:
-        return [t for t, labels in enumerate(self.labels) if labels is not None]
+        return self.labels.stored()
 
     def _ensure_evidence(self, points: FramePoints, frame: Frame) -> None:
         config = self.cfg.anchor
@@ -360,9 +362,7 @@ class _Run:
 
     def _relabel(self, lut: np.ndarray) -> None:
         """Apply an id mapping to every visited frame, the memories, the evidence and the point cloud."""
-        for t, past in enumerate(self.labels):
-            if past is not None:
-                self.labels[t] = lut[past].astype(np.uint16)
+        self.labels.relabel(lut)
         if self.memory is not None or self.observed is not None:
             for src in np.flatnonzero(lut != np.arange(len(lut))).tolist():
                 if self.memory is not None:
@@ -414,7 +414,7 @@ class _Run:
         lut = np.arange(self.next_id, dtype=np.int64)
         for src, dst in merges.items():
             lut[src] = dst
-        self.labels = [lut[x].astype(np.uint16) if x is not None else None for x in self.labels]
+        self.labels.relabel(lut)
         self.cloud.relabel(lut)
         self.refiner.relabel(lut)
         self.groups.relabel(lut)
@@ -656,9 +656,7 @@ class _Run:
         self.refiner.relabel(lut)
         self.groups.relabel(lut)
         if self.cfg.consensus.retroactive_merge:
-            for t, past in enumerate(self.labels):
-                if past is not None:
-                    self.labels[t] = lut[past].astype(np.uint16)
+            self.labels.relabel(lut)
         return lut[labels]
 
     def _sampling_density(self, points: FramePoints, shape: tuple[int, int]) -> float:
