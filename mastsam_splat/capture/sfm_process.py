@@ -53,9 +53,11 @@ def run_sfm_in_child(
         sender.close()
         outcome = _wait_for(receiver, child)
     finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
+        sender.close()
+        if child.pid is not None:
+            if child.is_alive():
+                child.kill()
+            child.join()
         receiver.close()
     if outcome[0] == "error":
         raise outcome[1]

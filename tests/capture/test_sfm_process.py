@@ -41,7 +41,7 @@ def orbit_photos(tmp_path_factory) -> Path:
     return scene / "images"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_during_mapping_leaves_no_dataset_and_no_staging(orbit_photos: Path, tmp_path: Path, signum) -> None:
     out = tmp_path / "dataset"
     result = prepare_signalled(orbit_photos, out, signum)
@@ -49,3 +49,15 @@ def test_a_signal_during_mapping_leaves_no_dataset_and_no_staging(orbit_photos: 
     assert "interrupted" in result.stderr and "Traceback" not in result.stderr
     assert "stack trace" not in result.stderr  # glog's handler did not end the process
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_crashed_child_is_an_error_in_the_parent(orbit_photos: Path, tmp_path: Path, monkeypatch) -> None:
+    from support.sfm_signals import aborting_child_main
+
+    from mastsam_splat.capture import sfm_process
+
+    monkeypatch.setattr(sfm_process, "_child_main", aborting_child_main)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(RuntimeError, match=r"signal 6 \(SIGABRT\)"):
+        sfm_process.run_sfm_in_child(orbit_photos, ["frame_00000.png"], (CAPTURE_WIDTH, CAPTURE_HEIGHT), work)

@@ -37,3 +37,8 @@ def signalling_child_main(signum: int, *args: Any) -> None:
 
     pycolmap.incremental_mapping = mapping
     sfm_process._child_main(*args)
+
+
+def aborting_child_main(*args: Any) -> None:
+    """A child that dies in native code (as a crash of pycolmap would) before reporting anything."""
+    os.abort()
