@@ -1,7 +1,7 @@
 """A child entry point for ``capture.sfm_process`` that signals its parent from inside pycolmap's mapping.
 
 A test process sets ``sfm_process._child_main`` to ``functools.partial(signalling_child_main, signum)``;
-the spawned child (which imports this module by name) then sends ``signum`` to the parent process
+the child process (which imports this module by name) then sends ``signum`` to the parent process
 when pycolmap's incremental mapping reports its ``ON_IMAGE``-th registered image, i.e. while the
 C++ mapper runs.
 """
