@@ -29,7 +29,8 @@ from mastsam_splat.capture.frames import (
     video_frames,
 )
 from mastsam_splat.capture.mast3r_sfm import Mast3rSfmOptions, check_mast3r, run_mast3r_sfm
-from mastsam_splat.capture.sfm import MIN_REGISTERED, SfmOptions, SfmResult, run_sfm
+from mastsam_splat.capture.sfm import MIN_REGISTERED, SfmOptions, SfmResult
+from mastsam_splat.capture.sfm_process import run_sfm_in_child
 from mastsam_splat.capture.writer import DOWNSCALES, write_downscales, write_image, write_model_files
 from mastsam_splat.errors import InputError
 from mastsam_splat.io.atomic import atomic_dir, atomic_write_text
@@ -194,7 +195,7 @@ def check_backend(options: PrepareOptions) -> None:
 def reconstruct(
     root: Path, names: list[str], size: tuple[int, int], options: PrepareOptions, focal: Optional[float], progress: bool
 ) -> SfmResult:
-    """Run the SfM backend on the staged images."""
+    """Run the SfM backend on the staged images (pycolmap's in a child process, ``capture.sfm_process``)."""
     check_backend(options)
     sfm_options = options.colmap
     if focal is not None and sfm_options.focal_length_px is None:
@@ -204,7 +205,7 @@ def reconstruct(
     try:
         if options.sfm == "mast3r":
             return run_mast3r_sfm(root / "images", names, work, options.mast3r_checkpoint, options.mast3r, progress)
-        return run_sfm(root / "images", names, size, work, sfm_options, progress=progress)
+        return run_sfm_in_child(root / "images", names, size, work, sfm_options, progress=progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

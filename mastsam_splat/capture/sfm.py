@@ -1,7 +1,7 @@
 """Structure from motion on CPU with pycolmap: SIFT features, matching, incremental mapping.
 
-Matching pairs every image with every other one for small captures (``exhaustive_limit``
-images or fewer) and, for longer sequences, each image with its ``sequential_overlap``
+Matching pairs every image with every other one while the pairs fit a budget (``exhaustive_pairs``:
+50 images at 8192 features) and, for larger captures, each image with its ``sequential_overlap``
 successors plus quadratically spaced ones, plus the images that look most alike farther away
 (visual-word retrieval, which closes loops). Mapping is repeated
 with other seeds while images stay unregistered or the model looks folded (``mapping_trials``),
@@ -13,6 +13,7 @@ progress bar. pycolmap is imported only here, when SfM runs.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Sequence
@@ -24,6 +25,9 @@ from mastsam_splat.errors import InputError
 CameraModel = Literal["SIMPLE_RADIAL", "RADIAL", "OPENCV", "PINHOLE", "SIMPLE_PINHOLE"]
 MIN_REGISTERED = 3
 """Fewest registered images a capture needs."""
+EXTRACTION_IMAGES_PER_THREAD = 4
+BUDGET_FEATURES = 8192
+"""Features per image the exhaustive-matching budget is counted at."""
 
 
 @dataclass
@@ -46,8 +50,10 @@ class SfmOptions:
     """Second matching pass guided by each pair's verified epipolar geometry."""
     match_max_ratio: float = 0.8
     """SIFT ratio test of matching; lower rejects more ambiguous matches (repeated patterns)."""
-    exhaustive_limit: int = 60
-    """Captures of at most this many images match every pair; longer ones match along the sequence."""
+    exhaustive_pairs: int = 1225
+    """Matching budget: every image pair is matched while pairs x ``max_features`` stays within this
+    many pairs at 8192 features (1225: 50 images; matching time grows with both); larger captures
+    match along the sequence plus retrieval."""
     sequential_overlap: int = 10
     """Successors each image is matched with in sequential matching."""
     retrieval_neighbours: int = 5
@@ -128,11 +134,18 @@ def _camera_params(options: SfmOptions, width: int, height: int) -> Optional[str
     return ",".join(f"{v:.6g}" for v in values)
 
 
+def extraction_batch(num_threads: int) -> int:
+    """Images per extraction call: COLMAP's CPU extractor works on one image per thread, so a call
+    needs several images per thread to keep them busy; one call per image would leave one thread."""
+    threads = num_threads if num_threads > 0 else (os.cpu_count() or 1)
+    return EXTRACTION_IMAGES_PER_THREAD * threads
+
+
 def extract_features(
     database: Path, image_dir: Path, names: Sequence[str], size: tuple[int, int], options: SfmOptions, progress: bool
 ) -> None:
     """SIFT features of each image into ``database``; the images are imported first with one shared
-    camera, then extracted one per call (for the progress bar)."""
+    camera, then extracted a few per call (``extraction_batch``: every thread busy, the progress bar moving)."""
     import pycolmap
 
     reader = _reader_options(options)
@@ -151,18 +164,26 @@ def extract_features(
     extraction.sift.peak_threshold = options.peak_threshold
     extraction.sift.domain_size_pooling = options.domain_size_pooling
     extraction.sift.estimate_affine_shape = options.estimate_affine_shape
+    batch = extraction_batch(options.num_threads)
     with _progress("SfM: features", len(names), progress) as bar:
-        for name in names:
+        for start in range(0, len(names), batch):
+            chunk = list(names[start : start + batch])
             pycolmap.extract_features(
                 database,
                 image_dir,
-                image_names=[name],
+                image_names=chunk,
                 camera_mode=pycolmap.CameraMode.SINGLE,
                 reader_options=reader,
                 extraction_options=extraction,
                 device=pycolmap.Device.cpu,
             )
-            bar.update(1)
+            bar.update(len(chunk))
+
+
+def matches_all_pairs(count: int, options: SfmOptions) -> bool:
+    """Whether ``count`` images fit the exhaustive-matching budget (``SfmOptions.exhaustive_pairs``)."""
+    pairs = count * (count - 1) // 2
+    return pairs * options.max_features <= options.exhaustive_pairs * BUDGET_FEATURES
 
 
 def match_features(database: Path, count: int, options: SfmOptions, progress: bool) -> None:
@@ -174,7 +195,7 @@ def match_features(database: Path, count: int, options: SfmOptions, progress: bo
     matching.num_threads = options.num_threads
     matching.sift.max_ratio = options.match_max_ratio
     matching.guided_matching = options.guided_matching
-    exhaustive = count <= options.exhaustive_limit
+    exhaustive = matches_all_pairs(count, options)
     label = "SfM: matching all pairs" if exhaustive else "SfM: matching along the sequence"
     with _progress(label, 1, progress) as bar:
         if exhaustive:

@@ -124,6 +124,6 @@ def test_refuses_a_foreign_output_folder(tmp_path, orbit_scene):
 def test_sequential_matching_with_retrieval(tmp_path):
     scene = make_scene(tmp_path / "walk", CAPTURE_FRAMES, CAPTURE_WIDTH, CAPTURE_HEIGHT, seed=0, trajectory="forward",
                        progress=False)
-    options = PrepareOptions(images=scene / "images", colmap=SfmOptions(exhaustive_limit=0, sequential_overlap=3))
+    options = PrepareOptions(images=scene / "images", colmap=SfmOptions(exhaustive_pairs=0, sequential_overlap=3))
     report = prepare(tmp_path / "out", options, progress=False)
     assert len(report.registered) >= 0.95 * CAPTURE_FRAMES
