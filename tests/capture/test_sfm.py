@@ -136,3 +136,12 @@ def test_disagreeing_runs_go_on_to_the_last_trial_and_keep_the_best(monkeypatch,
 def test_no_model_at_all_is_none(monkeypatch, tmp_path):
     kept, trials = _map_runs(monkeypatch, tmp_path, [[], [], [], []])
     assert kept is None and trials == [0, 1, 2, 3]
+
+
+def test_incremental_mapping_options_follow_the_sfm_options():
+    options = SfmOptions(init_min_tri_angle=6.0, init_min_num_inliers=40, seed=3)
+    mapping = sfm._incremental_options(options, seed=5)
+    assert mapping.mapper.init_min_tri_angle == 6.0
+    assert mapping.mapper.init_min_num_inliers == 40
+    assert mapping.random_seed == 5
+    assert SfmOptions().init_min_tri_angle < 16.0
