@@ -9,13 +9,17 @@ Mapping is repeated until two runs agree (``mapping_trials`` runs at most), and 
 reconstruction explaining the most verified matches (``capture.consistency``) is kept; images
 outside it are reported as unregistered. Incremental mapping can fold on a capture that leaves
 its poses ambiguous (a forward walk over a flat, repeatedly textured ground): the tail of the
-walk is registered with a wrong rotation that still explains most of its verified matches, and
-runs with other seeds fold differently or not at all, while a correct model is found again and
-again. So after the first run, mapping stops once a run registers as many images as the best
-model and explains as many verified matches within ``agreement`` of them; runs that disagree go
-on, the third with COLMAP's global mapper (rotation averaging and global positioning, which
-folds differently from incremental registration), the others incremental with the next seeds.
-Each stage shows a progress bar. pycolmap is imported only here, when SfM runs.
+walk is registered with a wrong rotation and focal length that still explain most of its
+verified matches (every verified pair there agrees with the true cameras: the fold is not made
+of false pairs, so no pair is dropped). Runs with other seeds fold differently or not at all,
+while a correct model is found again and again and explains more of the verified matches. So
+after the first run, mapping stops once a run registers as many images as the best model before
+it and explains as many verified matches within ``agreement`` of the verified matches; runs that
+disagree go on, the third with COLMAP's global mapper (rotation averaging and global
+positioning, which folds differently from incremental registration), the others incremental
+with the next seeds. Mapping starts from an image pair seen under ``init_min_tri_angle``, lower
+than COLMAP's, which leaves forward walks fewer weakly matched starting pairs. Each stage shows
+a progress bar. pycolmap is imported only here, when SfM runs.
 """
 
 from __future__ import annotations
