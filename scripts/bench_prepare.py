@@ -4,7 +4,7 @@ For each trajectory and frame count a scene is rendered, its images are prepared
 capture, and the recovered cameras are compared with the true ones after a similarity
 alignment: registered fraction, median and maximum rotation error (degrees), median and
 maximum camera-centre error (fraction of the scene size: the largest distance between two true
-camera centres), time. Real captures (``--real DIR`` or ``--real DIR@TRANSFORMS``) are prepared
+camera centres), mapping runs, time. Real captures (``--real DIR`` or ``--real DIR@TRANSFORMS``) are prepared
 the same way; with a reference ``transforms.json`` (its images need not exist) the frames it
 lists are compared with its poses.
 
@@ -14,17 +14,18 @@ lists are compared with its poses.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import tyro
 from rich.console import Console
 from rich.table import Table
 
-from mastsam_splat.capture import CaptureWarning, PrepareOptions, PrepareReport, prepare
+from mastsam_splat.capture import CaptureWarning, PrepareOptions, PrepareReport, prepare, sfm
 from mastsam_splat.capture.accuracy import prepared_pose_errors
 from mastsam_splat.synthetic import make_scene
 
@@ -46,15 +47,35 @@ class Args:
     """Where scenes and datasets are written (a temporary folder when not set)."""
 
 
-def run(images: Path, output: Path, max_image_size: Optional[int]) -> PrepareReport:
-    """``prepare`` a photo folder, its warnings silenced (the table reports what was left out)."""
-    with warnings.catch_warnings():
+@contextlib.contextmanager
+def counting_mapping_runs() -> Iterator[list[int]]:
+    """Counts the SfM mapping runs (``sfm._map_once`` calls) made inside the block."""
+    runs: list[int] = []
+    original = sfm._map_once
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(1)
+        return original(*args, **kwargs)
+
+    sfm._map_once = counted
+    try:
+        yield runs
+    finally:
+        sfm._map_once = original
+
+
+def run(images: Path, output: Path, max_image_size: Optional[int]) -> tuple[PrepareReport, int]:
+    """``prepare`` a photo folder, its warnings silenced (the table reports what was left out),
+    and the number of mapping runs it made."""
+    with warnings.catch_warnings(), counting_mapping_runs() as runs:
         warnings.simplefilter("ignore", CaptureWarning)
-        return prepare(output, PrepareOptions(images=images, max_image_size=max_image_size), progress=False)
+        report = prepare(output, PrepareOptions(images=images, max_image_size=max_image_size), progress=False)
+    return report, len(runs)
 
 
-def add_row(table: Table, name: str, report: PrepareReport, reference: Optional[Path]) -> None:
-    """One row: registration, pose errors against ``reference`` (when given), points and time."""
+def add_row(table: Table, name: str, report: PrepareReport, runs: int, reference: Optional[Path]) -> None:
+    """One row: registration, pose errors against ``reference`` (when given), points, mapping runs
+    and time."""
     cells = ["-"] * 4
     if reference is not None:
         errors = prepared_pose_errors(report.output_dir, reference)
@@ -69,13 +90,15 @@ def add_row(table: Table, name: str, report: PrepareReport, reference: Optional[
         f"{len(report.registered)}/{report.frames_in} ({100 * report.registered_fraction:.0f}%)",
         *cells,
         str(report.num_points),
+        str(runs),
         f"{report.seconds:.1f}",
     )
 
 
 def main(args: Args) -> None:
     table = Table(title=f"prepare (synthetic scenes {args.width}x{args.height}, max image size {args.max_image_size})")
-    for column in ("scene", "registered", "rot med (deg)", "rot max (deg)", "centre med", "centre max", "points", "time (s)"):
+    columns = ("scene", "registered", "rot med (deg)", "rot max (deg)", "centre med", "centre max", "points", "runs")
+    for column in (*columns, "time (s)"):
         table.add_column(column)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.workdir or Path(tmp)
@@ -85,14 +108,14 @@ def main(args: Args) -> None:
                 scene = make_scene(
                     root / f"scene_{name}", count, args.width, args.height, args.seed, trajectory, progress=False
                 )
-                report = run(scene / "images", root / f"prepared_{name}", args.max_image_size)
-                add_row(table, f"{trajectory} {count}", report, scene)
+                report, runs = run(scene / "images", root / f"prepared_{name}", args.max_image_size)
+                add_row(table, f"{trajectory} {count}", report, runs, scene)
         for entry in args.real:
             folder, _, reference = entry.partition("@")
             images = Path(folder)
             name = images.parent.name if images.name == "images" else images.name
-            report = run(images, root / f"prepared_real_{name}", args.max_image_size)
-            add_row(table, name, report, Path(reference) if reference else None)
+            report, runs = run(images, root / f"prepared_real_{name}", args.max_image_size)
+            add_row(table, name, report, runs, Path(reference) if reference else None)
     Console().print(table)
 
 

@@ -5,9 +5,12 @@ pose that still fits its own 2D-3D matches, folding the reconstruction. The pair
 geometric verification kept disagree with such a pose: under the model's relative pose of two
 images, their inlier matches must satisfy the epipolar constraint. The support of a model is the
 number of verified inlier matches between its registered images whose Sampson error under the
-model's cameras is within a pixel threshold. A folded model explains fewer of them, and it
-contradicts whole pairs: image pairs most of whose verified matches its poses do not explain
-(a correct model contradicts at most a pair verified on a false repeat).
+model's cameras is within a pixel threshold. A folded model explains fewer of them. It can
+contradict whole pairs (image pairs most of whose verified matches its poses do not explain), but
+a fold of a forward walk over flat ground explains most matches of every pair, and a correct model
+of a real capture contradicts many weak pairs (lens and matching noise near the threshold), so
+the count of contradicted pairs judges no model alone: ``sfm`` compares the support of mapping
+runs on the same matches.
 """
 
 from __future__ import annotations

@@ -3,11 +3,23 @@
 Matching pairs every image with every other one while the pairs fit a budget (``exhaustive_pairs``:
 50 images at 8192 features) and, for larger captures, each image with its ``sequential_overlap``
 successors plus quadratically spaced ones, plus the images that look most alike farther away
-(visual-word retrieval, which closes loops). Mapping is repeated
-with other seeds while images stay unregistered or the model looks folded (``mapping_trials``),
-and the reconstruction explaining the most verified matches (``capture.consistency``) is kept;
-images outside it are reported as unregistered. Each stage shows a
-progress bar. pycolmap is imported only here, when SfM runs.
+(visual-word retrieval, which closes loops).
+
+Mapping is repeated until two runs agree (``mapping_trials`` runs at most), and the
+reconstruction explaining the most verified matches (``capture.consistency``) is kept; images
+outside it are reported as unregistered. Incremental mapping can fold on a capture that leaves
+its poses ambiguous (a forward walk over a flat, repeatedly textured ground): the tail of the
+walk is registered with a wrong rotation and focal length that still explain most of its
+verified matches (every verified pair there agrees with the true cameras: the fold is not made
+of false pairs, so no pair is dropped). Runs with other seeds fold differently or not at all,
+while a correct model is found again and again and explains more of the verified matches. So
+after the first run, mapping stops once a run registers as many images as the best model before
+it and explains as many verified matches within ``agreement`` of the verified matches; runs that
+disagree go on, the third with COLMAP's global mapper (rotation averaging and global
+positioning, which folds differently from incremental registration), the others incremental
+with the next seeds. Mapping starts from an image pair seen under ``init_min_tri_angle``, lower
+than COLMAP's, which leaves forward walks fewer weakly matched starting pairs. Each stage shows
+a progress bar. pycolmap is imported only here, when SfM runs.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Optional, Sequence
 
-from mastsam_splat.capture.consistency import model_support
+from mastsam_splat.capture.consistency import Support, model_support
 from mastsam_splat.capture.retrieval import retrieval_pairs
 from mastsam_splat.errors import InputError
 
@@ -62,23 +74,34 @@ class SfmOptions:
     init_min_num_inliers: int = 30
     """Inlier matches the first image pair needs (COLMAP: 100; wide baselines between few
     views leave neighbouring images with a few dozen)."""
+    init_min_tri_angle: float = 8.0
+    """Degrees: median triangulation angle the first image pair needs (COLMAP: 16). On a forward
+    walk only images far apart see the scene under 16 degrees, and mapping started from such a
+    weakly matched pair often folds (a synthetic 24-frame walk: 19 of 24 runs folded at 16
+    degrees, 1 of 24 at 8); orbits map as well from either."""
     abs_pose_min_num_inliers: int = 10
     """2D-3D inliers an image needs to register (COLMAP: 30)."""
     max_reprojection_error: float = 2.0
     """Pixels: 3D points observed farther off are filtered out during mapping (COLMAP: 4); a
     tighter bound keeps mismatched points from bending the poses."""
-    max_contradicted_pairs: float = 0.01
-    """Mapping runs continue while the kept model contradicts a larger fraction of the verified
-    image pairs between its images (a sign of a fold on repeated texture, ``capture.consistency``)."""
+    agreement: float = 0.0005
+    """Two mapping runs agree when they register as many images and the verified matches their
+    models explain differ by at most this fraction of the verified matches (correct models of
+    one capture differ by 0.02% or less; folds differ from them by 0.8% or more)."""
     num_threads: int = -1
     """CPU threads (-1: all)."""
     seed: int = 0
     """Random seed of the first mapping run."""
     mapping_trials: int = 4
-    """Mapping runs at most (seeds ``seed``, ``seed + 1``, ...) while images stay unregistered or
-    the model contradicts more than ``max_contradicted_pairs`` of its verified pairs: on weakly textured,
-    forward-moving or repetitive captures a run can start from a wrong initial pair or fold. The
-    model explaining the most verified matches is kept (ties: the lower mean reprojection error)."""
+    """Mapping runs at most, until one agrees with the best before it (``agreement``): on weakly
+    textured, forward-moving or repetitive captures a run can start from a wrong initial pair or
+    fold. The model explaining the most verified matches is kept (ties: the lower mean
+    reprojection error)."""
+    global_trial: Optional[int] = 2
+    """The mapping run (from 0) done with COLMAP's global mapper instead of incremental mapping
+    (None: all incremental). It comes after two runs that disagreed: it folds differently from
+    incremental registration, and on captures whose incremental runs agree it is never needed
+    (it can be slower than incremental mapping on large images)."""
     focal_length_px: Optional[float] = field(default=None)
     """Initial focal length (pixels of the input images), e.g. from EXIF; None: COLMAP's guess."""
 
@@ -226,45 +249,88 @@ def match_retrieved(database: Path, matching: Any, options: SfmOptions) -> None:
     pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu)
 
 
-def map_images(database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool) -> Any:
-    """Incremental mapping, repeated with other seeds while images stay unregistered or the model
-    looks folded; the model explaining the most verified matches (then the lowest reprojection
-    error), or None."""
+def _incremental_options(options: SfmOptions, seed: int) -> Any:
     import pycolmap
 
-    best, best_key, best_support = None, None, None
-    for trial in range(max(1, options.mapping_trials)):
-        mapping = pycolmap.IncrementalPipelineOptions()
+    mapping = pycolmap.IncrementalPipelineOptions()
+    mapping.min_model_size = MIN_REGISTERED
+    mapping.num_threads = options.num_threads
+    mapping.random_seed = seed
+    mapping.mapper.init_min_num_inliers = options.init_min_num_inliers
+    mapping.mapper.init_min_tri_angle = options.init_min_tri_angle
+    mapping.mapper.abs_pose_min_num_inliers = options.abs_pose_min_num_inliers
+    mapping.mapper.filter_max_reproj_error = options.max_reprojection_error
+    return mapping
+
+
+def _map_once(
+    database: Path, image_dir: Path, folder: Path, trial: int, count: int, options: SfmOptions, progress: bool
+) -> dict[int, Any]:
+    """The models of mapping run ``trial``: global for ``options.global_trial``, else incremental."""
+    import pycolmap
+
+    seed = options.seed + trial
+    if trial == options.global_trial:
+        mapping = pycolmap.GlobalPipelineOptions()
         mapping.min_model_size = MIN_REGISTERED
         mapping.num_threads = options.num_threads
-        mapping.random_seed = options.seed + trial
-        mapping.mapper.init_min_num_inliers = options.init_min_num_inliers
-        mapping.mapper.abs_pose_min_num_inliers = options.abs_pose_min_num_inliers
-        mapping.mapper.filter_max_reproj_error = options.max_reprojection_error
+        mapping.random_seed = seed
+        with _progress(f"SfM: global mapping (run {trial + 1})", 1, progress) as bar:
+            models = pycolmap.global_mapping(database, image_dir, folder, options=mapping)
+            bar.update(1)
+        return dict(models)
+    label = "SfM: registering" + (f" (run {trial + 1})" if trial else "")
+    with _progress(label, count, progress) as bar:
+        models = pycolmap.incremental_mapping(
+            database,
+            image_dir,
+            folder,
+            options=_incremental_options(options, seed),
+            initial_image_pair_callback=lambda: bar.update(2),
+            next_image_callback=lambda: bar.update(1),
+        )
+    return dict(models)
+
+
+@dataclass
+class MappingRun:
+    """The model of one mapping run that explains the most verified matches."""
+
+    model: Any
+    registered: int
+    support: Support
+
+    @property
+    def key(self) -> tuple[int, float]:
+        return (self.support.explained, -self.model.compute_mean_reprojection_error())
+
+
+def runs_agree(a: MappingRun, b: MappingRun, agreement: float) -> bool:
+    """Whether two mapping runs found the same reconstruction, judged by their support."""
+    total = max(a.support.total, b.support.total, 1)
+    return a.registered == b.registered and abs(a.support.explained - b.support.explained) <= agreement * total
+
+
+def map_images(database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool) -> Any:
+    """Mapping runs until one agrees with the best before it (``mapping_trials`` at most); the
+    model explaining the most verified matches (then the lowest reprojection error), or None."""
+    best: Optional[MappingRun] = None
+    for trial in range(max(1, options.mapping_trials)):
         folder = output / str(trial)
         folder.mkdir(parents=True, exist_ok=True)
-        label = "SfM: registering" + (f" (run {trial + 1})" if trial else "")
-        with _progress(label, count, progress) as bar:
-            models = pycolmap.incremental_mapping(
-                database,
-                image_dir,
-                folder,
-                options=mapping,
-                initial_image_pair_callback=lambda: bar.update(2),
-                next_image_callback=lambda: bar.update(1),
-            )
-        for model in models.values():
-            support = model_support(database, model)
-            key = (support.explained, -model.compute_mean_reprojection_error())
-            if best_key is None or key > best_key:
-                best, best_key, best_support = model, key, support
-        if (
-            best_support is not None
-            and best.num_reg_images() == count
-            and best_support.contradicted_fraction <= options.max_contradicted_pairs
-        ):
+        runs = [
+            MappingRun(model, model.num_reg_images(), model_support(database, model))
+            for model in _map_once(database, image_dir, folder, trial, count, options, progress).values()
+        ]
+        run = max(runs, key=lambda r: r.key, default=None)
+        if run is None:
+            continue
+        previous = best
+        if best is None or run.key > best.key:
+            best = run
+        if previous is not None and runs_agree(run, previous, options.agreement):
             break
-    return best
+    return None if best is None else best.model
 
 
 def run_sfm(

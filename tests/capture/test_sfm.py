@@ -1,4 +1,5 @@
-"""SfM on a wide-baseline synthetic orbit: registration, accuracy, and the fold check."""
+"""SfM on a wide-baseline synthetic orbit: registration, accuracy, the fold check, and the rule
+that repeats mapping until two runs agree."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pycolmap
 import pytest
 from support.capture_scenes import CAPTURE_HEIGHT, CAPTURE_WIDTH
 
-from mastsam_splat.capture.consistency import model_support
-from mastsam_splat.capture.sfm import run_sfm
+from mastsam_splat.capture import sfm
+from mastsam_splat.capture.consistency import Support, model_support
+from mastsam_splat.capture.sfm import MappingRun, SfmOptions, run_sfm, runs_agree
 from mastsam_splat.geometry.similarity import pose_errors
 from mastsam_splat.io.scene import load_scene
 from mastsam_splat.synthetic import make_scene
@@ -18,6 +20,7 @@ from mastsam_splat.types import Camera
 
 WIDE_ORBIT_FRAMES = 24
 """Views 15 degrees apart: neighbours share a few dozen verified matches."""
+FORWARD_FRAMES = 24
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,23 @@ def test_wide_baseline_orbit_registers_with_sub_degree_errors(wide_orbit):
 
 
 @pytest.mark.slow
+def test_forward_walk_over_a_checkerboard_does_not_fold(tmp_path):
+    """24 frames whose later views mostly see the flat, periodic ground: incremental mapping
+    folded there in most runs before mapping was repeated until two runs agree."""
+    scene = make_scene(tmp_path / "scene", FORWARD_FRAMES, CAPTURE_WIDTH, CAPTURE_HEIGHT, 0, "forward", progress=False)
+    names = sorted(p.name for p in (scene / "images").iterdir())
+    work = tmp_path / "sfm"
+    work.mkdir()
+    result = run_sfm(scene / "images", names, (CAPTURE_WIDTH, CAPTURE_HEIGHT), work, progress=False)
+    assert len(result.registered) >= 0.95 * FORWARD_FRAMES
+    truth = {frame.name: frame.camera for frame in load_scene(scene).frames}
+    estimated = _cameras(result.reconstruction)
+    errors = pose_errors(list(estimated.values()), [truth[n] for n in estimated])
+    assert errors.median_rotation_deg <= 1.0
+    assert errors.median_centre_fraction <= 0.01
+
+
+@pytest.mark.slow
 def test_a_misplaced_camera_contradicts_its_verified_pairs(wide_orbit):
     _, work, result = wide_orbit
     model = result.reconstruction
@@ -68,3 +88,78 @@ def test_a_misplaced_camera_contradicts_its_verified_pairs(wide_orbit):
     after = model_support(work / "database.db", model)
     assert after.contradicted > before.contradicted
     assert after.explained < before.explained
+
+
+class _FakeModel:
+    """A mapping run's model as the rerun rule sees it: registered images, support, error."""
+
+    def __init__(self, registered: int, explained: int, total: int = 10_000, error: float = 0.5):
+        self.registered = registered
+        self.support = Support(explained, total, pairs=100, contradicted=0)
+        self.error = error
+
+    def num_reg_images(self) -> int:
+        return self.registered
+
+    def compute_mean_reprojection_error(self) -> float:
+        return self.error
+
+
+def _map_runs(monkeypatch, tmp_path, runs: list[list[_FakeModel]], **options) -> tuple[object, list[int]]:
+    """(kept model, trials run) of ``map_images`` when mapping run ``i`` yields the models ``runs[i]``."""
+    trials: list[int] = []
+
+    def map_once(database, image_dir, folder, trial, count, sfm_options, progress):
+        trials.append(trial)
+        return dict(enumerate(runs[trial]))
+
+    monkeypatch.setattr(sfm, "_map_once", map_once)
+    monkeypatch.setattr(sfm, "model_support", lambda database, model: model.support)
+    kept = sfm.map_images(tmp_path / "db", tmp_path, tmp_path / "sparse", 24, SfmOptions(**options), False)
+    return kept, trials
+
+
+def test_runs_agree_on_registration_and_support_within_the_tolerance():
+    def run(registered: int, explained: int) -> MappingRun:
+        return MappingRun(None, registered, Support(explained, 10_000, 100, 0))
+
+    assert runs_agree(run(24, 9_914), run(24, 9_916), 0.0005)
+    assert not runs_agree(run(24, 9_736), run(24, 9_914), 0.0005)
+    assert not runs_agree(run(23, 9_914), run(24, 9_914), 0.0005)
+
+
+def test_mapping_stops_when_two_runs_agree(monkeypatch, tmp_path):
+    correct, again = _FakeModel(24, 9_546), _FakeModel(24, 9_545)
+    kept, trials = _map_runs(monkeypatch, tmp_path, [[correct], [again], [_FakeModel(24, 9_000)]])
+    assert kept is correct and trials == [0, 1]
+
+
+def test_a_fold_is_replaced_by_the_run_that_explains_more(monkeypatch, tmp_path):
+    fold, small, correct = _FakeModel(24, 9_736), _FakeModel(5, 2_000, total=2_010), _FakeModel(24, 9_914)
+    runs = [[fold], [small, correct], [_FakeModel(24, 9_916)], [_FakeModel(24, 9_700)]]
+    kept, trials = _map_runs(monkeypatch, tmp_path, runs)
+    assert trials == [0, 1, 2]
+    assert kept is runs[2][0]
+
+
+def test_disagreeing_runs_go_on_to_the_last_trial_and_keep_the_best(monkeypatch, tmp_path):
+    correct = _FakeModel(24, 9_918)
+    folds = [[_FakeModel(24, 9_587)], [_FakeModel(24, 9_833)], [_FakeModel(18, 8_000, total=8_300)]]
+    kept, trials = _map_runs(monkeypatch, tmp_path, [[correct], *folds])
+    assert kept is correct and trials == [0, 1, 2, 3]
+    kept, trials = _map_runs(monkeypatch, tmp_path, [[correct], *folds], mapping_trials=2)
+    assert kept is correct and trials == [0, 1]
+
+
+def test_no_model_at_all_is_none(monkeypatch, tmp_path):
+    kept, trials = _map_runs(monkeypatch, tmp_path, [[], [], [], []])
+    assert kept is None and trials == [0, 1, 2, 3]
+
+
+def test_incremental_mapping_options_follow_the_sfm_options():
+    options = SfmOptions(init_min_tri_angle=6.0, init_min_num_inliers=40, seed=3)
+    mapping = sfm._incremental_options(options, seed=5)
+    assert mapping.mapper.init_min_tri_angle == 6.0
+    assert mapping.mapper.init_min_num_inliers == 40
+    assert mapping.random_seed == 5
+    assert SfmOptions().init_min_tri_angle < 16.0
