@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -99,7 +100,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
 
     result = run.result
     timing = result.timing()
-    num_ids = len({int(i) for labels in result.labels for i in set(labels.ravel().tolist())} - {0})
+    num_ids = len(set().union(*(np.unique(labels).tolist() for labels in result.labels)) - {0})
     console.print(
         f"[bold]{len(frames)}[/bold] frames, [bold]{num_ids}[/bold] ids, "
         f"{timing['median_frame_s']:.2f} s/frame (median), write {run.write_seconds:.1f} s; "
