@@ -1,9 +1,10 @@
 """``prepare``: photos or a video in, a Nerfstudio dataset with SfM cameras out.
 
 Steps: read the frames upright (``capture.frames``), cap their size, write them with Nerfstudio's
-downscaled copies, run SfM (``capture.sfm``), leave out frames that did not register, and write
-``transforms.json``, ``sparse_pc.ply`` and ``sparse/0`` (``capture.writer``) plus ``capture.json``
-(source, settings, registered and left-out frames). Everything is written into a staging folder
+downscaled copies, run SfM (``capture.sfm``, in a child process: ``capture.sfm_process``), leave
+out frames that did not register, and write ``transforms.json``, ``sparse_pc.ply`` and
+``sparse/0`` (``capture.writer``) plus ``capture.json`` (source, settings, registered and
+left-out frames). Everything is written into a staging folder
 renamed into place at the end (``io.atomic.atomic_dir``): a failure leaves no dataset behind.
 """
 

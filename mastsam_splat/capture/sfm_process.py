@@ -54,14 +54,16 @@ def run_sfm_in_child(
     request.write_bytes(pickle.dumps((_child_main, arguments, os.getpid())))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     command = [sys.executable, "-c", CHILD_COMMAND, str(request)]
-    with signals_deferred():  # the child starts with both signals blocked
-        child = subprocess.Popen(command, env=env)
+    child: Optional[subprocess.Popen] = None
     try:
+        with signals_deferred():  # the child starts with both signals blocked
+            child = subprocess.Popen(command, env=env)
         child.wait()
     finally:
-        if child.poll() is None:
+        if child is not None and child.poll() is None:
             child.kill()
             child.wait()
+    assert child is not None
     if not result.is_file():
         code = child.returncode
         how = f"signal {-code} ({signal.Signals(-code).name})" if code < 0 else f"status {code}"
