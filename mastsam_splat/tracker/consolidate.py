@@ -11,7 +11,7 @@ in every frame.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -64,6 +64,7 @@ def consolidation_merges(
     observed: VoxelMemory,
     frames_of: dict[int, set[int]],
     config: ConsolidationConfig,
+    apart: Optional[Callable[[int, int], bool]] = None,
 ) -> dict[int, int]:
     """Younger id -> older id merges between ids that share 3D voxels but (almost) never share a frame.
 
@@ -79,6 +80,7 @@ def consolidation_merges(
     rng = np.random.default_rng(0)
     leader: dict[int, int] = {}
     group_frames: dict[int, set[int]] = {}
+    members: dict[int, list[int]] = {}
     merges: dict[int, int] = {}
     for b in order:
         own = keys[ids == b]
@@ -96,13 +98,17 @@ def consolidation_merges(
                 overlap = len(points) / len(own)
                 shared = len(group_frames[root] & frames_of[b])
                 allowed = config.max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
+                if apart is not None and any(apart(b, m) for m in members[root]):
+                    continue
                 if overlap >= config.min_overlap and shared <= allowed and overlap > best_overlap:
                     best, best_overlap = root, overlap
         if best is None:
             leader[b] = b
             group_frames[b] = set(frames_of[b])
+            members[b] = [b]
         else:
             leader[b] = best
             group_frames[best] |= frames_of[b]
+            members[best].append(b)
             merges[b] = best
     return merges

@@ -57,7 +57,7 @@ from mastsam_splat.tracker.points3d import (
     matched_points,
     triangulated_points,
 )
-from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, split_pieces
+from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, split_all, split_pieces
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
 from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
@@ -283,10 +283,11 @@ class MastSAMTracker:
             report = run.step(t, frames[t], order.parent[t])
             if on_frame is not None:
                 on_frame(report)
+        merged = run.consolidate_families()
         run.refine_families()
+        merged += run.consolidate()
         if run.anchor_merged:
             notes.append(f"{run.anchor_merged} id(s) merged on shared 3D evidence")
-        merged = run.consolidate()
         if merged:
             notes.append(f"{merged} id(s) merged after the sequence (same 3D surface, never in the same frame)")
         xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
@@ -403,12 +404,7 @@ class _Run:
 
     def consolidate(self) -> int:
         """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
-        labels = self.finished_labels()
-        if self.observed is None or not labels:
-            return 0
-        h, w = labels[0].shape
-        min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
-        merges = consolidation_merges(self.observed, presence(labels, min_area), self.cfg.consolidation)
+        merges = self._consolidation_merges(self.refiner.lineal)
         if not merges:
             return 0
         lut = np.arange(self.next_id, dtype=np.int64)
@@ -418,10 +414,37 @@ class _Run:
         self.cloud.relabel(lut)
         self.refiner.relabel(lut)
         self.groups.relabel(lut)
+        self._count_ids()
+        return len(merges)
+
+    def consolidate_families(self) -> int:
+        """Merge the pieces of one split family that share 3D voxels but not frames: one part split off in two
+        branches of the view graph (or before and after a loss); returns how many were merged."""
+        if not self.refiner.parent:
+            return 0
+        refiner = self.refiner
+        merges = self._consolidation_merges(lambda a, b: refiner.root(a) != refiner.root(b) or refiner.lineal(a, b))
+        if not merges:
+            return 0
+        lut = np.arange(self.next_id, dtype=np.int64)
+        for src, dst in merges.items():
+            lut[src] = dst
+        self._relabel(lut)
+        self._count_ids()
+        return len(merges)
+
+    def _consolidation_merges(self, apart: Callable[[int, int], bool]) -> dict[int, int]:
+        labels = self.finished_labels()
+        if self.observed is None or not labels:
+            return {}
+        h, w = labels[0].shape
+        min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
+        return consolidation_merges(self.observed, presence(labels, min_area), self.cfg.consolidation, apart=apart)
+
+    def _count_ids(self) -> None:
         for report, x in zip(self.reports, self.labels):
             if report is not None and x is not None:
                 report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
-        return len(merges)
 
     def object_map(self) -> dict[int, int]:
         """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``)."""
@@ -521,9 +544,14 @@ class _Run:
         if self.evidence is None:
             return labels
         due = self.refiner.due(labels, auto, min_area)
+        keep = self.cfg.refine.keep == "largest"
         for obj_id, segments in due.items():
-            new_ids = [self._new_id() for _ in segments[1:]]
-            labels = split_pieces(labels, auto, obj_id, segments, new_ids)
+            new_ids = [self._new_id() for _ in segments[1:]] if keep else [self._new_id() for _ in segments]
+            if keep:
+                labels = split_pieces(labels, auto, obj_id, segments, new_ids)
+            else:
+                labels = split_all(labels, auto, obj_id, segments, new_ids)
+                self.refiner.retire(obj_id)
             point_ids = labels_at(labels, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
             for new in new_ids:
                 self.refiner.record(obj_id, new)
@@ -552,7 +580,8 @@ class _Run:
             )
             out = labels.astype(np.int64)
             for members in families.values():
-                out = family_labels(out, evidence, members)
+                receivers = [i for i in members if i not in self.refiner.retired]
+                out = family_labels(out, evidence, members, receivers)
             self.labels[t] = out.astype(np.uint16)
         for report, x in zip(self.reports, self.labels):
             if report is not None and x is not None:
