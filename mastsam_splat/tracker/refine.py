@@ -39,6 +39,14 @@ class RefineConfig:
     """Fraction of the id's pixels its pieces must cover together."""
     retroactive: bool = True
     """After the sequence, give every frame's pixels of a split family to the member with the nearest 3D evidence."""
+    reuse_share: float = 0.8
+    """A piece on which at least this fraction of the split id's 3D points owned by one member of its family, absent
+    from the frame, fall takes that member's id instead of a new one: the same part, split off earlier (in another
+    branch of the view graph). More than 1: never."""
+    reuse_min_fraction: float = 0.1
+    """Smallest fraction of the piece's 3D points on known voxels that the member must own."""
+    reuse_min_points: int = 8
+    """Fewest 3D points on a member's voxels for a piece to take its id."""
     keep: Literal["largest", "none"] = "largest"
     """Which piece keeps the split id: ``none`` (every piece gets a new id and the split id, the whole object,
     labels only the frames before the split) or ``largest``."""
@@ -134,6 +142,40 @@ class Refiner:
                 parent[c] = r
         self.parent = parent
         self.retired = {int(lut[i]) if i < len(lut) else i for i in self.retired}
+
+
+def reused_members(
+    segment_of_point: np.ndarray,
+    owner_of_point: np.ndarray,
+    segments: list[int],
+    candidates: list[int],
+    config: RefineConfig,
+) -> dict[int, int]:
+    """Segment -> family member for the pieces of a split (``segments``) on which one of ``candidates``' evidence
+    lies: the split id's 3D points (their segment ``segment_of_point`` [N], 0 outside the pieces, and the id owning
+    their evidence voxel ``owner_of_point`` [N], 0 where none) owned by the member fall on that piece; each member
+    goes to one piece and each piece to one member, the best-supported first."""
+    if not candidates or len(segment_of_point) == 0:
+        return {}
+    known = owner_of_point > 0
+    scored = []
+    for member in candidates:
+        own = owner_of_point == member
+        total = int(np.count_nonzero(own & (segment_of_point > 0)))
+        for seg in segments:
+            votes = int(np.count_nonzero(own & (segment_of_point == seg)))
+            seen = int(np.count_nonzero(known & (segment_of_point == seg)))
+            if (
+                votes >= config.reuse_min_points
+                and votes >= config.reuse_share * total
+                and votes >= config.reuse_min_fraction * seen
+            ):
+                scored.append((votes / max(seen, 1), votes, seg, member))
+    out: dict[int, int] = {}
+    for _, _, seg, member in sorted(scored, reverse=True):
+        if seg not in out and member not in out.values():
+            out[seg] = member
+    return out
 
 
 def split_pieces(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[int], new_ids: list[int]) -> np.ndarray:

@@ -42,7 +42,7 @@ from mastsam_splat.tracker.anchor import AnchorConfig, AnchorEvidence, anchor_la
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
-from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
+from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
@@ -57,7 +57,14 @@ from mastsam_splat.tracker.points3d import (
     matched_points,
     triangulated_points,
 )
-from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, split_all, split_pieces
+from mastsam_splat.tracker.refine import (
+    RefineConfig,
+    Refiner,
+    family_labels,
+    reused_members,
+    split_all,
+    split_pieces,
+)
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
 from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
@@ -546,15 +553,20 @@ class _Run:
         due = self.refiner.due(labels, auto, min_area)
         keep = self.cfg.refine.keep == "largest"
         for obj_id, segments in due.items():
-            new_ids = [self._new_id() for _ in segments[1:]] if keep else [self._new_id() for _ in segments]
-            if keep:
+            reused = self._reused_members(labels, auto, points, obj_id, segments)
+            segments = [s for s in segments if s in reused] + [s for s in segments if s not in reused]
+            kept = segments[len(reused) :][:1] if keep else []
+            new_ids = [reused.get(s) or self._new_id() for s in segments if s not in kept]
+            segments = kept + [s for s in segments if s not in kept]
+            if keep and kept:
                 labels = split_pieces(labels, auto, obj_id, segments, new_ids)
             else:
                 labels = split_all(labels, auto, obj_id, segments, new_ids)
                 self.refiner.retire(obj_id)
             point_ids = labels_at(labels, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
             for new in new_ids:
-                self.refiner.record(obj_id, new)
+                if new not in reused.values():
+                    self.refiner.record(obj_id, new)
                 self.groups.join(obj_id, new)
                 own = points.xyz[point_ids == new]
                 self.evidence.transfer(own, obj_id, new)
@@ -562,6 +574,26 @@ class _Run:
                     self.memory.transfer(own, obj_id, new)
             report.refined += 1
         return labels
+
+    def _reused_members(
+        self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]
+    ) -> dict[int, int]:
+        """Pieces of a split whose 3D points lie on the evidence of a member of ``obj_id``'s family absent from the
+        frame: segment -> that member (see ``refine.reused_members``)."""
+        assert self.evidence is not None
+        root = self.refiner.root(obj_id)
+        present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist())
+        members = {root, *(c for c in self.refiner.parent if self.refiner.root(c) == root)}
+        candidates = sorted(members - present - self.refiner.retired - {obj_id})
+        if not candidates or len(points) == 0 or len(self.evidence) == 0:
+            return {}
+        finite = np.isfinite(points.xyz).all(axis=1)
+        keys, owners, _ = self.evidence.owners()
+        point_keys = voxel_keys(voxel_coords(points.xyz[finite], self.evidence.voxel_size))
+        slot = np.minimum(np.searchsorted(keys, point_keys), len(keys) - 1)
+        owner = np.where(keys[slot] == point_keys, owners[slot], 0)
+        segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
+        return reused_members(segment, owner, segments, candidates, self.cfg.refine)
 
     def refine_families(self) -> None:
         """After the sequence: every frame's pixels of a split family go to the member with the nearest 3D

@@ -73,3 +73,28 @@ def test_family_consolidation_leaves_other_ids_to_the_sequence_pass() -> None:
     run.next_id = 8
     assert run.consolidate_families() == 1
     assert any((x == 7).any() for x in run.labels)
+
+
+def test_a_split_reuses_the_id_the_other_branch_gave_the_same_part() -> None:
+    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.points3d import FramePoints
+    from mastsam_splat.tracker.tracker import FrameReport
+
+    run = _orbit_run()
+    # One point per pixel of columns 1-6, at x = column: the left part (1-3) and the right part (4-6).
+    rows, cols = np.mgrid[0:4, 1:7]
+    xy = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1)
+    xyz = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5, np.full(cols.size, 0.5)], axis=1)
+    points = FramePoints(np.repeat(xy, 3, axis=0), np.repeat(xyz, 3, axis=0))
+    run.evidence = AnchorEvidence(voxel_size=1.0)
+    run.evidence.add(np.repeat(np.where(cols.ravel() <= 3, 1, 2), 3), np.repeat(xyz, 3, axis=0))
+    run.labels = [run.labels[0], run.labels[1], None, None, None]  # branch A split the object into 1 and 2
+    run.refiner.parent = {2: 1}
+    labels = run.labels[0].astype(np.int64)  # branch B still sees the whole object 1, cut in two by the segmenter
+    auto = np.zeros_like(labels)
+    auto[:, 1:4] = 1
+    auto[:, 4:7] = 2
+    for _ in range(run.cfg.refine.frames):
+        out = run._refine(labels, auto, points, FrameReport(index=3, name="f3"), min_area=1)
+    assert (out[:, 1:4] == 1).all() and (out[:, 4:7] == 2).all()
+    assert run.next_id == 4 and run.refiner.families() == {1: [1, 2]}

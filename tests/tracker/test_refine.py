@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, split_all
+from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, reused_members, split_all
 
 
 def _whole_image(labels: np.ndarray, evidence: np.ndarray, members: list[int]) -> np.ndarray:
@@ -71,3 +71,22 @@ def test_retired_ids_receive_no_family_pixels() -> None:
     evidence[1, 9] = 9
     out = family_labels(labels, evidence, [5, 8, 9], receivers=[8, 9])
     assert not (out == 5).any() and (out[:, :3] == 8).all() and (out[:, 7:] == 9).all()
+
+
+def test_a_piece_on_an_absent_members_evidence_takes_its_id() -> None:
+    # Points of the split id: segment 1 (left piece) and 2 (right piece); the voxels under the right piece were
+    # mostly seen as the split id, some already as member 9 (the same part split off in the other branch).
+    segment = np.array([1] * 40 + [2] * 40)
+    owner = np.array([5] * 40 + [5] * 25 + [9] * 15)
+    config = RefineConfig()
+    assert reused_members(segment, owner, [1, 2], [9], config) == {2: 9}
+    assert reused_members(segment, owner, [1, 2], [], config) == {}
+    # Member 9's evidence spread over both pieces names neither.
+    spread = np.array([5] * 30 + [9] * 10 + [5] * 30 + [9] * 10)
+    assert reused_members(segment, spread, [1, 2], [9], config) == {}
+    # A handful of points is no evidence.
+    few = np.array([5] * 40 + [5] * 36 + [9] * 4)
+    assert reused_members(segment, few, [1, 2], [9], config) == {}
+    # Each member names one piece and each piece takes one member.
+    two = np.array([7] * 30 + [5] * 10 + [5] * 25 + [9] * 15)
+    assert reused_members(segment, two, [1, 2], [7, 9], config) == {1: 7, 2: 9}
