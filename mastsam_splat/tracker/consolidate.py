@@ -5,7 +5,8 @@ came back showing a side never seen before), the object continues under a new id
 whole sequence the evidence is complete: two ids that never appear in the same frame and
 whose observed 3D voxels overlap (the new id starts on the surface the old one covered) are
 one object seen before and after the switch, and the younger id is merged into the older one
-in every frame.
+in every frame. Pairs the caller keeps ``apart`` (a whole and a part split from it) are never merged;
+the tracker runs this once within each split family, then over all ids.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def consolidation_merges(
     ``observed`` holds every voxel each id was seen on (not exclusive). An id ``b`` joins the
     older id ``a`` (or the group ``a`` already leads) when at least ``config.min_overlap`` of
     ``b``'s voxels lie in or next to the group's voxels and they appear together in at most
-    ``config.max_cooccurrence`` of the frames of the shorter-lived of the two.
+    ``config.max_cooccurrence`` of the frames of the shorter-lived of the two, and ``apart`` (if given) holds for
+    none of the group's members and ``b``.
     """
     keys, ids = observed.pairs()
     if len(keys) == 0:

@@ -4,11 +4,16 @@ The first view fixes each id's extent: an object the segmenter gave whole there 
 when later views show its parts, since the parts' correspondences all vote for the whole. When,
 for ``frames`` visited frames in a row, an id's pixels are covered by several automatic
 segments that each lie inside it (``containment``) and each hold a real share of it
-(``min_piece_fraction``), the id is split: the largest piece keeps the id, every other piece
-becomes a new id, a child of the first (``split_pieces``). Parent and children are one family:
-fragment merging leaves them apart, and after the sequence every frame's pixels of a family are
-given to the member whose 3D evidence is nearest (``family_labels``), so frames visited before
-the split show the pieces too.
+(``min_piece_fraction``), the id is split: the largest piece keeps the id (``keep``), every other
+piece becomes a new id, a child of the split id (``split_pieces``; with ``keep="none"`` every piece
+gets a new id and the split id names the whole object before the split, ``split_all``). A piece
+on which a member of the family absent from the frame owns most of the split id's evidence takes
+that member's id instead (``reused_members``): on an orbit, the two branches of the view graph cut
+the same object, and the second cut finds the first one's parts in 3D. Parent and children are
+one family: fragment merging leaves them apart; after the sequence, members that never share a
+frame but share 3D voxels are merged (not a piece with an id it was split from, ``lineal``), and
+every frame's pixels of a family are given to the member whose 3D evidence is nearest
+(``family_labels``), so frames visited before the split show the pieces too.
 """
 
 from __future__ import annotations

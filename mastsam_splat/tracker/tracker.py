@@ -19,11 +19,13 @@ disjoint, as ids ``1..n``. Each next frame:
    memory recognises an earlier id; the memory also gives back segments an id absorbed from a
    remembered object, and ids that keep lying inside one segment are merged (fragments);
 8. optional granularity refinement: ids the automatic segments keep cutting into pieces become one
-   id per piece, in every frame (refine.py).
+   id per piece, in every frame; a piece on the 3D evidence of an absent member of its family takes
+   that member's id (refine.py).
 Ids whose 3D evidence lies on an older id's are merged in every frame as soon as it shows (anchor.py).
 Above the ids, an object level groups the pieces of split ids and ids one automatic segment keeps
 holding (hierarchy.py), without merging them.
-After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
+After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py): the pieces
+of each split family first, before the family's pixels are spread over every frame, then all ids.
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
 """
