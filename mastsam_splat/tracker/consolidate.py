@@ -5,13 +5,14 @@ came back showing a side never seen before), the object continues under a new id
 whole sequence the evidence is complete: two ids that never appear in the same frame and
 whose observed 3D voxels overlap (the new id starts on the surface the old one covered) are
 one object seen before and after the switch, and the younger id is merged into the older one
-in every frame.
+in every frame. Pairs the caller keeps ``apart`` (a whole and a part split from it) are never merged;
+the tracker runs this once within each split family, then over all ids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -64,13 +65,15 @@ def consolidation_merges(
     observed: VoxelMemory,
     frames_of: dict[int, set[int]],
     config: ConsolidationConfig,
+    apart: Optional[Callable[[int, int], bool]] = None,
 ) -> dict[int, int]:
     """Younger id -> older id merges between ids that share 3D voxels but (almost) never share a frame.
 
     ``observed`` holds every voxel each id was seen on (not exclusive). An id ``b`` joins the
     older id ``a`` (or the group ``a`` already leads) when at least ``config.min_overlap`` of
     ``b``'s voxels lie in or next to the group's voxels and they appear together in at most
-    ``config.max_cooccurrence`` of the frames of the shorter-lived of the two.
+    ``config.max_cooccurrence`` of the frames of the shorter-lived of the two, and ``apart`` (if given) holds for
+    none of the group's members and ``b``.
     """
     keys, ids = observed.pairs()
     if len(keys) == 0:
@@ -79,6 +82,7 @@ def consolidation_merges(
     rng = np.random.default_rng(0)
     leader: dict[int, int] = {}
     group_frames: dict[int, set[int]] = {}
+    members: dict[int, list[int]] = {}
     merges: dict[int, int] = {}
     for b in order:
         own = keys[ids == b]
@@ -96,13 +100,17 @@ def consolidation_merges(
                 overlap = len(points) / len(own)
                 shared = len(group_frames[root] & frames_of[b])
                 allowed = config.max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
+                if apart is not None and any(apart(b, m) for m in members[root]):
+                    continue
                 if overlap >= config.min_overlap and shared <= allowed and overlap > best_overlap:
                     best, best_overlap = root, overlap
         if best is None:
             leader[b] = b
             group_frames[b] = set(frames_of[b])
+            members[b] = [b]
         else:
             leader[b] = best
             group_frames[best] |= frames_of[b]
+            members[best].append(b)
             merges[b] = best
     return merges

@@ -4,16 +4,22 @@ The first view fixes each id's extent: an object the segmenter gave whole there 
 when later views show its parts, since the parts' correspondences all vote for the whole. When,
 for ``frames`` visited frames in a row, an id's pixels are covered by several automatic
 segments that each lie inside it (``containment``) and each hold a real share of it
-(``min_piece_fraction``), the id is split: the largest piece keeps the id, every other piece
-becomes a new id, a child of the first (``split_pieces``). Parent and children are one family:
-fragment merging leaves them apart, and after the sequence every frame's pixels of a family are
-given to the member whose 3D evidence is nearest (``family_labels``), so frames visited before
-the split show the pieces too.
+(``min_piece_fraction``), the id is split: the largest piece keeps the id (``keep``), every other
+piece becomes a new id, a child of the split id (``split_pieces``; with ``keep="none"`` every piece
+gets a new id and the split id names the whole object before the split, ``split_all``). A piece
+on which a member of the family absent from the frame owns most of the split id's evidence takes
+that member's id instead (``reused_members``): on an orbit, the two branches of the view graph cut
+the same object, and the second cut finds the first one's parts in 3D. Parent and children are
+one family: fragment merging leaves them apart; after the sequence, members that never share a
+frame but share 3D voxels are merged (not a piece with an id it was split from, ``lineal``), and
+every frame's pixels of a family are given to the member whose 3D evidence is nearest
+(``family_labels``), so frames visited before the split show the pieces too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, Optional
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
@@ -38,6 +44,17 @@ class RefineConfig:
     """Fraction of the id's pixels its pieces must cover together."""
     retroactive: bool = True
     """After the sequence, give every frame's pixels of a split family to the member with the nearest 3D evidence."""
+    reuse_share: float = 0.8
+    """A piece on which at least this fraction of the split id's 3D points owned by one member of its family, absent
+    from the frame, fall takes that member's id instead of a new one: the same part, split off earlier (in another
+    branch of the view graph). More than 1: never."""
+    reuse_min_fraction: float = 0.1
+    """Smallest fraction of the piece's 3D points on known voxels that the member must own."""
+    reuse_min_points: int = 8
+    """Fewest 3D points on a member's voxels for a piece to take its id."""
+    keep: Literal["largest", "none"] = "largest"
+    """Which piece keeps the split id: ``none`` (every piece gets a new id and the split id, the whole object,
+    labels only the frames before the split) or ``largest``."""
 
 
 def pieces(labels: np.ndarray, auto: np.ndarray, config: RefineConfig, min_area: int) -> dict[int, list[int]]:
@@ -71,6 +88,8 @@ class Refiner:
         self._streak: dict[int, int] = {}
         self.parent: dict[int, int] = {}
         """Child id -> the id it was split from (its family's root)."""
+        self.retired: set[int] = set()
+        """Ids split into pieces that kept none of them (they name the whole object before the split)."""
 
     def due(self, labels: np.ndarray, auto: np.ndarray, min_area: int) -> dict[int, list[int]]:
         """This frame's cuts; returns the ids to split now, with their pieces' segment numbers."""
@@ -85,12 +104,28 @@ class Refiner:
         return ready
 
     def record(self, parent: int, child: int) -> None:
-        self.parent[child] = self.root(parent)
+        """``child`` was split off ``parent``."""
+        self.parent[child] = parent
+
+    def _ancestors(self, obj_id: int) -> list[int]:
+        out: list[int] = []
+        while obj_id in self.parent and self.parent[obj_id] not in out:
+            obj_id = self.parent[obj_id]
+            out.append(obj_id)
+        return out
 
     def root(self, obj_id: int) -> int:
-        while obj_id in self.parent:
-            obj_id = self.parent[obj_id]
-        return obj_id
+        """The oldest id of ``obj_id``'s family."""
+        ancestors = self._ancestors(obj_id)
+        return ancestors[-1] if ancestors else obj_id
+
+    def retire(self, obj_id: int) -> None:
+        self.retired.add(obj_id)
+
+    def lineal(self, a: int, b: int) -> bool:
+        """Whether one id was split (directly or further up) from the other: a whole and its part."""
+
+        return a in self._ancestors(b) or b in self._ancestors(a)
 
     def related(self, a: int, b: int) -> bool:
         """Whether two ids belong to one split family."""
@@ -111,6 +146,41 @@ class Refiner:
             if c != r:
                 parent[c] = r
         self.parent = parent
+        self.retired = {int(lut[i]) if i < len(lut) else i for i in self.retired}
+
+
+def reused_members(
+    segment_of_point: np.ndarray,
+    owner_of_point: np.ndarray,
+    segments: list[int],
+    candidates: list[int],
+    config: RefineConfig,
+) -> dict[int, int]:
+    """Segment -> family member for the pieces of a split (``segments``) on which one of ``candidates``' evidence
+    lies: the split id's 3D points (their segment ``segment_of_point`` [N], 0 outside the pieces, and the id owning
+    their evidence voxel ``owner_of_point`` [N], 0 where none) owned by the member fall on that piece; each member
+    goes to one piece and each piece to one member, the best-supported first."""
+    if not candidates or len(segment_of_point) == 0:
+        return {}
+    known = owner_of_point > 0
+    scored = []
+    for member in candidates:
+        own = owner_of_point == member
+        total = int(np.count_nonzero(own & (segment_of_point > 0)))
+        for seg in segments:
+            votes = int(np.count_nonzero(own & (segment_of_point == seg)))
+            seen = int(np.count_nonzero(known & (segment_of_point == seg)))
+            if (
+                votes >= config.reuse_min_points
+                and votes >= config.reuse_share * total
+                and votes >= config.reuse_min_fraction * seen
+            ):
+                scored.append((votes / max(seen, 1), votes, seg, member))
+    out: dict[int, int] = {}
+    for _, _, seg, member in sorted(scored, reverse=True):
+        if seg not in out and member not in out.values():
+            out[seg] = member
+    return out
 
 
 def split_pieces(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[int], new_ids: list[int]) -> np.ndarray:
@@ -122,11 +192,31 @@ def split_pieces(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: li
     return out
 
 
-def family_labels(labels: np.ndarray, evidence: np.ndarray, members: list[int]) -> np.ndarray:
-    """``labels`` [H, W] with every pixel of the family ``members`` given to the member of the nearest evidence
-    pixel [H, W] (unchanged where no member has evidence in the frame)."""
+def split_all(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[int], new_ids: list[int]) -> np.ndarray:
+    """``labels`` with the pixels of ``obj_id`` in each of ``segments`` given its id of ``new_ids``, and its pixels
+    outside them given the id of the nearest piece: ``obj_id`` leaves the frame."""
+    out = labels.copy()
+    own = labels == obj_id
+    pieces_image = np.zeros(labels.shape, dtype=np.int64)
+    for seg, new in zip(segments, new_ids):
+        pieces_image[own & (auto == seg)] = new
+    if not pieces_image.any():
+        return out
+    rest = own & (pieces_image == 0)
+    if rest.any():
+        _, (rows, cols) = distance_transform_edt(pieces_image == 0, return_indices=True)
+        pieces_image[rest] = pieces_image[rows[rest], cols[rest]]
+    out[own] = pieces_image[own]
+    return out
+
+
+def family_labels(
+    labels: np.ndarray, evidence: np.ndarray, members: list[int], receivers: Optional[list[int]] = None
+) -> np.ndarray:
+    """``labels`` [H, W] with every pixel of the family ``members`` given to the member (of ``receivers``, default
+    all members) of the nearest evidence pixel [H, W] (unchanged where no receiver has evidence in the frame)."""
     family = np.isin(labels, members)
-    seeded = np.isin(evidence, members)
+    seeded = np.isin(evidence, members if receivers is None else receivers)
     if not family.any() or not seeded.any():
         return labels
     # the nearest seed of every family pixel lies in the box around the family and all seeds

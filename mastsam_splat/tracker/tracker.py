@@ -19,11 +19,13 @@ disjoint, as ids ``1..n``. Each next frame:
    memory recognises an earlier id; the memory also gives back segments an id absorbed from a
    remembered object, and ids that keep lying inside one segment are merged (fragments);
 8. optional granularity refinement: ids the automatic segments keep cutting into pieces become one
-   id per piece, in every frame (refine.py).
+   id per piece, in every frame; a piece on the 3D evidence of an absent member of its family takes
+   that member's id (refine.py).
 Ids whose 3D evidence lies on an older id's are merged in every frame as soon as it shows (anchor.py).
 Above the ids, an object level groups the pieces of split ids and ids one automatic segment keeps
 holding (hierarchy.py), without merging them.
-After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py).
+After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py): the pieces
+of each split family first, before the family's pixels are spread over every frame, then all ids.
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
 """
@@ -43,7 +45,7 @@ from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, app
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
+from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
@@ -58,7 +60,14 @@ from mastsam_splat.tracker.points3d import (
     matched_points,
     triangulated_points,
 )
-from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, split_pieces
+from mastsam_splat.tracker.refine import (
+    RefineConfig,
+    Refiner,
+    family_labels,
+    reused_members,
+    split_all,
+    split_pieces,
+)
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
 from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
@@ -285,10 +294,11 @@ class MastSAMTracker:
             report = run.step(t, frames[t], order.parent[t])
             if on_frame is not None:
                 on_frame(report)
+        merged = run.consolidate_families()
         run.refine_families()
+        merged += run.consolidate()
         if run.anchor_merged:
             notes.append(f"{run.anchor_merged} id(s) merged on shared 3D evidence")
-        merged = run.consolidate()
         if merged:
             notes.append(f"{merged} id(s) merged after the sequence (same 3D surface, never in the same frame)")
         xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
@@ -403,12 +413,7 @@ class _Run:
 
     def consolidate(self) -> int:
         """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
-        labels = self.finished_labels()
-        if self.observed is None or not labels:
-            return 0
-        h, w = labels[0].shape
-        min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
-        merges = consolidation_merges(self.observed, presence(labels, min_area), self.cfg.consolidation)
+        merges = self._consolidation_merges(self.refiner.lineal)
         if not merges:
             return 0
         lut = np.arange(self.next_id, dtype=np.int64)
@@ -418,10 +423,37 @@ class _Run:
         self.cloud.relabel(lut)
         self.refiner.relabel(lut)
         self.groups.relabel(lut)
+        self._count_ids()
+        return len(merges)
+
+    def consolidate_families(self) -> int:
+        """Merge the pieces of one split family that share 3D voxels but not frames: one part split off in two
+        branches of the view graph (or before and after a loss); returns how many were merged."""
+        if not self.refiner.parent:
+            return 0
+        refiner = self.refiner
+        merges = self._consolidation_merges(lambda a, b: refiner.root(a) != refiner.root(b) or refiner.lineal(a, b))
+        if not merges:
+            return 0
+        lut = np.arange(self.next_id, dtype=np.int64)
+        for src, dst in merges.items():
+            lut[src] = dst
+        self._relabel(lut)
+        self._count_ids()
+        return len(merges)
+
+    def _consolidation_merges(self, apart: Callable[[int, int], bool]) -> dict[int, int]:
+        labels = self.finished_labels()
+        if self.observed is None or not labels:
+            return {}
+        h, w = labels[0].shape
+        min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
+        return consolidation_merges(self.observed, presence(labels, min_area), self.cfg.consolidation, apart=apart)
+
+    def _count_ids(self) -> None:
         for report, x in zip(self.reports, self.labels):
             if report is not None and x is not None:
                 report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
-        return len(merges)
 
     def object_map(self) -> dict[int, int]:
         """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``)."""
@@ -521,12 +553,22 @@ class _Run:
         if self.evidence is None:
             return labels
         due = self.refiner.due(labels, auto, min_area)
+        keep = self.cfg.refine.keep == "largest"
         for obj_id, segments in due.items():
-            new_ids = [self._new_id() for _ in segments[1:]]
-            labels = split_pieces(labels, auto, obj_id, segments, new_ids)
+            reused = self._reused_members(labels, auto, points, obj_id, segments)
+            segments = [s for s in segments if s in reused] + [s for s in segments if s not in reused]
+            kept = segments[len(reused) :][:1] if keep else []
+            new_ids = [reused.get(s) or self._new_id() for s in segments if s not in kept]
+            segments = kept + [s for s in segments if s not in kept]
+            if keep and kept:
+                labels = split_pieces(labels, auto, obj_id, segments, new_ids)
+            else:
+                labels = split_all(labels, auto, obj_id, segments, new_ids)
+                self.refiner.retire(obj_id)
             point_ids = labels_at(labels, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
             for new in new_ids:
-                self.refiner.record(obj_id, new)
+                if new not in reused.values():
+                    self.refiner.record(obj_id, new)
                 self.groups.join(obj_id, new)
                 own = points.xyz[point_ids == new]
                 self.evidence.transfer(own, obj_id, new)
@@ -534,6 +576,26 @@ class _Run:
                     self.memory.transfer(own, obj_id, new)
             report.refined += 1
         return labels
+
+    def _reused_members(
+        self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]
+    ) -> dict[int, int]:
+        """Pieces of a split whose 3D points lie on the evidence of a member of ``obj_id``'s family absent from the
+        frame: segment -> that member (see ``refine.reused_members``)."""
+        assert self.evidence is not None
+        root = self.refiner.root(obj_id)
+        present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist())
+        members = {root, *(c for c in self.refiner.parent if self.refiner.root(c) == root)}
+        candidates = sorted(members - present - self.refiner.retired - {obj_id})
+        if not candidates or len(points) == 0 or len(self.evidence) == 0:
+            return {}
+        finite = np.isfinite(points.xyz).all(axis=1)
+        keys, owners, _ = self.evidence.owners()
+        point_keys = voxel_keys(voxel_coords(points.xyz[finite], self.evidence.voxel_size))
+        slot = np.minimum(np.searchsorted(keys, point_keys), len(keys) - 1)
+        owner = np.where(keys[slot] == point_keys, owners[slot], 0)
+        segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
+        return reused_members(segment, owner, segments, candidates, self.cfg.refine)
 
     def refine_families(self) -> None:
         """After the sequence: every frame's pixels of a split family go to the member with the nearest 3D
@@ -552,7 +614,8 @@ class _Run:
             )
             out = labels.astype(np.int64)
             for members in families.values():
-                out = family_labels(out, evidence, members)
+                receivers = [i for i in members if i not in self.refiner.retired]
+                out = family_labels(out, evidence, members, receivers)
             self.labels[t] = out.astype(np.uint16)
         for report, x in zip(self.reports, self.labels):
             if report is not None and x is not None:

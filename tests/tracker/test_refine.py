@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from mastsam_splat.tracker.refine import family_labels
+from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, reused_members, split_all
 
 
 def _whole_image(labels: np.ndarray, evidence: np.ndarray, members: list[int]) -> np.ndarray:
@@ -33,3 +33,60 @@ def test_family_labels_equal_the_whole_image_transform() -> None:
 def test_family_without_evidence_is_unchanged() -> None:
     labels = np.array([[1, 1, 2], [0, 2, 2]])
     assert family_labels(labels, np.zeros_like(labels), [1, 2]) is labels
+
+
+def test_pieces_split_off_a_piece_stay_in_the_family_and_know_their_line() -> None:
+    refiner = Refiner(RefineConfig())
+    refiner.record(1, 4)
+    refiner.record(1, 5)
+    refiner.record(4, 9)  # a piece cut again
+    assert refiner.families() == {1: [1, 4, 5, 9]}
+    assert refiner.root(9) == 1
+    assert refiner.lineal(1, 9) and refiner.lineal(9, 4) and refiner.lineal(4, 1)
+    assert not refiner.lineal(4, 5) and not refiner.lineal(5, 9) and not refiner.lineal(2, 9)
+    lut = np.arange(10)
+    lut[5] = 4  # the two pieces of 1 were one part
+    refiner.relabel(lut)
+    assert refiner.families() == {1: [1, 4, 9]} and refiner.lineal(4, 9)
+
+
+def test_split_all_gives_every_piece_a_new_id_and_the_rest_to_the_nearest_piece() -> None:
+    labels = np.zeros((4, 12), dtype=np.int64)
+    labels[:, 1:11] = 5
+    labels[:, 11] = 7
+    auto = np.zeros((4, 12), dtype=np.int64)
+    auto[:, 1:5] = 1
+    auto[:, 6:11] = 2  # column 5 lies in no piece
+    out = split_all(labels, auto, 5, [2, 1], [8, 9])
+    assert (out[:, 1:5] == 9).all() and (out[:, 6:11] == 8).all() and (out[:, 11] == 7).all()
+    assert set(np.unique(out[:, 5]).tolist()) <= {8, 9} and not (out == 5).any()
+
+
+def test_retired_ids_receive_no_family_pixels() -> None:
+    labels = np.zeros((3, 10), dtype=np.int64)
+    labels[:, :10] = 5
+    evidence = np.zeros((3, 10), dtype=np.int64)
+    evidence[1, 0] = 8
+    evidence[1, 5] = 5  # the whole object's evidence, left where no piece was seen
+    evidence[1, 9] = 9
+    out = family_labels(labels, evidence, [5, 8, 9], receivers=[8, 9])
+    assert not (out == 5).any() and (out[:, :3] == 8).all() and (out[:, 7:] == 9).all()
+
+
+def test_a_piece_on_an_absent_members_evidence_takes_its_id() -> None:
+    # Points of the split id: segment 1 (left piece) and 2 (right piece); the voxels under the right piece were
+    # mostly seen as the split id, some already as member 9 (the same part split off in the other branch).
+    segment = np.array([1] * 40 + [2] * 40)
+    owner = np.array([5] * 40 + [5] * 25 + [9] * 15)
+    config = RefineConfig()
+    assert reused_members(segment, owner, [1, 2], [9], config) == {2: 9}
+    assert reused_members(segment, owner, [1, 2], [], config) == {}
+    # Member 9's evidence spread over both pieces names neither.
+    spread = np.array([5] * 30 + [9] * 10 + [5] * 30 + [9] * 10)
+    assert reused_members(segment, spread, [1, 2], [9], config) == {}
+    # A handful of points is no evidence.
+    few = np.array([5] * 40 + [5] * 36 + [9] * 4)
+    assert reused_members(segment, few, [1, 2], [9], config) == {}
+    # Each member names one piece and each piece takes one member.
+    two = np.array([7] * 30 + [5] * 10 + [5] * 25 + [9] * 15)
+    assert reused_members(segment, two, [1, 2], [7, 9], config) == {1: 7, 2: 9}

@@ -1,0 +1,102 @@
+"""Sequence-level consolidation: ids on one 3D surface that never share a frame are merged, within split families
+first."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges
+from mastsam_splat.tracker.memory import VoxelMemory
+from mastsam_splat.tracker.tracker import MastSAMTracker, TrackerConfig, _Run
+from mastsam_splat.tracker.view_order import ViewOrder
+from mastsam_splat.types import Frame
+
+
+def _cube(centre: tuple[float, float, float], seed: int, n: int = 300) -> np.ndarray:
+    return np.asarray(centre) + (np.random.default_rng(seed).random((n, 3)) - 0.5)
+
+
+def test_ids_kept_apart_are_never_merged() -> None:
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    observed.add(1, _cube((0, 0, 0), 0))
+    observed.add(2, _cube((0, 0, 0), 1))
+    observed.add(3, _cube((0, 0, 0), 2))
+    frames_of = {1: {0, 1}, 2: {2, 3}, 3: {4, 5}}
+    config = ConsolidationConfig()
+    assert consolidation_merges(observed, frames_of, config) == {2: 1, 3: 1}
+    # 2 may not join 1; 3 may not join the group 1 leads (it holds 1), so it joins 2.
+    apart = {(1, 2), (1, 3)}
+    merges = consolidation_merges(observed, frames_of, config, apart=lambda a, b: (min(a, b), max(a, b)) in apart)
+    assert merges == {3: 2}
+
+
+def _orbit_run() -> _Run:
+    """An object (id 1) seen whole in frame 0 and split into two parts in both branches of the view graph:
+    frames 1-2 (branch A) call the right part 2, frames 3-4 (branch B) call it 3. Part 1 (left) keeps id 1."""
+    n = 5
+    frames = [Frame(image=np.zeros((4, 8, 3), dtype=np.uint8), name=f"f{t}", index=t) for t in range(n)]
+    order = ViewOrder([0, 1, 4, 2, 3], {0: None, 1: 0, 4: 0, 2: 1, 3: 4}, "cameras")
+    run = _Run(MastSAMTracker(TrackerConfig(), None, None), frames, "none", order)
+    whole = np.zeros((4, 8), dtype=np.uint16)
+    whole[:, 1:7] = 1
+    labels = [whole]
+    for t in range(1, n):
+        split = whole.copy()
+        split[:, 4:7] = 2 if t <= 2 else 3
+        labels.append(split)
+    for t, x in enumerate(labels):
+        run.labels[t] = x
+    run.next_id = 4
+    run.refiner.record(1, 2)
+    run.refiner.record(1, 3)
+    run.observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    run.observed.add(1, _cube((0, 0, 0), 0))
+    run.observed.add(1, _cube((2, 0, 0), 1))
+    run.observed.add(2, _cube((2, 0, 0), 2))
+    run.observed.add(3, _cube((2, 0, 0), 3))
+    return run
+
+
+def test_one_part_split_off_in_both_branches_gets_one_id() -> None:
+    run = _orbit_run()
+    assert run.consolidate_families() == 1
+    right = {int(np.unique(x[:, 4:7])[0]) for x in run.labels[1:]}
+    assert right == {2}
+    assert all((x[:, 1:4] == 1).all() for x in run.labels)
+    assert run.refiner.families() == {1: [1, 2]}
+
+
+def test_family_consolidation_leaves_other_ids_to_the_sequence_pass() -> None:
+    run = _orbit_run()
+    run.observed.add(7, _cube((2, 0, 0), 4))  # another object's id on the same voxels, never in these frames
+    first = run.labels[0]
+    first[:2, 0] = 7
+    run.labels[0] = first
+    run.next_id = 8
+    assert run.consolidate_families() == 1
+    assert any((x == 7).any() for x in run.labels)
+
+
+def test_a_split_reuses_the_id_the_other_branch_gave_the_same_part() -> None:
+    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.points3d import FramePoints
+    from mastsam_splat.tracker.tracker import FrameReport
+
+    run = _orbit_run()
+    # One point per pixel of columns 1-6, at x = column: the left part (1-3) and the right part (4-6).
+    rows, cols = np.mgrid[0:4, 1:7]
+    xy = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1)
+    xyz = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5, np.full(cols.size, 0.5)], axis=1)
+    points = FramePoints(np.repeat(xy, 3, axis=0), np.repeat(xyz, 3, axis=0))
+    run.evidence = AnchorEvidence(voxel_size=1.0)
+    run.evidence.add(np.repeat(np.where(cols.ravel() <= 3, 1, 2), 3), np.repeat(xyz, 3, axis=0))
+    run.labels = [run.labels[0], run.labels[1], None, None, None]  # branch A split the object into 1 and 2
+    run.refiner.parent = {2: 1}
+    labels = run.labels[0].astype(np.int64)  # branch B still sees the whole object 1, cut in two by the segmenter
+    auto = np.zeros_like(labels)
+    auto[:, 1:4] = 1
+    auto[:, 4:7] = 2
+    for _ in range(run.cfg.refine.frames):
+        out = run._refine(labels, auto, points, FrameReport(index=3, name="f3"), min_area=1)
+    assert (out[:, 1:4] == 1).all() and (out[:, 4:7] == 2).all()
+    assert run.next_id == 4 and run.refiner.families() == {1: [1, 2]}
