@@ -365,8 +365,8 @@ def _reassign(
     ``ids`` [E], its holder at most ``1 - share``), where the votes are ``firm`` [S + 1]; and the ids given."""
     held_ids, held_index = compact_ids(labels)
     num_segments = len(table) - 1
-    holding = np.bincount(auto.ravel() * len(held_ids) + held_index.ravel(), minlength=(num_segments + 1) * len(held_ids))
-    holding = holding.reshape(num_segments + 1, len(held_ids))
+    cells = auto.ravel() * len(held_ids) + held_index.ravel()
+    holding = np.bincount(cells, minlength=(num_segments + 1) * len(held_ids)).reshape(num_segments + 1, len(held_ids))
     seg_area = holding.sum(axis=1)
     holding[:, 0] = 0
     holder = np.argmax(holding, axis=1)
@@ -376,7 +376,8 @@ def _reassign(
     best = np.argmax(table, axis=1)
     best_share = table[np.arange(len(table)), best] / votes
     position = {int(i): k for k, i in enumerate(ids.tolist())}
-    own_votes = np.array([table[s, position[i]] if i in position else 0 for s, i in enumerate(held_ids[holder].tolist())])
+    holders = held_ids[holder].tolist()
+    own_votes = np.array([table[s, position[i]] if i in position else 0 for s, i in enumerate(holders)])
     wanted = (
         firm
         & (held >= config.share * labelled)
