@@ -69,6 +69,9 @@ class AnchorConfig:
     reassign: bool = True
     """Give a segment held by one id to the other id its evidence names (present elsewhere in the frame or not):
     the chain carried a wrong id onto that segment only, so renaming the whole id would not repair it."""
+    reassign_purity: float = 0.7
+    """Only voxels whose owner holds at least this share of their observations vote on reassigning a segment
+    (voxels the chain has labelled both ways, as on the border of two objects, do not decide)."""
     split: bool = False
     """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
     coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
@@ -98,6 +101,7 @@ class AnchorConfig:
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.max_footprint_fraction, "tracker.anchor.max-footprint-fraction")
+        check_fraction(self.reassign_purity, "tracker.anchor.reassign-purity")
 
 
 @dataclass
@@ -179,6 +183,14 @@ class AnchorEvidence:
         """Voxel centres [V, 3] and their owner ids [V]."""
         keys, owner, _ = self.owners()
         return voxel_centres(keys, self.voxel_size), owner
+
+    def purity(self) -> np.ndarray:
+        """[V] share of each voxel's observations its owner holds (in the order of ``points``)."""
+        _, _, count = self.owners()
+        if len(count) == 0:
+            return np.zeros(0)
+        starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
+        return count / np.add.reduceat(self._counts, starts)
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
@@ -269,8 +281,15 @@ def _evidence_density(seen: np.ndarray, evidence: np.ndarray) -> float:
     return float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
 
 
-def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, config: AnchorConfig) -> AnchorResult:
-    """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments.
+def anchor_labels(
+    labels: np.ndarray,
+    auto: np.ndarray,
+    evidence: np.ndarray,
+    config: AnchorConfig,
+    pure: Optional[np.ndarray] = None,
+) -> AnchorResult:
+    """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments;
+    ``pure`` [H, W] (default ``evidence``) is the evidence of the voxels pure enough to reassign segments.
 
     1. ids: an id of ``labels`` whose pixels' evidence names another id (``share`` of the votes, its own
        id at most ``1 - share``) is renamed to that id: the propagation chain carried the wrong id;
@@ -313,8 +332,10 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     if config.reassign:
-        firm = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
-        out, moved = _reassign(out, auto, table, ids, firm, config)
+        pure_table, pure_ids = (table, ids) if pure is None else _vote_table(auto, pure, num_segments + 1)
+        pure_votes = pure_table.sum(axis=1)
+        firm = (pure_votes >= config.min_votes) & (pure_votes >= config.min_coverage * seg_area)
+        out, moved = _reassign(out, auto, pure_table, pure_ids, firm, config)
         result.overruled += len(moved)
         result.ids.extend(moved)
     present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())

@@ -155,6 +155,26 @@ def test_votes_give_one_segment_of_an_id_to_the_id_its_evidence_names():
     assert (kept.labels == labels).all()
 
 
+def test_only_pure_voxels_reassign_a_segment():
+    """Voxels the chain labelled both ways (a border two ids keep trading) do not give a segment to either id."""
+    evidence = AnchorEvidence(voxel_size=1.0)
+    clean, contested = np.array([[0.5, 0.5, 0.5]]), np.array([[3.5, 0.5, 0.5]])
+    for obj_id in (5, 5, 5):
+        evidence.add(np.array([obj_id]), clean)
+    for obj_id in (5, 5, 3):
+        evidence.add(np.array([obj_id]), contested)
+    np.testing.assert_allclose(evidence.purity(), [1.0, 2 / 3])
+    auto = np.zeros((20, 30), dtype=np.int64)
+    auto[:, :10], auto[:, 10:20], auto[:, 20:] = 1, 2, 3
+    labels = np.where(auto == 3, 5, 3)
+    evidence_image = np.zeros((20, 30), dtype=np.int64)
+    evidence_image[::2, :10:2] = 3
+    evidence_image[::2, 10:20:2] = 5
+    pure = np.where(evidence_image == 5, 0, evidence_image)  # segment 2's voxels are contested
+    result = anchor_labels(labels, auto, evidence_image, AnchorConfig(), pure)
+    assert (result.labels == labels).all() and result.overruled == 0
+
+
 def test_sparse_points_seen_from_a_known_pose_decide_a_segments_id():
     """A few labelled 3D points on two objects, projected into a posed frame with their footprints, give back the
     segment the chain labelled with its neighbour's id; one pixel per point is too little to decide."""
