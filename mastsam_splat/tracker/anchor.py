@@ -56,10 +56,11 @@ class AnchorConfig:
     zbuffer_cell: int = 4
     """Cell size (pixels) of the evidence z-buffer used when the frame has no depth map."""
     footprint: bool = True
-    """Draw every visible voxel over the pixels it covers at its depth (a disc as wide as the voxel, at most
-    ``max_footprint_fraction`` of the image diagonal across) rather than on one pixel: sparse 3D points
-    (triangulated matches) then vote on the surface they sample, not on a few scattered pixels. Where discs
-    overlap a pixel takes the voxel whose projection is nearest."""
+    """In frames without a depth map, draw every visible voxel over the pixels it covers at its depth (a disc as
+    wide as the voxel, at most ``max_footprint_fraction`` of the image diagonal across) rather than on one pixel:
+    sparse 3D points (triangulated matches) then vote on the surface they sample, not on a few scattered pixels.
+    Where discs overlap a pixel takes the voxel whose projection is nearest. (Points from a depth map already
+    sample every few pixels.)"""
     max_footprint_fraction: float = 0.02
     """Widest footprint of one voxel, as a fraction of the image diagonal."""
     rename: bool = True
@@ -67,8 +68,10 @@ class AnchorConfig:
     assign: bool = True
     """Give segments the chain leaves unlabelled to the id their evidence names."""
     reassign: bool = True
-    """Give a segment held by one id to the other id its evidence names (present elsewhere in the frame or not):
-    the chain carried a wrong id onto that segment only, so renaming the whole id would not repair it."""
+    """In frames without a depth map, give a segment held by one id to the other id its evidence names (present
+    elsewhere in the frame or not): the chain carried a wrong id onto that segment only, so renaming the whole id
+    would not repair it. With a depth map the chain's correspondences are dense and the segments' ids are left to
+    it (there, reassigning coarsened the object level)."""
     reassign_purity: float = 0.7
     """Only voxels whose owner holds at least this share of their observations vote on reassigning a segment
     (voxels the chain has labelled both ways, as on the border of two objects, do not decide)."""
@@ -249,7 +252,7 @@ def project_evidence(
     cols, rows, z, ids = cols[visible], rows[visible], z[visible], ids[visible]
     order = np.argsort(-z, kind="stable")  # far first, so the nearest point on a pixel is written last
     out[rows[order], cols[order]] = ids[order]
-    if config.footprint and len(z):
+    if config.footprint and depth is None and len(z):
         focal = 0.5 * float(camera.K[0, 0] + camera.K[1, 1])
         widest = config.max_footprint_fraction * float(np.hypot(h, w))
         reach = np.zeros((h, w))
@@ -289,7 +292,7 @@ def anchor_labels(
     pure: Optional[np.ndarray] = None,
 ) -> AnchorResult:
     """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments;
-    ``pure`` [H, W] (default ``evidence``) is the evidence of the voxels pure enough to reassign segments.
+    ``pure`` [H, W] is the evidence of the voxels pure enough to reassign segments (``None``: no reassignment).
 
     1. ids: an id of ``labels`` whose pixels' evidence names another id (``share`` of the votes, its own
        id at most ``1 - share``) is renamed to that id: the propagation chain carried the wrong id;
@@ -331,8 +334,8 @@ def anchor_labels(
     table, ids = _vote_table(auto, evidence, num_segments + 1)
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
-    if config.reassign:
-        pure_table, pure_ids = (table, ids) if pure is None else _vote_table(auto, pure, num_segments + 1)
+    if config.reassign and pure is not None:
+        pure_table, pure_ids = _vote_table(auto, pure, num_segments + 1)
         pure_votes = pure_table.sum(axis=1)
         firm = (pure_votes >= config.min_votes) & (pure_votes >= config.min_coverage * seg_area)
         out, moved = _reassign(out, auto, pure_table, pure_ids, firm, config)

@@ -506,7 +506,7 @@ class _Run:
             centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
         )
         pure = None
-        if self.cfg.anchor.reassign and self.cfg.anchor.reassign_purity > 0:
+        if self.cfg.anchor.reassign and depth is None:
             decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
             pure = project_evidence(
                 centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth

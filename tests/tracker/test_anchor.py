@@ -91,6 +91,8 @@ def test_projection_draws_each_voxel_over_its_footprint():
     assert image[26, 26] == 0  # a disc, not a square
     single = project_evidence(near, np.array([1]), camera, shape, size, AnchorConfig(footprint=False))
     assert np.count_nonzero(single) == 1
+    depth = np.full(shape, DEPTH, dtype=np.float32)  # a depth map's points sample densely: no footprints
+    assert np.count_nonzero(project_evidence(near, np.array([1]), camera, shape, size, wide, depth)) == 1
 
 
 # ----------------------------------------------------------------------------- votes
@@ -148,11 +150,12 @@ def test_votes_give_one_segment_of_an_id_to_the_id_its_evidence_names():
     evidence = np.zeros((20, 30), dtype=np.int64)
     evidence[::2, :10:2] = 3
     evidence[::2, 10:20:2] = 5
-    result = anchor_labels(labels, auto, evidence, AnchorConfig())
+    result = anchor_labels(labels, auto, evidence, AnchorConfig(), evidence)
     assert (result.labels[:, :10] == 3).all() and (result.labels[:, 10:] == 5).all()
     assert result.overruled == 1 and result.ids == [5]
-    kept = anchor_labels(labels, auto, evidence, AnchorConfig(reassign=False))
+    kept = anchor_labels(labels, auto, evidence, AnchorConfig(reassign=False), evidence)
     assert (kept.labels == labels).all()
+    assert (anchor_labels(labels, auto, evidence, AnchorConfig()).labels == labels).all()  # no pure evidence
 
 
 def test_only_pure_voxels_reassign_a_segment():
@@ -192,10 +195,10 @@ def test_sparse_points_seen_from_a_known_pose_decide_a_segments_id():
     centres, owners = evidence.points()
     wide = AnchorConfig(max_footprint_fraction=0.2)  # the test image is small
     image = project_evidence(centres, owners, camera, shape, evidence.voxel_size, wide)
-    result = anchor_labels(labels, auto, image, wide)
+    result = anchor_labels(labels, auto, image, wide, image)
     assert (result.labels[:, :48] == 4).all() and (result.labels[:, 48:] == 6).all()
     dots = project_evidence(centres, owners, camera, shape, evidence.voxel_size, AnchorConfig(footprint=False))
-    assert (anchor_labels(labels, auto, dots, AnchorConfig()).labels == labels).all()
+    assert (anchor_labels(labels, auto, dots, AnchorConfig(), dots).labels == labels).all()
 
 
 def test_too_few_votes_leave_the_labels():
