@@ -72,9 +72,10 @@ class AnchorConfig:
     elsewhere in the frame or not): the chain carried a wrong id onto that segment only, so renaming the whole id
     would not repair it. With a depth map the chain's correspondences are dense and the segments' ids are left to
     it (there, reassigning coarsened the object level)."""
-    reassign_purity: float = 0.7
+    reassign_purity: float = 0.9
     """Only voxels whose owner holds at least this share of their observations vote on reassigning a segment
-    (voxels the chain has labelled both ways, as on the border of two objects, do not decide)."""
+    (voxels the chain has labelled both ways, as on the border of two objects or a thin object lying on another,
+    do not decide)."""
     split: bool = False
     """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
     coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
