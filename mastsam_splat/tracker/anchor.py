@@ -5,11 +5,16 @@ baseline or a 360° orbit. The 3D evidence does not drift: every id keeps the vo
 points fell into, with how often it was seen there (``AnchorEvidence``). In a new frame with a
 camera, each voxel's owner (the id seen there most often) is projected into the image and kept
 where it is visible (the frame's depth map where there is one, otherwise a z-buffer of the
-evidence itself), which gives an evidence label image (``project_evidence``). Its pixels vote
-on the frame's automatic segments (``anchor_labels``):
+evidence itself) and drawn over the pixels it covers at its depth (``footprint``), which gives
+an evidence label image (``project_evidence``): sparse 3D points, such as matches triangulated
+with known cameras, then label the surface they sample rather than a few scattered pixels. Its
+pixels vote on the frame's automatic segments (``anchor_labels``):
 
 - an id the propagation chain carried whose pixels' votes name another id (``share`` of them)
   is renamed to that id, whatever the chain said: drift is repaired, not passed on;
+- a segment held by one id whose votes name another id (``reassign``; the named id may hold
+  other segments of the frame) goes to that id: the chain carried a wrong id onto that segment
+  only, which renaming the whole id would not repair;
 - a segment the chain left (mostly) unlabelled, seen before over most of its area, whose votes
   agree on an id absent from the frame takes that id near its evidence (an id that is present
   is left to the gap filling and the memory: the segment may be a finer cut of it);
@@ -30,6 +35,7 @@ from typing import Optional
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import labelled_voxels, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import compact_ids
@@ -49,10 +55,27 @@ class AnchorConfig:
     """A projected voxel is visible when its depth is within this fraction (or one voxel) of the surface in front."""
     zbuffer_cell: int = 4
     """Cell size (pixels) of the evidence z-buffer used when the frame has no depth map."""
+    footprint: bool = True
+    """In frames without a depth map, draw every visible voxel over the pixels it covers at its depth (a disc as
+    wide as the voxel, at most ``max_footprint_fraction`` of the image diagonal across) rather than on one pixel:
+    sparse 3D points (triangulated matches) then vote on the surface they sample, not on a few scattered pixels.
+    Where discs overlap a pixel takes the voxel whose projection is nearest. (Points from a depth map already
+    sample every few pixels.)"""
+    max_footprint_fraction: float = 0.02
+    """Widest footprint of one voxel, as a fraction of the image diagonal."""
     rename: bool = True
     """Rename an id of the propagation chain whose pixels' evidence names another id."""
     assign: bool = True
     """Give segments the chain leaves unlabelled to the id their evidence names."""
+    reassign: bool = True
+    """In frames without a depth map, give a segment held by one id to the other id its evidence names (present
+    elsewhere in the frame or not): the chain carried a wrong id onto that segment only, so renaming the whole id
+    would not repair it. With a depth map the chain's correspondences are dense and the segments' ids are left to
+    it (there, reassigning coarsened the object level)."""
+    reassign_purity: float = 0.9
+    """Only voxels whose owner holds at least this share of their observations vote on reassigning a segment
+    (voxels the chain has labelled both ways, as on the border of two objects or a thin object lying on another,
+    do not decide)."""
     split: bool = False
     """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
     coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
@@ -78,6 +101,11 @@ class AnchorConfig:
     """An id whose evidence voxels are at least this fraction owned by one older id is merged into it."""
     merge_min_voxels: int = 8
     """Ids with fewer evidence voxels are not merged by their evidence."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_fraction(self.max_footprint_fraction, "tracker.anchor.max-footprint-fraction")
+        check_fraction(self.reassign_purity, "tracker.anchor.reassign-purity")
 
 
 @dataclass
@@ -160,6 +188,14 @@ class AnchorEvidence:
         keys, owner, _ = self.owners()
         return voxel_centres(keys, self.voxel_size), owner
 
+    def purity(self) -> np.ndarray:
+        """[V] share of each voxel's observations its owner holds (in the order of ``points``)."""
+        _, _, count = self.owners()
+        if len(count) == 0:
+            return np.zeros(0)
+        starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
+        return count / np.add.reduceat(self._counts, starts)
+
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
         return self._keys, self._ids, self._counts
@@ -217,7 +253,21 @@ def project_evidence(
     cols, rows, z, ids = cols[visible], rows[visible], z[visible], ids[visible]
     order = np.argsort(-z, kind="stable")  # far first, so the nearest point on a pixel is written last
     out[rows[order], cols[order]] = ids[order]
+    if config.footprint and depth is None and len(z):
+        focal = 0.5 * float(camera.K[0, 0] + camera.K[1, 1])
+        widest = config.max_footprint_fraction * float(np.hypot(h, w))
+        reach = np.zeros((h, w))
+        reach[rows[order], cols[order]] = np.minimum(0.5 * focal * voxel_size / z[order], 0.5 * widest)
+        out = _footprints(out, reach)
     return out
+
+
+def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """Every pixel takes the id of the nearest projected point of ``points`` [H, W] (0: none) when it lies within
+    that point's ``reach`` [H, W] (pixels): each point covers its footprint, and where footprints overlap the
+    pixel goes to the point it is nearer to (one distance transform, whatever the number of points)."""
+    distance, (rows, cols) = distance_transform_edt(points == 0, return_indices=True)
+    return np.where(distance <= reach[rows, cols], points[rows, cols], 0)
 
 
 def _vote_table(groups: np.ndarray, evidence: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,8 +285,15 @@ def _evidence_density(seen: np.ndarray, evidence: np.ndarray) -> float:
     return float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
 
 
-def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, config: AnchorConfig) -> AnchorResult:
-    """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments.
+def anchor_labels(
+    labels: np.ndarray,
+    auto: np.ndarray,
+    evidence: np.ndarray,
+    config: AnchorConfig,
+    pure: Optional[np.ndarray] = None,
+) -> AnchorResult:
+    """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments;
+    ``pure`` [H, W] is the evidence of the voxels pure enough to reassign segments (``None``: no reassignment).
 
     1. ids: an id of ``labels`` whose pixels' evidence names another id (``share`` of the votes, its own
        id at most ``1 - share``) is renamed to that id: the propagation chain carried the wrong id;
@@ -276,9 +333,16 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
         result.labels = out
         return result
     table, ids = _vote_table(auto, evidence, num_segments + 1)
-    present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
+    if config.reassign and pure is not None:
+        pure_table, pure_ids = _vote_table(auto, pure, num_segments + 1)
+        pure_votes = pure_table.sum(axis=1)
+        firm = (pure_votes >= config.min_votes) & (pure_votes >= config.min_coverage * seg_area)
+        out, moved = _reassign(out, auto, pure_table, pure_ids, firm, config)
+        result.overruled += len(moved)
+        result.ids.extend(moved)
+    present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
     labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
     decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     decided[0] = False
@@ -316,6 +380,47 @@ def anchor_labels(labels: np.ndarray, auto: np.ndarray, evidence: np.ndarray, co
             result.ids.extend(int(i) for i in ids[named])
     result.labels = out
     return result
+
+
+def _reassign(
+    labels: np.ndarray, auto: np.ndarray, table: np.ndarray, ids: np.ndarray, firm: np.ndarray, config: AnchorConfig
+) -> tuple[np.ndarray, list[int]]:
+    """``labels`` with every segment held by one id (``share`` of its labelled pixels, itself most of the segment)
+    given to the other id its evidence votes name (``share`` of the ``table`` [S + 1, E] votes over the evidence
+    ``ids`` [E], its holder at most ``1 - share``), where the votes are ``firm`` [S + 1]; and the ids given."""
+    held_ids, held_index = compact_ids(labels)
+    num_segments = len(table) - 1
+    cells = auto.ravel() * len(held_ids) + held_index.ravel()
+    holding = np.bincount(cells, minlength=(num_segments + 1) * len(held_ids)).reshape(num_segments + 1, len(held_ids))
+    seg_area = holding.sum(axis=1)
+    holding[:, 0] = 0
+    holder = np.argmax(holding, axis=1)
+    held = holding[np.arange(len(holding)), holder]
+    labelled = holding.sum(axis=1)
+    votes = np.maximum(table.sum(axis=1), 1)
+    best = np.argmax(table, axis=1)
+    best_share = table[np.arange(len(table)), best] / votes
+    position = {int(i): k for k, i in enumerate(ids.tolist())}
+    holders = held_ids[holder].tolist()
+    own_votes = np.array([table[s, position[i]] if i in position else 0 for s, i in enumerate(holders)])
+    wanted = (
+        firm
+        & (held >= config.share * labelled)
+        & (labelled >= 0.5 * seg_area)
+        & (ids[best] != held_ids[holder])
+        & (best_share >= config.share)
+        & (own_votes <= (1.0 - config.share) * votes)
+    )
+    wanted[0] = False
+    segments = np.flatnonzero(wanted)
+    if len(segments) == 0:
+        return labels, []
+    target = np.zeros(num_segments + 1, dtype=np.int64)
+    target[segments] = ids[best[segments]]
+    source = np.full(num_segments + 1, -1, dtype=np.int64)
+    source[segments] = held_ids[holder[segments]]
+    change = labels == source[auto]
+    return np.where(change, target[auto], labels), [int(i) for i in target[segments]]
 
 
 def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int, int]:

@@ -537,7 +537,13 @@ class _Run:
         evidence = project_evidence(
             centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
         )
-        result = anchor_labels(labels, auto, evidence, self.cfg.anchor)
+        pure = None
+        if self.cfg.anchor.reassign and depth is None:
+            decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
+            pure = project_evidence(
+                centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
+            )
+        result = anchor_labels(labels, auto, evidence, self.cfg.anchor, pure)
         present = np.bincount(labels.ravel())
         recovered = [i for i in result.ids if i >= len(present) or present[i] == 0]
         report.reidentified += len(set(recovered))

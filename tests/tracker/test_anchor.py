@@ -75,6 +75,26 @@ def test_projection_keeps_visible_points_only():
     assert image[30, 40] == 1 and 7 not in image
 
 
+def test_projection_draws_each_voxel_over_its_footprint():
+    """A voxel covers a disc about ``focal * size / depth`` pixels across; between two discs a pixel takes the
+    voxel whose projection is nearer, and a voxel hidden behind another's pixel is not drawn."""
+    camera = camera_at(0.0)
+    shape = (camera.height, camera.width)
+    size = 0.6  # FOCAL * size / DEPTH: 9.6 pixels across at DEPTH, 6.4 at 1.5 * DEPTH
+    wide = AnchorConfig(max_footprint_fraction=0.2)  # the test image is small
+    near = camera.unproject(np.array([[30.5, 30.5]]), np.array([DEPTH]))
+    far = camera.unproject(np.array([[37.5, 30.5]]), np.array([DEPTH * 1.5]))
+    image = project_evidence(np.concatenate([near, far]), np.array([1, 2]), camera, shape, size, wide)
+    rows, cols = np.nonzero(image == 1)
+    assert rows.min() == 26 and rows.max() == 34 and cols.min() == 26 and cols.max() == 33
+    assert image[30, 33] == 1 and image[30, 34] == 2 and image[30, 40] == 2 and image[30, 41] == 0
+    assert image[26, 26] == 0  # a disc, not a square
+    single = project_evidence(near, np.array([1]), camera, shape, size, AnchorConfig(footprint=False))
+    assert np.count_nonzero(single) == 1
+    depth = np.full(shape, DEPTH, dtype=np.float32)  # a depth map's points sample densely: no footprints
+    assert np.count_nonzero(project_evidence(near, np.array([1]), camera, shape, size, wide, depth)) == 1
+
+
 # ----------------------------------------------------------------------------- votes
 def test_votes_rename_a_drifted_id_and_label_unlabelled_segments():
     auto = np.zeros((20, 20), dtype=np.int64)
@@ -119,6 +139,66 @@ def test_sparse_evidence_gives_an_unlabelled_segment_back_to_its_absent_id():
     evidence[::2, :100] = 5
     result = anchor_labels(labels, auto, evidence, AnchorConfig())
     assert result.assigned == 0 and (result.labels == labels).all()
+
+
+def test_votes_give_one_segment_of_an_id_to_the_id_its_evidence_names():
+    """The chain carried id 3 onto segment 2 as well as its own segment 1; id 5 (present on segment 3) is named by
+    segment 2's evidence: that segment alone goes to 5, and id 3 keeps segment 1."""
+    auto = np.zeros((20, 30), dtype=np.int64)
+    auto[:, :10], auto[:, 10:20], auto[:, 20:] = 1, 2, 3
+    labels = np.where(auto == 3, 5, 3)
+    evidence = np.zeros((20, 30), dtype=np.int64)
+    evidence[::2, :10:2] = 3
+    evidence[::2, 10:20:2] = 5
+    result = anchor_labels(labels, auto, evidence, AnchorConfig(), evidence)
+    assert (result.labels[:, :10] == 3).all() and (result.labels[:, 10:] == 5).all()
+    assert result.overruled == 1 and result.ids == [5]
+    kept = anchor_labels(labels, auto, evidence, AnchorConfig(reassign=False), evidence)
+    assert (kept.labels == labels).all()
+    assert (anchor_labels(labels, auto, evidence, AnchorConfig()).labels == labels).all()  # no pure evidence
+
+
+def test_only_pure_voxels_reassign_a_segment():
+    """Voxels the chain labelled both ways (a border two ids keep trading) do not give a segment to either id."""
+    evidence = AnchorEvidence(voxel_size=1.0)
+    clean, contested = np.array([[0.5, 0.5, 0.5]]), np.array([[3.5, 0.5, 0.5]])
+    for obj_id in (5, 5, 5):
+        evidence.add(np.array([obj_id]), clean)
+    for obj_id in (5, 5, 3):
+        evidence.add(np.array([obj_id]), contested)
+    np.testing.assert_allclose(evidence.purity(), [1.0, 2 / 3])
+    auto = np.zeros((20, 30), dtype=np.int64)
+    auto[:, :10], auto[:, 10:20], auto[:, 20:] = 1, 2, 3
+    labels = np.where(auto == 3, 5, 3)
+    evidence_image = np.zeros((20, 30), dtype=np.int64)
+    evidence_image[::2, :10:2] = 3
+    evidence_image[::2, 10:20:2] = 5
+    pure = np.where(evidence_image == 5, 0, evidence_image)  # segment 2's voxels are contested
+    result = anchor_labels(labels, auto, evidence_image, AnchorConfig(), pure)
+    assert (result.labels == labels).all() and result.overruled == 0
+
+
+def test_sparse_points_seen_from_a_known_pose_decide_a_segments_id():
+    """A few labelled 3D points on two objects, projected into a posed frame with their footprints, give back the
+    segment the chain labelled with its neighbour's id; one pixel per point is too little to decide."""
+    camera = camera_at(0.0)
+    shape = (camera.height, camera.width)
+    auto = np.zeros(shape, dtype=np.int64)
+    auto[:, :48], auto[:, 48:] = 1, 2
+    labels = np.full(shape, 4, dtype=np.int64)  # the chain carried id 4 over both segments
+    labels[:, 90:] = 6  # id 6 is present, on a sliver of its segment
+    pixels = np.array([[x + 0.5, y + 0.5] for x in (12, 24, 36, 60, 72, 84) for y in (12, 36, 60)])
+    points = camera.unproject(pixels, np.full(len(pixels), DEPTH))
+    ids = np.where(pixels[:, 0] < 48, 4, 6)
+    evidence = AnchorEvidence(voxel_size=0.4)
+    evidence.add(ids, points)
+    centres, owners = evidence.points()
+    wide = AnchorConfig(max_footprint_fraction=0.2)  # the test image is small
+    image = project_evidence(centres, owners, camera, shape, evidence.voxel_size, wide)
+    result = anchor_labels(labels, auto, image, wide, image)
+    assert (result.labels[:, :48] == 4).all() and (result.labels[:, 48:] == 6).all()
+    dots = project_evidence(centres, owners, camera, shape, evidence.voxel_size, AnchorConfig(footprint=False))
+    assert (anchor_labels(labels, auto, dots, AnchorConfig(), dots).labels == labels).all()
 
 
 def test_too_few_votes_leave_the_labels():
