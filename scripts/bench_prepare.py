@@ -14,18 +14,17 @@ lists are compared with its poses.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Optional
 
 import tyro
 from rich.console import Console
 from rich.table import Table
 
-from mastsam_splat.capture import CaptureWarning, PrepareOptions, PrepareReport, prepare, sfm
+from mastsam_splat.capture import CaptureWarning, PrepareOptions, PrepareReport, prepare
 from mastsam_splat.capture.accuracy import prepared_pose_errors
 from mastsam_splat.synthetic import make_scene
 
@@ -47,30 +46,13 @@ class Args:
     """Where scenes and datasets are written (a temporary folder when not set)."""
 
 
-@contextlib.contextmanager
-def counting_mapping_runs() -> Iterator[list[int]]:
-    """Counts the SfM mapping runs (``sfm._map_once`` calls) made inside the block."""
-    runs: list[int] = []
-    original = sfm._map_once
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        runs.append(1)
-        return original(*args, **kwargs)
-
-    sfm._map_once = counted
-    try:
-        yield runs
-    finally:
-        sfm._map_once = original
-
-
 def run(images: Path, output: Path, max_image_size: Optional[int]) -> tuple[PrepareReport, int]:
     """``prepare`` a photo folder, its warnings silenced (the table reports what was left out),
     and the number of mapping runs it made."""
-    with warnings.catch_warnings(), counting_mapping_runs() as runs:
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", CaptureWarning)
         report = prepare(output, PrepareOptions(images=images, max_image_size=max_image_size), progress=False)
-    return report, len(runs)
+    return report, report.mapping_runs
 
 
 def add_row(table: Table, name: str, report: PrepareReport, runs: int, reference: Optional[Path]) -> None:

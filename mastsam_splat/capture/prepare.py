@@ -83,6 +83,8 @@ class PrepareReport:
     image_size: tuple[int, int]
     num_points: int
     seconds: float
+    mapping_runs: int = 0
+    """COLMAP mapping runs SfM made (0 with ``--sfm mast3r``)."""
 
     @property
     def registered_fraction(self) -> float:
@@ -261,4 +263,5 @@ def prepare(output_dir: Path, options: PrepareOptions, progress: bool = True, fi
         image_size=size,
         num_points=int(result.reconstruction.num_points3D()),
         seconds=time.perf_counter() - start,
+        mapping_runs=result.mapping_runs,
     )

@@ -114,6 +114,8 @@ class SfmResult:
     """A ``pycolmap.Reconstruction`` holding only registered images."""
     registered: list[str]
     unregistered: list[str]
+    mapping_runs: int = 0
+    """COLMAP mapping runs made (0: the model came from elsewhere, e.g. MASt3R)."""
 
 
 def _progress(description: str, total: Optional[int], enabled: bool) -> Any:
@@ -360,4 +362,5 @@ def run_sfm(
             image_dir,
         )
     done = set(registered)
-    return SfmResult(model, registered, [n for n in names if n not in done])
+    runs = sum(1 for folder in (work_dir / "sparse").iterdir() if folder.is_dir())
+    return SfmResult(model, registered, [n for n in names if n not in done], mapping_runs=runs)

@@ -71,11 +71,11 @@ def run_sfm_in_child(
     outcome = pickle.loads(result.read_bytes())
     if outcome[0] == "error":
         raise outcome[1]
-    _, registered, unregistered = outcome
+    _, registered, unregistered, mapping_runs = outcome
     import pycolmap
 
     reconstruction = pycolmap.Reconstruction(str(work_dir / MODEL_FOLDER))
-    return SfmResult(reconstruction, registered, unregistered)
+    return SfmResult(reconstruction, registered, unregistered, mapping_runs=mapping_runs)
 
 
 def _child_main(
@@ -86,14 +86,14 @@ def _child_main(
     options: Optional[SfmOptions],
     progress: bool,
 ) -> None:
-    """Run SfM, write the kept model, and leave ``("ok", registered, unregistered)`` or
+    """Run SfM, write the kept model, and leave ``("ok", registered, unregistered, mapping_runs)`` or
     ``("error", exc)`` in the result file."""
     try:
         sfm = run_sfm(image_dir, names, size, work_dir, options, progress=progress)
         model = work_dir / MODEL_FOLDER
         model.mkdir()
         sfm.reconstruction.write(str(model))
-        outcome: tuple = ("ok", sfm.registered, sfm.unregistered)
+        outcome: tuple = ("ok", sfm.registered, sfm.unregistered, sfm.mapping_runs)
     except Exception as exc:  # noqa: BLE001 - every error goes to the parent, which raises it
         outcome = ("error", _picklable(exc))
     partial = work_dir / (RESULT_FILE + ".partial")

@@ -22,6 +22,7 @@ from mastsam_splat.synthetic import make_scene
 def test_recovers_the_known_cameras(prepared, orbit_scene):
     dataset, report, _ = prepared
     assert len(report.registered) >= 0.95 * ORBIT_FRAMES
+    assert 1 <= report.mapping_runs <= SfmOptions().mapping_trials
     errors = prepared_pose_errors(dataset, orbit_scene)
     assert errors.median_rotation_deg <= 1.0
     assert errors.median_centre_fraction <= 0.01
