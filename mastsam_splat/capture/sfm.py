@@ -313,11 +313,16 @@ def runs_agree(a: MappingRun, b: MappingRun, agreement: float) -> bool:
     return a.registered == b.registered and abs(a.support.explained - b.support.explained) <= agreement * total
 
 
-def map_images(database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool) -> Any:
-    """Mapping runs until one agrees with the best before it (``mapping_trials`` at most); the
-    model explaining the most verified matches (then the lowest reprojection error), or None."""
+def map_images(
+    database: Path, image_dir: Path, output: Path, count: int, options: SfmOptions, progress: bool
+) -> tuple[Any, int]:
+    """Mapping runs until one agrees with the best before it (``mapping_trials`` at most): the
+    model explaining the most verified matches (then the lowest reprojection error) or None, and
+    the number of runs made."""
     best: Optional[MappingRun] = None
+    runs_made = 0
     for trial in range(max(1, options.mapping_trials)):
+        runs_made += 1
         folder = output / str(trial)
         folder.mkdir(parents=True, exist_ok=True)
         runs = [
@@ -332,7 +337,7 @@ def map_images(database: Path, image_dir: Path, output: Path, count: int, option
             best = run
         if previous is not None and runs_agree(run, previous, options.agreement):
             break
-    return None if best is None else best.model
+    return (None if best is None else best.model), runs_made
 
 
 def run_sfm(
@@ -352,7 +357,7 @@ def run_sfm(
     with _quiet_pycolmap():
         extract_features(database, image_dir, names, size, options, progress)
         match_features(database, len(names), options, progress)
-        model = map_images(database, image_dir, work_dir / "sparse", len(names), options, progress)
+        model, mapping_runs = map_images(database, image_dir, work_dir / "sparse", len(names), options, progress)
     registered = [] if model is None else sorted(model.images[i].name for i in model.reg_image_ids())
     if len(registered) < MIN_REGISTERED:
         raise InputError(
@@ -362,5 +367,4 @@ def run_sfm(
             image_dir,
         )
     done = set(registered)
-    runs = sum(1 for folder in (work_dir / "sparse").iterdir() if folder.is_dir())
-    return SfmResult(model, registered, [n for n in names if n not in done], mapping_runs=runs)
+    return SfmResult(model, registered, [n for n in names if n not in done], mapping_runs=mapping_runs)

@@ -115,7 +115,8 @@ def _map_runs(monkeypatch, tmp_path, runs: list[list[_FakeModel]], **options) ->
 
     monkeypatch.setattr(sfm, "_map_once", map_once)
     monkeypatch.setattr(sfm, "model_support", lambda database, model: model.support)
-    kept = sfm.map_images(tmp_path / "db", tmp_path, tmp_path / "sparse", 24, SfmOptions(**options), False)
+    kept, made = sfm.map_images(tmp_path / "db", tmp_path, tmp_path / "sparse", 24, SfmOptions(**options), False)
+    assert made == len(trials)
     return kept, trials
 
 
