@@ -45,7 +45,7 @@ from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, app
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size, voxel_coords, voxel_keys
+from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
@@ -416,9 +416,7 @@ class _Run:
         merges = self._consolidation_merges(self.refiner.lineal)
         if not merges:
             return 0
-        lut = np.arange(self.next_id, dtype=np.int64)
-        for src, dst in merges.items():
-            lut[src] = dst
+        lut = self._merge_table(merges)
         self.labels.relabel(lut)
         self.cloud.relabel(lut)
         self.refiner.relabel(lut)
@@ -435,12 +433,16 @@ class _Run:
         merges = self._consolidation_merges(lambda a, b: refiner.root(a) != refiner.root(b) or refiner.lineal(a, b))
         if not merges:
             return 0
+        self._relabel(self._merge_table(merges))
+        self._count_ids()
+        return len(merges)
+
+    def _merge_table(self, merges: dict[int, int]) -> np.ndarray:
+        """Id lookup table applying ``merges`` (source -> destination id)."""
         lut = np.arange(self.next_id, dtype=np.int64)
         for src, dst in merges.items():
             lut[src] = dst
-        self._relabel(lut)
-        self._count_ids()
-        return len(merges)
+        return lut
 
     def _consolidation_merges(self, apart: Callable[[int, int], bool]) -> dict[int, int]:
         labels = self.finished_labels()
@@ -596,10 +598,7 @@ class _Run:
         if not candidates or len(points) == 0 or len(self.evidence) == 0:
             return {}
         finite = np.isfinite(points.xyz).all(axis=1)
-        keys, owners, _ = self.evidence.owners()
-        point_keys = voxel_keys(voxel_coords(points.xyz[finite], self.evidence.voxel_size))
-        slot = np.minimum(np.searchsorted(keys, point_keys), len(keys) - 1)
-        owner = np.where(keys[slot] == point_keys, owners[slot], 0)
+        owner = self.evidence.owner_at(points.xyz[finite])
         segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
         return reused_members(segment, owner, segments, candidates, self.cfg.refine)
 
@@ -623,9 +622,7 @@ class _Run:
                 receivers = [i for i in members if i not in self.refiner.retired]
                 out = family_labels(out, evidence, members, receivers)
             self.labels[t] = out.astype(np.uint16)
-        for report, x in zip(self.reports, self.labels):
-            if report is not None and x is not None:
-                report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
+        self._count_ids()
 
     def _merge_on_evidence(self, report: FrameReport) -> None:
         """Merge ids whose 3D evidence lies on an older id's, in every frame so far."""
@@ -634,10 +631,7 @@ class _Run:
         merges = evidence_merges(self.evidence, self.cfg.anchor)
         if not merges:
             return
-        lut = np.arange(self.next_id, dtype=np.int64)
-        for src, dst in merges.items():
-            lut[src] = dst
-        self._relabel(lut)
+        self._relabel(self._merge_table(merges))
         report.merged += len(merges)
         self.anchor_merged += len(merges)
 
@@ -782,9 +776,7 @@ class _Run:
             for src, dst in merged.items():
                 self.memory.merge(src, dst)
         if merged:
-            lut = np.arange(self.next_id, dtype=np.int64)
-            for src, dst in merged.items():
-                lut[src] = dst
+            lut = self._merge_table(merged)
             if self.evidence is not None:
                 self.evidence.relabel(lut)
             self.groups.relabel(lut)
