@@ -10,6 +10,8 @@ lists are compared with its poses.
 
     python scripts/bench_prepare.py --frames 36 24 --width 320 --height 240
     python scripts/bench_prepare.py --trajectories --real kitchen/images fox/images@fox/transforms.json
+    python scripts/bench_prepare.py --trajectories orbit --frames 60 --width 960 --height 540 --upscale 4 \
+        --max-image-size 3840   # 60 photos of 3840x2160
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Args:
     width: int = 320
     height: int = 240
     seed: int = 0
+    upscale: int = 1
+    """Synthetic images are enlarged this many times (cubic) and written as JPEG photos before
+    ``prepare``: large photos from a small render (``--width 960 --height 540 --upscale 4``: 4K)."""
     real: list[str] = field(default_factory=list)
     """Real captures: an image folder, or ``FOLDER@TRANSFORMS`` with reference poses."""
     max_image_size: Optional[int] = 3200
@@ -77,8 +82,21 @@ def add_row(table: Table, name: str, report: PrepareReport, runs: int, reference
     )
 
 
+def enlarged_photos(images: Path, folder: Path, factor: int) -> Path:
+    """The PNG images of ``images`` enlarged ``factor`` times, as JPEG files in ``folder``."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for image in sorted(images.glob("*.png")):
+        pixels = cv2.imread(str(image), cv2.IMREAD_COLOR)
+        large = cv2.resize(pixels, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"{image.stem}.jpg"), large, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return folder
+
+
 def main(args: Args) -> None:
-    table = Table(title=f"prepare (synthetic scenes {args.width}x{args.height}, max image size {args.max_image_size})")
+    size = f"{args.width * args.upscale}x{args.height * args.upscale}"
+    table = Table(title=f"prepare (synthetic scenes {size}, max image size {args.max_image_size})")
     columns = ("scene", "registered", "rot med (deg)", "rot max (deg)", "centre med", "centre max", "points", "runs")
     for column in (*columns, "time (s)"):
         table.add_column(column)
@@ -90,7 +108,10 @@ def main(args: Args) -> None:
                 scene = make_scene(
                     root / f"scene_{name}", count, args.width, args.height, args.seed, trajectory, progress=False
                 )
-                report, runs = run(scene / "images", root / f"prepared_{name}", args.max_image_size)
+                photos = scene / "images"
+                if args.upscale > 1:
+                    photos = enlarged_photos(photos, root / f"photos_{name}_x{args.upscale}", args.upscale)
+                report, runs = run(photos, root / f"prepared_{name}", args.max_image_size)
                 add_row(table, f"{trajectory} {count}", report, runs, scene)
         for entry in args.real:
             folder, _, reference = entry.partition("@")
