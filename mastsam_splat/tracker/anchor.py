@@ -42,6 +42,13 @@ from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.types import Camera
 
 
+_ID_DTYPE = np.int32
+_COUNT_DTYPE = np.int32
+"""Evidence rows are stored compactly (16 bytes per (voxel, id) row); ``owners`` and ``pairs`` hand out int64."""
+_ID_SPAN = np.int64(1) << 32
+"""Ids (int32, non-negative) fit below it: a (key rank, id) pair is one int64 code ``rank * _ID_SPAN + id``."""
+
+
 @dataclass
 class AnchorConfig:
     """The 3D-anchored association of ids with automatic segments."""
@@ -132,8 +139,8 @@ class AnchorEvidence:
             raise ValueError(f"voxel size must be positive, got {voxel_size}")
         self.voxel_size = float(voxel_size)
         self._keys = np.zeros(0, dtype=np.int64)
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._counts = np.zeros(0, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=_ID_DTYPE)
+        self._counts = np.zeros(0, dtype=_COUNT_DTYPE)
         self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
 
     def __len__(self) -> int:
@@ -144,11 +151,33 @@ class AnchorEvidence:
         keys, kept_ids = labelled_voxels(ids, points, self.voxel_size)
         if len(keys) == 0:
             return
-        self._accumulate(
-            np.concatenate([self._keys, keys]),
-            np.concatenate([self._ids, kept_ids]),
-            np.concatenate([self._counts, np.ones(len(keys), dtype=np.int64)]),
-        )
+        # The batch is summed and sorted on its own, then merged into the held rows (already sorted): no sort of
+        # every row per frame. Keys are ranked against the held keys (odd: held, even: between held keys) so that
+        # one int64 code per row orders (key, id) pairs.
+        order = np.lexsort((kept_ids, keys))
+        keys, kept_ids = keys[order], kept_ids[order]
+        start = np.r_[True, (keys[1:] != keys[:-1]) | (kept_ids[1:] != kept_ids[:-1])]
+        counts = np.diff(np.r_[np.flatnonzero(start), len(keys)])
+        keys, kept_ids = keys[start], kept_ids[start]
+        held_starts = np.r_[True, self._keys[1:] != self._keys[:-1]] if len(self._keys) else np.zeros(0, dtype=bool)
+        held_rank = np.cumsum(held_starts) * 2 - 1
+        unique_held = self._keys[held_starts]
+        slot = np.searchsorted(unique_held, keys)
+        present = slot < len(unique_held)
+        present[present] = unique_held[slot[present]] == keys[present]
+        batch_rank = slot * 2 + present
+        held_codes = held_rank.astype(np.int64) * _ID_SPAN + self._ids
+        codes = batch_rank.astype(np.int64) * _ID_SPAN + kept_ids
+        at = np.searchsorted(held_codes, codes)
+        found = at < len(held_codes)
+        found[found] = held_codes[at[found]] == codes[found]
+        summed = self._counts.copy()
+        summed[at[found]] += counts[found].astype(_COUNT_DTYPE)
+        new = ~found
+        self._keys = np.insert(self._keys, at[new], keys[new])
+        self._ids = np.insert(self._ids, at[new], kept_ids[new].astype(_ID_DTYPE))
+        self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
+        self._owners = None
 
     def relabel(self, lut: np.ndarray) -> None:
         """Apply an id mapping ``lut`` (old id -> new id) to the evidence."""
@@ -180,7 +209,7 @@ class AnchorEvidence:
                 best = np.repeat(np.maximum.reduceat(self._counts, starts), np.diff(np.r_[starts, len(self._keys)]))
                 rows = np.where(self._counts == best, np.arange(len(self._keys)), len(self._keys))
                 first = np.minimum.reduceat(rows, starts)
-                self._owners = (self._keys[first], self._ids[first], self._counts[first])
+                self._owners = (self._keys[first], self._ids[first].astype(np.int64), self._counts[first].astype(np.int64))
         return self._owners
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -207,15 +236,15 @@ class AnchorEvidence:
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
-        return self._keys, self._ids, self._counts
+        return self._keys, self._ids.astype(np.int64), self._counts.astype(np.int64)
 
     def _accumulate(self, keys: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
         order = np.lexsort((ids, keys))
         keys, ids, counts = keys[order], ids[order], counts[order]
         start = np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])]
         index = np.cumsum(start) - 1
-        self._keys, self._ids = keys[start], ids[start]
-        self._counts = np.bincount(index, weights=counts).astype(np.int64)
+        self._keys, self._ids = keys[start], ids[start].astype(_ID_DTYPE)
+        self._counts = np.bincount(index, weights=counts).astype(_COUNT_DTYPE)
         self._owners = None
 
 

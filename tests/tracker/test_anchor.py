@@ -15,6 +15,7 @@ from mastsam_splat.tracker.anchor import (
     evidence_merges,
     project_evidence,
 )
+from mastsam_splat.tracker.memory import voxel_keys
 from mastsam_splat.tracker.view_order import ViewOrderConfig, spanning_order, view_order
 from mastsam_splat.types import Matches
 
@@ -53,6 +54,32 @@ def test_evidence_merges_a_younger_id_lying_on_an_older_ids_voxels():
     evidence.add(np.full(20, 5), elsewhere)  # id 5: another object
     config = AnchorConfig(merge_overlap=0.6, merge_min_voxels=8)
     assert evidence_merges(evidence, config) == {4: 1}
+
+
+def test_evidence_added_frame_by_frame_equals_one_sort_of_every_observation():
+    """The incremental merge of each frame's observations gives the rows a full sort of all of them gives."""
+    rng = np.random.default_rng(3)
+    evidence = AnchorEvidence(voxel_size=0.5)
+    every_keys, every_ids = [], []
+    for frame in range(12):
+        points = rng.uniform(-3, 3, size=(rng.integers(0, 200), 3))
+        ids = rng.integers(0, 7, size=len(points))
+        if frame == 5:
+            ids[:] = 0  # a frame of unlabelled points adds nothing
+        evidence.add(ids, points)
+        keep = ids > 0
+        every_keys.append(np.floor(points[keep] / 0.5).astype(np.int64))
+        every_ids.append(ids[keep])
+    reference = AnchorEvidence(voxel_size=0.5)
+    keys = voxel_keys(np.concatenate(every_keys))
+    ids = np.concatenate(every_ids)
+    reference._accumulate(keys, ids, np.ones(len(keys), dtype=np.int64))
+    for got, want in zip(evidence.pairs(), reference.pairs()):
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(evidence.owners(), reference.owners()):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(evidence.purity(), reference.purity())
 
 
 # ----------------------------------------------------------------------------- projection
