@@ -149,40 +149,14 @@ class AnchorEvidence:
     def add(self, ids: np.ndarray, points: np.ndarray) -> None:
         """Record labelled points: ``ids`` [N] (0 skipped), ``points`` [N, 3] world coordinates."""
         keys, kept_ids = labelled_voxels(ids, points, self.voxel_size)
-        if len(keys) == 0:
-            return
-        # The batch is summed and sorted on its own, then merged into the held rows (already sorted): no sort of
-        # every row per frame. Keys are ranked against the held keys (odd: held, even: between held keys) so that
-        # one int64 code per row orders (key, id) pairs.
-        order = np.lexsort((kept_ids, keys))
-        keys, kept_ids = keys[order], kept_ids[order]
-        start = np.r_[True, (keys[1:] != keys[:-1]) | (kept_ids[1:] != kept_ids[:-1])]
-        counts = np.diff(np.r_[np.flatnonzero(start), len(keys)])
-        keys, kept_ids = keys[start], kept_ids[start]
-        held_starts = np.r_[True, self._keys[1:] != self._keys[:-1]] if len(self._keys) else np.zeros(0, dtype=bool)
-        held_rank = np.cumsum(held_starts) * 2 - 1
-        unique_held = self._keys[held_starts]
-        slot = np.searchsorted(unique_held, keys)
-        present = slot < len(unique_held)
-        present[present] = unique_held[slot[present]] == keys[present]
-        batch_rank = slot * 2 + present
-        held_codes = held_rank.astype(np.int64) * _ID_SPAN + self._ids
-        codes = batch_rank.astype(np.int64) * _ID_SPAN + kept_ids
-        at = np.searchsorted(held_codes, codes)
-        found = at < len(held_codes)
-        found[found] = held_codes[at[found]] == codes[found]
-        summed = self._counts.copy()
-        summed[at[found]] += counts[found].astype(_COUNT_DTYPE)
-        new = ~found
-        self._keys = np.insert(self._keys, at[new], keys[new])
-        self._ids = np.insert(self._ids, at[new], kept_ids[new].astype(_ID_DTYPE))
-        self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
-        self._owners = None
+        if len(keys):
+            self._merge_rows(self._keys, self._ids, self._counts, keys, kept_ids, np.ones(len(keys), dtype=np.int64))
 
     def relabel(self, lut: np.ndarray) -> None:
         """Apply an id mapping ``lut`` (old id -> new id) to the evidence."""
         if len(self._ids):
-            self._accumulate(self._keys, lut[self._ids], self._counts)
+            ids = lut[self._ids]
+            self._move_rows(ids != self._ids, ids)
 
     def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
         """Give ``src``'s observations in the voxels of ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
@@ -191,11 +165,10 @@ class AnchorEvidence:
         if len(points) == 0 or len(self._keys) == 0:
             return
         keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
-        moved = (self._ids == src) & np.isin(self._keys, keys)
+        slot = np.minimum(np.searchsorted(keys, self._keys), len(keys) - 1)
+        moved = (self._ids == src) & (keys[slot] == self._keys)
         if moved.any():
-            ids = self._ids.copy()
-            ids[moved] = dst
-            self._accumulate(self._keys, ids, self._counts)
+            self._move_rows(moved, np.full(len(self._ids), dst))
 
     def owners(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel keys [V], the id seen most often in each (ties: the older id) [V], and that id's count [V]."""
@@ -238,13 +211,48 @@ class AnchorEvidence:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
         return self._keys, self._ids.astype(np.int64), self._counts.astype(np.int64)
 
-    def _accumulate(self, keys: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
+    def _move_rows(self, moved: np.ndarray, ids: np.ndarray) -> None:
+        """Give the ``moved`` [R] rows the ids ``ids`` [R] (rows that now name one (voxel, id) pair are summed)."""
+        if moved.any():
+            kept = ~moved
+            self._merge_rows(
+                self._keys[kept], self._ids[kept], self._counts[kept], self._keys[moved], ids[moved], self._counts[moved]
+            )
+
+    def _merge_rows(
+        self,
+        held_keys: np.ndarray,
+        held_ids: np.ndarray,
+        held_counts: np.ndarray,
+        keys: np.ndarray,
+        ids: np.ndarray,
+        counts: np.ndarray,
+    ) -> None:
+        """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
+        repeated) added: the new rows are summed and sorted on their own, then merged in by binary search, so
+        the held rows are never sorted again. Keys are ranked against the held keys (odd: a held key, even:
+        between two) so that one int64 code ``rank * _ID_SPAN + id`` orders (key, id) pairs."""
         order = np.lexsort((ids, keys))
         keys, ids, counts = keys[order], ids[order], counts[order]
-        start = np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])]
-        index = np.cumsum(start) - 1
-        self._keys, self._ids = keys[start], ids[start].astype(_ID_DTYPE)
-        self._counts = np.bincount(index, weights=counts).astype(_COUNT_DTYPE)
+        start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
+        counts = np.add.reduceat(counts.astype(np.int64), start)
+        keys, ids = keys[start], ids[start]
+        first = np.r_[True, held_keys[1:] != held_keys[:-1]] if len(held_keys) else np.zeros(0, dtype=bool)
+        held_codes = (np.cumsum(first) * 2 - 1).astype(np.int64) * _ID_SPAN + held_ids
+        unique_held = held_keys[first]
+        slot = np.searchsorted(unique_held, keys)
+        present = slot < len(unique_held)
+        present[present] = unique_held[slot[present]] == keys[present]
+        codes = (slot * 2 + present).astype(np.int64) * _ID_SPAN + ids
+        at = np.searchsorted(held_codes, codes)
+        found = at < len(held_codes)
+        found[found] = held_codes[at[found]] == codes[found]
+        summed = held_counts.copy()
+        summed[at[found]] += counts[found].astype(_COUNT_DTYPE)
+        new = ~found
+        self._keys = np.insert(held_keys, at[new], keys[new])
+        self._ids = np.insert(held_ids, at[new], ids[new].astype(_ID_DTYPE))
+        self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
         self._owners = None
 
 

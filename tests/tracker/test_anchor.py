@@ -56,30 +56,50 @@ def test_evidence_merges_a_younger_id_lying_on_an_older_ids_voxels():
     assert evidence_merges(evidence, config) == {4: 1}
 
 
-def test_evidence_added_frame_by_frame_equals_one_sort_of_every_observation():
-    """The incremental merge of each frame's observations gives the rows a full sort of all of them gives."""
+def test_evidence_rows_equal_a_plain_count_of_every_observation():
+    """Observations merged frame by frame (and moved by relabels and transfers) give the rows and owners a plain
+    count of every (voxel, id) observation gives."""
     rng = np.random.default_rng(3)
     evidence = AnchorEvidence(voxel_size=0.5)
-    every_keys, every_ids = [], []
-    for frame in range(12):
-        points = rng.uniform(-3, 3, size=(rng.integers(0, 200), 3))
+    seen: dict[tuple[int, int], int] = {}
+    for frame in range(14):
+        points = rng.uniform(-3, 3, size=(int(rng.integers(0, 200)), 3))
         ids = rng.integers(0, 7, size=len(points))
         if frame == 5:
             ids[:] = 0  # a frame of unlabelled points adds nothing
         evidence.add(ids, points)
-        keep = ids > 0
-        every_keys.append(np.floor(points[keep] / 0.5).astype(np.int64))
-        every_ids.append(ids[keep])
-    reference = AnchorEvidence(voxel_size=0.5)
-    keys = voxel_keys(np.concatenate(every_keys))
-    ids = np.concatenate(every_ids)
-    reference._accumulate(keys, ids, np.ones(len(keys), dtype=np.int64))
-    for got, want in zip(evidence.pairs(), reference.pairs()):
-        assert got.dtype == np.int64
-        np.testing.assert_array_equal(got, want)
-    for got, want in zip(evidence.owners(), reference.owners()):
-        np.testing.assert_array_equal(got, want)
-    np.testing.assert_array_equal(evidence.purity(), reference.purity())
+        for key, i in zip(voxel_keys(np.floor(points / 0.5).astype(np.int64)).tolist(), ids.tolist()):
+            if i > 0:
+                seen[key, i] = seen.get((key, i), 0) + 1
+        if frame == 8:
+            lut = np.arange(7)
+            lut[[2, 4]] = [1, 6]
+            evidence.relabel(lut)
+            moved: dict[tuple[int, int], int] = {}
+            for (key, i), n in seen.items():
+                moved[key, int(lut[i])] = moved.get((key, int(lut[i])), 0) + n
+            seen = moved
+        if frame == 10:
+            given = points[:50]
+            evidence.transfer(given, 3, 9)
+            keys = set(voxel_keys(np.floor(given / 0.5).astype(np.int64)).tolist())
+            moved = {}
+            for (key, i), n in seen.items():
+                j = 9 if (i == 3 and key in keys) else i
+                moved[key, j] = moved.get((key, j), 0) + n
+            seen = moved
+    rows = sorted(seen.items())
+    keys, ids, counts = evidence.pairs()
+    assert keys.dtype == ids.dtype == counts.dtype == np.int64
+    assert list(zip(zip(keys.tolist(), ids.tolist()), counts.tolist())) == rows
+    owner: dict[int, tuple[int, int]] = {}
+    for (key, i), n in rows:  # ties: the older (smaller) id, met first
+        if key not in owner or n > owner[key][1]:
+            owner[key] = (i, n)
+    owner_keys, owner_ids, owner_counts = evidence.owners()
+    assert owner_keys.tolist() == sorted(owner)
+    assert owner_ids.tolist() == [owner[k][0] for k in sorted(owner)]
+    assert owner_counts.tolist() == [owner[k][1] for k in sorted(owner)]
 
 
 # ----------------------------------------------------------------------------- projection
