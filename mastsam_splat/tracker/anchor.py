@@ -312,8 +312,23 @@ def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:
     """Every pixel takes the id of the nearest projected point of ``points`` [H, W] (0: none) when it lies within
     that point's ``reach`` [H, W] (pixels): each point covers its footprint, and where footprints overlap the
     pixel goes to the point it is nearer to (one distance transform, whatever the number of points)."""
-    distance, (rows, cols) = distance_transform_edt(points == 0, return_indices=True)
-    return np.where(distance <= reach[rows, cols], points[rows, cols], 0)
+    h, w = points.shape
+    rows, cols = distance_transform_edt(points == 0, return_distances=False, return_indices=True)
+    # The distance as ``distance_transform_edt`` returns it (the root of an exact integer sum of squares), from
+    # integer offsets, and flat look-ups: its own float64 offset arrays and 2-D gathers cost more than the
+    # transform itself on a large frame.
+    dy = rows - np.arange(h, dtype=rows.dtype)[:, None]
+    dx = cols - np.arange(w, dtype=cols.dtype)[None, :]
+    dy *= dy
+    dx *= dx
+    dy += dx
+    distance = np.sqrt(dy, dtype=np.float64)
+    del dx, dy
+    nearest = rows.astype(np.int64)
+    nearest *= w
+    nearest += cols
+    del rows, cols
+    return np.where(distance <= reach.ravel().take(nearest), points.ravel().take(nearest), 0)
 
 
 def _vote_table(groups: np.ndarray, evidence: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.ndimage import distance_transform_edt
 
 from mastsam_splat.matchers import make_matcher
 from mastsam_splat.segmenters import make_segmenter
@@ -11,6 +12,7 @@ from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
 from mastsam_splat.tracker.anchor import (
     AnchorConfig,
     AnchorEvidence,
+    _footprints,
     anchor_labels,
     evidence_merges,
     project_evidence,
@@ -103,6 +105,21 @@ def test_evidence_rows_equal_a_plain_count_of_every_observation():
 
 
 # ----------------------------------------------------------------------------- projection
+def test_footprints_equal_the_distance_transforms_own_distances():
+    """The footprints computed from integer offsets equal those from ``distance_transform_edt``'s distances,
+    reaches lying exactly on pixel distances included."""
+    rng = np.random.default_rng(5)
+    for h, w, n in ((9, 13, 6), (60, 80, 40), (120, 90, 400)):
+        rows, cols = rng.integers(0, h, n), rng.integers(0, w, n)
+        points = np.zeros((h, w), dtype=np.int64)
+        points[rows, cols] = rng.integers(0, 6, n)
+        reach = np.zeros((h, w))
+        reach[rows, cols] = rng.choice([0.5, 1.0, np.sqrt(2.0), 2.0, np.sqrt(5.0), 3.7, 9.0], n)
+        distance, (near_rows, near_cols) = distance_transform_edt(points == 0, return_indices=True)
+        expected = np.where(distance <= reach[near_rows, near_cols], points[near_rows, near_cols], 0)
+        np.testing.assert_array_equal(_footprints(points, reach), expected)
+
+
 def test_projection_keeps_visible_points_only():
     camera = camera_at(0.0)
     shape = (camera.height, camera.width)
