@@ -281,12 +281,14 @@ class ClassicalSegmenter:
         pos_leaf = state.superpixels[pos_px[:, 1], pos_px[:, 0]]
         neg_leaf = state.superpixels[neg_px[:, 1], neg_px[:, 0]]
 
-        # Every region holding a negative point is off limits.
-        blocked = np.zeros(len(tree.parent), dtype=bool)
+        # Every region holding a negative point is off limits (the walks use plain lists: numpy scalars are slow).
+        parent = tree.parent.tolist()
+        level = tree.level.tolist()
+        blocked = [False] * len(parent)
         for node in np.unique(neg_leaf).tolist():
             while node >= 0 and not blocked[node]:
                 blocked[node] = True
-                node = int(tree.parent[node])
+                node = parent[node]
 
         threshold = self.config.merge_threshold
         members = np.zeros(state.num_superpixels, dtype=bool)
@@ -296,13 +298,13 @@ class ClassicalSegmenter:
                 shared_leaves.append(node)
                 continue
             while True:
-                up = int(tree.parent[node])
-                if up < 0 or blocked[up] or tree.level[up] >= threshold:
+                up = parent[node]
+                if up < 0 or blocked[up] or level[up] >= threshold:
                     break
                 node = up
             members[tree.leaves(node)] = True
 
-        segmentation = members[state.superpixels]
+        segmentation = np.take(members, state.superpixels)
         for leaf in shared_leaves:
             box = state.boxes[leaf]
             offset = np.array([box[1].start, box[0].start], dtype=np.float64)  # (x, y) of the box corner
