@@ -38,14 +38,18 @@ FINE_FRACTION = 0.001
 
 class _Summary:
     """Points summarised per fine voxel: sorted keys [V], counts [V], xyz and rgb sums [V, 3], and the point count
-    of every (voxel, id) pair (``pair_voxel`` [P] index into the voxels, ``pair_ids`` [P], ``pair_counts`` [P])."""
+    of every (voxel, id) pair (``pair_voxel`` [P] index into the voxels, ``pair_ids`` [P], ``pair_counts`` [P]).
+
+    Counts and colour sums are integers and are stored as such (uint32: exact up to 2**32 points, and 2**24 points
+    of one fine voxel for the colours), 48 bytes per voxel; they are read as float64, which holds them exactly, so
+    every mean is the one float64 sums would give."""
 
     def __init__(self, size: float) -> None:
         self.size = size
         self.keys = np.zeros(0, dtype=np.int64)
-        self.counts = np.zeros(0, dtype=np.float64)
+        self.counts = np.zeros(0, dtype=np.uint32)
         self.xyz_sum = np.zeros((0, 3), dtype=np.float64)
-        self.rgb_sum = np.zeros((0, 3), dtype=np.float64)
+        self.rgb_sum = np.zeros((0, 3), dtype=np.uint32)
         self.pair_voxel = np.zeros(0, dtype=np.int32)
         self.pair_ids = np.zeros(0, dtype=np.int32)
         self.pair_counts = np.zeros(0, dtype=np.int32)
@@ -55,9 +59,9 @@ class _Summary:
         re-sort of the summary's voxels)."""
         batch_keys, voxel = np.unique(point_keys(xyz, self.size), return_inverse=True)
         b = len(batch_keys)
-        counts = np.bincount(voxel, minlength=b).astype(np.float64)
+        counts = np.bincount(voxel, minlength=b).astype(np.uint32)
         xyz_sum = np.stack([np.bincount(voxel, xyz[:, c].astype(np.float64), b) for c in range(3)], 1)
-        rgb_sum = np.stack([np.bincount(voxel, rgb[:, c].astype(np.float64), b) for c in range(3)], 1)
+        rgb_sum = np.stack([np.bincount(voxel, rgb[:, c].astype(np.float64), b) for c in range(3)], 1).astype(np.uint32)
         slot = np.searchsorted(self.keys, batch_keys)
         held = np.zeros(b, dtype=bool)
         if len(self.keys):

@@ -53,3 +53,36 @@ def test_pair_union_and_summed_codes_equal_a_unique_over_everything() -> None:
     np.testing.assert_array_equal(v.astype(np.int64) * 100 + i, want_codes)
     np.testing.assert_array_equal(c, np.bincount(index, np.r_[held_counts, extra_counts]))
     assert v.dtype == i.dtype == c.dtype == np.int32
+
+
+def test_summary_holds_exact_counts_and_colour_sums() -> None:
+    """The summary's integer storage gives every fine voxel's exact point count and mean colour (as float64 sums
+    would) and its mean position."""
+    from mastsam_splat.tracker.pointcloud import point_keys
+
+    rng = np.random.default_rng(2)
+    h, w = 20, 30
+    cloud = LabelledPointCloud(compact_points=500, batch_points=300, fine_fraction=0.05)
+    xyz_all, rgb_all = [], []
+    for _ in range(20):
+        n = int(rng.integers(50, 150))
+        xy = rng.uniform(0, [w, h], (n, 2))
+        xyz = rng.normal(size=(n, 3)).astype(np.float32)
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        cloud.add(FramePoints(xy, xyz), image, np.ones((h, w), dtype=np.int64))
+        xyz_all.append(xyz)
+        rgb_all.append(image[np.floor(xy[:, 1]).astype(int), np.floor(xy[:, 0]).astype(int)])
+    cloud.downsampled(0.1)  # folds the last raw points in
+    summary = cloud._summary
+    assert summary is not None and summary.counts.dtype == summary.rgb_sum.dtype == np.uint32
+    xyz, rgb = np.concatenate(xyz_all), np.concatenate(rgb_all).astype(np.int64)
+    keys, index = np.unique(point_keys(xyz, summary.size), return_inverse=True)
+    np.testing.assert_array_equal(summary.keys, keys)
+    np.testing.assert_array_equal(summary.counts, np.bincount(index))
+    for c in range(3):
+        np.testing.assert_array_equal(summary.rgb_sum[:, c], np.bincount(index, rgb[:, c]))
+    mean_xyz, mean_rgb, _ = summary.centroids()
+    want_rgb = np.stack([np.bincount(index, rgb[:, c]) for c in range(3)], 1) / np.bincount(index)[:, None]
+    np.testing.assert_array_equal(mean_rgb, np.clip(np.round(want_rgb), 0, 255).astype(np.uint8))
+    want_xyz = np.stack([np.bincount(index, xyz[:, c].astype(np.float64)) for c in range(3)], 1)
+    np.testing.assert_allclose(mean_xyz, (want_xyz / np.bincount(index)[:, None]).astype(np.float32), rtol=1e-6)
