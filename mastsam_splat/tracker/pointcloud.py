@@ -9,7 +9,10 @@ they are summarised (in batches of ``batch_points``, and from then on every ``ba
 half the default output voxel): summed position and colour, point count, and point count per id
 (about 80 bytes per fine voxel against 19 per raw point). The summary grows with the surface the
 scene covers, not with the number of frames that see it. The output voxels are then formed from
-the fine voxels' centroids, weighted by their point counts.
+the fine voxels' centroids, weighted by their point counts. A summary of more than ``max_voxels``
+fine voxels (a very long sequence, whose noisy depth keeps reaching new fine voxels) doubles its
+voxel: each new voxel is exactly the union of the 8 it covers (points added later fall in the
+voxel their fine voxel went to), which bounds its memory; below the cap the cloud is unchanged.
 
 Ids merged while points are held are not written into every raw point: each merge is composed into
 the id lookup table of the batches of points added since the previous merge (``MergeTables``), and
@@ -23,7 +26,7 @@ from typing import Optional
 import numpy as np
 
 from mastsam_splat.tracker.label_store import MergeTables
-from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
+from mastsam_splat.tracker.memory import _BITS, _OFFSET, voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
 
 COMPACT_POINTS = 2_000_000
@@ -34,6 +37,9 @@ KEY_CHUNK = 262_144
 """Points turned into voxel keys at once (the float64 temporaries of a whole cloud would dwarf the cloud)."""
 FINE_FRACTION = 0.001
 """Fine voxel of the summary, as a fraction of the robust extent of the points when it is first built."""
+MAX_VOXELS = 1_000_000
+"""Fine voxels the summary holds at most (about 48 bytes each, plus their (voxel, id) pairs) before its voxel
+doubles."""
 
 
 class _Summary:
@@ -80,6 +86,29 @@ class _Summary:
         self.pair_voxel, self.pair_ids, self.pair_counts = union_pairs(
             moved, self.pair_ids, self.pair_counts, where[voxel], ids, np.ones(len(voxel), dtype=np.int64)
         )
+
+    def coarsen(self) -> None:
+        """Double the voxel size: every voxel of the new grid is the union of the (up to 8) voxels it covers, their
+        counts, sums and (voxel, id) pair counts added, as if the points had been summarised at that size."""
+        mask = (1 << _BITS) - 1
+        half = _OFFSET >> 1  # a coordinate c stored as c + _OFFSET becomes floor(c / 2) + _OFFSET
+        keys = np.zeros(len(self.keys), dtype=np.int64)
+        for shift in (2 * _BITS, _BITS, 0):
+            keys |= ((((self.keys >> shift) & mask) >> 1) + half) << shift
+        inverse = _group_index(keys)
+        v = int(inverse.max()) + 1 if len(inverse) else 0
+        self.keys = np.zeros(v, dtype=np.int64)
+        self.keys[inverse] = keys
+        del keys
+        self.counts = np.bincount(inverse, self.counts, v).astype(np.uint32)
+        self.xyz_sum = np.stack([np.bincount(inverse, self.xyz_sum[:, c], v) for c in range(3)], 1)
+        self.rgb_sum = np.stack([np.bincount(inverse, self.rgb_sum[:, c], v) for c in range(3)], 1).astype(np.uint32)
+        if len(self.pair_ids):
+            scale = int(self.pair_ids.max()) + 1
+            codes, counts = summed_codes(inverse[self.pair_voxel] * scale + self.pair_ids, self.pair_counts)
+            self.pair_voxel, self.pair_ids = (codes // scale).astype(np.int32), (codes % scale).astype(np.int32)
+            self.pair_counts = counts.astype(np.int32)
+        self.size *= 2
 
     def relabel(self, lut: np.ndarray) -> None:
         """Map the pairs' ids; pairs that now name the same (voxel, id) are summed."""
@@ -143,9 +172,14 @@ class LabelledPointCloud:
     """Accumulates labelled, coloured 3D points frame by frame (bounded memory, see the module docstring)."""
 
     def __init__(
-        self, compact_points: int = COMPACT_POINTS, fine_fraction: float = FINE_FRACTION, batch_points: int = BATCH_POINTS
+        self,
+        compact_points: int = COMPACT_POINTS,
+        fine_fraction: float = FINE_FRACTION,
+        batch_points: int = BATCH_POINTS,
+        max_voxels: int = MAX_VOXELS,
     ) -> None:
         self.compact_points = int(compact_points)
+        self.max_voxels = int(max_voxels)
         self.batch_points = int(batch_points)
         self.fine_fraction = float(fine_fraction)
         self._xyz: list[np.ndarray] = []
@@ -214,6 +248,8 @@ class LabelledPointCloud:
             finite = np.isfinite(xyz).all(axis=1)
             if finite.any():
                 self._summary.add(xyz[finite], rgb[finite], ids[finite])
+            while len(self._summary.keys) > self.max_voxels:
+                self._summary.coarsen()
         self._raw = 0
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

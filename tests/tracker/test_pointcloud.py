@@ -86,3 +86,33 @@ def test_summary_holds_exact_counts_and_colour_sums() -> None:
     np.testing.assert_array_equal(mean_rgb, np.clip(np.round(want_rgb), 0, 255).astype(np.uint8))
     want_xyz = np.stack([np.bincount(index, xyz[:, c].astype(np.float64)) for c in range(3)], 1)
     np.testing.assert_allclose(mean_xyz, (want_xyz / np.bincount(index)[:, None]).astype(np.float32), rtol=1e-6)
+
+
+def test_coarsened_summary_equals_the_points_summarised_at_twice_the_voxel() -> None:
+    """Doubling the summary's voxel gives the voxels, counts, colour sums and (voxel, id) pairs of summarising
+    the same points at the doubled size (positions up to float rounding), and a cloud past ``max_voxels`` holds
+    at most that many."""
+    from mastsam_splat.tracker.pointcloud import _Summary
+
+    rng = np.random.default_rng(4)
+    xyz = rng.normal(scale=3.0, size=(3000, 3))
+    rgb = rng.integers(0, 256, (3000, 3), dtype=np.uint8)
+    ids = rng.integers(0, 5, 3000).astype(np.int32)
+    fine, coarse = _Summary(0.25), _Summary(0.5)
+    for part in np.array_split(np.arange(3000), 4):
+        fine.add(xyz[part], rgb[part], ids[part])
+    coarse.add(xyz, rgb, ids)
+    fine.coarsen()
+    assert fine.size == coarse.size
+    for name in ("keys", "counts", "rgb_sum", "pair_voxel", "pair_ids", "pair_counts"):
+        np.testing.assert_array_equal(getattr(fine, name), getattr(coarse, name), err_msg=name)
+    np.testing.assert_allclose(fine.xyz_sum, coarse.xyz_sum, rtol=1e-9, atol=1e-9)
+
+    h, w = 20, 30
+    cloud = LabelledPointCloud(compact_points=400, batch_points=300, fine_fraction=0.01, max_voxels=500)
+    for _ in range(15):
+        xy = rng.uniform(0, [w, h], (200, 2))
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        cloud.add(FramePoints(xy, rng.normal(size=(200, 3))), image, rng.integers(0, 4, (h, w)))
+        assert cloud._summary is None or len(cloud._summary.keys) <= 500
+    assert cloud.summarised and len(cloud) == 3000
