@@ -67,11 +67,12 @@ def num_representatives(area: int, pixels_per_point: float, k_min: int, k_max: i
 def match_labels(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Label [M] of the pixel holding each position ``xy`` [M, 2]; 0 outside the image."""
     h, w = labels.shape
-    cols = np.floor(xy[:, 0]).astype(np.int64)
-    rows = np.floor(xy[:, 1]).astype(np.int64)
-    inside = np.isfinite(xy).all(axis=1) & (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    x, y = xy[:, 0], xy[:, 1]
+    # floor(x) lies in [0, w) exactly when x does (NaN and infinities fail the comparisons); there the floor is the
+    # truncating cast.
+    inside = np.flatnonzero((x >= 0) & (x < w) & (y >= 0) & (y < h))
     out = np.zeros(len(xy), dtype=np.int64)
-    out[inside] = labels[rows[inside], cols[inside]]
+    out[inside] = labels[y[inside].astype(np.int64), x[inside].astype(np.int64)]
     return out
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mastsam_splat.tracker.representatives import _snap_to_members
+from mastsam_splat.tracker.representatives import _snap_to_members, match_labels
 
 
 def test_each_centre_snaps_to_its_nearest_member_and_empty_clusters_to_the_nearest_point():
@@ -12,3 +12,21 @@ def test_each_centre_snaps_to_its_nearest_member_and_empty_clusters_to_the_neare
     assignment = np.array([0, 0, 1, 1, 1])
     centres = np.array([[0.4, 0.0], [11.2, 0.0], [5.8, 0.0]])  # cluster 2 has no member
     np.testing.assert_array_equal(_snap_to_members(xy, assignment, centres), [[0.0, 0.0], [11.0, 0.0], [10.0, 0.0]])
+
+
+def test_match_labels_equals_flooring_every_position() -> None:
+    """Positions outside the image, on its borders, non-finite or negative just below zero read as the reference
+    (floor, then bounds) reads them."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 9, (7, 11)).astype(np.uint16)
+    xy = rng.uniform(-2.0, 13.0, (500, 2))
+    xy[:40] = np.round(xy[:40])  # integer positions, the borders included
+    xy[40:45] = [[np.nan, 1.0], [1.0, np.inf], [-np.inf, 2.0], [-1e-9, 3.0], [10.999999, 6.9999]]
+    for dtype in (np.float64, np.float32):
+        pts = xy.astype(dtype)
+        cols, rows = np.floor(pts[:, 0]), np.floor(pts[:, 1])
+        with np.errstate(invalid="ignore"):
+            inside = np.isfinite(pts).all(axis=1) & (cols >= 0) & (cols < 11) & (rows >= 0) & (rows < 7)
+        want = np.zeros(len(pts), dtype=np.int64)
+        want[inside] = labels[rows[inside].astype(int), cols[inside].astype(int)]
+        np.testing.assert_array_equal(match_labels(labels, pts), want)
