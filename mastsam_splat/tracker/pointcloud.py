@@ -178,6 +178,8 @@ class LabelledPointCloud:
         batch_points: int = BATCH_POINTS,
         max_voxels: int = MAX_VOXELS,
     ) -> None:
+        if max_voxels < 1:
+            raise ValueError(f"max_voxels must be at least 1, got {max_voxels}")
         self.compact_points = int(compact_points)
         self.max_voxels = int(max_voxels)
         self.batch_points = int(batch_points)

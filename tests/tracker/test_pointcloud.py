@@ -116,3 +116,8 @@ def test_coarsened_summary_equals_the_points_summarised_at_twice_the_voxel() -> 
         cloud.add(FramePoints(xy, rng.normal(size=(200, 3))), image, rng.integers(0, 4, (h, w)))
         assert cloud._summary is None or len(cloud._summary.keys) <= 500
     assert cloud.summarised and len(cloud) == 3000
+
+
+def test_a_cloud_needs_room_for_one_voxel() -> None:
+    with pytest.raises(ValueError, match="max_voxels"):
+        LabelledPointCloud(max_voxels=0)
