@@ -76,6 +76,10 @@ class AnchorConfig:
     """Only voxels whose owner holds at least this share of their observations vote on reassigning a segment
     (voxels the chain has labelled both ways, as on the border of two objects or a thin object lying on another,
     do not decide)."""
+    retroactive: bool = True
+    """After the sequence, check every frame without a depth map again as ``reassign`` does, against the evidence
+    of the whole sequence: a segment of a frame visited early, labelled before later views showed which id its
+    surface belongs to, takes the id the completed evidence names."""
     split: bool = False
     """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
     coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
@@ -345,10 +349,7 @@ def anchor_labels(
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     if config.reassign and pure is not None:
-        pure_table, pure_ids = _vote_table(auto, pure, num_segments + 1)
-        pure_votes = pure_table.sum(axis=1)
-        firm = (pure_votes >= config.min_votes) & (pure_votes >= config.min_coverage * seg_area)
-        out, moved = _reassign(out, auto, pure_table, pure_ids, firm, config)
+        out, moved = reassign_segments(out, auto, pure, config)
         result.overruled += len(moved)
         result.ids.extend(moved)
     present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
@@ -389,6 +390,23 @@ def anchor_labels(
             result.ids.extend(int(i) for i in ids[named])
     result.labels = out
     return result
+
+
+def reassign_segments(
+    labels: np.ndarray, auto: np.ndarray, pure: np.ndarray, config: AnchorConfig
+) -> tuple[np.ndarray, list[int]]:
+    """``labels`` [H, W] with every segment of ``auto`` held by one id given to the other id the ``pure`` evidence
+    [H, W] (0: none) on it names, where that evidence is firm (``min_votes`` and ``min_coverage`` of the segment);
+    and the ids given (see ``_reassign``)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    num_segments = int(auto.max()) if auto.size else 0
+    if num_segments == 0 or not (pure > 0).any():
+        return labels, []
+    table, ids = _vote_table(auto, pure, num_segments + 1)
+    votes = table.sum(axis=1)
+    seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
+    firm = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
+    return _reassign(labels, auto, table, ids, firm, config)
 
 
 def _reassign(

@@ -40,7 +40,14 @@ import numpy as np
 
 from mastsam_splat.errors import InputError, check_fraction, check_option
 from mastsam_splat.io.labels import map_ids
-from mastsam_splat.tracker.anchor import AnchorConfig, AnchorEvidence, anchor_labels, evidence_merges, project_evidence
+from mastsam_splat.tracker.anchor import (
+    AnchorConfig,
+    AnchorEvidence,
+    anchor_labels,
+    evidence_merges,
+    project_evidence,
+    reassign_segments,
+)
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
@@ -341,6 +348,8 @@ class _Run:
         self.fragments = FragmentMerger(self.cfg.consensus)
         self.observed: Optional[VoxelMemory] = None
         """Every voxel each id was seen on (not exclusive), for the sequence-level consolidation."""
+        self.segments = LabelStore(len(frames))
+        """Automatic segments of the frames the evidence checks again after the sequence (``anchor.retroactive``)."""
 
     # -------------------------------------------------------------- helpers
     def _new_id(self) -> int:
@@ -413,6 +422,7 @@ class _Run:
 
     def consolidate(self) -> int:
         """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
+        self._reassign_visited()
         merges = self._consolidation_merges(self.refiner.lineal)
         if not merges:
             return 0
@@ -653,6 +663,7 @@ class _Run:
 
     def _check_memory(self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport) -> np.ndarray:
         """Give segments back to the id whose 3D voxels they lie in when their current id has none of them."""
+        self._keep_segments(report.index, auto)
         cfg = self.cfg.memory
         if self.memory is None or not cfg.check or len(points) == 0 or not self._visited():
             return labels
@@ -702,6 +713,46 @@ class _Run:
         change = (seg_target > 0) & held
         report.corrected = int(np.count_nonzero(lut > 0))
         return np.where(change, seg_target, labels)
+
+    def _rechecked(self, t: int) -> bool:
+        """Whether frame ``t`` is checked against the evidence again after the sequence: a camera, no depth map."""
+        anchor = self.cfg.anchor
+        frame = self.frames[t]
+        if not (anchor.enabled and anchor.reassign and anchor.retroactive and self.cfg.memory.enabled):
+            return False
+        no_depth = frame.depth is None or not np.any(frame.depth > 0)
+        return self.cfg.mode == "mastsam" and frame.camera is not None and no_depth
+
+    def _keep_segments(self, t: int, auto: np.ndarray) -> None:
+        """Keep frame ``t``'s automatic segments for the check after the sequence."""
+        if self._rechecked(t):
+            self.segments[t] = auto.astype(np.uint16)
+
+    def _reassign_visited(self) -> int:
+        """After the sequence, every kept frame's segments held by one id go to the other id the completed evidence
+        names (see ``anchor.reassign_segments``): frames visited early were labelled before later views showed which
+        id their surfaces belong to. Returns how many segments changed id."""
+        if self.evidence is None or len(self.evidence) == 0:
+            return 0
+        centres, owners = self.evidence.points()
+        decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
+        keep = decided > 0
+        centres, decided = centres[keep], decided[keep]
+        changed = 0
+        for t in self.segments.stored():
+            labels, auto, camera = self.labels[t], self.segments[t], self.frames[t].camera
+            if labels is None or auto is None or camera is None:
+                continue
+            pure = project_evidence(
+                centres, decided, camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor
+            )
+            out, moved = reassign_segments(labels, auto.astype(np.int64), pure, self.cfg.anchor)
+            if moved:
+                self.labels[t] = out.astype(np.uint16)
+                changed += len(moved)
+        if changed:
+            self._count_ids()
+        return changed
 
     def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""

@@ -15,8 +15,10 @@ from mastsam_splat.tracker.anchor import (
     evidence_merges,
     project_evidence,
 )
-from mastsam_splat.tracker.view_order import ViewOrderConfig, spanning_order, view_order
-from mastsam_splat.types import Matches
+from mastsam_splat.tracker.points3d import FramePoints
+from mastsam_splat.tracker.tracker import FrameReport, _Run
+from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
+from mastsam_splat.types import Frame, Matches
 
 from support.cutting_segmenter import CuttingSegmenter
 from support.planar_scene import DEPTH, camera_at, id_of, render, sequence
@@ -199,6 +201,42 @@ def test_sparse_points_seen_from_a_known_pose_decide_a_segments_id():
     assert (result.labels[:, :48] == 4).all() and (result.labels[:, 48:] == 6).all()
     dots = project_evidence(centres, owners, camera, shape, evidence.voxel_size, AnchorConfig(footprint=False))
     assert (anchor_labels(labels, auto, dots, AnchorConfig(), dots).labels == labels).all()
+
+
+def _early_frame_run(config: TrackerConfig) -> tuple[_Run, np.ndarray]:
+    """Frame 0 (posed, no depth map), visited first, carries id 4 over two segments; the evidence of the whole
+    sequence (later frames) shows the right segment's surface as id 6."""
+    camera = camera_at(0.0)
+    shape = (camera.height, camera.width)
+    frames = [Frame(image=np.zeros((*shape, 3), dtype=np.uint8), name=f"f{t}", index=t, camera=camera_at(0.3 * t))
+              for t in range(2)]
+    run = _Run(MastSAMTracker(config, None, None), frames, "triangulated", ViewOrder([0, 1], {0: None, 1: 0}, "cameras"))
+    auto = np.zeros(shape, dtype=np.int64)
+    auto[:, :48], auto[:, 48:] = 1, 2
+    pixels = np.array([[x + 0.5, y + 0.5] for x in range(3, 96, 6) for y in range(3, 72, 6)])
+    points = camera.unproject(pixels, np.full(len(pixels), DEPTH))
+    run.evidence = AnchorEvidence(voxel_size=0.4)
+    for _ in range(3):
+        run.evidence.add(np.where(pixels[:, 0] < 48, 4, 6), points)
+    run.labels[0] = np.full(shape, 4, dtype=np.uint16)
+    run.labels[1] = np.full(shape, 6, dtype=np.uint16)
+    run.next_id = 7
+    run._check_memory(np.full(shape, 4, dtype=np.int64), auto, FramePoints.empty(), FrameReport(index=0, name="f0"))
+    return run, auto
+
+
+def test_segments_of_early_frames_take_the_id_the_completed_evidence_names():
+    """After the sequence, a frame labelled before later views told its segments apart is checked again: the
+    segment the chain gave id 4 whose surface the evidence knows as id 6 takes id 6; id 4 keeps its own segment."""
+    config = TrackerConfig(anchor=AnchorConfig(max_footprint_fraction=0.2))
+    run, auto = _early_frame_run(config)
+    run.consolidate()
+    labels = run.labels[0]
+    assert (labels[auto == 1] == 4).all() and (labels[auto == 2] == 6).all()
+    config = TrackerConfig(anchor=AnchorConfig(max_footprint_fraction=0.2, retroactive=False))
+    run, _ = _early_frame_run(config)
+    run.consolidate()
+    assert (run.labels[0] == 4).all()
 
 
 def test_too_few_votes_leave_the_labels():
