@@ -393,20 +393,70 @@ def anchor_labels(
 
 
 def reassign_segments(
-    labels: np.ndarray, auto: np.ndarray, pure: np.ndarray, config: AnchorConfig
+    labels: np.ndarray,
+    auto: np.ndarray,
+    pure: np.ndarray,
+    config: AnchorConfig,
+    group: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, list[int]]:
     """``labels`` [H, W] with every segment of ``auto`` held by one id given to the other id the ``pure`` evidence
     [H, W] (0: none) on it names, where that evidence is firm (``min_votes`` and ``min_coverage`` of the segment);
-    and the ids given (see ``_reassign``)."""
+    and the ids given (see ``_reassign``).
+
+    ``group`` [I] (id -> the object it belongs to, for every id of ``labels`` and ``pure``) pools the ids of one
+    object: a segment held by one object whose evidence names another object (its ids' votes together) takes
+    that object's id with the most votes on the segment; a segment whose evidence names another id of its own
+    object keeps its id."""
     labels = np.asarray(labels, dtype=np.int64)
     num_segments = int(auto.max()) if auto.size else 0
     if num_segments == 0 or not (pure > 0).any():
         return labels, []
-    table, ids = _vote_table(auto, pure, num_segments + 1)
+    pooled = pure if group is None else group[pure]
+    table, ids = _vote_table(auto, pooled, num_segments + 1)
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     firm = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
-    return _reassign(labels, auto, table, ids, firm, config)
+    if group is None:
+        return _reassign(labels, auto, table, ids, firm, config)
+    held = group[labels]
+    out, moved = _reassign(held, auto, table, ids, firm, config)
+    if not moved:
+        return labels, []
+    changed = out != held
+    named = np.zeros(num_segments + 1, dtype=np.int64)
+    named[auto[changed]] = out[changed]  # the object each changed segment goes to
+    segments = np.flatnonzero(named)
+    raw_table, raw_ids = _vote_table(auto, pure, num_segments + 1)
+    target = np.zeros(num_segments + 1, dtype=np.int64)
+    for seg in segments.tolist():
+        members = group[raw_ids] == named[seg]
+        members[0] = False
+        target[seg] = raw_ids[np.flatnonzero(members)[np.argmax(raw_table[seg, members])]]
+    return np.where(changed, target[auto], labels), [int(target[s]) for s in segments.tolist()]
+
+
+def segment_changes(
+    before: np.ndarray, after: np.ndarray, auto: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The segment reassignments between ``before`` and ``after`` [H, W] (ids, with their objects ``group``) over
+    ``auto``'s segments: per segment [S + 1] the object that gave it up (0: unchanged) and the id it went to."""
+    num_segments = int(auto.max()) if auto.size else 0
+    source = np.zeros(num_segments + 1, dtype=np.int64)
+    target = np.zeros(num_segments + 1, dtype=np.int64)
+    changed = before != after
+    source[auto[changed]] = group[before[changed]]
+    target[auto[changed]] = after[changed]
+    return source, target
+
+
+def apply_segment_changes(
+    labels: np.ndarray, auto: np.ndarray, group: np.ndarray, source: np.ndarray, target: np.ndarray
+) -> np.ndarray:
+    """``labels`` [H, W] with the pixels of each segment of ``auto`` held by its ``source`` object given its
+    ``target`` id (see ``segment_changes``)."""
+    segment_source = source[auto]
+    change = (segment_source > 0) & (group[labels] == segment_source)
+    return np.where(change, target[auto], labels)
 
 
 def _reassign(

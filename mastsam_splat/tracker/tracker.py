@@ -45,8 +45,10 @@ from mastsam_splat.tracker.anchor import (
     AnchorEvidence,
     anchor_labels,
     evidence_merges,
+    apply_segment_changes,
     project_evidence,
     reassign_segments,
+    segment_changes,
 )
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
@@ -85,6 +87,10 @@ from mastsam_splat.types import Frame, Matches
 MAX_ID = int(np.iinfo(np.uint16).max)
 MEMORY_SAMPLE = 128
 """3D points per segment looked up in the memory (a random sample estimates the shares well enough)."""
+RECHECK_PIXELS = 400_000
+"""Pixels of a frame the evidence votes on when frames are checked again after the sequence, within a factor of
+four (larger frames are subsampled on a regular grid: the votes are counts over segments, which a subsample
+estimates well)."""
 
 
 def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -729,26 +735,35 @@ class _Run:
             self.segments[t] = auto.astype(np.uint16)
 
     def _reassign_visited(self) -> int:
-        """After the sequence, every kept frame's segments held by one id go to the other id the completed evidence
-        names (see ``anchor.reassign_segments``): frames visited early were labelled before later views showed which
-        id their surfaces belong to. Returns how many segments changed id."""
+        """After the sequence, every kept frame's segments held by one object go to the other object the completed
+        evidence names, as the id of that object with most votes (see ``anchor.reassign_segments``): frames visited
+        early were labelled before later views showed which id their surfaces belong to. Returns how many segments
+        changed id."""
         if self.evidence is None or len(self.evidence) == 0:
             return 0
         centres, owners = self.evidence.points()
         decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
         keep = decided > 0
         centres, decided = centres[keep], decided[keep]
+        group = np.arange(max(self.next_id, int(decided.max(initial=0)) + 1), dtype=np.int64)
+        for obj_id, root in self.object_map().items():
+            group[obj_id] = root
         changed = 0
         for t in self.segments.stored():
             labels, auto, camera = self.labels[t], self.segments[t], self.frames[t].camera
             if labels is None or auto is None or camera is None:
                 continue
+            labels, auto = labels.astype(np.int64), auto.astype(np.int64)
+            step = max(1, int(np.sqrt(labels.size / RECHECK_PIXELS)))
+            coarse_labels, coarse_auto = labels[::step, ::step], auto[::step, ::step]
             pure = project_evidence(
-                centres, decided, camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor
+                centres, decided, camera.scaled(1.0 / step), coarse_labels.shape, self.evidence.voxel_size,
+                self.cfg.anchor,
             )
-            out, moved = reassign_segments(labels, auto.astype(np.int64), pure, self.cfg.anchor)
+            out, moved = reassign_segments(coarse_labels, coarse_auto, pure, self.cfg.anchor, group)
             if moved:
-                self.labels[t] = out.astype(np.uint16)
+                source, target = segment_changes(coarse_labels, out, coarse_auto, group)
+                self.labels[t] = apply_segment_changes(labels, auto, group, source, target).astype(np.uint16)
                 changed += len(moved)
         if changed:
             self._count_ids()

@@ -14,8 +14,10 @@ from mastsam_splat.tracker.anchor import (
     anchor_labels,
     evidence_merges,
     project_evidence,
+    reassign_segments,
 )
 from mastsam_splat.tracker.points3d import FramePoints
+from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.tracker import FrameReport, _Run
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
 from mastsam_splat.types import Frame, Matches
@@ -203,6 +205,29 @@ def test_sparse_points_seen_from_a_known_pose_decide_a_segments_id():
     assert (anchor_labels(labels, auto, dots, AnchorConfig(), dots).labels == labels).all()
 
 
+def test_votes_of_one_objects_ids_are_pooled_to_reassign_a_segment():
+    """Segment 2, held by id 3, lies on the evidence of ids 5 and 6, which no single id holds enough of; both belong
+    to object 5, so the segment goes to that object's id with the most votes (5). Segment 3, held by 6, on 5's
+    evidence, is already that object's: it keeps its id (each id alone, it would go to 5 and segment 2 would stay
+    with 3)."""
+    auto = np.zeros((20, 30), dtype=np.int64)
+    auto[:, :10], auto[:, 10:20], auto[:, 20:] = 1, 2, 3
+    labels = np.where(auto == 3, 6, 3)
+    pure = np.zeros((20, 30), dtype=np.int64)
+    pure[::2, :10:2] = 3
+    pure[::2, 10:20:2] = 5
+    pure[::4, 10:20:2] = 6  # half of segment 2's votes name 6
+    pure[1::2, 20::2] = 5
+    config = AnchorConfig()
+    alone, moved = reassign_segments(labels, auto, pure, config)  # ids alone: 6's segment goes to 5, 3's stays
+    assert moved == [5] and (alone[auto == 2] == 3).all() and (alone[auto == 3] == 5).all()
+    group = np.arange(7)
+    group[6] = 5
+    pooled, moved = reassign_segments(labels, auto, pure, config, group)
+    assert moved == [5] and (pooled[auto == 2] == 5).all()
+    assert (pooled[auto == 1] == 3).all() and (pooled[auto == 3] == 6).all()
+
+
 def _early_frame_run(config: TrackerConfig) -> tuple[_Run, np.ndarray]:
     """Frame 0 (posed, no depth map), visited first, carries id 4 over two segments; the evidence of the whole
     sequence (later frames) shows the right segment's surface as id 6."""
@@ -225,9 +250,12 @@ def _early_frame_run(config: TrackerConfig) -> tuple[_Run, np.ndarray]:
     return run, auto
 
 
-def test_segments_of_early_frames_take_the_id_the_completed_evidence_names():
+@pytest.mark.parametrize("pixels", [400_000, 1_000])
+def test_segments_of_early_frames_take_the_id_the_completed_evidence_names(pixels, monkeypatch):
     """After the sequence, a frame labelled before later views told its segments apart is checked again: the
-    segment the chain gave id 4 whose surface the evidence knows as id 6 takes id 6; id 4 keeps its own segment."""
+    segment the chain gave id 4 whose surface the evidence knows as id 6 takes id 6; id 4 keeps its own segment
+    (also where the votes are counted on a subsample of the frame's pixels)."""
+    monkeypatch.setattr(tracker_module, "RECHECK_PIXELS", pixels)
     config = TrackerConfig(anchor=AnchorConfig(max_footprint_fraction=0.2))
     run, auto = _early_frame_run(config)
     run.consolidate()
