@@ -25,6 +25,10 @@ pixels vote on the frame's automatic segments (``anchor_labels``):
 
 Ids whose evidence is mostly voxels owned by an older id are that object seen under a second id
 (``evidence_merges``); they are merged in every frame so far.
+
+After the sequence the evidence is complete, and frames visited early are checked again
+(``retroactive``, ``reassign_segments`` with the ids of one object pooled): a segment held by one
+object whose evidence names another takes that object's id.
 """
 
 from __future__ import annotations
@@ -78,8 +82,9 @@ class AnchorConfig:
     do not decide)."""
     retroactive: bool = True
     """After the sequence, check every frame without a depth map again as ``reassign`` does, against the evidence
-    of the whole sequence: a segment of a frame visited early, labelled before later views showed which id its
-    surface belongs to, takes the id the completed evidence names."""
+    of the whole sequence and with the votes of one object's ids pooled: a segment of a frame visited early,
+    labelled before later views showed which object its surface belongs to, takes the id the completed evidence
+    names."""
     split: bool = False
     """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
     coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
