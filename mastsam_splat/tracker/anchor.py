@@ -84,7 +84,10 @@ class AnchorConfig:
     """After the sequence, check every frame without a depth map again as ``reassign`` does, against the evidence
     of the whole sequence and with the votes of one object's ids pooled: a segment of a frame visited early,
     labelled before later views showed which object its surface belongs to, takes the id the completed evidence
-    names."""
+    names. Its votes decide at ``min_coverage`` of what the frame's evidence density puts on the segment."""
+    retroactive_share: float = 0.6
+    """A segment goes to the object holding at least this fraction of its votes in the check after the sequence
+    (its holder at most the rest): every view has voted by then, and only pure voxels vote."""
     split: bool = False
     """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
     coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
@@ -115,6 +118,7 @@ class AnchorConfig:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.max_footprint_fraction, "tracker.anchor.max-footprint-fraction")
         check_fraction(self.reassign_purity, "tracker.anchor.reassign-purity")
+        check_fraction(self.retroactive_share, "tracker.anchor.retroactive-share")
 
 
 @dataclass
@@ -403,6 +407,7 @@ def reassign_segments(
     pure: np.ndarray,
     config: AnchorConfig,
     group: Optional[np.ndarray] = None,
+    relative: bool = False,
 ) -> tuple[np.ndarray, list[int]]:
     """``labels`` [H, W] with every segment of ``auto`` held by one id given to the other id the ``pure`` evidence
     [H, W] (0: none) on it names, where that evidence is firm (``min_votes`` and ``min_coverage`` of the segment);
@@ -411,7 +416,9 @@ def reassign_segments(
     ``group`` [I] (id -> the object it belongs to, for every id of ``labels`` and ``pure``) pools the ids of one
     object: a segment held by one object whose evidence names another object (its ids' votes together) takes
     that object's id with the most votes on the segment; a segment whose evidence names another id of its own
-    object keeps its id."""
+    object keeps its id. ``relative`` scales ``min_coverage`` by the frame's evidence density (the share of its
+    labelled pixels carrying evidence), as for giving a segment to an absent id: with sparse triangulated points
+    a few votes on a segment are all the evidence there is."""
     labels = np.asarray(labels, dtype=np.int64)
     num_segments = int(auto.max()) if auto.size else 0
     if num_segments == 0 or not (pure > 0).any():
@@ -420,7 +427,8 @@ def reassign_segments(
     table, ids = _vote_table(auto, pooled, num_segments + 1)
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
-    firm = (votes >= config.min_votes) & (votes >= config.min_coverage * seg_area)
+    coverage = config.min_coverage * (min(_evidence_density(labels > 0, pure), 1.0) if relative else 1.0)
+    firm = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     if group is None:
         return _reassign(labels, auto, table, ids, firm, config)
     held = group[labels]

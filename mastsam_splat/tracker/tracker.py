@@ -33,7 +33,7 @@ Each step's parameters are a config in the step's module; ``TrackerConfig`` nest
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal, Optional, Sequence
 
 import numpy as np
@@ -748,6 +748,7 @@ class _Run:
         group = np.arange(max(self.next_id, int(decided.max(initial=0)) + 1), dtype=np.int64)
         for obj_id, root in self.object_map().items():
             group[obj_id] = root
+        recheck = replace(self.cfg.anchor, share=self.cfg.anchor.retroactive_share)
         changed = 0
         for t in self.segments.stored():
             labels, auto, camera = self.labels[t], self.segments[t], self.frames[t].camera
@@ -760,7 +761,7 @@ class _Run:
                 centres, decided, camera.scaled(1.0 / step), coarse_labels.shape, self.evidence.voxel_size,
                 self.cfg.anchor,
             )
-            out, moved = reassign_segments(coarse_labels, coarse_auto, pure, self.cfg.anchor, group)
+            out, moved = reassign_segments(coarse_labels, coarse_auto, pure, recheck, group, relative=True)
             if moved:
                 source, target = segment_changes(coarse_labels, out, coarse_auto, group)
                 self.labels[t] = apply_segment_changes(labels, auto, group, source, target).astype(np.uint16)

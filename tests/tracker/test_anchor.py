@@ -228,6 +228,23 @@ def test_votes_of_one_objects_ids_are_pooled_to_reassign_a_segment():
     assert (pooled[auto == 1] == 3).all() and (pooled[auto == 3] == 6).all()
 
 
+def test_sparse_evidence_decides_relative_to_the_frames_evidence_density():
+    """A few points on a segment held by the wrong id fall short of ``min_coverage`` of its area; where the whole
+    frame's evidence is that sparse (``relative``), they are enough."""
+    auto = np.zeros((100, 100), dtype=np.int64)
+    auto[:, :50], auto[:, 50:] = 1, 2
+    labels = np.where(auto == 1, 3, 3)
+    labels[:, 90:] = 5
+    pure = np.zeros((100, 100), dtype=np.int64)
+    pure[5:100:10, 5:50:10] = 3
+    pure[5:100:10, 55:90:10] = 5
+    config = AnchorConfig()
+    plain, moved = reassign_segments(labels, auto, pure, config)
+    assert moved == [] and (plain == labels).all()
+    relative, moved = reassign_segments(labels, auto, pure, config, relative=True)
+    assert moved == [5] and (relative[auto == 2] == 5).all() and (relative[auto == 1] == 3).all()
+
+
 def _early_frame_run(config: TrackerConfig) -> tuple[_Run, np.ndarray]:
     """Frame 0 (posed, no depth map), visited first, carries id 4 over two segments; the evidence of the whole
     sequence (later frames) shows the right segment's surface as id 6."""
