@@ -25,7 +25,9 @@ Ids whose 3D evidence lies on an older id's are merged in every frame as soon as
 Above the ids, an object level groups the pieces of split ids and ids one automatic segment keeps
 holding (hierarchy.py), without merging them.
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py): the pieces
-of each split family first, before the family's pixels are spread over every frame, then all ids.
+of each split family first, before the family's pixels are spread over every frame, then all ids; before the
+merge over all ids, the segments of every frame without a depth map are checked again against the completed 3D
+evidence (anchor.py, ``retroactive``).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
 """
@@ -44,8 +46,8 @@ from mastsam_splat.tracker.anchor import (
     AnchorConfig,
     AnchorEvidence,
     anchor_labels,
-    evidence_merges,
     apply_segment_changes,
+    evidence_merges,
     project_evidence,
     reassign_segments,
     segment_changes,
