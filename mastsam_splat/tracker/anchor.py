@@ -25,6 +25,10 @@ pixels vote on the frame's automatic segments (``anchor_labels``):
 
 Ids whose evidence is mostly voxels owned by an older id are that object seen under a second id
 (``evidence_merges``); they are merged in every frame so far.
+
+After the sequence the evidence is complete, and frames visited early are checked again
+(``retroactive``, ``reassign_segments`` with the ids of one object pooled): a segment held by one
+object whose evidence names another takes that object's id.
 """
 
 from __future__ import annotations
@@ -83,6 +87,14 @@ class AnchorConfig:
     """Only voxels whose owner holds at least this share of their observations vote on reassigning a segment
     (voxels the chain has labelled both ways, as on the border of two objects or a thin object lying on another,
     do not decide)."""
+    retroactive: bool = True
+    """After the sequence, check every frame without a depth map again as ``reassign`` does, against the evidence
+    of the whole sequence and with the votes of one object's ids pooled: a segment of a frame visited early,
+    labelled before later views showed which object its surface belongs to, takes the id the completed evidence
+    names. Its votes decide at ``min_coverage`` of what the frame's evidence density puts on the segment."""
+    retroactive_share: float = 0.6
+    """A segment goes to the object holding at least this fraction of its votes in the check after the sequence
+    (its holder at most the rest): every view has voted by then, and only pure voxels vote."""
     split: bool = False
     """Split a segment held by one id between the several ids its evidence names (off: where the segmenter is
     coarser than the evidence, the evidence's own boundaries are rarely better than the chain's)."""
@@ -113,6 +125,7 @@ class AnchorConfig:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.max_footprint_fraction, "tracker.anchor.max-footprint-fraction")
         check_fraction(self.reassign_purity, "tracker.anchor.reassign-purity")
+        check_fraction(self.retroactive_share, "tracker.anchor.retroactive-share")
 
 
 @dataclass
@@ -397,10 +410,7 @@ def anchor_labels(
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     if config.reassign and pure is not None:
-        pure_table, pure_ids = _vote_table(auto, pure, num_segments + 1)
-        pure_votes = pure_table.sum(axis=1)
-        firm = (pure_votes >= config.min_votes) & (pure_votes >= config.min_coverage * seg_area)
-        out, moved = _reassign(out, auto, pure_table, pure_ids, firm, config)
+        out, moved = reassign_segments(out, auto, pure, config)
         result.overruled += len(moved)
         result.ids.extend(moved)
     present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
@@ -441,6 +451,77 @@ def anchor_labels(
             result.ids.extend(int(i) for i in ids[named])
     result.labels = out
     return result
+
+
+def reassign_segments(
+    labels: np.ndarray,
+    auto: np.ndarray,
+    pure: np.ndarray,
+    config: AnchorConfig,
+    group: Optional[np.ndarray] = None,
+    relative: bool = False,
+) -> tuple[np.ndarray, list[int]]:
+    """``labels`` [H, W] with every segment of ``auto`` held by one id given to the other id the ``pure`` evidence
+    [H, W] (0: none) on it names, where that evidence is firm (``min_votes`` and ``min_coverage`` of the segment);
+    and the ids given (see ``_reassign``).
+
+    ``group`` [I] (id -> the object it belongs to, for every id of ``labels`` and ``pure``) pools the ids of one
+    object: a segment held by one object whose evidence names another object (its ids' votes together) takes
+    that object's id with the most votes on the segment; a segment whose evidence names another id of its own
+    object keeps its id. ``relative`` scales ``min_coverage`` by the frame's evidence density (the share of its
+    labelled pixels carrying evidence), as for giving a segment to an absent id: with sparse triangulated points
+    a few votes on a segment are all the evidence there is."""
+    labels = np.asarray(labels, dtype=np.int64)
+    num_segments = int(auto.max()) if auto.size else 0
+    if num_segments == 0 or not (pure > 0).any():
+        return labels, []
+    pooled = pure if group is None else group[pure]
+    table, ids = _vote_table(auto, pooled, num_segments + 1)
+    votes = table.sum(axis=1)
+    seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
+    coverage = config.min_coverage * (min(_evidence_density(labels > 0, pure), 1.0) if relative else 1.0)
+    firm = (votes >= config.min_votes) & (votes >= coverage * seg_area)
+    if group is None:
+        return _reassign(labels, auto, table, ids, firm, config)
+    held = group[labels]
+    out, moved = _reassign(held, auto, table, ids, firm, config)
+    if not moved:
+        return labels, []
+    changed = out != held
+    named = np.zeros(num_segments + 1, dtype=np.int64)
+    named[auto[changed]] = out[changed]  # the object each changed segment goes to
+    segments = np.flatnonzero(named)
+    raw_table, raw_ids = _vote_table(auto, pure, num_segments + 1)
+    target = np.zeros(num_segments + 1, dtype=np.int64)
+    for seg in segments.tolist():
+        members = group[raw_ids] == named[seg]
+        members[0] = False
+        target[seg] = raw_ids[np.flatnonzero(members)[np.argmax(raw_table[seg, members])]]
+    return np.where(changed, target[auto], labels), [int(target[s]) for s in segments.tolist()]
+
+
+def segment_changes(
+    before: np.ndarray, after: np.ndarray, auto: np.ndarray, group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The segment reassignments between ``before`` and ``after`` [H, W] (ids, with their objects ``group``) over
+    ``auto``'s segments: per segment [S + 1] the object that gave it up (0: unchanged) and the id it went to."""
+    num_segments = int(auto.max()) if auto.size else 0
+    source = np.zeros(num_segments + 1, dtype=np.int64)
+    target = np.zeros(num_segments + 1, dtype=np.int64)
+    changed = before != after
+    source[auto[changed]] = group[before[changed]]
+    target[auto[changed]] = after[changed]
+    return source, target
+
+
+def apply_segment_changes(
+    labels: np.ndarray, auto: np.ndarray, group: np.ndarray, source: np.ndarray, target: np.ndarray
+) -> np.ndarray:
+    """``labels`` [H, W] with the pixels of each segment of ``auto`` held by its ``source`` object given its
+    ``target`` id (see ``segment_changes``)."""
+    segment_source = source[auto]
+    change = (segment_source > 0) & (group[labels] == segment_source)
+    return np.where(change, target[auto], labels)
 
 
 def _reassign(

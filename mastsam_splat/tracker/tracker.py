@@ -25,7 +25,9 @@ Ids whose 3D evidence lies on an older id's are merged in every frame as soon as
 Above the ids, an object level groups the pieces of split ids and ids one automatic segment keeps
 holding (hierarchy.py), without merging them.
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py): the pieces
-of each split family first, before the family's pixels are spread over every frame, then all ids.
+of each split family first, before the family's pixels are spread over every frame, then all ids; before the
+merge over all ids, the segments of every frame without a depth map are checked again against the completed 3D
+evidence (anchor.py, ``retroactive``).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
 """
@@ -33,14 +35,23 @@ Each step's parameters are a config in the step's module; ``TrackerConfig`` nest
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Literal, Optional, Sequence
 
 import numpy as np
 
 from mastsam_splat.errors import InputError, check_fraction, check_option
 from mastsam_splat.io.labels import map_ids
-from mastsam_splat.tracker.anchor import AnchorConfig, AnchorEvidence, anchor_labels, evidence_merges, project_evidence
+from mastsam_splat.tracker.anchor import (
+    AnchorConfig,
+    AnchorEvidence,
+    anchor_labels,
+    apply_segment_changes,
+    evidence_merges,
+    project_evidence,
+    reassign_segments,
+    segment_changes,
+)
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
@@ -78,6 +89,10 @@ from mastsam_splat.types import Frame, Matches
 MAX_ID = int(np.iinfo(np.uint16).max)
 MEMORY_SAMPLE = 128
 """3D points per segment looked up in the memory (a random sample estimates the shares well enough)."""
+RECHECK_PIXELS = 400_000
+"""Pixels of a frame the evidence votes on when frames are checked again after the sequence, within a factor of
+four (larger frames are subsampled on a regular grid: the votes are counts over segments, which a subsample
+estimates well)."""
 
 
 def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int) -> np.ndarray:
@@ -341,6 +356,8 @@ class _Run:
         self.fragments = FragmentMerger(self.cfg.consensus)
         self.observed: Optional[VoxelMemory] = None
         """Every voxel each id was seen on (not exclusive), for the sequence-level consolidation."""
+        self.segments = LabelStore(len(frames))
+        """Automatic segments of the frames the evidence checks again after the sequence (``anchor.retroactive``)."""
 
     # -------------------------------------------------------------- helpers
     def _new_id(self) -> int:
@@ -413,6 +430,7 @@ class _Run:
 
     def consolidate(self) -> int:
         """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
+        self._reassign_visited()
         merges = self._consolidation_merges(self.refiner.lineal)
         if not merges:
             return 0
@@ -653,6 +671,7 @@ class _Run:
 
     def _check_memory(self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport) -> np.ndarray:
         """Give segments back to the id whose 3D voxels they lie in when their current id has none of them."""
+        self._keep_segments(report.index, auto)
         cfg = self.cfg.memory
         if self.memory is None or not cfg.check or len(points) == 0 or not self._visited():
             return labels
@@ -702,6 +721,56 @@ class _Run:
         change = (seg_target > 0) & held
         report.corrected = int(np.count_nonzero(lut > 0))
         return np.where(change, seg_target, labels)
+
+    def _rechecked(self, t: int) -> bool:
+        """Whether frame ``t`` is checked against the evidence again after the sequence: a camera, no depth map."""
+        anchor = self.cfg.anchor
+        frame = self.frames[t]
+        if not (anchor.enabled and anchor.reassign and anchor.retroactive and self.cfg.memory.enabled):
+            return False
+        no_depth = frame.depth is None or not np.any(frame.depth > 0)
+        return self.cfg.mode == "mastsam" and frame.camera is not None and no_depth
+
+    def _keep_segments(self, t: int, auto: np.ndarray) -> None:
+        """Keep frame ``t``'s automatic segments for the check after the sequence."""
+        if self._rechecked(t):
+            self.segments[t] = auto.astype(np.uint16)
+
+    def _reassign_visited(self) -> int:
+        """After the sequence, every kept frame's segments held by one object go to the other object the completed
+        evidence names, as the id of that object with most votes (see ``anchor.reassign_segments``): frames visited
+        early were labelled before later views showed which id their surfaces belong to. Returns how many segments
+        changed id."""
+        if self.evidence is None or len(self.evidence) == 0:
+            return 0
+        centres, owners = self.evidence.points()
+        decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
+        keep = decided > 0
+        centres, decided = centres[keep], decided[keep]
+        group = np.arange(max(self.next_id, int(decided.max(initial=0)) + 1), dtype=np.int64)
+        for obj_id, root in self.object_map().items():
+            group[obj_id] = root
+        recheck = replace(self.cfg.anchor, share=self.cfg.anchor.retroactive_share)
+        changed = 0
+        for t in self.segments.stored():
+            labels, auto, camera = self.labels[t], self.segments[t], self.frames[t].camera
+            if labels is None or auto is None or camera is None:
+                continue
+            labels, auto = labels.astype(np.int64), auto.astype(np.int64)
+            step = max(1, int(np.sqrt(labels.size / RECHECK_PIXELS)))
+            coarse_labels, coarse_auto = labels[::step, ::step], auto[::step, ::step]
+            pure = project_evidence(
+                centres, decided, camera.scaled(1.0 / step), coarse_labels.shape, self.evidence.voxel_size,
+                self.cfg.anchor,
+            )
+            out, moved = reassign_segments(coarse_labels, coarse_auto, pure, recheck, group, relative=True)
+            if moved:
+                source, target = segment_changes(coarse_labels, out, coarse_auto, group)
+                self.labels[t] = apply_segment_changes(labels, auto, group, source, target).astype(np.uint16)
+                changed += len(moved)
+        if changed:
+            self._count_ids()
+        return changed
 
     def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""

@@ -16,10 +16,14 @@ from mastsam_splat.tracker.anchor import (
     anchor_labels,
     evidence_merges,
     project_evidence,
+    reassign_segments,
 )
+from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.memory import voxel_keys
-from mastsam_splat.tracker.view_order import ViewOrderConfig, spanning_order, view_order
-from mastsam_splat.types import Matches
+from mastsam_splat.tracker.points3d import FramePoints
+from mastsam_splat.tracker.tracker import FrameReport, _Run
+from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
+from mastsam_splat.types import Frame, Matches
 
 from support.cutting_segmenter import CuttingSegmenter
 from support.planar_scene import DEPTH, camera_at, id_of, render, sequence
@@ -263,6 +267,85 @@ def test_sparse_points_seen_from_a_known_pose_decide_a_segments_id():
     assert (result.labels[:, :48] == 4).all() and (result.labels[:, 48:] == 6).all()
     dots = project_evidence(centres, owners, camera, shape, evidence.voxel_size, AnchorConfig(footprint=False))
     assert (anchor_labels(labels, auto, dots, AnchorConfig(), dots).labels == labels).all()
+
+
+def test_votes_of_one_objects_ids_are_pooled_to_reassign_a_segment():
+    """Segment 2, held by id 3, lies on the evidence of ids 5 and 6, which no single id holds enough of; both belong
+    to object 5, so the segment goes to that object's id with the most votes (5). Segment 3, held by 6, on 5's
+    evidence, is already that object's: it keeps its id (each id alone, it would go to 5 and segment 2 would stay
+    with 3)."""
+    auto = np.zeros((20, 30), dtype=np.int64)
+    auto[:, :10], auto[:, 10:20], auto[:, 20:] = 1, 2, 3
+    labels = np.where(auto == 3, 6, 3)
+    pure = np.zeros((20, 30), dtype=np.int64)
+    pure[::2, :10:2] = 3
+    pure[::2, 10:20:2] = 5
+    pure[::4, 10:20:2] = 6  # half of segment 2's votes name 6
+    pure[1::2, 20::2] = 5
+    config = AnchorConfig()
+    alone, moved = reassign_segments(labels, auto, pure, config)  # ids alone: 6's segment goes to 5, 3's stays
+    assert moved == [5] and (alone[auto == 2] == 3).all() and (alone[auto == 3] == 5).all()
+    group = np.arange(7)
+    group[6] = 5
+    pooled, moved = reassign_segments(labels, auto, pure, config, group)
+    assert moved == [5] and (pooled[auto == 2] == 5).all()
+    assert (pooled[auto == 1] == 3).all() and (pooled[auto == 3] == 6).all()
+
+
+def test_sparse_evidence_decides_relative_to_the_frames_evidence_density():
+    """A few points on a segment held by the wrong id fall short of ``min_coverage`` of its area; where the whole
+    frame's evidence is that sparse (``relative``), they are enough."""
+    auto = np.zeros((100, 100), dtype=np.int64)
+    auto[:, :50], auto[:, 50:] = 1, 2
+    labels = np.where(auto == 1, 3, 3)
+    labels[:, 90:] = 5
+    pure = np.zeros((100, 100), dtype=np.int64)
+    pure[5:100:10, 5:50:10] = 3
+    pure[5:100:10, 55:90:10] = 5
+    config = AnchorConfig()
+    plain, moved = reassign_segments(labels, auto, pure, config)
+    assert moved == [] and (plain == labels).all()
+    relative, moved = reassign_segments(labels, auto, pure, config, relative=True)
+    assert moved == [5] and (relative[auto == 2] == 5).all() and (relative[auto == 1] == 3).all()
+
+
+def _early_frame_run(config: TrackerConfig) -> tuple[_Run, np.ndarray]:
+    """Frame 0 (posed, no depth map), visited first, carries id 4 over two segments; the evidence of the whole
+    sequence (later frames) shows the right segment's surface as id 6."""
+    camera = camera_at(0.0)
+    shape = (camera.height, camera.width)
+    frames = [Frame(image=np.zeros((*shape, 3), dtype=np.uint8), name=f"f{t}", index=t, camera=camera_at(0.3 * t))
+              for t in range(2)]
+    run = _Run(MastSAMTracker(config, None, None), frames, "triangulated", ViewOrder([0, 1], {0: None, 1: 0}, "cameras"))
+    auto = np.zeros(shape, dtype=np.int64)
+    auto[:, :48], auto[:, 48:] = 1, 2
+    pixels = np.array([[x + 0.5, y + 0.5] for x in range(3, 96, 6) for y in range(3, 72, 6)])
+    points = camera.unproject(pixels, np.full(len(pixels), DEPTH))
+    run.evidence = AnchorEvidence(voxel_size=0.4)
+    for _ in range(3):
+        run.evidence.add(np.where(pixels[:, 0] < 48, 4, 6), points)
+    run.labels[0] = np.full(shape, 4, dtype=np.uint16)
+    run.labels[1] = np.full(shape, 6, dtype=np.uint16)
+    run.next_id = 7
+    run._check_memory(np.full(shape, 4, dtype=np.int64), auto, FramePoints.empty(), FrameReport(index=0, name="f0"))
+    return run, auto
+
+
+@pytest.mark.parametrize("pixels", [400_000, 1_000])
+def test_segments_of_early_frames_take_the_id_the_completed_evidence_names(pixels, monkeypatch):
+    """After the sequence, a frame labelled before later views told its segments apart is checked again: the
+    segment the chain gave id 4 whose surface the evidence knows as id 6 takes id 6; id 4 keeps its own segment
+    (also where the votes are counted on a subsample of the frame's pixels)."""
+    monkeypatch.setattr(tracker_module, "RECHECK_PIXELS", pixels)
+    config = TrackerConfig(anchor=AnchorConfig(max_footprint_fraction=0.2))
+    run, auto = _early_frame_run(config)
+    run.consolidate()
+    labels = run.labels[0]
+    assert (labels[auto == 1] == 4).all() and (labels[auto == 2] == 6).all()
+    config = TrackerConfig(anchor=AnchorConfig(max_footprint_fraction=0.2, retroactive=False))
+    run, _ = _early_frame_run(config)
+    run.consolidate()
+    assert (run.labels[0] == 4).all()
 
 
 def test_too_few_votes_leave_the_labels():
