@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mastsam_splat.errors import check_fraction
+from typing import Optional
+
+from mastsam_splat.errors import check_fraction, check_option
 
 
 def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,11 +42,18 @@ class NewRegionsConfig:
     fill_min_dominance: float = 0.6
     """Uncovered pixels of an automatic mask join the tracked id holding at least this fraction of its
     covered pixels (> 1 turns gap filling off)."""
+    carried_min_share: float = 0.5
+    """A mostly uncovered automatic mask whose pixels the correspondences carry from one id of the previous
+    frame (this fraction of its uncovered pixels or more) joins that id instead of starting a new one: content
+    tracked a frame ago is not new (> 1 turns this off)."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.min_uncovered_fraction, "tracker.new-regions.min-uncovered-fraction")
         check_fraction(self.fill_min_dominance, "tracker.new-regions.fill-min-dominance")
+        check_option(
+            self.carried_min_share > 0, "tracker.new-regions.carried-min-share", "> 0", self.carried_min_share
+        )
 
 
 @dataclass
@@ -66,6 +75,7 @@ def split_regions(
     auto_labels: np.ndarray,
     config: NewRegionsConfig,
     min_area: int,
+    carried: Optional[np.ndarray] = None,
 ) -> RegionSplit:
     """Find new-object candidates and fill tracked gaps.
 
@@ -75,6 +85,8 @@ def split_regions(
         config: how uncovered a segment must be to be a candidate, and how dominant a tracked id
             must be for the segment's uncovered pixels to join it.
         min_area: smallest candidate, in uncovered pixels.
+        carried: [H, W] the previous frame's ids carried into this frame by the correspondences (0 = none):
+            a candidate whose uncovered pixels mostly carry one id joins that id.
     """
     labels = labels.astype(np.int64, copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
@@ -102,6 +114,26 @@ def split_regions(
         can_fill = (~is_new) & (uncovered > 0) & (covered > 0) & (dominance >= config.fill_min_dominance)
         can_fill[0] = False
         fill_id[can_fill] = tracked_ids[dominant[can_fill]]
+
+    if carried is not None and config.carried_min_share <= 1.0 and np.any(is_new):
+        carried_ids, carried_index = compact_ids(carried)
+        if len(carried_ids) > 1:
+            in_segment = np.bincount(
+                auto_labels.ravel() * len(carried_ids) + carried_index.ravel(),
+                minlength=(num_segments + 1) * len(carried_ids),
+            ).reshape(num_segments + 1, len(carried_ids))
+            gaps = np.where(labels == 0, carried_index, 0)
+            votes = np.bincount(
+                auto_labels.ravel() * len(carried_ids) + gaps.ravel(), minlength=(num_segments + 1) * len(carried_ids)
+            ).reshape(num_segments + 1, len(carried_ids))
+            best = np.argmax(votes[:, 1:], axis=1) + 1
+            rows = np.arange(num_segments + 1)
+            share = votes[rows, best] / np.maximum(uncovered, 1)
+            # The segment is where that id went (most of its carried pixels), not a part of a larger id.
+            extent = in_segment[rows, best] / np.maximum(in_segment[1:].sum(axis=0)[best], 1)
+            known = is_new & (share >= config.carried_min_share) & (extent >= config.carried_min_share)
+            fill_id[known] = carried_ids[best[known]]
+            is_new &= ~known
 
     uncovered_px = labels == 0
     seg_of_uncovered = auto_labels[uncovered_px]

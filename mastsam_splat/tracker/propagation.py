@@ -13,6 +13,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_option
+from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.tracker.representatives import Representatives
 from mastsam_splat.types import Matches
 
@@ -25,6 +26,11 @@ class PropagationConfig:
     """Largest distance (fraction of the image diagonal) from a representative to the correspondences carrying it."""
     neighbors: int = 4
     """Correspondences voting on a representative's displacement (median)."""
+    carry_share: float = 0.2
+    """An id carried by the correspondences onto at least this fraction of an automatic segment keeps its
+    carried pixels there when the segment also holds another carried id (> 1 turns this off)."""
+    carry_radius: float = 0.3
+    """Largest distance (fraction of the image diagonal) from a pixel to the correspondences carrying it."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -136,3 +142,89 @@ def propagate_representatives(
         out[obj_id] = TrackedPoints(points=pts[inside], num_representatives=counts[n])
     return out
 
+
+
+def displacement_field(
+    xy_a: np.ndarray, xy_b: np.ndarray, shape: tuple[int, int], radius: float, neighbors: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where every pixel of frame b came from in frame a, interpolated from correspondences ``xy_a -> xy_b``.
+
+    The displacement of a pixel is the median displacement of the ``neighbors`` correspondences landing
+    nearest to it in frame b (within ``radius`` pixels), evaluated on a grid of ``step`` pixels and spread
+    to its cells. Returns source positions [H, W, 2] (x, y) in frame a and a known mask [H, W] (a
+    correspondence within reach).
+    """
+    h, w = shape
+    known = np.zeros((h, w), dtype=bool)
+    source = np.zeros((h, w, 2), dtype=np.float32)
+    if len(xy_a) == 0:
+        return source, known
+    step = max(int(step), 1)
+    gx = np.arange(step / 2.0, w, step)
+    gy = np.arange(step / 2.0, h, step)
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    k = int(min(max(neighbors, 1), len(xy_b)))
+    dist, idx = cKDTree(np.asarray(xy_b, dtype=np.float64)).query(grid, k=k, distance_upper_bound=radius)
+    dist = dist.reshape(len(grid), k)
+    idx = idx.reshape(len(grid), k)
+    valid = np.isfinite(dist)
+    displacement = (np.asarray(xy_a, dtype=np.float64) - np.asarray(xy_b, dtype=np.float64))
+    votes = displacement[np.minimum(idx, len(xy_b) - 1)]
+    votes[~valid] = np.nan
+    field = np.zeros((len(grid), 2))
+    has = valid.any(axis=1)
+    if has.any():
+        field[has] = _nanmedian_rows(votes[has])
+    field = field.reshape(len(gy), len(gx), 2)
+    has = has.reshape(len(gy), len(gx))
+    rows = np.minimum(np.arange(h) // step, len(gy) - 1)
+    cols = np.minimum(np.arange(w) // step, len(gx) - 1)
+    known = has[rows[:, None], cols[None, :]]
+    xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    disp = field[rows[:, None], cols[None, :]]
+    source[..., 0] = xs + disp[..., 0]
+    source[..., 1] = ys + disp[..., 1]
+    return source, known
+
+
+def carry_labels(
+    prev_labels: np.ndarray, matches: Matches, shape: tuple[int, int], radius: float, neighbors: int, step: int
+) -> np.ndarray:
+    """Frame a's label image [H_a, W_a] carried into frame b (``shape``) through the correspondences of
+    ``matches``: each pixel of b takes the label at its interpolated source in a (0 where no correspondence
+    is within ``radius`` or the source falls outside frame a)."""
+    source, known = displacement_field(matches.xy_a, matches.xy_b, shape, radius, neighbors, step)
+    ha, wa = prev_labels.shape
+    cols = np.floor(source[..., 0]).astype(np.int64)
+    rows = np.floor(source[..., 1]).astype(np.int64)
+    inside = known & (cols >= 0) & (cols < wa) & (rows >= 0) & (rows < ha)
+    out = np.zeros(shape, dtype=np.int64)
+    out[inside] = prev_labels[rows[inside], cols[inside]]
+    return out
+
+
+def keep_carried(
+    labels: np.ndarray, auto_labels: np.ndarray, carried: np.ndarray, min_share: float, min_area: int
+) -> tuple[np.ndarray, int]:
+    """Labels [H, W] where every automatic segment that the carried partition splits keeps that split.
+
+    Inside automatic segment ``S``, an id carried onto at least ``min_share`` of ``S`` (and ``min_area``
+    pixels) keeps its carried pixels there: the segmenter merging two tracked regions in one frame is taken
+    for flicker, not for a change of the scene. Pixels whose carried id is minor in ``S`` keep ``labels``.
+    Returns the labels and how many pixels changed.
+    """
+    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    if num_segments == 0 or not np.any(carried):
+        return labels, 0
+    ids, index = compact_ids(carried)
+    table = np.bincount(auto_labels.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
+    table = table.reshape(num_segments + 1, len(ids))
+    table[0] = 0
+    table[:, 0] = 0
+    area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
+    strong = (table >= min_share * np.maximum(area, 1)[:, None]) & (table >= min_area)
+    split = np.count_nonzero(strong, axis=1) >= 2
+    keep = strong & split[:, None]
+    pixel_keep = keep[auto_labels, index] & (labels > 0)
+    out = np.where(pixel_keep, carried, labels)
+    return out, int(np.count_nonzero(out != labels))

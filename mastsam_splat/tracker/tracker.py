@@ -69,7 +69,7 @@ from mastsam_splat.tracker.refine import (
     split_pieces,
 )
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
-from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
+from mastsam_splat.tracker.propagation import PropagationConfig, carry_labels, keep_carried, propagate_representatives
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
 from mastsam_splat.tracker.representatives import RepresentativesConfig, select_representatives
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, sequence_order, view_order
@@ -788,6 +788,15 @@ class _Run:
             labels = result.labels
             report.assigned_segments = result.assigned
             report.released_segments = result.released
+        if cfg.propagation.carry_share <= 1.0:
+            confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
+            diagonal = float(np.hypot(w, h))
+            step = max(1, int(round(diagonal / 200.0)))
+            carried = carry_labels(
+                prev, confident, (h, w), cfg.propagation.carry_radius * diagonal, cfg.propagation.neighbors, step
+            )
+            labels, _ = keep_carried(labels, auto, carried, cfg.propagation.carry_share, min_area)
+            self.carried = carried
         report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         return labels, together
 
@@ -797,7 +806,8 @@ class _Run:
         """Gap filling and new ids from uncovered automatic segments (step 7), with 3D re-identification."""
         cfg = self.cfg
         reid = cfg.memory
-        split = split_regions(tracked, auto, cfg.new_regions, min_area)
+        carried, self.carried = getattr(self, "carried", None), None
+        split = split_regions(tracked, auto, cfg.new_regions, min_area, carried)
         report.filled_pixels = split.filled_pixels
         labels = split.labels
         if not split.region_ids:
