@@ -138,6 +138,10 @@ def split_regions(
     uncovered_px = labels == 0
     seg_of_uncovered = auto_labels[uncovered_px]
     fills = fill_id[seg_of_uncovered]
+    if carried is not None and config.carried_min_share <= 1.0:
+        # Gaps of segments that are neither new nor held by one id keep the id carried onto them.
+        undecided = (fills == 0) & ~is_new[seg_of_uncovered] & (seg_of_uncovered > 0)
+        fills = np.where(undecided, carried[uncovered_px], fills)
     labels[uncovered_px] = fills
     regions = np.zeros_like(labels)
     regions[uncovered_px] = np.where(is_new[seg_of_uncovered], seg_of_uncovered, 0)

@@ -222,7 +222,9 @@ def keep_carried(
     table[0] = 0
     table[:, 0] = 0
     area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
-    strong = (table >= min_share * np.maximum(area, 1)[:, None]) & (table >= min_area)
+    carried_area = np.maximum(table.sum(axis=0), 1)
+    large = (table >= min_share * np.maximum(area, 1)[:, None]) | (table >= 0.5 * carried_area[None, :])
+    strong = large & (table >= min_area)
     split = np.count_nonzero(strong, axis=1) >= 2
     keep = strong & split[:, None]
     pixel_keep = keep[auto_labels, index] & (labels > 0)
