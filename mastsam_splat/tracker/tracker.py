@@ -182,6 +182,9 @@ class FrameReport:
     """Automatic segments given to the id their correspondence votes agree on."""
     released_segments: int = 0
     """Automatic segments released as new content."""
+    carried_pixels: int = 0
+    """Pixels given back to the id the previous frame's partition carries onto them (a segment merging tracked
+    regions)."""
     anchored_segments: int = 0
     """Automatic segments given to the id their 3D evidence votes agree on."""
     overruled_segments: int = 0
@@ -341,6 +344,8 @@ class _Run:
         self.fragments = FragmentMerger(self.cfg.consensus)
         self.observed: Optional[VoxelMemory] = None
         """Every voxel each id was seen on (not exclusive), for the sequence-level consolidation."""
+        self.carried: Optional[np.ndarray] = None
+        """The parent frame's ids carried into the frame being tracked (``_track`` to ``_new_regions``)."""
 
     # -------------------------------------------------------------- helpers
     def _new_id(self) -> int:
@@ -782,21 +787,18 @@ class _Run:
             self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
         together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
+        confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
         if cfg.consensus.enabled:
-            confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
             result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged)
             labels = result.labels
             report.assigned_segments = result.assigned
             report.released_segments = result.released
-        if cfg.propagation.carry_share <= 1.0:
-            confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
-            diagonal = float(np.hypot(w, h))
-            step = max(1, int(round(diagonal / 200.0)))
-            carried = carry_labels(
-                prev, confident, (h, w), cfg.propagation.carry_radius * diagonal, cfg.propagation.neighbors, step
-            )
-            labels, _ = keep_carried(labels, auto, carried, cfg.propagation.carry_share, min_area)
-            self.carried = carried
+        self.carried = None
+        if cfg.propagation.carry_share <= 1.0 and len(confident) < cfg.consensus.dense_min_density * h * w:
+            # Sparse correspondences: the consensus cannot tell a segment's split from a handful of votes, so the
+            # previous frame's partition, carried by the correspondences, keeps it (dense votes already do).
+            self.carried = carry_labels(prev, confident, (h, w), cfg.propagation)
+            labels, report.carried_pixels = keep_carried(labels, auto, self.carried, cfg.propagation, min_area)
         report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         return labels, together
 
@@ -806,7 +808,7 @@ class _Run:
         """Gap filling and new ids from uncovered automatic segments (step 7), with 3D re-identification."""
         cfg = self.cfg
         reid = cfg.memory
-        carried, self.carried = getattr(self, "carried", None), None
+        carried, self.carried = self.carried, None
         split = split_regions(tracked, auto, cfg.new_regions, min_area, carried)
         report.filled_pixels = split.filled_pixels
         labels = split.labels
