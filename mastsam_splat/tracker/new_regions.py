@@ -6,15 +6,19 @@ Each automatic segment of the new frame is compared with the tracked labels:
 - otherwise its uncovered pixels join the tracked id that dominates its covered part (the
   segment says they belong together), which closes the small gaps that prompted masks leave
   at object borders.
+
+With the previous frame's label image carried into the frame (sparse correspondences, see
+propagation.py), a mostly uncovered segment that is where one carried id went joins that id
+(content labelled a frame ago whose prompt failed is not new), and the gaps of segments no
+tracked id dominates take their carried id.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
-
-from typing import Optional
 
 from mastsam_splat.errors import check_fraction, check_option
 
@@ -43,9 +47,10 @@ class NewRegionsConfig:
     """Uncovered pixels of an automatic mask join the tracked id holding at least this fraction of its
     covered pixels (> 1 turns gap filling off)."""
     carried_min_share: float = 0.5
-    """A mostly uncovered automatic mask whose pixels the correspondences carry from one id of the previous
-    frame (this fraction of its uncovered pixels or more) joins that id instead of starting a new one: content
-    tracked a frame ago is not new (> 1 turns this off)."""
+    """A mostly uncovered automatic mask joins the id the correspondences carry from the previous frame onto
+    this fraction of its uncovered pixels or more, when this fraction of that id's carried pixels lies in the
+    mask too, instead of starting a new id: content tracked a frame ago is not new, while a mask cut out of a
+    larger id stays new (> 1 turns this off)."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
