@@ -6,15 +6,21 @@ Each automatic segment of the new frame is compared with the tracked labels:
 - otherwise its uncovered pixels join the tracked id that dominates its covered part (the
   segment says they belong together), which closes the small gaps that prompted masks leave
   at object borders.
+
+With the previous frame's label image carried into the frame (sparse correspondences, see
+propagation.py), a mostly uncovered segment that is where one carried id went joins that id
+(content labelled a frame ago whose prompt failed is not new), and the gaps of segments no
+tracked id dominates take their carried id.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from mastsam_splat.errors import check_fraction
+from mastsam_splat.errors import check_fraction, check_option
 
 
 def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,11 +46,19 @@ class NewRegionsConfig:
     fill_min_dominance: float = 0.6
     """Uncovered pixels of an automatic mask join the tracked id holding at least this fraction of its
     covered pixels (> 1 turns gap filling off)."""
+    carried_min_share: float = 0.5
+    """A mostly uncovered automatic mask joins the id the correspondences carry from the previous frame onto
+    this fraction of its uncovered pixels or more, when this fraction of that id's carried pixels lies in the
+    mask too, instead of starting a new id: content tracked a frame ago is not new, while a mask cut out of a
+    larger id stays new (> 1 turns this off)."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.min_uncovered_fraction, "tracker.new-regions.min-uncovered-fraction")
         check_fraction(self.fill_min_dominance, "tracker.new-regions.fill-min-dominance")
+        check_option(
+            self.carried_min_share > 0, "tracker.new-regions.carried-min-share", "> 0", self.carried_min_share
+        )
 
 
 @dataclass
@@ -66,6 +80,7 @@ def split_regions(
     auto_labels: np.ndarray,
     config: NewRegionsConfig,
     min_area: int,
+    carried: Optional[np.ndarray] = None,
 ) -> RegionSplit:
     """Find new-object candidates and fill tracked gaps.
 
@@ -75,6 +90,8 @@ def split_regions(
         config: how uncovered a segment must be to be a candidate, and how dominant a tracked id
             must be for the segment's uncovered pixels to join it.
         min_area: smallest candidate, in uncovered pixels.
+        carried: [H, W] the previous frame's ids carried into this frame by the correspondences (0 = none):
+            a candidate whose uncovered pixels mostly carry one id joins that id.
     """
     labels = labels.astype(np.int64, copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
@@ -103,9 +120,33 @@ def split_regions(
         can_fill[0] = False
         fill_id[can_fill] = tracked_ids[dominant[can_fill]]
 
+    if carried is not None and config.carried_min_share <= 1.0 and np.any(is_new):
+        carried_ids, carried_index = compact_ids(carried)
+        if len(carried_ids) > 1:
+            in_segment = np.bincount(
+                auto_labels.ravel() * len(carried_ids) + carried_index.ravel(),
+                minlength=(num_segments + 1) * len(carried_ids),
+            ).reshape(num_segments + 1, len(carried_ids))
+            gaps = np.where(labels == 0, carried_index, 0)
+            votes = np.bincount(
+                auto_labels.ravel() * len(carried_ids) + gaps.ravel(), minlength=(num_segments + 1) * len(carried_ids)
+            ).reshape(num_segments + 1, len(carried_ids))
+            best = np.argmax(votes[:, 1:], axis=1) + 1
+            rows = np.arange(num_segments + 1)
+            share = votes[rows, best] / np.maximum(uncovered, 1)
+            # The segment is where that id went (most of its carried pixels), not a part of a larger id.
+            extent = in_segment[rows, best] / np.maximum(in_segment[1:].sum(axis=0)[best], 1)
+            known = is_new & (share >= config.carried_min_share) & (extent >= config.carried_min_share)
+            fill_id[known] = carried_ids[best[known]]
+            is_new &= ~known
+
     uncovered_px = labels == 0
     seg_of_uncovered = auto_labels[uncovered_px]
     fills = fill_id[seg_of_uncovered]
+    if carried is not None and config.carried_min_share <= 1.0:
+        # Gaps of segments that are neither new nor held by one id keep the id carried onto them.
+        undecided = (fills == 0) & ~is_new[seg_of_uncovered] & (seg_of_uncovered > 0)
+        fills = np.where(undecided, carried[uncovered_px], fills)
     labels[uncovered_px] = fills
     regions = np.zeros_like(labels)
     regions[uncovered_px] = np.where(is_new[seg_of_uncovered], seg_of_uncovered, 0)

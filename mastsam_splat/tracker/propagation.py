@@ -3,6 +3,13 @@
 Each point follows the confident correspondences of its own mask that lie nearest to it
 (within a radius): it moves by their median displacement. A point with no such neighbour is
 dropped, and so is one that lands outside the next image (the object left the view there).
+
+The whole label image is carried too: every pixel of the next frame looks up, through the
+displacement of the correspondences landing nearest to it, the id its source pixel had. The
+carried partition is what the previous frame says the new one should look like; where an
+automatic segment of the new frame spans several carried ids (the segmenter merged tracked
+regions in this frame), each of them keeps its carried pixels, so the ids' extents stay stable
+from frame to frame instead of following every change of the automatic segmentation.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mastsam_splat.errors import check_option
+from mastsam_splat.errors import check_fraction, check_option
+from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.tracker.representatives import Representatives
 from mastsam_splat.types import Matches
 
@@ -25,11 +33,24 @@ class PropagationConfig:
     """Largest distance (fraction of the image diagonal) from a representative to the correspondences carrying it."""
     neighbors: int = 4
     """Correspondences voting on a representative's displacement (median)."""
+    carry_share: float = 0.2
+    """An id carried onto at least this fraction of an automatic segment keeps its carried pixels there when
+    the segment holds another such id: the previous frame's partition survives a segmenter that merges two
+    tracked regions in one frame (> 1 turns the carried partition off)."""
+    carry_extent: float = 0.5
+    """An id with at least this fraction of its carried pixels inside one automatic segment counts there like
+    an id carried onto ``carry_share`` of it (small ids inside a large segment keep their pixels)."""
+    carry_radius: float = 0.3
+    """Largest distance (fraction of the image diagonal) from a pixel of the new frame to the correspondences
+    that carry it back to the previous frame; farther pixels carry no id."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_option(self.radius > 0, "tracker.propagation.radius", "> 0", self.radius)
         check_option(self.neighbors >= 1, "tracker.propagation.neighbors", ">= 1", self.neighbors)
+        check_option(self.carry_share > 0, "tracker.propagation.carry-share", "> 0", self.carry_share)
+        check_fraction(self.carry_extent, "tracker.propagation.carry-extent")
+        check_option(self.carry_radius > 0, "tracker.propagation.carry-radius", "> 0", self.carry_radius)
 
 
 @dataclass
@@ -136,3 +157,101 @@ def propagate_representatives(
         out[obj_id] = TrackedPoints(points=pts[inside], num_representatives=counts[n])
     return out
 
+
+CARRY_GRID_CELLS = 200
+"""The carried label image's displacement field is evaluated on a grid of about this many cells along the image
+diagonal (nearest-cell look-up in between)."""
+
+
+def displacement_field(
+    xy_a: np.ndarray, xy_b: np.ndarray, shape: tuple[int, int], radius: float, neighbors: int, step: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where every pixel of frame b came from in frame a, interpolated from correspondences ``xy_a -> xy_b``.
+
+    The displacement at a pixel is the median displacement of the ``neighbors`` correspondences landing
+    nearest to it in frame b (within ``radius`` pixels), evaluated at the centres of ``step``-pixel cells.
+    Returns source positions [H, W, 2] (x, y, pixel centres at +0.5) in frame a and whether a correspondence
+    was within reach [H, W].
+    """
+    h, w = shape
+    source = np.zeros((h, w, 2), dtype=np.float64)
+    if len(xy_a) == 0 or h == 0 or w == 0:
+        return source, np.zeros((h, w), dtype=bool)
+    step = max(int(step), 1)
+    gx = np.arange(step / 2.0, w, step)
+    gy = np.arange(step / 2.0, h, step)
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    xy_a = np.asarray(xy_a, dtype=np.float64)
+    xy_b = np.asarray(xy_b, dtype=np.float64)
+    k = int(min(max(neighbors, 1), len(xy_b)))
+    dist, idx = cKDTree(xy_b).query(grid, k=k, distance_upper_bound=radius)
+    dist = dist.reshape(len(grid), k)
+    idx = idx.reshape(len(grid), k)
+    valid = np.isfinite(dist)
+    votes = (xy_a - xy_b)[np.minimum(idx, len(xy_b) - 1)]  # [G, k, 2]
+    votes[~valid] = np.nan
+    has = valid.any(axis=1)
+    field = np.zeros((len(grid), 2))
+    if has.any():
+        field[has] = _nanmedian_rows(votes[has])
+    rows = np.minimum(np.arange(h) // step, len(gy) - 1)[:, None]
+    cols = np.minimum(np.arange(w) // step, len(gx) - 1)[None, :]
+    field = field.reshape(len(gy), len(gx), 2)[rows, cols]
+    known = has.reshape(len(gy), len(gx))[rows, cols]
+    source[..., 0] = np.arange(w)[None, :] + 0.5 + field[..., 0]
+    source[..., 1] = np.arange(h)[:, None] + 0.5 + field[..., 1]
+    return source, known
+
+
+def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, int], config: PropagationConfig) -> np.ndarray:
+    """Frame a's label image carried into frame b (``shape`` (H, W)) through ``matches`` (a -> b): each pixel of b
+    takes the id at its interpolated source in a; 0 where no correspondence is within ``config.carry_radius``
+    (of the diagonal of b) or the source falls outside frame a."""
+    h, w = shape
+    diagonal = float(np.hypot(w, h))
+    step = max(1, int(round(diagonal / CARRY_GRID_CELLS)))
+    source, known = displacement_field(
+        matches.xy_a, matches.xy_b, shape, config.carry_radius * diagonal, config.neighbors, step
+    )
+    ha, wa = prev_labels.shape
+    cols = np.floor(source[..., 0]).astype(np.int64)
+    rows = np.floor(source[..., 1]).astype(np.int64)
+    inside = known & (cols >= 0) & (cols < wa) & (rows >= 0) & (rows < ha)
+    out = np.zeros(shape, dtype=np.int64)
+    out[inside] = prev_labels[rows[inside], cols[inside]]
+    return out
+
+
+def keep_carried(
+    labels: np.ndarray,
+    auto_labels: np.ndarray,
+    carried: np.ndarray,
+    config: PropagationConfig,
+    min_area: int,
+) -> tuple[np.ndarray, int]:
+    """``labels`` [H, W] where every automatic segment that the carried partition splits keeps that split.
+
+    An id is strong in automatic segment ``S`` when at least ``min_area`` of its carried pixels lie in ``S`` and
+    they make ``config.carry_share`` of ``S`` or ``config.carry_extent`` of the id's carried pixels. Inside a
+    segment holding two strong ids or more, every strong id takes back its carried pixels from whichever
+    tracked id ``labels`` gave them; the other pixels, and unlabelled ones (new content), keep ``labels``.
+    Returns the labels and how many pixels changed.
+    """
+    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    if num_segments == 0 or not np.any(carried):
+        return labels, 0
+    ids, index = compact_ids(carried)
+    table = np.bincount(auto_labels.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
+    table = table.reshape(num_segments + 1, len(ids))
+    table[0] = 0
+    table[:, 0] = 0
+    area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
+    carried_area = np.maximum(table.sum(axis=0), 1)
+    large = (table >= config.carry_share * np.maximum(area, 1)[:, None]) | (
+        table >= config.carry_extent * carried_area[None, :]
+    )
+    strong = large & (table >= min_area)
+    strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
+    take = strong[auto_labels, index] & (labels > 0)
+    out = np.where(take, carried, labels)
+    return out, int(np.count_nonzero(out != labels))

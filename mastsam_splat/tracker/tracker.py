@@ -80,7 +80,7 @@ from mastsam_splat.tracker.refine import (
     split_pieces,
 )
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
-from mastsam_splat.tracker.propagation import PropagationConfig, propagate_representatives
+from mastsam_splat.tracker.propagation import PropagationConfig, carry_labels, keep_carried, propagate_representatives
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
 from mastsam_splat.tracker.representatives import RepresentativesConfig, select_representatives
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, sequence_order, view_order
@@ -197,6 +197,9 @@ class FrameReport:
     """Automatic segments given to the id their correspondence votes agree on."""
     released_segments: int = 0
     """Automatic segments released as new content."""
+    carried_pixels: int = 0
+    """Pixels given back to the id the previous frame's partition carries onto them (a segment merging tracked
+    regions)."""
     anchored_segments: int = 0
     """Automatic segments given to the id their 3D evidence votes agree on."""
     overruled_segments: int = 0
@@ -358,6 +361,8 @@ class _Run:
         """Every voxel each id was seen on (not exclusive), for the sequence-level consolidation."""
         self.segments = LabelStore(len(frames))
         """Automatic segments of the frames the evidence checks again after the sequence (``anchor.retroactive``)."""
+        self.carried: Optional[np.ndarray] = None
+        """The parent frame's ids carried into the frame being tracked (``_track`` to ``_new_regions``)."""
 
     # -------------------------------------------------------------- helpers
     def _new_id(self) -> int:
@@ -851,12 +856,18 @@ class _Run:
             self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
         together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
+        confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
         if cfg.consensus.enabled:
-            confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
             result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged)
             labels = result.labels
             report.assigned_segments = result.assigned
             report.released_segments = result.released
+        self.carried = None
+        if cfg.propagation.carry_share <= 1.0 and len(confident) < cfg.consensus.dense_min_density * h * w:
+            # Sparse correspondences: the consensus cannot tell a segment's split from a handful of votes, so the
+            # previous frame's partition, carried by the correspondences, keeps it (dense votes already do).
+            self.carried = carry_labels(prev, confident, (h, w), cfg.propagation)
+            labels, report.carried_pixels = keep_carried(labels, auto, self.carried, cfg.propagation, min_area)
         report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         return labels, together
 
@@ -866,7 +877,8 @@ class _Run:
         """Gap filling and new ids from uncovered automatic segments (step 7), with 3D re-identification."""
         cfg = self.cfg
         reid = cfg.memory
-        split = split_regions(tracked, auto, cfg.new_regions, min_area)
+        carried, self.carried = self.carried, None
+        split = split_regions(tracked, auto, cfg.new_regions, min_area, carried)
         report.filled_pixels = split.filled_pixels
         labels = split.labels
         if not split.region_ids:

@@ -1,10 +1,11 @@
-"""Propagation details: the median of the correspondences' votes."""
+"""Propagation details: the median of the correspondences' votes, and the label image carried into the next frame."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mastsam_splat.tracker.propagation import _nanmedian_rows
+from mastsam_splat.tracker.propagation import PropagationConfig, _nanmedian_rows, carry_labels, keep_carried
+from mastsam_splat.types import Matches
 
 
 def test_vote_median_ignores_missing_votes_like_nanmedian():
@@ -15,3 +16,59 @@ def test_vote_median_ignores_missing_votes_like_nanmedian():
         missing[:, 0] = False  # every row keeps a vote
         votes[missing] = np.nan
         np.testing.assert_array_equal(_nanmedian_rows(votes), np.nanmedian(votes, axis=1))
+
+
+# ----------------------------------------------------------------------- carried partition
+def _shifted_grid(shape, step, shift):
+    h, w = shape
+    xs, ys = np.meshgrid(np.arange(0.5, w, step), np.arange(0.5, h, step))
+    xy_a = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    return Matches(xy_a=xy_a, xy_b=xy_a + np.asarray(shift, dtype=np.float64), confidence=np.ones(len(xy_a)))
+
+
+def test_carried_labels_follow_a_known_shift():
+    prev = np.zeros((40, 60), dtype=np.int64)
+    prev[10:20, 10:30] = 3
+    prev[25:35, 35:50] = 7
+    matches = _shifted_grid(prev.shape, 3, (4.0, 2.0))
+    carried = carry_labels(prev, matches, prev.shape, PropagationConfig())
+    expected = np.zeros_like(prev)
+    expected[12:22, 14:34] = 3
+    expected[27:37, 39:54] = 7
+    np.testing.assert_array_equal(carried, expected)
+
+
+def test_carried_labels_are_unknown_far_from_every_correspondence():
+    prev = np.ones((40, 60), dtype=np.int64)
+    xy = np.array([[5.5, 5.5], [6.5, 5.5], [5.5, 6.5]])
+    matches = Matches(xy_a=xy, xy_b=xy, confidence=np.ones(3))
+    carried = carry_labels(prev, matches, prev.shape, PropagationConfig(carry_radius=0.1))  # 7.2 px
+    assert carried[5, 5] == 1 and carried[39, 59] == 0
+    assert np.all(carry_labels(prev, matches.subset(np.zeros(3, bool)), prev.shape, PropagationConfig()) == 0)
+
+
+def test_segment_merging_two_carried_ids_keeps_their_split():
+    auto = np.ones((20, 40), dtype=np.int64)  # one segment over two tracked regions
+    carried = np.zeros_like(auto)
+    carried[:, :25] = 1
+    carried[:, 25:] = 2
+    labels = np.ones_like(auto)  # tracking gave the whole segment to id 1
+    labels[:2, :] = 0  # unlabelled pixels (new content) stay unlabelled
+    out, changed = keep_carried(labels, auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
+    assert np.all(out[2:, 25:] == 2) and np.all(out[2:, :25] == 1) and np.all(out[:2] == 0)
+    assert changed == 18 * 15
+
+
+def test_minor_carried_pieces_follow_the_segment_but_small_ids_inside_it_stay():
+    auto = np.ones((20, 40), dtype=np.int64)
+    carried = np.ones_like(auto)
+    carried[:, 38:] = 2  # 5 % of the segment, and a sliver of id 2 that mostly lies elsewhere
+    carried_elsewhere = np.pad(carried, ((0, 0), (0, 20)), constant_values=2)
+    auto_elsewhere = np.pad(auto, ((0, 0), (0, 20)), constant_values=2)
+    labels = np.where(auto_elsewhere == 1, 1, 2)
+    config = PropagationConfig(carry_share=0.2, carry_extent=0.5)
+    out, changed = keep_carried(labels, auto_elsewhere, carried_elsewhere, config, min_area=5)
+    assert changed == 0 and np.array_equal(out, labels)
+    # The same sliver as a whole small id (all of its carried pixels inside the segment) keeps them.
+    out, changed = keep_carried(np.ones_like(auto), auto, carried, config, min_area=5)
+    assert np.all(out[:, 38:] == 2) and changed == 40
