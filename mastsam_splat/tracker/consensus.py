@@ -172,26 +172,48 @@ class FragmentMerger:
     automatic segment, they are fragments of what the segmenter now sees as one region: after
     ``config.fragment_merge_frames`` consecutive frames the younger ids are merged into the oldest
     one. Waiting out a few frames keeps a one-frame under-segmentation from merging two real objects.
+    Frames are consecutive along the view graph: a frame continues the streaks of the frame it was
+    matched with (``parent``), so two branches visited in turn do not break each other's streaks.
     """
 
     def __init__(self, config: ConsensusConfig) -> None:
         self.frames = int(config.fragment_merge_frames)
         self.containment = float(config.fragment_containment)
         self._streak: dict[tuple[int, int], int] = {}
+        self._by_frame: dict[int, dict[tuple[int, int], int]] = {}
+        """Frame -> the streaks it ended with (those its children continue)."""
+
+    def _previous(self, parent: Optional[int], frame: Optional[int]) -> dict[tuple[int, int], int]:
+        if frame is None:
+            return self._streak
+        return self._by_frame.get(parent, {}) if parent is not None else {}
+
+    def _store(self, streak: dict[tuple[int, int], int], frame: Optional[int]) -> None:
+        self._streak = streak
+        if frame is not None:
+            self._by_frame[frame] = streak
 
     def update(
-        self, labels: np.ndarray, auto_labels: np.ndarray, apart: Optional[Callable[[int, int], bool]] = None
+        self,
+        labels: np.ndarray,
+        auto_labels: np.ndarray,
+        apart: Optional[Callable[[int, int], bool]] = None,
+        frame: Optional[int] = None,
+        parent: Optional[int] = None,
     ) -> dict[int, int]:
         """Record this frame's co-containments; returns the merges due now (younger id -> oldest id).
 
-        ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose).
+        ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose). With
+        ``frame`` given, streaks continue those of ``parent`` (``None``: a first frame); without it, those of the
+        previous call.
         """
         if self.frames <= 0:
             return {}
+        previous = self._previous(parent, frame)
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
         ids, index = compact_ids(labels)
         if len(ids) < 3 or num_segments == 0:
-            self._streak = {}
+            self._store({}, frame)
             return {}
         table = np.bincount(
             index.ravel() * (num_segments + 1) + auto_labels.ravel(), minlength=len(ids) * (num_segments + 1)
@@ -213,9 +235,9 @@ class FragmentMerger:
                 if obj_id == oldest or (apart is not None and apart(obj_id, oldest)):
                     continue
                 key = (obj_id, oldest)
-                streak[key] = self._streak.get(key, 0) + 1
+                streak[key] = previous.get(key, 0) + 1
                 if streak[key] >= self.frames:
                     due[obj_id] = oldest
                     del streak[key]
-        self._streak = streak
+        self._store(streak, frame)
         return due

@@ -705,7 +705,7 @@ class _Run:
 
     def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
-        due = self.fragments.update(labels, auto, self.refiner.related)
+        due = self.fragments.update(labels, auto, self.refiner.related, frame=report.index, parent=report.parent)
         if not due:
             return labels
         lut = np.arange(self.next_id, dtype=np.int64)  # every id so far is below next_id
