@@ -54,6 +54,10 @@ class ConsensusConfig:
     (fragments of one object); 0 turns this off."""
     fragment_containment: float = 0.9
     """Fraction of an id's pixels inside one automatic segment for it to count as lying inside it."""
+    fragment_evidence_points: int = 8
+    """An id absent from the frame counts as lying inside a segment when at least this many pixels of its 3D
+    evidence, projected into the frame, fall there (with ``fragment_containment`` of them inside it): the segment
+    shows its surface. 0: only ids present in the frame count."""
     retroactive_merge: bool = True
     """A fragment merge also relabels the earlier frames, so the merged ids agree over the whole sequence."""
 
@@ -71,6 +75,12 @@ class ConsensusConfig:
             self.fragment_merge_frames,
         )
         check_fraction(self.fragment_containment, "tracker.consensus.fragment-containment")
+        check_option(
+            self.fragment_evidence_points >= 0,
+            "tracker.consensus.fragment-evidence-points",
+            ">= 0",
+            self.fragment_evidence_points,
+        )
 
 
 @dataclass
@@ -174,6 +184,9 @@ class FragmentMerger:
     one. Waiting out a few frames keeps a one-frame under-segmentation from merging two real objects.
     Frames are consecutive along the view graph: a frame continues the streaks of the frame it was
     matched with (``parent``), so two branches visited in turn do not break each other's streaks.
+    An id absent from the frame counts where its 3D evidence projects (``absent``): a segment that
+    shows the surfaces of a present id and of an absent one whole holds two fragments, though the
+    absent one lost its pixels to the other.
     """
 
     def __init__(self, config: ConsensusConfig) -> None:
@@ -200,24 +213,27 @@ class FragmentMerger:
         apart: Optional[Callable[[int, int], bool]] = None,
         frame: Optional[int] = None,
         parent: Optional[int] = None,
+        absent: Optional[np.ndarray] = None,
     ) -> dict[int, int]:
         """Record this frame's co-containments; returns the merges due now (younger id -> oldest id).
 
         ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose). With
         ``frame`` given, streaks continue those of ``parent`` (``None``: a first frame); without it, those of the
-        previous call.
+        previous call. ``absent`` [H, W]: ids absent from ``labels`` drawn where their 3D evidence projects (0
+        elsewhere); each counts with the pixels it has there.
         """
         if self.frames <= 0:
             return {}
         previous = self._previous(parent, frame)
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
-        ids, index = compact_ids(labels)
+        ids, table = _segment_table(labels, auto_labels, num_segments)
+        if absent is not None and num_segments > 0:
+            others = np.where(np.isin(absent, ids), 0, absent)
+            absent_ids, absent_table = _segment_table(others, auto_labels, num_segments)
+            ids, table = np.concatenate([ids, absent_ids[1:]]), np.concatenate([table, absent_table[1:]])
         if len(ids) < 3 or num_segments == 0:
             self._store({}, frame)
             return {}
-        table = np.bincount(
-            index.ravel() * (num_segments + 1) + auto_labels.ravel(), minlength=len(ids) * (num_segments + 1)
-        ).reshape(len(ids), num_segments + 1)
         area = table.sum(axis=1)
         main = np.argmax(table[:, 1:], axis=1) + 1
         share = table[np.arange(len(ids)), main] / np.maximum(area, 1)
@@ -241,3 +257,12 @@ class FragmentMerger:
                     del streak[key]
         self._store(streak, frame)
         return due
+
+
+def _segment_table(labels: np.ndarray, auto_labels: np.ndarray, num_segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of ``labels`` (0 first) and their pixels in every segment of ``auto_labels`` [len(ids), S + 1]."""
+    ids, index = compact_ids(labels)
+    table = np.bincount(
+        index.ravel() * (num_segments + 1) + auto_labels.ravel(), minlength=len(ids) * (num_segments + 1)
+    ).reshape(len(ids), num_segments + 1)
+    return ids, table

@@ -59,3 +59,32 @@ def test_a_merge_ends_the_streak_it_came_from() -> None:
     merger.update(together, auto, frame=0, parent=None)
     assert merger.update(together, auto, frame=1, parent=0) == {8: 3}
     assert merger.update(together, auto, frame=2, parent=1) == {}
+
+
+def test_an_absent_id_whose_evidence_lies_inside_the_segment_counts() -> None:
+    auto, together, _ = _frames()
+    whole = together.copy()
+    whole[:, :10] = 8  # id 3 lost its pixels to 8: the segment shows both surfaces whole
+    absent = np.zeros_like(whole)
+    absent[2:8, 1:4] = 3  # where id 3's 3D evidence projects
+    merger = _merger(frames=2)
+    assert merger.update(whole, auto, frame=0, parent=None, absent=absent) == {}
+    assert merger.update(whole, auto, frame=1, parent=0, absent=absent) == {8: 3}
+    # Without its evidence, or with its evidence mostly outside the segment, the absent id does not count.
+    merger = _merger(frames=2)
+    for t in range(3):
+        assert merger.update(whole, auto, frame=t, parent=t - 1 if t else None) == {}
+    spread = np.zeros_like(whole)
+    spread[2:8, 8:14] = 3
+    merger = _merger(frames=2)
+    for t in range(3):
+        assert merger.update(whole, auto, frame=t, parent=t - 1 if t else None, absent=spread) == {}
+
+
+def test_evidence_of_a_present_id_is_ignored() -> None:
+    auto, together, _ = _frames()
+    evidence = np.zeros_like(together)
+    evidence[:, 12:15] = 8  # id 8 is present (inside segment 1); its evidence over segment 2 changes nothing
+    merger = _merger(frames=2)
+    assert merger.update(together, auto, frame=0, parent=None, absent=evidence) == {}
+    assert merger.update(together, auto, frame=1, parent=0, absent=evidence) == {8: 3}
