@@ -459,11 +459,15 @@ class _Run:
 
     def object_map(self) -> dict[int, int]:
         """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``)."""
+        labels = [x for x in self.labels if x is not None]
         present = set()
-        for x in self.labels:
-            if x is not None:
-                present.update(np.flatnonzero(np.bincount(x.ravel())).tolist())
-        return self.groups.object_of(present - {0})
+        for x in labels:
+            present.update(np.flatnonzero(np.bincount(x.ravel())).tolist())
+        if not labels:
+            return {}
+        h, w = labels[0].shape
+        frames_of = presence(labels, max(1, int(round(self.cfg.min_area_fraction * h * w))))
+        return self.groups.object_of(present - {0}, frames_of)
 
     # ------------------------------------------------------------------ step
     def step(self, t: int, frame: Frame, parent: Optional[int] = None) -> FrameReport:
