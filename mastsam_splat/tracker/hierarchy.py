@@ -31,7 +31,7 @@ class HierarchyConfig:
     pieces of split ids are grouped)."""
     containment: float = 0.9
     """Fraction of an id's pixels inside the segment for it to count as lying inside it."""
-    share: float = 0.25
+    share: float = 0.1
     """Fraction of the frames showing both ids in which they must lie inside one segment to join one object: the
     segmenter keeps seeing them as one region, rather than once in a while merging an object into its
     surroundings."""
