@@ -54,6 +54,10 @@ class ConsensusConfig:
     (fragments of one object); 0 turns this off."""
     fragment_containment: float = 0.9
     """Fraction of an id's pixels inside one automatic segment for it to count as lying inside it."""
+    fragment_evidence_points: int = 8
+    """An id absent from the frame counts as lying inside a segment when at least this many pixels of its 3D
+    evidence, projected into the frame, fall there (with ``fragment_containment`` of them inside it): the segment
+    shows its surface. 0: only ids present in the frame count."""
     retroactive_merge: bool = True
     """A fragment merge also relabels the earlier frames, so the merged ids agree over the whole sequence."""
 
@@ -71,6 +75,12 @@ class ConsensusConfig:
             self.fragment_merge_frames,
         )
         check_fraction(self.fragment_containment, "tracker.consensus.fragment-containment")
+        check_option(
+            self.fragment_evidence_points >= 0,
+            "tracker.consensus.fragment-evidence-points",
+            ">= 0",
+            self.fragment_evidence_points,
+        )
 
 
 @dataclass
@@ -172,30 +182,58 @@ class FragmentMerger:
     automatic segment, they are fragments of what the segmenter now sees as one region: after
     ``config.fragment_merge_frames`` consecutive frames the younger ids are merged into the oldest
     one. Waiting out a few frames keeps a one-frame under-segmentation from merging two real objects.
+    Frames are consecutive along the view graph: a frame continues the streaks of the frame it was
+    matched with (``parent``), so two branches visited in turn do not break each other's streaks.
+    An id absent from the frame counts where its 3D evidence projects (``absent``): a segment that
+    shows the surfaces of a present id and of an absent one whole holds two fragments, though the
+    absent one lost its pixels to the other.
     """
 
     def __init__(self, config: ConsensusConfig) -> None:
         self.frames = int(config.fragment_merge_frames)
         self.containment = float(config.fragment_containment)
         self._streak: dict[tuple[int, int], int] = {}
+        self._by_frame: dict[int, dict[tuple[int, int], int]] = {}
+        """Frame -> the streaks it ended with (those its children continue)."""
+
+    def _previous(self, parent: Optional[int], frame: Optional[int]) -> dict[tuple[int, int], int]:
+        if frame is None:
+            return self._streak
+        return self._by_frame.get(parent, {}) if parent is not None else {}
+
+    def _store(self, streak: dict[tuple[int, int], int], frame: Optional[int]) -> None:
+        self._streak = streak
+        if frame is not None:
+            self._by_frame[frame] = streak
 
     def update(
-        self, labels: np.ndarray, auto_labels: np.ndarray, apart: Optional[Callable[[int, int], bool]] = None
+        self,
+        labels: np.ndarray,
+        auto_labels: np.ndarray,
+        apart: Optional[Callable[[int, int], bool]] = None,
+        frame: Optional[int] = None,
+        parent: Optional[int] = None,
+        absent: Optional[np.ndarray] = None,
     ) -> dict[int, int]:
         """Record this frame's co-containments; returns the merges due now (younger id -> oldest id).
 
-        ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose).
+        ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose). With
+        ``frame`` given, streaks continue those of ``parent`` (``None``: a first frame); without it, those of the
+        previous call. ``absent`` [H, W]: ids absent from ``labels`` drawn where their 3D evidence projects (0
+        elsewhere); each counts with the pixels it has there.
         """
         if self.frames <= 0:
             return {}
+        previous = self._previous(parent, frame)
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
-        ids, index = compact_ids(labels)
+        ids, table = _segment_table(labels, auto_labels, num_segments)
+        if absent is not None and num_segments > 0:
+            others = np.where(np.isin(absent, ids), 0, absent)
+            absent_ids, absent_table = _segment_table(others, auto_labels, num_segments)
+            ids, table = np.concatenate([ids, absent_ids[1:]]), np.concatenate([table, absent_table[1:]])
         if len(ids) < 3 or num_segments == 0:
-            self._streak = {}
+            self._store({}, frame)
             return {}
-        table = np.bincount(
-            index.ravel() * (num_segments + 1) + auto_labels.ravel(), minlength=len(ids) * (num_segments + 1)
-        ).reshape(len(ids), num_segments + 1)
         area = table.sum(axis=1)
         main = np.argmax(table[:, 1:], axis=1) + 1
         share = table[np.arange(len(ids)), main] / np.maximum(area, 1)
@@ -213,9 +251,18 @@ class FragmentMerger:
                 if obj_id == oldest or (apart is not None and apart(obj_id, oldest)):
                     continue
                 key = (obj_id, oldest)
-                streak[key] = self._streak.get(key, 0) + 1
+                streak[key] = previous.get(key, 0) + 1
                 if streak[key] >= self.frames:
                     due[obj_id] = oldest
                     del streak[key]
-        self._streak = streak
+        self._store(streak, frame)
         return due
+
+
+def _segment_table(labels: np.ndarray, auto_labels: np.ndarray, num_segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of ``labels`` (0 first) and their pixels in every segment of ``auto_labels`` [len(ids), S + 1]."""
+    ids, index = compact_ids(labels)
+    table = np.bincount(
+        index.ravel() * (num_segments + 1) + auto_labels.ravel(), minlength=len(ids) * (num_segments + 1)
+    ).reshape(len(ids), num_segments + 1)
+    return ids, table

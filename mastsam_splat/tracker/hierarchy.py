@@ -3,17 +3,18 @@
 The ids follow the finest cut the segmenter makes consistently (parts, see refine.py), so a
 whole object can carry several ids. Two kinds of evidence put ids into one object: an id split
 into pieces (``refine``) leaves its pieces in the object it formed, and ids that each lie
-(almost) entirely inside one automatic segment of a frame, in ``frames`` visited frames, join one
-object: the segmenter saw them as one region. The tracked labels are tested before the
-segment consensus gives such a segment to one of them, and again at the end of the frame. Each
-object is named by its oldest (smallest) id, so an id that was never grouped is its own object
-and the object level of a run without grouping equals its ids.
+(almost) entirely inside one automatic segment of a frame, in ``frames`` visited frames and in
+``share`` of the frames showing both, join one object: the segmenter keeps seeing them as one
+region (an object it merges with its surroundings in a frame or two stays apart). The tracked
+labels are tested before the segment consensus gives such a segment to one of them, and again
+at the end of the frame. Each object is named by its oldest (smallest) id, so an id that was
+never grouped is its own object and the object level of a run without grouping equals its ids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -30,11 +31,16 @@ class HierarchyConfig:
     pieces of split ids are grouped)."""
     containment: float = 0.9
     """Fraction of an id's pixels inside the segment for it to count as lying inside it."""
+    share: float = 0.1
+    """Fraction of the frames showing both ids in which they must lie inside one segment to join one object: the
+    segmenter keeps seeing them as one region, rather than once in a while merging an object into its
+    surroundings."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_option(self.frames >= 0, "tracker.hierarchy.frames", ">= 0", self.frames)
         check_fraction(self.containment, "tracker.hierarchy.containment")
+        check_fraction(self.share, "tracker.hierarchy.share")
 
 
 def contained_pairs(labels: np.ndarray, auto: np.ndarray, containment: float, min_area: int) -> set[tuple[int, int]]:
@@ -67,14 +73,12 @@ class ObjectGroups:
         """Pairs found inside one segment -> visited frames they were found in."""
 
     def observe(self, pairs: set[tuple[int, int]]) -> None:
-        """Count one frame's pairs lying inside one segment; pairs seen in ``config.frames`` frames join."""
+        """Count one frame's pairs lying inside one segment; pairs seen in ``config.frames`` frames (and in
+        ``config.share`` of the frames showing both, see ``object_of``) join."""
         if self.config.frames <= 0:
             return
         for pair in pairs:
-            n = self._seen.get(pair, 0) + 1
-            self._seen[pair] = n
-            if n >= self.config.frames:
-                self.join(*pair)
+            self._seen[pair] = self._seen.get(pair, 0) + 1
 
     def join(self, a: int, b: int) -> None:
         """Record that ids ``a`` and ``b`` belong to one object."""
@@ -97,9 +101,23 @@ class ObjectGroups:
             if a != b:
                 self._seen[(a, b)] = max(self._seen.get((a, b), 0), n)
 
-    def object_of(self, present: Iterable[int]) -> dict[int, int]:
+    def together(self, frames_of: Optional[dict[int, set[int]]] = None) -> set[tuple[int, int]]:
+        """Pairs seen inside one segment often enough to join: in ``config.frames`` frames and, given the frames
+        each id shows in (``frames_of``), in ``config.share`` of the frames showing both."""
+        out = set()
+        for (a, b), n in self._seen.items():
+            if self.config.frames <= 0 or n < self.config.frames:
+                continue
+            if frames_of is not None:
+                both = len(frames_of.get(a, set()) & frames_of.get(b, set()))
+                if n < self.config.share * both:
+                    continue
+            out.add((a, b))
+        return out
+
+    def object_of(self, present: Iterable[int], frames_of: Optional[dict[int, set[int]]] = None) -> dict[int, int]:
         """Id -> object id (the smallest id of its object) for every grouped id in ``present`` that is not its
-        object's name."""
+        object's name (``frames_of``: the frames each id shows in, see ``together``)."""
         root: dict[int, int] = {}
 
         def find(i: int) -> int:
@@ -107,7 +125,7 @@ class ObjectGroups:
                 i = root[i]
             return i
 
-        for a, b in sorted(self._pairs):
+        for a, b in sorted(self._pairs | self.together(frames_of)):
             ra, rb = find(a), find(b)
             if ra != rb:
                 root[max(ra, rb)] = min(ra, rb)

@@ -482,11 +482,15 @@ class _Run:
 
     def object_map(self) -> dict[int, int]:
         """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``)."""
+        labels = [x for x in self.labels if x is not None]
         present = set()
-        for x in self.labels:
-            if x is not None:
-                present.update(np.flatnonzero(np.bincount(x.ravel())).tolist())
-        return self.groups.object_of(present - {0})
+        for x in labels:
+            present.update(np.flatnonzero(np.bincount(x.ravel())).tolist())
+        if not labels:
+            return {}
+        h, w = labels[0].shape
+        frames_of = presence(labels, max(1, int(round(self.cfg.min_area_fraction * h * w))))
+        return self.groups.object_of(present - {0}, frames_of)
 
     # ------------------------------------------------------------------ step
     def step(self, t: int, frame: Frame, parent: Optional[int] = None) -> FrameReport:
@@ -779,7 +783,10 @@ class _Run:
 
     def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
-        due = self.fragments.update(labels, auto, self.refiner.related)
+        absent = self._absent_evidence(labels, report.index)
+        due = self.fragments.update(
+            labels, auto, self.refiner.related, frame=report.index, parent=report.parent, absent=absent
+        )
         if not due:
             return labels
         lut = np.arange(self.next_id, dtype=np.int64)  # every id so far is below next_id
@@ -795,6 +802,25 @@ class _Run:
         if self.cfg.consensus.retroactive_merge:
             self.labels.relabel(lut)
         return lut[labels]
+
+    def _absent_evidence(self, labels: np.ndarray, t: int) -> Optional[np.ndarray]:
+        """[H, W] the 3D evidence of the ids absent from ``labels``, projected into frame ``t`` (0 elsewhere), of
+        the ids with at least ``consensus.fragment_evidence_points`` pixels of it; ``None`` without evidence."""
+        need = self.cfg.consensus.fragment_evidence_points
+        frame = self.frames[t]
+        if need <= 0 or self.evidence is None or len(self.evidence) == 0 or frame.camera is None:
+            return None
+        centres, owners = self.evidence.points()
+        depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+        evidence = project_evidence(
+            centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
+        )
+        size = max(int(evidence.max()), int(labels.max())) + 1
+        counts = np.bincount(evidence.ravel(), minlength=size)
+        keep = counts >= need
+        keep[np.bincount(labels.ravel(), minlength=size) > 0] = False
+        keep[0] = False
+        return np.where(keep[evidence], evidence, 0)
 
     def _sampling_density(self, points: FramePoints, shape: tuple[int, int]) -> float:
         """3D points per pixel where the source samples: the depth grid's density, or the matches' overall density."""

@@ -70,3 +70,15 @@ def test_object_level_groups_the_pieces_the_segmenter_alternately_joins():
     plain = MastSAMTracker(config, CuttingSegmenter(frames, cut=lambda index: index % 2 == 0), make_matcher("geometric"), "geometric").run(frames)
     assert plain.object_of == {}
     assert len(set(np.unique(plain.object_labels()[0][frames[0].gt == 2]).tolist()) - {0}) == 2
+
+
+def test_ids_seen_together_in_few_of_their_common_frames_stay_apart():
+    groups = ObjectGroups(HierarchyConfig(frames=2, share=0.25))
+    groups.observe({(1, 5), (3, 4)})
+    groups.observe({(1, 5), (3, 4)})
+    # 1 (the surroundings) held 5 in 2 of the 20 frames showing both; 3 and 4 in 2 of their 4.
+    frames_of = {1: set(range(20)), 5: set(range(20)), 3: {0, 1, 2, 3}, 4: {0, 1, 2, 3}}
+    assert groups.object_of([1, 3, 4, 5], frames_of) == {4: 3}
+    assert groups.object_of([1, 3, 4, 5]) == {4: 3, 5: 1}  # without the frames: the count alone decides
+    groups.join(1, 5)  # a forced join (a split) holds whatever the frames say
+    assert groups.object_of([1, 3, 4, 5], frames_of) == {4: 3, 5: 1}
