@@ -234,7 +234,7 @@ class VoxelMemory:
         lengths = np.searchsorted(self._keys, query[found], side="right") - starts
         owners = np.repeat(voxel_of_query[found], lengths)
         index = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
-        hit_voxel, hit_ids = unique_pairs(owners, self._ids[index])  # sorted by voxel, then id
+        hit_voxel, hit_ids = unique_pairs(owners, self._ids[index], runs=True)  # sorted by voxel, then id
         # Back to points, in point order: every point takes its voxel's ids.
         voxel_start = np.searchsorted(hit_voxel, np.arange(len(voxel)))
         per_point = np.bincount(hit_voxel, minlength=len(voxel))[voxel_of_point]
@@ -278,7 +278,7 @@ class VoxelMemory:
         if len(self._pending_keys) == 1:  # one batch is already distinct and sorted (``add``, ``add_labelled``)
             keys, ids = self._pending_keys[0], self._pending_ids[0]
         else:
-            keys, ids = unique_pairs(np.concatenate(self._pending_keys), np.concatenate(self._pending_ids))
+            keys, ids = unique_pairs(np.concatenate(self._pending_keys), np.concatenate(self._pending_ids), runs=True)
         self._pending_keys.clear()
         self._pending_ids.clear()
         self._pending_count = 0
@@ -338,15 +338,20 @@ def merge_pairs(
     return np.insert(keys_a, position[new], keys_b[new]), np.insert(ids_a, position[new], ids_b[new])
 
 
-def unique_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct ``(first[i], second[i])`` pairs, sorted by ``first`` then ``second`` (two [K] int64 arrays)."""
+def unique_pairs(first: np.ndarray, second: np.ndarray, runs: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``(first[i], second[i])`` pairs, sorted by ``first`` then ``second`` (two [K] int64 arrays).
+
+    ``runs``: the pairs come as a few runs sorted (or nearly) by ``first``; a stable sort, which merges
+    runs, then orders them several times faster than a quicksort (same result).
+    """
     if len(first) == 0:
         return first.astype(np.int64), second.astype(np.int64)
     first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
     if first.min() >= 0 and second.min() >= 0:
         scale = int(second.max()) + 1
         if int(first.max()) < (1 << 62) // scale:  # both fit one int64 code: a single sort
-            codes = np.unique(first * scale + second)
+            codes = np.sort(first * scale + second, kind="stable" if runs else None)
+            codes = codes[np.r_[True, codes[1:] != codes[:-1]]]
             return codes // scale, codes % scale
     order = np.lexsort((second, first))
     a, b = first[order], second[order]

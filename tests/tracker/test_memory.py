@@ -268,3 +268,12 @@ def test_ids_are_stored_compactly_and_widen_when_needed():
     assert memory.ids == [3, big, big + 1]
     found = memory.identify(cube_points((10, 0, 0), seed=1), 0.5, 10)
     assert found is not None and found.obj_id == big + 1
+
+
+def test_unique_pairs_of_sorted_runs_equal_the_general_case():
+    rng = np.random.default_rng(3)
+    first = np.concatenate([np.sort(rng.integers(0, 50, 80)) for _ in range(4)])
+    second = rng.integers(0, 7, len(first))
+    for a, b in zip(unique_pairs(first, second, runs=True), unique_pairs(first, second)):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.int64
