@@ -128,18 +128,20 @@ def resolve_overlaps(
     if not masks:
         return labels
     ids = sorted(masks)
-    count = np.zeros(shape, dtype=np.int32)
-    for i in ids:
-        seg = masks[i].segmentation
-        count += seg
-        labels[seg] = i
-    contested = np.argwhere(count > 1)
-    if len(contested) == 0:
+    # Flat pixel indices of each mask: painting and counting touch only the masks' pixels.
+    flat = labels.reshape(-1)
+    pixels = [np.flatnonzero(masks[i].segmentation) for i in ids]
+    for i, pix in zip(ids, pixels):
+        flat[pix] = i
+    count = np.bincount(np.concatenate(pixels), minlength=flat.size)
+    contested_flat = np.flatnonzero(count > 1)
+    if len(contested_flat) == 0:
         return labels
+    contested = np.stack(np.unravel_index(contested_flat, shape), axis=1)
     xy = contested[:, ::-1].astype(np.float64) + 0.5
     cost = np.full((len(contested), len(ids)), np.inf)
     for column, i in enumerate(ids):
-        claims = masks[i].segmentation[contested[:, 0], contested[:, 1]]
+        claims = masks[i].segmentation.reshape(-1)[contested_flat]
         if not claims.any():
             continue
         positive = prompts[i].positive if i in prompts else np.zeros((0, 2))
@@ -149,7 +151,7 @@ def resolve_overlaps(
             d = np.full(int(claims.sum()), 1e9)
         cost[claims, column] = d / (0.5 + 0.5 * float(np.clip(masks[i].score, 0.0, 1.0)))
     winner = np.asarray(ids)[np.argmin(cost, axis=1)]
-    labels[contested[:, 0], contested[:, 1]] = winner
+    flat[contested_flat] = winner
     return labels
 
 

@@ -9,7 +9,16 @@ from plyfile import PlyData
 from mastsam_splat.geometry.similarity import umeyama
 from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
-from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, merge_pairs, unique_pairs, voxel_coords, voxel_keys
+from mastsam_splat.tracker import memory as memory_module
+from mastsam_splat.tracker.memory import (
+    VoxelMemory,
+    auto_voxel_size,
+    merge_pairs,
+    neighbour_keys,
+    unique_pairs,
+    voxel_coords,
+    voxel_keys,
+)
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud, voxel_downsample
 from mastsam_splat.tracker.points3d import (
     FramePoints,
@@ -218,3 +227,53 @@ def test_point_hits_match_a_direct_neighbourhood_search(exclusive):
             found |= held.get(int(voxel_keys((c + offset)[None])[0]), set())
         expected += [(n, i) for i in sorted(found)]
     assert list(zip(point_index.tolist(), hit_ids.tolist())) == expected
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3])
+def test_neighbour_keys_are_the_keys_of_the_neighbouring_coordinates(radius):
+    rng = np.random.default_rng(radius)
+    limit = (1 << 20) - 2
+    coords = np.r_[rng.integers(-50, 50, (30, 3)), [[limit, -limit, 0], [-limit, limit, limit]]]
+    offsets = np.stack(np.meshgrid(*[np.arange(-radius, radius + 1)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    expected = voxel_keys((coords[:, None, :] + offsets[None]).reshape(-1, 3)).reshape(len(coords), -1)
+    np.testing.assert_array_equal(neighbour_keys(voxel_keys(coords), radius), expected)
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_queued_batches_merge_into_the_same_pairs(monkeypatch, exclusive):
+    rng = np.random.default_rng(2)
+    batches = [(rng.integers(0, 6, 200), rng.uniform(-0.5, 0.5, (200, 3))) for _ in range(6)]
+    stored = {}
+    for min_queue in (1, 1 << 30):  # merged at every batch / only when read
+        monkeypatch.setattr(memory_module, "_MIN_QUEUE", min_queue)
+        memory = VoxelMemory(voxel_size=0.1, exclusive=exclusive)
+        for ids, points in batches:
+            memory.add_labelled(ids, points)
+            memory.add(7, points[:10])
+        stored[min_queue] = memory.pairs()
+    for a, b in zip(stored[1], stored[1 << 30]):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.int64
+
+
+def test_ids_are_stored_compactly_and_widen_when_needed():
+    memory = VoxelMemory(voxel_size=0.1)
+    memory.add(3, cube_points((0, 0, 0)))
+    memory.add(4, cube_points((5, 0, 0)))
+    assert memory._ids.dtype == np.int32 and memory.pairs()[1].dtype == np.int64
+    big = 1 << 40
+    memory.merge(4, big)
+    assert memory.ids == [3, big]
+    memory.add(big + 1, cube_points((10, 0, 0)))
+    assert memory.ids == [3, big, big + 1]
+    found = memory.identify(cube_points((10, 0, 0), seed=1), 0.5, 10)
+    assert found is not None and found.obj_id == big + 1
+
+
+def test_unique_pairs_of_sorted_runs_equal_the_general_case():
+    rng = np.random.default_rng(3)
+    first = np.concatenate([np.sort(rng.integers(0, 50, 80)) for _ in range(4)])
+    second = rng.integers(0, 7, len(first))
+    for a, b in zip(unique_pairs(first, second, runs=True), unique_pairs(first, second)):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == np.int64
