@@ -805,13 +805,17 @@ class _Run:
 
     def _absent_evidence(self, labels: np.ndarray, t: int) -> Optional[np.ndarray]:
         """[H, W] the 3D evidence of the ids absent from ``labels``, projected into frame ``t`` (0 elsewhere), of
-        the ids with at least ``consensus.fragment_evidence_points`` pixels of it; ``None`` without evidence."""
+        the ids with at least ``consensus.fragment_evidence_points`` pixels of it; ``None`` without evidence or
+        without a depth map: only measured depth tells an absent id's visible surface from its occluded one (the
+        evidence's own z-buffer lets sparse, occluded voxels vote, and their merges add up to a catch-all id)."""
         need = self.cfg.consensus.fragment_evidence_points
         frame = self.frames[t]
         if need <= 0 or self.evidence is None or len(self.evidence) == 0 or frame.camera is None:
             return None
-        centres, owners = self.evidence.points()
         depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+        if depth is None:
+            return None
+        centres, owners = self.evidence.points()
         evidence = project_evidence(
             centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
         )
