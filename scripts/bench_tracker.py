@@ -95,6 +95,10 @@ class BenchOptions:
     no_depth: bool = False
     """Give the tracker the synthetic frames without depth maps (cameras kept); its 3D points are then the
     matcher's correspondences triangulated with the cameras."""
+    no_depth_keep: float = 1.0
+    """With --no-depth: fraction of the exact correspondences kept (at random), to mimic sparser matchers."""
+    no_depth_noise_px: float = 0.0
+    """With --no-depth: standard deviation (pixels) of Gaussian noise added to the correspondences in frame b."""
     modes: tuple[Literal["mastsam", "independent"], ...] = ("mastsam", "independent")
     """Tracker modes to run on the synthetic scenes."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -103,17 +107,23 @@ class BenchOptions:
 
 class DepthOracleMatcher:
     """Exact correspondences for frames without depth maps: the geometric matcher run on the same frames with
-    their depth maps (looked up by name), returned without 3D points."""
+    their depth maps (looked up by name), returned without 3D points; optionally thinned to a random ``keep``
+    fraction and with Gaussian noise of ``noise_px`` pixels in frame b (seeded by the pair)."""
 
-    def __init__(self, frames: list[Frame]):
+    def __init__(self, frames: list[Frame], keep: float = 1.0, noise_px: float = 0.0):
         from mastsam_splat.matchers.geometric import GeometricMatcher
 
         self.matcher = GeometricMatcher()
         self.by_name = {f.name: f for f in frames}
+        self.keep = keep
+        self.noise_px = noise_px
 
     def match(self, frame_a: Frame, frame_b: Frame) -> Matches:
         m = self.matcher.match(self.by_name[frame_a.name], self.by_name[frame_b.name])
-        return Matches(m.xy_a, m.xy_b, m.confidence)
+        rng = np.random.default_rng([frame_a.index, frame_b.index])
+        chosen = rng.random(len(m)) < self.keep
+        xy_b = m.xy_b[chosen] + rng.normal(0.0, self.noise_px, (int(chosen.sum()), 2)) if self.noise_px > 0 else m.xy_b[chosen]
+        return Matches(m.xy_a[chosen], xy_b, m.confidence[chosen])
 
 
 def without_depth(frames: list[Frame]) -> list[Frame]:
@@ -260,7 +270,7 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
                 permutation = np.random.default_rng(args.shuffle_seed + 1000 * seed).permutation(len(names))
             frames, matcher, expected = scene.frames, None, "depth"
             if args.no_depth:
-                frames, matcher, expected = without_depth(scene.frames), DepthOracleMatcher(scene.frames), "triangulated"
+                frames, matcher, expected = without_depth(scene.frames), DepthOracleMatcher(scene.frames, args.no_depth_keep, args.no_depth_noise_px), "triangulated"
             for mode in args.modes:
                 labels, per_frame, result = run_tracker(
                     frames, mode, "geometric", tracker_config, args.segmenter, segmenter_config, permutation, matcher
