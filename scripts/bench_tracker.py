@@ -18,14 +18,16 @@ plus the wall time per frame of each mode. Prints a table of medians and writes 
 posed by SfM): the matcher still finds exact correspondences from the scene's depth, but returns no 3D points,
 so the tracker's 3D points are those correspondences triangulated with the known cameras (point source
 ``triangulated``) and the steps run only on frames without depth (``--tracker.anchor.footprint``,
-``reassign``, ``retroactive``) take part. Scoring against ground truth is unchanged. Every tracker option
+``reassign``, ``retroactive``) take part; ``--no-depth-keep`` and ``--no-depth-noise-px`` thin and perturb the
+correspondences like a sparser, noisier matcher. Scoring against ground truth is unchanged. Every tracker option
 passes through as ``--tracker.*`` (``--anchor``, ``--order``, ``--refine`` override it).
 
     .venv/bin/python scripts/bench_tracker.py [--seeds 0 1 2] [--frames 40] [--out outputs/bench_tracker.json]
     .venv/bin/python scripts/bench_tracker.py --segmenter simulated --skip-real --seeds 0 --frames 24 \
         --width 160 --height 120 [--shuffle] [--order sequence]
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker.py --seeds 0 1 2 --frames 40 --width 320 --height 240 \
-        --skip-real --segmenter simulated --no-depth [--modes mastsam] [--tracker.anchor.no-retroactive]
+        --skip-real --segmenter simulated --no-depth [--no-depth-keep 0.05 --no-depth-noise-px 1] [--modes mastsam] \
+        [--tracker.anchor.no-retroactive]
 """
 
 from __future__ import annotations
