@@ -14,9 +14,20 @@
     coverage, IDC and PSC;
 plus the wall time per frame of each mode. Prints a table of medians and writes every number to JSON.
 
+``--no-depth`` gives the tracker the synthetic frames with their cameras but without depth maps (as frames
+posed by SfM): the matcher still finds exact correspondences from the scene's depth, but returns no 3D points,
+so the tracker's 3D points are those correspondences triangulated with the known cameras (point source
+``triangulated``) and the steps run only on frames without depth (``--tracker.anchor.footprint``,
+``reassign``, ``retroactive``) take part; ``--no-depth-keep`` and ``--no-depth-noise-px`` thin and perturb the
+correspondences like a sparser, noisier matcher. Scoring against ground truth is unchanged. Every tracker option
+passes through as ``--tracker.*`` (``--anchor``, ``--order``, ``--refine`` override it).
+
     .venv/bin/python scripts/bench_tracker.py [--seeds 0 1 2] [--frames 40] [--out outputs/bench_tracker.json]
     .venv/bin/python scripts/bench_tracker.py --segmenter simulated --skip-real --seeds 0 --frames 24 \
         --width 160 --height 120 [--shuffle] [--order sequence]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker.py --seeds 0 1 2 --frames 40 --width 320 --height 240 \
+        --skip-real --segmenter simulated --no-depth [--no-depth-keep 0.05 --no-depth-noise-px 1] [--modes mastsam] \
+        [--tracker.anchor.no-retroactive]
 """
 
 from __future__ import annotations
@@ -24,13 +35,16 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import cv2
 import numpy as np
 import tyro
+
+from mastsam_splat.tracker import TrackerConfig
+from mastsam_splat.types import Frame, Matches
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 
@@ -80,6 +94,43 @@ class BenchOptions:
     object_ids: bool = True
     """Score the object level with the tracker's object ids (ids split from one id grouped again); off: with
     the ids themselves."""
+    no_depth: bool = False
+    """Give the tracker the synthetic frames without depth maps (cameras kept); its 3D points are then the
+    matcher's correspondences triangulated with the cameras."""
+    no_depth_keep: float = 1.0
+    """With --no-depth: fraction of the exact correspondences kept (at random), to mimic sparser matchers."""
+    no_depth_noise_px: float = 0.0
+    """With --no-depth: standard deviation (pixels) of Gaussian noise added to the correspondences in frame b."""
+    modes: tuple[Literal["mastsam", "independent"], ...] = ("mastsam", "independent")
+    """Tracker modes to run on the synthetic scenes."""
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    """Tracker parameters (--tracker.mode is set by --modes)."""
+
+
+class DepthOracleMatcher:
+    """Exact correspondences for frames without depth maps: the geometric matcher run on the same frames with
+    their depth maps (looked up by name), returned without 3D points; optionally thinned to a random ``keep``
+    fraction and with Gaussian noise of ``noise_px`` pixels in frame b (seeded by the pair)."""
+
+    def __init__(self, frames: list[Frame], keep: float = 1.0, noise_px: float = 0.0):
+        from mastsam_splat.matchers.geometric import GeometricMatcher
+
+        self.matcher = GeometricMatcher()
+        self.by_name = {f.name: f for f in frames}
+        self.keep = keep
+        self.noise_px = noise_px
+
+    def match(self, frame_a: Frame, frame_b: Frame) -> Matches:
+        m = self.matcher.match(self.by_name[frame_a.name], self.by_name[frame_b.name])
+        rng = np.random.default_rng([frame_a.index, frame_b.index])
+        chosen = rng.random(len(m)) < self.keep
+        xy_b = m.xy_b[chosen] + rng.normal(0.0, self.noise_px, (int(chosen.sum()), 2)) if self.noise_px > 0 else m.xy_b[chosen]
+        return Matches(m.xy_a[chosen], xy_b, m.confidence[chosen])
+
+
+def without_depth(frames: list[Frame]) -> list[Frame]:
+    """The frames with their cameras but no depth maps."""
+    return [replace(f, depth=None) for f in frames]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -91,17 +142,19 @@ def run_tracker(
     segmenter_name: str = "classical",
     segmenter_config: Any = None,
     permutation: Optional[np.ndarray] = None,
+    matcher: Any = None,
 ) -> tuple[list[np.ndarray], float, Any]:
     """Labels of every frame (in the given order) and seconds per frame (tracker wall time, backends included).
 
-    With ``permutation`` the tracker sees ``frames[permutation[k]]`` as its k-th frame.
+    With ``permutation`` the tracker sees ``frames[permutation[k]]`` as its k-th frame; ``matcher`` replaces
+    the one built from ``matcher_name`` (which still names it to the tracker).
     """
     from mastsam_splat.matchers import make_matcher
     from mastsam_splat.segmenters import make_segmenter
     from mastsam_splat.tracker import MastSAMTracker
 
     segmenter = make_segmenter(segmenter_name, segmenter_config)
-    matcher = make_matcher(matcher_name)
+    matcher = make_matcher(matcher_name) if matcher is None else matcher
     tracker = MastSAMTracker(replace(tracker_config, mode=mode), segmenter, matcher, matcher_name=matcher_name)
     given = frames if permutation is None else [frames[i] for i in permutation]
     start = time.perf_counter()
@@ -217,10 +270,15 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
             permutation = None
             if args.shuffle:
                 permutation = np.random.default_rng(args.shuffle_seed + 1000 * seed).permutation(len(names))
-            for mode in ("mastsam", "independent"):
+            frames, matcher, expected = scene.frames, None, "depth"
+            if args.no_depth:
+                frames, matcher, expected = without_depth(scene.frames), DepthOracleMatcher(scene.frames, args.no_depth_keep, args.no_depth_noise_px), "triangulated"
+            for mode in args.modes:
                 labels, per_frame, result = run_tracker(
-                    scene.frames, mode, "geometric", tracker_config, args.segmenter, segmenter_config, permutation
+                    frames, mode, "geometric", tracker_config, args.segmenter, segmenter_config, permutation, matcher
                 )
+                if result.points_source != expected:
+                    raise RuntimeError(f"{folder.name}: 3D points from {result.points_source!r}, expected {expected!r}")
                 for level, gt_maps in gt.items():
                     scored = labels
                     if level == "instances" and args.object_ids:
@@ -245,6 +303,7 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
                         "mean_segment_area": _round(r.mean_segment_area),
                         "seconds_per_frame": _round(per_frame),
                         "frames": len(names),
+                        "points_source": result.points_source,
                     }
                     rows.append(row)
                     _progress(row)
@@ -352,9 +411,7 @@ def print_table(summary: list[dict[str, Any]]) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     args = tyro.cli(BenchOptions, args=argv, description=__doc__)
 
-    from mastsam_splat.tracker import TrackerConfig
-
-    tracker_config = TrackerConfig()
+    tracker_config = args.tracker
     tracker_config.anchor.enabled = args.anchor
     if args.order is not None:
         tracker_config.view_order.order = args.order
