@@ -538,3 +538,16 @@ def test_refinement_splits_an_object_the_segmenter_cuts_and_relabels_earlier_fra
     for labels, f in zip(result.labels, frames):
         ids = set(np.unique(labels[f.gt == 2]).tolist()) - {0}
         assert len(ids) == 2, f"{f.name}: {ids}"
+
+
+def test_absent_evidence_counts_in_fragment_merging_only_where_a_depth_map_shows_visibility() -> None:
+    """Without depth, occluded voxels of an absent id would vote; its evidence is used only in frames with depth."""
+    run, _ = _early_frame_run(TrackerConfig())
+    labels = np.full((run.frames[0].height, run.frames[0].width), 4, dtype=np.int64)  # id 6 absent from frame 0
+    assert run._absent_evidence(labels, 0) is None
+    run.frames[0] = Frame(
+        image=run.frames[0].image, name="f0", index=0, camera=run.frames[0].camera,
+        depth=np.full(labels.shape, DEPTH, dtype=np.float32),
+    )
+    absent = run._absent_evidence(labels, 0)
+    assert absent is not None and (absent == 6).any() and not (absent == 4).any()
