@@ -95,6 +95,11 @@ four (larger frames are subsampled on a regular grid: the votes are counts over 
 estimates well)."""
 
 
+def depth_map(frame: Frame) -> Optional[np.ndarray]:
+    """The frame's depth map, or ``None`` when it has none (missing or all zero)."""
+    return frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+
+
 def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int) -> np.ndarray:
     """Indices of at most ``cap`` random elements of each group in ``wanted`` (``group`` [N] int labels)."""
     index = np.flatnonzero(np.isin(group, wanted))
@@ -539,6 +544,7 @@ class _Run:
                 labels = self._fresh_ids(auto, report)
             else:
                 labels = self._new_regions(tracked_labels, auto, points, report, min_area)
+                self._keep_segments(t, auto)
                 labels = self._check_memory(labels, auto, points, report)
                 labels = self._merge_fragments(labels, auto, report)
                 labels = self._refine(labels, auto, points, report, min_area)
@@ -562,7 +568,7 @@ class _Run:
         if self.evidence is None or frame.camera is None or len(self.evidence) == 0:
             return labels
         centres, owners = self.evidence.points()
-        depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+        depth = depth_map(frame)
         evidence = project_evidence(
             centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
         )
@@ -640,7 +646,7 @@ class _Run:
             frame = self.frames[t]
             if labels is None or frame.camera is None:
                 continue
-            depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+            depth = depth_map(frame)
             evidence = project_evidence(
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
@@ -680,7 +686,6 @@ class _Run:
 
     def _check_memory(self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport) -> np.ndarray:
         """Give segments back to the id whose 3D voxels they lie in when their current id has none of them."""
-        self._keep_segments(report.index, auto)
         cfg = self.cfg.memory
         if self.memory is None or not cfg.check or len(points) == 0 or not self._visited():
             return labels
@@ -737,8 +742,7 @@ class _Run:
         frame = self.frames[t]
         if not (anchor.enabled and anchor.reassign and anchor.retroactive and self.cfg.memory.enabled):
             return False
-        no_depth = frame.depth is None or not np.any(frame.depth > 0)
-        return self.cfg.mode == "mastsam" and frame.camera is not None and no_depth
+        return self.cfg.mode == "mastsam" and frame.camera is not None and depth_map(frame) is None
 
     def _keep_segments(self, t: int, auto: np.ndarray) -> None:
         """Keep frame ``t``'s automatic segments for the check after the sequence."""
@@ -812,7 +816,7 @@ class _Run:
         frame = self.frames[t]
         if need <= 0 or self.evidence is None or len(self.evidence) == 0 or frame.camera is None:
             return None
-        depth = frame.depth if frame.depth is not None and np.any(frame.depth > 0) else None
+        depth = depth_map(frame)
         if depth is None:
             return None
         centres, owners = self.evidence.points()

@@ -20,8 +20,7 @@ from mastsam_splat.tracker.anchor import (
 )
 from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.memory import voxel_keys
-from mastsam_splat.tracker.points3d import FramePoints
-from mastsam_splat.tracker.tracker import FrameReport, _Run
+from mastsam_splat.tracker.tracker import _Run
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
 from mastsam_splat.types import Frame, Matches
 
@@ -327,7 +326,7 @@ def _early_frame_run(config: TrackerConfig) -> tuple[_Run, np.ndarray]:
     run.labels[0] = np.full(shape, 4, dtype=np.uint16)
     run.labels[1] = np.full(shape, 6, dtype=np.uint16)
     run.next_id = 7
-    run._check_memory(np.full(shape, 4, dtype=np.int64), auto, FramePoints.empty(), FrameReport(index=0, name="f0"))
+    run._keep_segments(0, auto)
     return run, auto
 
 
