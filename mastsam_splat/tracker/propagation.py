@@ -86,25 +86,35 @@ def propagate_points(
     Returns:
         ``(moved, keep)``: moved positions [K', 2] of the kept points, and the kept mask [K].
     """
-    keep = np.zeros(len(points), dtype=bool)
     if len(points) == 0 or len(xy_a) == 0:
-        return np.zeros((0, 2)), keep
-    k = int(min(max(neighbors, 1), len(xy_a)))
-    dist, idx = cKDTree(xy_a).query(points, k=k, distance_upper_bound=radius)
-    dist = dist.reshape(len(points), k)
-    idx = idx.reshape(len(points), k)
-    valid = np.isfinite(dist)
-    keep = valid.any(axis=1)
-    displacement = (xy_b - xy_a).astype(np.float64)
-    votes = displacement[np.minimum(idx, len(xy_a) - 1)]  # [K, k, 2]
-    votes[~valid] = np.nan
+        return np.zeros((0, 2)), np.zeros(len(points), dtype=bool)
+    step, keep = median_displacement(points, xy_a, (xy_b - xy_a).astype(np.float64), radius, neighbors)
     moved = np.zeros((len(points), 2))
-    if keep.any():
-        moved[keep] = points[keep] + _nanmedian_rows(votes[keep])
+    moved[keep] = points[keep] + step[keep]
     width, height = size_b
     inside = (moved[:, 0] >= 0) & (moved[:, 0] < width) & (moved[:, 1] >= 0) & (moved[:, 1] < height)
     keep &= inside
     return moved[keep], keep
+
+
+def median_displacement(
+    points: np.ndarray, origins: np.ndarray, displacement: np.ndarray, radius: float, neighbors: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Median ``displacement`` [K, 2] (float64) of the ``neighbors`` correspondences whose ``origins`` [N, 2] lie
+    nearest to each of ``points`` [K, 2] (within ``radius`` pixels), and whether any was within reach [K] (0 where
+    not)."""
+    k = int(min(max(neighbors, 1), len(origins)))
+    dist, idx = cKDTree(origins).query(points, k=k, distance_upper_bound=radius)
+    dist = dist.reshape(len(points), k)
+    idx = idx.reshape(len(points), k)
+    valid = np.isfinite(dist)
+    keep = valid.any(axis=1)
+    votes = displacement[np.minimum(idx, len(origins) - 1)]  # [K, k, 2]
+    votes[~valid] = np.nan
+    out = np.zeros((len(points), 2))
+    if keep.any():
+        out[keep] = _nanmedian_rows(votes[keep])
+    return out, keep
 
 
 def _nanmedian_rows(votes: np.ndarray) -> np.ndarray:
@@ -183,17 +193,7 @@ def displacement_field(
     grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
     xy_a = np.asarray(xy_a, dtype=np.float64)
     xy_b = np.asarray(xy_b, dtype=np.float64)
-    k = int(min(max(neighbors, 1), len(xy_b)))
-    dist, idx = cKDTree(xy_b).query(grid, k=k, distance_upper_bound=radius)
-    dist = dist.reshape(len(grid), k)
-    idx = idx.reshape(len(grid), k)
-    valid = np.isfinite(dist)
-    votes = (xy_a - xy_b)[np.minimum(idx, len(xy_b) - 1)]  # [G, k, 2]
-    votes[~valid] = np.nan
-    has = valid.any(axis=1)
-    field = np.zeros((len(grid), 2))
-    if has.any():
-        field[has] = _nanmedian_rows(votes[has])
+    field, has = median_displacement(grid, xy_b, xy_a - xy_b, radius, neighbors)
     rows = np.minimum(np.arange(h) // step, len(gy) - 1)[:, None]
     cols = np.minimum(np.arange(w) // step, len(gx) - 1)[None, :]
     field = field.reshape(len(gy), len(gx), 2)[rows, cols]
