@@ -196,30 +196,38 @@ def label_weights(
     return idx[local].cpu().numpy(), label_ids.cpu().numpy(), weights[local, label].float().cpu().numpy()
 
 
-def render_colours(params: dict, sh_degree: int, camera: Camera, backend: str, config: LiftConfig) -> np.ndarray:
-    """[H, W, 3] float RGB render of one view on a black background (for the colour check)."""
+def _render_view(
+    params: dict, colors: Any, camera: Camera, backend: str, config: LiftConfig, **kwargs: Any
+) -> tuple[Any, Any]:
+    """``render [1, H, W, D]`` and ``alpha [1, H, W, 1]`` of ``colors`` seen from ``camera`` (no gradients)."""
     import torch
 
     from mastsam_splat.splat.rendering import camera_tensors, rasterize
 
     viewmat, K = camera_tensors(camera, params["means"].device)
     with torch.no_grad():
-        render, _, _ = rasterize(
+        render, alpha, _ = rasterize(
             means=params["means"],
             quats=params["quats"],
             scales=params["scales"],
             opacities=params["opacities"],
-            colors=params["shs"],
+            colors=colors,
             viewmats=viewmat,
             Ks=K,
             width=camera.width,
             height=camera.height,
             near_plane=config.near_plane,
-            sh_degree=sh_degree,
             packed=False,
             rasterize_mode=config.rasterize_mode,
             backend=backend,
+            **kwargs,
         )
+    return render, alpha
+
+
+def render_colours(params: dict, sh_degree: int, camera: Camera, backend: str, config: LiftConfig) -> np.ndarray:
+    """[H, W, 3] float RGB render of one view on a black background (for the colour check)."""
+    render, _ = _render_view(params, params["shs"], camera, backend, config, sh_degree=sh_degree)
     return render[0].clamp(0, 1).cpu().numpy()
 
 
@@ -238,8 +246,6 @@ def render_label_image(
     """
     import torch
 
-    from mastsam_splat.splat.rendering import camera_tensors, rasterize
-
     config = config or LiftConfig()
     if gaussians.instance_ids is None:
         raise InputError("the Gaussians carry no object ids", gaussians.source)
@@ -247,23 +253,7 @@ def render_label_image(
     params = params if params is not None else gaussians.torch_params(device)
     present, compact = np.unique(np.maximum(gaussians.instance_ids, 0), return_inverse=True)
     channels = torch.nn.functional.one_hot(torch.as_tensor(compact, device=device), len(present)).float()
-    viewmat, K = camera_tensors(camera, device)
-    with torch.no_grad():
-        render, alpha, _ = rasterize(
-            means=params["means"],
-            quats=params["quats"],
-            scales=params["scales"],
-            opacities=params["opacities"],
-            colors=channels,
-            viewmats=viewmat,
-            Ks=K,
-            width=camera.width,
-            height=camera.height,
-            near_plane=config.near_plane,
-            packed=False,
-            rasterize_mode=config.rasterize_mode,
-            backend=backend,
-        )
+    render, alpha = _render_view(params, channels, camera, backend, config)
     best = render[0].argmax(dim=-1).cpu().numpy()
     ids = present[best]
     ids[alpha[0, ..., 0].cpu().numpy() < min_alpha] = 0
