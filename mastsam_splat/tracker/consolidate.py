@@ -5,17 +5,18 @@ came back showing a side never seen before), the object continues under a new id
 whole sequence the evidence is complete: two ids that never appear in the same frame and
 whose observed 3D voxels overlap (the new id starts on the surface the old one covered) are
 one object seen before and after the switch, and the younger id is merged into the older one
-in every frame. The overlap is tested both ways: a small id seen early on part of a surface that
-a larger id covers whole later lies inside the larger one's voxels, though most of those are new.
-A frame counts as showing an id only where the id keeps a fair share of its usual area: a sliver
-an id leaves on a neighbouring surface after it moved on does not make two fragments co-occur.
+in every frame. With dense 3D points (depth maps) the overlap is tested both ways: a small id seen early on part
+of a surface that a larger id covers whole later lies inside the larger one's voxels, though most
+of those are new; and a frame counts as showing an id only where the id keeps a fair share of its
+usual area: a sliver an id leaves on a neighbouring surface after it moved on does not make two
+fragments co-occur.
 Pairs the caller keeps ``apart`` (a whole and a part split from it) are never merged; the
 tracker runs this once within each split family, then over all ids.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -41,16 +42,23 @@ class ConsolidationConfig:
     """Largest fraction of frames (of the shorter-lived id) in which the two ids may appear together."""
     min_presence: float = 0.25
     """A frame counts as showing an id (for ``max_cooccurrence``) when the id covers at least this fraction of its
-    median area over the frames showing it: a sliver left on a neighbour after the id moved on is no co-occurrence."""
+    median area over the frames showing it: a sliver left on a neighbour after the id moved on is no co-occurrence.
+    With 3D points from depth maps only (see ``dense_only``)."""
     symmetric: bool = True
     """Also merge when ``min_overlap`` of the older group's voxels lie in the younger id's: a small id seen early
-    on part of a surface that a larger id, seen later, covers whole."""
+    on part of a surface that a larger id, seen later, covers whole. With 3D points from depth maps only: the few
+    sparse voxels of a small id lie next to a large id's by chance."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.min_overlap, "tracker.consolidation.min-overlap")
         check_fraction(self.max_cooccurrence, "tracker.consolidation.max-cooccurrence")
         check_fraction(self.min_presence, "tracker.consolidation.min-presence")
+
+    def for_points(self, dense: bool) -> "ConsolidationConfig":
+        """The settings used with dense 3D points (depth maps) or sparse ones (matches, triangulation): with sparse
+        points the overlap is tested one way and every frame an id covers ``min_area`` in shows it."""
+        return self if dense else replace(self, symmetric=False, min_presence=0.0)
 
 
 def presence(label_maps: Sequence[np.ndarray], min_area: int, min_fraction: float = 0.0) -> dict[int, set[int]]:

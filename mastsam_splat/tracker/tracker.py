@@ -478,7 +478,7 @@ class _Run:
             return {}
         h, w = labels[0].shape
         min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
-        config = self.cfg.consolidation
+        config = self.cfg.consolidation.for_points(dense=self.source == "depth")
         return consolidation_merges(self.observed, presence(labels, min_area, config.min_presence), config, apart=apart)
 
     def _count_ids(self) -> None:

@@ -131,3 +131,11 @@ def test_a_sliver_left_on_a_neighbour_is_no_cooccurrence() -> None:
     config = ConsolidationConfig()
     assert consolidation_merges(observed, presence(maps, 1), config) == {}
     assert consolidation_merges(observed, presence(maps, 1, config.min_presence), config) == {2: 1}
+
+
+def test_sparse_points_keep_the_one_way_test_and_every_frame() -> None:
+    config = ConsolidationConfig()
+    assert config.for_points(dense=True) == config
+    sparse = config.for_points(dense=False)
+    assert not sparse.symmetric and sparse.min_presence == 0.0
+    assert sparse.min_overlap == config.min_overlap and sparse.max_cooccurrence == config.max_cooccurrence
