@@ -5,13 +5,18 @@ came back showing a side never seen before), the object continues under a new id
 whole sequence the evidence is complete: two ids that never appear in the same frame and
 whose observed 3D voxels overlap (the new id starts on the surface the old one covered) are
 one object seen before and after the switch, and the younger id is merged into the older one
-in every frame. Pairs the caller keeps ``apart`` (a whole and a part split from it) are never merged;
-the tracker runs this once within each split family, then over all ids.
+in every frame. With dense 3D points (depth maps) the overlap is tested both ways: a small id seen early on part
+of a surface that a larger id covers whole later lies inside the larger one's voxels, though most
+of those are new; and a frame counts as showing an id only where the id keeps a fair share of its
+usual area: a sliver an id leaves on a neighbouring surface after it moved on does not make two
+fragments co-occur.
+Pairs the caller keeps ``apart`` (a whole and a part split from it) are never merged; the
+tracker runs this once within each split family, then over all ids.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -35,22 +40,41 @@ class ConsolidationConfig:
     """Fraction of the younger id's 3D voxels that must lie in the older id's voxels."""
     max_cooccurrence: float = 0.1
     """Largest fraction of frames (of the shorter-lived id) in which the two ids may appear together."""
+    min_presence: float = 0.25
+    """A frame counts as showing an id (for ``max_cooccurrence``) when the id covers at least this fraction of its
+    median area over the frames showing it: a sliver left on a neighbour after the id moved on is no co-occurrence.
+    With 3D points from depth maps only (see ``dense_only``)."""
+    symmetric: bool = True
+    """Also merge when ``min_overlap`` of the older group's voxels lie in the younger id's: a small id seen early
+    on part of a surface that a larger id, seen later, covers whole. With 3D points from depth maps only: the few
+    sparse voxels of a small id lie next to a large id's by chance."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.min_overlap, "tracker.consolidation.min-overlap")
         check_fraction(self.max_cooccurrence, "tracker.consolidation.max-cooccurrence")
+        check_fraction(self.min_presence, "tracker.consolidation.min-presence")
+
+    def for_points(self, dense: bool) -> "ConsolidationConfig":
+        """The settings used with dense 3D points (depth maps) or sparse ones (matches, triangulation): with sparse
+        points the overlap is tested one way and every frame an id covers ``min_area`` in shows it."""
+        return self if dense else replace(self, symmetric=False, min_presence=0.0)
 
 
-def presence(label_maps: Sequence[np.ndarray], min_area: int) -> dict[int, set[int]]:
-    """Frames (indices) in which each id covers at least ``min_area`` pixels."""
-    out: dict[int, set[int]] = {}
+def presence(label_maps: Sequence[np.ndarray], min_area: int, min_fraction: float = 0.0) -> dict[int, set[int]]:
+    """Frames (indices) in which each id covers at least ``min_area`` pixels and at least ``min_fraction`` of its
+    median area over those frames."""
+    areas: dict[int, dict[int, int]] = {}
     for t, labels in enumerate(label_maps):
         ids, index = compact_ids(labels)
         counts = np.bincount(index.ravel(), minlength=len(ids))
         for obj_id, count in zip(ids.tolist(), counts.tolist()):
             if obj_id > 0 and count >= min_area:
-                out.setdefault(obj_id, set()).add(t)
+                areas.setdefault(obj_id, {})[t] = count
+    out: dict[int, set[int]] = {}
+    for obj_id, per_frame in areas.items():
+        floor = min_fraction * float(np.median(list(per_frame.values())))
+        out[obj_id] = {t for t, count in per_frame.items() if count >= floor}
     return out
 
 
@@ -71,7 +95,8 @@ def consolidation_merges(
 
     ``observed`` holds every voxel each id was seen on (not exclusive). An id ``b`` joins the
     older id ``a`` (or the group ``a`` already leads) when at least ``config.min_overlap`` of
-    ``b``'s voxels lie in or next to the group's voxels and they appear together in at most
+    ``b``'s voxels lie in or next to the group's voxels (or, with ``config.symmetric``, that fraction of the group's
+    voxels in or next to ``b``'s) and they appear together in at most
     ``config.max_cooccurrence`` of the frames of the shorter-lived of the two, and ``apart`` (if given) holds for
     none of the group's members and ``b``.
     """
@@ -80,6 +105,7 @@ def consolidation_merges(
         return {}
     order = sorted(frames_of, key=lambda i: (min(frames_of[i]), i))
     rng = np.random.default_rng(0)
+    sampled: dict[int, np.ndarray] = {}
     leader: dict[int, int] = {}
     group_frames: dict[int, set[int]] = {}
     members: dict[int, list[int]] = {}
@@ -88,6 +114,7 @@ def consolidation_merges(
         own = keys[ids == b]
         if len(own) > MAX_VOXELS:  # a random sample estimates the overlap well enough
             own = own[rng.choice(len(own), MAX_VOXELS, replace=False)]
+        sampled[b] = own
         best, best_overlap = None, 0.0
         if len(own):
             point_index, hit_ids = observed.point_hits(voxel_centres(own, observed.voxel_size))
@@ -98,6 +125,8 @@ def consolidation_merges(
                     hits.setdefault(root, set()).add(p)
             for root, points in hits.items():
                 overlap = len(points) / len(own)
+                if config.symmetric:
+                    overlap = max(overlap, _reverse_overlap(observed, sampled[root], b))
                 shared = len(group_frames[root] & frames_of[b])
                 allowed = config.max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
                 if apart is not None and any(apart(b, m) for m in members[root]):
@@ -113,4 +142,17 @@ def consolidation_merges(
             group_frames[best] |= frames_of[b]
             members[best].append(b)
             merges[b] = best
+            if config.symmetric:
+                joined = np.concatenate([sampled[best], own])
+                if len(joined) > MAX_VOXELS:
+                    joined = joined[rng.choice(len(joined), MAX_VOXELS, replace=False)]
+                sampled[best] = joined
     return merges
+
+
+def _reverse_overlap(observed: VoxelMemory, group_keys: np.ndarray, b: int) -> float:
+    """Fraction of a group's (sampled) voxels that lie in or next to id ``b``'s voxels."""
+    if len(group_keys) == 0:
+        return 0.0
+    point_index, hit_ids = observed.point_hits(voxel_centres(group_keys, observed.voxel_size))
+    return len(np.unique(point_index[hit_ids == b])) / len(group_keys)

@@ -478,7 +478,8 @@ class _Run:
             return {}
         h, w = labels[0].shape
         min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
-        return consolidation_merges(self.observed, presence(labels, min_area), self.cfg.consolidation, apart=apart)
+        config = self.cfg.consolidation.for_points(dense=self.source == "depth")
+        return consolidation_merges(self.observed, presence(labels, min_area, config.min_presence), config, apart=apart)
 
     def _count_ids(self) -> None:
         for report, x in zip(self.reports, self.labels):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges
+from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.memory import VoxelMemory
 from mastsam_splat.tracker.tracker import MastSAMTracker, TrackerConfig, _Run
 from mastsam_splat.tracker.view_order import ViewOrder
@@ -100,3 +100,42 @@ def test_a_split_reuses_the_id_the_other_branch_gave_the_same_part() -> None:
         out = run._refine(labels, auto, points, FrameReport(index=3, name="f3"), min_area=1)
     assert (out[:, 1:4] == 1).all() and (out[:, 4:7] == 2).all()
     assert run.next_id == 4 and run.refiner.families() == {1: [1, 2]}
+
+
+def test_a_small_old_id_inside_a_large_young_id_is_merged() -> None:
+    """Id 1 saw one corner of a surface early; id 2 covers the whole surface later: most of 2's voxels are new to
+    1, but 1's lie inside 2's."""
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    observed.add(1, _cube((0, 0, 0), 0, n=60) * 0.3)
+    whole = np.concatenate([_cube((0, 0, 0), 1, n=60) * 0.3, _cube((1.5, 0, 0), 2, n=2000) * 3.0])
+    observed.add(2, whole)
+    frames_of = {1: {0, 1, 2}, 2: {5, 6, 7, 8}}
+    assert consolidation_merges(observed, frames_of, ConsolidationConfig(symmetric=False)) == {}
+    assert consolidation_merges(observed, frames_of, ConsolidationConfig()) == {2: 1}
+
+
+def test_a_sliver_left_on_a_neighbour_is_no_cooccurrence() -> None:
+    """Id 1 covers a part in frames 0-3 and leaves a sliver on a neighbour in frames 4-7, where id 2 carries the
+    part: the sliver frames do not show id 1."""
+    full = np.zeros((10, 10), dtype=np.uint16)
+    full[:, :5] = 1
+    sliver = np.zeros((10, 10), dtype=np.uint16)
+    sliver[:, :5] = 2
+    sliver[0, 5:8] = 1
+    maps = [full] * 4 + [sliver] * 4
+    assert presence(maps, 1)[1] == set(range(8))
+    assert presence(maps, 1, 0.25)[1] == {0, 1, 2, 3}
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    observed.add(1, _cube((0, 0, 0), 0))
+    observed.add(2, _cube((0, 0, 0), 1))
+    config = ConsolidationConfig()
+    assert consolidation_merges(observed, presence(maps, 1), config) == {}
+    assert consolidation_merges(observed, presence(maps, 1, config.min_presence), config) == {2: 1}
+
+
+def test_sparse_points_keep_the_one_way_test_and_every_frame() -> None:
+    config = ConsolidationConfig()
+    assert config.for_points(dense=True) == config
+    sparse = config.for_points(dense=False)
+    assert not sparse.symmetric and sparse.min_presence == 0.0
+    assert sparse.min_overlap == config.min_overlap and sparse.max_cooccurrence == config.max_cooccurrence
