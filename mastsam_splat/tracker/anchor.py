@@ -43,6 +43,7 @@ from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import labelled_voxels, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 
 
@@ -155,6 +156,8 @@ class AnchorEvidence:
         self._ids = np.zeros(0, dtype=_ID_DTYPE)
         self._counts = np.zeros(0, dtype=_COUNT_DTYPE)
         self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+        self._centres: Optional[np.ndarray] = None
+        """Voxel centres of ``_owners``' keys (read-only), computed once per state of the evidence."""
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -201,7 +204,10 @@ class AnchorEvidence:
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Voxel centres [V, 3] and their owner ids [V]."""
         keys, owner, _ = self.owners()
-        return voxel_centres(keys, self.voxel_size), owner
+        if self._centres is None:
+            self._centres = voxel_centres(keys, self.voxel_size)
+            self._centres.flags.writeable = False
+        return self._centres, owner
 
     def owner_at(self, points: np.ndarray) -> np.ndarray:
         """[N] owner id of the voxel each of ``points`` [N, 3] falls in (0: a voxel without evidence)."""
@@ -267,6 +273,7 @@ class AnchorEvidence:
         self._ids = np.insert(held_ids, at[new], ids[new].astype(_ID_DTYPE))
         self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
         self._owners = None
+        self._centres = None
 
 
 def project_evidence(
@@ -288,17 +295,17 @@ def project_evidence(
     out = np.zeros((h, w), dtype=np.int64)
     if len(points) == 0:
         return out
-    xy, z = camera.project(points)
+    x, y, z = project_points(camera, points)
     with np.errstate(invalid="ignore"):
-        cols = np.floor(xy[:, 0])
-        rows = np.floor(xy[:, 1])
-        keep = np.isfinite(z) & (z > 0) & (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-    cols, rows, z, ids = cols[keep].astype(np.int64), rows[keep].astype(np.int64), z[keep], np.asarray(ids)[keep]
+        # floor(x) lies in [0, w) exactly when x does (NaN in neither)
+        keep = (z > 0) & np.isfinite(z) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    # non-negative coordinates: truncation is the floor
+    cols, rows, z, ids = x[keep].astype(np.int64), y[keep].astype(np.int64), z[keep], np.asarray(ids)[keep]
     if len(z) == 0:
         return out
     slack = np.sqrt(3.0) * voxel_size
     if depth is not None:
-        surface = np.asarray(depth, dtype=np.float64)[rows, cols]
+        surface = np.asarray(depth)[rows, cols].astype(np.float64)
         known = np.isfinite(surface) & (surface > 0)
         visible = known & (np.abs(z - surface) <= np.maximum(config.depth_tolerance * surface, slack))
     else:
@@ -309,16 +316,28 @@ def project_evidence(
         np.minimum.at(nearest, flat, z)
         front = nearest[flat]
         visible = z <= front + np.maximum(config.depth_tolerance * front, 2 * slack)
-    cols, rows, z, ids = cols[visible], rows[visible], z[visible], ids[visible]
-    order = np.argsort(-z, kind="stable")  # far first, so the nearest point on a pixel is written last
-    out[rows[order], cols[order]] = ids[order]
+    pixel, z, ids = rows[visible] * w + cols[visible], z[visible], ids[visible]
+    nearest_point = _nearest_per_pixel(pixel, z, h * w)
+    pixel, z = pixel[nearest_point], z[nearest_point]
+    out.ravel()[pixel] = ids[nearest_point]
     if config.footprint and depth is None and len(z):
         focal = 0.5 * float(camera.K[0, 0] + camera.K[1, 1])
         widest = config.max_footprint_fraction * float(np.hypot(h, w))
         reach = np.zeros((h, w))
-        reach[rows[order], cols[order]] = np.minimum(0.5 * focal * voxel_size / z[order], 0.5 * widest)
+        reach.ravel()[pixel] = np.minimum(0.5 * focal * voxel_size / z, 0.5 * widest)
         out = _footprints(out, reach)
     return out
+
+
+def _nearest_per_pixel(pixel: np.ndarray, z: np.ndarray, size: int) -> np.ndarray:
+    """[N] whether each point (flat ``pixel`` [N] index below ``size``, depth ``z`` [N]) is the nearest of its pixel.
+
+    Several points of one pixel at its nearest depth are all kept, the last of them written last (as writing the
+    points far first, in a stable order, leaves it): one pass per pixel instead of a sort by depth.
+    """
+    nearest = np.full(size, np.inf)
+    np.minimum.at(nearest, pixel, z)
+    return z == nearest[pixel]
 
 
 def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:

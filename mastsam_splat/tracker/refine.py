@@ -24,6 +24,7 @@ from typing import Literal, Optional
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
+from mastsam_splat.tracker.id_masks import ids_mask
 from mastsam_splat.tracker.new_regions import compact_ids
 
 
@@ -204,7 +205,7 @@ def split_all(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[
         return out
     rest = own & (pieces_image == 0)
     if rest.any():
-        _, (rows, cols) = distance_transform_edt(pieces_image == 0, return_indices=True)
+        rows, cols = distance_transform_edt(pieces_image == 0, return_distances=False, return_indices=True)
         pieces_image[rest] = pieces_image[rows[rest], cols[rest]]
     out[own] = pieces_image[own]
     return out
@@ -215,8 +216,8 @@ def family_labels(
 ) -> np.ndarray:
     """``labels`` [H, W] with every pixel of the family ``members`` given to the member (of ``receivers``, default
     all members) of the nearest evidence pixel [H, W] (unchanged where no receiver has evidence in the frame)."""
-    family = np.isin(labels, members)
-    seeded = np.isin(evidence, members if receivers is None else receivers)
+    family = ids_mask(labels, members)
+    seeded = ids_mask(evidence, members if receivers is None else receivers)
     if not family.any() or not seeded.any():
         return labels
     # the nearest seed of every family pixel lies in the box around the family and all seeds
@@ -224,7 +225,7 @@ def family_labels(
     cols_any = np.flatnonzero((family | seeded).any(axis=0))
     box = (slice(rows_any[0], rows_any[-1] + 1), slice(cols_any[0], cols_any[-1] + 1))
     seeds = np.where(seeded[box], evidence[box], 0)
-    _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
+    rows, cols = distance_transform_edt(seeds == 0, return_distances=False, return_indices=True)
     out = labels.copy()
     inside = family[box]
     out[box][inside] = seeds[rows[inside], cols[inside]]

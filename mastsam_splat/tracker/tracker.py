@@ -368,6 +368,9 @@ class _Run:
         """Automatic segments of the frames the evidence checks again after the sequence (``anchor.retroactive``)."""
         self.carried: Optional[np.ndarray] = None
         """The parent frame's ids carried into the frame being tracked (``_track`` to ``_new_regions``)."""
+        self._projected: Optional[tuple[int, np.ndarray, np.ndarray]] = None
+        """(frame, evidence owners, their projection into the frame): ``_anchor`` and ``_absent_evidence`` project the
+        same evidence into one frame when no step changed it in between."""
 
     # -------------------------------------------------------------- helpers
     def _new_id(self) -> int:
@@ -567,12 +570,10 @@ class _Run:
         """Let the 3D evidence of every id vote on the frame's automatic segments (see anchor.py)."""
         if self.evidence is None or frame.camera is None or len(self.evidence) == 0:
             return labels
-        centres, owners = self.evidence.points()
         depth = depth_map(frame)
-        evidence = project_evidence(
-            centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
-        )
+        evidence = self._evidence_image(report.index, labels.shape, depth)
         pure = None
+        centres, owners = self.evidence.points()
         if self.cfg.anchor.reassign and depth is None:
             decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
             pure = project_evidence(
@@ -646,12 +647,18 @@ class _Run:
             frame = self.frames[t]
             if labels is None or frame.camera is None:
                 continue
+            # A family absent from the frame leaves it unchanged (its pixels stay within the family): only the
+            # families present are projected for and redrawn.
+            present = np.bincount(labels.ravel())
+            shown = [m for m in families.values() if any(i < len(present) and present[i] for i in m)]
+            if not shown:
+                continue
             depth = depth_map(frame)
             evidence = project_evidence(
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
             out = labels.astype(np.int64)
-            for members in families.values():
+            for members in shown:
                 receivers = [i for i in members if i not in self.refiner.retired]
                 out = family_labels(out, evidence, members, receivers)
             self.labels[t] = out.astype(np.uint16)
@@ -819,16 +826,28 @@ class _Run:
         depth = depth_map(frame)
         if depth is None:
             return None
-        centres, owners = self.evidence.points()
-        evidence = project_evidence(
-            centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
-        )
+        evidence = self._evidence_image(t, labels.shape, depth)
         size = max(int(evidence.max()), int(labels.max())) + 1
         counts = np.bincount(evidence.ravel(), minlength=size)
         keep = counts >= need
         keep[np.bincount(labels.ravel(), minlength=size) > 0] = False
         keep[0] = False
         return np.where(keep[evidence], evidence, 0)
+
+    def _evidence_image(self, t: int, shape: tuple[int, int], depth: Optional[np.ndarray]) -> np.ndarray:
+        """[H, W] the evidence's owners projected into frame ``t`` (``project_evidence``, read-only), reused while
+        the evidence is unchanged (its owners array is replaced whenever it changes)."""
+        assert self.evidence is not None
+        centres, owners = self.evidence.points()
+        cached = self._projected
+        if cached is not None and cached[0] == t and cached[1] is owners and cached[2].shape == shape:
+            return cached[2]
+        camera = self.frames[t].camera
+        assert camera is not None
+        image = project_evidence(centres, owners, camera, shape, self.evidence.voxel_size, self.cfg.anchor, depth)
+        image.flags.writeable = False
+        self._projected = (t, owners, image)
+        return image
 
     def _sampling_density(self, points: FramePoints, shape: tuple[int, int]) -> float:
         """3D points per pixel where the source samples: the depth grid's density, or the matches' overall density."""
