@@ -158,15 +158,21 @@ class AnchorEvidence:
         self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
         self._centres: Optional[np.ndarray] = None
         """Voxel centres of ``_owners``' keys (read-only), computed once per state of the evidence."""
+        self._runs: Optional[np.ndarray] = None
+        """Rows of each voxel of ``_owners`` (rows are sorted by key), computed with it."""
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def add(self, ids: np.ndarray, points: np.ndarray) -> None:
         """Record labelled points: ``ids`` [N] (0 skipped), ``points`` [N, 3] world coordinates."""
-        keys, kept_ids = labelled_voxels(ids, points, self.voxel_size)
+        self.add_voxels(*labelled_voxels(ids, points, self.voxel_size))
+
+    def add_voxels(self, keys: np.ndarray, ids: np.ndarray) -> None:
+        """Record one observation per ``(keys[i], ids[i])`` (``labelled_voxels`` at this voxel size: ``add`` without
+        computing them)."""
         if len(keys):
-            self._merge_rows(self._keys, self._ids, self._counts, keys, kept_ids, np.ones(len(keys), dtype=np.int64))
+            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64))
 
     def relabel(self, lut: np.ndarray) -> None:
         """Apply an id mapping ``lut`` (old id -> new id) to the evidence."""
@@ -192,10 +198,12 @@ class AnchorEvidence:
             if len(self._keys) == 0:
                 empty = np.zeros(0, dtype=np.int64)
                 self._owners = (empty, empty, empty)
+                self._runs = empty
             else:
                 # Rows are sorted by key, then id: each key's owner is its first row holding the key's largest count.
                 starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
-                best = np.repeat(np.maximum.reduceat(self._counts, starts), np.diff(np.r_[starts, len(self._keys)]))
+                self._runs = np.diff(np.r_[starts, len(self._keys)])
+                best = np.repeat(np.maximum.reduceat(self._counts, starts), self._runs)
                 rows = np.where(self._counts == best, np.arange(len(self._keys)), len(self._keys))
                 first = np.minimum.reduceat(rows, starts)
                 self._owners = (self._keys[first], self._ids[first].astype(np.int64), self._counts[first].astype(np.int64))
@@ -225,6 +233,12 @@ class AnchorEvidence:
             return np.zeros(0)
         starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
         return count / np.add.reduceat(self._counts, starts)
+
+    def row_owners(self) -> np.ndarray:
+        """[R] the owner of each observation's voxel, in the order of ``pairs`` (``owner_at`` of every row's voxel)."""
+        _, owners, _ = self.owners()
+        assert self._runs is not None
+        return np.repeat(owners, self._runs)
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
@@ -591,10 +605,10 @@ def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int,
     (seen there more often) is that object seen again under a new id.
     """
     keys, ids, _ = evidence.pairs()
-    owner_keys, owner_ids, _ = evidence.owners()
+    _, owner_ids, _ = evidence.owners()
     if len(keys) == 0:
         return {}
-    owner = owner_ids[np.searchsorted(owner_keys, keys)]
+    owner = evidence.row_owners()
     per_id = np.bincount(ids)
     other = owner != ids
     older = other & (owner < ids)

@@ -56,7 +56,7 @@ from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, app
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
+from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size, labelled_voxels, unique_pairs
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
@@ -679,14 +679,25 @@ class _Run:
         """Add a frame's 3D points to the memory and the evidence, and (once per frame) to the point cloud."""
         frame = self.frames[t]
         ids = labels_at(labels, points.xy)
+        # The points' voxels are computed once per voxel size (the memories share one; the evidence's is usually
+        # the same).
+        voxels: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+        def labelled(size: float) -> tuple[np.ndarray, np.ndarray]:
+            if size not in voxels:
+                voxels[size] = labelled_voxels(ids, points.xyz, size)
+            return voxels[size]
+
         if self.evidence is not None:
-            self.evidence.add(ids, points.xyz)
+            self.evidence.add_voxels(*labelled(self.evidence.voxel_size))
         if self.memory is not None:
-            self.memory.add_labelled(ids, points.xyz)
+            keys, kept_ids = unique_pairs(*labelled(self.memory.voxel_size))
+            self.memory.add_voxels(keys, kept_ids)
             if self.observed is None and self.cfg.consolidation.enabled and self.cfg.mode == "mastsam":
                 self.observed = VoxelMemory(self.memory.voxel_size, neighborhood=self.cfg.memory.neighborhood)
             if self.observed is not None:
-                self.observed.add_labelled(ids, points.xyz)
+                # its own copies: a memory changes its stored arrays in place
+                self.observed.add_voxels(keys.copy(), kept_ids.copy())
         if first_pair:
             self.cloud.add(points, frame.image, labels)
             self.in_cloud.add(t)
