@@ -331,7 +331,9 @@ class ClassicalSegmenter:
                 state.superpixels[box] == leaf, pos[pos_leaf == leaf] - offset, neg[neg_leaf == leaf] - offset
             )
         members[shared_leaves] = True
-        return Mask(segmentation=segmentation, score=_contrast_score(state, members))
+        return Mask(
+            segmentation=segmentation, score=_contrast_score(state, members), area=int(np.count_nonzero(segmentation))
+        )
 
 
 def _member_pixels(state: ClassicalState, members: np.ndarray) -> np.ndarray:

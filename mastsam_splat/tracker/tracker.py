@@ -74,7 +74,7 @@ from mastsam_splat.tracker.points3d import (
 from mastsam_splat.tracker.refine import (
     RefineConfig,
     Refiner,
-    family_labels,
+    families_labels,
     reused_members,
     split_all,
     split_pieces,
@@ -657,10 +657,8 @@ class _Run:
             evidence = project_evidence(
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
-            out = labels.astype(np.int64)
-            for members in shown:
-                receivers = [i for i in members if i not in self.refiner.retired]
-                out = family_labels(out, evidence, members, receivers)
+            receiving = [(members, [i for i in members if i not in self.refiner.retired]) for members in shown]
+            out = families_labels(labels.astype(np.int64), evidence, receiving)
             self.labels[t] = out.astype(np.uint16)
         self._count_ids()
 
