@@ -377,11 +377,23 @@ def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:
     return np.where(distance <= reach.ravel().take(nearest), points.ravel().take(nearest), 0)
 
 
-def _vote_table(groups: np.ndarray, evidence: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Votes [G, E] of the evidence pixels of each group (pixels labelled ``groups``) and the evidence ids [E]."""
+def _evidence_ids(evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels of ``evidence`` [H, W] that vote, its ids [E] (0 first) and each voting pixel's index into them."""
     voted = evidence > 0
     ids, index = compact_ids(np.where(voted, evidence, 0))
-    table = np.bincount(groups[voted] * len(ids) + index[voted], minlength=num_groups * len(ids))
+    return voted, ids, index[voted]
+
+
+def _vote_table(
+    groups: np.ndarray,
+    evidence: np.ndarray,
+    num_groups: int,
+    indexed: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Votes [G, E] of the evidence pixels of each group (pixels labelled ``groups``) and the evidence ids [E];
+    ``indexed``: ``_evidence_ids(evidence)`` when already computed."""
+    voted, ids, voted_index = _evidence_ids(evidence) if indexed is None else indexed
+    table = np.bincount(groups[voted] * len(ids) + voted_index, minlength=num_groups * len(ids))
     table = table.reshape(num_groups, len(ids))
     table[:, 0] = 0
     return table, ids
@@ -417,7 +429,8 @@ def anchor_labels(
     density = _evidence_density(seen, evidence)
     coverage = config.min_coverage * (min(density, 1.0) if seen.any() else 1.0)
     chain_ids, chain_index = compact_ids(labels)
-    table, ids = _vote_table(chain_index, evidence, len(chain_ids))
+    indexed = _evidence_ids(evidence)
+    table, ids = _vote_table(chain_index, evidence, len(chain_ids), indexed)
     area = np.bincount(chain_index.ravel(), minlength=len(chain_ids))
     lut = np.arange(len(chain_ids))
     renamed = chain_ids.copy()
@@ -439,7 +452,7 @@ def anchor_labels(
     if num_segments == 0:
         result.labels = out
         return result
-    table, ids = _vote_table(auto, evidence, num_segments + 1)
+    table, ids = _vote_table(auto, evidence, num_segments + 1, indexed)
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     if config.reassign and pure is not None:
