@@ -114,6 +114,15 @@ def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int
     return np.sort(index[rank < cap])
 
 
+def _sample(mask: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """``_sample_per_group(mask.astype(np.int64), np.array([1]), cap, seed)`` of one group, without grouping: indices
+    of at most ``cap`` random elements where ``mask`` [N] holds, ascending."""
+    index = np.flatnonzero(mask)
+    if len(index) == 0:
+        return index
+    return np.sort(index[np.random.default_rng(seed).permutation(len(index))][:cap])
+
+
 @dataclass
 class TrackerConfig:
     """Parameters of the MastSAM tracker, one group per step (lengths relative to the image so they hold at any
@@ -658,8 +667,10 @@ class _Run:
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
             receiving = [(members, [i for i in members if i not in self.refiner.retired]) for members in shown]
-            out = families_labels(labels.astype(np.int64), evidence, receiving)
-            self.labels[t] = out.astype(np.uint16)
+            before = labels.astype(np.int64)
+            out = families_labels(before, evidence, receiving)
+            if out is not before:  # (unchanged: the stored image stays)
+                self.labels[t] = out.astype(np.uint16)
         self._count_ids()
 
     def _merge_on_evidence(self, report: FrameReport) -> None:
@@ -956,7 +967,7 @@ class _Run:
             covered = np.count_nonzero(in_region) >= reid.reid_min_coverage * sampling * region_area[region]
             if self.memory is not None and covered:
                 exclude = () if reid.reid_extend_present else present
-                sample = _sample_per_group(in_region.astype(np.int64), np.array([1]), MEMORY_SAMPLE, cfg.seed)
+                sample = _sample(in_region, MEMORY_SAMPLE, cfg.seed)
                 found = self.memory.identify(
                     points.xyz[sample], reid.reid_min_fraction, reid.reid_min_points, exclude
                 )
