@@ -156,10 +156,6 @@ class AnchorEvidence:
         self._ids = np.zeros(0, dtype=_ID_DTYPE)
         self._counts = np.zeros(0, dtype=_COUNT_DTYPE)
         self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
-        self._centres: Optional[np.ndarray] = None
-        """Voxel centres of ``_owners``' keys (read-only), computed once per state of the evidence."""
-        self._runs: Optional[np.ndarray] = None
-        """Rows of each voxel of ``_owners`` (rows are sorted by key), computed with it."""
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -198,12 +194,10 @@ class AnchorEvidence:
             if len(self._keys) == 0:
                 empty = np.zeros(0, dtype=np.int64)
                 self._owners = (empty, empty, empty)
-                self._runs = empty
             else:
                 # Rows are sorted by key, then id: each key's owner is its first row holding the key's largest count.
                 starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
-                self._runs = np.diff(np.r_[starts, len(self._keys)])
-                best = np.repeat(np.maximum.reduceat(self._counts, starts), self._runs)
+                best = np.repeat(np.maximum.reduceat(self._counts, starts), np.diff(np.r_[starts, len(self._keys)]))
                 rows = np.where(self._counts == best, np.arange(len(self._keys)), len(self._keys))
                 first = np.minimum.reduceat(rows, starts)
                 self._owners = (self._keys[first], self._ids[first].astype(np.int64), self._counts[first].astype(np.int64))
@@ -212,10 +206,7 @@ class AnchorEvidence:
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Voxel centres [V, 3] and their owner ids [V]."""
         keys, owner, _ = self.owners()
-        if self._centres is None:
-            self._centres = voxel_centres(keys, self.voxel_size)
-            self._centres.flags.writeable = False
-        return self._centres, owner
+        return voxel_centres(keys, self.voxel_size), owner
 
     def owner_at(self, points: np.ndarray) -> np.ndarray:
         """[N] owner id of the voxel each of ``points`` [N, 3] falls in (0: a voxel without evidence)."""
@@ -237,8 +228,10 @@ class AnchorEvidence:
     def row_owners(self) -> np.ndarray:
         """[R] the owner of each observation's voxel, in the order of ``pairs`` (``owner_at`` of every row's voxel)."""
         _, owners, _ = self.owners()
-        assert self._runs is not None
-        return np.repeat(owners, self._runs)
+        if len(self._keys) == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])  # rows are sorted by key
+        return np.repeat(owners, np.diff(np.r_[starts, len(self._keys)]))
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
@@ -287,7 +280,6 @@ class AnchorEvidence:
         self._ids = np.insert(held_ids, at[new], ids[new].astype(_ID_DTYPE))
         self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
         self._owners = None
-        self._centres = None
 
 
 def project_evidence(

@@ -582,8 +582,8 @@ class _Run:
         depth = depth_map(frame)
         evidence = self._evidence_image(report.index, labels.shape, depth)
         pure = None
-        centres, owners = self.evidence.points()
         if self.cfg.anchor.reassign and depth is None:
+            centres, owners = self.evidence.points()
             decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
             pure = project_evidence(
                 centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
@@ -858,10 +858,11 @@ class _Run:
         """[H, W] the evidence's owners projected into frame ``t`` (``project_evidence``, read-only), reused while
         the evidence is unchanged (its owners array is replaced whenever it changes)."""
         assert self.evidence is not None
-        centres, owners = self.evidence.points()
+        _, owners, _ = self.evidence.owners()
         cached = self._projected
         if cached is not None and cached[0] == t and cached[1] is owners and cached[2].shape == shape:
             return cached[2]
+        centres, owners = self.evidence.points()
         camera = self.frames[t].camera
         assert camera is not None
         image = project_evidence(centres, owners, camera, shape, self.evidence.voxel_size, self.cfg.anchor, depth)

@@ -94,16 +94,3 @@ def test_project_evidence_equals_the_plain_reference(with_depth, seed):
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, expected)
     assert (got > 0).any()
-
-
-def test_evidence_points_are_computed_once_per_state():
-    evidence = AnchorEvidence(voxel_size=1.0)
-    evidence.add(np.array([1, 2]), np.array([[0.5, 0.5, 0.5], [3.5, 0.5, 0.5]]))
-    first, owners = evidence.points()
-    again, owners_again = evidence.points()
-    assert again is first and owners_again is owners
-    assert not first.flags.writeable
-    evidence.add(np.array([3]), np.array([[7.5, 0.5, 0.5]]))
-    centres, owners = evidence.points()
-    np.testing.assert_allclose(centres, [[0.5, 0.5, 0.5], [3.5, 0.5, 0.5], [7.5, 0.5, 0.5]])
-    assert owners.tolist() == [1, 2, 3]
