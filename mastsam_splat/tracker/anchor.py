@@ -264,7 +264,11 @@ class AnchorEvidence:
         counts = np.add.reduceat(counts.astype(np.int64), start)
         keys, ids = keys[start], ids[start]
         first = np.r_[True, held_keys[1:] != held_keys[:-1]] if len(held_keys) else np.zeros(0, dtype=bool)
-        held_codes = (np.cumsum(first) * 2 - 1).astype(np.int64) * _ID_SPAN + held_ids
+        held_codes = np.cumsum(first, dtype=np.int64)  # (rank * 2 - 1) * _ID_SPAN + id, in place
+        held_codes *= 2
+        held_codes -= 1
+        held_codes *= _ID_SPAN
+        held_codes += held_ids
         unique_held = held_keys[first]
         slot = np.searchsorted(unique_held, keys)
         present = slot < len(unique_held)
