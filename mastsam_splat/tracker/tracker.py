@@ -930,7 +930,8 @@ class _Run:
             self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
         together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
-        confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
+        sure = matches.confidence >= cfg.confidence_threshold
+        confident = matches if sure.all() else matches.subset(sure)  # (all confident: no copy of dense matches)
         if cfg.consensus.enabled:
             result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged)
             labels = result.labels

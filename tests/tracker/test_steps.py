@@ -296,3 +296,13 @@ def test_one_group_sample_equals_the_grouped_sample():
         got = _sample(mask, cap, seed=3)
         np.testing.assert_array_equal(got, _sample_per_group(mask.astype(np.int64), np.array([1]), cap, seed=3))
         assert got.dtype == np.int64
+
+
+def test_prompt_support_equals_a_lookup_in_the_integer_mask():
+    from mastsam_splat.tracker.representatives import match_labels
+
+    rng = np.random.default_rng(2)
+    mask = rng.random((30, 40)) < 0.4
+    positive = rng.uniform(-5.0, 45.0, (200, 2))  # some outside the image
+    expected = float(np.mean(match_labels(mask.astype(np.int64), positive) > 0))
+    assert prompt_support(mask, positive) == expected
