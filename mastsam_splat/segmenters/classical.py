@@ -18,7 +18,7 @@ the mean colour step between neighbouring pixels inside it, mapped to [0, 1].
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 import cv2
@@ -81,8 +81,16 @@ class _MergeTree:
     stop: np.ndarray
     """[M]"""
 
+    _lists: Optional[tuple[list[int], list[float]]] = field(default=None, init=False, repr=False, compare=False)
+
     def leaves(self, node: int) -> np.ndarray:
         return self.order[self.start[node] : self.stop[node]]
+
+    def lists(self) -> tuple[list[int], list[float]]:
+        """``parent`` and ``level`` as plain lists (the walks of ``prompt`` are faster on them), made once."""
+        if self._lists is None:
+            self._lists = (self.parent.tolist(), self.level.tolist())
+        return self._lists
 
 
 @dataclass
@@ -106,10 +114,22 @@ class ClassicalState:
     """[n] summed Lab step between neighbouring pixels inside each superpixel."""
     inner_step_count: np.ndarray
     """[n]"""
+    _corners: Optional[np.ndarray] = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_superpixels(self) -> int:
         return len(self.inner_step_sum)
+
+    def box_corners(self) -> np.ndarray:
+        """[n, 4] ``boxes`` as (row start, row stop, column start, column stop); a superpixel without pixels has an
+        empty box that widens no union ((height, 0, width, 0)). Made on first use (only prompts need it)."""
+        if self._corners is None:
+            empty = (self.height, 0, self.width, 0)
+            self._corners = np.array(
+                [empty if b is None else (b[0].start, b[0].stop, b[1].start, b[1].stop) for b in self.boxes],
+                dtype=np.int64,
+            ).reshape(-1, 4)
+        return self._corners
 
 
 class ClassicalSegmenter:
@@ -282,8 +302,7 @@ class ClassicalSegmenter:
         neg_leaf = state.superpixels[neg_px[:, 1], neg_px[:, 0]]
 
         # Every region holding a negative point is off limits (the walks use plain lists: numpy scalars are slow).
-        parent = tree.parent.tolist()
-        level = tree.level.tolist()
+        parent, level = tree.lists()
         blocked = [False] * len(parent)
         for node in np.unique(neg_leaf).tolist():
             while node >= 0 and not blocked[node]:
@@ -304,7 +323,7 @@ class ClassicalSegmenter:
                 node = up
             members[tree.leaves(node)] = True
 
-        segmentation = np.take(members, state.superpixels)
+        segmentation = _member_pixels(state, members)
         for leaf in shared_leaves:
             box = state.boxes[leaf]
             offset = np.array([box[1].start, box[0].start], dtype=np.float64)  # (x, y) of the box corner
@@ -312,7 +331,22 @@ class ClassicalSegmenter:
                 state.superpixels[box] == leaf, pos[pos_leaf == leaf] - offset, neg[neg_leaf == leaf] - offset
             )
         members[shared_leaves] = True
-        return Mask(segmentation=segmentation, score=_contrast_score(state, members))
+        return Mask(
+            segmentation=segmentation, score=_contrast_score(state, members), area=int(np.count_nonzero(segmentation))
+        )
+
+
+def _member_pixels(state: ClassicalState, members: np.ndarray) -> np.ndarray:
+    """[H, W] bool: the pixels of the superpixels ``members`` ([n] bool), i.e. ``members[state.superpixels]``, read
+    only inside the box around those superpixels (a prompted region is usually a small part of the image)."""
+    segmentation = np.zeros((state.height, state.width), dtype=bool)
+    chosen = np.flatnonzero(members)
+    if len(chosen) == 0:
+        return segmentation
+    corners = state.box_corners()[chosen]
+    box = (slice(corners[:, 0].min(), corners[:, 1].max()), slice(corners[:, 2].min(), corners[:, 3].max()))
+    segmentation[box] = np.take(members, state.superpixels[box])
+    return segmentation
 
 
 def _resize_to_max_side(image: np.ndarray, max_side: int) -> np.ndarray:

@@ -43,6 +43,7 @@ from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import labelled_voxels, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 
 
@@ -161,9 +162,13 @@ class AnchorEvidence:
 
     def add(self, ids: np.ndarray, points: np.ndarray) -> None:
         """Record labelled points: ``ids`` [N] (0 skipped), ``points`` [N, 3] world coordinates."""
-        keys, kept_ids = labelled_voxels(ids, points, self.voxel_size)
+        self.add_voxels(*labelled_voxels(ids, points, self.voxel_size))
+
+    def add_voxels(self, keys: np.ndarray, ids: np.ndarray) -> None:
+        """Record one observation per ``(keys[i], ids[i])`` (``labelled_voxels`` at this voxel size: ``add`` without
+        computing them)."""
         if len(keys):
-            self._merge_rows(self._keys, self._ids, self._counts, keys, kept_ids, np.ones(len(keys), dtype=np.int64))
+            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64))
 
     def relabel(self, lut: np.ndarray) -> None:
         """Apply an id mapping ``lut`` (old id -> new id) to the evidence."""
@@ -220,6 +225,14 @@ class AnchorEvidence:
         starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
         return count / np.add.reduceat(self._counts, starts)
 
+    def row_owners(self) -> np.ndarray:
+        """[R] the owner of each observation's voxel, in the order of ``pairs`` (``owner_at`` of every row's voxel)."""
+        _, owners, _ = self.owners()
+        if len(self._keys) == 0:
+            return np.zeros(0, dtype=np.int64)
+        starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])  # rows are sorted by key
+        return np.repeat(owners, np.diff(np.r_[starts, len(self._keys)]))
+
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
         return self._keys, self._ids.astype(np.int64), self._counts.astype(np.int64)
@@ -251,7 +264,11 @@ class AnchorEvidence:
         counts = np.add.reduceat(counts.astype(np.int64), start)
         keys, ids = keys[start], ids[start]
         first = np.r_[True, held_keys[1:] != held_keys[:-1]] if len(held_keys) else np.zeros(0, dtype=bool)
-        held_codes = (np.cumsum(first) * 2 - 1).astype(np.int64) * _ID_SPAN + held_ids
+        held_codes = np.cumsum(first, dtype=np.int64)  # (rank * 2 - 1) * _ID_SPAN + id, in place
+        held_codes *= 2
+        held_codes -= 1
+        held_codes *= _ID_SPAN
+        held_codes += held_ids
         unique_held = held_keys[first]
         slot = np.searchsorted(unique_held, keys)
         present = slot < len(unique_held)
@@ -288,17 +305,17 @@ def project_evidence(
     out = np.zeros((h, w), dtype=np.int64)
     if len(points) == 0:
         return out
-    xy, z = camera.project(points)
+    x, y, z = project_points(camera, points)
     with np.errstate(invalid="ignore"):
-        cols = np.floor(xy[:, 0])
-        rows = np.floor(xy[:, 1])
-        keep = np.isfinite(z) & (z > 0) & (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
-    cols, rows, z, ids = cols[keep].astype(np.int64), rows[keep].astype(np.int64), z[keep], np.asarray(ids)[keep]
+        # floor(x) lies in [0, w) exactly when x does (NaN in neither)
+        keep = (z > 0) & np.isfinite(z) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    # non-negative coordinates: truncation is the floor
+    cols, rows, z, ids = x[keep].astype(np.int64), y[keep].astype(np.int64), z[keep], np.asarray(ids)[keep]
     if len(z) == 0:
         return out
     slack = np.sqrt(3.0) * voxel_size
     if depth is not None:
-        surface = np.asarray(depth, dtype=np.float64)[rows, cols]
+        surface = np.asarray(depth)[rows, cols].astype(np.float64)
         known = np.isfinite(surface) & (surface > 0)
         visible = known & (np.abs(z - surface) <= np.maximum(config.depth_tolerance * surface, slack))
     else:
@@ -309,16 +326,28 @@ def project_evidence(
         np.minimum.at(nearest, flat, z)
         front = nearest[flat]
         visible = z <= front + np.maximum(config.depth_tolerance * front, 2 * slack)
-    cols, rows, z, ids = cols[visible], rows[visible], z[visible], ids[visible]
-    order = np.argsort(-z, kind="stable")  # far first, so the nearest point on a pixel is written last
-    out[rows[order], cols[order]] = ids[order]
+    pixel, z, ids = rows[visible] * w + cols[visible], z[visible], ids[visible]
+    nearest_point = _nearest_per_pixel(pixel, z, h * w)
+    pixel, z = pixel[nearest_point], z[nearest_point]
+    out.ravel()[pixel] = ids[nearest_point]
     if config.footprint and depth is None and len(z):
         focal = 0.5 * float(camera.K[0, 0] + camera.K[1, 1])
         widest = config.max_footprint_fraction * float(np.hypot(h, w))
         reach = np.zeros((h, w))
-        reach[rows[order], cols[order]] = np.minimum(0.5 * focal * voxel_size / z[order], 0.5 * widest)
+        reach.ravel()[pixel] = np.minimum(0.5 * focal * voxel_size / z, 0.5 * widest)
         out = _footprints(out, reach)
     return out
+
+
+def _nearest_per_pixel(pixel: np.ndarray, z: np.ndarray, size: int) -> np.ndarray:
+    """[N] whether each point (flat ``pixel`` [N] index below ``size``, depth ``z`` [N]) is the nearest of its pixel.
+
+    Several points of one pixel at its nearest depth are all kept, the last of them written last (as writing the
+    points far first, in a stable order, leaves it): one pass per pixel instead of a sort by depth.
+    """
+    nearest = np.full(size, np.inf)
+    np.minimum.at(nearest, pixel, z)
+    return z == nearest[pixel]
 
 
 def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:
@@ -344,11 +373,23 @@ def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:
     return np.where(distance <= reach.ravel().take(nearest), points.ravel().take(nearest), 0)
 
 
-def _vote_table(groups: np.ndarray, evidence: np.ndarray, num_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Votes [G, E] of the evidence pixels of each group (pixels labelled ``groups``) and the evidence ids [E]."""
+def _evidence_ids(evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels of ``evidence`` [H, W] that vote, its ids [E] (0 first) and each voting pixel's index into them."""
     voted = evidence > 0
     ids, index = compact_ids(np.where(voted, evidence, 0))
-    table = np.bincount(groups[voted] * len(ids) + index[voted], minlength=num_groups * len(ids))
+    return voted, ids, index[voted]
+
+
+def _vote_table(
+    groups: np.ndarray,
+    evidence: np.ndarray,
+    num_groups: int,
+    indexed: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Votes [G, E] of the evidence pixels of each group (pixels labelled ``groups``) and the evidence ids [E];
+    ``indexed``: ``_evidence_ids(evidence)`` when already computed."""
+    voted, ids, voted_index = _evidence_ids(evidence) if indexed is None else indexed
+    table = np.bincount(groups[voted] * len(ids) + voted_index, minlength=num_groups * len(ids))
     table = table.reshape(num_groups, len(ids))
     table[:, 0] = 0
     return table, ids
@@ -384,7 +425,8 @@ def anchor_labels(
     density = _evidence_density(seen, evidence)
     coverage = config.min_coverage * (min(density, 1.0) if seen.any() else 1.0)
     chain_ids, chain_index = compact_ids(labels)
-    table, ids = _vote_table(chain_index, evidence, len(chain_ids))
+    indexed = _evidence_ids(evidence)
+    table, ids = _vote_table(chain_index, evidence, len(chain_ids), indexed)
     area = np.bincount(chain_index.ravel(), minlength=len(chain_ids))
     lut = np.arange(len(chain_ids))
     renamed = chain_ids.copy()
@@ -406,7 +448,7 @@ def anchor_labels(
     if num_segments == 0:
         result.labels = out
         return result
-    table, ids = _vote_table(auto, evidence, num_segments + 1)
+    table, ids = _vote_table(auto, evidence, num_segments + 1, indexed)
     votes = table.sum(axis=1)
     seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     if config.reassign and pure is not None:
@@ -572,10 +614,10 @@ def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int,
     (seen there more often) is that object seen again under a new id.
     """
     keys, ids, _ = evidence.pairs()
-    owner_keys, owner_ids, _ = evidence.owners()
+    _, owner_ids, _ = evidence.owners()
     if len(keys) == 0:
         return {}
-    owner = owner_ids[np.searchsorted(owner_keys, keys)]
+    owner = evidence.row_owners()
     per_id = np.bincount(ids)
     other = owner != ids
     older = other & (owner < ids)

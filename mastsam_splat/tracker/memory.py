@@ -149,10 +149,13 @@ class VoxelMemory:
 
     def add_labelled(self, ids: np.ndarray, points: np.ndarray) -> None:
         """Record labelled points at once: ``ids`` [N] (0 is skipped), ``points`` [N, 3]."""
-        keys, kept_ids = labelled_voxels(ids, points, self.voxel_size)
+        self.add_voxels(*unique_pairs(*labelled_voxels(ids, points, self.voxel_size)))
+
+    def add_voxels(self, keys: np.ndarray, kept_ids: np.ndarray) -> None:
+        """Record distinct ``(voxel key, id)`` pairs sorted by key then id, as ``unique_pairs`` of ``labelled_voxels``
+        at this memory's voxel size returns them (``add_labelled`` without computing them; the arrays are kept)."""
         if len(keys) == 0:
             return
-        keys, kept_ids = unique_pairs(keys, kept_ids)
         if self.exclusive:
             # A voxel stays with the id that covered it first: a later mislabelling (an object absorbed by a
             # neighbour) does not teach the memory the error.
@@ -223,16 +226,10 @@ class VoxelMemory:
         # Points in one voxel hit the same ids: look up each occupied voxel's neighbourhood once.
         coords = voxel_coords(points[finite], self.voxel_size)
         voxel, voxel_of_point = np.unique(voxel_keys(coords), return_inverse=True)
-        query = neighbour_keys(voxel, self.neighborhood)  # [V, O]
-        voxel_of_query = np.repeat(np.arange(len(voxel)), query.shape[1])
-        query = query.reshape(-1)
-        lo = np.searchsorted(self._keys, query, side="left")
-        found = self._keys[np.minimum(lo, len(self._keys) - 1)] == query
-        if not found.any():
+        starts, lengths, voxel_of_query = self._neighbour_rows(voxel)
+        if not lengths.any():
             return empty, empty
-        starts = lo[found]
-        lengths = np.searchsorted(self._keys, query[found], side="right") - starts
-        owners = np.repeat(voxel_of_query[found], lengths)
+        owners = np.repeat(voxel_of_query, lengths)
         index = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
         hit_voxel, hit_ids = unique_pairs(owners, self._ids[index], runs=True)  # sorted by voxel, then id
         # Back to points, in point order: every point takes its voxel's ids.
@@ -241,6 +238,27 @@ class VoxelMemory:
         point_index = np.repeat(finite, per_point)
         index = np.repeat(voxel_start[voxel_of_point] - np.cumsum(np.r_[0, per_point[:-1]]), per_point)
         return point_index, hit_ids[index + np.arange(per_point.sum())]
+
+    def _neighbour_rows(self, voxel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stored rows in the neighbourhood of each of the voxel keys ``voxel`` [V], as runs: first row [R], row
+        count [R] (0: none) and the voxel [R] of each run.
+
+        With ``neighborhood <= 1`` a neighbourhood is ``(2r + 1) ** 2`` columns of ``2r + 1`` voxels consecutive in
+        z, and the keys of such a column are consecutive integers (the z field is the lowest and does not wrap,
+        see ``neighbour_keys``): one range search per column finds the rows of all its voxels, a third of the
+        searches of looking up every neighbour."""
+        r = self.neighborhood
+        if r > 1:
+            query = neighbour_keys(voxel, r)  # [V, O]
+            voxel_of_query = np.repeat(np.arange(len(voxel)), query.shape[1])
+            query = query.reshape(-1)
+            lo = np.searchsorted(self._keys, query, side="left")
+            return lo, np.searchsorted(self._keys, query, side="right") - lo, voxel_of_query
+        columns = neighbour_keys(voxel, r)[:, r :: 2 * r + 1]  # [V, (2r + 1) ** 2] the column centres (dz = 0)
+        voxel_of_query = np.repeat(np.arange(len(voxel)), columns.shape[1])
+        columns = columns.reshape(-1)
+        lo = np.searchsorted(self._keys, columns - r, side="left")
+        return lo, np.searchsorted(self._keys, columns + r, side="right") - lo, voxel_of_query
 
     def fractions(self, points: np.ndarray) -> dict[int, float]:
         """For each remembered id, the fraction of ``points`` [N, 3] that fall into (or next to) its voxels."""

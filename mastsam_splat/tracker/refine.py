@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Literal, Optional
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import distance_transform_edt, find_objects
 
+from mastsam_splat.tracker.id_masks import ids_mask
 from mastsam_splat.tracker.new_regions import compact_ids
 
 
@@ -204,7 +205,7 @@ def split_all(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[
         return out
     rest = own & (pieces_image == 0)
     if rest.any():
-        _, (rows, cols) = distance_transform_edt(pieces_image == 0, return_indices=True)
+        rows, cols = distance_transform_edt(pieces_image == 0, return_distances=False, return_indices=True)
         pieces_image[rest] = pieces_image[rows[rest], cols[rest]]
     out[own] = pieces_image[own]
     return out
@@ -215,8 +216,8 @@ def family_labels(
 ) -> np.ndarray:
     """``labels`` [H, W] with every pixel of the family ``members`` given to the member (of ``receivers``, default
     all members) of the nearest evidence pixel [H, W] (unchanged where no receiver has evidence in the frame)."""
-    family = np.isin(labels, members)
-    seeded = np.isin(evidence, members if receivers is None else receivers)
+    family = ids_mask(labels, members)
+    seeded = ids_mask(evidence, members if receivers is None else receivers)
     if not family.any() or not seeded.any():
         return labels
     # the nearest seed of every family pixel lies in the box around the family and all seeds
@@ -224,8 +225,42 @@ def family_labels(
     cols_any = np.flatnonzero((family | seeded).any(axis=0))
     box = (slice(rows_any[0], rows_any[-1] + 1), slice(cols_any[0], cols_any[-1] + 1))
     seeds = np.where(seeded[box], evidence[box], 0)
-    _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
+    rows, cols = distance_transform_edt(seeds == 0, return_distances=False, return_indices=True)
     out = labels.copy()
     inside = family[box]
     out[box][inside] = seeds[rows[inside], cols[inside]]
+    return out
+
+
+def families_labels(
+    labels: np.ndarray, evidence: np.ndarray, families: list[tuple[list[int], list[int]]]
+) -> np.ndarray:
+    """``labels`` [H, W] after ``family_labels`` of every ``(members, receivers)`` of ``families`` in turn (families
+    are disjoint): each family's pixels and seeds are found with one look-up per pixel for all families, and
+    each family's nearest seeds are searched in its own box (its pixels only ever change to its own ids)."""
+    if not families:
+        return labels
+    size = max(max(m) for m, _ in families) + 2  # the last entry stands for every larger id
+    family_of = np.zeros(size, dtype=np.int64)
+    seed_of = np.zeros(size, dtype=np.int64)
+    for k, (members, receivers) in enumerate(families, start=1):
+        family_of[members] = k
+        seed_of[receivers] = k
+    in_family = np.take(family_of, labels, mode="clip")
+    in_seeds = np.take(seed_of, evidence, mode="clip")
+    family_boxes = find_objects(in_family, max_label=len(families))
+    seed_boxes = find_objects(in_seeds, max_label=len(families))
+    out = labels
+    for k in range(1, len(families) + 1):
+        family_box, seed_box = family_boxes[k - 1], seed_boxes[k - 1]
+        if family_box is None or seed_box is None:
+            continue
+        box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(family_box, seed_box))
+        seeded = in_seeds[box] == k
+        seeds = np.where(seeded, evidence[box], 0)
+        rows, cols = distance_transform_edt(~seeded, return_distances=False, return_indices=True)
+        if out is labels:
+            out = labels.copy()
+        inside = in_family[box] == k
+        out[box][inside] = seeds[rows[inside], cols[inside]]
     return out

@@ -43,10 +43,10 @@ class RejectionConfig:
 
 
 def prompt_support(mask: np.ndarray, positive: np.ndarray) -> float:
-    """Fraction of the positive prompts [P, 2] that fall inside ``mask`` [H, W]."""
+    """Fraction of the positive prompts [P, 2] that fall inside the boolean ``mask`` [H, W]."""
     if len(positive) == 0:
         return 0.0
-    return float(np.mean(match_labels(mask.astype(np.int64), positive) > 0))
+    return float(np.mean(match_labels(mask, positive) > 0))  # the mask's own values: no integer copy of it
 
 
 def lost_before_prompting(tracked: TrackedPoints, config: RejectionConfig) -> Optional[str]:

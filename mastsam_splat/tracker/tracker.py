@@ -56,7 +56,7 @@ from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, app
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size
+from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size, labelled_voxels, unique_pairs
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
@@ -74,7 +74,7 @@ from mastsam_splat.tracker.points3d import (
 from mastsam_splat.tracker.refine import (
     RefineConfig,
     Refiner,
-    family_labels,
+    families_labels,
     reused_members,
     split_all,
     split_pieces,
@@ -112,6 +112,15 @@ def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int
     starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]
     rank = np.arange(len(index)) - np.repeat(starts, np.diff(np.r_[starts, len(index)]))
     return np.sort(index[rank < cap])
+
+
+def _sample(mask: np.ndarray, cap: int, seed: int) -> np.ndarray:
+    """``_sample_per_group(mask.astype(np.int64), np.array([1]), cap, seed)`` of one group, without grouping: indices
+    of at most ``cap`` random elements where ``mask`` [N] holds, ascending."""
+    index = np.flatnonzero(mask)
+    if len(index) == 0:
+        return index
+    return np.sort(index[np.random.default_rng(seed).permutation(len(index))][:cap])
 
 
 @dataclass
@@ -368,6 +377,9 @@ class _Run:
         """Automatic segments of the frames the evidence checks again after the sequence (``anchor.retroactive``)."""
         self.carried: Optional[np.ndarray] = None
         """The parent frame's ids carried into the frame being tracked (``_track`` to ``_new_regions``)."""
+        self._projected: Optional[tuple[int, np.ndarray, np.ndarray]] = None
+        """(frame, evidence owners, their projection into the frame): ``_anchor`` and ``_absent_evidence`` project the
+        same evidence into one frame when no step changed it in between."""
 
     # -------------------------------------------------------------- helpers
     def _new_id(self) -> int:
@@ -568,13 +580,11 @@ class _Run:
         """Let the 3D evidence of every id vote on the frame's automatic segments (see anchor.py)."""
         if self.evidence is None or frame.camera is None or len(self.evidence) == 0:
             return labels
-        centres, owners = self.evidence.points()
         depth = depth_map(frame)
-        evidence = project_evidence(
-            centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
-        )
+        evidence = self._evidence_image(report.index, labels.shape, depth)
         pure = None
         if self.cfg.anchor.reassign and depth is None:
+            centres, owners = self.evidence.points()
             decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
             pure = project_evidence(
                 centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
@@ -647,15 +657,21 @@ class _Run:
             frame = self.frames[t]
             if labels is None or frame.camera is None:
                 continue
+            # A family absent from the frame leaves it unchanged (its pixels stay within the family): only the
+            # families present are projected for and redrawn.
+            present = np.bincount(labels.ravel())
+            shown = [m for m in families.values() if any(i < len(present) and present[i] for i in m)]
+            if not shown:
+                continue
             depth = depth_map(frame)
             evidence = project_evidence(
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
-            out = labels.astype(np.int64)
-            for members in families.values():
-                receivers = [i for i in members if i not in self.refiner.retired]
-                out = family_labels(out, evidence, members, receivers)
-            self.labels[t] = out.astype(np.uint16)
+            receiving = [(members, [i for i in members if i not in self.refiner.retired]) for members in shown]
+            before = labels.astype(np.int64)
+            out = families_labels(before, evidence, receiving)
+            if out is not before:  # (unchanged: the stored image stays)
+                self.labels[t] = out.astype(np.uint16)
         self._count_ids()
 
     def _merge_on_evidence(self, report: FrameReport) -> None:
@@ -673,14 +689,25 @@ class _Run:
         """Add a frame's 3D points to the memory and the evidence, and (once per frame) to the point cloud."""
         frame = self.frames[t]
         ids = labels_at(labels, points.xy)
+        # The points' voxels are computed once per voxel size (the memories share one; the evidence's is usually
+        # the same).
+        voxels: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+
+        def labelled(size: float) -> tuple[np.ndarray, np.ndarray]:
+            if size not in voxels:
+                voxels[size] = labelled_voxels(ids, points.xyz, size)
+            return voxels[size]
+
         if self.evidence is not None:
-            self.evidence.add(ids, points.xyz)
+            self.evidence.add_voxels(*labelled(self.evidence.voxel_size))
         if self.memory is not None:
-            self.memory.add_labelled(ids, points.xyz)
+            keys, kept_ids = unique_pairs(*labelled(self.memory.voxel_size))
+            self.memory.add_voxels(keys, kept_ids)
             if self.observed is None and self.cfg.consolidation.enabled and self.cfg.mode == "mastsam":
                 self.observed = VoxelMemory(self.memory.voxel_size, neighborhood=self.cfg.memory.neighborhood)
             if self.observed is not None:
-                self.observed.add_labelled(ids, points.xyz)
+                # its own copies: a memory changes its stored arrays in place
+                self.observed.add_voxels(keys.copy(), kept_ids.copy())
         if first_pair:
             self.cloud.add(points, frame.image, labels)
             self.in_cloud.add(t)
@@ -820,16 +847,29 @@ class _Run:
         depth = depth_map(frame)
         if depth is None:
             return None
-        centres, owners = self.evidence.points()
-        evidence = project_evidence(
-            centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
-        )
+        evidence = self._evidence_image(t, labels.shape, depth)
         size = max(int(evidence.max()), int(labels.max())) + 1
         counts = np.bincount(evidence.ravel(), minlength=size)
         keep = counts >= need
         keep[np.bincount(labels.ravel(), minlength=size) > 0] = False
         keep[0] = False
         return np.where(keep[evidence], evidence, 0)
+
+    def _evidence_image(self, t: int, shape: tuple[int, int], depth: Optional[np.ndarray]) -> np.ndarray:
+        """[H, W] the evidence's owners projected into frame ``t`` (``project_evidence``, read-only), reused while
+        the evidence is unchanged (its owners array is replaced whenever it changes)."""
+        assert self.evidence is not None
+        _, owners, _ = self.evidence.owners()
+        cached = self._projected
+        if cached is not None and cached[0] == t and cached[1] is owners and cached[2].shape == shape:
+            return cached[2]
+        centres, owners = self.evidence.points()
+        camera = self.frames[t].camera
+        assert camera is not None
+        image = project_evidence(centres, owners, camera, shape, self.evidence.voxel_size, self.cfg.anchor, depth)
+        image.flags.writeable = False
+        self._projected = (t, owners, image)
+        return image
 
     def _sampling_density(self, points: FramePoints, shape: tuple[int, int]) -> float:
         """3D points per pixel where the source samples: the depth grid's density, or the matches' overall density."""
@@ -891,7 +931,8 @@ class _Run:
             self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
         together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
-        confident = matches.subset(matches.confidence >= cfg.confidence_threshold)
+        sure = matches.confidence >= cfg.confidence_threshold
+        confident = matches if sure.all() else matches.subset(sure)  # (all confident: no copy of dense matches)
         if cfg.consensus.enabled:
             result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged)
             labels = result.labels
@@ -929,7 +970,7 @@ class _Run:
             covered = np.count_nonzero(in_region) >= reid.reid_min_coverage * sampling * region_area[region]
             if self.memory is not None and covered:
                 exclude = () if reid.reid_extend_present else present
-                sample = _sample_per_group(in_region.astype(np.int64), np.array([1]), MEMORY_SAMPLE, cfg.seed)
+                sample = _sample(in_region, MEMORY_SAMPLE, cfg.seed)
                 found = self.memory.identify(
                     points.xyz[sample], reid.reid_min_fraction, reid.reid_min_points, exclude
                 )

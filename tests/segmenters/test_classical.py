@@ -188,3 +188,31 @@ def test_real_photo_fruits():
 def test_bad_settings_are_input_errors(settings):
     with pytest.raises(InputError):
         make_segmenter("classical", ClassicalSegmenterConfig(**settings))
+
+
+@pytest.mark.parametrize("max_side", [0, 160])
+def test_member_pixels_equal_a_full_image_lookup(max_side):
+    """The prompt's mask, read inside the box of its superpixels, equals ``members[superpixels]`` everywhere (also
+    for images segmented at a lower resolution, where a superpixel may have no pixel at full size)."""
+    from mastsam_splat.segmenters.classical import _member_pixels
+
+    image, _ = shapes_scene()
+    segmenter = ClassicalSegmenter(ClassicalSegmenterConfig(max_side=max_side))
+    state = segmenter.prepare(image)
+    n = state.num_superpixels
+    rng = np.random.default_rng(0)
+    choices = [np.zeros(n, dtype=bool), np.ones(n, dtype=bool)]
+    for size in (1, 2, 5, n // 3):
+        members = np.zeros(n, dtype=bool)
+        members[rng.choice(n, size, replace=False)] = True
+        choices.append(members)
+    for node in (n, n + 7, len(state.tree.parent) - 1):  # regions of the merge tree
+        members = np.zeros(n, dtype=bool)
+        members[state.tree.leaves(node)] = True
+        choices.append(members)
+    for members in choices:
+        got = _member_pixels(state, members)
+        assert got.dtype == bool and got.shape == image.shape[:2]
+        np.testing.assert_array_equal(got, np.take(members, state.superpixels))
+    parent, level = state.tree.lists()
+    assert parent == state.tree.parent.tolist() and level == state.tree.level.tolist()

@@ -550,3 +550,20 @@ def test_absent_evidence_counts_in_fragment_merging_only_where_a_depth_map_shows
     )
     absent = run._absent_evidence(labels, 0)
     assert absent is not None and (absent == 6).any() and not (absent == 4).any()
+
+
+def test_row_owners_equal_a_search_of_every_rows_voxel_and_add_voxels_equals_add():
+    rng = np.random.default_rng(3)
+    evidence, plain = AnchorEvidence(voxel_size=0.5), AnchorEvidence(voxel_size=0.5)
+    from mastsam_splat.tracker.memory import labelled_voxels
+
+    for _ in range(4):
+        points = rng.uniform(0.0, 3.0, (200, 3))
+        ids = rng.integers(0, 6, 200)
+        evidence.add_voxels(*labelled_voxels(ids, points, 0.5))
+        plain.add(ids, points)
+        keys, row_ids, counts = evidence.pairs()
+        for mine, theirs in zip((keys, row_ids, counts), plain.pairs()):
+            np.testing.assert_array_equal(mine, theirs)
+        owner_keys, owners, _ = evidence.owners()
+        np.testing.assert_array_equal(evidence.row_owners(), owners[np.searchsorted(owner_keys, keys)])

@@ -277,3 +277,38 @@ def test_unique_pairs_of_sorted_runs_equal_the_general_case():
     for a, b in zip(unique_pairs(first, second, runs=True), unique_pairs(first, second)):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == np.int64
+
+
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_add_voxels_equals_add_labelled(exclusive):
+    from mastsam_splat.tracker.memory import labelled_voxels, unique_pairs
+
+    rng = np.random.default_rng(1)
+    given, plain = VoxelMemory(0.5, exclusive=exclusive), VoxelMemory(0.5, exclusive=exclusive)
+    for _ in range(3):
+        points = rng.uniform(0.0, 4.0, (300, 3))
+        ids = rng.integers(0, 5, 300)
+        given.add_voxels(*unique_pairs(*labelled_voxels(ids, points, 0.5)))
+        plain.add_labelled(ids, points)
+    for mine, theirs in zip(given.pairs(), plain.pairs()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2])
+def test_point_hits_equal_a_brute_force_search_of_the_neighbourhood(radius):
+    from mastsam_splat.tracker.memory import voxel_coords
+
+    rng = np.random.default_rng(radius)
+    memory = VoxelMemory(0.5, neighborhood=radius)
+    stored = rng.uniform(-3.0, 3.0, (400, 3))
+    stored_ids = rng.integers(1, 7, 400)
+    memory.add_labelled(stored_ids, stored)
+    queries = np.concatenate([rng.uniform(-4.0, 4.0, (150, 3)), [[np.nan, 0.0, 0.0]]])
+    point_index, hit_ids = memory.point_hits(queries)
+    stored_coords = voxel_coords(stored, 0.5)
+    expected = []
+    for p, coords in enumerate(voxel_coords(queries[:-1], 0.5)):
+        near = np.abs(stored_coords - coords).max(axis=1) <= radius
+        expected += [(p, i) for i in sorted(set(stored_ids[near].tolist()))]
+    assert list(zip(point_index.tolist(), hit_ids.tolist())) == expected
+    assert point_index.dtype == np.int64 and hit_ids.dtype == np.int64

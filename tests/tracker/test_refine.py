@@ -90,3 +90,19 @@ def test_a_piece_on_an_absent_members_evidence_takes_its_id() -> None:
     # Each member names one piece and each piece takes one member.
     two = np.array([7] * 30 + [5] * 10 + [5] * 25 + [9] * 15)
     assert reused_members(segment, two, [1, 2], [7, 9], config) == {1: 7, 2: 9}
+
+
+def test_families_labels_equal_each_familys_labels_in_turn() -> None:
+    from mastsam_splat.tracker.refine import families_labels
+
+    rng = np.random.default_rng(5)
+    for trial in range(20):
+        labels = np.repeat(np.repeat(rng.integers(0, 14, (12, 16)), 3, axis=0), 4, axis=1)
+        evidence = np.where(rng.random(labels.shape) < 0.05, rng.integers(0, 16, labels.shape), 0)
+        families = [([1, 2, 3], [2, 3]), ([5, 9], [5, 9]), ([7, 11, 12, 13], [11, 13]), ([20, 21], [21])]
+        expected = labels
+        for members, receivers in families:
+            expected = family_labels(expected, evidence, members, receivers)
+        got = families_labels(labels, evidence, families)
+        np.testing.assert_array_equal(got, expected)
+    assert families_labels(labels, np.zeros_like(labels), families) is labels

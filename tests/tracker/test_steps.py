@@ -285,3 +285,24 @@ def test_fragments_inside_one_segment_merge_after_a_few_frames():
     apart[:, 5:10] = 0
     merger.update(apart, auto)
     assert merger.update(labels, auto) == {}
+
+
+def test_one_group_sample_equals_the_grouped_sample():
+    from mastsam_splat.tracker.tracker import _sample, _sample_per_group
+
+    rng = np.random.default_rng(0)
+    for n, cap, share in ((0, 5, 0.5), (10, 50, 0.0), (10, 50, 1.0), (500, 64, 0.3), (5000, 256, 0.7)):
+        mask = rng.random(n) < share
+        got = _sample(mask, cap, seed=3)
+        np.testing.assert_array_equal(got, _sample_per_group(mask.astype(np.int64), np.array([1]), cap, seed=3))
+        assert got.dtype == np.int64
+
+
+def test_prompt_support_equals_a_lookup_in_the_integer_mask():
+    from mastsam_splat.tracker.representatives import match_labels
+
+    rng = np.random.default_rng(2)
+    mask = rng.random((30, 40)) < 0.4
+    positive = rng.uniform(-5.0, 45.0, (200, 2))  # some outside the image
+    expected = float(np.mean(match_labels(mask.astype(np.int64), positive) > 0))
+    assert prompt_support(mask, positive) == expected
