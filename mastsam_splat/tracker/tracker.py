@@ -55,6 +55,7 @@ from mastsam_splat.tracker.anchor import (
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
+from mastsam_splat.tracker.jumps import JumpConfig, split_jumps
 from mastsam_splat.tracker.label_store import LabelStore
 from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size, labelled_voxels, unique_pairs
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
@@ -167,6 +168,8 @@ class TrackerConfig:
     anchor: AnchorConfig = field(default_factory=AnchorConfig)
     """Step 6b: every id's 3D evidence votes on which automatic segment carries which id; ids on one object's
     evidence are merged in every frame."""
+    jumps: JumpConfig = field(default_factory=JumpConfig)
+    """Step 8: ids brought back onto 3D points they have barely seen take a new id (frames with a depth map)."""
     refine: RefineConfig = field(default_factory=RefineConfig)
     """Step 8: ids the automatic segments keep cutting into pieces become one id per piece."""
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
@@ -202,6 +205,8 @@ class FrameReport:
     new: int = 0
     reidentified: int = 0
     """New regions given an earlier id by the 3D memory."""
+    jumped: int = 0
+    """Ids brought back onto 3D points they had barely seen, given a new id."""
     extended: int = 0
     """New regions added to an id already present (recognised by the memory)."""
     filled_pixels: int = 0
@@ -519,6 +524,7 @@ class _Run:
         h, w = frame.height, frame.width
         min_area = max(1, int(round(cfg.min_area_fraction * h * w)))
         seg = self.tracker.segmenter
+        first_new = self.next_id
 
         with clock("prepare"):
             state = seg.prepare(frame.image)
@@ -561,6 +567,7 @@ class _Run:
                 labels = self._check_memory(labels, auto, points, report)
                 labels = self._merge_fragments(labels, auto, report)
                 labels = self._refine(labels, auto, points, report, min_area)
+                labels = self._split_jumps(frame, labels, tracked_labels, first_new, points, report)
                 together |= contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
                 self.groups.observe(together)
         labels16 = labels.astype(np.uint16)
@@ -597,6 +604,23 @@ class _Run:
         report.overruled_segments = result.overruled
         report.split_segments = result.split
         return result.labels
+
+    def _split_jumps(
+        self,
+        frame: Frame,
+        labels: np.ndarray,
+        tracked: np.ndarray,
+        first_new: int,
+        points: FramePoints,
+        report: FrameReport,
+    ) -> np.ndarray:
+        """Give a new id to ids brought back onto 3D points they have barely seen (see jumps.py)."""
+        if not self.cfg.jumps.enabled or self.evidence is None or depth_map(frame) is None:
+            return labels
+        carried = np.flatnonzero(np.bincount(tracked.ravel()))
+        labels, jumped = split_jumps(labels, carried, first_new, points, self.evidence, self.cfg.jumps, self._new_id)
+        report.jumped = len(jumped)
+        return labels
 
     def _refine(
         self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport, min_area: int

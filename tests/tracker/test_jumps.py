@@ -1,0 +1,75 @@
+"""Ids brought back onto 3D points they have barely seen take a new id."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mastsam_splat.tracker.anchor import AnchorEvidence
+from mastsam_splat.tracker.jumps import JumpConfig, evidence_strength, split_jumps
+from mastsam_splat.tracker.points3d import FramePoints
+from mastsam_splat.tracker.tracker import FrameReport, MastSAMTracker, TrackerConfig, _Run
+from mastsam_splat.tracker.view_order import ViewOrder
+from mastsam_splat.types import Frame
+
+
+def _evidence() -> AnchorEvidence:
+    """Id 1 seen 5 times on the surface x < 1 and once on a strip of x in [1, 2) (a spill onto the neighbour);
+    id 2 (the neighbour's) 5 times on x in [1, 2)."""
+    evidence = AnchorEvidence(voxel_size=0.25)
+    own = np.stack(np.meshgrid(np.arange(0.1, 1, 0.25), np.arange(0.1, 1, 0.25), [0.1]), -1).reshape(-1, 3)
+    neighbour = own + [1.0, 0.0, 0.0]
+    for _ in range(5):
+        evidence.add(np.ones(len(own), dtype=np.int64), own)
+        evidence.add(np.full(len(neighbour), 2), neighbour)
+    evidence.add(np.ones(4, dtype=np.int64), neighbour[:4])
+    return evidence
+
+
+def _frame_points(x0: float) -> tuple[np.ndarray, FramePoints]:
+    """A 4x8 label image all id 1, its pixels on 3D points at x in [x0, x0 + 1)."""
+    labels = np.ones((4, 8), dtype=np.int64)
+    rows, cols = np.mgrid[0:4, 0:8]
+    xy = np.stack([cols.ravel(), rows.ravel()], -1).astype(np.float64)
+    xyz = np.stack([x0 + 0.1 + cols.ravel() / 8, 0.1 + rows.ravel() / 4, np.full(32, 0.1)], -1)
+    return labels, FramePoints(xy, xyz)
+
+
+def test_strength_is_relative_to_the_ids_own_counts() -> None:
+    evidence = _evidence()
+    assert evidence_strength(evidence, 1, _frame_points(0.0)[1].xyz) == 1.0
+    assert evidence_strength(evidence, 1, _frame_points(1.0)[1].xyz) == pytest.approx(0.05)
+    assert evidence_strength(evidence, 3, _frame_points(0.0)[1].xyz) == 0.0
+
+
+def test_an_id_brought_back_onto_its_spill_takes_a_new_id() -> None:
+    evidence = _evidence()
+    fresh = iter([7, 8])
+    labels, points = _frame_points(1.0)
+    out, jumped = split_jumps(labels, [], 5, points, evidence, JumpConfig(), lambda: next(fresh))
+    assert jumped == [(1, 7)] and (out == 7).all() and (labels == 1).all()
+    # Carried by the chain, new in this frame, or back on its own surface: kept.
+    assert split_jumps(labels, [1], 5, points, evidence, JumpConfig(), lambda: 9)[1] == []
+    assert split_jumps(labels, [], 1, points, evidence, JumpConfig(), lambda: 9)[1] == []
+    labels, points = _frame_points(0.0)
+    assert split_jumps(labels, [], 5, points, evidence, JumpConfig(), lambda: 9)[1] == []
+
+
+def test_run_splits_jumps_only_when_enabled_and_with_a_depth_map() -> None:
+    labels, points = _frame_points(1.0)
+    frame = Frame(image=np.zeros((4, 8, 3), dtype=np.uint8), name="f0", index=0, depth=np.ones((4, 8)))
+    order = ViewOrder([0], {0: None}, "cameras")
+
+    def run_with(config: TrackerConfig, depth: bool) -> np.ndarray:
+        run = _Run(MastSAMTracker(config, None, None), [frame], "depth", order)
+        run.evidence = _evidence()
+        run.next_id = 5
+        shown = frame if depth else replace(frame, depth=None)
+        return run._split_jumps(shown, labels, np.zeros_like(labels), 5, points, FrameReport(index=0, name="f0"))
+
+    assert (run_with(TrackerConfig(), True) == 5).all()
+    off = TrackerConfig(jumps=JumpConfig(enabled=False))
+    assert (run_with(off, True) == 1).all()
+    assert (run_with(TrackerConfig(), False) == 1).all()
