@@ -42,12 +42,19 @@ class JumpConfig:
 
 def evidence_strength(evidence: AnchorEvidence, obj_id: int, points: np.ndarray) -> float:
     """Mean count of ``obj_id`` in the voxels of ``points`` [N, 3] (0 where it has none), over its median count."""
-    keys, ids, counts = evidence.pairs()
+    return _strength(evidence.pairs(), evidence.voxel_size, obj_id, points)
+
+
+def _strength(
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray], voxel_size: float, obj_id: int, points: np.ndarray
+) -> float:
+    """:func:`evidence_strength` from the evidence's ``(keys, ids, counts)`` rows, read once per frame."""
+    keys, ids, counts = pairs
     own = ids == obj_id
     if not own.any() or len(points) == 0:
         return 0.0
     own_keys, own_counts = keys[own], counts[own]
-    point_keys = voxel_keys(voxel_coords(points, evidence.voxel_size))
+    point_keys = voxel_keys(voxel_coords(points, voxel_size))
     slot = np.minimum(np.searchsorted(own_keys, point_keys), len(own_keys) - 1)
     hit = np.where(own_keys[slot] == point_keys, own_counts[slot], 0)
     return float(hit.mean()) / max(float(np.median(own_counts)), 1.0)
@@ -70,13 +77,15 @@ def split_jumps(
     at = labels_at(labels, points.xy)
     out = labels
     jumped = []
+    pairs = None
     for obj_id in np.unique(labels).tolist():
         if obj_id == 0 or obj_id in keep or obj_id >= first_new:
             continue
         on = at == obj_id
         if np.count_nonzero(on) < config.min_points:
             continue
-        if evidence_strength(evidence, obj_id, points.xyz[on]) < config.min_strength:
+        pairs = evidence.pairs() if pairs is None else pairs
+        if _strength(pairs, evidence.voxel_size, obj_id, points.xyz[on]) < config.min_strength:
             if out is labels:
                 out = labels.copy()
             fresh = new_id()

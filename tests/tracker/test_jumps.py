@@ -73,3 +73,31 @@ def test_run_splits_jumps_only_when_enabled_and_with_a_depth_map() -> None:
     off = TrackerConfig(jumps=JumpConfig(enabled=False))
     assert (run_with(off, True) == 1).all()
     assert (run_with(TrackerConfig(), False) == 1).all()
+
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_every_frame_with_depth_is_checked_in_a_run(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> None:
+    """The step runs the check once per frame with a depth map, on the frame's labels and 3D points, unless it is
+    turned off."""
+    import mastsam_splat.tracker.tracker as tracker_module
+    from mastsam_splat.matchers import make_matcher
+    from mastsam_splat.segmenters import make_segmenter
+
+    from support.planar_scene import sequence
+
+    calls = []
+
+    def spy(labels, carried, first_new, points, evidence, config, new_id):
+        calls.append((labels.shape, len(points)))
+        return split_jumps(labels, carried, first_new, points, evidence, config, new_id)
+
+    monkeypatch.setattr(tracker_module, "split_jumps", spy)
+    frames = sequence([0.0, 0.15, 0.3, 0.45])
+    config = TrackerConfig(jumps=JumpConfig(enabled=enabled))
+    MastSAMTracker(config, make_segmenter("classical"), make_matcher("geometric"), "geometric").run(frames)
+    if enabled:
+        assert len(calls) == len(frames)
+        assert all(shape == frames[0].gt.shape and n > 0 for shape, n in calls)
+    else:
+        assert calls == []
