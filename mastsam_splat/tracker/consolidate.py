@@ -110,6 +110,8 @@ def consolidation_merges(
     group_frames: dict[int, set[int]] = {}
     members: dict[int, list[int]] = {}
     merges: dict[int, int] = {}
+    # Per group: the ids its sampled voxels fall into (or next to), kept until the group's sample changes.
+    reverse_hits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for b in order:
         own = keys[ids == b]
         if len(own) > MAX_VOXELS:  # a random sample estimates the overlap well enough
@@ -126,7 +128,9 @@ def consolidation_merges(
             for root, points in hits.items():
                 overlap = len(points) / len(own)
                 if config.symmetric:
-                    overlap = max(overlap, _reverse_overlap(observed, sampled[root], b))
+                    if root not in reverse_hits:
+                        reverse_hits[root] = _group_hits(observed, sampled[root])
+                    overlap = max(overlap, _reverse_overlap(reverse_hits[root], len(sampled[root]), b))
                 shared = len(group_frames[root] & frames_of[b])
                 allowed = config.max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
                 if apart is not None and any(apart(b, m) for m in members[root]):
@@ -147,12 +151,21 @@ def consolidation_merges(
                 if len(joined) > MAX_VOXELS:
                     joined = joined[rng.choice(len(joined), MAX_VOXELS, replace=False)]
                 sampled[best] = joined
+                reverse_hits.pop(best, None)
     return merges
 
 
-def _reverse_overlap(observed: VoxelMemory, group_keys: np.ndarray, b: int) -> float:
-    """Fraction of a group's (sampled) voxels that lie in or next to id ``b``'s voxels."""
+def _group_hits(observed: VoxelMemory, group_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``observed.point_hits`` of a group's (sampled) voxels: (voxel index, id) pairs."""
     if len(group_keys) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return observed.point_hits(voxel_centres(group_keys, observed.voxel_size))
+
+
+def _reverse_overlap(group_hits: tuple[np.ndarray, np.ndarray], group_size: int, b: int) -> float:
+    """Fraction of a group's ``group_size`` (sampled) voxels that lie in or next to id ``b``'s voxels."""
+    if group_size == 0:
         return 0.0
-    point_index, hit_ids = observed.point_hits(voxel_centres(group_keys, observed.voxel_size))
-    return len(np.unique(point_index[hit_ids == b])) / len(group_keys)
+    point_index, hit_ids = group_hits
+    return len(np.unique(point_index[hit_ids == b])) / group_size
