@@ -9,7 +9,8 @@ displacement of the correspondences landing nearest to it, the id its source pix
 carried partition is what the previous frame says the new one should look like; where an
 automatic segment of the new frame spans several carried ids (the segmenter merged tracked
 regions in this frame), each of them keeps its carried pixels, so the ids' extents stay stable
-from frame to frame instead of following every change of the automatic segmentation.
+from frame to frame instead of following every change of the automatic segmentation. Only ids
+with correspondences of their own are carried: the others would move by their neighbours' motion.
 """
 
 from __future__ import annotations
@@ -43,14 +44,10 @@ class PropagationConfig:
     carry_radius: float = 0.3
     """Largest distance (fraction of the image diagonal) from a pixel of the new frame to the correspondences
     that carry it back to the previous frame; farther pixels carry no id."""
-
-    carry_min_agreement: float = 0.8
-    """A carried id is kept only where the correspondences back it: each correspondence, moved by its neighbours'
-    median motion (itself left out), must land on the id its own source pixel has; an id whose correspondences
-    agree less often than this (parallax: neighbouring matches move differently) carries no pixels (0 keeps
-    every id)."""
-    carry_min_matches: int = 3
-    """A carried id needs at least this many correspondences checked as above; fewer carry no pixels."""
+    carry_min_matches: int = 1
+    """A carried id keeps its carried pixels only with at least this many correspondences whose source pixel
+    has the id: an id without correspondences of its own moves by the motion of neighbouring surfaces, which
+    under parallax (wide-baseline pairs) differs from its own (0 keeps every id)."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -59,8 +56,9 @@ class PropagationConfig:
         check_option(self.carry_share > 0, "tracker.propagation.carry-share", "> 0", self.carry_share)
         check_fraction(self.carry_extent, "tracker.propagation.carry-extent")
         check_option(self.carry_radius > 0, "tracker.propagation.carry-radius", "> 0", self.carry_radius)
-        check_fraction(self.carry_min_agreement, "tracker.propagation.carry-min-agreement")
-        check_option(self.carry_min_matches >= 0, "tracker.propagation.carry-min-matches", ">= 0", self.carry_min_matches)
+        check_option(
+            self.carry_min_matches >= 0, "tracker.propagation.carry-min-matches", ">= 0", self.carry_min_matches
+        )
 
 
 @dataclass
@@ -232,77 +230,21 @@ def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, in
     return out
 
 
-def carry_agreement(
-    prev_labels: np.ndarray, matches: Matches, radius: float, neighbors: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Leave-one-out check of the carried label image at the correspondences ``matches`` (a -> b).
-
-    Every correspondence is moved back to frame a by the median motion of the ``neighbors`` others landing
-    nearest to it in frame b (within ``radius`` pixels), as :func:`carry_labels` moves every pixel; it agrees
-    when that lands on the id of its own source pixel. Returns, per id of ``prev_labels`` (index = id), how many
-    correspondences were checked and how many agreed, counting each correspondence for its own source id and,
-    when it lands elsewhere, against the id it lands on (wrong pixels carried onto it).
-    """
-    size = int(prev_labels.max()) + 1 if prev_labels.size else 1
-    checked = np.zeros(size, dtype=np.int64)
-    agreed = np.zeros(size, dtype=np.int64)
-    if len(matches) < 2:
-        return checked, agreed
-    xy_a = matches.xy_a.astype(np.float64)
-    xy_b = matches.xy_b.astype(np.float64)
-    k = int(min(neighbors + 1, len(xy_b)))
-    dist, idx = cKDTree(xy_b).query(xy_b, k=k, distance_upper_bound=radius)
-    dist = dist.reshape(len(xy_b), k)
-    idx = idx.reshape(len(xy_b), k)
-    valid = np.isfinite(dist) & (idx != np.arange(len(xy_b))[:, None])
-    rank = np.cumsum(valid, axis=1)
-    valid &= rank <= neighbors
-    has = valid.any(axis=1)
-    votes = (xy_a - xy_b)[np.minimum(idx, len(xy_b) - 1)]
-    votes[~valid] = np.nan
-    ha, wa = prev_labels.shape
-    source = xy_b[has] + _nanmedian_rows(votes[has])
-    own = _label_at(prev_labels, xy_a[has])
-    cols = np.floor(source[:, 0]).astype(np.int64)
-    rows = np.floor(source[:, 1]).astype(np.int64)
-    inside = (cols >= 0) & (cols < wa) & (rows >= 0) & (rows < ha)
-    landed = np.full(len(source), -1, dtype=np.int64)
-    landed[inside] = prev_labels[rows[inside], cols[inside]]
-    ok = landed == own
-    checked += np.bincount(own, minlength=size)
-    agreed += np.bincount(own[ok], minlength=size)
-    wrong = inside & ~ok
-    checked += np.bincount(landed[wrong], minlength=size)
-    return checked, agreed
-
-
-def _label_at(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """``labels`` at pixel positions ``xy`` [N, 2] (clipped into the image)."""
-    h, w = labels.shape
-    cols = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, w - 1)
-    rows = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, h - 1)
-    return labels[rows, cols].astype(np.int64)
-
-
 def supported_carry(
     carried: np.ndarray, prev_labels: np.ndarray, matches: Matches, config: PropagationConfig
 ) -> tuple[np.ndarray, int]:
-    """``carried`` without the ids the correspondences do not back (see :func:`carry_agreement`); and how many
-    ids were dropped."""
-    if config.carry_min_agreement <= 0 and config.carry_min_matches <= 0:
+    """``carried`` without the ids that fewer than ``config.carry_min_matches`` of ``matches`` (a -> b) start
+    on in ``prev_labels``; and how many carried ids were dropped."""
+    if config.carry_min_matches <= 0 or not carried.size:
         return carried, 0
-    h, w = carried.shape
-    radius = config.carry_radius * float(np.hypot(w, h))
-    checked, agreed = carry_agreement(prev_labels, matches, radius, config.neighbors)
-    size = max(len(checked), int(carried.max()) + 1 if carried.size else 1)
-    checked = np.pad(checked, (0, size - len(checked)))
-    agreed = np.pad(agreed, (0, size - len(agreed)))
-    backed = (checked >= max(config.carry_min_matches, 1)) & (
-        agreed >= config.carry_min_agreement * np.maximum(checked, 1)
-    )
+    h, w = prev_labels.shape
+    cols = np.clip(np.floor(matches.xy_a[:, 0]).astype(np.int64), 0, w - 1)
+    rows = np.clip(np.floor(matches.xy_a[:, 1]).astype(np.int64), 0, h - 1)
+    size = max(int(prev_labels.max()), int(carried.max())) + 1
+    own = np.bincount(prev_labels[rows, cols].astype(np.int64), minlength=size)
+    backed = own >= config.carry_min_matches
     backed[0] = True
-    present = np.bincount(carried.ravel(), minlength=size) > 0
-    dropped = present & ~backed
+    dropped = (np.bincount(carried.ravel(), minlength=size) > 0) & ~backed
     if not dropped.any():
         return carried, 0
     return np.where(backed[carried], carried, 0), int(np.count_nonzero(dropped))

@@ -209,7 +209,7 @@ class FrameReport:
     released_segments: int = 0
     """Automatic segments released as new content."""
     unsupported_carried: int = 0
-    """Ids of the parent frame whose carried pixels the correspondences do not back (dropped from the carry)."""
+    """Ids left out of the carried label image: too few correspondences of their own (``carry_min_matches``)."""
     carried_pixels: int = 0
     """Pixels given back to the id the previous frame's partition carries onto them (a segment merging tracked
     regions)."""

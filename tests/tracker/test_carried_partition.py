@@ -85,36 +85,37 @@ def test_a_stable_segmentation_keeps_both_ids(merged):
     assert all(np.array_equal(frame, labels[0]) for frame in labels)
 
 
-def parallax_pair(object_shift: float) -> tuple[np.ndarray, Matches]:
-    """A small object (id 1) in front of a wall (id 2): the wall stays, the object moves ``object_shift`` pixels
-    to the right. The wall has many correspondences, the object few (sparse texture)."""
+
+def parallax_pair(object_matches: int) -> tuple[np.ndarray, Matches]:
+    """A small object (id 1) in front of a wall (id 2): the wall stays, the object moves 25 pixels to the right.
+    The wall has a grid of correspondences, the object ``object_matches`` of its own (it may have no texture)."""
     prev = np.full((H, W), 2, dtype=np.int64)
     prev[20:40, 20:30] = 1
     xs, ys = np.meshgrid(np.arange(2.5, W, 6), np.arange(2.5, H, 6))
     wall = np.stack([xs.ravel(), ys.ravel()], axis=1)
     wall = wall[prev[wall[:, 1].astype(int), wall[:, 0].astype(int)] == 2]
-    thing = np.array([[22.5, 24.5], [27.5, 30.5], [23.5, 36.5]])
+    thing = np.array([[22.5, 24.5], [27.5, 30.5], [23.5, 36.5]])[:object_matches]
     xy_a = np.concatenate([wall, thing])
-    xy_b = np.concatenate([wall, thing + [object_shift, 0.0]])
+    xy_b = np.concatenate([wall, thing + [25.0, 0.0]])
     return prev, Matches(xy_a=xy_a, xy_b=xy_b, confidence=np.ones(len(xy_a)))
 
 
-def test_an_id_carried_against_its_own_correspondences_is_dropped():
-    prev, matches = parallax_pair(object_shift=25.0)
-    config = PropagationConfig()
-    carried = carry_labels(prev, matches, prev.shape, config)
-    assert np.any(carried == 1)  # the wall's motion carries the object's id to where it no longer is
-    kept, dropped = supported_carry(carried, prev, matches, config)
+def test_an_id_without_correspondences_of_its_own_is_not_carried():
+    prev, matches = parallax_pair(object_matches=0)
+    carried = carry_labels(prev, matches, prev.shape, PropagationConfig())
+    assert np.any(carried == 1)  # the wall's motion leaves the object's id where the object no longer is
+    kept, dropped = supported_carry(carried, prev, matches, PropagationConfig())
     assert dropped == 1 and not np.any(kept == 1)
     assert np.array_equal(kept[carried == 2], carried[carried == 2])
-    ungated, none = supported_carry(carried, prev, matches, PropagationConfig(carry_min_agreement=0, carry_min_matches=0))
+    ungated, none = supported_carry(carried, prev, matches, PropagationConfig(carry_min_matches=0))
     assert none == 0 and np.array_equal(ungated, carried)
 
 
-def test_a_carry_its_correspondences_agree_with_is_kept():
-    prev, matches = parallax_pair(object_shift=0.0)
-    config = PropagationConfig()
-    carried = carry_labels(prev, matches, prev.shape, config)
-    kept, dropped = supported_carry(carried, prev, matches, config)
+def test_an_id_with_correspondences_of_its_own_is_carried():
+    prev, matches = parallax_pair(object_matches=3)
+    carried = carry_labels(prev, matches, prev.shape, PropagationConfig())
+    kept, dropped = supported_carry(carried, prev, matches, PropagationConfig())
     assert dropped == 0 and np.array_equal(kept, carried)
     assert np.any(kept == 1) and np.any(kept == 2)
+    _, dropped = supported_carry(carried, prev, matches, PropagationConfig(carry_min_matches=4))
+    assert dropped == 1
