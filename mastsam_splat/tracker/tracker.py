@@ -208,8 +208,10 @@ class FrameReport:
     """Automatic segments given to the id their correspondence votes agree on."""
     released_segments: int = 0
     """Automatic segments released as new content."""
+    carry_agreement: float = 1.0
+    """Fraction of the correspondences the carried label image, checked leave-one-out, gives their own id."""
     unsupported_carried: int = 0
-    """Ids left out of the carried label image: too few correspondences of their own (``carry_min_matches``)."""
+    """Ids left out of the carried label image: too few correspondences of their own in an incoherent pair."""
     carried_pixels: int = 0
     """Pixels given back to the id the previous frame's partition carries onto them (a segment merging tracked
     regions)."""
@@ -909,7 +911,9 @@ class _Run:
             # Sparse correspondences: the consensus cannot tell a segment's split from a handful of votes, so the
             # previous frame's partition, carried by the correspondences, keeps it (dense votes already do).
             carried = carry_labels(prev, confident, (h, w), cfg.propagation)
-            self.carried, report.unsupported_carried = supported_carry(carried, prev, confident, cfg.propagation)
+            self.carried, report.unsupported_carried, report.carry_agreement = supported_carry(
+                carried, prev, confident, cfg.propagation
+            )
             labels, report.carried_pixels = keep_carried(labels, auto, self.carried, cfg.propagation, min_area)
         report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         return labels, together

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
-from mastsam_splat.tracker.propagation import PropagationConfig, carry_labels, supported_carry
+from mastsam_splat.tracker.propagation import PropagationConfig, carry_agreement, carry_labels, supported_carry
 from mastsam_splat.types import Frame, Mask, Matches
 
 H, W = 60, 80
@@ -86,36 +86,37 @@ def test_a_stable_segmentation_keeps_both_ids(merged):
 
 
 
-def parallax_pair(object_matches: int) -> tuple[np.ndarray, Matches]:
-    """A small object (id 1) in front of a wall (id 2): the wall stays, the object moves 25 pixels to the right.
-    The wall has a grid of correspondences, the object ``object_matches`` of its own (it may have no texture)."""
-    prev = np.full((H, W), 2, dtype=np.int64)
-    prev[20:40, 20:30] = 1
-    xs, ys = np.meshgrid(np.arange(2.5, W, 6), np.arange(2.5, H, 6))
-    wall = np.stack([xs.ravel(), ys.ravel()], axis=1)
-    wall = wall[prev[wall[:, 1].astype(int), wall[:, 0].astype(int)] == 2]
-    thing = np.array([[22.5, 24.5], [27.5, 30.5], [23.5, 36.5]])[:object_matches]
-    xy_a = np.concatenate([wall, thing])
-    xy_b = np.concatenate([wall, thing + [25.0, 0.0]])
+
+def striped_pair(parallax: float) -> tuple[np.ndarray, Matches]:
+    """Vertical stripes (ids 1-6, 10 pixels wide) and a textureless block (id 7, no correspondences of its own).
+    The stripes' correspondences move by 0 or ``parallax`` pixels in alternate rows (surfaces at different
+    depths), so with parallax neighbouring correspondences disagree on where a pixel came from."""
+    prev = np.repeat(np.arange(W) // 10 + 1, H).reshape(W, H).T.copy()
+    prev[prev > 6] = 7
+    xs, ys = np.meshgrid(np.arange(2.5, 60, 5), np.arange(2.5, H, 5))
+    xy_a = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    shift = np.where((ys.ravel() // 5) % 2 == 0, 0.0, parallax)
+    xy_b = xy_a + np.stack([shift, np.zeros_like(shift)], axis=1)
     return prev, Matches(xy_a=xy_a, xy_b=xy_b, confidence=np.ones(len(xy_a)))
 
 
-def test_an_id_without_correspondences_of_its_own_is_not_carried():
-    prev, matches = parallax_pair(object_matches=0)
-    carried = carry_labels(prev, matches, prev.shape, PropagationConfig())
-    assert np.any(carried == 1)  # the wall's motion leaves the object's id where the object no longer is
-    kept, dropped = supported_carry(carried, prev, matches, PropagationConfig())
-    assert dropped == 1 and not np.any(kept == 1)
-    assert np.array_equal(kept[carried == 2], carried[carried == 2])
-    ungated, none = supported_carry(carried, prev, matches, PropagationConfig(carry_min_matches=0))
+def test_an_id_without_correspondences_is_not_carried_through_disagreeing_motion():
+    prev, matches = striped_pair(parallax=12.0)
+    config = PropagationConfig()
+    carried = carry_labels(prev, matches, prev.shape, config)
+    assert np.any(carried == 7)
+    assert carry_agreement(prev, matches, 0.3 * np.hypot(W, H), config.neighbors) < config.carry_min_agreement
+    kept, dropped, _ = supported_carry(carried, prev, matches, config)
+    assert dropped == 1 and not np.any(kept == 7)
+    assert np.array_equal(kept[carried != 7], carried[carried != 7])  # stripes have correspondences of their own
+    ungated, none, _ = supported_carry(carried, prev, matches, PropagationConfig(carry_min_matches=0))
     assert none == 0 and np.array_equal(ungated, carried)
 
 
-def test_an_id_with_correspondences_of_its_own_is_carried():
-    prev, matches = parallax_pair(object_matches=3)
-    carried = carry_labels(prev, matches, prev.shape, PropagationConfig())
-    kept, dropped = supported_carry(carried, prev, matches, PropagationConfig())
-    assert dropped == 0 and np.array_equal(kept, carried)
-    assert np.any(kept == 1) and np.any(kept == 2)
-    _, dropped = supported_carry(carried, prev, matches, PropagationConfig(carry_min_matches=4))
-    assert dropped == 1
+def test_an_id_without_correspondences_is_carried_through_coherent_motion():
+    prev, matches = striped_pair(parallax=0.0)
+    config = PropagationConfig()
+    carried = carry_labels(prev, matches, prev.shape, config)
+    kept, dropped, agreement = supported_carry(carried, prev, matches, config)
+    assert agreement == 1.0 and dropped == 0 and np.array_equal(kept, carried)
+    assert np.any(kept == 7)
