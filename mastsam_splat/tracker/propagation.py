@@ -45,10 +45,10 @@ class PropagationConfig:
     carry_radius: float = 0.3
     """Largest distance (fraction of the image diagonal) from a pixel of the new frame to the correspondences
     that carry it back to the previous frame; farther pixels carry no id."""
-    carry_min_matches: int = 1
+    carry_min_matches: int = 0
     """A carried id with fewer correspondences of its own (starting on it) moves only by the motion of
     neighbouring surfaces, which under parallax (wide-baseline pairs) differs from its own: it keeps its carried
-    pixels only where the pair's carry is coherent (``carry_min_agreement``; 0 keeps every id)."""
+    pixels only where the pair's carry is coherent (``carry_min_agreement``; 0, the default, keeps every id)."""
     carry_min_agreement: float = 0.9
     """The pair's carry is coherent when this fraction of its correspondences, each moved back by its
     neighbours' median motion (itself left out, as the label image is carried), lands on its own source id."""

@@ -102,7 +102,7 @@ def striped_pair(parallax: float) -> tuple[np.ndarray, Matches]:
 
 def test_an_id_without_correspondences_is_not_carried_through_disagreeing_motion():
     prev, matches = striped_pair(parallax=12.0)
-    config = PropagationConfig()
+    config = PropagationConfig(carry_min_matches=1)
     carried = carry_labels(prev, matches, prev.shape, config)
     assert np.any(carried == 7)
     assert carry_agreement(prev, matches, 0.3 * np.hypot(W, H), config.neighbors) < config.carry_min_agreement
@@ -115,7 +115,7 @@ def test_an_id_without_correspondences_is_not_carried_through_disagreeing_motion
 
 def test_an_id_without_correspondences_is_carried_through_coherent_motion():
     prev, matches = striped_pair(parallax=0.0)
-    config = PropagationConfig()
+    config = PropagationConfig(carry_min_matches=1)
     carried = carry_labels(prev, matches, prev.shape, config)
     kept, dropped, agreement = supported_carry(carried, prev, matches, config)
     assert agreement == 1.0 and dropped == 0 and np.array_equal(kept, carried)
