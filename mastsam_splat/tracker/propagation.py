@@ -9,7 +9,9 @@ displacement of the correspondences landing nearest to it, the id its source pix
 carried partition is what the previous frame says the new one should look like; where an
 automatic segment of the new frame spans several carried ids (the segmenter merged tracked
 regions in this frame), each of them keeps its carried pixels, so the ids' extents stay stable
-from frame to frame instead of following every change of the automatic segmentation.
+from frame to frame instead of following every change of the automatic segmentation. An id
+without correspondences of its own moves by its neighbours' motion: it is carried only when the
+pair's correspondences agree with each other (no parallax to misplace it).
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ class PropagationConfig:
     carry_radius: float = 0.3
     """Largest distance (fraction of the image diagonal) from a pixel of the new frame to the correspondences
     that carry it back to the previous frame; farther pixels carry no id."""
+    carry_min_matches: int = 0
+    """A carried id with fewer correspondences of its own (starting on it) moves only by the motion of
+    neighbouring surfaces, which under parallax (wide-baseline pairs) differs from its own: it keeps its carried
+    pixels only where the pair's carry is coherent (``carry_min_agreement``; 0, the default, keeps every id)."""
+    carry_min_agreement: float = 0.9
+    """The pair's carry is coherent when this fraction of its correspondences, each moved back by its
+    neighbours' median motion (itself left out, as the label image is carried), lands on its own source id."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -51,6 +60,10 @@ class PropagationConfig:
         check_option(self.carry_share > 0, "tracker.propagation.carry-share", "> 0", self.carry_share)
         check_fraction(self.carry_extent, "tracker.propagation.carry-extent")
         check_option(self.carry_radius > 0, "tracker.propagation.carry-radius", "> 0", self.carry_radius)
+        check_option(
+            self.carry_min_matches >= 0, "tracker.propagation.carry-min-matches", ">= 0", self.carry_min_matches
+        )
+        check_fraction(self.carry_min_agreement, "tracker.propagation.carry-min-agreement")
 
 
 @dataclass
@@ -220,6 +233,62 @@ def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, in
     out = np.zeros(shape, dtype=np.int64)
     out[inside] = prev_labels[rows[inside], cols[inside]]
     return out
+
+
+def carry_agreement(prev_labels: np.ndarray, matches: Matches, radius: float, neighbors: int) -> float:
+    """Leave-one-out check of the carried label image at the correspondences ``matches`` (a -> b): the fraction
+    of them that, moved back to frame a by the median motion of the ``neighbors`` others landing nearest to them
+    in frame b (within ``radius`` pixels), land on the id of their own source pixel (1 with none to check)."""
+    if len(matches) < 2:
+        return 1.0
+    xy_a = matches.xy_a.astype(np.float64)
+    xy_b = matches.xy_b.astype(np.float64)
+    k = int(min(neighbors + 1, len(xy_b)))
+    dist, idx = cKDTree(xy_b).query(xy_b, k=k, distance_upper_bound=radius)
+    dist = dist.reshape(len(xy_b), k)
+    idx = idx.reshape(len(xy_b), k)
+    valid = np.isfinite(dist) & (idx != np.arange(len(xy_b))[:, None])
+    valid &= np.cumsum(valid, axis=1) <= neighbors
+    has = valid.any(axis=1)
+    if not has.any():
+        return 1.0
+    votes = (xy_a - xy_b)[np.minimum(idx, len(xy_b) - 1)]
+    votes[~valid] = np.nan
+    source = xy_b[has] + _nanmedian_rows(votes[has])
+    h, w = prev_labels.shape
+    inside = (source[:, 0] >= 0) & (source[:, 0] < w) & (source[:, 1] >= 0) & (source[:, 1] < h)
+    agree = inside & (_labels_at(prev_labels, source) == _labels_at(prev_labels, xy_a[has]))
+    return float(np.mean(agree))
+
+
+def supported_carry(
+    carried: np.ndarray, prev_labels: np.ndarray, matches: Matches, config: PropagationConfig
+) -> tuple[np.ndarray, int, float]:
+    """``carried`` without the ids the correspondences ``matches`` (a -> b) do not back: fewer than
+    ``config.carry_min_matches`` start on the id in ``prev_labels`` and the pair's :func:`carry_agreement` is
+    below ``config.carry_min_agreement``. Also returns how many carried ids were dropped and the agreement."""
+    if config.carry_min_matches <= 0 or not carried.size:
+        return carried, 0, 1.0
+    h, w = carried.shape
+    agreement = carry_agreement(prev_labels, matches, config.carry_radius * float(np.hypot(w, h)), config.neighbors)
+    if agreement >= config.carry_min_agreement:
+        return carried, 0, agreement
+    size = max(int(prev_labels.max()), int(carried.max())) + 1
+    own = np.bincount(_labels_at(prev_labels, matches.xy_a), minlength=size)
+    backed = own >= config.carry_min_matches
+    backed[0] = True
+    dropped = (np.bincount(carried.ravel(), minlength=size) > 0) & ~backed
+    if not dropped.any():
+        return carried, 0, agreement
+    return np.where(backed[carried], carried, 0), int(np.count_nonzero(dropped)), agreement
+
+
+def _labels_at(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """``labels`` [H, W] at pixel positions ``xy`` [N, 2] (clipped into the image), as int64."""
+    h, w = labels.shape
+    cols = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, w - 1)
+    rows = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, h - 1)
+    return labels[rows, cols].astype(np.int64)
 
 
 def keep_carried(

@@ -81,7 +81,13 @@ from mastsam_splat.tracker.refine import (
     split_pieces,
 )
 from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
-from mastsam_splat.tracker.propagation import PropagationConfig, carry_labels, keep_carried, propagate_representatives
+from mastsam_splat.tracker.propagation import (
+    PropagationConfig,
+    carry_labels,
+    keep_carried,
+    propagate_representatives,
+    supported_carry,
+)
 from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
 from mastsam_splat.tracker.representatives import RepresentativesConfig, select_representatives
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, sequence_order, view_order
@@ -216,6 +222,10 @@ class FrameReport:
     """Automatic segments given to the id their correspondence votes agree on."""
     released_segments: int = 0
     """Automatic segments released as new content."""
+    carry_agreement: float = 1.0
+    """Fraction of the correspondences the carried label image, checked leave-one-out, gives their own id."""
+    unsupported_carried: int = 0
+    """Ids left out of the carried label image: too few correspondences of their own in an incoherent pair."""
     carried_pixels: int = 0
     """Pixels given back to the id the previous frame's partition carries onto them (a segment merging tracked
     regions)."""
@@ -966,7 +976,10 @@ class _Run:
         if cfg.propagation.carry_share <= 1.0 and len(confident) < cfg.consensus.dense_min_density * h * w:
             # Sparse correspondences: the consensus cannot tell a segment's split from a handful of votes, so the
             # previous frame's partition, carried by the correspondences, keeps it (dense votes already do).
-            self.carried = carry_labels(prev, confident, (h, w), cfg.propagation)
+            carried = carry_labels(prev, confident, (h, w), cfg.propagation)
+            self.carried, report.unsupported_carried, report.carry_agreement = supported_carry(
+                carried, prev, confident, cfg.propagation
+            )
             labels, report.carried_pixels = keep_carried(labels, auto, self.carried, cfg.propagation, min_area)
         report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         return labels, together

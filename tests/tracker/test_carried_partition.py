@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
-from mastsam_splat.tracker.propagation import PropagationConfig
+from mastsam_splat.tracker.propagation import PropagationConfig, carry_agreement, carry_labels, supported_carry
 from mastsam_splat.types import Frame, Mask, Matches
 
 H, W = 60, 80
@@ -83,3 +83,40 @@ def test_a_stable_segmentation_keeps_both_ids(merged):
     labels = track(merged=merged)
     assert all(len(np.unique(frame)) == 2 for frame in labels)
     assert all(np.array_equal(frame, labels[0]) for frame in labels)
+
+
+
+
+def striped_pair(parallax: float) -> tuple[np.ndarray, Matches]:
+    """Vertical stripes (ids 1-6, 10 pixels wide) and a textureless block (id 7, no correspondences of its own).
+    The stripes' correspondences move by 0 or ``parallax`` pixels in alternate rows (surfaces at different
+    depths), so with parallax neighbouring correspondences disagree on where a pixel came from."""
+    prev = np.repeat(np.arange(W) // 10 + 1, H).reshape(W, H).T.copy()
+    prev[prev > 6] = 7
+    xs, ys = np.meshgrid(np.arange(2.5, 60, 5), np.arange(2.5, H, 5))
+    xy_a = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    shift = np.where((ys.ravel() // 5) % 2 == 0, 0.0, parallax)
+    xy_b = xy_a + np.stack([shift, np.zeros_like(shift)], axis=1)
+    return prev, Matches(xy_a=xy_a, xy_b=xy_b, confidence=np.ones(len(xy_a)))
+
+
+def test_an_id_without_correspondences_is_not_carried_through_disagreeing_motion():
+    prev, matches = striped_pair(parallax=12.0)
+    config = PropagationConfig(carry_min_matches=1)
+    carried = carry_labels(prev, matches, prev.shape, config)
+    assert np.any(carried == 7)
+    assert carry_agreement(prev, matches, 0.3 * np.hypot(W, H), config.neighbors) < config.carry_min_agreement
+    kept, dropped, _ = supported_carry(carried, prev, matches, config)
+    assert dropped == 1 and not np.any(kept == 7)
+    assert np.array_equal(kept[carried != 7], carried[carried != 7])  # stripes have correspondences of their own
+    ungated, none, _ = supported_carry(carried, prev, matches, PropagationConfig(carry_min_matches=0))
+    assert none == 0 and np.array_equal(ungated, carried)
+
+
+def test_an_id_without_correspondences_is_carried_through_coherent_motion():
+    prev, matches = striped_pair(parallax=0.0)
+    config = PropagationConfig(carry_min_matches=1)
+    carried = carry_labels(prev, matches, prev.shape, config)
+    kept, dropped, agreement = supported_carry(carried, prev, matches, config)
+    assert agreement == 1.0 and dropped == 0 and np.array_equal(kept, carried)
+    assert np.any(kept == 7)
