@@ -42,19 +42,16 @@ class JumpConfig:
 
 def evidence_strength(evidence: AnchorEvidence, obj_id: int, points: np.ndarray) -> float:
     """Mean count of ``obj_id`` in the voxels of ``points`` [N, 3] (0 where it has none), over its median count."""
-    return _strength(evidence.pairs(), evidence.voxel_size, obj_id, points)
+    return _strength(evidence.pairs(), obj_id, voxel_keys(voxel_coords(points, evidence.voxel_size)))
 
 
-def _strength(
-    pairs: tuple[np.ndarray, np.ndarray, np.ndarray], voxel_size: float, obj_id: int, points: np.ndarray
-) -> float:
-    """:func:`evidence_strength` from the evidence's ``(keys, ids, counts)`` rows, read once per frame."""
+def _strength(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int, point_keys: np.ndarray) -> float:
+    """:func:`evidence_strength` from the evidence's ``(keys, ids, counts)`` rows and the points' voxel keys."""
     keys, ids, counts = pairs
     own = ids == obj_id
-    if not own.any() or len(points) == 0:
+    if not own.any() or len(point_keys) == 0:
         return 0.0
     own_keys, own_counts = keys[own], counts[own]
-    point_keys = voxel_keys(voxel_coords(points, voxel_size))
     slot = np.minimum(np.searchsorted(own_keys, point_keys), len(own_keys) - 1)
     hit = np.where(own_keys[slot] == point_keys, own_counts[slot], 0)
     return float(hit.mean()) / max(float(np.median(own_counts)), 1.0)
@@ -74,18 +71,21 @@ def split_jumps(
     if len(points) == 0 or len(evidence) == 0:
         return labels, []
     keep = set(int(i) for i in carried)
+    present = np.flatnonzero(np.bincount(labels.ravel())).tolist()
+    candidates = [i for i in present if i != 0 and i not in keep and i < first_new]
+    if not candidates:
+        return labels, []
     at = labels_at(labels, points.xy)
+    on_count = np.bincount(at, minlength=max(candidates) + 1)
+    candidates = [i for i in candidates if on_count[i] >= config.min_points]
+    if not candidates:
+        return labels, []
+    pairs = evidence.pairs()
+    point_keys = voxel_keys(voxel_coords(points.xyz, evidence.voxel_size))
     out = labels
     jumped = []
-    pairs = None
-    for obj_id in np.unique(labels).tolist():
-        if obj_id == 0 or obj_id in keep or obj_id >= first_new:
-            continue
-        on = at == obj_id
-        if np.count_nonzero(on) < config.min_points:
-            continue
-        pairs = evidence.pairs() if pairs is None else pairs
-        if _strength(pairs, evidence.voxel_size, obj_id, points.xyz[on]) < config.min_strength:
+    for obj_id in candidates:
+        if _strength(pairs, obj_id, point_keys[at == obj_id]) < config.min_strength:
             if out is labels:
                 out = labels.copy()
             fresh = new_id()
