@@ -31,7 +31,7 @@ from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder
 from mastsam_splat.tracker.outputs import MASKS_DIR, POINTS_FILE, TRACKS_FILE
-from mastsam_splat.tracker.tracker import TrackerConfig
+from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.types import Camera, Frame
 from mastsam_splat.io.labels import read_label_image, write_label_image
 from nerfstudio_plugin.dataset import image_file_size, resize_labels

@@ -33,7 +33,8 @@ from mastsam_splat.segmenters import make_segmenter
 from mastsam_splat.segmenters.simulated import SimulatedSamConfig
 from mastsam_splat.synthetic import make_scene
 from mastsam_splat.synthetic.sfm import write_scene_sfm_model
-from mastsam_splat.tracker.tracker import MastSAMTracker, TrackerConfig
+from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.tracker import MastSAMTracker
 
 
 LEVELS = {"object": "instances", "part": "parts"}

@@ -20,7 +20,8 @@ from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.threads import cpu_threads
 from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder
-from mastsam_splat.tracker.tracker import FrameReport, TrackerConfig
+from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.results import FrameReport
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 One module per step, each with its own config: ``representatives`` (K-Means), ``propagation``,
 ``prompting``, ``rejection``, ``overlap``, ``consensus``, ``new_regions``, ``memory`` (3D
-re-identification) and ``consolidate``, with ``tracker`` tying them together (``TrackerConfig``
-nests the step configs), ``outputs`` / ``pointcloud`` writing the results, ``cache`` reusing
-them, and ``command`` the ``mastsam track`` CLI.
+re-identification), ``anchor`` (3D evidence), ``jumps``, ``refine``, ``hierarchy`` and
+``consolidate``, with ``tracker`` tying them together, ``config`` (``TrackerConfig`` nests the
+step configs), ``results`` (what a run gives back), ``outputs`` / ``pointcloud`` writing the
+results, ``cache`` reusing them and ``job`` the one run behind ``mastsam track``, ``mastsam lift``
+and the Nerfstudio datamanager.
 """
 
 from mastsam_splat.tracker.consensus import ConsensusConfig
@@ -16,7 +18,9 @@ from mastsam_splat.tracker.prompting import PromptingConfig
 from mastsam_splat.tracker.propagation import PropagationConfig
 from mastsam_splat.tracker.rejection import RejectionConfig
 from mastsam_splat.tracker.representatives import RepresentativesConfig
-from mastsam_splat.tracker.tracker import FrameReport, MastSAMTracker, TrackerConfig, TrackResult
+from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.results import FrameReport, TrackResult
+from mastsam_splat.tracker.tracker import MastSAMTracker
 
 __all__ = [
     "ConsensusConfig",

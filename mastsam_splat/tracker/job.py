@@ -27,7 +27,9 @@ from mastsam_splat.tracker.cache import (
     paths_in,
 )
 from mastsam_splat.tracker.outputs import OUTPUT_NAMES, write_outputs
-from mastsam_splat.tracker.tracker import FrameReport, MastSAMTracker, TrackerConfig, TrackResult
+from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.results import FrameReport, TrackResult
+from mastsam_splat.tracker.tracker import MastSAMTracker
 from mastsam_splat.types import Frame
 
 

@@ -25,7 +25,7 @@ from mastsam_splat.io import write_label_image, write_tracks
 from mastsam_splat.io.atomic import atomic_path, atomic_write_text
 from mastsam_splat.io.ply import PointCloud, write_point_cloud
 from mastsam_splat.io.tracks import summarize_objects
-from mastsam_splat.tracker.tracker import TrackResult
+from mastsam_splat.tracker.results import TrackResult
 from mastsam_splat.types import Frame
 
 MASKS_DIR = "masks"

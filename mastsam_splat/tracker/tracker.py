@@ -29,21 +29,20 @@ of each split family first, before the family's pixels are spread over every fra
 merge over all ids, the segments of every frame without a depth map are checked again against the completed 3D
 evidence (anchor.py, ``retroactive``).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
-Each step's parameters are a config in the step's module; ``TrackerConfig`` nests them.
+Each step's parameters are a config in the step's module; ``TrackerConfig`` (config.py) nests them, and a run
+gives back a ``TrackResult`` with a ``FrameReport`` per frame (results.py).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Literal, Optional, Sequence
+from dataclasses import replace
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from mastsam_splat.errors import InputError, check_fraction, check_option
-from mastsam_splat.io.labels import map_ids
+from mastsam_splat.errors import InputError
 from mastsam_splat.tracker.anchor import (
-    AnchorConfig,
     AnchorEvidence,
     anchor_labels,
     apply_segment_changes,
@@ -52,19 +51,19 @@ from mastsam_splat.tracker.anchor import (
     reassign_segments,
     segment_changes,
 )
-from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
-from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
-from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
-from mastsam_splat.tracker.jumps import JumpConfig, split_jumps
+from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
+from mastsam_splat.tracker.consolidate import consolidation_merges, presence
+from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
+from mastsam_splat.tracker.jumps import split_jumps
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import MemoryConfig, VoxelMemory, auto_voxel_size, labelled_voxels, unique_pairs
-from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
-from mastsam_splat.tracker.overlap import OverlapConfig, auto_label_image, merge_duplicates, resolve_overlaps
+from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, labelled_voxels, unique_pairs
+from mastsam_splat.tracker.new_regions import compact_ids, split_regions
+from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
 from mastsam_splat.tracker.points3d import (
     FramePoints,
     PairChain,
-    PointSource,
     choose_source,
     depth_grid_step,
     depth_points,
@@ -73,24 +72,23 @@ from mastsam_splat.tracker.points3d import (
     triangulated_points,
 )
 from mastsam_splat.tracker.refine import (
-    RefineConfig,
     Refiner,
     families_labels,
     reused_members,
     split_all,
     split_pieces,
 )
-from mastsam_splat.tracker.prompting import PromptingConfig, build_prompts, prompt_masks
+from mastsam_splat.tracker.prompting import build_prompts, prompt_masks
 from mastsam_splat.tracker.propagation import (
-    PropagationConfig,
     carry_labels,
     keep_carried,
     propagate_representatives,
     supported_carry,
 )
-from mastsam_splat.tracker.rejection import RejectionConfig, lost_after_prompting, lost_before_prompting
-from mastsam_splat.tracker.representatives import RepresentativesConfig, select_representatives
-from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, sequence_order, view_order
+from mastsam_splat.tracker.rejection import lost_after_prompting, lost_before_prompting
+from mastsam_splat.tracker.representatives import select_representatives
+from mastsam_splat.tracker.results import FrameReport, TrackResult
+from mastsam_splat.tracker.view_order import ViewOrder, sequence_order, view_order
 from mastsam_splat.types import Frame, Matches
 
 MAX_ID = int(np.iinfo(np.uint16).max)
@@ -128,161 +126,6 @@ def _sample(mask: np.ndarray, cap: int, seed: int) -> np.ndarray:
     if len(index) == 0:
         return index
     return np.sort(index[np.random.default_rng(seed).permutation(len(index))][:cap])
-
-
-@dataclass
-class TrackerConfig:
-    """Parameters of the MastSAM tracker, one group per step (lengths relative to the image so they hold at any
-    resolution)."""
-
-    mode: Literal["mastsam", "independent"] = "mastsam"
-    """``mastsam``: track ids across frames; ``independent``: per-frame automatic masks with fresh ids
-    (the baseline MastSAM is compared with)."""
-    confidence_threshold: float = 0.5
-    """Correspondences below this confidence are not used for tracking."""
-    min_area_fraction: float = 0.001
-    """Smallest segment (fraction of the image) kept from automatic masks and accepted as a new id."""
-    points: PointSource = "auto"
-    """3D source for the memory and the point cloud: ``auto`` (depth + cameras, else the matcher's 3D points,
-    else triangulation with known cameras), ``depth``, ``matches``, ``triangulated`` or ``none``."""
-    max_points_per_frame: int = 20000
-    """3D points sampled per frame from depth maps."""
-    max_reprojection_error: float = 2.0
-    """Triangulated points with a larger reprojection error (pixels) are discarded."""
-    cloud_voxel_fraction: float = 0.002
-    """Voxel size of the output point cloud as a fraction of its extent."""
-    seed: int = 0
-    """Seed of K-Means and of the robust alignment."""
-    view_order: ViewOrderConfig = field(default_factory=ViewOrderConfig)
-    """Step 0: the order frames are visited in and the visited frame each one is matched with."""
-    representatives: RepresentativesConfig = field(default_factory=RepresentativesConfig)
-    """Step 2: representative points of every id (K-Means over its confident correspondences)."""
-    propagation: PropagationConfig = field(default_factory=PropagationConfig)
-    """Step 3: the representatives follow the correspondences into the next frame."""
-    prompting: PromptingConfig = field(default_factory=PromptingConfig)
-    """Step 4: point prompts of every id (its points as positives, nearby points of other ids as negatives)."""
-    rejection: RejectionConfig = field(default_factory=RejectionConfig)
-    """Step 5: ids that lost their points or whose mask misses its prompts are dropped."""
-    overlap: OverlapConfig = field(default_factory=OverlapConfig)
-    """Step 6: near-duplicate prompted masks are merged."""
-    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
-    """Step 6: prompted masks reconciled with the automatic segments; fragment ids merged."""
-    new_regions: NewRegionsConfig = field(default_factory=NewRegionsConfig)
-    """Step 7: uncovered automatic segments become new ids; small gaps join their tracked id."""
-    memory: MemoryConfig = field(default_factory=MemoryConfig)
-    """Step 7: 3D re-identification memory."""
-    anchor: AnchorConfig = field(default_factory=AnchorConfig)
-    """Step 6b: every id's 3D evidence votes on which automatic segment carries which id; ids on one object's
-    evidence are merged in every frame."""
-    jumps: JumpConfig = field(default_factory=JumpConfig)
-    """Step 8: ids brought back onto 3D points they have barely seen take a new id (frames with a depth map)."""
-    refine: RefineConfig = field(default_factory=RefineConfig)
-    """Step 8: ids the automatic segments keep cutting into pieces become one id per piece."""
-    consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
-    """After the sequence: ids on one 3D surface that never share a frame are merged."""
-    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
-    """The object level above the ids: pieces of a split id, and ids the segments keep holding together."""
-
-    def __post_init__(self) -> None:
-        """Values out of range stop the command while its options are parsed."""
-        check_fraction(self.confidence_threshold, "tracker.confidence-threshold")
-        check_fraction(self.min_area_fraction, "tracker.min-area-fraction")
-        check_option(self.max_points_per_frame >= 1, "tracker.max-points-per-frame", ">= 1", self.max_points_per_frame)
-        check_option(
-            self.max_reprojection_error > 0, "tracker.max-reprojection-error", "> 0", self.max_reprojection_error
-        )
-        check_option(self.cloud_voxel_fraction > 0, "tracker.cloud-voxel-fraction", "> 0", self.cloud_voxel_fraction)
-
-
-@dataclass
-class FrameReport:
-    """What happened in one frame."""
-
-    index: int
-    name: str
-    parent: Optional[int] = None
-    """The already-visited frame this one was matched with (``None`` for the first visited frame)."""
-    num_ids: int = 0
-    tracked: int = 0
-    """Ids carried over from the previous frame."""
-    rejected: dict[str, int] = field(default_factory=dict)
-    """Ids dropped in this frame, by reason."""
-    merged: int = 0
-    new: int = 0
-    reidentified: int = 0
-    """New regions given an earlier id by the 3D memory."""
-    jumped: int = 0
-    """Ids brought back onto 3D points they had barely seen, given a new id."""
-    extended: int = 0
-    """New regions added to an id already present (recognised by the memory)."""
-    filled_pixels: int = 0
-    corrected: int = 0
-    """Automatic segments given back to the id whose 3D voxels they lie in."""
-    assigned_segments: int = 0
-    """Automatic segments given to the id their correspondence votes agree on."""
-    released_segments: int = 0
-    """Automatic segments released as new content."""
-    carry_agreement: float = 1.0
-    """Fraction of the correspondences the carried label image, checked leave-one-out, gives their own id."""
-    unsupported_carried: int = 0
-    """Ids left out of the carried label image: too few correspondences of their own in an incoherent pair."""
-    carried_pixels: int = 0
-    """Pixels given back to the id the previous frame's partition carries onto them (a segment merging tracked
-    regions)."""
-    anchored_segments: int = 0
-    """Automatic segments given to the id their 3D evidence votes agree on."""
-    overruled_segments: int = 0
-    """Of those, segments the propagation chain had given another id."""
-    split_segments: int = 0
-    """Automatic segments split between the ids their 3D evidence names."""
-    refined: int = 0
-    """Ids split into the pieces the automatic segments keep cutting them into."""
-    num_matches: int = 0
-    num_points3d: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per stage."""
-
-    @property
-    def total_seconds(self) -> float:
-        return float(sum(self.seconds.values()))
-
-
-@dataclass
-class TrackResult:
-    """Label images of every frame, with per-frame reports and the labelled point cloud."""
-
-    labels: Sequence[np.ndarray]
-    """[H, W] uint16 label image per frame (a tracker run gives a read-only sequence that decompresses each image
-    when it is accessed)."""
-    reports: list[FrameReport]
-    points_source: str
-    cloud_xyz: np.ndarray
-    """[N, 3] float32."""
-    cloud_rgb: np.ndarray
-    """[N, 3] uint8."""
-    cloud_ids: np.ndarray
-    """[N] int32."""
-    notes: list[str] = field(default_factory=list)
-    object_of: dict[int, int] = field(default_factory=dict)
-    """Object level above the ids: id -> the object id it belongs to (its object's oldest id), for every id grouped
-    under an older one (``hierarchy``); an id absent from the map is its own object."""
-
-    def object_labels(self) -> list[np.ndarray]:
-        """Label images at object level: every id replaced by its object id."""
-        return map_ids(self.labels, self.object_of)
-
-    def timing(self) -> dict[str, float]:
-        """Total and per-stage seconds, and the median per frame."""
-        stages: dict[str, float] = {}
-        for r in self.reports:
-            for k, v in r.seconds.items():
-                stages[k] = stages.get(k, 0.0) + v
-        per_frame = [r.total_seconds for r in self.reports]
-        return {
-            "total_s": float(sum(per_frame)),
-            "median_frame_s": float(np.median(per_frame)) if per_frame else 0.0,
-            **{f"{k}_s": v for k, v in sorted(stages.items())},
-        }
 
 
 class _Clock:
@@ -1022,8 +865,3 @@ class _Run:
                 report.new += 1
             assign[region] = obj_id
         return np.where(split.regions > 0, assign[split.regions], labels)
-
-
-def config_dict(config: TrackerConfig) -> dict[str, Any]:
-    """The config as plain JSON values."""
-    return asdict(config)

@@ -7,7 +7,8 @@ import numpy as np
 
 from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
 from mastsam_splat.tracker.memory import VoxelMemory
-from mastsam_splat.tracker.tracker import MastSAMTracker, TrackerConfig, _Run
+from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
 from mastsam_splat.tracker.view_order import ViewOrder
 from mastsam_splat.types import Frame
 
@@ -80,7 +81,7 @@ def test_family_consolidation_leaves_other_ids_to_the_sequence_pass() -> None:
 def test_a_split_reuses_the_id_the_other_branch_gave_the_same_part() -> None:
     from mastsam_splat.tracker.anchor import AnchorEvidence
     from mastsam_splat.tracker.points3d import FramePoints
-    from mastsam_splat.tracker.tracker import FrameReport
+    from mastsam_splat.tracker.results import FrameReport
 
     run = _orbit_run()
     # One point per pixel of columns 1-6, at x = column: the left part (1-3) and the right part (4-6).

@@ -10,7 +10,9 @@ import pytest
 from mastsam_splat.tracker.anchor import AnchorEvidence
 from mastsam_splat.tracker.jumps import JumpConfig, evidence_strength, split_jumps
 from mastsam_splat.tracker.points3d import FramePoints
-from mastsam_splat.tracker.tracker import FrameReport, MastSAMTracker, TrackerConfig, _Run
+from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.results import FrameReport
+from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
 from mastsam_splat.tracker.view_order import ViewOrder
 from mastsam_splat.types import Frame
 

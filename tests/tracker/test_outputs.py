@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from mastsam_splat.tracker.outputs import CONTACT_SHEET, contact_sheet, overlay, sheet_tiles, write_outputs
-from mastsam_splat.tracker.tracker import FrameReport, TrackResult
+from mastsam_splat.tracker.results import FrameReport, TrackResult
 from mastsam_splat.types import Frame
 
 

@@ -31,7 +31,7 @@ def random_checkpoint(model_type: str, folder: Path) -> Path:
 
 def run(model_type: str, frames: list, points_per_side: int, device: str) -> dict:
     from mastsam_splat.tracker.job import TrackingJob
-    from mastsam_splat.tracker.tracker import TrackerConfig
+    from mastsam_splat.tracker.config import TrackerConfig
 
     figures: dict = {"model_type": model_type, "points_per_side": points_per_side, "frames": len(frames)}
     start = time.perf_counter()
