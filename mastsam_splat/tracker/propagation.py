@@ -23,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.new_regions import compact_ids
-from mastsam_splat.tracker.representatives import Representatives
+from mastsam_splat.tracker.representatives import Representatives, match_labels
 from mastsam_splat.types import Matches
 
 
@@ -257,7 +257,7 @@ def carry_agreement(prev_labels: np.ndarray, matches: Matches, radius: float, ne
     source = xy_b[has] + _nanmedian_rows(votes[has])
     h, w = prev_labels.shape
     inside = (source[:, 0] >= 0) & (source[:, 0] < w) & (source[:, 1] >= 0) & (source[:, 1] < h)
-    agree = inside & (_labels_at(prev_labels, source) == _labels_at(prev_labels, xy_a[has]))
+    agree = inside & (match_labels(prev_labels, source) == match_labels(prev_labels, xy_a[has]))
     return float(np.mean(agree))
 
 
@@ -274,21 +274,13 @@ def supported_carry(
     if agreement >= config.carry_min_agreement:
         return carried, 0, agreement
     size = max(int(prev_labels.max()), int(carried.max())) + 1
-    own = np.bincount(_labels_at(prev_labels, matches.xy_a), minlength=size)
+    own = np.bincount(match_labels(prev_labels, matches.xy_a), minlength=size)
     backed = own >= config.carry_min_matches
     backed[0] = True
     dropped = (np.bincount(carried.ravel(), minlength=size) > 0) & ~backed
     if not dropped.any():
         return carried, 0, agreement
     return np.where(backed[carried], carried, 0), int(np.count_nonzero(dropped)), agreement
-
-
-def _labels_at(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """``labels`` [H, W] at pixel positions ``xy`` [N, 2] (clipped into the image), as int64."""
-    h, w = labels.shape
-    cols = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, w - 1)
-    rows = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, h - 1)
-    return labels[rows, cols].astype(np.int64)
 
 
 def keep_carried(
