@@ -43,7 +43,7 @@ class ConsolidationConfig:
     min_presence: float = 0.25
     """A frame counts as showing an id (for ``max_cooccurrence``) when the id covers at least this fraction of its
     median area over the frames showing it: a sliver left on a neighbour after the id moved on is no co-occurrence.
-    With 3D points from depth maps only (see ``dense_only``)."""
+    With 3D points from depth maps only (see ``for_points``)."""
     symmetric: bool = True
     """Also merge when ``min_overlap`` of the older group's voxels lie in the younger id's: a small id seen early
     on part of a surface that a larger id, seen later, covers whole. With 3D points from depth maps only: the few
