@@ -24,7 +24,6 @@ from typing import Literal, Optional
 import numpy as np
 from scipy.ndimage import distance_transform_edt, find_objects
 
-from mastsam_splat.tracker.id_masks import ids_mask
 from mastsam_splat.tracker.new_regions import compact_ids
 
 
@@ -216,20 +215,9 @@ def family_labels(
 ) -> np.ndarray:
     """``labels`` [H, W] with every pixel of the family ``members`` given to the member (of ``receivers``, default
     all members) of the nearest evidence pixel [H, W] (unchanged where no receiver has evidence in the frame)."""
-    family = ids_mask(labels, members)
-    seeded = ids_mask(evidence, members if receivers is None else receivers)
-    if not family.any() or not seeded.any():
+    if not len(members):
         return labels
-    # the nearest seed of every family pixel lies in the box around the family and all seeds
-    rows_any = np.flatnonzero((family | seeded).any(axis=1))
-    cols_any = np.flatnonzero((family | seeded).any(axis=0))
-    box = (slice(rows_any[0], rows_any[-1] + 1), slice(cols_any[0], cols_any[-1] + 1))
-    seeds = np.where(seeded[box], evidence[box], 0)
-    rows, cols = distance_transform_edt(seeds == 0, return_distances=False, return_indices=True)
-    out = labels.copy()
-    inside = family[box]
-    out[box][inside] = seeds[rows[inside], cols[inside]]
-    return out
+    return families_labels(labels, evidence, [(list(members), list(members if receivers is None else receivers))])
 
 
 def families_labels(
