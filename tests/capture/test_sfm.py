@@ -79,14 +79,16 @@ def test_a_misplaced_camera_contradicts_its_verified_pairs(wide_orbit):
     _, work, result = wide_orbit
     model = result.reconstruction
     before = model_support(work / "database.db", model)
-    assert before.contradicted_fraction <= 0.01
+    # a correct model may leave one weak pair (of about 40) below half explained
+    assert before.contradicted <= 2
     image = model.images[model.reg_image_ids()[WIDE_ORBIT_FRAMES // 2]]
     pose = image.cam_from_world()
     turn = pycolmap.Rotation3d(np.array([0.0, 0.0, np.sin(np.radians(15)), np.cos(np.radians(15))]))
     frame = model.frames[image.frame_id]
     frame.rig_from_world = pycolmap.Rigid3d(turn * pose.rotation, pose.translation)
     after = model_support(work / "database.db", model)
-    assert after.contradicted > before.contradicted
+    # the turned camera contradicts its pairs with the neighbours on either side (4-5 in practice)
+    assert after.contradicted >= before.contradicted + 2
     assert after.explained < before.explained
 
 
