@@ -8,7 +8,7 @@ disjoint, as ids ``1..n``. Each next frame:
 2. representatives of every id (K-Means over its confident correspondences);
 3. propagation of the representatives through the correspondences;
 4. re-prompting: the id's tracked points as positives, nearby points of other ids as negatives;
-5. rejection of ids that lost their points or whose mask misses its prompts;
+5. rejection of ids that lost their points, whose mask misses its prompts or leaked far beyond the id;
 6. overlap filtering (contested pixels by prompt distance and score) and near-duplicate merging,
    then the segment consensus (consensus.py): the prompted masks are reconciled with the frame's
    automatic segments through the correspondences' votes, and new content is released; the 3D
@@ -790,8 +790,10 @@ class _Run:
                 report.rejected[reason] = report.rejected.get(reason, 0) + 1
                 prompts.pop(obj_id, None)
         masks = prompt_masks(self.tracker.segmenter, state, prompts)
+        prev_area = np.bincount(prev.ravel())
         for obj_id in list(masks):
-            reason = lost_after_prompting(masks[obj_id], prompts[obj_id].positive, cfg.rejection, min_area)
+            area = int(prev_area[obj_id]) if obj_id < len(prev_area) else 0
+            reason = lost_after_prompting(masks[obj_id], prompts[obj_id].positive, cfg.rejection, min_area, area)
             if reason is not None:
                 report.rejected[reason] = report.rejected.get(reason, 0) + 1
                 del masks[obj_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mastsam_splat.errors import InputError
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
 from mastsam_splat.tracker.overlap import (
@@ -182,6 +183,19 @@ def test_rejection_when_points_or_prompts_are_lost():
     assert lost_after_prompting(Mask(mask), np.concatenate([inside, outside]), rule, min_area=4) == "prompts outside mask"
     assert lost_after_prompting(Mask(np.zeros((20, 20), bool)), inside, rule, min_area=4) == "empty mask"
     assert lost_after_prompting(Mask(square((20, 20), 0, 1, 0, 3)), inside[:0], rule, min_area=4) == "empty mask"
+
+
+def test_rejection_of_a_mask_many_times_larger_than_its_id_was():
+    rule = RejectionConfig(max_growth=4.0)
+    mask = Mask(square((20, 20), 0, 10, 0, 10))  # 100 pixels
+    inside = np.array([[2.5, 2.5]])
+    assert lost_after_prompting(mask, inside, rule, min_area=4, previous_area=20) == "mask leaked"
+    assert lost_after_prompting(mask, inside, rule, min_area=4, previous_area=25) is None
+    assert lost_after_prompting(mask, inside, rule, min_area=4) is None  # area in the parent frame unknown
+    assert lost_after_prompting(mask, inside, rule, min_area=30, previous_area=20) is None  # small ids grow to min_area
+    assert lost_after_prompting(mask, inside, RejectionConfig(max_growth=0), min_area=4, previous_area=1) is None
+    with pytest.raises(InputError):
+        RejectionConfig(max_growth=0.5)
 
 
 # ------------------------------------------------------------------------- overlap

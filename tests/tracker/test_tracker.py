@@ -139,3 +139,48 @@ def test_empty_input_is_refused():
 
     with pytest.raises(InputError):
         track([])
+
+
+class LeakingSegmenter:
+    """The classical segmenter, except that in frame ``leak_frame`` a prompt on object 1 of the ground truth returns
+    object 1 with the background around it (the prompt leaks into the background segment)."""
+
+    def __init__(self, frames, leak_frame: int) -> None:
+        self.inner = make_segmenter("classical")
+        self.frames = frames
+        self.leak_frame = leak_frame
+
+    def prepare(self, image):
+        index = next(i for i, f in enumerate(self.frames) if f.image is image)
+        return index, self.inner.prepare(image)
+
+    def auto(self, state):
+        return self.inner.auto(state[1])
+
+    def prompt(self, state, positive_xy, negative_xy=None):
+        index, inner = state
+        gt = self.frames[index].gt
+        cols, rows = positive_xy[:, 0].astype(int), positive_xy[:, 1].astype(int)
+        if index == self.leak_frame and len(positive_xy) and np.mean(gt[rows, cols] == 1) > 0.5:
+            leaked = (gt == 0) | (gt == 1)
+            return type(self.inner.prompt(inner, positive_xy, negative_xy))(segmentation=leaked)
+        return self.inner.prompt(inner, positive_xy, negative_xy)
+
+
+@pytest.mark.parametrize("max_growth", [4.0, 0.0])
+def test_a_prompt_leaking_into_the_background_does_not_merge_the_id_into_it(max_growth):
+    """A prompted mask many times the id's area is dropped: kept, it duplicates the background's mask and the id is
+    merged into the background's id (whose own mask, object 1 included, then carries it on)."""
+    from mastsam_splat.tracker import RejectionConfig
+
+    frames = sequence(SLIDE)
+    config = TrackerConfig(rejection=RejectionConfig(max_growth=max_growth), view_order=ViewOrderConfig(order="sequence"))
+    segmenter = LeakingSegmenter(frames, leak_frame=2)
+    result = MastSAMTracker(config, segmenter, make_matcher("geometric"), "geometric").run(frames)
+    ids = [id_of(labels, f.gt, 1) for labels, f in zip(result.labels, frames)]
+    background = [id_of(labels, f.gt, 0) for labels, f in zip(result.labels, frames)]
+    if max_growth:
+        assert result.reports[2].rejected.get("mask leaked", 0) == 1
+        assert len(set(ids)) == 1 and ids[0] not in background
+    else:
+        assert any(i in background for i in ids[2:]) or len(set(ids)) > 1
