@@ -46,8 +46,9 @@ class RejectionConfig:
         )
         check_fraction(self.min_survival, "tracker.rejection.min-survival")
         check_fraction(self.min_prompt_support, "tracker.rejection.min-prompt-support")
-        check_option(self.max_growth == 0 or self.max_growth >= 1, "tracker.rejection.max-growth", "0 or >= 1",
-                     self.max_growth)
+        check_option(
+            self.max_growth == 0 or self.max_growth >= 1, "tracker.rejection.max-growth", "0 or >= 1", self.max_growth
+        )
 
 
 def prompt_support(mask: np.ndarray, positive: np.ndarray) -> float:

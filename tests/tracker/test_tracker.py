@@ -174,7 +174,9 @@ def test_a_prompt_leaking_into_the_background_does_not_merge_the_id_into_it(max_
     from mastsam_splat.tracker import RejectionConfig
 
     frames = sequence(SLIDE)
-    config = TrackerConfig(rejection=RejectionConfig(max_growth=max_growth), view_order=ViewOrderConfig(order="sequence"))
+    config = TrackerConfig(
+        rejection=RejectionConfig(max_growth=max_growth), view_order=ViewOrderConfig(order="sequence")
+    )
     segmenter = LeakingSegmenter(frames, leak_frame=2)
     result = MastSAMTracker(config, segmenter, make_matcher("geometric"), "geometric").run(frames)
     ids = [id_of(labels, f.gt, 1) for labels, f in zip(result.labels, frames)]
