@@ -5,16 +5,19 @@ whole object can carry several ids. Two kinds of evidence put ids into one objec
 into pieces (``refine``) leaves its pieces in the object it formed, and ids that each lie
 (almost) entirely inside one automatic segment of a frame, in ``frames`` visited frames and in
 ``share`` of the frames showing both, join one object: the segmenter keeps seeing them as one
-region (an object it merges with its surroundings in a frame or two stays apart). The tracked
-labels are tested before the segment consensus gives such a segment to one of them, and again
-at the end of the frame. Each object is named by its oldest (smallest) id, so an id that was
+region (an object it merges with its surroundings in a frame or two stays apart). Objects grow by
+average linkage: two objects join only when, over all pairs of their ids that share frames, the
+ids lay inside one segment in ``share`` of those frames, so a chain of small ids, each seen once
+or twice inside a segment with its neighbours, cannot join two large surfaces the segmenter keeps
+apart into one catch-all object. The tracked labels are tested before the segment consensus gives
+such a segment to one of them, and again at the end of the frame. Each object is named by its oldest (smallest) id, so an id that was
 never grouped is its own object and the object level of a run without grouping equals its ids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Literal, Optional
 
 import numpy as np
 
@@ -35,6 +38,10 @@ class HierarchyConfig:
     """Fraction of the frames showing both ids in which they must lie inside one segment to join one object: the
     segmenter keeps seeing them as one region, rather than once in a while merging an object into its
     surroundings."""
+    linkage: Literal["average", "single"] = "average"
+    """How objects of several ids join: ``average`` when their ids, pooled over every pair that shares frames, lay
+    inside one segment in ``share`` of those frames; ``single`` when any one pair of ids qualifies (a chain of
+    pairs can then join surfaces the segmenter never shows as one region)."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -117,16 +124,62 @@ class ObjectGroups:
 
     def object_of(self, present: Iterable[int], frames_of: Optional[dict[int, set[int]]] = None) -> dict[int, int]:
         """Id -> object id (the smallest id of its object) for every grouped id in ``present`` that is not its
-        object's name (``frames_of``: the frames each id shows in, see ``together``)."""
+        object's name (``frames_of``: the frames each id shows in, see ``together``). The split pairs join first;
+        the pairs seen together then join, strongest first (largest share of their common frames), under the
+        ``config.linkage`` test of the two objects they would join."""
         root: dict[int, int] = {}
+        members: dict[int, list[int]] = {}
 
         def find(i: int) -> int:
             while root.get(i, i) != i:
                 i = root[i]
             return i
 
-        for a, b in sorted(self._pairs | self.together(frames_of)):
+        def union(ra: int, rb: int) -> None:
+            low, high = min(ra, rb), max(ra, rb)
+            root[high] = low
+            members[low] = members.pop(low, [low]) + members.pop(high, [high])
+
+        for a, b in sorted(self._pairs):
             ra, rb = find(a), find(b)
             if ra != rb:
-                root[max(ra, rb)] = min(ra, rb)
+                union(ra, rb)
+        for a, b in self._by_strength(self.together(frames_of), frames_of):
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                continue
+            if self.config.linkage == "single" or frames_of is None or self._linked(
+                members.get(ra, [ra]), members.get(rb, [rb]), frames_of
+            ):
+                union(ra, rb)
         return {i: find(i) for i in sorted(set(present)) if find(i) != i}
+
+    def _by_strength(
+        self, pairs: set[tuple[int, int]], frames_of: Optional[dict[int, set[int]]]
+    ) -> list[tuple[int, int]]:
+        """``pairs`` by decreasing share of their common frames spent inside one segment (then count, then ids)."""
+
+        def key(pair: tuple[int, int]) -> tuple[float, int, tuple[int, int]]:
+            seen = self._seen.get(pair, 0)
+            both = _common_frames(pair, frames_of) if frames_of is not None else 0
+            return (-(seen / both) if both else 0.0, -seen, pair)
+
+        return sorted(pairs, key=key)
+
+    def _linked(self, group_a: list[int], group_b: list[int], frames_of: dict[int, set[int]]) -> bool:
+        """Whether the ids of two objects, pooled over every cross pair that shares frames, lay inside one segment
+        in ``config.share`` of those frames."""
+        together = common = 0
+        for a in group_a:
+            for b in group_b:
+                pair = (min(a, b), max(a, b))
+                both = _common_frames(pair, frames_of)
+                if both:
+                    together += self._seen.get(pair, 0)
+                    common += both
+        return common == 0 or together >= self.config.share * common
+
+
+def _common_frames(pair: tuple[int, int], frames_of: dict[int, set[int]]) -> int:
+    """Frames showing both ids of ``pair``."""
+    return len(frames_of.get(pair[0], set()) & frames_of.get(pair[1], set()))

@@ -82,3 +82,20 @@ def test_ids_seen_together_in_few_of_their_common_frames_stay_apart():
     assert groups.object_of([1, 3, 4, 5]) == {4: 3, 5: 1}  # without the frames: the count alone decides
     groups.join(1, 5)  # a forced join (a split) holds whatever the frames say
     assert groups.object_of([1, 3, 4, 5], frames_of) == {4: 3, 5: 1}
+
+
+def test_a_chain_of_small_ids_does_not_join_two_surfaces_into_one_object():
+    # Ids 1 and 3 (two large surfaces) share 20 frames and never lie inside one segment; the small id 2 lay inside
+    # one segment with each of them in 2 of the 8 frames showing both.
+    frames_of = {1: set(range(20)), 3: set(range(20)), 2: set(range(8))}
+    average = ObjectGroups(HierarchyConfig(frames=2, share=0.1))
+    single = ObjectGroups(HierarchyConfig(frames=2, share=0.1, linkage="single"))
+    for groups in (average, single):
+        groups.observe({(1, 2), (2, 3)})
+        groups.observe({(1, 2), (2, 3)})
+    assert single.object_of([1, 2, 3], frames_of) == {2: 1, 3: 1}
+    assert average.object_of([1, 2, 3], frames_of) == {2: 1}
+    # Once 1 and 3 often lie inside one segment too, the pooled pairs join all three.
+    for _ in range(4):
+        average.observe({(1, 3)})
+    assert average.object_of([1, 2, 3], frames_of) == {2: 1, 3: 1}
