@@ -342,18 +342,32 @@ def merge_pairs(
     """
     if len(keys_a) == 0 or len(keys_b) == 0:
         return (keys_b, ids_b) if len(keys_a) == 0 else (keys_a, ids_a)
+    position, held = pair_positions(keys_a, ids_a, keys_b, ids_b)
+    new = ~held
+    return np.insert(keys_a, position[new], keys_b[new]), np.insert(ids_a, position[new], ids_b[new])
+
+
+def pair_positions(
+    keys_a: np.ndarray, ids_a: np.ndarray, keys_b: np.ndarray, ids_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``b``'s ``(key, id)`` pairs goes among ``a``'s distinct pairs sorted by key then id (the first
+    row of ``a`` not before it, as ``np.searchsorted`` in (key, id) order), and whether ``a`` holds it (its row is
+    then that position).
+
+    Only ``b``'s pairs are searched, by key; within ``a``'s run of a key (a few ids per voxel) the ids are counted
+    one step per row of the longest run, so ``a`` is never scanned or encoded as a whole.
+    """
     lo = np.searchsorted(keys_a, keys_b, side="left")
     hi = np.searchsorted(keys_a, keys_b, side="right")
     position = lo.copy()
     held = np.zeros(len(keys_b), dtype=bool)
     shared = np.flatnonzero(hi > lo)  # b's pairs whose key a holds: place them among that key's ids
-    for step in range(int((hi - lo).max())):
+    for step in range(int((hi - lo).max(initial=0))):
         shared = shared[lo[shared] + step < hi[shared]]
         other = ids_a[lo[shared] + step]
         position[shared] += other < ids_b[shared]
         held[shared] |= other == ids_b[shared]
-    new = ~held
-    return np.insert(keys_a, position[new], keys_b[new]), np.insert(ids_a, position[new], ids_b[new])
+    return position, held
 
 
 def unique_pairs(first: np.ndarray, second: np.ndarray, runs: bool = False) -> tuple[np.ndarray, np.ndarray]:
