@@ -342,25 +342,30 @@ def project_evidence(
     x, y, z = project_points(camera, points)
     with np.errstate(invalid="ignore"):
         # floor(x) lies in [0, w) exactly when x does (NaN in neither)
-        keep = (z > 0) & np.isfinite(z) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        keep = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        keep &= np.isfinite(z)
+    keep = np.flatnonzero(keep)  # indices: each array is gathered once, with ``take``
     # non-negative coordinates: truncation is the floor
-    cols, rows, z, ids = x[keep].astype(np.int64), y[keep].astype(np.int64), z[keep], np.asarray(ids)[keep]
+    cols, rows, z = x.take(keep).astype(np.int64), y.take(keep).astype(np.int64), z.take(keep)
     if len(z) == 0:
         return out
+    flat = rows * w  # flat pixel index
+    flat += cols
     slack = np.sqrt(3.0) * voxel_size
     if depth is not None:
-        surface = np.asarray(depth)[rows, cols].astype(np.float64)
+        surface = np.asarray(depth).reshape(-1).take(flat).astype(np.float64)
         known = np.isfinite(surface) & (surface > 0)
         visible = known & (np.abs(z - surface) <= np.maximum(config.depth_tolerance * surface, slack))
     else:
         cell = max(int(config.zbuffer_cell), 1)
         cw = (w + cell - 1) // cell
-        flat = (rows // cell) * cw + cols // cell
+        cell_of = (rows // cell) * cw + cols // cell
         nearest = np.full(((h + cell - 1) // cell) * cw, np.inf)
-        np.minimum.at(nearest, flat, z)
-        front = nearest[flat]
+        np.minimum.at(nearest, cell_of, z)
+        front = nearest[cell_of]
         visible = z <= front + np.maximum(config.depth_tolerance * front, 2 * slack)
-    pixel, z, ids = rows[visible] * w + cols[visible], z[visible], ids[visible]
+    visible = np.flatnonzero(visible)
+    pixel, z, ids = flat.take(visible), z.take(visible), np.asarray(ids).take(keep.take(visible))
     nearest_point = _nearest_per_pixel(pixel, z, h * w)
     pixel, z = pixel[nearest_point], z[nearest_point]
     out.ravel()[pixel] = ids[nearest_point]
