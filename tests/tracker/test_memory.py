@@ -312,6 +312,8 @@ def test_point_hits_equal_a_brute_force_search_of_the_neighbourhood(radius):
         expected += [(p, i) for i in sorted(set(stored_ids[near].tolist()))]
     assert list(zip(point_index.tolist(), hit_ids.tolist())) == expected
     assert point_index.dtype == np.int64 and hit_ids.dtype == np.int64
+    all_finite = memory.point_hits(queries[:-1])  # (no point dropped)
+    assert list(zip(*(a.tolist() for a in all_finite))) == expected
 
 
 def test_pair_positions_equal_a_search_in_key_then_id_order():
