@@ -41,7 +41,7 @@ from scipy.ndimage import distance_transform_edt
 
 from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.consolidate import voxel_centres
-from mastsam_splat.tracker.memory import labelled_voxels, voxel_coords, voxel_keys
+from mastsam_splat.tracker.memory import labelled_voxels, pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
@@ -50,8 +50,6 @@ from mastsam_splat.types import Camera
 _ID_DTYPE = np.int32
 _COUNT_DTYPE = np.int32
 """Evidence rows are stored compactly (16 bytes per (voxel, id) row); ``owners`` and ``pairs`` hand out int64."""
-_ID_SPAN = np.int64(1) << 32
-"""Ids (int32, non-negative) fit below it: a (key rank, id) pair is one int64 code ``rank * _ID_SPAN + id``."""
 
 
 @dataclass
@@ -145,6 +143,22 @@ class AnchorResult:
     """Ids given to segments (by agreement or split)."""
 
 
+@dataclass(frozen=True)
+class _Runs:
+    """The rows of the evidence's voxels (``AnchorEvidence._voxel_runs``)."""
+
+    starts: np.ndarray
+    """[V] first row of each voxel."""
+    shared: np.ndarray
+    """[M] the voxels holding several rows (indices into ``starts``)."""
+    rows: np.ndarray
+    """[N] the rows of those voxels, ascending."""
+    row_starts: np.ndarray
+    """[M] where each shared voxel's rows begin in ``rows``."""
+    row_lengths: np.ndarray
+    """[M] how many rows each shared voxel holds."""
+
+
 class AnchorEvidence:
     """How often each id was seen in each voxel of the scene."""
 
@@ -156,6 +170,7 @@ class AnchorEvidence:
         self._ids = np.zeros(0, dtype=_ID_DTYPE)
         self._counts = np.zeros(0, dtype=_COUNT_DTYPE)
         self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+        self._runs: Optional[_Runs] = None
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -195,13 +210,31 @@ class AnchorEvidence:
                 empty = np.zeros(0, dtype=np.int64)
                 self._owners = (empty, empty, empty)
             else:
-                # Rows are sorted by key, then id: each key's owner is its first row holding the key's largest count.
-                starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
-                best = np.repeat(np.maximum.reduceat(self._counts, starts), np.diff(np.r_[starts, len(self._keys)]))
-                rows = np.where(self._counts == best, np.arange(len(self._keys)), len(self._keys))
-                first = np.minimum.reduceat(rows, starts)
+                runs = self._voxel_runs()
+                first = runs.starts.copy()  # a voxel seen by one id: its only row
+                if len(runs.rows):
+                    # Rows are sorted by key, then id: each shared voxel's owner is its first row holding the voxel's
+                    # largest count.
+                    counts = self._counts[runs.rows]
+                    best = np.repeat(np.maximum.reduceat(counts, runs.row_starts), runs.row_lengths)
+                    candidates = np.where(counts == best, np.arange(len(counts)), len(counts))
+                    first[runs.shared] = runs.rows[np.minimum.reduceat(candidates, runs.row_starts)]
                 self._owners = (self._keys[first], self._ids[first].astype(np.int64), self._counts[first].astype(np.int64))
         return self._owners
+
+    def _voxel_runs(self) -> "_Runs":
+        """The rows of every voxel (rows are sorted by key), and those of the voxels several ids were seen in."""
+        if self._runs is None:
+            same = self._keys[1:] == self._keys[:-1]
+            starts = np.flatnonzero(np.r_[True, ~same])
+            in_shared = np.zeros(len(self._keys), dtype=bool)
+            in_shared[:-1] = same
+            in_shared[1:] |= same
+            rows = np.flatnonzero(in_shared)
+            row_starts = np.flatnonzero(np.r_[True, ~same[rows[1:] - 1]]) if len(rows) else rows
+            shared = np.searchsorted(starts, rows[row_starts])
+            self._runs = _Runs(starts, shared, rows, row_starts, np.diff(np.r_[row_starts, len(rows)]))
+        return self._runs
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """Voxel centres [V, 3] and their owner ids [V]."""
@@ -222,16 +255,30 @@ class AnchorEvidence:
         _, _, count = self.owners()
         if len(count) == 0:
             return np.zeros(0)
-        starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])
-        return count / np.add.reduceat(self._counts, starts)
+        runs = self._voxel_runs()
+        total = count.copy()  # a voxel seen by one id: its owner holds every observation
+        if len(runs.rows):
+            total[runs.shared] = np.add.reduceat(self._counts[runs.rows], runs.row_starts)
+        return count / total
 
     def row_owners(self) -> np.ndarray:
         """[R] the owner of each observation's voxel, in the order of ``pairs`` (``owner_at`` of every row's voxel)."""
         _, owners, _ = self.owners()
         if len(self._keys) == 0:
             return np.zeros(0, dtype=np.int64)
-        starts = np.flatnonzero(np.r_[True, self._keys[1:] != self._keys[:-1]])  # rows are sorted by key
+        starts = self._voxel_runs().starts
         return np.repeat(owners, np.diff(np.r_[starts, len(self._keys)]))
+
+    def shared_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ids [S] and voxel owners [S] of the observations in voxels several ids were seen in (elsewhere the
+        owner is the row's own id), in the order of ``pairs``."""
+        _, owners, _ = self.owners()
+        runs = self._voxel_runs()
+        return self._ids[runs.rows].astype(np.int64), np.repeat(owners[runs.shared], runs.row_lengths)
+
+    def voxels_per_id(self) -> np.ndarray:
+        """[I] how many voxels each id was seen in (``np.bincount`` of the rows' ids)."""
+        return np.bincount(self._ids)
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
@@ -255,28 +302,14 @@ class AnchorEvidence:
         counts: np.ndarray,
     ) -> None:
         """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
-        repeated) added: the new rows are summed and sorted on their own, then merged in by binary search, so
-        the held rows are never sorted again. Keys are ranked against the held keys (odd: a held key, even:
-        between two) so that one int64 code ``rank * _ID_SPAN + id`` orders (key, id) pairs."""
+        repeated) added: the new rows are summed and sorted on their own, then merged in by binary search of their
+        keys (``pair_positions``), so the held rows are never sorted again."""
         order = np.lexsort((ids, keys))
         keys, ids, counts = keys[order], ids[order], counts[order]
         start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
         counts = np.add.reduceat(counts.astype(np.int64), start)
         keys, ids = keys[start], ids[start]
-        first = np.r_[True, held_keys[1:] != held_keys[:-1]] if len(held_keys) else np.zeros(0, dtype=bool)
-        held_codes = np.cumsum(first, dtype=np.int64)  # (rank * 2 - 1) * _ID_SPAN + id, in place
-        held_codes *= 2
-        held_codes -= 1
-        held_codes *= _ID_SPAN
-        held_codes += held_ids
-        unique_held = held_keys[first]
-        slot = np.searchsorted(unique_held, keys)
-        present = slot < len(unique_held)
-        present[present] = unique_held[slot[present]] == keys[present]
-        codes = (slot * 2 + present).astype(np.int64) * _ID_SPAN + ids
-        at = np.searchsorted(held_codes, codes)
-        found = at < len(held_codes)
-        found[found] = held_codes[at[found]] == codes[found]
+        at, found = pair_positions(held_keys, held_ids, keys, ids)
         summed = held_counts.copy()
         summed[at[found]] += counts[found].astype(_COUNT_DTYPE)
         new = ~found
@@ -284,6 +317,7 @@ class AnchorEvidence:
         self._ids = np.insert(held_ids, at[new], ids[new].astype(_ID_DTYPE))
         self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
         self._owners = None
+        self._runs = None
 
 
 def project_evidence(
@@ -308,25 +342,30 @@ def project_evidence(
     x, y, z = project_points(camera, points)
     with np.errstate(invalid="ignore"):
         # floor(x) lies in [0, w) exactly when x does (NaN in neither)
-        keep = (z > 0) & np.isfinite(z) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        keep = (z > 0) & (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        keep &= np.isfinite(z)
+    keep = np.flatnonzero(keep)  # indices: each array is gathered once, with ``take``
     # non-negative coordinates: truncation is the floor
-    cols, rows, z, ids = x[keep].astype(np.int64), y[keep].astype(np.int64), z[keep], np.asarray(ids)[keep]
+    cols, rows, z = x.take(keep).astype(np.int64), y.take(keep).astype(np.int64), z.take(keep)
     if len(z) == 0:
         return out
+    flat = rows * w  # flat pixel index
+    flat += cols
     slack = np.sqrt(3.0) * voxel_size
     if depth is not None:
-        surface = np.asarray(depth)[rows, cols].astype(np.float64)
+        surface = np.asarray(depth).reshape(-1).take(flat).astype(np.float64)
         known = np.isfinite(surface) & (surface > 0)
         visible = known & (np.abs(z - surface) <= np.maximum(config.depth_tolerance * surface, slack))
     else:
         cell = max(int(config.zbuffer_cell), 1)
         cw = (w + cell - 1) // cell
-        flat = (rows // cell) * cw + cols // cell
+        cell_of = (rows // cell) * cw + cols // cell
         nearest = np.full(((h + cell - 1) // cell) * cw, np.inf)
-        np.minimum.at(nearest, flat, z)
-        front = nearest[flat]
+        np.minimum.at(nearest, cell_of, z)
+        front = nearest[cell_of]
         visible = z <= front + np.maximum(config.depth_tolerance * front, 2 * slack)
-    pixel, z, ids = rows[visible] * w + cols[visible], z[visible], ids[visible]
+    visible = np.flatnonzero(visible)
+    pixel, z, ids = flat.take(visible), z.take(visible), np.asarray(ids).take(keep.take(visible))
     nearest_point = _nearest_per_pixel(pixel, z, h * w)
     pixel, z = pixel[nearest_point], z[nearest_point]
     out.ravel()[pixel] = ids[nearest_point]
@@ -613,16 +652,14 @@ def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int,
     An id observed on ``n`` voxels of which at least ``merge_overlap * n`` are owned by one older id
     (seen there more often) is that object seen again under a new id.
     """
-    keys, ids, _ = evidence.pairs()
     _, owner_ids, _ = evidence.owners()
-    if len(keys) == 0:
+    if len(owner_ids) == 0:
         return {}
-    owner = evidence.row_owners()
-    per_id = np.bincount(ids)
-    other = owner != ids
-    older = other & (owner < ids)
+    ids, owner = evidence.shared_rows()  # (a voxel seen by one id is owned by it)
+    older = owner < ids
     if not older.any():
         return {}
+    per_id = evidence.voxels_per_id()
     pair_ids, pair_owner = ids[older], owner[older]
     base = int(owner_ids.max()) + 1
     pair_keys, counts = np.unique(pair_ids * base + pair_owner, return_counts=True)

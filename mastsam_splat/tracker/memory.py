@@ -50,6 +50,13 @@ def _offsets(radius: int) -> np.ndarray:
     return _NEIGHBOUR_CACHE[radius]
 
 
+def _column_shifts(radius: int) -> np.ndarray:
+    """Key offsets [(2 * radius + 1) ** 2] of the neighbouring voxels at ``dz = 0`` (``radius <= 1``, as in
+    ``neighbour_keys``), in ``neighbour_keys``' order."""
+    offsets = _offsets(radius)[radius :: 2 * radius + 1]
+    return (offsets[:, 0] << (2 * _BITS)) + (offsets[:, 1] << _BITS) + offsets[:, 2]
+
+
 def neighbour_keys(keys: np.ndarray, radius: int) -> np.ndarray:
     """[N, (2 * radius + 1) ** 3] keys of the voxels within ``radius`` of each voxel key ``keys`` [N].
 
@@ -219,25 +226,34 @@ class VoxelMemory:
         """
         self._flush()
         points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        finite = np.flatnonzero(np.isfinite(points).all(axis=1))
+        finite = np.isfinite(points).all(axis=1)
         empty = np.zeros(0, dtype=np.int64)
-        if len(finite) == 0 or len(self._keys) == 0:
+        if len(self._keys) == 0 or not finite.any():
             return empty, empty
+        if finite.all():
+            finite = np.arange(len(points))
+        else:
+            finite = np.flatnonzero(finite)
+            points = points[finite]
         # Points in one voxel hit the same ids: look up each occupied voxel's neighbourhood once.
-        coords = voxel_coords(points[finite], self.voxel_size)
-        voxel, voxel_of_point = np.unique(voxel_keys(coords), return_inverse=True)
+        voxel, voxel_of_point = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)), return_inverse=True)
         starts, lengths, voxel_of_query = self._neighbour_rows(voxel)
-        if not lengths.any():
+        total = int(lengths.sum())
+        if total == 0:
             return empty, empty
         owners = np.repeat(voxel_of_query, lengths)
-        index = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths) + np.arange(lengths.sum())
+        ends = np.cumsum(lengths)
+        index = np.repeat(starts - (ends - lengths), lengths)
+        index += np.arange(total)
         hit_voxel, hit_ids = unique_pairs(owners, self._ids[index], runs=True)  # sorted by voxel, then id
         # Back to points, in point order: every point takes its voxel's ids.
-        voxel_start = np.searchsorted(hit_voxel, np.arange(len(voxel)))
-        per_point = np.bincount(hit_voxel, minlength=len(voxel))[voxel_of_point]
-        point_index = np.repeat(finite, per_point)
-        index = np.repeat(voxel_start[voxel_of_point] - np.cumsum(np.r_[0, per_point[:-1]]), per_point)
-        return point_index, hit_ids[index + np.arange(per_point.sum())]
+        per_voxel = np.bincount(hit_voxel, minlength=len(voxel))
+        voxel_start = np.cumsum(per_voxel) - per_voxel
+        per_point = per_voxel[voxel_of_point]
+        point_ends = np.cumsum(per_point)
+        index = np.repeat(voxel_start[voxel_of_point] - (point_ends - per_point), per_point)
+        index += np.arange(int(point_ends[-1]) if len(point_ends) else 0)
+        return np.repeat(finite, per_point), hit_ids[index]
 
     def _neighbour_rows(self, voxel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stored rows in the neighbourhood of each of the voxel keys ``voxel`` [V], as runs: first row [R], row
@@ -254,9 +270,8 @@ class VoxelMemory:
             query = query.reshape(-1)
             lo = np.searchsorted(self._keys, query, side="left")
             return lo, np.searchsorted(self._keys, query, side="right") - lo, voxel_of_query
-        columns = neighbour_keys(voxel, r)[:, r :: 2 * r + 1]  # [V, (2r + 1) ** 2] the column centres (dz = 0)
-        voxel_of_query = np.repeat(np.arange(len(voxel)), columns.shape[1])
-        columns = columns.reshape(-1)
+        columns = (voxel[:, None] + _column_shifts(r)[None, :]).reshape(-1)  # [V * (2r + 1) ** 2] centres (dz = 0)
+        voxel_of_query = np.repeat(np.arange(len(voxel)), (2 * r + 1) ** 2)
         lo = np.searchsorted(self._keys, columns - r, side="left")
         return lo, np.searchsorted(self._keys, columns + r, side="right") - lo, voxel_of_query
 
@@ -342,18 +357,32 @@ def merge_pairs(
     """
     if len(keys_a) == 0 or len(keys_b) == 0:
         return (keys_b, ids_b) if len(keys_a) == 0 else (keys_a, ids_a)
+    position, held = pair_positions(keys_a, ids_a, keys_b, ids_b)
+    new = ~held
+    return np.insert(keys_a, position[new], keys_b[new]), np.insert(ids_a, position[new], ids_b[new])
+
+
+def pair_positions(
+    keys_a: np.ndarray, ids_a: np.ndarray, keys_b: np.ndarray, ids_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``b``'s ``(key, id)`` pairs goes among ``a``'s distinct pairs sorted by key then id (the first
+    row of ``a`` not before it, as ``np.searchsorted`` in (key, id) order), and whether ``a`` holds it (its row is
+    then that position).
+
+    Only ``b``'s pairs are searched, by key; within ``a``'s run of a key (a few ids per voxel) the ids are counted
+    one step per row of the longest run, so ``a`` is never scanned or encoded as a whole.
+    """
     lo = np.searchsorted(keys_a, keys_b, side="left")
     hi = np.searchsorted(keys_a, keys_b, side="right")
     position = lo.copy()
     held = np.zeros(len(keys_b), dtype=bool)
     shared = np.flatnonzero(hi > lo)  # b's pairs whose key a holds: place them among that key's ids
-    for step in range(int((hi - lo).max())):
+    for step in range(int((hi - lo).max(initial=0))):
         shared = shared[lo[shared] + step < hi[shared]]
         other = ids_a[lo[shared] + step]
         position[shared] += other < ids_b[shared]
         held[shared] |= other == ids_b[shared]
-    new = ~held
-    return np.insert(keys_a, position[new], keys_b[new]), np.insert(ids_a, position[new], ids_b[new])
+    return position, held
 
 
 def unique_pairs(first: np.ndarray, second: np.ndarray, runs: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_option
 from mastsam_splat.tracker.prompting import Prompt
 from mastsam_splat.types import Mask
+
+
+_BLOCK = 1 << 18
+"""Point-site distances computed at once by ``nearest_distance`` (bounds its memory)."""
 
 
 @dataclass
@@ -146,13 +149,32 @@ def resolve_overlaps(
             continue
         positive = prompts[i].positive if i in prompts else np.zeros((0, 2))
         if len(positive):
-            d = cKDTree(positive).query(xy[claims])[0]
+            d = nearest_distance(np.asarray(positive, dtype=np.float64), xy[claims])
         else:
             d = np.full(int(claims.sum()), 1e9)
         cost[claims, column] = d / (0.5 + 0.5 * float(np.clip(masks[i].score, 0.0, 1.0)))
     winner = np.asarray(ids)[np.argmin(cost, axis=1)]
     flat[contested_flat] = winner
     return labels
+
+
+def nearest_distance(sites: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[N] Euclidean distance from each of ``points`` [N, 2] to the nearest of ``sites`` [S, 2] (S >= 1).
+
+    By brute force: prompts are a few points per id, so comparing every pair costs less than building a
+    k-d tree per id. Each distance is the root of ``dx * dx + dy * dy``, the value ``cKDTree.query`` returns.
+    """
+    out = np.empty(len(points))
+    step = max(1, _BLOCK // len(sites))
+    for start in range(0, len(points), step):
+        block = points[start : start + step]
+        dx = block[:, 0:1] - sites[None, :, 0]
+        dy = block[:, 1:2] - sites[None, :, 1]
+        dx *= dx
+        dy *= dy
+        dx += dy
+        out[start : start + step] = np.sqrt(dx.min(axis=1))
+    return out
 
 
 def auto_label_image(masks: Sequence[Mask], shape: tuple[int, int], min_area: int) -> np.ndarray:

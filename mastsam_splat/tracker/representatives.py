@@ -114,11 +114,9 @@ def _snap_to_members(xy: np.ndarray, assignment: np.ndarray, centres: np.ndarray
     k = len(centres)
     xy = np.asarray(xy, dtype=np.float64)
     d = np.sum((xy - centres[assignment]) ** 2, axis=1)
-    order = np.lexsort((d, assignment))  # by cluster, then distance, then index
-    first = order[np.r_[True, assignment[order][1:] != assignment[order][:-1]]]
-    chosen = np.full(k, -1, dtype=np.int64)
-    chosen[assignment[first]] = first
-    for c in np.flatnonzero(chosen < 0).tolist():
+    member = assignment[None, :] == np.arange(k)[:, None]  # [k, N]: a few clusters of a few hundred points
+    chosen = np.argmin(np.where(member, d[None, :], np.inf), axis=1)  # (argmin: the first on ties)
+    for c in np.flatnonzero(~member.any(axis=1)).tolist():
         chosen[c] = int(np.argmin(np.sum((xy - centres[c]) ** 2, axis=1)))
     return xy[chosen]
 

@@ -567,3 +567,46 @@ def test_row_owners_equal_a_search_of_every_rows_voxel_and_add_voxels_equals_add
             np.testing.assert_array_equal(mine, theirs)
         owner_keys, owners, _ = evidence.owners()
         np.testing.assert_array_equal(evidence.row_owners(), owners[np.searchsorted(owner_keys, keys)])
+
+
+def test_owners_purity_and_merges_equal_a_count_per_voxel():
+    """Owners, purity and evidence merges, read off the voxels several ids share, equal a plain count per voxel."""
+    rng = np.random.default_rng(5)
+    evidence = AnchorEvidence(voxel_size=0.5)
+    config = AnchorConfig(merge_min_voxels=2, merge_overlap=0.15)  # (merges in most steps)
+    merged = 0
+    for step in range(6):
+        points = rng.uniform(0.0, 4.0, (300, 3))
+        ids = rng.integers(0, 8, 300)
+        evidence.add(ids, points)
+        if step == 3:
+            evidence.relabel(np.array([0, 1, 2, 3, 2, 5, 6, 7]))
+        keys, row_ids, counts = evidence.pairs()
+        voxels = np.unique(keys)
+        expected_owner, expected_count, expected_purity = [], [], []
+        for key in voxels.tolist():
+            held = keys == key
+            best = np.flatnonzero(held & (counts == counts[held].max()))[0]  # ties: the smaller (older) id
+            expected_owner.append(row_ids[best])
+            expected_count.append(counts[best])
+            expected_purity.append(counts[best] / counts[held].sum())
+        owner_keys, owners, owner_counts = evidence.owners()
+        np.testing.assert_array_equal(owner_keys, voxels)
+        np.testing.assert_array_equal(owners, expected_owner)
+        np.testing.assert_array_equal(owner_counts, expected_count)
+        np.testing.assert_array_equal(evidence.purity(), expected_purity)
+        row_owner = owners[np.searchsorted(owner_keys, keys)]
+        expected_merges: dict[int, int] = {}
+        per_id = np.bincount(row_ids)
+        for young in np.unique(row_ids).tolist():
+            mine = row_ids == young
+            olds, shared = np.unique(row_owner[mine & (row_owner < young)], return_counts=True)
+            for old, count in zip(olds.tolist(), shared.tolist()):
+                if per_id[young] >= config.merge_min_voxels and count >= config.merge_overlap * per_id[young]:
+                    expected_merges[young] = old
+        for young in list(expected_merges):
+            while expected_merges[young] in expected_merges:
+                expected_merges[young] = expected_merges[expected_merges[young]]
+        assert evidence_merges(evidence, config) == expected_merges
+        merged += len(expected_merges)
+    assert merged > 0

@@ -312,3 +312,17 @@ def test_point_hits_equal_a_brute_force_search_of_the_neighbourhood(radius):
         expected += [(p, i) for i in sorted(set(stored_ids[near].tolist()))]
     assert list(zip(point_index.tolist(), hit_ids.tolist())) == expected
     assert point_index.dtype == np.int64 and hit_ids.dtype == np.int64
+    all_finite = memory.point_hits(queries[:-1])  # (no point dropped)
+    assert list(zip(*(a.tolist() for a in all_finite))) == expected
+
+
+def test_pair_positions_equal_a_search_in_key_then_id_order():
+    from mastsam_splat.tracker.memory import pair_positions
+
+    rng = np.random.default_rng(2)
+    a = np.unique(rng.integers(0, 40, 300) * 100 + rng.integers(0, 9, 300))  # distinct (key, id) codes, sorted
+    b = rng.integers(0, 45, 200) * 100 + rng.integers(0, 12, 200)
+    position, held = pair_positions(a // 100, a % 100, b // 100, b % 100)
+    np.testing.assert_array_equal(position, np.searchsorted(a, b))
+    np.testing.assert_array_equal(held, np.isin(b, a))
+    assert held.any() and not held.all()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mastsam_splat.tracker.overlap import resolve_overlaps
+from mastsam_splat.tracker import overlap as overlap_module
+from mastsam_splat.tracker.overlap import nearest_distance, resolve_overlaps
 from mastsam_splat.tracker.prompting import Prompt
 from mastsam_splat.types import Mask
 
@@ -47,3 +48,12 @@ def test_resolve_overlaps_matches_the_per_pixel_reference():
         assert labels.dtype == np.int64
         np.testing.assert_array_equal(labels, reference_labels(masks, prompts, shape))
     assert not resolve_overlaps({}, {}, shape).any()
+
+
+def test_nearest_distance_equals_the_k_d_tree_bit_for_bit(monkeypatch):
+    rng = np.random.default_rng(4)
+    monkeypatch.setattr(overlap_module, "_BLOCK", 64)  # several blocks
+    for sites_count in (1, 3, 27):
+        sites = rng.uniform(-50.0, 400.0, (sites_count, 2))
+        points = rng.integers(0, 320, (500, 2)) + 0.5
+        np.testing.assert_array_equal(nearest_distance(sites, points), cKDTree(sites).query(points)[0])

@@ -30,3 +30,20 @@ def test_match_labels_equals_flooring_every_position() -> None:
         want = np.zeros(len(pts), dtype=np.int64)
         want[inside] = labels[rows[inside].astype(int), cols[inside].astype(int)]
         np.testing.assert_array_equal(match_labels(labels, pts), want)
+
+
+def test_snap_takes_each_clusters_nearest_member_first_on_ties():
+    rng = np.random.default_rng(6)
+    xy = rng.integers(0, 6, (200, 2)).astype(np.float64)  # many equal distances
+    assignment = rng.integers(0, 7, 200)
+    assignment[assignment == 5] = 4  # cluster 5 has no member: the nearest point overall
+    centres = rng.uniform(0.0, 6.0, (7, 2))
+    d = np.sum((xy - centres[assignment]) ** 2, axis=1)
+    expected = []
+    for c in range(7):
+        members = np.flatnonzero(assignment == c)
+        if len(members):
+            expected.append(members[np.argmin(d[members])])
+        else:
+            expected.append(int(np.argmin(np.sum((xy - centres[c]) ** 2, axis=1))))
+    np.testing.assert_array_equal(_snap_to_members(xy, assignment, centres), xy[expected])
