@@ -24,7 +24,7 @@ from mastsam_splat.tracker.tracker import _Run
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
 from mastsam_splat.types import Frame, Matches
 
-from support.cutting_segmenter import CuttingSegmenter
+from support.altered_segmenters import CuttingSegmenter
 from support.planar_scene import DEPTH, camera_at, id_of, render, sequence
 
 SLIDE = [0.0, 0.15, 0.3, 0.45, 0.6]

@@ -10,7 +10,7 @@ from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
 from mastsam_splat.tracker.view_order import ViewOrderConfig
 
-from support.cutting_segmenter import CuttingSegmenter
+from support.altered_segmenters import CuttingSegmenter
 from support.planar_scene import sequence
 
 SLIDE = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]

@@ -11,6 +11,7 @@ from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
 from mastsam_splat.tracker.view_order import ViewOrderConfig
 from mastsam_splat.types import Matches
 
+from support.altered_segmenters import LeakingSegmenter
 from support.planar_scene import id_of, sequence
 
 SLIDE = [0.0, 0.15, 0.3, 0.45, 0.6]
@@ -139,32 +140,6 @@ def test_empty_input_is_refused():
 
     with pytest.raises(InputError):
         track([])
-
-
-class LeakingSegmenter:
-    """The classical segmenter, except that in frame ``leak_frame`` a prompt on object 1 of the ground truth returns
-    object 1 with the background around it (the prompt leaks into the background segment)."""
-
-    def __init__(self, frames, leak_frame: int) -> None:
-        self.inner = make_segmenter("classical")
-        self.frames = frames
-        self.leak_frame = leak_frame
-
-    def prepare(self, image):
-        index = next(i for i, f in enumerate(self.frames) if f.image is image)
-        return index, self.inner.prepare(image)
-
-    def auto(self, state):
-        return self.inner.auto(state[1])
-
-    def prompt(self, state, positive_xy, negative_xy=None):
-        index, inner = state
-        gt = self.frames[index].gt
-        cols, rows = positive_xy[:, 0].astype(int), positive_xy[:, 1].astype(int)
-        if index == self.leak_frame and len(positive_xy) and np.mean(gt[rows, cols] == 1) > 0.5:
-            leaked = (gt == 0) | (gt == 1)
-            return type(self.inner.prompt(inner, positive_xy, negative_xy))(segmentation=leaked)
-        return self.inner.prompt(inner, positive_xy, negative_xy)
 
 
 @pytest.mark.parametrize("max_growth", [4.0, 0.0])
