@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 from mastsam_splat.errors import check_option
 from mastsam_splat.tracker.prompting import Prompt
@@ -161,19 +162,13 @@ def resolve_overlaps(
 def nearest_distance(sites: np.ndarray, points: np.ndarray) -> np.ndarray:
     """[N] Euclidean distance from each of ``points`` [N, 2] to the nearest of ``sites`` [S, 2] (S >= 1).
 
-    By brute force: prompts are a few points per id, so comparing every pair costs less than building a
-    k-d tree per id. Each distance is the root of ``dx * dx + dy * dy``, the value ``cKDTree.query`` returns.
+    By brute force (``scipy.spatial.distance.cdist`` in blocks): prompts are a few points per id, so comparing
+    every pair costs less than building a k-d tree per id, and gives the distances ``cKDTree.query`` returns.
     """
     out = np.empty(len(points))
     step = max(1, _BLOCK // len(sites))
     for start in range(0, len(points), step):
-        block = points[start : start + step]
-        dx = block[:, 0:1] - sites[None, :, 0]
-        dy = block[:, 1:2] - sites[None, :, 1]
-        dx *= dx
-        dy *= dy
-        dx += dy
-        out[start : start + step] = np.sqrt(dx.min(axis=1))
+        out[start : start + step] = cdist(points[start : start + step], sites).min(axis=1)
     return out
 
 

@@ -778,9 +778,10 @@ class _Run:
         assert prev is not None
         min_area = max(1, int(round(cfg.min_area_fraction * (h * w))))
         reps = select_representatives(prev, matches, cfg.representatives, cfg.confidence_threshold, (w, h), cfg.seed)
-        prev_ids = [int(i) for i in compact_ids(prev)[0] if i > 0]
+        counts = np.bincount(prev.ravel())
+        prev_area = {int(i): int(counts[i]) for i in np.flatnonzero(counts) if i > 0}  # id -> its pixels in the parent
         tracked = propagate_representatives(reps, matches, cfg.propagation, (w, h))
-        for obj_id in prev_ids:
+        for obj_id in prev_area:
             if obj_id not in tracked:
                 report.rejected["no correspondences"] = report.rejected.get("no correspondences", 0) + 1
         prompts = build_prompts(tracked, cfg.prompting, (w, h))
@@ -790,9 +791,8 @@ class _Run:
                 report.rejected[reason] = report.rejected.get(reason, 0) + 1
                 prompts.pop(obj_id, None)
         masks = prompt_masks(self.tracker.segmenter, state, prompts)
-        prev_area = np.bincount(prev.ravel())
         for obj_id in list(masks):
-            area = int(prev_area[obj_id]) if obj_id < len(prev_area) else 0
+            area = prev_area.get(obj_id, 0)
             reason = lost_after_prompting(masks[obj_id], prompts[obj_id].positive, cfg.rejection, min_area, area)
             if reason is not None:
                 report.rejected[reason] = report.rejected.get(reason, 0) + 1
