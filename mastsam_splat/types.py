@@ -102,6 +102,26 @@ class Camera:
 
 
 @dataclass
+class ObservedPoints:
+    """3D points of a sparse reconstruction (SfM) that one view observed: the reconstruction verified that each
+    is visible at its pixel, and every view of a point names it by the same index."""
+
+    xy: np.ndarray
+    """[N, 2] float64 pixel positions in the frame."""
+    xyz: np.ndarray
+    """[N, 3] float64 world positions, in the world of the frame's camera."""
+    point: np.ndarray
+    """[N] int64 the reconstruction's index of each point."""
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    def subset(self, keep: np.ndarray) -> "ObservedPoints":
+        """The points selected by the mask or index array ``keep``."""
+        return ObservedPoints(self.xy[keep], self.xyz[keep], self.point[keep])
+
+
+@dataclass
 class Frame:
     """One view of a scene: its image and whatever geometry is known about it."""
 
@@ -116,6 +136,8 @@ class Frame:
     camera: Optional[Camera] = None
     depth: Optional[np.ndarray] = None
     """[H, W] float32 z-depth, 0 = unknown."""
+    observed: Optional[ObservedPoints] = None
+    """Points of the capture's sparse reconstruction this view observed (``None``: no reconstruction given)."""
 
     @property
     def height(self) -> int:

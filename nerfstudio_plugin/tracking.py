@@ -29,7 +29,7 @@ from mastsam_splat.io.ply import read_point_cloud
 from mastsam_splat.io.scene import read_depth, read_image
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
-from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder
+from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder, with_sfm_points
 from mastsam_splat.tracker.outputs import MASKS_DIR, POINTS_FILE, TRACKS_FILE
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.types import Camera, Frame
@@ -228,6 +228,7 @@ def track_training_images(dataset: Any, config: TrackingConfig, data_root: Path)
     source = "training split" if inside else f"training split of {data_root.resolve()}"
     frames = training_frames(dataset)
     work = [working_frame(frame, config.max_image_size) for frame in frames]
+    work = with_sfm_points(work, data_root, config.tracker.points, subset=True)
     job = tracking_job(config, work, data_root)
     settings = {"segmenter": job.segmenter, "matcher": job.matcher, "mode": config.tracker.mode}
 

@@ -78,6 +78,9 @@ class RealBenchOptions:
     """Use every n-th frame."""
     max_frames: Optional[int] = None
     """Use at most this many frames (after striding)."""
+    held_out: bool = False
+    """Give the tracker the SfM points with an even index only (``points`` ``auto``/``sfm``) and score over the
+    odd ones, so that the score grades it on points it was not given."""
     reuse: bool = False
     """Reuse tracker outputs of an earlier run with the same frames and settings (wall times from that run)."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -92,9 +95,16 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
     from mastsam_splat.io import load_scene
     from mastsam_splat.io.tracks import read_tracks
     from mastsam_splat.threads import cpu_threads
-    from mastsam_splat.tracker.job import TrackingJob, track_to_folder
+    from mastsam_splat.tracker.job import TrackingJob, track_to_folder, with_sfm_points
 
     scene = load_scene(dataset, stride=options.stride, max_frames=options.max_frames)
+    subset = options.stride > 1 or options.max_frames is not None
+    frames = with_sfm_points(scene.frames, scene.root, options.tracker.points, subset=subset)
+    if options.held_out:
+        frames = [
+            f if f.observed is None else replace(f, observed=f.observed.subset(f.observed.point % 2 == 0))
+            for f in frames
+        ]
     job = TrackingJob.from_options(
         options.segmenter,
         options.matcher,
@@ -106,7 +116,7 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
     start = time.perf_counter()
     with cpu_threads():
         run = track_to_folder(
-            scene.frames,
+            frames,
             job,
             output_dir,
             source=str(dataset.resolve()),
@@ -136,9 +146,8 @@ def score(options: RealBenchOptions, dataset: Path, output_dir: Path) -> dict[st
     from mastsam_splat.cli.eval import EvalCommand, prediction_folder, read_predictions
     from mastsam_splat.io import load_scene
 
-    command = EvalCommand(
-        pred=output_dir, data=dataset, stride=options.stride, max_frames=options.max_frames, sfm=options.sfm
-    )
+    sfm = replace(options.sfm, points="odd") if options.held_out else options.sfm
+    command = EvalCommand(pred=output_dir, data=dataset, stride=options.stride, max_frames=options.max_frames, sfm=sfm)
     report = command.report()
     if report.sfm is None:
         raise SystemExit(f"{dataset}: no COLMAP model (sparse/0) to score against")

@@ -19,7 +19,7 @@ from mastsam_splat.io.scene import input_image_folders
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.threads import cpu_threads
-from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder
+from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder, with_sfm_points
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.results import FrameReport
 
@@ -74,7 +74,8 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     inputs = input_image_folders(cmd.data) if Path(cmd.data).exists() else []
     check_writable_dir(cmd.output_dir, "--output-dir", inputs=inputs)
     scene = load_scene(cmd.data, stride=cmd.stride, max_frames=cmd.max_frames)
-    frames = scene.frames
+    subset = cmd.stride > 1 or cmd.max_frames is not None
+    frames = with_sfm_points(scene.frames, scene.root, cmd.tracker.points, subset=subset)
     if cmd.matcher == "geometric" and not (scene.has_depth and scene.has_cameras):
         raise InputError("--matcher geometric needs depth maps and cameras for every frame; use --matcher sift", cmd.data)
     load_s = time.perf_counter() - t0

@@ -64,12 +64,18 @@ def _centres_and_axes(cameras: Sequence[Camera]) -> np.ndarray:
     return np.concatenate([centres, centres + max(spread, 1e-12) * axes])
 
 
+def align_cameras(source: Sequence[Camera], target: Sequence[Camera]) -> np.ndarray:
+    """Similarity [4, 4] best mapping the world of the ``source`` cameras onto that of the matching ``target`` ones
+    (Umeyama on the camera centres and a point ahead of each camera; needs >= 3 cameras)."""
+    if len(source) != len(target) or len(source) < 3:
+        raise ValueError(f"need >= 3 matching cameras, got {len(source)} and {len(target)}")
+    return umeyama(_centres_and_axes(source), _centres_and_axes(target))
+
+
 def pose_errors(estimated: Sequence[Camera], reference: Sequence[Camera]) -> PoseErrors:
     """Align ``estimated`` cameras onto ``reference`` ones by a similarity (Umeyama on the camera centres
     and a point ahead of each camera; needs >= 3 cameras), then compare orientations and centres."""
-    if len(estimated) != len(reference) or len(estimated) < 3:
-        raise ValueError(f"need >= 3 matching cameras, got {len(estimated)} and {len(reference)}")
-    transform = umeyama(_centres_and_axes(estimated), _centres_and_axes(reference))
+    transform = align_cameras(estimated, reference)
     scale = float(np.cbrt(np.linalg.det(transform[:3, :3])))
     rotation = transform[:3, :3] / scale
     est = np.stack([c.center for c in estimated])

@@ -15,7 +15,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.types import Camera, Frame
+from mastsam_splat.types import Camera, Frame, ObservedPoints
 
 PathLike = Union[str, Path]
 
@@ -249,6 +249,23 @@ def tracks_in_frames(model: SfmModel, frames: Sequence[Frame], subset: bool = Fa
     Frames the model lacks (not registered by SfM) get no observations. Keypoints are scaled when
     the model's cameras have another resolution of the same aspect ratio; other sizes are refused.
     """
+    frame_of_image, scale = image_frames(model, frames, subset)
+    frame_index = frame_of_image[model.track_image]
+    keep = frame_index >= 0
+    return FrameTracks(
+        frame=frame_index[keep],
+        point=model.track_point[keep],
+        xy=model.track_xy[keep] * scale[model.track_image[keep]],
+        num_frames=len(frames),
+        frames_in_model=int(np.unique(frame_of_image[frame_of_image >= 0]).size),
+    )
+
+
+def image_frames(model: SfmModel, frames: Sequence[Frame], subset: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The frame of each model image [I] (-1: none) and the scale [I, 2] from its keypoints to that frame's pixels.
+
+    Matching and refusals are those of ``tracks_in_frames``.
+    """
     images_file = model.images_file()
     keys = [_frame_key(f) for f in frames]
     if len(set(keys)) != len(keys):
@@ -279,15 +296,21 @@ def tracks_in_frames(model: SfmModel, frames: Sequence[Frame], subset: bool = Fa
                 images_file,
             )
         scale[i] = (sx, sy)
-    frame_index = frame_of_image[model.track_image]
-    keep = frame_index >= 0
-    return FrameTracks(
-        frame=frame_index[keep],
-        point=model.track_point[keep],
-        xy=model.track_xy[keep] * scale[model.track_image[keep]],
-        num_frames=len(frames),
-        frames_in_model=int(np.unique(frame_of_image[frame_of_image >= 0]).size),
-    )
+    return frame_of_image, scale
+
+
+def frame_observations(model: SfmModel, frames: Sequence[Frame], subset: bool = False) -> list[ObservedPoints]:
+    """The model's points each frame observed, at the frame's pixels and in the model's world (frames the model
+    lacks observe none). Matching and refusals are those of ``tracks_in_frames``."""
+    tracks = tracks_in_frames(model, frames, subset)
+    order = np.argsort(tracks.frame, kind="stable")
+    bounds = np.searchsorted(tracks.frame[order], np.arange(len(frames) + 1))
+    out = []
+    for f in range(len(frames)):
+        rows = order[bounds[f] : bounds[f + 1]]
+        point = tracks.point[rows]
+        out.append(ObservedPoints(xy=tracks.xy[rows].astype(np.float64), xyz=model.points[point], point=point))
+    return out
 
 
 def write_sparse_model(

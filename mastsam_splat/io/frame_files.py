@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from mastsam_splat.types import Camera, Frame
+from mastsam_splat.types import Camera, Frame, ObservedPoints
 
 CACHE_FRAMES = 8
 """Decoded images (and as many depth maps) a scene's reader keeps."""
@@ -100,11 +100,13 @@ class FileFrame(Frame):
         file: Optional[Path] = None,
         camera: Optional[Camera] = None,
         depth: Any = _UNSET,
+        observed: Optional[ObservedPoints] = None,
     ) -> None:
         self.name = name
         self.index = index
         self.file = file
         self.camera = camera
+        self.observed = observed
         self._files: Optional[FrameFiles] = None
         self._key = -1
         self._size = (0, 0)

@@ -13,8 +13,8 @@ Granularity is reported with the scores: fewer, bigger segments are trivially mo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, Optional, Sequence
 
 import numpy as np
 
@@ -39,6 +39,9 @@ class SfmTracksConfig:
     """View pairs at least this many frames apart are "far"."""
     seed: int = 0
     """Seed of the pair sampling."""
+    points: Literal["all", "even", "odd"] = "all"
+    """Score over every point of the model, or over the points with an even / odd index only: a tracker given the
+    other half as 3D evidence is then graded on points it was not given."""
 
 
 @dataclass
@@ -172,6 +175,9 @@ def sfm_consistency(
     label_maps = list(label_maps)
     if len(label_maps) != tracks.num_frames:
         raise ValueError(f"{len(label_maps)} label maps for {tracks.num_frames} frames")
+    if config.points != "all":
+        keep = tracks.point % 2 == (0 if config.points == "even" else 1)
+        tracks = replace(tracks, frame=tracks.frame[keep], point=tracks.point[keep], xy=tracks.xy[keep])
     corr = track_correspondences(tracks, config.max_pairs_per_point, config.seed)
     labels, inside = observation_labels(label_maps, tracks)
     keep = inside[corr.obs_a] & inside[corr.obs_b]

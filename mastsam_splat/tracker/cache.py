@@ -36,7 +36,7 @@ MANIFEST_VERSION = 1
 
 
 def input_fingerprint(frames: Sequence[Frame]) -> str:
-    """Hash of everything the tracker reads from the frames: names, pixels, cameras, depth."""
+    """Hash of everything the tracker reads from the frames: names, pixels, cameras, depth, observed SfM points."""
     h = hashlib.blake2b(digest_size=20)
     for frame in frames:
         h.update(frame.name.encode())
@@ -49,6 +49,10 @@ def input_fingerprint(frames: Sequence[Frame]) -> str:
         if frame.depth is not None:
             h.update(b"depth")
             h.update(np.ascontiguousarray(frame.depth, dtype=np.float32).tobytes())
+        if frame.observed is not None:
+            h.update(b"observed")
+            h.update(np.ascontiguousarray(frame.observed.xy, dtype=np.float64).tobytes())
+            h.update(np.round(frame.observed.xyz, 9).tobytes())
     return h.hexdigest()
 
 

@@ -36,8 +36,9 @@ class TrackerConfig:
     min_area_fraction: float = 0.001
     """Smallest segment (fraction of the image) kept from automatic masks and accepted as a new id."""
     points: PointSource = "auto"
-    """3D source for the memory and the point cloud: ``auto`` (depth + cameras, else the matcher's 3D points,
-    else triangulation with known cameras), ``depth``, ``matches``, ``triangulated`` or ``none``."""
+    """3D source for the memory, the 3D evidence and the point cloud: ``auto`` (depth + cameras, else the points of
+    the dataset's COLMAP model each frame observed, else the matcher's 3D points, else triangulation with known
+    cameras), ``depth``, ``sfm``, ``matches``, ``triangulated`` or ``none``."""
     max_points_per_frame: int = 20000
     """3D points sampled per frame from depth maps."""
     max_reprojection_error: float = 2.0

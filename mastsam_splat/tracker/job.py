@@ -16,7 +16,10 @@ from typing import Any, Callable, Literal, Optional, Sequence
 from mastsam_splat import __version__
 from mastsam_splat.matchers import MATCHER_CONFIGS, make_matcher
 from mastsam_splat.segmenters import SEGMENTER_CONFIGS, make_segmenter
+from mastsam_splat.errors import InputError
+from mastsam_splat.geometry.sfm_points import attach_sfm_points
 from mastsam_splat.io.atomic import atomic_dir
+from mastsam_splat.io.colmap import find_sparse_model, read_sparse_model
 from mastsam_splat.tracker.cache import (
     MANIFEST,
     ResultCache,
@@ -28,6 +31,7 @@ from mastsam_splat.tracker.cache import (
 )
 from mastsam_splat.tracker.outputs import OUTPUT_NAMES, write_outputs
 from mastsam_splat.tracker.config import TrackerConfig
+from mastsam_splat.tracker.points3d import PointSource
 from mastsam_splat.tracker.results import FrameReport, TrackResult
 from mastsam_splat.tracker.tracker import MastSAMTracker
 from mastsam_splat.types import Frame
@@ -165,6 +169,25 @@ class TrackingRun:
     write_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     """Frame pairs whose matching failed (see :class:`PairWarnings`)."""
+
+
+def with_sfm_points(
+    frames: Sequence[Frame], data_root: Path, points: PointSource, subset: bool = False, model: Optional[Path] = None
+) -> list[Frame]:
+    """``frames`` with the points of the dataset's COLMAP model they observed attached (``Frame.observed``, see
+    geometry/sfm_points.py) when the tracker's 3D source ``points`` may use them (``auto``, ``sfm``).
+
+    ``model``: the model folder (default: found under ``data_root``, see ``find_sparse_model``); ``subset``: the
+    frames are a selection of the model's images. ``sfm`` without a model is refused.
+    """
+    if points not in ("auto", "sfm"):
+        return list(frames)
+    folder = find_sparse_model(data_root, model)
+    if folder is None:
+        if points == "sfm":
+            raise InputError("the 3D source 'sfm' needs a COLMAP model (sparse/0 or colmap/sparse/0)", data_root)
+        return list(frames)
+    return attach_sfm_points(frames, read_sparse_model(folder), subset=subset)
 
 
 def track_to_folder(

@@ -4,6 +4,10 @@ Sources, chosen once per sequence (``choose_source``):
 - ``depth``: every frame has a depth map and a camera; pixels on a regular grid are unprojected.
   Exact and dense, and it covers regions just coming into view (which no correspondence with
   the previous frame reaches), so it is preferred when available.
+- ``sfm``: the frames carry the points of the capture's sparse reconstruction they observed
+  (``Frame.observed``, see geometry/sfm_points.py) and have cameras. Sparse, but SfM verified
+  each point's visibility in every view that saw it, and one point links views however far
+  apart, so it is preferred to per-pair correspondences.
 - ``matches``: the matcher returns 3D points (MASt3R pointmaps, SIFT triangulated with known
   cameras, depth-based matches); points sit at the correspondences' pixels. Per-pair point
   frames are chained into the first pair's frame by a similarity transform fitted on the
@@ -27,7 +31,7 @@ from mastsam_splat.geometry.triangulation import triangulate
 from mastsam_splat.tracker.representatives import match_labels
 from mastsam_splat.types import Frame, Matches
 
-PointSource = Literal["auto", "depth", "matches", "triangulated", "none"]
+PointSource = Literal["auto", "depth", "sfm", "matches", "triangulated", "none"]
 
 
 @dataclass
@@ -56,12 +60,17 @@ def choose_source(frames: Sequence[Frame], requested: PointSource, matcher_name:
     has_cameras = all(f.camera is not None for f in frames)
     if requested == "depth":
         return "depth" if has_depth else "none"
+    has_observed = has_cameras and any(f.observed is not None and len(f.observed) for f in frames)
     if requested == "triangulated":
         return "triangulated" if has_cameras else "none"
+    if requested == "sfm":
+        return "sfm" if has_observed else "none"
     if requested in ("matches", "none"):
         return requested
     if has_depth:
         return "depth"
+    if has_observed:
+        return "sfm"
     if matcher_name == "mast3r" or (matcher_name == "sift" and has_cameras):
         return "matches"
     if has_cameras:
@@ -83,6 +92,13 @@ def depth_points(frame: Frame, max_points: int) -> FramePoints:
     depth = frame.depth[np.floor(xy[:, 1]).astype(np.int64), np.floor(xy[:, 0]).astype(np.int64)].astype(np.float64)
     known = np.isfinite(depth) & (depth > 0)
     return FramePoints(xy[known], frame.camera.unproject(xy[known], depth[known]))
+
+
+def observed_points(frame: Frame) -> FramePoints:
+    """The sparse reconstruction's points the frame observed (none when it carries none)."""
+    if frame.observed is None:
+        return FramePoints.empty()
+    return FramePoints(frame.observed.xy, frame.observed.xyz)
 
 
 def triangulated_points(

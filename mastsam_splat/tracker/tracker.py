@@ -69,6 +69,7 @@ from mastsam_splat.tracker.points3d import (
     depth_points,
     labels_at,
     matched_points,
+    observed_points,
     triangulated_points,
 )
 from mastsam_splat.tracker.refine import (
@@ -298,6 +299,8 @@ class _Run:
         empty = FramePoints.empty()
         if self.source == "depth":
             return empty, depth_points(frame, self.cfg.max_points_per_frame)
+        if self.source == "sfm":
+            return empty, observed_points(frame)
         if parent is None or matches is None:
             return empty, empty
         if self.source == "matches":
@@ -736,16 +739,22 @@ class _Run:
         """[H, W] the evidence's owners projected into frame ``t`` (``project_evidence``, read-only), reused while
         the evidence is unchanged (its owners array is replaced whenever it changes)."""
         assert self.evidence is not None
-        _, owners, _ = self.evidence.owners()
+        _, version, _ = self.evidence.owners()
         cached = self._projected
-        if cached is not None and cached[0] == t and cached[1] is owners and cached[2].shape == shape:
+        if cached is not None and cached[0] == t and cached[1] is version and cached[2].shape == shape:
             return cached[2]
-        centres, owners = self.evidence.points()
+        if self.source == "sfm":
+            # The reconstruction says which points the frame sees: only their voxels vote, no z-buffer guesses.
+            centres = observed_points(self.frames[t]).xyz
+            owners = self.evidence.owner_at(centres)
+            centres, owners = centres[owners > 0], owners[owners > 0]
+        else:
+            centres, owners = self.evidence.points()
         camera = self.frames[t].camera
         assert camera is not None
         image = project_evidence(centres, owners, camera, shape, self.evidence.voxel_size, self.cfg.anchor, depth)
         image.flags.writeable = False
-        self._projected = (t, owners, image)
+        self._projected = (t, version, image)
         return image
 
     def _sampling_density(self, points: FramePoints, shape: tuple[int, int]) -> float:

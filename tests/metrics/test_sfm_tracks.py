@@ -79,6 +79,16 @@ def test_hand_made_tracks_score_exactly() -> None:
     check_hand_scores(sfm_consistency(hand_labels(), hand_tracks()))
 
 
+def test_half_of_the_points_can_be_held_out() -> None:
+    """``points`` even / odd scores over the points of that index only (the others can be given to a tracker)."""
+    even = sfm_consistency(hand_labels(), hand_tracks(), SfmTracksConfig(points="even"))
+    assert (even.near.num_correspondences, even.far.num_correspondences, even.all.num_correspondences) == (4, 1, 6)
+    assert even.near.coverage == pytest.approx(3 / 4) and even.near.idc == 1.0 and even.far.idc == 0.0
+    odd = sfm_consistency(hand_labels(), hand_tracks(), SfmTracksConfig(points="odd"))
+    assert (odd.near.num_correspondences, odd.far.num_correspondences, odd.all.num_correspondences) == (1, 1, 3)
+    assert odd.all.idc == pytest.approx(2 / 3)
+
+
 @pytest.mark.parametrize("binary", [True, False])
 def test_hand_made_tracks_through_a_colmap_model(tmp_path: Path, binary: bool) -> None:
     tracks = hand_tracks()

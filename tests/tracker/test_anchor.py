@@ -22,7 +22,7 @@ from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.memory import voxel_keys
 from mastsam_splat.tracker.tracker import _Run
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
-from mastsam_splat.types import Frame, Matches
+from mastsam_splat.types import Frame, Matches, ObservedPoints
 
 from support.altered_segmenters import CuttingSegmenter
 from support.planar_scene import DEPTH, camera_at, id_of, render, sequence
@@ -610,3 +610,31 @@ def test_owners_purity_and_merges_equal_a_count_per_voxel():
         assert evidence_merges(evidence, config) == expected_merges
         merged += len(expected_merges)
     assert merged > 0
+
+
+def test_with_sfm_points_only_the_voxels_the_frame_observed_vote():
+    """With the capture's SfM points (source ``sfm``), the evidence drawn into a frame is that of the points the
+    reconstruction says the frame observed: an id whose voxels project into the image but which the frame does
+    not observe (hidden behind another surface) draws nothing there."""
+    camera = camera_at(0.0)
+    shape = (camera.height, camera.width)
+    left = np.array([[x + 0.5, y + 0.5] for x in range(3, 40, 6) for y in range(3, 72, 6)])
+    right = np.array([[x + 0.5, y + 0.5] for x in range(60, 96, 6) for y in range(3, 72, 6)])
+    left_xyz = camera.unproject(left, np.full(len(left), DEPTH))
+    right_xyz = camera.unproject(right, np.full(len(right), DEPTH))
+    observed = ObservedPoints(xy=left, xyz=left_xyz, point=np.arange(len(left)))
+    frames = [
+        Frame(image=np.zeros((*shape, 3), dtype=np.uint8), name=f"f{t}", index=t, camera=camera, observed=observed)
+        for t in range(2)
+    ]
+    evidence = AnchorEvidence(voxel_size=0.4)
+    evidence.add(np.full(len(left), 4), left_xyz)
+    evidence.add(np.full(len(right), 6), right_xyz)
+    images = {}
+    for source in ("sfm", "triangulated"):
+        run = _Run(MastSAMTracker(TrackerConfig(), None, None), frames, source, ViewOrder([0, 1], {0: None, 1: 0}, "cameras"))
+        run.evidence = evidence
+        images[source] = run._evidence_image(1, shape, None)
+    assert set(np.unique(images["triangulated"]).tolist()) == {0, 4, 6}
+    assert set(np.unique(images["sfm"]).tolist()) == {0, 4}
+    assert (images["sfm"][:, :40] == 4).any()

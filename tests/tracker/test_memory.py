@@ -26,9 +26,10 @@ from mastsam_splat.tracker.points3d import (
     choose_source,
     depth_points,
     matched_points,
+    observed_points,
     triangulated_points,
 )
-from mastsam_splat.types import Matches
+from mastsam_splat.types import Matches, ObservedPoints
 
 from support.planar_scene import DEPTH, render
 
@@ -127,6 +128,14 @@ def test_matched_points_and_source_choice():
     no_depth[0].depth = None
     assert choose_source(no_depth, "auto", "sift") == "matches"
     assert choose_source(no_depth, "auto", "geometric") == "triangulated"
+    assert choose_source(no_depth, "sfm", "sift") == "none"
+    observed = ObservedPoints(xy=np.ones((3, 2)), xyz=np.ones((3, 3)), point=np.arange(3))
+    no_depth[0].observed = observed
+    assert choose_source(no_depth, "auto", "sift") == "sfm"
+    assert choose_source(no_depth, "matches", "sift") == "matches"
+    posed[0].observed = observed
+    assert choose_source(posed, "auto", "geometric") == "depth"
+    assert len(observed_points(no_depth[0])) == 3 and len(observed_points(posed[1])) == 0
 
 
 def test_point_cloud_labels_colours_and_downsampling(tmp_path):
