@@ -84,3 +84,26 @@ def test_the_tracker_job_attaches_the_dataset_model_for_its_point_sources(scene_
     assert all(f.observed is None for f in with_sfm_points(frames, tmp_path, "auto"))
     with pytest.raises(InputError, match="needs a COLMAP model"):
         with_sfm_points(frames, tmp_path, "sfm")
+
+
+def test_mastsam_track_refuses_a_model_of_another_reconstruction_before_tracking(
+    scene_with_model, tmp_path, capsys, monkeypatch
+):
+    """A dataset whose ``sparse/0`` was made for other poses: one error naming the model's file, nothing written."""
+    import json
+    import shutil
+
+    from support.faults import run_mastsam
+
+    data = tmp_path / "scene"
+    shutil.copytree(scene_with_model, data)
+    transforms = json.loads((data / "transforms.json").read_text())
+    poses = [f["transform_matrix"] for f in transforms["frames"]]
+    for i, frame in enumerate(transforms["frames"]):
+        frame["transform_matrix"] = poses[(i + 2) % len(poses)]
+    (data / "transforms.json").write_text(json.dumps(transforms))
+    out = tmp_path / "out"
+    outcome = run_mastsam(["track", "--data", data, "--output-dir", out, "--matcher", "sift"], capsys, monkeypatch)
+    assert outcome.code != 0 and not outcome.crash
+    assert any("do not match the dataset's poses" in line and "images." in line for line in outcome.error_lines)
+    assert not out.exists() or not any(out.iterdir())
