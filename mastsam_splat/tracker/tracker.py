@@ -645,10 +645,13 @@ class _Run:
         return np.where(change, seg_target, labels)
 
     def _rechecked(self, t: int) -> bool:
-        """Whether frame ``t`` is checked against the evidence again after the sequence: a camera, no depth map."""
+        """Whether frame ``t`` is checked against the evidence again after the sequence: a camera, no depth map
+        (with the capture's SfM points, only with ``anchor.retroactive_sfm``)."""
         anchor = self.cfg.anchor
         frame = self.frames[t]
         if not (anchor.enabled and anchor.reassign and anchor.retroactive and self.cfg.memory.enabled):
+            return False
+        if self.source == "sfm" and not anchor.retroactive_sfm:
             return False
         return self.cfg.mode == "mastsam" and frame.camera is not None and depth_map(frame) is None
 

@@ -638,3 +638,13 @@ def test_with_sfm_points_only_the_voxels_the_frame_observed_vote():
     assert set(np.unique(images["triangulated"]).tolist()) == {0, 4, 6}
     assert set(np.unique(images["sfm"]).tolist()) == {0, 4}
     assert (images["sfm"][:, :40] == 4).any()
+
+
+@pytest.mark.parametrize("retroactive_sfm", [False, True])
+def test_frames_with_sfm_points_are_checked_again_only_when_asked(retroactive_sfm):
+    camera = camera_at(0.0)
+    frames = [Frame(image=np.zeros((camera.height, camera.width, 3), dtype=np.uint8), name="f0", camera=camera)]
+    config = TrackerConfig(anchor=AnchorConfig(retroactive_sfm=retroactive_sfm))
+    order = ViewOrder([0], {0: None}, "cameras")
+    assert _Run(MastSAMTracker(config, None, None), frames, "sfm", order)._rechecked(0) == retroactive_sfm
+    assert _Run(MastSAMTracker(config, None, None), frames, "triangulated", order)._rechecked(0)
