@@ -474,11 +474,10 @@ class _Run:
             return labels
         carried = np.flatnonzero(np.bincount(tracked.ravel()))
         labels, jumped = split_jumps(labels, carried, first_new, points, self.evidence, self.cfg.jumps, self._new_id)
+        report.jumped = len(jumped)
         if auto is not None:
             carried = carried[(carried > 0) & (carried < first_new)]
-            labels, split = split_new_surface(labels, auto, carried, points, self.evidence, self.cfg.jumps, self._new_id)
-            jumped += split
-        report.jumped = len(jumped)
+            labels, _ = split_new_surface(labels, auto, carried, points, self.evidence, self.cfg.jumps, self._new_id)
         return labels
 
     def _refine(

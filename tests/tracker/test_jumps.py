@@ -144,3 +144,14 @@ def test_new_surface_is_told_only_against_the_ids_own_surface() -> None:
     one = np.ones_like(auto)
     assert split_new_surface(labels, one, [1], points, evidence, config, lambda: 9)[1] == []
 
+
+
+def test_run_gives_new_surface_of_a_carried_id_a_new_id() -> None:
+    labels, auto, points = _two_segments(3.0)
+    frame = Frame(image=np.zeros((4, 8, 3), dtype=np.uint8), name="f0", index=0, depth=np.ones((4, 8)))
+    config = TrackerConfig(jumps=JumpConfig(min_points=8))
+    run = _Run(MastSAMTracker(config, None, None), [frame], "depth", ViewOrder([0], {0: None}, "cameras"))
+    run.evidence = _evidence()
+    run.next_id = 5
+    out = run._split_jumps(frame, labels, labels, 5, points, FrameReport(index=0, name="f0"), auto)
+    assert (out[:, :4] == 1).all() and (out[:, 4:] == 5).all()
