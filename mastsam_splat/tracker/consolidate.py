@@ -109,7 +109,7 @@ def consolidation_merges(
     keys, ids = observed.pairs()
     if len(keys) == 0:
         return {}
-    order = sorted(frames_of, key=lambda i: (min(frames_of[i]), i))
+    order = sorted(frames_of)  # ids are numbered in visiting order, which does not depend on the input order
     rng = np.random.default_rng(0)
     sampled: dict[int, np.ndarray] = {}
     leader: dict[int, int] = {}
