@@ -12,6 +12,9 @@ usual area: a sliver an id leaves on a neighbouring surface after it moved on do
 fragments co-occur.
 Pairs the caller keeps ``apart`` (a whole and a part split from it) are never merged; the
 tracker runs this once within each split family, then over all ids.
+An id with fewer than ``min_voxels`` voxels (a sky segment: a large region with almost no 3D points)
+has no surface to compare and is merged with nothing: two or three stray voxels next to a part must not
+give the part a frame of sky.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from mastsam_splat.errors import check_fraction
+from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.memory import _BITS, _OFFSET, VoxelMemory
 from mastsam_splat.tracker.new_regions import compact_ids
 
@@ -48,10 +51,13 @@ class ConsolidationConfig:
     """Also merge when ``min_overlap`` of the older group's voxels lie in the younger id's: a small id seen early
     on part of a surface that a larger id, seen later, covers whole. With 3D points from depth maps only: the few
     sparse voxels of a small id lie next to a large id's by chance."""
+    min_voxels: int = 16
+    """Ids with fewer 3D voxels (a sky segment holds almost no 3D points) are merged with nothing."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.min_overlap, "tracker.consolidation.min-overlap")
+        check_option(self.min_voxels >= 0, "tracker.consolidation.min-voxels", ">= 0", self.min_voxels)
         check_fraction(self.max_cooccurrence, "tracker.consolidation.max-cooccurrence")
         check_fraction(self.min_presence, "tracker.consolidation.min-presence")
 
@@ -98,12 +104,12 @@ def consolidation_merges(
     ``b``'s voxels lie in or next to the group's voxels (or, with ``config.symmetric``, that fraction of the group's
     voxels in or next to ``b``'s) and they appear together in at most
     ``config.max_cooccurrence`` of the frames of the shorter-lived of the two, and ``apart`` (if given) holds for
-    none of the group's members and ``b``.
+    none of the group's members and ``b``. Ids with fewer than ``config.min_voxels`` voxels stay as they are.
     """
     keys, ids = observed.pairs()
     if len(keys) == 0:
         return {}
-    order = sorted(frames_of, key=lambda i: (min(frames_of[i]), i))
+    order = sorted(frames_of)  # ids are numbered in visiting order, which does not depend on the input order
     rng = np.random.default_rng(0)
     sampled: dict[int, np.ndarray] = {}
     leader: dict[int, int] = {}
@@ -112,18 +118,20 @@ def consolidation_merges(
     merges: dict[int, int] = {}
     # Per group: the ids its sampled voxels fall into (or next to), kept until the group's sample changes.
     reverse_hits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    small: set[int] = set()  # groups of too few voxels: nothing joins them
     for b in order:
         own = keys[ids == b]
+        enough = len(own) >= max(config.min_voxels, 1)
         if len(own) > MAX_VOXELS:  # a random sample estimates the overlap well enough
             own = own[rng.choice(len(own), MAX_VOXELS, replace=False)]
         sampled[b] = own
         best, best_overlap = None, 0.0
-        if len(own):
+        if enough:
             point_index, hit_ids = observed.point_hits(voxel_centres(own, observed.voxel_size))
             hits: dict[int, set[int]] = {}
             for p, i in zip(point_index.tolist(), hit_ids.tolist()):
                 root = leader.get(i, i)
-                if root != b and root in group_frames:
+                if root != b and root in group_frames and root not in small:
                     hits.setdefault(root, set()).add(p)
             for root, points in hits.items():
                 overlap = len(points) / len(own)
@@ -141,6 +149,8 @@ def consolidation_merges(
             leader[b] = b
             group_frames[b] = set(frames_of[b])
             members[b] = [b]
+            if not enough:
+                small.add(b)
         else:
             leader[b] = best
             group_frames[best] |= frames_of[b]

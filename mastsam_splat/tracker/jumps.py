@@ -9,6 +9,13 @@ fall in voxels the id has seen about as often as it typically sees its voxels. W
 voxels it has seen far less often (``min_strength`` of its median count, on average), the id has
 jumped, and its pixels take a new id; the consolidation after the sequence can still merge that id
 with the right one.
+
+A carried id can also take a surface it has never seen: the segmenter merged a newly visible part with
+the id's segment for a frame or two, the segment consensus gave the whole segment to the id, and the chain
+carries the id onto the new part, which grows as it turns into view while the id's own surface shrinks.
+When such an id lies on several automatic segments of a frame, one of them on its own surface and
+another on voxels it has seen far less often (``piece_strength`` of its median count), that other
+segment is new surface and its pixels take a new id (``split_new_surface``).
 """
 
 from __future__ import annotations
@@ -35,9 +42,14 @@ class JumpConfig:
     """An id's pixels must fall in voxels it has seen, on average, at least this fraction of its median count."""
     min_points: int = 10
     """Fewest 3D points on an id's pixels for the check to decide."""
+    piece_strength: float = 0.1
+    """A carried id lying on several automatic segments gives a new id to each segment whose 3D points fall in
+    voxels it has seen, on average, less than this fraction of its median count, when another of its segments
+    lies on its own surface (``min_strength``); 0 turns this off."""
 
     def __post_init__(self) -> None:
         check_fraction(self.min_strength, "tracker.jumps.min-strength")
+        check_fraction(self.piece_strength, "tracker.jumps.piece-strength")
 
 
 def evidence_strength(evidence: AnchorEvidence, obj_id: int, points: np.ndarray) -> float:
@@ -92,3 +104,54 @@ def split_jumps(
             out[labels == obj_id] = fresh
             jumped.append((int(obj_id), fresh))
     return out, jumped
+
+
+def split_new_surface(
+    labels: np.ndarray,
+    auto: np.ndarray,
+    carried: Iterable[int],
+    points: FramePoints,
+    evidence: AnchorEvidence,
+    config: JumpConfig,
+    new_id: Callable[[], int],
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``labels`` where each ``carried`` id lying on several segments of ``auto`` (0: no segment) keeps those on its
+    own surface and gives every segment on voxels it has barely seen a new id; also the (id, new id) pairs.
+    ``points``: the frame's 3D points (a depth map's), not yet in ``evidence``."""
+    if config.piece_strength <= 0 or len(points) == 0 or len(evidence) == 0:
+        return labels, []
+    at = labels_at(labels, points.xy)
+    segment_at = labels_at(auto, points.xy)
+    keep = (at > 0) & (segment_at > 0) & np.isin(at, np.asarray(list(carried), dtype=np.int64))
+    if not keep.any():
+        return labels, []
+    # (id, segment) pieces with enough points, each id's pieces together
+    pieces, inverse, counts = np.unique(
+        np.stack([at[keep], segment_at[keep]], 1), axis=0, return_inverse=True, return_counts=True
+    )
+    inverse = inverse.ravel()
+    enough = counts >= config.min_points
+    ids_with_pieces, per_id = np.unique(pieces[enough, 0], return_counts=True)
+    several = set(ids_with_pieces[per_id >= 2].tolist())
+    if not several:
+        return labels, []
+    pairs = evidence.pairs()
+    point_keys = voxel_keys(voxel_coords(points.xyz[keep], evidence.voxel_size))
+    strength: dict[int, list[tuple[int, float]]] = {}
+    for k in np.flatnonzero(enough).tolist():
+        obj_id, segment = int(pieces[k, 0]), int(pieces[k, 1])
+        if obj_id in several:
+            strength.setdefault(obj_id, []).append((segment, _strength(pairs, obj_id, point_keys[inverse == k])))
+    out = labels
+    split = []
+    for obj_id, per_segment in strength.items():
+        if max(s for _, s in per_segment) < config.min_strength:
+            continue  # none of its segments lies on its own surface: nothing to tell new surface from
+        for segment, s in per_segment:
+            if s < config.piece_strength:
+                if out is labels:
+                    out = labels.copy()
+                fresh = new_id()
+                out[(labels == obj_id) & (auto == segment)] = fresh
+                split.append((obj_id, fresh))
+    return out, split

@@ -55,7 +55,7 @@ from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import consolidation_merges, presence
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
-from mastsam_splat.tracker.jumps import split_jumps
+from mastsam_splat.tracker.jumps import split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
 from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, labelled_voxels, unique_pairs
 from mastsam_splat.tracker.new_regions import compact_ids, split_regions
@@ -423,7 +423,7 @@ class _Run:
                 labels = self._check_memory(labels, auto, points, report)
                 labels = self._merge_fragments(labels, auto, report)
                 labels = self._refine(labels, auto, points, report, min_area)
-                labels = self._split_jumps(frame, labels, tracked_labels, first_new, points, report)
+                labels = self._split_jumps(frame, labels, tracked_labels, first_new, points, report, auto)
                 together |= contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
                 self.groups.observe(together)
         labels16 = labels.astype(np.uint16)
@@ -469,13 +469,18 @@ class _Run:
         first_new: int,
         points: FramePoints,
         report: FrameReport,
+        auto: Optional[np.ndarray] = None,
     ) -> np.ndarray:
-        """Give a new id to ids brought back onto 3D points they have barely seen (see jumps.py)."""
+        """Give a new id to ids brought back onto 3D points they have barely seen, and to the segments a carried id
+        took on new surface (see jumps.py)."""
         if not self.cfg.jumps.enabled or self.evidence is None or depth_map(frame) is None:
             return labels
         carried = np.flatnonzero(np.bincount(tracked.ravel()))
         labels, jumped = split_jumps(labels, carried, first_new, points, self.evidence, self.cfg.jumps, self._new_id)
         report.jumped = len(jumped)
+        if auto is not None:
+            carried = carried[(carried > 0) & (carried < first_new)]
+            labels, _ = split_new_surface(labels, auto, carried, points, self.evidence, self.cfg.jumps, self._new_id)
         return labels
 
     def _refine(

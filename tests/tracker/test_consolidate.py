@@ -140,3 +140,28 @@ def test_sparse_points_keep_the_one_way_test_and_every_frame() -> None:
     sparse = config.for_points(dense=False)
     assert not sparse.symmetric and sparse.min_presence == 0.0
     assert sparse.min_overlap == config.min_overlap and sparse.max_cooccurrence == config.max_cooccurrence
+
+
+def test_an_id_with_too_few_voxels_is_merged_with_nothing() -> None:
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    observed.add(1, _cube((0, 0, 0), 0))
+    observed.add(2, np.zeros((1, 3)))  # a sky segment: one 3D point
+    observed.add(3, _cube((0, 0, 0), 2))
+    frames_of = {1: {0, 1}, 2: {2}, 3: {4}}
+    assert consolidation_merges(observed, frames_of, ConsolidationConfig(min_voxels=0)) == {2: 1, 3: 1}
+    assert consolidation_merges(observed, frames_of, ConsolidationConfig()) == {3: 1}
+    # nothing joins a group led by such an id either
+    frames_of = {2: {0}, 1: {1}}
+    assert consolidation_merges(observed, frames_of, ConsolidationConfig()) == {}
+
+
+def test_merges_follow_the_ids_not_the_input_order_of_the_frames() -> None:
+    """Ids are numbered in visiting order, so the merges (younger id into older) are the same whatever order the
+    frames were given in: a shuffled input keeps every id."""
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    for obj_id in (1, 2, 3):
+        observed.add(obj_id, _cube((0, 0, 0), obj_id))
+    frames_of = {1: {5}, 2: {0}, 3: {9}}
+    shuffled = {1: {2}, 2: {7}, 3: {4}}
+    assert consolidation_merges(observed, frames_of, ConsolidationConfig()) == {2: 1, 3: 1}
+    assert consolidation_merges(observed, shuffled, ConsolidationConfig()) == {2: 1, 3: 1}

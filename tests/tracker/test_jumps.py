@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker.anchor import AnchorEvidence
-from mastsam_splat.tracker.jumps import JumpConfig, evidence_strength, split_jumps
+from mastsam_splat.tracker.jumps import JumpConfig, evidence_strength, split_jumps, split_new_surface
 from mastsam_splat.tracker.points3d import FramePoints
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.results import FrameReport
@@ -103,3 +103,55 @@ def test_every_frame_with_depth_is_checked_in_a_run(monkeypatch: pytest.MonkeyPa
         assert all(shape == frames[0].gt.shape and n > 0 for shape, n in calls)
     else:
         assert calls == []
+
+
+def _two_segments(x_right: float) -> tuple[np.ndarray, np.ndarray, FramePoints]:
+    """A 4x8 label image all id 1 over two automatic segments (left and right half); the left half's pixels on
+    id 1's own surface (x < 1), the right half's on 3D points at x in [x_right, x_right + 0.5)."""
+    labels = np.ones((4, 8), dtype=np.int64)
+    auto = np.ones((4, 8), dtype=np.int64)
+    auto[:, 4:] = 2
+    rows, cols = np.mgrid[0:4, 0:8]
+    xy = np.stack([cols.ravel(), rows.ravel()], -1).astype(np.float64)
+    x = np.where(cols.ravel() < 4, 0.1 + cols.ravel() / 8, x_right + 0.1 + (cols.ravel() - 4) / 8)
+    xyz = np.stack([x, 0.1 + rows.ravel() / 4, np.full(32, 0.1)], -1)
+    return labels, auto, FramePoints(xy, xyz)
+
+
+def test_a_carried_id_gives_the_segment_on_new_surface_a_new_id() -> None:
+    evidence = _evidence()
+    config = JumpConfig(min_points=8)
+    labels, auto, points = _two_segments(3.0)  # the right half on voxels id 1 has never seen
+    out, split = split_new_surface(labels, auto, [1], points, evidence, config, lambda: 7)
+    assert split == [(1, 7)]
+    assert (out[:, :4] == 1).all() and (out[:, 4:] == 7).all() and (labels == 1).all()
+    # Turned off, not carried, or both segments on its surface: kept.
+    off = replace(config, piece_strength=0.0)
+    assert split_new_surface(labels, auto, [1], points, evidence, off, lambda: 9)[1] == []
+    assert split_new_surface(labels, auto, [2], points, evidence, config, lambda: 9)[1] == []
+    labels, auto, points = _two_segments(0.5)
+    assert split_new_surface(labels, auto, [1], points, evidence, config, lambda: 9)[1] == []
+
+
+def test_new_surface_is_told_only_against_the_ids_own_surface() -> None:
+    """An id on no segment of its own surface (both barely seen) is left to ``split_jumps``; one segment alone
+    (the id growing onto new surface within its segment) is not split."""
+    evidence = _evidence()
+    config = JumpConfig(min_points=8)
+    labels, auto, points = _two_segments(3.0)
+    far = FramePoints(points.xy, points.xyz + [3.0, 0.0, 0.0])
+    assert split_new_surface(labels, auto, [1], far, evidence, config, lambda: 9)[1] == []
+    one = np.ones_like(auto)
+    assert split_new_surface(labels, one, [1], points, evidence, config, lambda: 9)[1] == []
+
+
+
+def test_run_gives_new_surface_of_a_carried_id_a_new_id() -> None:
+    labels, auto, points = _two_segments(3.0)
+    frame = Frame(image=np.zeros((4, 8, 3), dtype=np.uint8), name="f0", index=0, depth=np.ones((4, 8)))
+    config = TrackerConfig(jumps=JumpConfig(min_points=8))
+    run = _Run(MastSAMTracker(config, None, None), [frame], "depth", ViewOrder([0], {0: None}, "cameras"))
+    run.evidence = _evidence()
+    run.next_id = 5
+    out = run._split_jumps(frame, labels, labels, 5, points, FrameReport(index=0, name="f0"), auto)
+    assert (out[:, :4] == 1).all() and (out[:, 4:] == 5).all()
