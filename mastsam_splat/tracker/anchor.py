@@ -50,8 +50,9 @@ from mastsam_splat.types import Camera
 _ID_DTYPE = np.int32
 _COUNT_DTYPE = np.int32
 """Evidence rows are stored compactly (16 bytes per (voxel, id) row); ``owners`` and ``pairs`` hand out int64."""
-MAX_ROWS = 1_000_000
-"""(voxel, id) rows the evidence holds (16 MB) before its weakest rows are thinned out (``AnchorEvidence.thin``)."""
+MAX_ROWS = 400_000
+"""(voxel, id) rows the evidence holds (6.4 MB, and about as much again for what is derived from them) before its
+weakest rows are thinned out (``AnchorEvidence.thin``)."""
 THIN_TO = 0.75
 """Share of ``max_rows`` left after thinning (the next thinning waits for that many new rows)."""
 
@@ -265,7 +266,10 @@ class AnchorEvidence:
             rows = np.flatnonzero(in_shared)
             row_starts = np.flatnonzero(np.r_[True, ~same[rows[1:] - 1]]) if len(rows) else rows
             shared = np.searchsorted(starts, rows[row_starts])
-            self._runs = _Runs(starts, shared, rows, row_starts, np.diff(np.r_[row_starts, len(rows)]))
+            lengths = np.diff(np.r_[row_starts, len(rows)])
+            # Row and voxel indices as int32 (half the memory of the run arrays, held between frames).
+            index = np.int32 if len(self._keys) < np.iinfo(np.int32).max else np.int64
+            self._runs = _Runs(*(a.astype(index) for a in (starts, shared, rows, row_starts, lengths)))
         return self._runs
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
