@@ -50,8 +50,8 @@ from mastsam_splat.types import Camera
 _ID_DTYPE = np.int32
 _COUNT_DTYPE = np.int32
 """Evidence rows are stored compactly (16 bytes per (voxel, id) row); ``owners`` and ``pairs`` hand out int64."""
-MAX_ROWS = 400_000
-"""(voxel, id) rows the evidence holds (6.4 MB, and about as much again for what is derived from them) before its
+MAX_ROWS = 300_000
+"""(voxel, id) rows the evidence holds (4.8 MB, and about as much again for what is derived from them) before its
 weakest rows are thinned out (``AnchorEvidence.thin``)."""
 THIN_TO = 0.75
 """Share of ``max_rows`` left after thinning (the next thinning waits for that many new rows)."""
