@@ -216,6 +216,13 @@ def bench_memory(args: BenchCost) -> dict[str, Any]:
         growth = (last["peak_rss_mib"] - first["peak_rss_mib"]) / (last["frames"] - first["frames"]) * 100
         summary["growth_mib_per_100_frames"] = growth
         print(f"growth {growth:.2f} MiB per 100 frames ({first['frames']} -> {last['frames']} frames)")
+        # Per interval too: a long run's growth is the later intervals' (the first runs also hold fixed costs, such
+        # as the raw point cloud before it is summarised).
+        steps = []
+        for a, b in zip(rows[:-1], rows[1:]):
+            steps.append((b["peak_rss_mib"] - a["peak_rss_mib"]) / (b["frames"] - a["frames"]) * 100)
+            print(f"  {a['frames']} -> {b['frames']} frames: {steps[-1]:.2f} MiB per 100 frames")
+        summary["growth_per_interval_mib_per_100_frames"] = steps
     return summary
 
 

@@ -50,6 +50,11 @@ from mastsam_splat.types import Camera
 _ID_DTYPE = np.int32
 _COUNT_DTYPE = np.int32
 """Evidence rows are stored compactly (16 bytes per (voxel, id) row); ``owners`` and ``pairs`` hand out int64."""
+MAX_ROWS = 300_000
+"""(voxel, id) rows the evidence holds (4.8 MB, and about as much again for what is derived from them) before its
+weakest rows are thinned out (``AnchorEvidence.thin``)."""
+THIN_TO = 0.75
+"""Share of ``max_rows`` left after thinning (the next thinning waits for that many new rows)."""
 
 
 @dataclass
@@ -167,10 +172,13 @@ class _Runs:
 class AnchorEvidence:
     """How often each id was seen in each voxel of the scene."""
 
-    def __init__(self, voxel_size: float) -> None:
+    def __init__(self, voxel_size: float, max_rows: int = MAX_ROWS) -> None:
         if not voxel_size > 0:
             raise ValueError(f"voxel size must be positive, got {voxel_size}")
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be at least 1, got {max_rows}")
         self.voxel_size = float(voxel_size)
+        self.max_rows = int(max_rows)
         self._keys = np.zeros(0, dtype=np.int64)
         self._ids = np.zeros(0, dtype=_ID_DTYPE)
         self._counts = np.zeros(0, dtype=_COUNT_DTYPE)
@@ -189,6 +197,31 @@ class AnchorEvidence:
         computing them)."""
         if len(keys):
             self._merge_rows(self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64))
+            if len(self._keys) > self.max_rows:
+                self.thin(int(THIN_TO * self.max_rows))
+
+    def thin(self, rows: int) -> int:
+        """Drop the weakest observations until at most ``rows`` rows are left (as far as that goes): rows of ids seen
+        in a voxel less often than its owner, fewest observations first (in key order among equal counts). A voxel's owner and
+        its count are kept, so ``owners`` is unchanged; the purities, ``shared_rows`` and ``voxels_per_id`` lose the
+        dropped rows. This bounds the evidence of a long run, where ids keep appearing on voxels seen before (each
+        adds a row to every voxel it is seen on); returns how many rows were dropped."""
+        excess = len(self._keys) - max(int(rows), 0)
+        if excess <= 0:
+            return 0
+        _, _, owner_count = self.owners()
+        starts = self._voxel_runs().starts
+        below = self._counts < np.repeat(owner_count, np.diff(np.r_[starts, len(self._keys)]))
+        candidates = np.flatnonzero(below)
+        if len(candidates) == 0:
+            return 0
+        drop = candidates[np.argsort(self._counts[candidates], kind="stable")[:excess]]
+        keep = np.ones(len(self._keys), dtype=bool)
+        keep[drop] = False
+        self._keys, self._ids, self._counts = self._keys[keep], self._ids[keep], self._counts[keep]
+        self._owners = None
+        self._runs = None
+        return len(drop)
 
     def relabel(self, lut: np.ndarray) -> None:
         """Apply an id mapping ``lut`` (old id -> new id) to the evidence."""
@@ -238,7 +271,10 @@ class AnchorEvidence:
             rows = np.flatnonzero(in_shared)
             row_starts = np.flatnonzero(np.r_[True, ~same[rows[1:] - 1]]) if len(rows) else rows
             shared = np.searchsorted(starts, rows[row_starts])
-            self._runs = _Runs(starts, shared, rows, row_starts, np.diff(np.r_[row_starts, len(rows)]))
+            lengths = np.diff(np.r_[row_starts, len(rows)])
+            # Row and voxel indices as int32 (half the memory of the run arrays, held between frames).
+            index = np.int32 if len(self._keys) < np.iinfo(np.int32).max else np.int64
+            self._runs = _Runs(*(a.astype(index) for a in (starts, shared, rows, row_starts, lengths)))
         return self._runs
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -668,12 +704,10 @@ def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int,
     pair_ids, pair_owner = ids[older], owner[older]
     base = int(owner_ids.max()) + 1
     pair_keys, counts = np.unique(pair_ids * base + pair_owner, return_counts=True)
-    merges: dict[int, int] = {}
-    for key, count in zip(pair_keys.tolist(), counts.tolist()):
-        young, old = divmod(key, base)
-        if per_id[young] < config.merge_min_voxels or count < config.merge_overlap * per_id[young]:
-            continue
-        merges[young] = old
+    young, old = np.divmod(pair_keys, base)
+    voxels = per_id[young]
+    kept = (voxels >= config.merge_min_voxels) & (counts >= config.merge_overlap * voxels)
+    merges: dict[int, int] = dict(zip(young[kept].tolist(), old[kept].tolist()))
     # Resolve chains (c -> b -> a) to their oldest id.
     for young in list(merges):
         target = merges[young]

@@ -54,24 +54,25 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def pairwise_iou(masks: Sequence[np.ndarray]) -> np.ndarray:
-    """[N, N] IoU of boolean masks, computed only where bounding boxes overlap."""
+    """[N, N] IoU of boolean masks, computed only where bounding boxes overlap (the pairs whose boxes overlap are
+    found for all pairs at once; only their pixels are compared)."""
     n = len(masks)
     out = np.zeros((n, n))
+    if n < 2:
+        return out
     boxes = [_bbox(m) for m in masks]
     areas = [int(np.count_nonzero(m)) for m in masks]
-    for i in range(n):
-        if boxes[i] is None:
-            continue
-        for j in range(i + 1, n):
-            if boxes[j] is None:
-                continue
-            r0, r1 = max(boxes[i][0], boxes[j][0]), min(boxes[i][1], boxes[j][1])
-            c0, c1 = max(boxes[i][2], boxes[j][2]), min(boxes[i][3], boxes[j][3])
-            if r0 >= r1 or c0 >= c1:
-                continue
-            inter = np.count_nonzero(masks[i][r0:r1, c0:c1] & masks[j][r0:r1, c0:c1])
-            union = areas[i] + areas[j] - inter
-            out[i, j] = out[j, i] = inter / union if union else 0.0
+    box = np.array([b if b is not None else (0, 0, 0, 0) for b in boxes], dtype=np.int64).reshape(n, 4)
+    r0 = np.maximum(box[:, None, 0], box[None, :, 0])
+    r1 = np.minimum(box[:, None, 1], box[None, :, 1])
+    c0 = np.maximum(box[:, None, 2], box[None, :, 2])
+    c1 = np.minimum(box[:, None, 3], box[None, :, 3])
+    overlapping = np.triu((r0 < r1) & (c0 < c1), k=1)  # (an empty mask's box is empty)
+    for i, j in zip(*(k.tolist() for k in np.nonzero(overlapping))):
+        rows, cols = slice(int(r0[i, j]), int(r1[i, j])), slice(int(c0[i, j]), int(c1[i, j]))
+        inter = np.count_nonzero(masks[i][rows, cols] & masks[j][rows, cols])
+        union = areas[i] + areas[j] - inter
+        out[i, j] = out[j, i] = inter / union if union else 0.0
     return out
 
 
@@ -106,7 +107,8 @@ def merge_duplicates(
     for i in ids:
         r = root(i)
         if r not in out_masks:
-            out_masks[r] = Mask(masks[i].segmentation.copy(), score=masks[i].score)
+            # (a merged mask is a new array, the union: the given masks are never written to, nor copied)
+            out_masks[r] = masks[i]
             out_prompts[r] = prompts[i]
             continue
         seg = out_masks[r].segmentation | masks[i].segmentation

@@ -37,9 +37,9 @@ KEY_CHUNK = 262_144
 """Points turned into voxel keys at once (the float64 temporaries of a whole cloud would dwarf the cloud)."""
 FINE_FRACTION = 0.001
 """Fine voxel of the summary, as a fraction of the robust extent of the points when it is first built."""
-MAX_VOXELS = 1_000_000
-"""Fine voxels the summary holds at most (about 48 bytes each, plus their (voxel, id) pairs) before its voxel
-doubles."""
+MAX_VOXELS = 200_000
+"""Fine voxels the summary holds at most (about 48 bytes each, plus their (voxel, id) pairs: some 12 MB, and a few
+times that while a batch is folded in) before its voxel doubles."""
 
 
 class _Summary:

@@ -195,6 +195,7 @@ class MastSAMTracker:
         xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
         if source == "matches" and run.chain is not None and run.chain.aligned_pairs:
             notes.append(f"matcher 3D points of {run.chain.aligned_pairs} pair(s) aligned into one frame")
+        object_of = run.object_map(count_ids=True)
         return TrackResult(
             labels=run.finished_labels(),
             reports=[r for r in run.reports if r is not None],
@@ -203,7 +204,7 @@ class MastSAMTracker:
             cloud_rgb=rgb,
             cloud_ids=ids,
             notes=notes,
-            object_of=run.object_map(),
+            object_of=object_of,
         )
 
 
@@ -236,6 +237,8 @@ class _Run:
         """Automatic segments of the frames the evidence checks again after the sequence (``anchor.retroactive``)."""
         self.carried: Optional[np.ndarray] = None
         """The parent frame's ids carried into the frame being tracked (``_track`` to ``_new_regions``)."""
+        self._recount = False
+        """Whether the reports' id counts are due for a recount (label images changed after the sequence)."""
         self._projected: Optional[tuple[int, np.ndarray, np.ndarray]] = None
         """(frame, evidence owners, their projection into the frame): ``_anchor`` and ``_absent_evidence`` project the
         same evidence into one frame when no step changed it in between."""
@@ -355,16 +358,24 @@ class _Run:
         return consolidation_merges(self.observed, presence(labels, min_area, config.min_presence), config, apart=apart)
 
     def _count_ids(self) -> None:
-        for report, x in zip(self.reports, self.labels):
-            if report is not None and x is not None:
-                report.num_ids = int(np.count_nonzero(np.bincount(x.ravel())[1:]))
+        """Mark the reports' id counts for a recount: the label images changed after the sequence. The count is made
+        once, by the last ``object_map`` (which reads every image anyway)."""
+        self._recount = True
 
-    def object_map(self) -> dict[int, int]:
-        """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``)."""
-        labels = [x for x in self.labels if x is not None]
+    def object_map(self, count_ids: bool = False) -> dict[int, int]:
+        """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``);
+        ``count_ids``: also recount the reports' ids if ``_count_ids`` asked for it (in the same pass)."""
+        recount = count_ids and self._recount
         present = set()
-        for x in labels:
-            present.update(np.flatnonzero(np.bincount(x.ravel())).tolist())
+        for t, x in zip(self.labels.stored(), self.finished_labels()):
+            counts = np.bincount(x.ravel())
+            present.update(np.flatnonzero(counts).tolist())
+            report = self.reports[t]
+            if recount and report is not None:
+                report.num_ids = int(np.count_nonzero(counts[1:]))
+        if count_ids:
+            self._recount = False
+        labels = self.finished_labels()
         if not labels:
             return {}
         h, w = labels[0].shape

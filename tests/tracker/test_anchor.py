@@ -648,3 +648,32 @@ def test_frames_with_sfm_points_are_checked_again_only_when_asked(retroactive_sf
     order = ViewOrder([0], {0: None}, "cameras")
     assert _Run(MastSAMTracker(config, None, None), frames, "sfm", order)._rechecked(0) == retroactive_sfm
     assert _Run(MastSAMTracker(config, None, None), frames, "triangulated", order)._rechecked(0)
+
+
+def test_thinned_evidence_is_bounded_and_keeps_every_voxels_owner():
+    """Thinning drops the weakest non-owner rows: every voxel keeps its owner and the owner's count, and the rows
+    kept are rows of the evidence with their counts; past ``max_rows`` the evidence thins itself."""
+    from mastsam_splat.tracker.memory import labelled_voxels
+
+    rng = np.random.default_rng(11)
+    capped, plain = AnchorEvidence(voxel_size=0.5, max_rows=150), AnchorEvidence(voxel_size=0.5)
+    for _ in range(8):
+        points = rng.uniform(0.0, 2.0, (150, 3))  # 64 voxels
+        ids = rng.integers(0, 12, 150)
+        capped.add_voxels(*labelled_voxels(ids, points, 0.5))
+        plain.add_voxels(*labelled_voxels(ids, points, 0.5))
+        assert len(capped) <= 150
+    all_keys, all_ids, all_counts = (x.copy() for x in plain.pairs())
+    owners = [x.copy() for x in plain.owners()]
+    assert plain.thin(len(all_keys)) == 0 and len(plain) == len(all_keys)  # room for every row: nothing dropped
+    dropped = plain.thin(100)
+    assert dropped == len(all_keys) - 100 and len(plain) == 100
+    for mine, theirs in zip(plain.owners(), owners):
+        np.testing.assert_array_equal(mine, theirs)
+    keys, row_ids, counts = plain.pairs()
+    row = np.searchsorted(all_keys * 16 + all_ids, keys * 16 + row_ids)
+    np.testing.assert_array_equal(all_keys[row], keys)
+    np.testing.assert_array_equal(all_ids[row], row_ids)
+    np.testing.assert_array_equal(all_counts[row], counts)
+    with pytest.raises(ValueError, match="max_rows"):
+        AnchorEvidence(voxel_size=0.5, max_rows=0)
