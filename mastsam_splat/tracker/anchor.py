@@ -100,7 +100,7 @@ class AnchorConfig:
     """Also run the check after the sequence (``retroactive``) when the 3D points are the capture's SfM points. Off:
     every view of a point votes on it there, so the pooled votes spread a merge most views show (the segmenter
     joining two surfaces, or the chain carrying one id over both) onto the views that kept them apart; on kitchen
-    and fox the largest object grew from 0.52 to 0.68 and from 0.54 to 0.58 of the view with it."""
+    and fox the largest object grew from 0.53 to 0.68 and from 0.54 to 0.58 of the view with it."""
     retroactive_share: float = 0.6
     """A segment goes to the object holding at least this fraction of its votes in the check after the sequence
     (its holder at most the rest): every view has voted by then, and only pure voxels vote."""
