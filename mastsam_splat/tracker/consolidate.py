@@ -26,7 +26,6 @@ import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.memory import _BITS, _OFFSET, VoxelMemory
-from mastsam_splat.tracker.new_regions import compact_ids
 
 MAX_VOXELS = 256
 """Voxels per id compared during consolidation."""
@@ -72,10 +71,10 @@ def presence(label_maps: Sequence[np.ndarray], min_area: int, min_fraction: floa
     median area over those frames."""
     areas: dict[int, dict[int, int]] = {}
     for t, labels in enumerate(label_maps):
-        ids, index = compact_ids(labels)
-        counts = np.bincount(index.ravel(), minlength=len(ids))
-        for obj_id, count in zip(ids.tolist(), counts.tolist()):
-            if obj_id > 0 and count >= min_area:
+        counts = np.bincount(np.asarray(labels).ravel())
+        shown = np.flatnonzero(counts >= max(min_area, 1))
+        for obj_id, count in zip(shown.tolist(), counts[shown].tolist()):
+            if obj_id > 0:
                 areas.setdefault(obj_id, {})[t] = count
     out: dict[int, set[int]] = {}
     for obj_id, per_frame in areas.items():
@@ -109,6 +108,8 @@ def consolidation_merges(
     keys, ids = observed.pairs()
     if len(keys) == 0:
         return {}
+    by_id = np.argsort(ids, kind="stable")  # each id's keys, in their stored order
+    sorted_ids = ids[by_id]
     order = sorted(frames_of)  # ids are numbered in visiting order, which does not depend on the input order
     rng = np.random.default_rng(0)
     sampled: dict[int, np.ndarray] = {}
@@ -120,7 +121,7 @@ def consolidation_merges(
     reverse_hits: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     small: set[int] = set()  # groups of too few voxels: nothing joins them
     for b in order:
-        own = keys[ids == b]
+        own = keys[by_id[np.searchsorted(sorted_ids, b, "left") : np.searchsorted(sorted_ids, b, "right")]]
         enough = len(own) >= max(config.min_voxels, 1)
         if len(own) > MAX_VOXELS:  # a random sample estimates the overlap well enough
             own = own[rng.choice(len(own), MAX_VOXELS, replace=False)]
@@ -128,13 +129,8 @@ def consolidation_merges(
         best, best_overlap = None, 0.0
         if enough:
             point_index, hit_ids = observed.point_hits(voxel_centres(own, observed.voxel_size))
-            hits: dict[int, set[int]] = {}
-            for p, i in zip(point_index.tolist(), hit_ids.tolist()):
-                root = leader.get(i, i)
-                if root != b and root in group_frames and root not in small:
-                    hits.setdefault(root, set()).add(p)
-            for root, points in hits.items():
-                overlap = len(points) / len(own)
+            for root, num_points in _hits_per_group(point_index, hit_ids, leader, group_frames, small, b):
+                overlap = num_points / len(own)
                 if config.symmetric:
                     if root not in reverse_hits:
                         reverse_hits[root] = _group_hits(observed, sampled[root])
@@ -163,6 +159,33 @@ def consolidation_merges(
                 sampled[best] = joined
                 reverse_hits.pop(best, None)
     return merges
+
+
+def _hits_per_group(
+    point_index: np.ndarray,
+    hit_ids: np.ndarray,
+    leader: dict[int, int],
+    groups: dict[int, set[int]],
+    small: set[int],
+    b: int,
+) -> list[tuple[int, int]]:
+    """(group, voxels of ``b`` it holds) for every group other than ``b``'s own and the ``small`` ones whose ids the
+    voxels ``point_index`` [H] fall into (or next to) (``hit_ids`` [H]), in the order the groups first appear."""
+    if len(hit_ids) == 0:
+        return []
+    unique_ids, inverse = np.unique(hit_ids, return_inverse=True)
+    roots = np.array([leader.get(i, i) for i in unique_ids.tolist()], dtype=np.int64)
+    valid = np.array([r != b and r in groups and r not in small for r in roots.tolist()], dtype=bool)
+    keep = valid[inverse]
+    if not keep.any():
+        return []
+    root, point = roots[inverse[keep]], point_index[keep].astype(np.int64)
+    span = int(point.max()) + 1
+    pair_root = np.unique(root * span + point) // span
+    counted, counts = np.unique(pair_root, return_counts=True)
+    per_root = dict(zip(counted.tolist(), counts.tolist()))
+    found, first = np.unique(root, return_index=True)
+    return [(r, per_root[r]) for r in found[np.argsort(first, kind="stable")].tolist()]
 
 
 def _group_hits(observed: VoxelMemory, group_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mastsam_splat.tracker.consolidate import ConsolidationConfig, consolidation_merges, presence
+from mastsam_splat.tracker.consolidate import ConsolidationConfig, _hits_per_group, consolidation_merges, presence
 from mastsam_splat.tracker.memory import VoxelMemory
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
@@ -165,3 +165,22 @@ def test_merges_follow_the_ids_not_the_input_order_of_the_frames() -> None:
     shuffled = {1: {2}, 2: {7}, 3: {4}}
     assert consolidation_merges(observed, frames_of, ConsolidationConfig()) == {2: 1, 3: 1}
     assert consolidation_merges(observed, shuffled, ConsolidationConfig()) == {2: 1, 3: 1}
+
+
+def test_hits_per_group_counts_distinct_voxels_in_order_of_first_appearance():
+    """The vectorised count equals the plain loop: per group (an id's leader), the distinct voxels of ``b`` falling
+    into its ids, groups in the order they first appear, ``b``'s own group, unknown and small groups left out."""
+    rng = np.random.default_rng(3)
+    point_index = rng.integers(0, 40, 300)
+    hit_ids = rng.integers(1, 12, 300)
+    leader = {4: 2, 6: 2, 9: 3}
+    groups = {1: set(), 2: set(), 3: set(), 5: set(), 7: set(), 8: set(), 10: set()}
+    small = {8}
+    expected: dict[int, set[int]] = {}
+    for p, i in zip(point_index.tolist(), hit_ids.tolist()):
+        root = leader.get(i, i)
+        if root != 5 and root in groups and root not in small:
+            expected.setdefault(root, set()).add(p)
+    got = _hits_per_group(point_index, hit_ids, leader, groups, small, b=5)
+    assert got == [(root, len(points)) for root, points in expected.items()]
+    assert _hits_per_group(point_index[:0], hit_ids[:0], leader, groups, small, b=5) == []
