@@ -20,7 +20,7 @@ give the part a frame of sky.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -69,9 +69,15 @@ class ConsolidationConfig:
 def presence(label_maps: Sequence[np.ndarray], min_area: int, min_fraction: float = 0.0) -> dict[int, set[int]]:
     """Frames (indices) in which each id covers at least ``min_area`` pixels and at least ``min_fraction`` of its
     median area over those frames."""
+    return presence_from_counts((np.bincount(np.asarray(x).ravel()) for x in label_maps), min_area, min_fraction)
+
+
+def presence_from_counts(
+    counts_per_frame: Iterable[np.ndarray], min_area: int, min_fraction: float = 0.0
+) -> dict[int, set[int]]:
+    """``presence`` from each frame's pixel count per id (``np.bincount`` of its label image)."""
     areas: dict[int, dict[int, int]] = {}
-    for t, labels in enumerate(label_maps):
-        counts = np.bincount(np.asarray(labels).ravel())
+    for t, counts in enumerate(counts_per_frame):
         shown = np.flatnonzero(counts >= max(min_area, 1))
         for obj_id, count in zip(shown.tolist(), counts[shown].tolist()):
             if obj_id > 0:

@@ -53,7 +53,7 @@ from mastsam_splat.tracker.anchor import (
 )
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
-from mastsam_splat.tracker.consolidate import consolidation_merges, presence
+from mastsam_splat.tracker.consolidate import consolidation_merges, presence, presence_from_counts
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
 from mastsam_splat.tracker.jumps import split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
@@ -366,20 +366,23 @@ class _Run:
         """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``);
         ``count_ids``: also recount the reports' ids if ``_count_ids`` asked for it (in the same pass)."""
         recount = count_ids and self._recount
-        present = set()
+        present: set[int] = set()
+        per_frame = []  # each frame's pixel count per id, from one pass over the (compressed) label images
+        shape = None
         for t, x in zip(self.labels.stored(), self.finished_labels()):
             counts = np.bincount(x.ravel())
+            per_frame.append(counts)
+            shape = x.shape
             present.update(np.flatnonzero(counts).tolist())
             report = self.reports[t]
             if recount and report is not None:
                 report.num_ids = int(np.count_nonzero(counts[1:]))
         if count_ids:
             self._recount = False
-        labels = self.finished_labels()
-        if not labels:
+        if shape is None:
             return {}
-        h, w = labels[0].shape
-        frames_of = presence(labels, max(1, int(round(self.cfg.min_area_fraction * h * w))))
+        h, w = shape
+        frames_of = presence_from_counts(per_frame, max(1, int(round(self.cfg.min_area_fraction * h * w))))
         return self.groups.object_of(present - {0}, frames_of)
 
     # ------------------------------------------------------------------ step
