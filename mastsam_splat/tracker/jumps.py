@@ -15,7 +15,12 @@ the id's segment for a frame or two, the segment consensus gave the whole segmen
 carries the id onto the new part, which grows as it turns into view while the id's own surface shrinks.
 When such an id lies on several automatic segments of a frame, one of them on its own surface and
 another on voxels it has seen far less often (``piece_strength`` of its median count), that other
-segment is new surface and its pixels take a new id (``split_new_surface``).
+segment is new surface and its pixels leave the id (``split_new_surface``). New to the id is not new to
+the scene: on an orbit a part seen in the first frames turns out of view and back in, merged for a frame with
+a neighbour's segment; where the segment's 3D points lie on the surface of an id absent from the frame (that
+id has seen them about as often as its own voxels, ``min_strength``), the segment takes that id back, and only
+otherwise a new one. A new id there would be carried on over the part for the rest of the sequence,
+gathering evidence of its own, and the part's old id would never come back (an id switch).
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ class JumpConfig:
     min_points: int = 10
     """Fewest 3D points on an id's pixels for the check to decide."""
     piece_strength: float = 0.1
-    """A carried id lying on several automatic segments gives a new id to each segment whose 3D points fall in
-    voxels it has seen, on average, less than this fraction of its median count, when another of its segments
-    lies on its own surface (``min_strength``); 0 turns this off."""
+    """A carried id lying on several automatic segments gives up each segment whose 3D points fall in voxels it
+    has seen, on average, less than this fraction of its median count, when another of its segments lies on its
+    own surface (``min_strength``): to the absent id whose surface the segment lies on, else to a new id; 0 turns
+    this off."""
 
     def __post_init__(self) -> None:
         check_fraction(self.min_strength, "tracker.jumps.min-strength")
@@ -67,6 +73,24 @@ def _strength(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int, poi
     slot = np.minimum(np.searchsorted(own_keys, point_keys), len(own_keys) - 1)
     hit = np.where(own_keys[slot] == point_keys, own_counts[slot], 0)
     return float(hit.mean()) / max(float(np.median(own_counts)), 1.0)
+
+
+def _absent_owner(
+    evidence: AnchorEvidence,
+    pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+    piece: np.ndarray,
+    point_keys: np.ndarray,
+    present: np.ndarray,
+    min_strength: float,
+) -> int:
+    """The id (0: none) absent from the frame that owns most voxels of ``piece`` [N, 3], when its evidence holds
+    those points as firmly as its own surface (``min_strength``); ``point_keys``: the points' voxel keys."""
+    owners = evidence.owner_at(piece)
+    owners = owners[(owners > 0) & ~np.isin(owners, present)]
+    if len(owners) == 0:
+        return 0
+    candidate = int(np.bincount(owners).argmax())
+    return candidate if _strength(pairs, candidate, point_keys) >= min_strength else 0
 
 
 def split_jumps(
@@ -116,7 +140,8 @@ def split_new_surface(
     new_id: Callable[[], int],
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """``labels`` where each ``carried`` id lying on several segments of ``auto`` (0: no segment) keeps those on its
-    own surface and gives every segment on voxels it has barely seen a new id; also the (id, new id) pairs.
+    own surface and gives every segment on voxels it has barely seen to the absent id whose surface it lies on,
+    else a new id; also the (id, id given) pairs.
     ``points``: the frame's 3D points (a depth map's), not yet in ``evidence``."""
     if config.piece_strength <= 0 or len(points) == 0 or len(evidence) == 0:
         return labels, []
@@ -136,22 +161,27 @@ def split_new_surface(
     if not several:
         return labels, []
     pairs = evidence.pairs()
-    point_keys = voxel_keys(voxel_coords(points.xyz[keep], evidence.voxel_size))
-    strength: dict[int, list[tuple[int, float]]] = {}
+    xyz = points.xyz[keep]
+    point_keys = voxel_keys(voxel_coords(xyz, evidence.voxel_size))
+    strength: dict[int, list[tuple[int, int, float]]] = {}
     for k in np.flatnonzero(enough).tolist():
         obj_id, segment = int(pieces[k, 0]), int(pieces[k, 1])
         if obj_id in several:
-            strength.setdefault(obj_id, []).append((segment, _strength(pairs, obj_id, point_keys[inverse == k])))
+            strength.setdefault(obj_id, []).append((k, segment, _strength(pairs, obj_id, point_keys[inverse == k])))
+    present = np.flatnonzero(np.bincount(labels.ravel()))
     out = labels
     split = []
     for obj_id, per_segment in strength.items():
-        if max(s for _, s in per_segment) < config.min_strength:
+        if max(s for _, _, s in per_segment) < config.min_strength:
             continue  # none of its segments lies on its own surface: nothing to tell new surface from
-        for segment, s in per_segment:
+        for k, segment, s in per_segment:
             if s < config.piece_strength:
                 if out is labels:
                     out = labels.copy()
-                fresh = new_id()
-                out[(labels == obj_id) & (auto == segment)] = fresh
-                split.append((obj_id, fresh))
+                on = inverse == k
+                given = _absent_owner(evidence, pairs, xyz[on], point_keys[on], present, config.min_strength)
+                given = given or new_id()
+                out[(labels == obj_id) & (auto == segment)] = given
+                present = np.union1d(present, [given])
+                split.append((obj_id, given))
     return out, split

@@ -133,6 +133,24 @@ def test_a_carried_id_gives_the_segment_on_new_surface_a_new_id() -> None:
     assert split_new_surface(labels, auto, [1], points, evidence, config, lambda: 9)[1] == []
 
 
+def test_new_surface_on_an_absent_ids_surface_takes_that_id_back() -> None:
+    """The segment id 1 barely knows lies on id 3's surface (seen 5 times, id 3 not in the frame): it goes back to
+    id 3, not to a new id; with id 3 in the frame (elsewhere) it takes a new id."""
+    evidence = _evidence()
+    other = np.stack(np.meshgrid(np.arange(3.1, 3.5, 0.25), np.arange(0.1, 1, 0.25), [0.1]), -1).reshape(-1, 3)
+    for _ in range(5):
+        evidence.add(np.full(len(other), 3), other)
+    config = JumpConfig(min_points=8)
+    labels, auto, points = _two_segments(3.0)
+    out, split = split_new_surface(labels, auto, [1], points, evidence, config, lambda: 7)
+    assert split == [(1, 3)]
+    assert (out[:, :4] == 1).all() and (out[:, 4:] == 3).all()
+    shown = labels.copy()
+    shown[0, 0] = 3
+    out, split = split_new_surface(shown, auto, [1], points, evidence, config, lambda: 7)
+    assert split == [(1, 7)] and (out[1:, 4:] == 7).all()
+
+
 def test_new_surface_is_told_only_against_the_ids_own_surface() -> None:
     """An id on no segment of its own surface (both barely seen) is left to ``split_jumps``; one segment alone
     (the id growing onto new surface within its segment) is not split."""
