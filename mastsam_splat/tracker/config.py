@@ -9,6 +9,7 @@ from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.anchor import AnchorConfig
 from mastsam_splat.tracker.consensus import ConsensusConfig
 from mastsam_splat.tracker.consolidate import ConsolidationConfig
+from mastsam_splat.tracker.creases import CreaseConfig
 from mastsam_splat.tracker.hierarchy import HierarchyConfig
 from mastsam_splat.tracker.jumps import JumpConfig
 from mastsam_splat.tracker.memory import MemoryConfig
@@ -74,6 +75,8 @@ class TrackerConfig:
     """Step 8: ids the automatic segments keep cutting into pieces become one id per piece."""
     consolidation: ConsolidationConfig = field(default_factory=ConsolidationConfig)
     """After the sequence: ids on one 3D surface that never share a frame are merged."""
+    creases: CreaseConfig = field(default_factory=CreaseConfig)
+    """After the sequence: ids meeting along a convex edge of one solid (its faces, cut apart) are merged."""
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
     """The object level above the ids: pieces of a split id, and ids the segments keep holding together."""
 

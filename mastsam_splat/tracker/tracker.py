@@ -27,7 +27,8 @@ holding (hierarchy.py), without merging them.
 After the last frame, ids that never share a frame but share 3D voxels are merged (consolidate.py): the pieces
 of each split family first, before the family's pixels are spread over every frame, then all ids; before the
 merge over all ids, the segments of every frame without a depth map are checked again against the completed 3D
-evidence (anchor.py, ``retroactive``).
+evidence (anchor.py, ``retroactive``). Last, ids that meet along a convex edge of continuous depth in several
+frames with a depth map, the faces of one solid a colour segmenter cut apart, are merged (creases.py).
 ``mode="independent"`` is the per-view baseline: automatic masks of every frame with fresh ids.
 Each step's parameters are a config in the step's module; ``TrackerConfig`` (config.py) nests them, and a run
 gives back a ``TrackResult`` with a ``FrameReport`` per frame (results.py).
@@ -54,6 +55,7 @@ from mastsam_splat.tracker.anchor import (
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import consolidation_merges, presence, presence_from_counts
+from mastsam_splat.tracker.creases import CreaseTally
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
 from mastsam_splat.tracker.jumps import split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
@@ -188,10 +190,13 @@ class MastSAMTracker:
         merged = run.consolidate_families()
         run.refine_families()
         merged += run.consolidate()
+        faces = run.merge_creases()
         if run.anchor_merged:
             notes.append(f"{run.anchor_merged} id(s) merged on shared 3D evidence")
         if merged:
             notes.append(f"{merged} id(s) merged after the sequence (same 3D surface, never in the same frame)")
+        if faces:
+            notes.append(f"{faces} id(s) merged along convex edges (faces of one solid)")
         xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
         if source == "matches" and run.chain is not None and run.chain.aligned_pairs:
             notes.append(f"matcher 3D points of {run.chain.aligned_pairs} pair(s) aligned into one frame")
@@ -318,6 +323,29 @@ class _Run:
         """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
         self._reassign_visited()
         merges = self._consolidation_merges(self.refiner.lineal)
+        if not merges:
+            return 0
+        lut = self._merge_table(merges)
+        self.labels.relabel(lut)
+        self.cloud.relabel(lut)
+        self.refiner.relabel(lut)
+        self.groups.relabel(lut)
+        self._count_ids()
+        return len(merges)
+
+    def merge_creases(self) -> int:
+        """Merge ids that meet along a convex edge of one solid in the frames with a depth map (see creases.py);
+        returns how many were merged."""
+        config = self.cfg.creases
+        if not config.enabled or self.cfg.mode != "mastsam":
+            return 0
+        tally = CreaseTally(config)
+        for t, labels in zip(self.labels.stored(), self.finished_labels()):
+            frame = self.frames[t]
+            depth = depth_map(frame)
+            if depth is not None and frame.camera is not None and depth.shape == labels.shape:
+                tally.observe(labels, depth, frame.camera.K)
+        merges = tally.merges()
         if not merges:
             return 0
         lut = self._merge_table(merges)

@@ -1,0 +1,188 @@
+"""Faces of one solid: ids that meet along a convex edge of continuous depth.
+
+A segmenter that cuts by colour cuts a box's faces apart where their shading changes across the edge, and the
+tracker then follows each face under its own id. As the camera moves round the solid, one face shrinks
+while the next grows, so no single id covers the part in every view. In frames with a depth map the two ids'
+shared boundary tells why they were cut: on either side of an edge of one solid the depth is continuous and
+the surface turns away from the camera (a convex edge: each side lies behind the other side's tangent plane),
+while a cut drawn by material lies on a smooth surface (normals agree), one object standing on another meets
+it in a concave corner, and an occlusion boundary is a step in depth. Pairs that meet along a convex edge in
+``min_frames`` frames, and in ``share`` of the frames where their boundary is measured at all, are merged after
+the sequence.
+
+The sides of the boundary are sampled ``offset`` pixels into each id, where the normals (cross products of
+the depth map's finite differences) are not blurred by the edge itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from mastsam_splat.errors import check_fraction, check_option
+
+
+@dataclass
+class CreaseConfig:
+    """Merging ids that meet along a convex edge of one solid (frames with a depth map)."""
+
+    enabled: bool = True
+    """After the sequence, merge ids whose shared boundary is a convex edge with continuous depth (a solid's faces
+    that the segmenter cut apart)."""
+    min_angle: float = 40.0
+    """Smallest angle (degrees) between the normals on the two sides of an edge."""
+    max_depth_step: float = 0.02
+    """Largest depth step across the boundary, relative to the depth (larger: an occlusion boundary)."""
+    min_frames: int = 3
+    """Frames in which two ids must meet along a convex edge."""
+    share: float = 0.75
+    """Fraction of the frames where the two ids' boundary is measured in which it must be a convex edge: two faces
+    of one solid meet along its edge whenever they meet, while an id that strayed onto a neighbour's solid for a
+    few frames meets it elsewhere in depth steps."""
+    min_samples: int = 10
+    """Boundary samples (pixel pairs across the boundary with both sides measured) for a frame to count."""
+    edge_share: float = 0.3
+    """Fraction of a frame's boundary samples that must lie on a convex edge for the ids to meet along one there
+    (a segmenter's cut follows the edge only in part, wandering onto either face)."""
+
+    def __post_init__(self) -> None:
+        """Values out of range stop the command while its options are parsed."""
+        check_option(0 < self.min_angle < 180, "tracker.creases.min-angle", "in (0, 180)", self.min_angle)
+        check_option(self.max_depth_step > 0, "tracker.creases.max-depth-step", "> 0", self.max_depth_step)
+        check_option(self.min_frames >= 1, "tracker.creases.min-frames", ">= 1", self.min_frames)
+        check_fraction(self.share, "tracker.creases.share")
+        check_fraction(self.edge_share, "tracker.creases.edge-share")
+        check_option(self.min_samples >= 1, "tracker.creases.min-samples", ">= 1", self.min_samples)
+
+
+def camera_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """[H, W, 3] camera-space points of a z-depth map (pixel centres)."""
+    h, w = depth.shape
+    u = (np.arange(w) + 0.5 - K[0, 2]) / K[0, 0]
+    v = (np.arange(h) + 0.5 - K[1, 2]) / K[1, 1]
+    z = depth.astype(np.float64)
+    return np.stack([u[None, :] * z, v[:, None] * z, z], axis=-1)
+
+
+def surface_normals(points: np.ndarray) -> np.ndarray:
+    """[H, W, 3] unit normals facing the camera from central differences of ``points`` (NaN on the image border
+    and where the depth is unknown)."""
+    normals = np.full(points.shape, np.nan)
+    du = points[1:-1, 2:] - points[1:-1, :-2]
+    dv = points[2:, 1:-1] - points[:-2, 1:-1]
+    n = np.cross(du, dv)
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    n *= -np.sign(np.sum(n * points[1:-1, 1:-1], axis=-1, keepdims=True) + 1e-12)
+    known = (points[..., 2] > 0) & np.isfinite(points[..., 2])
+    inner = known[1:-1, 1:-1] & known[1:-1, 2:] & known[1:-1, :-2] & known[2:, 1:-1] & known[:-2, 1:-1]
+    normals[1:-1, 1:-1] = np.where(inner[..., None], n, np.nan)
+    return normals
+
+
+def frame_creases(
+    labels: np.ndarray, depth: np.ndarray, K: np.ndarray, config: CreaseConfig, offset: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Id pairs ``[P, 2]`` (smaller id first) meeting in the frame, their boundary samples ``[P]`` (pixel pairs across
+    the boundary whose sides are measured, depth steps included) and how many of those lie on a convex edge of
+    continuous depth ``[P]``; ``offset``: how far (pixels) each side is sampled from the boundary."""
+    points = camera_points(depth, K)
+    normals = surface_normals(points)
+    z = points[..., 2]
+    cos_min = np.cos(np.deg2rad(config.min_angle))
+    found_a, found_b, found_convex = [], [], []
+    for axis in (0, 1):
+        lab = labels if axis == 1 else labels.T
+        pts = points if axis == 1 else points.transpose(1, 0, 2)
+        nrm = normals if axis == 1 else normals.transpose(1, 0, 2)
+        zz = z if axis == 1 else z.T
+        a, b = lab[:, :-1], lab[:, 1:]
+        rows, cols = np.nonzero((a != b) & (a > 0) & (b > 0))
+        left, right = cols - offset, cols + 1 + offset
+        inside = (left >= 0) & (right < lab.shape[1])
+        rows, cols, left, right = rows[inside], cols[inside], left[inside], right[inside]
+        ida, idb = lab[rows, cols], lab[rows, cols + 1]
+        same = (lab[rows, left] == ida) & (lab[rows, right] == idb)
+        rows, cols, left, right, ida, idb = rows[same], cols[same], left[same], right[same], ida[same], idb[same]
+        za, zb = zz[rows, cols], zz[rows, cols + 1]
+        continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= config.max_depth_step * np.minimum(za, zb))
+        pa, pb = pts[rows, left], pts[rows, right]
+        na, nb = nrm[rows, left], nrm[rows, right]
+        measured = np.isfinite(na).all(axis=1) & np.isfinite(nb).all(axis=1)
+        pa, pb, na, nb, ida, idb = pa[measured], pb[measured], na[measured], nb[measured], ida[measured], idb[measured]
+        d = pb - pa
+        # convex: depth continuous across the boundary, the normals turn by min_angle and each side lies behind the
+        # other side's tangent plane
+        convex = continuous[measured] & (np.sum(na * nb, axis=1) <= cos_min)
+        convex &= (np.sum(d * na, axis=1) < 0) & (np.sum(d * nb, axis=1) > 0)
+        found_a.append(np.minimum(ida, idb))
+        found_b.append(np.maximum(ida, idb))
+        found_convex.append(convex)
+    a = np.concatenate(found_a).astype(np.int64)
+    b = np.concatenate(found_b).astype(np.int64)
+    convex = np.concatenate(found_convex)
+    if len(a) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty.reshape(0, 2), empty, empty
+    pairs, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    samples = np.bincount(inverse, minlength=len(pairs))
+    convex_samples = np.bincount(inverse, weights=convex, minlength=len(pairs)).astype(np.int64)
+    return pairs, samples, convex_samples
+
+
+class CreaseTally:
+    """Frames in which each id pair met along a convex edge, and frames in which their boundary was measured."""
+
+    def __init__(self, config: CreaseConfig) -> None:
+        self.config = config
+        self.met: dict[tuple[int, int], int] = {}
+        self.convex: dict[tuple[int, int], int] = {}
+
+    def observe(self, labels: np.ndarray, depth: np.ndarray, K: np.ndarray) -> None:
+        """Add one frame's final labels [H, W] with its z-depth map [H, W] and intrinsics [3, 3]."""
+        offset = max(2, int(round(0.01 * max(labels.shape))))
+        pairs, samples, convex = frame_creases(labels, depth, K, self.config, offset)
+        for (a, b), n, c in zip(pairs.tolist(), samples.tolist(), convex.tolist()):
+            if n < self.config.min_samples:
+                continue
+            key = (int(a), int(b))
+            self.met[key] = self.met.get(key, 0) + 1
+            if c >= self.config.edge_share * n:
+                self.convex[key] = self.convex.get(key, 0) + 1
+
+    def merges(self) -> dict[int, int]:
+        """Id -> the oldest id of its group, for every id joined to an older one along convex edges."""
+        joined = [
+            pair for pair, c in self.convex.items()
+            if c >= self.config.min_frames and c >= self.config.share * self.met[pair]
+        ]
+        return _groups(joined)
+
+
+def _groups(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Union-find over ``pairs``: each id -> the smallest id of its connected group (ids mapped to themselves left out)."""
+    parent: dict[int, int] = {}
+
+    def root(i: int) -> int:
+        while parent.setdefault(i, i) != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in pairs:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {i: root(i) for i in list(parent) if root(i) != i}
+
+
+def crease_merges(
+    labels: Sequence[np.ndarray], depths: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray], config: CreaseConfig
+) -> dict[int, int]:
+    """Id merges (id -> oldest id of its group) from the final labels of the frames with a depth map."""
+    tally = CreaseTally(config)
+    for lab, depth, K in zip(labels, depths, intrinsics):
+        tally.observe(lab, depth, K)
+    return tally.merges()
