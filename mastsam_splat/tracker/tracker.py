@@ -513,8 +513,8 @@ class _Run:
         report: FrameReport,
         auto: Optional[np.ndarray] = None,
     ) -> np.ndarray:
-        """Give a new id to ids brought back onto 3D points they have barely seen, and to the segments a carried id
-        took on new surface (see jumps.py)."""
+        """Give a new id to ids brought back onto 3D points they have barely seen, and the segments a carried id took
+        on new surface to the absent id whose surface they lie on, else a new id (see jumps.py)."""
         if not self.cfg.jumps.enabled or self.evidence is None or depth_map(frame) is None:
             return labels
         carried = np.flatnonzero(np.bincount(tracked.ravel()))
