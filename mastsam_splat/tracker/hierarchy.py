@@ -12,6 +12,8 @@ or twice inside a segment with its neighbours, cannot join two large surfaces th
 apart into one catch-all object. The tracked labels are tested before the segment consensus gives
 such a segment to one of them, and again at the end of the frame. Each object is named by its oldest (smallest) id, so an id that was
 never grouped is its own object and the object level of a run without grouping equals its ids.
+A face merged into its solid's id after the sequence (creases.py) joins that id's object; its own links are
+dropped first (``forget``), so a face that strayed into a neighbour's segment does not bring the neighbour along.
 """
 
 from __future__ import annotations
@@ -91,6 +93,13 @@ class ObjectGroups:
         """Record that ids ``a`` and ``b`` belong to one object."""
         if a != b:
             self._pairs.add((min(a, b), max(a, b)))
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """Drop every pair involving one of ``ids`` (ids about to be merged into another without bringing their
+        own objects along)."""
+        gone = set(int(i) for i in ids)
+        self._pairs = {pair for pair in self._pairs if not gone.intersection(pair)}
+        self._seen = {pair: n for pair, n in self._seen.items() if not gone.intersection(pair)}
 
     def relabel(self, lut: np.ndarray) -> None:
         """Follow an id mapping (merges)."""

@@ -352,6 +352,9 @@ class _Run:
         self.labels.relabel(lut)
         self.cloud.relabel(lut)
         self.refiner.relabel(lut)
+        # a face joins the object of its solid's oldest id: its own links (an id straying onto a neighbour for a
+        # few frames is seen inside the neighbour's segment) would bring another object along
+        self.groups.forget(merges)
         self.groups.relabel(lut)
         self._count_ids()
         return len(merges)

@@ -47,6 +47,29 @@ def test_groups_join_after_enough_frames_and_follow_merges():
     assert off.object_of([1, 2]) == {}
 
 
+def test_forgotten_ids_bring_no_object_along_into_a_merge():
+    """Id 5, seen inside one segment with the background's id 1, is merged into id 3: followed plainly, the merge
+    puts id 3 (and its object) into the background's object; with id 5 forgotten first, id 3 keeps its own links
+    (with id 4) only."""
+
+    def observed() -> ObjectGroups:
+        groups = ObjectGroups(HierarchyConfig(frames=2))
+        for _ in range(2):
+            groups.observe({(1, 5), (3, 4)})
+        groups.join(5, 7)  # a piece split off id 5
+        return groups
+
+    lut = np.arange(8)
+    lut[5] = 3
+    plain = observed()
+    plain.relabel(lut)
+    assert plain.object_of([1, 3, 4, 7]) == {3: 1, 4: 1, 7: 1}
+    groups = observed()
+    groups.forget([5])
+    groups.relabel(lut)
+    assert groups.object_of([1, 3, 4, 7]) == {4: 3}
+
+
 def test_map_ids_replaces_only_the_mapped_ids():
     maps = [np.array([[0, 1], [2, 3]], np.uint16)]
     out = map_ids(maps, {3: 1})
