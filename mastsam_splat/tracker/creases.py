@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from mastsam_splat.errors import check_fraction, check_option
 
@@ -69,16 +71,26 @@ def camera_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
 def surface_normals(points: np.ndarray) -> np.ndarray:
     """[H, W, 3] unit normals facing the camera from central differences of ``points`` (NaN on the image border
     and where the depth is unknown)."""
-    normals = np.full(points.shape, np.nan)
-    du = points[1:-1, 2:] - points[1:-1, :-2]
-    dv = points[2:, 1:-1] - points[:-2, 1:-1]
-    n = np.cross(du, dv)
+    h, w = points.shape[:2]
+    rows, cols = np.mgrid[0:h, 0:w]
+    return normals_at(points, rows.ravel(), cols.ravel()).reshape(points.shape)
+
+
+def normals_at(points: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """[N, 3] unit normals facing the camera at pixels (``rows``, ``cols``) from central differences of ``points``
+    [H, W, 3] (NaN on the image border and where the depth around the pixel is unknown); only the boundary's
+    samples need them, so the full map is never built."""
+    h, w = points.shape[:2]
+    out = np.full((len(rows), 3), np.nan)
+    inner = (rows > 0) & (rows < h - 1) & (cols > 0) & (cols < w - 1)
+    r, c = rows[inner], cols[inner]
+    around = [points[r, c], points[r, c + 1], points[r, c - 1], points[r + 1, c], points[r - 1, c]]
+    known = np.logical_and.reduce([(p[:, 2] > 0) & np.isfinite(p[:, 2]) for p in around])
+    n = np.cross(around[1] - around[2], around[3] - around[4])
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-    n *= -np.sign(np.sum(n * points[1:-1, 1:-1], axis=-1, keepdims=True) + 1e-12)
-    known = (points[..., 2] > 0) & np.isfinite(points[..., 2])
-    inner = known[1:-1, 1:-1] & known[1:-1, 2:] & known[1:-1, :-2] & known[2:, 1:-1] & known[:-2, 1:-1]
-    normals[1:-1, 1:-1] = np.where(inner[..., None], n, np.nan)
-    return normals
+    n *= -np.sign(np.sum(n * around[0], axis=-1, keepdims=True) + 1e-12)
+    out[np.flatnonzero(inner)] = np.where(known[:, None], n, np.nan)
+    return out
 
 
 def frame_creases(
@@ -88,14 +100,12 @@ def frame_creases(
     the boundary whose sides are measured, depth steps included) and how many of those lie on a convex edge of
     continuous depth ``[P]``; ``offset``: how far (pixels) each side is sampled from the boundary."""
     points = camera_points(depth, K)
-    normals = surface_normals(points)
     z = points[..., 2]
     cos_min = np.cos(np.deg2rad(config.min_angle))
     found_a, found_b, found_convex = [], [], []
     for axis in (0, 1):
         lab = labels if axis == 1 else labels.T
         pts = points if axis == 1 else points.transpose(1, 0, 2)
-        nrm = normals if axis == 1 else normals.transpose(1, 0, 2)
         zz = z if axis == 1 else z.T
         a, b = lab[:, :-1], lab[:, 1:]
         rows, cols = np.nonzero((a != b) & (a > 0) & (b > 0))
@@ -108,7 +118,7 @@ def frame_creases(
         za, zb = zz[rows, cols], zz[rows, cols + 1]
         continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= config.max_depth_step * np.minimum(za, zb))
         pa, pb = pts[rows, left], pts[rows, right]
-        na, nb = nrm[rows, left], nrm[rows, right]
+        na, nb = normals_at(pts, rows, left), normals_at(pts, rows, right)
         measured = np.isfinite(na).all(axis=1) & np.isfinite(nb).all(axis=1)
         pa, pb, na, nb, ida, idb = pa[measured], pb[measured], na[measured], nb[measured], ida[measured], idb[measured]
         d = pb - pa
@@ -162,20 +172,17 @@ class CreaseTally:
 
 
 def _groups(pairs: Iterable[tuple[int, int]]) -> dict[int, int]:
-    """Union-find over ``pairs``: each id -> the smallest id of its connected group (ids mapped to themselves left out)."""
-    parent: dict[int, int] = {}
-
-    def root(i: int) -> int:
-        while parent.setdefault(i, i) != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {i: root(i) for i in list(parent) if root(i) != i}
+    """Connected groups of ``pairs``: each id -> the smallest id of its group (ids mapped to themselves left out)."""
+    edges = np.asarray(list(pairs), dtype=np.int64).reshape(-1, 2)
+    if len(edges) == 0:
+        return {}
+    ids, index = np.unique(edges, return_inverse=True)
+    index = index.reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(edges)), (index[:, 0], index[:, 1])), shape=(len(ids), len(ids)))
+    _, component = connected_components(graph, directed=False)
+    smallest = np.full(component.max() + 1, np.iinfo(np.int64).max)
+    np.minimum.at(smallest, component, ids)
+    return {int(i): int(smallest[g]) for i, g in zip(ids, component) if smallest[g] != i}
 
 
 def crease_merges(
