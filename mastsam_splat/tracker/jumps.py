@@ -65,11 +65,21 @@ def evidence_strength(evidence: AnchorEvidence, obj_id: int, points: np.ndarray)
 
 def _strength(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int, point_keys: np.ndarray) -> float:
     """:func:`evidence_strength` from the evidence's ``(keys, ids, counts)`` rows and the points' voxel keys."""
+    return _strength_on(_own_rows(pairs, obj_id), point_keys)
+
+
+def _own_rows(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The evidence rows of ``obj_id``: its voxel keys (ascending) and their counts."""
     keys, ids, counts = pairs
     own = ids == obj_id
-    if not own.any() or len(point_keys) == 0:
+    return keys[own], counts[own]
+
+
+def _strength_on(own: tuple[np.ndarray, np.ndarray], point_keys: np.ndarray) -> float:
+    """:func:`evidence_strength` from an id's rows (``_own_rows``) and the points' voxel keys."""
+    own_keys, own_counts = own
+    if len(own_keys) == 0 or len(point_keys) == 0:
         return 0.0
-    own_keys, own_counts = keys[own], counts[own]
     slot = np.minimum(np.searchsorted(own_keys, point_keys), len(own_keys) - 1)
     hit = np.where(own_keys[slot] == point_keys, own_counts[slot], 0)
     return float(hit.mean()) / max(float(np.median(own_counts)), 1.0)
@@ -150,24 +160,30 @@ def split_new_surface(
     keep = (at > 0) & (segment_at > 0) & np.isin(at, np.asarray(list(carried), dtype=np.int64))
     if not keep.any():
         return labels, []
-    # (id, segment) pieces with enough points, each id's pieces together
-    pieces, inverse, counts = np.unique(
-        np.stack([at[keep], segment_at[keep]], 1), axis=0, return_inverse=True, return_counts=True
-    )
-    inverse = inverse.ravel()
+    # (id, segment) pieces with enough points, each id's pieces together: one code per pair, sorted by id then
+    # segment
+    span = int(segment_at.max()) + 1
+    codes, inverse, counts = np.unique(at[keep] * span + segment_at[keep], return_inverse=True, return_counts=True)
+    piece_ids, piece_segments = codes // span, codes % span
     enough = counts >= config.min_points
-    ids_with_pieces, per_id = np.unique(pieces[enough, 0], return_counts=True)
+    ids_with_pieces, per_id = np.unique(piece_ids[enough], return_counts=True)
     several = set(ids_with_pieces[per_id >= 2].tolist())
     if not several:
         return labels, []
     pairs = evidence.pairs()
     xyz = points.xyz[keep]
     point_keys = voxel_keys(voxel_coords(xyz, evidence.voxel_size))
+    by_piece = np.argsort(inverse, kind="stable")  # each piece's points, in point order
+    piece_start = np.r_[0, np.cumsum(counts)]
     strength: dict[int, list[tuple[int, int, float]]] = {}
+    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # each id's evidence rows, read once for all its pieces
     for k in np.flatnonzero(enough).tolist():
-        obj_id, segment = int(pieces[k, 0]), int(pieces[k, 1])
+        obj_id, segment = int(piece_ids[k]), int(piece_segments[k])
         if obj_id in several:
-            strength.setdefault(obj_id, []).append((k, segment, _strength(pairs, obj_id, point_keys[inverse == k])))
+            if obj_id not in rows:
+                rows[obj_id] = _own_rows(pairs, obj_id)
+            on = by_piece[piece_start[k] : piece_start[k + 1]]
+            strength.setdefault(obj_id, []).append((k, segment, _strength_on(rows[obj_id], point_keys[on])))
     present = np.flatnonzero(np.bincount(labels.ravel()))
     out = labels
     split = []
@@ -178,7 +194,7 @@ def split_new_surface(
             if s < config.piece_strength:
                 if out is labels:
                     out = labels.copy()
-                on = inverse == k
+                on = by_piece[piece_start[k] : piece_start[k + 1]]
                 given = _absent_owner(evidence, pairs, xyz[on], point_keys[on], present, config.min_strength)
                 given = given or new_id()
                 out[(labels == obj_id) & (auto == segment)] = given
