@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Optional
 
+import cv2
 import numpy as np
-from scipy.ndimage import distance_transform_edt, find_objects
+from scipy.ndimage import find_objects
 
 from mastsam_splat.tracker.new_regions import compact_ids
 
@@ -204,10 +205,27 @@ def split_all(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[
         return out
     rest = own & (pieces_image == 0)
     if rest.any():
-        rows, cols = distance_transform_edt(pieces_image == 0, return_distances=False, return_indices=True)
-        pieces_image[rest] = pieces_image[rows[rest], cols[rest]]
+        pieces_image[rest] = nearest_seed(pieces_image, rest)
     out[own] = pieces_image[own]
     return out
+
+
+def nearest_seed(seeds: np.ndarray, where: Optional[np.ndarray] = None) -> np.ndarray:
+    """[H, W] the value of the nearest non-zero pixel of ``seeds`` [H, W] (which holds at least one); only at the
+    pixels of ``where`` [H, W] (bool), in row-major order, when given.
+
+    OpenCV's distance transform with one label per seed pixel (a two-pass 5x5 chamfer approximation of the Euclidean
+    distance, within about 2% of it): the seed it picks is at most a few percent farther than the nearest one, so
+    only pixels almost equally far from two seeds can differ from an exact transform, at a fraction of its cost.
+    """
+    seeded = seeds != 0
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~seeded).view(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # The labels number the seed pixels (the input's zero pixels) in row-major order from 1.
+    values = np.zeros(int(np.count_nonzero(seeded)) + 1, dtype=seeds.dtype)
+    values[1:] = seeds[seeded]
+    return values[nearest] if where is None else values[nearest[where]]
 
 
 def family_labels(
@@ -244,11 +262,9 @@ def families_labels(
         if family_box is None or seed_box is None:
             continue
         box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(family_box, seed_box))
-        seeded = in_seeds[box] == k
-        seeds = np.where(seeded, evidence[box], 0)
-        rows, cols = distance_transform_edt(~seeded, return_distances=False, return_indices=True)
+        seeds = np.where(in_seeds[box] == k, evidence[box], 0)
         if out is labels:
             out = labels.copy()
         inside = in_family[box] == k
-        out[box][inside] = seeds[rows[inside], cols[inside]]
+        out[box][inside] = nearest_seed(seeds, inside)
     return out
