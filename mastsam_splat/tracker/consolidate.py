@@ -134,7 +134,7 @@ def consolidation_merges(
         sampled[b] = own
         best, best_overlap = None, 0.0
         if enough:
-            point_index, hit_ids = observed.point_hits(voxel_centres(own, observed.voxel_size))
+            point_index, hit_ids = observed.key_hits(own)
             for root, num_points in _hits_per_group(point_index, hit_ids, leader, group_frames, small, b):
                 overlap = num_points / len(own)
                 if config.symmetric:
@@ -153,6 +153,8 @@ def consolidation_merges(
             members[b] = [b]
             if not enough:
                 small.add(b)
+            elif config.symmetric:
+                reverse_hits[b] = (point_index, hit_ids)  # the new group's sample is ``own``: its hits are these
         else:
             leader[b] = best
             group_frames[best] |= frames_of[b]
@@ -199,7 +201,7 @@ def _group_hits(observed: VoxelMemory, group_keys: np.ndarray) -> tuple[np.ndarr
     if len(group_keys) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    return observed.point_hits(voxel_centres(group_keys, observed.voxel_size))
+    return observed.key_hits(group_keys)
 
 
 def _reverse_overlap(group_hits: tuple[np.ndarray, np.ndarray], group_size: int, b: int) -> float:

@@ -193,8 +193,7 @@ class VoxelMemory:
         self._flush()
         renamed = self._ids == src
         if renamed.any():
-            self._set_ids(renamed, dst)
-            self._resort()
+            self._rename(renamed, dst)
 
     def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
         """Give ``src``'s voxels that hold ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
@@ -206,8 +205,7 @@ class VoxelMemory:
         keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
         moved = (self._ids == src) & _sorted_contains(keys, self._keys)
         if moved.any():
-            self._set_ids(moved, dst)
-            self._resort()
+            self._rename(moved, dst)
 
     @property
     def ids(self) -> list[int]:
@@ -237,9 +235,28 @@ class VoxelMemory:
             points = points[finite]
         # Points in one voxel hit the same ids: look up each occupied voxel's neighbourhood once.
         voxel, voxel_of_point = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)), return_inverse=True)
+        return self._voxel_hits(voxel, voxel_of_point, finite)
+
+    def key_hits(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``point_hits`` of the centres of the voxels ``keys`` [N] (``voxel_keys``), without computing them: distinct
+        ``(index into keys, id)`` pairs as two [K] int64 arrays."""
+        self._flush()
+        keys = np.asarray(keys, dtype=np.int64).reshape(-1)
+        if len(self._keys) == 0 or len(keys) == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        voxel, voxel_of_key = np.unique(keys, return_inverse=True)
+        return self._voxel_hits(voxel, voxel_of_key, np.arange(len(keys)))
+
+    def _voxel_hits(
+        self, voxel: np.ndarray, voxel_of_point: np.ndarray, point_index: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct ``(point, id)`` pairs of points in the distinct, sorted voxel keys ``voxel`` [V]: point ``i`` lies
+        in ``voxel[voxel_of_point[i]]`` and is reported as ``point_index[i]``."""
         starts, lengths, voxel_of_query = self._neighbour_rows(voxel)
         total = int(lengths.sum())
         if total == 0:
+            empty = np.zeros(0, dtype=np.int64)
             return empty, empty
         owners = np.repeat(voxel_of_query, lengths)
         ends = np.cumsum(lengths)
@@ -253,7 +270,7 @@ class VoxelMemory:
         point_ends = np.cumsum(per_point)
         index = np.repeat(voxel_start[voxel_of_point] - (point_ends - per_point), per_point)
         index += np.arange(int(point_ends[-1]) if len(point_ends) else 0)
-        return np.repeat(finite, per_point), hit_ids[index]
+        return np.repeat(point_index, per_point), hit_ids[index]
 
     def _neighbour_rows(self, voxel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stored rows in the neighbourhood of each of the voxel keys ``voxel`` [V], as runs: first row [R], row
@@ -320,22 +337,15 @@ class VoxelMemory:
             self._ids, ids = self._ids.astype(dtype, copy=False), ids.astype(dtype, copy=False)
         self._keys, self._ids = merge_pairs(self._keys, self._ids, keys, ids)
 
-    def _set_ids(self, where: np.ndarray, obj_id: int) -> None:
-        """Set the id of the pairs in ``where`` (a wider storage type first when ``obj_id`` needs it)."""
+    def _rename(self, where: np.ndarray, obj_id: int) -> None:
+        """Give the pairs in ``where`` (one id's: distinct keys) the id ``obj_id``: they leave the store and are merged
+        back under the new id (``merge_pairs``, which drops the pairs the store already holds), a pass over the
+        store rather than a sort of it."""
         dtype = np.promote_types(self._ids.dtype, _id_dtype(abs(int(obj_id))))
-        self._ids = self._ids.astype(dtype, copy=False)
-        self._ids[where] = obj_id
-
-    def _resort(self) -> None:
-        """Restore the (key, id) order and distinctness after ids changed (the keys are still sorted)."""
-        if len(self._keys) == 0:
-            return
-        rank = np.cumsum(np.r_[False, self._keys[1:] != self._keys[:-1]])
-        composite = rank * (int(self._ids.max()) + 1) + self._ids
-        order = np.argsort(composite, kind="stable")  # nearly sorted already
-        composite = composite[order]
-        keep = np.r_[True, composite[1:] != composite[:-1]]
-        self._keys, self._ids = self._keys[order][keep], self._ids[order][keep]
+        keys = self._keys[where]
+        rest = ~where
+        self._keys, self._ids = self._keys[rest], self._ids[rest].astype(dtype, copy=False)
+        self._keys, self._ids = merge_pairs(self._keys, self._ids, keys, np.full(len(keys), obj_id, dtype=dtype))
 
 
 def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -114,7 +114,10 @@ def _sample_per_group(group: np.ndarray, wanted: np.ndarray, cap: int, seed: int
     if len(index) == 0:
         return index
     index = index[np.random.default_rng(seed).permutation(len(index))]
-    order = np.argsort(group[index], kind="stable")
+    keys = group[index]
+    if len(wanted) and 0 <= int(np.min(wanted)) and int(np.max(wanted)) <= np.iinfo(np.uint16).max:
+        keys = keys.astype(np.uint16)  # (a stable sort of 16-bit keys is a radix sort: same order, in linear time)
+    order = np.argsort(keys, kind="stable")
     index = index[order]
     g = group[index]
     starts = np.r_[0, np.flatnonzero(g[1:] != g[:-1]) + 1]

@@ -13,6 +13,7 @@ from mastsam_splat.tracker import memory as memory_module
 from mastsam_splat.tracker.memory import (
     VoxelMemory,
     auto_voxel_size,
+    labelled_voxels,
     merge_pairs,
     neighbour_keys,
     unique_pairs,
@@ -335,3 +336,40 @@ def test_pair_positions_equal_a_search_in_key_then_id_order():
     np.testing.assert_array_equal(position, np.searchsorted(a, b))
     np.testing.assert_array_equal(held, np.isin(b, a))
     assert held.any() and not held.all()
+
+
+def test_merges_and_transfers_keep_the_pairs_of_a_plain_set():
+    rng = np.random.default_rng(3)
+    memory = VoxelMemory(voxel_size=1.0, neighborhood=0)
+    points = rng.integers(0, 6, (300, 3)).astype(np.float64) + 0.5
+    ids = rng.integers(1, 6, 300)
+    memory.add_labelled(ids, points)
+    plain = {(int(k), int(i)) for k, i in zip(*labelled_voxels(ids, points, 1.0))}
+    for step in range(30):
+        src, dst = (int(x) for x in rng.choice(np.arange(1, 9), 2, replace=False))
+        if step % 2:
+            memory.merge(src, dst)
+            plain = {(k, dst if i == src else i) for k, i in plain}
+        else:
+            moved = points[rng.random(len(points)) < 0.3]
+            keys = set(voxel_keys(voxel_coords(moved, 1.0)).tolist())
+            memory.transfer(moved, src, dst)
+            plain = {(k, dst if i == src and k in keys else i) for k, i in plain}
+        keys, held = memory.pairs()
+        assert list(zip(keys.tolist(), held.tolist())) == sorted(plain)
+
+
+def test_key_hits_are_the_point_hits_of_the_voxel_centres():
+    from mastsam_splat.tracker.consolidate import voxel_centres
+
+    rng = np.random.default_rng(4)
+    memory = VoxelMemory(voxel_size=0.25, neighborhood=1)
+    points = rng.normal(0, 1.0, (500, 3))
+    memory.add_labelled(rng.integers(1, 9, 500), points)
+    keys = voxel_keys(voxel_coords(rng.normal(0, 1.2, (200, 3)), 0.25))
+    index, hit = memory.key_hits(keys)
+    expected_index, expected_hit = memory.point_hits(voxel_centres(keys, 0.25))
+    assert len(index) > 0
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_array_equal(hit, expected_hit)
+    assert [len(a) for a in VoxelMemory(0.25).key_hits(keys)] == [0, 0]
