@@ -208,5 +208,5 @@ def _reverse_overlap(group_hits: tuple[np.ndarray, np.ndarray], group_size: int,
     """Fraction of a group's ``group_size`` (sampled) voxels that lie in or next to id ``b``'s voxels."""
     if group_size == 0:
         return 0.0
-    point_index, hit_ids = group_hits
-    return len(np.unique(point_index[hit_ids == b])) / group_size
+    _, hit_ids = group_hits  # distinct (voxel, id) pairs: each voxel names ``b`` at most once
+    return int(np.count_nonzero(hit_ids == b)) / group_size

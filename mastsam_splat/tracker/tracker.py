@@ -368,7 +368,11 @@ class _Run:
         if not self.refiner.parent:
             return 0
         refiner = self.refiner
-        merges = self._consolidation_merges(lambda a, b: refiner.root(a) != refiner.root(b) or refiner.lineal(a, b))
+        # An id outside every family is kept apart from every other id: only the families' members are compared.
+        members = {i for family in refiner.families().values() for i in family}
+        merges = self._consolidation_merges(
+            lambda a, b: refiner.root(a) != refiner.root(b) or refiner.lineal(a, b), only=members
+        )
         if not merges:
             return 0
         self._relabel(self._merge_table(merges))
@@ -382,14 +386,20 @@ class _Run:
             lut[src] = dst
         return lut
 
-    def _consolidation_merges(self, apart: Callable[[int, int], bool]) -> dict[int, int]:
+    def _consolidation_merges(
+        self, apart: Callable[[int, int], bool], only: Optional[set[int]] = None
+    ) -> dict[int, int]:
+        """``consolidation_merges`` over every id, or over the ids of ``only`` (the others can merge with none)."""
         labels = self.finished_labels()
         if self.observed is None or not labels:
             return {}
         h, w = labels[0].shape
         min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
         config = self.cfg.consolidation.for_points(dense=self.source == "depth")
-        return consolidation_merges(self.observed, presence(labels, min_area, config.min_presence), config, apart=apart)
+        frames_of = presence(labels, min_area, config.min_presence)
+        if only is not None:
+            frames_of = {i: frames for i, frames in frames_of.items() if i in only}
+        return consolidation_merges(self.observed, frames_of, config, apart=apart)
 
     def _count_ids(self) -> None:
         """Mark the reports' id counts for a recount: the label images changed after the sequence. The count is made
