@@ -69,14 +69,14 @@ def pieces(labels: np.ndarray, auto: np.ndarray, config: RefineConfig, min_area:
     table = table.reshape(len(ids), num_segments + 1)
     id_area = table.sum(axis=1)
     seg_area = table.sum(axis=0)
+    rows = table[:, 1:]  # every id's pixels in every segment, all tested at once
+    inside = (rows >= config.containment * seg_area[1:]) & (rows >= config.min_piece_fraction * id_area[:, None])
+    inside &= rows >= min_area
+    inside[0] = False
+    cut = (inside.sum(axis=1) >= 2) & (np.where(inside, rows, 0).sum(axis=1) >= config.min_coverage * id_area)
     out: dict[int, list[int]] = {}
-    for k in range(1, len(ids)):
-        row = table[k, 1:]
-        inside = (row >= config.containment * seg_area[1:]) & (row >= config.min_piece_fraction * id_area[k])
-        inside &= row >= min_area
-        found = np.flatnonzero(inside) + 1
-        if len(found) < 2 or table[k, found].sum() < config.min_coverage * id_area[k]:
-            continue
+    for k in np.flatnonzero(cut).tolist():
+        found = np.flatnonzero(inside[k]) + 1
         out[int(ids[k])] = sorted(found.tolist(), key=lambda s: (-int(table[k, s]), s))
     return out
 
@@ -254,17 +254,42 @@ def families_labels(
         seed_of[receivers] = k
     in_family = np.take(family_of, labels, mode="clip")
     in_seeds = np.take(seed_of, evidence, mode="clip")
-    family_boxes = find_objects(in_family, max_label=len(families))
-    seed_boxes = find_objects(in_seeds, max_label=len(families))
+    family_boxes, seed_boxes = _boxes(in_family, in_seeds, len(families))
     out = labels
     for k in range(1, len(families) + 1):
         family_box, seed_box = family_boxes[k - 1], seed_boxes[k - 1]
         if family_box is None or seed_box is None:
             continue
-        box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(family_box, seed_box))
+        box = _union(family_box, seed_box)
         seeds = np.where(in_seeds[box] == k, evidence[box], 0)
         if out is labels:
             out = labels.copy()
         inside = in_family[box] == k
         out[box][inside] = nearest_seed(seeds, inside)
     return out
+
+
+Box = tuple[slice, slice]
+
+
+def _boxes(
+    first: np.ndarray, second: np.ndarray, count: int
+) -> tuple[list[Optional[Box]], list[Optional[Box]]]:
+    """``find_objects`` of two label images [H, W] (labels 1..``count``) from one pass over a combined image: the
+    box of every (first, second) label pair, each label's box the union of its pairs'."""
+    pairs = find_objects(first * (count + 1) + second, max_label=(count + 1) ** 2 - 1)
+    out: tuple[list[Optional[Box]], list[Optional[Box]]] = ([None] * count, [None] * count)
+    for code, box in enumerate(pairs, start=1):
+        if box is None:
+            continue
+        for boxes, label in zip(out, divmod(code, count + 1)):
+            if label:
+                held = boxes[label - 1]
+                boxes[label - 1] = box if held is None else _union(held, box)
+    return out
+
+
+def _union(a: Box, b: Box) -> Box:
+    """The smallest box holding boxes ``a`` and ``b``."""
+    rows = slice(min(a[0].start, b[0].start), max(a[0].stop, b[0].stop))
+    return rows, slice(min(a[1].start, b[1].start), max(a[1].stop, b[1].stop))

@@ -31,7 +31,9 @@ def _assert_nearest_or_near_tie(got: np.ndarray, expected: np.ndarray, evidence:
     for value in np.unique(got[differ]).tolist():
         at = differ & (got == value)
         to_value = distance_transform_edt(evidence != value)[at]
-        to_expected = np.array([distance_transform_edt(evidence != v)[y, x] for v, y, x in zip(expected[at], *np.nonzero(at))])
+        to_expected = np.array(
+            [distance_transform_edt(evidence != v)[y, x] for v, y, x in zip(expected[at], *np.nonzero(at))]
+        )
         assert (to_value <= NEAR_TIE * to_expected + 0.5).all()
     return int(np.count_nonzero(differ))
 
@@ -180,3 +182,44 @@ def test_families_labels_equal_each_familys_labels_in_turn() -> None:
         pixels += int(np.count_nonzero(family))
     assert differ <= 0.05 * pixels
     assert families_labels(labels, np.zeros_like(labels), families) is labels
+
+
+def test_pieces_are_each_ids_segments_inside_it() -> None:
+    from mastsam_splat.tracker.refine import pieces
+
+    config = RefineConfig()
+    rng = np.random.default_rng(1)
+    found_any = False
+    for _ in range(50):
+        labels = np.repeat(np.repeat(rng.integers(0, 5, (2, 2)), 16, axis=0), 16, axis=1)
+        auto = np.repeat(np.repeat(rng.integers(0, 12, (4, 4)), 8, axis=0), 8, axis=1)
+        expected = {}
+        for obj_id in np.unique(labels[labels > 0]).tolist():
+            own = labels == obj_id
+            found = []
+            for seg in range(1, int(auto.max()) + 1):
+                n = int(np.count_nonzero(own & (auto == seg)))
+                contained = n >= config.containment * np.count_nonzero(auto == seg)
+                if contained and n >= config.min_piece_fraction * own.sum() and n >= 4:
+                    found.append((-n, seg))
+            if len(found) >= 2 and -sum(n for n, _ in found) >= config.min_coverage * own.sum():
+                expected[obj_id] = [seg for _, seg in sorted(found)]
+        assert pieces(labels, auto, config, min_area=4) == expected
+        found_any |= bool(expected)
+    assert found_any
+
+
+def test_boxes_of_two_label_images_from_one_pass_equal_find_objects() -> None:
+    from scipy.ndimage import find_objects
+
+    from mastsam_splat.tracker.refine import _boxes
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        count = int(rng.integers(1, 8))
+        h, w = rng.integers(1, 40, 2)
+        first = np.where(rng.random((h, w)) < 0.1, rng.integers(1, count + 1, (h, w)), 0)
+        second = np.where(rng.random((h, w)) < 0.1, rng.integers(1, count + 1, (h, w)), 0)
+        got_first, got_second = _boxes(first, second, count)
+        assert got_first == find_objects(first, max_label=count)
+        assert got_second == find_objects(second, max_label=count)

@@ -320,3 +320,16 @@ def test_prompt_support_equals_a_lookup_in_the_integer_mask():
     positive = rng.uniform(-5.0, 45.0, (200, 2))  # some outside the image
     expected = float(np.mean(match_labels(mask.astype(np.int64), positive) > 0))
     assert prompt_support(mask, positive) == expected
+
+
+def test_sample_per_group_of_16_bit_labels_matches_wider_ones() -> None:
+    from mastsam_splat.tracker.tracker import _sample_per_group
+
+    rng = np.random.default_rng(2)
+    group = rng.integers(0, 30, 5000)
+    wanted = np.array([0, 3, 4, 17, 29])
+    narrow = _sample_per_group(group, wanted, 40, seed=5)  # table look-up, radix sort
+    wide = _sample_per_group(group + 70_000, wanted + 70_000, 40, seed=5)  # np.isin, general sort
+    np.testing.assert_array_equal(narrow, wide)
+    counts = np.bincount(group[narrow], minlength=30)
+    assert (counts[wanted] == 40).all() and counts.sum() == 200
