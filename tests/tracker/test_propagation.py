@@ -69,6 +69,9 @@ def test_unlabelled_pixels_take_their_carried_id_but_new_content_stays_unlabelle
     # Gap filling would give the whole segment to its dominant id 1: id 2's carried pixels are kept from it.
     assert np.all(out[:, :20] == 1) and np.all(out[:, 20:32] == 2)
     assert np.all(out[:, 32:] == 0)  # no id was carried there: new content, left to the new regions
+    # A segment tracking did not reach at all is left to the new regions too.
+    out, changed = keep_carried(np.zeros_like(auto), auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
+    assert changed == 0 and not out.any()
 
 
 def test_minor_carried_pieces_follow_the_segment_but_small_ids_inside_it_stay():
