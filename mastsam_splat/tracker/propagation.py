@@ -294,9 +294,12 @@ def keep_carried(
 
     An id is strong in automatic segment ``S`` when at least ``min_area`` of its carried pixels lie in ``S`` and
     they make ``config.carry_share`` of ``S`` or ``config.carry_extent`` of the id's carried pixels. Inside a
-    segment holding two strong ids or more, every strong id takes back its carried pixels from whichever
-    tracked id ``labels`` gave them; the other pixels, and unlabelled ones (new content), keep ``labels``.
-    Returns the labels and how many pixels changed.
+    segment holding two strong ids or more, every strong id takes back its carried pixels, from whichever
+    tracked id ``labels`` gave them and, in a segment tracking reached (``min_area`` labelled pixels), where the
+    prompted masks left them unlabelled (gap filling would hand those to the id dominating the merged segment, a
+    frame-to-frame flip of the surface they lie on); the other pixels, among them the new content (no id carried
+    onto it), keep ``labels``, and a segment tracking did not reach is left to the new regions, whose own test of
+    the carried ids keeps the granularity. Returns the labels and how many pixels changed.
     """
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
     if num_segments == 0 or not np.any(carried):
@@ -313,6 +316,7 @@ def keep_carried(
     )
     strong = large & (table >= min_area)
     strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
-    take = strong[auto_labels, index] & (labels > 0)
+    tracked = np.bincount(auto_labels.ravel(), weights=(labels > 0).ravel(), minlength=num_segments + 1) >= min_area
+    take = strong[auto_labels, index] & ((labels > 0) | tracked[auto_labels])
     out = np.where(take, carried, labels)
     return out, int(np.count_nonzero(out != labels))

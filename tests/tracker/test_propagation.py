@@ -53,10 +53,25 @@ def test_segment_merging_two_carried_ids_keeps_their_split():
     carried[:, :25] = 1
     carried[:, 25:] = 2
     labels = np.ones_like(auto)  # tracking gave the whole segment to id 1
-    labels[:2, :] = 0  # unlabelled pixels (new content) stay unlabelled
+    labels[:2, :] = 0  # unlabelled pixels: the prompted masks missed them
     out, changed = keep_carried(labels, auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
-    assert np.all(out[2:, 25:] == 2) and np.all(out[2:, :25] == 1) and np.all(out[:2] == 0)
-    assert changed == 18 * 15
+    assert np.all(out[:, 25:] == 2) and np.all(out[:, :25] == 1)
+    assert changed == 20 * 15 + 2 * 25
+
+
+def test_unlabelled_pixels_take_their_carried_id_but_new_content_stays_unlabelled():
+    auto = np.ones((20, 40), dtype=np.int64)
+    carried = np.zeros_like(auto)
+    carried[:, :20] = 1
+    carried[:, 20:32] = 2
+    labels = np.where(np.arange(40)[None, :] < 15, 1, 0) * np.ones_like(auto)  # the prompts covered id 1's part
+    out, _ = keep_carried(labels, auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
+    # Gap filling would give the whole segment to its dominant id 1: id 2's carried pixels are kept from it.
+    assert np.all(out[:, :20] == 1) and np.all(out[:, 20:32] == 2)
+    assert np.all(out[:, 32:] == 0)  # no id was carried there: new content, left to the new regions
+    # A segment tracking did not reach at all is left to the new regions too.
+    out, changed = keep_carried(np.zeros_like(auto), auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
+    assert changed == 0 and not out.any()
 
 
 def test_minor_carried_pieces_follow_the_segment_but_small_ids_inside_it_stay():
