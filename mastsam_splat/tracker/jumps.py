@@ -33,7 +33,7 @@ import numpy as np
 from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.anchor import AnchorEvidence
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
-from mastsam_splat.tracker.points3d import FramePoints, labels_at
+from mastsam_splat.tracker.points3d import FramePoints, point_labels
 
 
 @dataclass
@@ -103,6 +103,22 @@ def _absent_owner(
     return candidate if _strength(pairs, candidate, point_keys) >= min_strength else 0
 
 
+PIECE_TABLE = 1 << 22
+"""Largest (id, segment) code counted with a table (``np.bincount``) rather than by sorting."""
+
+
+def _pieces(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(codes, return_inverse=True, return_counts=True)`` of non-negative integer ``codes``: by a count
+    table and a look-up when the codes are small (a frame's ids times its segments), else by sorting."""
+    if len(codes) == 0 or int(codes.max()) >= PIECE_TABLE:
+        return np.unique(codes, return_inverse=True, return_counts=True)
+    table = np.bincount(codes)
+    present = np.flatnonzero(table)
+    slot = np.zeros(len(table), dtype=np.int64)
+    slot[present] = np.arange(len(present))
+    return present, slot[codes], table[present]
+
+
 def split_jumps(
     labels: np.ndarray,
     carried: Iterable[int],
@@ -121,7 +137,7 @@ def split_jumps(
     candidates = [i for i in present if i != 0 and i not in keep and i < first_new]
     if not candidates:
         return labels, []
-    at = labels_at(labels, points.xy)
+    at = point_labels(labels, points)
     on_count = np.bincount(at, minlength=max(candidates) + 1)
     candidates = [i for i in candidates if on_count[i] >= config.min_points]
     if not candidates:
@@ -155,15 +171,15 @@ def split_new_surface(
     ``points``: the frame's 3D points (a depth map's), not yet in ``evidence``."""
     if config.piece_strength <= 0 or len(points) == 0 or len(evidence) == 0:
         return labels, []
-    at = labels_at(labels, points.xy)
-    segment_at = labels_at(auto, points.xy)
+    at = point_labels(labels, points)
+    segment_at = point_labels(auto, points)
     keep = (at > 0) & (segment_at > 0) & np.isin(at, np.asarray(list(carried), dtype=np.int64))
     if not keep.any():
         return labels, []
     # (id, segment) pieces with enough points, each id's pieces together: one code per pair, sorted by id then
     # segment
     span = int(segment_at.max()) + 1
-    codes, inverse, counts = np.unique(at[keep] * span + segment_at[keep], return_inverse=True, return_counts=True)
+    codes, inverse, counts = _pieces(at[keep] * span + segment_at[keep])
     piece_ids, piece_segments = codes // span, codes % span
     enough = counts >= config.min_points
     ids_with_pieces, per_id = np.unique(piece_ids[enough], return_counts=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from mastsam_splat.tracker.label_store import MergeTables
 from mastsam_splat.tracker.memory import _BITS, _OFFSET, voxel_coords, voxel_keys
-from mastsam_splat.tracker.points3d import FramePoints, colours_at, labels_at
+from mastsam_splat.tracker.points3d import FramePoints, colours_at, point_labels
 
 COMPACT_POINTS = 2_000_000
 """Raw points held before they are summarised into fine voxels (below it the cloud is exact)."""
@@ -199,7 +199,7 @@ class LabelledPointCloud:
             return
         self._xyz.append(points.xyz.astype(np.float32))
         self._rgb.append(colours_at(image, points.xy).astype(np.uint8))
-        self._ids.append(labels_at(labels, points.xy).astype(np.int32))
+        self._ids.append(point_labels(labels, points).astype(np.int32))
         self._groups.append(self._tables.join())
         self._raw += len(points)
         if self._raw > (self.batch_points if self._summary is not None else self.compact_points):

@@ -19,7 +19,7 @@ Sources, chosen once per sequence (``choose_source``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Optional, Sequence
 
 import numpy as np
@@ -42,6 +42,8 @@ class FramePoints:
     """[N, 2] float pixel positions."""
     xyz: np.ndarray
     """[N, 3] float world points."""
+    _pixels: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Flat pixel index of each point per image shape (-1 outside): several steps of a frame read labels there."""
 
     @classmethod
     def empty(cls) -> "FramePoints":
@@ -52,6 +54,20 @@ class FramePoints:
 
     def concat(self, other: "FramePoints") -> "FramePoints":
         return FramePoints(np.concatenate([self.xy, other.xy]), np.concatenate([self.xyz, other.xyz]))
+
+    def pixel_index(self, shape: tuple[int, int]) -> np.ndarray:
+        """Flat index [N] into an image of ``shape`` (H, W) of the pixel holding each point, -1 outside it; computed
+        once per shape (``xy`` is not changed after construction)."""
+        key = (int(shape[0]), int(shape[1]))
+        if key not in self._pixels:
+            h, w = key
+            x, y = self.xy[:, 0], self.xy[:, 1]
+            # floor(x) lies in [0, w) exactly when x does (NaN fails the comparisons); there the floor is the cast.
+            inside = np.flatnonzero((x >= 0) & (x < w) & (y >= 0) & (y < h))
+            index = np.full(len(self.xy), -1, dtype=np.int64)
+            index[inside] = y[inside].astype(np.int64) * w + x[inside].astype(np.int64)
+            self._pixels[key] = index
+        return self._pixels[key]
 
 
 def choose_source(frames: Sequence[Frame], requested: PointSource, matcher_name: str) -> str:
@@ -203,6 +219,19 @@ class PairChain:
 def labels_at(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Label [N] of the pixel holding each position ``xy`` [N, 2] (0 outside the image)."""
     return match_labels(labels, xy)
+
+
+def point_labels(labels: np.ndarray, points: FramePoints) -> np.ndarray:
+    """Label [N] (int64) of the pixel holding each of ``points`` (0 outside the image): :func:`labels_at` of
+    ``points.xy``, from the points' flat pixel indices (found once per frame for all the steps that read labels)."""
+    index = points.pixel_index(labels.shape)
+    flat = labels.reshape(-1)
+    if len(index) == 0 or index.min() >= 0:
+        return flat.take(index).astype(np.int64, copy=False)
+    out = np.zeros(len(index), dtype=np.int64)
+    inside = index >= 0
+    out[inside] = flat.take(index[inside])
+    return out
 
 
 def colours_at(image: np.ndarray, xy: np.ndarray) -> np.ndarray:

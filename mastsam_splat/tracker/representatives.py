@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Iterator, Literal, Optional
 
 import cv2
 import numpy as np
@@ -61,7 +61,7 @@ def num_representatives(area: int, pixels_per_point: float, k_min: int, k_max: i
     if k_min < 1 or k_max < k_min:
         raise ValueError(f"need 1 <= k_min <= k_max, got k_min={k_min}, k_max={k_max}")
     k = int(round(area / max(pixels_per_point, 1e-9)))
-    return int(np.clip(k, k_min, k_max))
+    return min(max(k, k_min), k_max)
 
 
 def match_labels(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -141,6 +141,7 @@ def select_representatives(
     confidence_threshold: float,
     image_size: tuple[int, int],
     seed: int = 0,
+    areas: Optional[np.ndarray] = None,
 ) -> dict[int, Representatives]:
     """Representatives of every id of ``labels`` [H, W] that has confident correspondences.
 
@@ -150,6 +151,7 @@ def select_representatives(
         config: points per mask area, bounds on the points per id, K-Means backend.
         confidence_threshold: correspondences below it are not candidates.
         image_size: (width, height) of the image ``config.area_per_point`` is a fraction of.
+        areas: ``np.bincount(labels.ravel())`` when the caller has it (counted here otherwise).
 
     Returns:
         id -> its representatives; ids without a confident correspondence are absent.
@@ -163,7 +165,7 @@ def select_representatives(
     pixels_per_point = config.area_per_point * height * width
     backend = config.kmeans
     ids_of_match = match_labels(labels, matches.xy_a[confident])
-    areas = np.bincount(labels.ravel())
+    areas = np.bincount(labels.ravel()) if areas is None else areas
     order = np.argsort(ids_of_match, kind="stable")
     sorted_ids = ids_of_match[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])

@@ -72,6 +72,7 @@ from mastsam_splat.tracker.points3d import (
     labels_at,
     matched_points,
     observed_points,
+    point_labels,
     triangulated_points,
 )
 from mastsam_splat.tracker.refine import (
@@ -572,7 +573,7 @@ class _Run:
             else:
                 labels = split_all(labels, auto, obj_id, segments, new_ids)
                 self.refiner.retire(obj_id)
-            point_ids = labels_at(labels, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
+            point_ids = point_labels(labels, points) if len(points) else np.zeros(0, dtype=np.int64)
             for new in new_ids:
                 if new not in reused.values():
                     self.refiner.record(obj_id, new)
@@ -643,7 +644,7 @@ class _Run:
     def _remember(self, points: FramePoints, t: int, labels: np.ndarray, first_pair: bool) -> None:
         """Add a frame's 3D points to the memory and the evidence, and (once per frame) to the point cloud."""
         frame = self.frames[t]
-        ids = labels_at(labels, points.xy)
+        ids = point_labels(labels, points)
         # The points' voxels are computed once per voxel size (the memories share one; the evidence's is usually
         # the same).
         voxels: dict[float, tuple[np.ndarray, np.ndarray]] = {}
@@ -678,7 +679,7 @@ class _Run:
         ids, index = compact_ids(labels)
         table = np.bincount(auto.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
         table = table.reshape(num_segments + 1, len(ids))
-        segment_of_point = labels_at(auto, points.xy)
+        segment_of_point = point_labels(auto, points)
         area = table.sum(axis=1)
         sampling = self._sampling_density(points, labels.shape)
         holder = ids[np.argmax(table, axis=1)]  # [S + 1] id holding most of each segment
@@ -864,8 +865,10 @@ class _Run:
         prev = self.labels[parent]
         assert prev is not None
         min_area = max(1, int(round(cfg.min_area_fraction * (h * w))))
-        reps = select_representatives(prev, matches, cfg.representatives, cfg.confidence_threshold, (w, h), cfg.seed)
         counts = np.bincount(prev.ravel())
+        reps = select_representatives(
+            prev, matches, cfg.representatives, cfg.confidence_threshold, (w, h), cfg.seed, areas=counts
+        )
         prev_area = {int(i): int(counts[i]) for i in np.flatnonzero(counts) if i > 0}  # id -> its pixels in the parent
         tracked = propagate_representatives(reps, matches, cfg.propagation, (w, h))
         for obj_id in prev_area:
@@ -929,7 +932,7 @@ class _Run:
         if not split.region_ids:
             return labels
         present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist()) - {0}
-        region_of_point = labels_at(split.regions, points.xy) if len(points) else np.zeros(0, dtype=np.int64)
+        region_of_point = point_labels(split.regions, points) if len(points) else np.zeros(0, dtype=np.int64)
         region_area = np.bincount(split.regions.ravel())
         sampling = self._sampling_density(points, split.regions.shape)
         assign = np.zeros(int(split.regions.max()) + 1, dtype=np.int64)

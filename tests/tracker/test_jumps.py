@@ -173,3 +173,12 @@ def test_run_gives_new_surface_of_a_carried_id_a_new_id() -> None:
     run.next_id = 5
     out = run._split_jumps(frame, labels, labels, 5, points, FrameReport(index=0, name="f0"), auto)
     assert (out[:, :4] == 1).all() and (out[:, 4:] == 5).all()
+
+
+@pytest.mark.parametrize("high", [50, 1 << 23])
+def test_pieces_agree_with_unique(high: int) -> None:
+    from mastsam_splat.tracker.jumps import _pieces
+
+    codes = np.random.default_rng(3).integers(0, high, 2000)
+    for got, want in zip(_pieces(codes), np.unique(codes, return_inverse=True, return_counts=True)):
+        np.testing.assert_array_equal(got, want)

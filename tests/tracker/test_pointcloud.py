@@ -121,3 +121,18 @@ def test_coarsened_summary_equals_the_points_summarised_at_twice_the_voxel() -> 
 def test_a_cloud_needs_room_for_one_voxel() -> None:
     with pytest.raises(ValueError, match="max_voxels"):
         LabelledPointCloud(max_voxels=0)
+
+
+def test_point_labels_agree_with_labels_at() -> None:
+    from mastsam_splat.tracker.points3d import FramePoints, labels_at, point_labels
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 9, (24, 32)).astype(np.int32)
+    xy = np.concatenate([rng.uniform(-3, 35, (400, 2)), [[np.nan, 1.0], [31.999, 23.999], [0.0, 0.0]]])
+    points = FramePoints(xy, np.zeros((len(xy), 3)))
+    inside = FramePoints(rng.uniform(0, 24, (50, 2)), np.zeros((50, 3)))
+    for image in (labels, labels * 2, labels.T.copy()):
+        for p in (points, inside):
+            got = point_labels(image, p)
+            assert got.dtype == np.int64
+            np.testing.assert_array_equal(got, labels_at(image, p.xy))
