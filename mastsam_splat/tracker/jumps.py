@@ -68,21 +68,23 @@ def _strength(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int, poi
     return _strength_on(_own_rows(pairs, obj_id), point_keys)
 
 
-def _own_rows(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """The evidence rows of ``obj_id``: its voxel keys (ascending) and their counts."""
+def _own_rows(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """The evidence rows of ``obj_id``: its voxel keys (ascending) and their counts; also the scale its strengths are
+    relative to (the counts' median, at least 1), found once for all the id's pieces."""
     keys, ids, counts = pairs
     own = ids == obj_id
-    return keys[own], counts[own]
+    own_counts = counts[own]
+    return keys[own], own_counts, max(float(np.median(own_counts)), 1.0) if len(own_counts) else 1.0
 
 
-def _strength_on(own: tuple[np.ndarray, np.ndarray], point_keys: np.ndarray) -> float:
+def _strength_on(own: tuple[np.ndarray, np.ndarray, float], point_keys: np.ndarray) -> float:
     """:func:`evidence_strength` from an id's rows (``_own_rows``) and the points' voxel keys."""
-    own_keys, own_counts = own
+    own_keys, own_counts, scale = own
     if len(own_keys) == 0 or len(point_keys) == 0:
         return 0.0
     slot = np.minimum(np.searchsorted(own_keys, point_keys), len(own_keys) - 1)
     hit = np.where(own_keys[slot] == point_keys, own_counts[slot], 0)
-    return float(hit.mean()) / max(float(np.median(own_counts)), 1.0)
+    return float(hit.mean()) / scale
 
 
 def _absent_owner(
@@ -192,7 +194,7 @@ def split_new_surface(
     by_piece = np.argsort(inverse, kind="stable")  # each piece's points, in point order
     piece_start = np.r_[0, np.cumsum(counts)]
     strength: dict[int, list[tuple[int, int, float]]] = {}
-    rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # each id's evidence rows, read once for all its pieces
+    rows: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # each id's evidence rows, read once for all its pieces
     for k in np.flatnonzero(enough).tolist():
         obj_id, segment = int(piece_ids[k]), int(piece_segments[k])
         if obj_id in several:

@@ -38,6 +38,10 @@ class PromptingConfig:
         check_option(self.max_negatives >= 0, "tracker.prompting.max-negatives", ">= 0", self.max_negatives)
 
 
+_TABLE_ROWS = 256
+"""Rows (tracked points) of the point-distance table of ``build_prompts`` computed at once."""
+
+
 @dataclass
 class Prompt:
     """Point prompts of one id."""
@@ -63,20 +67,39 @@ def build_prompts(
     negative_radius = config.negative_radius * float(np.hypot(*image_size))
     max_negatives = config.max_negatives
     all_points = np.concatenate([tracked[i].points for i in ids]).astype(np.float64)
-    owner = np.concatenate([np.full(len(tracked[i].points), n) for n, i in enumerate(ids)])
+    sizes = [len(tracked[i].points) for i in ids]
+    owner = np.repeat(np.arange(len(ids)), sizes)
+    nearest_sq = _nearest_sq(all_points, sizes) if max_negatives > 0 and len(ids) > 1 else None
     prompts: dict[int, Prompt] = {}
     for n, obj_id in enumerate(ids):
         positive = tracked[obj_id].points.astype(np.float64)
         negative = np.zeros((0, 2))
-        if max_negatives > 0 and len(ids) > 1:
-            # Distance of every tracked point to the nearest positive of this id.
-            diff = all_points[None, :, :] - positive[:, None, :]
-            nearest = np.sqrt(np.min(np.sum(diff * diff, axis=-1), axis=0))
+        if nearest_sq is not None:
+            nearest = np.sqrt(nearest_sq[n])
             near = np.flatnonzero((owner != n) & (nearest <= negative_radius))
             if len(near):
                 negative = all_points[near[np.argsort(nearest[near], kind="stable")[:max_negatives]]]
         prompts[obj_id] = Prompt(positive=positive, negative=negative)
     return prompts
+
+
+def _nearest_sq(points: np.ndarray, sizes: list[int]) -> np.ndarray:
+    """[G, P] squared distance from each of ``points`` [P, 2] to the nearest point of each group, the groups being
+    consecutive runs of ``sizes`` points: the [rows, P] tables of several groups at once, about ``_TABLE_ROWS`` rows
+    at a time (bounded memory however many points are tracked)."""
+    out = np.empty((len(sizes), len(points)))
+    ends = np.cumsum(sizes)
+    first = 0
+    while first < len(sizes):
+        last = first + 1
+        while last < len(sizes) and ends[last] - (ends[first] - sizes[first]) <= _TABLE_ROWS:
+            last += 1
+        start = ends[first] - sizes[first]
+        diff = points[None, :, :] - points[start : ends[last - 1], None, :]
+        runs = ends[first:last] - sizes[first:last] - start  # [groups] first row of each group in the block
+        out[first:last] = np.minimum.reduceat(np.sum(diff * diff, axis=-1), runs, axis=0)
+        first = last
+    return out
 
 
 def prompt_masks(segmenter: PromptableSegmenter, state: Any, prompts: dict[int, Prompt]) -> dict[int, Mask]:
