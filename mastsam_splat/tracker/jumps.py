@@ -145,7 +145,7 @@ def split_jumps(
     if not candidates:
         return labels, []
     pairs = evidence.pairs()
-    point_keys = voxel_keys(voxel_coords(points.xyz, evidence.voxel_size))
+    point_keys = points.voxel_keys(evidence.voxel_size)
     out = labels
     jumped = []
     for obj_id in candidates:
@@ -190,7 +190,7 @@ def split_new_surface(
         return labels, []
     pairs = evidence.pairs()
     xyz = points.xyz[keep]
-    point_keys = voxel_keys(voxel_coords(xyz, evidence.voxel_size))
+    point_keys = points.voxel_keys(evidence.voxel_size)[keep]
     by_piece = np.argsort(inverse, kind="stable")  # each piece's points, in point order
     piece_start = np.r_[0, np.cumsum(counts)]
     strength: dict[int, list[tuple[int, int, float]]] = {}

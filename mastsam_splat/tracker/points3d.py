@@ -28,6 +28,7 @@ from scipy.spatial import cKDTree
 from mastsam_splat.geometry.reprojection import pixel_grid
 from mastsam_splat.geometry.similarity import apply, umeyama
 from mastsam_splat.geometry.triangulation import triangulate
+from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.representatives import match_labels
 from mastsam_splat.types import Frame, Matches
 
@@ -44,6 +45,9 @@ class FramePoints:
     """[N, 3] float world points."""
     _pixels: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
     """Flat pixel index of each point per image shape (-1 outside): several steps of a frame read labels there."""
+    _keys: dict[float, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Voxel key of each point per voxel size: the memory, the evidence and the jump checks share them."""
+    _finite: Optional[np.ndarray] = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def empty(cls) -> "FramePoints":
@@ -54,6 +58,27 @@ class FramePoints:
 
     def concat(self, other: "FramePoints") -> "FramePoints":
         return FramePoints(np.concatenate([self.xy, other.xy]), np.concatenate([self.xyz, other.xyz]))
+
+    @property
+    def finite(self) -> np.ndarray:
+        """[N] bool: the points with finite coordinates (computed once)."""
+        if self._finite is None:
+            self._finite = np.isfinite(self.xyz).all(axis=1)
+        return self._finite
+
+    def voxel_keys(self, voxel_size: float) -> np.ndarray:
+        """``voxel_keys(voxel_coords(xyz, voxel_size))`` [N] of the points (0, a key no voxel has, where a point is not
+        finite); computed once per voxel size (``xyz`` is not changed after construction)."""
+        size = float(voxel_size)
+        if size not in self._keys:
+            finite = self.finite
+            if finite.all():
+                keys = voxel_keys(voxel_coords(self.xyz, size))
+            else:
+                keys = np.zeros(len(self.xyz), dtype=np.int64)
+                keys[finite] = voxel_keys(voxel_coords(self.xyz[finite], size))
+            self._keys[size] = keys
+        return self._keys[size]
 
     def pixel_index(self, shape: tuple[int, int]) -> np.ndarray:
         """Flat index [N] into an image of ``shape`` (H, W) of the pixel holding each point, -1 outside it; computed

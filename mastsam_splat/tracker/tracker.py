@@ -59,7 +59,7 @@ from mastsam_splat.tracker.creases import CreaseTally
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
 from mastsam_splat.tracker.jumps import split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, labelled_voxels, unique_pairs
+from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, unique_pairs
 from mastsam_splat.tracker.new_regions import compact_ids, split_regions
 from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
@@ -650,8 +650,10 @@ class _Run:
         voxels: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
         def labelled(size: float) -> tuple[np.ndarray, np.ndarray]:
+            # (``labelled_voxels`` from the points' own keys, shared with the frame's other steps)
             if size not in voxels:
-                voxels[size] = labelled_voxels(ids, points.xyz, size)
+                keep = (ids > 0) & points.finite
+                voxels[size] = points.voxel_keys(size)[keep], ids[keep]
             return voxels[size]
 
         if self.evidence is not None:
@@ -693,7 +695,10 @@ class _Run:
         # One memory query for (a sample of) the points of the candidate segments; shares per (segment, id).
         chosen = _sample_per_group(segment_of_point, candidates, MEMORY_SAMPLE, self.cfg.seed)
         points_per_segment = np.bincount(segment_of_point[chosen], minlength=num_segments + 1)
-        point_index, hit_ids = self.memory.point_hits(points.xyz[chosen])
+        # (``point_hits`` of those points, from their keys: the non-finite ones hit nothing)
+        finite = np.flatnonzero(points.finite[chosen])
+        point_index, hit_ids = self.memory.key_hits(points.voxel_keys(self.memory.voxel_size)[chosen[finite]])
+        point_index = finite[point_index]
         hit_segments = segment_of_point[chosen][point_index]
         share: dict[int, dict[int, float]] = {}
         if len(hit_ids):

@@ -136,3 +136,24 @@ def test_point_labels_agree_with_labels_at() -> None:
             got = point_labels(image, p)
             assert got.dtype == np.int64
             np.testing.assert_array_equal(got, labels_at(image, p.xy))
+
+
+def test_frame_points_voxel_keys_are_the_keys_of_their_finite_points() -> None:
+    from mastsam_splat.tracker.memory import VoxelMemory, voxel_coords, voxel_keys
+
+    rng = np.random.default_rng(2)
+    xyz = rng.normal(0, 1, (300, 3))
+    xyz[[3, 50]] = np.nan
+    points = FramePoints(rng.uniform(0, 10, (300, 2)), xyz)
+    finite = np.isfinite(xyz).all(axis=1)
+    np.testing.assert_array_equal(points.finite, finite)
+    keys = points.voxel_keys(0.1)
+    np.testing.assert_array_equal(keys[finite], voxel_keys(voxel_coords(xyz[finite], 0.1)))
+    assert points.voxel_keys(0.1) is keys
+    memory = VoxelMemory(0.1)
+    memory.add_labelled(rng.integers(0, 4, 300), np.nan_to_num(xyz))
+    want = memory.point_hits(xyz)
+    index = np.flatnonzero(finite)
+    got_index, got_ids = memory.key_hits(keys[index])
+    np.testing.assert_array_equal(index[got_index], want[0])
+    np.testing.assert_array_equal(got_ids, want[1])
