@@ -339,15 +339,7 @@ class _Run:
         """Merge ids that share 3D voxels but not frames (see consolidate.py); returns how many were merged."""
         self._reassign_visited()
         merges = self._consolidation_merges(self.refiner.lineal)
-        if not merges:
-            return 0
-        lut = self._merge_table(merges)
-        self.labels.relabel(lut)
-        self.cloud.relabel(lut)
-        self.refiner.relabel(lut)
-        self.groups.relabel(lut)
-        self._count_ids()
-        return len(merges)
+        return self._merge_finished(merges)
 
     def merge_creases(self) -> int:
         """Merge ids that meet along a convex edge of one solid in the frames with a depth map (see creases.py);
@@ -361,16 +353,21 @@ class _Run:
             depth = depth_map(frame)
             if depth is not None and frame.camera is not None and depth.shape == labels.shape:
                 tally.observe(labels, depth, frame.camera.K)
-        merges = tally.merges()
+        # a face joins the object of its solid's oldest id: its own links (an id straying onto a neighbour for a
+        # few frames is seen inside the neighbour's segment) would bring another object along
+        return self._merge_finished(tally.merges(), forget_links=True)
+
+    def _merge_finished(self, merges: dict[int, int], forget_links: bool = False) -> int:
+        """Apply ``merges`` (id -> id) after the sequence to the labels, the cloud, the split families and the object
+        groups (dropping the merged ids' own object links with ``forget_links``); returns how many were merged."""
         if not merges:
             return 0
         lut = self._merge_table(merges)
         self.labels.relabel(lut)
         self.cloud.relabel(lut)
         self.refiner.relabel(lut)
-        # a face joins the object of its solid's oldest id: its own links (an id straying onto a neighbour for a
-        # few frames is seen inside the neighbour's segment) would bring another object along
-        self.groups.forget(merges)
+        if forget_links:
+            self.groups.forget(merges)
         self.groups.relabel(lut)
         self._count_ids()
         return len(merges)
