@@ -39,7 +39,7 @@ from typing import Optional
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from mastsam_splat.errors import check_fraction
+from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import labelled_voxels, pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.new_regions import compact_ids
@@ -78,6 +78,10 @@ class AnchorConfig:
     sample every few pixels.)"""
     max_footprint_fraction: float = 0.02
     """Widest footprint of one voxel, as a fraction of the image diagonal."""
+    max_rows: int = MAX_ROWS
+    """(voxel, id) rows the evidence holds (16 bytes each, and about as much again for what is derived from them)
+    before the rows of ids seen less often than a voxel's owner are thinned out (every voxel keeps its owner):
+    bounds its memory on long captures."""
     rename: bool = True
     """Rename an id of the propagation chain whose pixels' evidence names another id."""
     assign: bool = True
@@ -133,6 +137,7 @@ class AnchorConfig:
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.max_footprint_fraction, "tracker.anchor.max-footprint-fraction")
+        check_option(self.max_rows >= 1, "tracker.anchor.max-rows", ">= 1", self.max_rows)
         check_fraction(self.reassign_purity, "tracker.anchor.reassign-purity")
         check_fraction(self.retroactive_share, "tracker.anchor.retroactive-share")
 

@@ -15,6 +15,7 @@ from mastsam_splat.tracker.jumps import JumpConfig
 from mastsam_splat.tracker.memory import MemoryConfig
 from mastsam_splat.tracker.new_regions import NewRegionsConfig
 from mastsam_splat.tracker.overlap import OverlapConfig
+from mastsam_splat.tracker.pointcloud import MAX_VOXELS
 from mastsam_splat.tracker.points3d import PointSource
 from mastsam_splat.tracker.prompting import PromptingConfig
 from mastsam_splat.tracker.propagation import PropagationConfig
@@ -46,6 +47,9 @@ class TrackerConfig:
     """Triangulated points with a larger reprojection error (pixels) are discarded."""
     cloud_voxel_fraction: float = 0.002
     """Voxel size of the output point cloud as a fraction of its extent."""
+    cloud_max_voxels: int = MAX_VOXELS
+    """Fine voxels (half the output voxel) the point cloud's summary holds before its voxel doubles: bounds its
+    memory on long captures (about 48 bytes each)."""
     seed: int = 0
     """Seed of K-Means and of the robust alignment."""
     view_order: ViewOrderConfig = field(default_factory=ViewOrderConfig)
@@ -89,3 +93,4 @@ class TrackerConfig:
             self.max_reprojection_error > 0, "tracker.max-reprojection-error", "> 0", self.max_reprojection_error
         )
         check_option(self.cloud_voxel_fraction > 0, "tracker.cloud-voxel-fraction", "> 0", self.cloud_voxel_fraction)
+        check_option(self.cloud_max_voxels >= 1, "tracker.cloud-max-voxels", ">= 1", self.cloud_max_voxels)

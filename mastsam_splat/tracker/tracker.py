@@ -247,7 +247,9 @@ class _Run:
         self.anchor_merged = 0
         self.refiner = Refiner(self.cfg.refine)
         self.groups = ObjectGroups(self.cfg.hierarchy)
-        self.cloud = LabelledPointCloud(fine_fraction=self.cfg.cloud_voxel_fraction / 2)
+        self.cloud = LabelledPointCloud(
+            fine_fraction=self.cfg.cloud_voxel_fraction / 2, max_voxels=self.cfg.cloud_max_voxels
+        )
         self.memory: Optional[VoxelMemory] = None
         self.chain = PairChain(seed=self.cfg.seed) if source == "matches" else None
         self.next_id = 1
@@ -290,7 +292,7 @@ class _Run:
         viewpoint = frame.camera.center if frame.camera is not None else None
         size = auto_voxel_size(points.xyz, config.voxel_fraction, viewpoint)
         if size is not None:
-            self.evidence = AnchorEvidence(size)
+            self.evidence = AnchorEvidence(size, config.max_rows)
 
     def _relabel(self, lut: np.ndarray) -> None:
         """Apply an id mapping to every visited frame, the memories, the evidence and the point cloud."""

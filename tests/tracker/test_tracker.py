@@ -161,3 +161,27 @@ def test_a_prompt_leaking_into_the_background_does_not_merge_the_id_into_it(max_
         assert len(set(ids)) == 1 and ids[0] not in background
     else:
         assert any(i in background for i in ids[2:]) or len(set(ids)) > 1
+
+
+def test_memory_caps_are_options(monkeypatch):
+    """``anchor.max_rows`` thins the 3D evidence a run keeps (each voxel's owner stays) and ``cloud_max_voxels``
+    reaches its point cloud."""
+    import mastsam_splat.tracker.tracker as tracker_module
+    from mastsam_splat.tracker.anchor import AnchorConfig
+
+    runs = []
+
+    class RecordedRun(tracker_module._Run):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            runs.append(self)
+
+    monkeypatch.setattr(tracker_module, "_Run", RecordedRun)
+    frames = sequence(SLIDE[:3])
+    track(frames)
+    plain = len(runs[-1].evidence)
+    result = track(frames, anchor=AnchorConfig(max_rows=plain // 4), cloud_max_voxels=1234)
+    capped = runs[-1]
+    voxels = len(capped.evidence.points()[0])
+    assert voxels < len(capped.evidence) < plain  # shared voxels thinned, every voxel's owner kept
+    assert capped.cloud.max_voxels == 1234 and len(result.cloud_xyz) > 0
