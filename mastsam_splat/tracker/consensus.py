@@ -15,7 +15,8 @@ correspondences from the previous frame correct this:
   by the 3D memory);
 - a segment with too few votes to tell, or any undecided segment when the correspondences are
   sparse, goes to the id its prompted masks give most of it (``snap_share``), so the tracked labels
-  take the frame's segment boundaries;
+  take the frame's segment boundaries; optionally (``snap_split_votes``) not when its votes name a second id
+  too, with enough votes of its own: then the prompted masks' split stays;
 - otherwise (dense votes split between ids) the prompted masks stay as they are.
 """
 
@@ -49,6 +50,10 @@ class ConsensusConfig:
     snap_share: float = 0.5
     """An undecided segment (too few votes, or sparse correspondences) goes to the id holding this fraction of it
     in the prompted masks (> 1 turns this off)."""
+    snap_split_votes: Optional[float] = None
+    """With it set (e.g. 0.25), an undecided segment whose labelled votes give a second id at least this fraction
+    of them (and ``min_votes``) is not snapped: the votes say it spans two ids, so the prompted masks' split stays
+    (``None``, the default: every undecided segment snaps)."""
     fragment_merge_frames: int = 3
     """Ids lying inside one automatic segment for this many consecutive frames are merged into the oldest
     (fragments of one object); 0 turns this off."""
@@ -68,6 +73,10 @@ class ConsensusConfig:
         check_fraction(self.dense_min_density, "tracker.consensus.dense-min-density")
         check_fraction(self.new_content_ratio, "tracker.consensus.new-content-ratio")
         check_fraction(self.snap_share, "tracker.consensus.snap-share")
+        if self.snap_split_votes is not None:
+            check_option(
+                0 < self.snap_split_votes <= 1, "tracker.consensus.snap-split-votes", "in (0, 1]", self.snap_split_votes
+            )
         check_option(
             self.fragment_merge_frames >= 0,
             "tracker.consensus.fragment-merge-frames",
@@ -166,6 +175,12 @@ def apply_consensus(
         # Where the votes are too few to tell, or the correspondences too sparse for a split of a handful of
         # votes to mean much. Dense votes split between ids mean the prompted split is real.
         undecided = (labelled_votes < config.min_votes) | (not dense)
+        if len(uniq) > 1 and config.snap_split_votes is not None:
+            # Votes naming two ids (each with enough of them) tell the segment spans both: no snap.
+            second = np.sort(merged, axis=1)[:, -2]
+            undecided &= ~(
+                (second >= config.min_votes) & (second >= config.snap_split_votes * np.maximum(labelled_votes, 1))
+            )
         snap = (target < 0) & undecided & (held >= config.snap_share * np.maximum(area, 1)) & (len(claim_ids) > 1)
         target[snap] = claim_ids[holder[snap]]
     target[0] = -1

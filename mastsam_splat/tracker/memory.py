@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_fraction, check_option
 
@@ -99,6 +100,10 @@ class MemoryConfig:
     far more than in its own id's, is given back to that other id (undoes absorption by a neighbour)."""
     check_ratio: float = 2.0
     """The other id's share of the segment's 3D points must be at least this many times its own id's share."""
+    check_split: bool = False
+    """The check moves only the segment's pixels nearest to its 3D points that lie in the other id's voxels (their
+    Voronoi cells in the segment), not the whole segment: a segment the segmenter merged across two ids' surfaces
+    is split where its points say."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -429,3 +434,24 @@ def auto_voxel_size(points: np.ndarray, fraction: float, viewpoint: Optional[np.
     origin = np.zeros(3) if viewpoint is None else np.asarray(viewpoint, dtype=np.float64).reshape(3)
     distance = float(np.median(np.linalg.norm(points - origin, axis=1)))
     return distance * fraction if distance > 0 else None
+
+
+def nearest_point_cells(
+    segments: np.ndarray, chosen: np.ndarray, xy: np.ndarray, point_segment: np.ndarray, vote: np.ndarray
+) -> np.ndarray:
+    """[H, W] bool: the pixels of the segments ``chosen`` ([S + 1] bool over ``segments`` [H, W]) whose nearest point
+    of the same segment (points at pixel positions ``xy`` [N, 2], in segments ``point_segment`` [N]) has ``vote``
+    [N]: the segment's part its voting points stand for (its points' Voronoi cells)."""
+    out = np.zeros(segments.shape, dtype=bool)
+    for seg in np.flatnonzero(chosen).tolist():
+        mine = np.flatnonzero(point_segment == seg)
+        if not vote[mine].any():
+            continue
+        pixels = np.flatnonzero(segments.reshape(-1) == seg)
+        if vote[mine].all():
+            out.reshape(-1)[pixels] = True
+            continue
+        rows, cols = np.divmod(pixels, segments.shape[1])
+        _, nearest = cKDTree(xy[mine]).query(np.stack([cols + 0.5, rows + 0.5], axis=1))
+        out.reshape(-1)[pixels[vote[mine][nearest]]] = True
+    return out

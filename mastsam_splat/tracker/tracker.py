@@ -59,7 +59,7 @@ from mastsam_splat.tracker.creases import CreaseTally
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
 from mastsam_splat.tracker.jumps import split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, unique_pairs
+from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, nearest_point_cells, unique_pairs
 from mastsam_splat.tracker.new_regions import compact_ids, split_regions
 from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
@@ -670,7 +670,8 @@ class _Run:
             self.in_cloud.add(t)
 
     def _check_memory(self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport) -> np.ndarray:
-        """Give segments back to the id whose 3D voxels they lie in when their current id has none of them."""
+        """Give segments back to the id whose 3D voxels they lie in when their current id has none of them (with
+        ``memory.check_split``, only the part of the segment its points in that id's voxels stand for)."""
         cfg = self.cfg.memory
         if self.memory is None or not cfg.check or len(points) == 0 or not self._visited():
             return labels
@@ -721,6 +722,12 @@ class _Run:
         seg_target = lut[auto]
         held = labels == holder[auto]
         change = (seg_target > 0) & held
+        if cfg.check_split:
+            # Only the segment's pixels nearest to its points that lie on the other id's voxels move: a segment the
+            # segmenter merged across two ids' surfaces goes back to the other id where its 3D points say so.
+            vote = np.zeros(len(chosen), dtype=bool)
+            vote[point_index[hit_ids == lut[hit_segments]]] = True
+            change &= nearest_point_cells(auto, lut > 0, points.xy[chosen], segment_of_point[chosen], vote)
         report.corrected = int(np.count_nonzero(lut > 0))
         return np.where(change, seg_target, labels)
 

@@ -1,10 +1,11 @@
-"""Fragment merging: streaks of ids lying inside one segment follow the view graph."""
+"""Fragment merging: streaks of ids lying inside one segment follow the view graph; the snap of sparse votes."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger
+from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
+from mastsam_splat.types import Matches
 
 
 def _frames() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -88,3 +89,24 @@ def test_evidence_of_a_present_id_is_ignored() -> None:
     merger = _merger(frames=2)
     assert merger.update(together, auto, frame=0, parent=None, absent=evidence) == {}
     assert merger.update(together, auto, frame=1, parent=0, absent=evidence) == {8: 3}
+
+
+def test_sparse_votes_naming_two_ids_keep_the_prompted_split() -> None:
+    # One segment over two ids of the previous frame; the prompted masks give id 1 three quarters of it.
+    auto = np.ones((40, 40), dtype=np.int64)
+    prev = np.ones_like(auto)
+    prev[:, 30:] = 2
+    tracked = prev.copy()
+    # Sparse correspondences (far under dense_min_density): 11 from id 1, 9 from id 2.
+    xy = np.array([[5.5 + 2 * (k % 11), 5.5 + k // 11] for k in range(11)] + [[35.5, 5.5 + 3 * k] for k in range(9)])
+    matches = Matches(xy_a=xy, xy_b=xy, confidence=np.ones(len(xy)))
+    config = ConsensusConfig(min_votes=5, share=0.75, snap_share=0.5, snap_split_votes=0.25)
+    result = apply_consensus(tracked, auto, prev, matches, config)
+    assert np.array_equal(result.labels, tracked)  # both ids stay where the prompted masks put them
+    # Votes too few to agree (4 and 3), the second id's under ``min_votes``: the segment snaps to the plurality id.
+    few = (np.arange(len(xy)) < 4) | ((np.arange(len(xy)) >= 11) & (np.arange(len(xy)) < 14))
+    result = apply_consensus(tracked, auto, prev, matches.subset(few), config)
+    assert np.all(result.labels == 1)
+    # Without the guard the segment snaps to id 1 whatever the votes say.
+    off = ConsensusConfig(min_votes=5, share=0.75, snap_share=0.5)
+    assert np.all(apply_consensus(tracked, auto, prev, matches, off).labels == 1)
