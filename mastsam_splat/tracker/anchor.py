@@ -702,6 +702,14 @@ def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int,
         return {}
     per_id = evidence.voxels_per_id()
     pair_ids, pair_owner = ids[older], owner[older]
+    # Only an id with enough voxels whose rows under older owners, all together, reach ``merge_overlap`` of its voxels
+    # can have one older owner that does: the rows of the others are left out before the pairs are counted.
+    under_older = np.bincount(pair_ids, minlength=len(per_id))
+    candidate = (per_id >= config.merge_min_voxels) & (under_older >= config.merge_overlap * per_id)
+    kept_rows = candidate[pair_ids]
+    if not kept_rows.any():
+        return {}
+    pair_ids, pair_owner = pair_ids[kept_rows], pair_owner[kept_rows]
     base = int(owner_ids.max()) + 1
     pair_keys, counts = np.unique(pair_ids * base + pair_owner, return_counts=True)
     young, old = np.divmod(pair_keys, base)

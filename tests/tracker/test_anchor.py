@@ -595,21 +595,47 @@ def test_owners_purity_and_merges_equal_a_count_per_voxel():
         np.testing.assert_array_equal(owners, expected_owner)
         np.testing.assert_array_equal(owner_counts, expected_count)
         np.testing.assert_array_equal(evidence.purity(), expected_purity)
-        row_owner = owners[np.searchsorted(owner_keys, keys)]
-        expected_merges: dict[int, int] = {}
-        per_id = np.bincount(row_ids)
-        for young in np.unique(row_ids).tolist():
-            mine = row_ids == young
-            olds, shared = np.unique(row_owner[mine & (row_owner < young)], return_counts=True)
-            for old, count in zip(olds.tolist(), shared.tolist()):
-                if per_id[young] >= config.merge_min_voxels and count >= config.merge_overlap * per_id[young]:
-                    expected_merges[young] = old
-        for young in list(expected_merges):
-            while expected_merges[young] in expected_merges:
-                expected_merges[young] = expected_merges[expected_merges[young]]
+        expected_merges = _plain_merges(evidence, config)
         assert evidence_merges(evidence, config) == expected_merges
         merged += len(expected_merges)
     assert merged > 0
+
+
+def _plain_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int, int]:
+    """``evidence_merges`` by a plain count of every (id, older owner) pair over every row."""
+    keys, row_ids, _ = evidence.pairs()
+    owner_keys, owners, _ = evidence.owners()
+    row_owner = owners[np.searchsorted(owner_keys, keys)]
+    expected_merges: dict[int, int] = {}
+    per_id = np.bincount(row_ids)
+    for young in np.unique(row_ids).tolist():
+        mine = row_ids == young
+        olds, shared = np.unique(row_owner[mine & (row_owner < young)], return_counts=True)
+        for old, count in zip(olds.tolist(), shared.tolist()):
+            if per_id[young] >= config.merge_min_voxels and count >= config.merge_overlap * per_id[young]:
+                expected_merges[young] = old
+    for young in list(expected_merges):
+        while expected_merges[young] in expected_merges:
+            expected_merges[young] = expected_merges[expected_merges[young]]
+    return expected_merges
+
+
+def test_evidence_merges_at_the_default_overlap_equal_a_plain_count():
+    """Ids lying mostly (or only in part) on older ids' voxels, and ids spread over several older ids: at the default
+    overlap only the first merge, as a plain count of every pair finds."""
+    rng = np.random.default_rng(11)
+    evidence = AnchorEvidence(voxel_size=0.5)
+    config = AnchorConfig()
+    surfaces = [rng.uniform(0.0, 8.0, (200, 3)) for _ in range(4)]
+    for _ in range(3):
+        for obj_id, surface in enumerate(surfaces, start=1):
+            evidence.add(np.full(len(surface), obj_id), surface)
+    evidence.add(np.full(120, 7), surfaces[1][:120])  # id 7: id 2 seen again
+    evidence.add(np.full(100, 8), np.concatenate([surfaces[0][:60], rng.uniform(20.0, 24.0, (40, 3))]))  # in part
+    evidence.add(np.full(100, 9), np.concatenate([surfaces[2][:50], surfaces[3][:50]]))  # over two ids
+    expected = _plain_merges(evidence, config)
+    assert expected == {7: 2}
+    assert evidence_merges(evidence, config) == expected
 
 
 def test_with_sfm_points_only_the_voxels_the_frame_observed_vote():
