@@ -98,8 +98,11 @@ def visible_in(frame: Frame, xy: np.ndarray, z: np.ndarray, depth_tolerance: flo
     tol = depth_tolerance * z_in
     d_near = sample_nearest(frame.depth, xy_in).astype(np.float64)
     ok = (d_near > 0) & (np.abs(d_near - z_in) <= tol)
-    d_lin = sample_inverse_depth_bilinear(frame.depth.astype(np.float64), xy_in)
-    ok |= (d_lin > 0) & (np.abs(d_lin - z_in) <= tol)
+    # the interpolated depth decides only where the pixel's own depth does not agree (each point on its own)
+    rest = np.flatnonzero(~ok)
+    if len(rest):
+        d_lin = sample_inverse_depth_bilinear(frame.depth.astype(np.float64), xy_in[rest])
+        ok[rest] = (d_lin > 0) & (np.abs(d_lin - z_in[rest]) <= tol[rest])
     keep[inside] = ok
     return keep
 
