@@ -37,6 +37,18 @@ def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, lut[labels]
 
 
+def compact_ids_areas(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``compact_ids(labels)`` and the pixels of each of its ids [I] (``np.bincount`` of the indices, from the same
+    count)."""
+    counts = np.bincount(labels.ravel())
+    ids = np.flatnonzero(counts)
+    if len(ids) == 0 or ids[0] != 0:
+        ids = np.r_[0, ids]
+    lut = np.zeros(len(counts), dtype=np.int64)
+    lut[ids] = np.arange(len(ids))
+    return ids, lut[labels], counts[ids]
+
+
 @dataclass
 class NewRegionsConfig:
     """Which automatic segments start new ids and which fill gaps of tracked ids."""
