@@ -247,8 +247,9 @@ def families_labels(
     if not families:
         return labels
     size = max(max(m) for m, _ in families) + 2  # the last entry stands for every larger id
-    family_of = np.zeros(size, dtype=np.int64)
-    seed_of = np.zeros(size, dtype=np.int64)
+    # family numbers as int32: the per-pixel maps (and their pair codes in ``_boxes``) at half the width of int64
+    family_of = np.zeros(size, dtype=np.int32)
+    seed_of = np.zeros(size, dtype=np.int32)
     for k, (members, receivers) in enumerate(families, start=1):
         family_of[members] = k
         seed_of[receivers] = k

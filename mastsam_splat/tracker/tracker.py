@@ -621,10 +621,9 @@ class _Run:
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
             receiving = [(members, [i for i in members if i not in self.refiner.retired]) for members in shown]
-            before = labels.astype(np.int64)
-            out = families_labels(before, evidence, receiving)
-            if out is not before:  # (unchanged: the stored image stays)
-                self.labels[t] = out.astype(np.uint16)
+            out = families_labels(labels, evidence, receiving)  # (the stored uint16 image: ids fit it)
+            if out is not labels:  # (unchanged: the stored image stays)
+                self.labels[t] = out
         self._count_ids()
 
     def _merge_on_evidence(self, report: FrameReport) -> None:
@@ -743,7 +742,7 @@ class _Run:
         evidence names, as the id of that object with most votes (see ``anchor.reassign_segments``): frames visited
         early were labelled before later views showed which id their surfaces belong to. Returns how many segments
         changed id."""
-        if self.evidence is None or len(self.evidence) == 0:
+        if self.evidence is None or len(self.evidence) == 0 or not self.segments.stored():
             return 0
         centres, owners = self.evidence.points()
         decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
