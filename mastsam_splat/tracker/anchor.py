@@ -42,7 +42,7 @@ from scipy.ndimage import distance_transform_edt
 from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import labelled_voxels, pair_positions, voxel_coords, voxel_keys
-from mastsam_splat.tracker.new_regions import compact_ids, compact_ids_areas
+from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 

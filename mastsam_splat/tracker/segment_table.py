@@ -4,7 +4,7 @@ The ids of a label image are few and numbered from 1; its automatic segments are
 segment) pair of the raw id numbers fits a table no larger than the image, the pixels are counted into that table
 in one pass and the rows of the absent ids dropped, instead of first numbering the ids compactly (a count and a
 look-up per pixel, ``compact_ids``) and counting those numbers: the same table, for about half the passes over the
-image.
+image. ``compact_ids`` itself lives here too, for the steps that need each pixel's compact number.
 """
 
 from __future__ import annotations
@@ -13,7 +13,31 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mastsam_splat.tracker.new_regions import compact_ids
+
+def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids present in ``labels`` [H, W] (non-negative ints) with 0 always first, and each pixel's index into them.
+
+    A counting pass instead of a sort: label images hold few distinct ids.
+    """
+    counts = np.bincount(labels.ravel())
+    ids = np.flatnonzero(counts)
+    if len(ids) == 0 or ids[0] != 0:
+        ids = np.r_[0, ids]
+    lut = np.zeros(len(counts), dtype=np.int64)
+    lut[ids] = np.arange(len(ids))
+    return ids, lut[labels]
+
+
+def compact_ids_areas(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``compact_ids(labels)`` and the pixels of each of its ids [I] (``np.bincount`` of the indices, from the same
+    count)."""
+    counts = np.bincount(labels.ravel())
+    ids = np.flatnonzero(counts)
+    if len(ids) == 0 or ids[0] != 0:
+        ids = np.r_[0, ids]
+    lut = np.zeros(len(counts), dtype=np.int64)
+    lut[ids] = np.arange(len(ids))
+    return ids, lut[labels], counts[ids]
 
 
 class SegmentTable(NamedTuple):
