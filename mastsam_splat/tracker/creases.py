@@ -130,12 +130,17 @@ def frame_creases(
     z = np.asarray(depth)
     cos_min = np.cos(np.deg2rad(config.min_angle))
     found_a, found_b, found_convex = [], [], []
+    labelled = labels > 0
     for axis in (0, 1):
         lab = labels if axis == 1 else labels.T
         zz = z if axis == 1 else z.T
         point_at = _points_at(z, K, transposed=axis == 0)
-        a, b = lab[:, :-1], lab[:, 1:]
-        rows, cols = np.nonzero((a != b) & (a > 0) & (b > 0))
+        # boundary pixels found on the image as stored (the vertical pass's in row-major order of the image, not of
+        # its transpose: every sample is counted alike whatever the order)
+        if axis == 1:
+            rows, cols = np.nonzero((labels[:, :-1] != labels[:, 1:]) & labelled[:, :-1] & labelled[:, 1:])
+        else:
+            cols, rows = np.nonzero((labels[:-1] != labels[1:]) & labelled[:-1] & labelled[1:])
         left, right = cols - offset, cols + 1 + offset
         inside = (left >= 0) & (right < lab.shape[1])
         rows, cols, left, right = rows[inside], cols[inside], left[inside], right[inside]
