@@ -343,9 +343,13 @@ class AnchorEvidence:
         counts: np.ndarray,
     ) -> None:
         """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
-        repeated) added: the new rows are summed and sorted on their own (``summed_rows``), then merged in by binary
-        search of their keys (``pair_positions``), so the held rows are never sorted again."""
-        keys, ids, counts = summed_rows(keys, ids, counts)
+        repeated) added: the new rows are summed and sorted on their own, then merged in by binary search of their
+        keys (``pair_positions``), so the held rows are never sorted again."""
+        order = np.lexsort((ids, keys))
+        keys, ids, counts = keys[order], ids[order], counts[order]
+        start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
+        counts = np.add.reduceat(counts.astype(np.int64), start)
+        keys, ids = keys[start], ids[start]
         at, found = pair_positions(held_keys, held_ids, keys, ids)
         summed = held_counts.copy()
         summed[at[found]] += counts[found].astype(_COUNT_DTYPE)
@@ -355,31 +359,6 @@ class AnchorEvidence:
         self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
         self._owners = None
         self._runs = None
-
-
-def summed_rows(keys: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct ``(keys[i], ids[i])`` rows [R] sorted by key then id, with their ``counts`` summed (int64).
-
-    Non-negative keys and ids that fit one int64 code (``key * (largest id + 1) + id``) are ordered by one sort of
-    the codes, several times faster than a sort by two keys (the same order: codes sort as the pairs do).
-    """
-    keys, ids = np.asarray(keys, dtype=np.int64), np.asarray(ids, dtype=np.int64)
-    counts = np.asarray(counts, dtype=np.int64)
-    if len(keys) == 0:
-        return keys, ids, counts
-    if int(keys.min()) >= 0 and int(ids.min()) >= 0:
-        scale = int(ids.max()) + 1
-        if int(keys.max()) < (1 << 62) // scale:
-            codes = keys * scale + ids
-            order = np.argsort(codes)  # (equal codes are summed: their order does not matter)
-            codes = codes[order]
-            start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-            codes = codes[start]
-            return codes // scale, codes % scale, np.add.reduceat(counts[order], start)
-    order = np.lexsort((ids, keys))
-    keys, ids, counts = keys[order], ids[order], counts[order]
-    start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
-    return keys[start], ids[start], np.add.reduceat(counts, start)
 
 
 def project_evidence(

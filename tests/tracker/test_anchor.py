@@ -20,7 +20,6 @@ from mastsam_splat.tracker.anchor import (
     evidence_merges,
     project_evidence,
     reassign_segments,
-    summed_rows,
 )
 from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.memory import voxel_keys
@@ -842,19 +841,3 @@ def test_anchor_labels_equal_the_plain_computation(seed):
             assert (got.assigned, got.overruled, got.split, got.ids) == (want.assigned, want.overruled, want.split, want.ids)
             changes += [want.assigned, want.overruled, want.split]
     assert (changes > 0).any()
-
-
-@pytest.mark.parametrize("largest", [50, 1 << 62])  # keys that fit one code with the ids, and keys that do not
-def test_summed_rows_equal_a_sort_by_key_then_id(largest):
-    rng = np.random.default_rng(7)
-    keys = rng.integers(0, 40, 500) * (largest // 40)
-    ids = rng.integers(0, 6, 500)
-    counts = rng.integers(1, 5, 500)
-    order = np.lexsort((ids, keys))
-    k, i, c = keys[order], ids[order], counts[order]
-    start = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]) | (i[1:] != i[:-1])])
-    got = summed_rows(keys, ids, counts)
-    for array, want in zip(got, (k[start], i[start], np.add.reduceat(c, start))):
-        assert array.dtype == np.int64
-        np.testing.assert_array_equal(array, want)
-    assert len(start) < 500  # (repeated rows were summed)
