@@ -137,7 +137,8 @@ def dense_correspondences(
     require_geometry(frame_b)
     assert frame_a.camera is not None and frame_a.depth is not None and frame_b.camera is not None
     xy_a = pixel_grid(frame_a.width, frame_a.height, step)
-    depth_a = sample_nearest(frame_a.depth, xy_a).astype(np.float64)
+    # the grid's pixel centres lie in the pixels of every ``step``-th row and column: their depths, row-major
+    depth_a = np.asarray(frame_a.depth)[::step, ::step].reshape(-1).astype(np.float64)
     known = np.isfinite(depth_a) & (depth_a > 0)
     xy_a, depth_a = xy_a[known], depth_a[known]
     points = frame_a.camera.unproject(xy_a, depth_a)

@@ -176,3 +176,21 @@ def test_visible_in_equals_testing_both_depths_everywhere(pair):
         want = _visible_in_reference(holed, xy_b, z_b, tolerance)
         assert 0 < got.sum() < len(got)
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("step", [1, 3])
+def test_dense_correspondences_equal_sampling_the_grid_pixel_by_pixel(pair, step):
+    """The grid's depths read as every ``step``-th row and column: the correspondences of sampling each grid
+    position's pixel."""
+    a, b = pair
+    xy_a = pixel_grid(a.width, a.height, step)
+    depth_a = sample_nearest(a.depth, xy_a).astype(np.float64)
+    known = np.isfinite(depth_a) & (depth_a > 0)
+    points = a.camera.unproject(xy_a[known], depth_a[known])
+    xy_b, z_b = b.camera.project(points)
+    keep = visible_in(b, xy_b, z_b, 0.02)
+    got_a, got_b, got_points = dense_correspondences(a, b, step=step, return_points=True)
+    np.testing.assert_array_equal(got_a, xy_a[known][keep].astype(np.float32))
+    np.testing.assert_array_equal(got_b, xy_b[keep].astype(np.float32))
+    np.testing.assert_array_equal(got_points, points[keep])
+    assert len(got_a) > 100
