@@ -98,8 +98,11 @@ def visible_in(frame: Frame, xy: np.ndarray, z: np.ndarray, depth_tolerance: flo
     tol = depth_tolerance * z_in
     d_near = sample_nearest(frame.depth, xy_in).astype(np.float64)
     ok = (d_near > 0) & (np.abs(d_near - z_in) <= tol)
-    d_lin = sample_inverse_depth_bilinear(frame.depth.astype(np.float64), xy_in)
-    ok |= (d_lin > 0) & (np.abs(d_lin - z_in) <= tol)
+    # the interpolated depth decides only where the pixel's own depth does not agree (each point on its own)
+    rest = np.flatnonzero(~ok)
+    if len(rest):
+        d_lin = sample_inverse_depth_bilinear(frame.depth.astype(np.float64), xy_in[rest])
+        ok[rest] = (d_lin > 0) & (np.abs(d_lin - z_in[rest]) <= tol[rest])
     keep[inside] = ok
     return keep
 
@@ -134,7 +137,8 @@ def dense_correspondences(
     require_geometry(frame_b)
     assert frame_a.camera is not None and frame_a.depth is not None and frame_b.camera is not None
     xy_a = pixel_grid(frame_a.width, frame_a.height, step)
-    depth_a = sample_nearest(frame_a.depth, xy_a).astype(np.float64)
+    # the grid's pixel centres lie in the pixels of every ``step``-th row and column: their depths, row-major
+    depth_a = np.asarray(frame_a.depth)[::step, ::step].reshape(-1).astype(np.float64)
     known = np.isfinite(depth_a) & (depth_a > 0)
     xy_a, depth_a = xy_a[known], depth_a[known]
     points = frame_a.camera.unproject(xy_a, depth_a)

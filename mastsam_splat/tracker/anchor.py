@@ -42,7 +42,7 @@ from scipy.ndimage import distance_transform_edt
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import labelled_voxels, pair_positions, voxel_coords, voxel_keys
-from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 
@@ -458,11 +458,19 @@ def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:
     return np.where(distance <= reach.ravel().take(nearest), points.ravel().take(nearest), 0)
 
 
-def _evidence_ids(evidence: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The pixels of ``evidence`` [H, W] that vote, its ids [E] (0 first) and each voting pixel's index into them."""
-    voted = evidence > 0
-    ids, index = compact_ids(np.where(voted, evidence, 0))
-    return voted, ids, index[voted]
+def _evidence_ids(evidence: np.ndarray, voted: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pixels of ``evidence`` [H, W] that vote, its ids [E] (0 first) and each voting pixel's index into them
+    (``compact_ids`` of the evidence, counted over the voting pixels only); ``voted``: ``evidence > 0`` when the
+    caller has it."""
+    voted = evidence > 0 if voted is None else voted
+    values = evidence[voted]
+    counts = np.bincount(values)
+    ids = np.flatnonzero(counts)
+    if len(ids) == 0 or ids[0] != 0:
+        ids = np.r_[0, ids]
+    lut = np.zeros(max(len(counts), 1), dtype=np.int64)
+    lut[ids] = np.arange(len(ids))
+    return voted, ids, lut[values]
 
 
 def _vote_table(
@@ -480,9 +488,11 @@ def _vote_table(
     return table, ids
 
 
-def _evidence_density(seen: np.ndarray, evidence: np.ndarray) -> float:
-    """Share of the ``seen`` (labelled) pixels that carry ``evidence``: how dense the frame's 3D evidence is."""
-    return float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
+def _evidence_density(seen: np.ndarray, evidence: np.ndarray, voted: Optional[np.ndarray] = None) -> float:
+    """Share of the ``seen`` (labelled) pixels that carry ``evidence``: how dense the frame's 3D evidence is
+    (``voted``: ``evidence > 0`` when the caller has it)."""
+    voted = evidence > 0 if voted is None else voted
+    return float(np.count_nonzero(seen & voted)) / max(int(np.count_nonzero(seen)), 1)
 
 
 def anchor_labels(
@@ -500,19 +510,21 @@ def anchor_labels(
     2. segments the labels leave (mostly) unlabelled, seen before, take the absent id their votes agree on,
        near its evidence (``assign``);
     3. segments held by one id whose votes name several ids each holding ``split_share`` are split (``split``).
+
+    The labels given back are a new array, or ``labels`` itself (as int64) when nothing changed.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    out = labels.copy()
+    out = labels
     result = AnchorResult(out)
-    if not (evidence > 0).any():
+    voted = evidence > 0
+    if not voted.any():
         return result
     seen = labels > 0
-    density = _evidence_density(seen, evidence)
+    density = _evidence_density(seen, evidence, voted)
     coverage = config.min_coverage * (min(density, 1.0) if seen.any() else 1.0)
-    chain_ids, chain_index = compact_ids(labels)
-    indexed = _evidence_ids(evidence)
+    chain_ids, chain_index, area = compact_ids_areas(labels)
+    indexed = _evidence_ids(evidence, voted)
     table, ids = _vote_table(chain_index, evidence, len(chain_ids), indexed)
-    area = np.bincount(chain_index.ravel(), minlength=len(chain_ids))
     lut = np.arange(len(chain_ids))
     renamed = chain_ids.copy()
     for k in range(1, len(chain_ids) if config.rename else 1):
@@ -540,8 +552,11 @@ def anchor_labels(
         out, moved = reassign_segments(out, auto, pure, config)
         result.overruled += len(moved)
         result.ids.extend(moved)
-    present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
-    labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
+    if out is labels:  # (the ids present: those counted already)
+        present = set(chain_ids[area > 0].tolist())
+    else:
+        present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
+    labelled = np.bincount(auto[seen], minlength=num_segments + 1)
     decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     decided[0] = False
     best = np.argmax(table, axis=1)
@@ -573,6 +588,8 @@ def anchor_labels(
                 continue  # the chain already splits the segment
             seeds = np.where(inside & np.isin(evidence, ids[named]), evidence, 0)
             _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
+            if out is labels:
+                out = labels.copy()
             out[inside] = seeds[rows[inside], cols[inside]]
             result.split += 1
             result.ids.extend(int(i) for i in ids[named])
@@ -707,6 +724,14 @@ def evidence_merges(evidence: AnchorEvidence, config: AnchorConfig) -> dict[int,
         return {}
     per_id = evidence.voxels_per_id()
     pair_ids, pair_owner = ids[older], owner[older]
+    # Only an id with enough voxels whose rows under older owners, all together, reach ``merge_overlap`` of its voxels
+    # can have one older owner that does: the rows of the others are left out before the pairs are counted.
+    under_older = np.bincount(pair_ids, minlength=len(per_id))
+    candidate = (per_id >= config.merge_min_voxels) & (under_older >= config.merge_overlap * per_id)
+    kept_rows = candidate[pair_ids]
+    if not kept_rows.any():
+        return {}
+    pair_ids, pair_owner = pair_ids[kept_rows], pair_owner[kept_rows]
     base = int(owner_ids.max()) + 1
     pair_keys, counts = np.unique(pair_ids * base + pair_owner, return_counts=True)
     young, old = np.divmod(pair_keys, base)

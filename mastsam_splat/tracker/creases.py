@@ -17,7 +17,7 @@ the depth map's finite differences) are not blurred by the edge itself.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from scipy.sparse import coo_matrix
@@ -80,11 +80,20 @@ def normals_at(points: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     """[N, 3] unit normals facing the camera at pixels (``rows``, ``cols``) from central differences of ``points``
     [H, W, 3] (NaN on the image border and where the depth around the pixel is unknown); only the boundary's
     samples need them, so the full map is never built."""
-    h, w = points.shape[:2]
+    return _normals(lambda r, c: points[r, c], rows, cols, points.shape[:2])
+
+
+PointsAt = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""Camera-space points [N, 3] at pixels (rows [N], cols [N])."""
+
+
+def _normals(point_at: PointsAt, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``normals_at`` of the points ``point_at`` gives, on an image of ``shape``."""
+    h, w = shape
     out = np.full((len(rows), 3), np.nan)
     inner = (rows > 0) & (rows < h - 1) & (cols > 0) & (cols < w - 1)
     r, c = rows[inner], cols[inner]
-    around = [points[r, c], points[r, c + 1], points[r, c - 1], points[r + 1, c], points[r - 1, c]]
+    around = [point_at(r, c), point_at(r, c + 1), point_at(r, c - 1), point_at(r + 1, c), point_at(r - 1, c)]
     known = np.logical_and.reduce([(p[:, 2] > 0) & np.isfinite(p[:, 2]) for p in around])
     n = np.cross(around[1] - around[2], around[3] - around[4])
     n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
@@ -93,32 +102,55 @@ def normals_at(points: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return out
 
 
+def _points_at(depth: np.ndarray, K: np.ndarray, transposed: bool) -> PointsAt:
+    """``camera_points(depth, K)[r, c]`` of a few pixels, computed for those pixels only (the same products);
+    ``transposed``: (r, c) index the transposed image."""
+    h, w = depth.shape
+    u = (np.arange(w) + 0.5 - K[0, 2]) / K[0, 0]
+    v = (np.arange(h) + 0.5 - K[1, 2]) / K[1, 1]
+
+    def point_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if transposed:
+            rows, cols = cols, rows
+        z = depth[rows, cols].astype(np.float64)
+        return np.stack([u[cols] * z, v[rows] * z, z], axis=-1)
+
+    return point_at
+
+
 def frame_creases(
     labels: np.ndarray, depth: np.ndarray, K: np.ndarray, config: CreaseConfig, offset: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Id pairs ``[P, 2]`` (smaller id first) meeting in the frame, their boundary samples ``[P]`` (pixel pairs across
     the boundary whose sides are measured, depth steps included) and how many of those lie on a convex edge of
-    continuous depth ``[P]``; ``offset``: how far (pixels) each side is sampled from the boundary."""
-    points = camera_points(depth, K)
-    z = points[..., 2]
+    continuous depth ``[P]``; ``offset``: how far (pixels) each side is sampled from the boundary.
+
+    The camera-space points and normals are computed at the boundary's samples only, never for the whole image.
+    """
+    z = np.asarray(depth)
     cos_min = np.cos(np.deg2rad(config.min_angle))
     found_a, found_b, found_convex = [], [], []
+    labelled = labels > 0
     for axis in (0, 1):
         lab = labels if axis == 1 else labels.T
-        pts = points if axis == 1 else points.transpose(1, 0, 2)
         zz = z if axis == 1 else z.T
-        a, b = lab[:, :-1], lab[:, 1:]
-        rows, cols = np.nonzero((a != b) & (a > 0) & (b > 0))
+        point_at = _points_at(z, K, transposed=axis == 0)
+        # boundary pixels found on the image as stored (the vertical pass's in row-major order of the image, not of
+        # its transpose: every sample is counted alike whatever the order)
+        if axis == 1:
+            rows, cols = np.nonzero((labels[:, :-1] != labels[:, 1:]) & labelled[:, :-1] & labelled[:, 1:])
+        else:
+            cols, rows = np.nonzero((labels[:-1] != labels[1:]) & labelled[:-1] & labelled[1:])
         left, right = cols - offset, cols + 1 + offset
         inside = (left >= 0) & (right < lab.shape[1])
         rows, cols, left, right = rows[inside], cols[inside], left[inside], right[inside]
         ida, idb = lab[rows, cols], lab[rows, cols + 1]
         same = (lab[rows, left] == ida) & (lab[rows, right] == idb)
         rows, cols, left, right, ida, idb = rows[same], cols[same], left[same], right[same], ida[same], idb[same]
-        za, zb = zz[rows, cols], zz[rows, cols + 1]
+        za, zb = zz[rows, cols].astype(np.float64), zz[rows, cols + 1].astype(np.float64)
         continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= config.max_depth_step * np.minimum(za, zb))
-        pa, pb = pts[rows, left], pts[rows, right]
-        na, nb = normals_at(pts, rows, left), normals_at(pts, rows, right)
+        pa, pb = point_at(rows, left), point_at(rows, right)
+        na, nb = _normals(point_at, rows, left, lab.shape), _normals(point_at, rows, right, lab.shape)
         measured = np.isfinite(na).all(axis=1) & np.isfinite(nb).all(axis=1)
         pa, pb, na, nb, ida, idb = pa[measured], pb[measured], na[measured], nb[measured], ida[measured], idb[measured]
         d = pb - pa
@@ -135,8 +167,10 @@ def frame_creases(
     if len(a) == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty.reshape(0, 2), empty, empty
-    pairs, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
+    # the pairs in (a, b) order: one key per pair (ids are positive), sorted as the rows would be
+    base = int(b.max()) + 1
+    keys, inverse = np.unique(a * base + b, return_inverse=True)
+    pairs = np.stack(np.divmod(keys, base), axis=1)
     samples = np.bincount(inverse, minlength=len(pairs))
     convex_samples = np.bincount(inverse, weights=convex, minlength=len(pairs)).astype(np.int64)
     return pairs, samples, convex_samples

@@ -24,7 +24,7 @@ from typing import Iterable, Literal, Optional
 import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
 
 
 @dataclass
@@ -52,15 +52,22 @@ class HierarchyConfig:
         check_fraction(self.share, "tracker.hierarchy.share")
 
 
-def contained_pairs(labels: np.ndarray, auto: np.ndarray, containment: float, min_area: int) -> set[tuple[int, int]]:
+def contained_pairs(
+    labels: np.ndarray,
+    auto: np.ndarray,
+    containment: float,
+    min_area: int,
+    counted: Optional[SegmentTable] = None,
+) -> set[tuple[int, int]]:
     """Pairs (smaller id, larger id) of ids of ``labels`` [H, W] that both lie inside one segment of ``auto``
-    [H, W] (at least ``containment`` of each id's pixels, and ``min_area`` pixels)."""
+    [H, W] (at least ``containment`` of each id's pixels, and ``min_area`` pixels); ``counted``: their
+    ``id_segment_table`` when the caller has it."""
     num_segments = int(auto.max()) if auto.size else 0
-    ids, index = compact_ids(labels)
-    if num_segments == 0 or len(ids) < 3:
+    if num_segments == 0:
         return set()
-    table = np.bincount(index.ravel() * (num_segments + 1) + auto.ravel(), minlength=len(ids) * (num_segments + 1))
-    table = table.reshape(len(ids), num_segments + 1)
+    ids, table = id_segment_table(labels, auto, num_segments) if counted is None else counted
+    if len(ids) < 3:
+        return set()
     main = np.argmax(table[:, 1:], axis=1) + 1
     inside = table[np.arange(len(ids)), main]
     keep = (inside >= containment * np.maximum(table.sum(axis=1), 1)) & (inside >= min_area)

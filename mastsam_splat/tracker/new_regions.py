@@ -21,20 +21,7 @@ from typing import Optional
 import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
-
-
-def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ids present in ``labels`` [H, W] (non-negative ints) with 0 always first, and each pixel's index into them.
-
-    A counting pass instead of a sort: label images hold few distinct ids.
-    """
-    counts = np.bincount(labels.ravel())
-    ids = np.flatnonzero(counts)
-    if len(ids) == 0 or ids[0] != 0:
-        ids = np.r_[0, ids]
-    lut = np.zeros(len(counts), dtype=np.int64)
-    lut[ids] = np.arange(len(ids))
-    return ids, lut[labels]
+from mastsam_splat.tracker.segment_table import compact_ids, id_segment_table
 
 
 @dataclass
@@ -98,11 +85,9 @@ def split_regions(
     empty = RegionSplit(labels, np.zeros_like(labels), [], 0)
     if num_segments == 0:
         return empty
-    tracked_ids, tracked_index = compact_ids(labels)
+    tracked_ids, by_id = id_segment_table(labels, auto_labels, num_segments)
     n_cols = len(tracked_ids)
-    table = np.bincount(
-        (auto_labels.ravel() * n_cols + tracked_index.ravel()), minlength=(num_segments + 1) * n_cols
-    ).reshape(num_segments + 1, n_cols)
+    table = by_id.T.copy()  # [S + 1, I]
     table[0] = 0
     area = table.sum(axis=1)
     uncovered = table[:, 0]

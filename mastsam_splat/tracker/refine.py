@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import find_objects
 
-from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
 
 
 @dataclass
@@ -58,15 +58,21 @@ class RefineConfig:
     labels only the frames before the split) or ``largest``."""
 
 
-def pieces(labels: np.ndarray, auto: np.ndarray, config: RefineConfig, min_area: int) -> dict[int, list[int]]:
+def pieces(
+    labels: np.ndarray,
+    auto: np.ndarray,
+    config: RefineConfig,
+    min_area: int,
+    counted: Optional[SegmentTable] = None,
+) -> dict[int, list[int]]:
     """For every id of ``labels`` [H, W] cut into pieces by ``auto`` [H, W]: its pieces' segment numbers, largest
-    first."""
+    first (``counted``: their ``id_segment_table`` when the caller has it)."""
     num_segments = int(auto.max()) if auto.size else 0
-    ids, index = compact_ids(labels)
-    if num_segments < 2 or len(ids) < 2:
+    if num_segments < 2:
         return {}
-    table = np.bincount(index.ravel() * (num_segments + 1) + auto.ravel(), minlength=len(ids) * (num_segments + 1))
-    table = table.reshape(len(ids), num_segments + 1)
+    ids, table = id_segment_table(labels, auto, num_segments) if counted is None else counted
+    if len(ids) < 2:
+        return {}
     id_area = table.sum(axis=1)
     seg_area = table.sum(axis=0)
     rows = table[:, 1:]  # every id's pixels in every segment, all tested at once
@@ -92,11 +98,14 @@ class Refiner:
         self.retired: set[int] = set()
         """Ids split into pieces that kept none of them (they name the whole object before the split)."""
 
-    def due(self, labels: np.ndarray, auto: np.ndarray, min_area: int) -> dict[int, list[int]]:
-        """This frame's cuts; returns the ids to split now, with their pieces' segment numbers."""
+    def due(
+        self, labels: np.ndarray, auto: np.ndarray, min_area: int, counted: Optional[SegmentTable] = None
+    ) -> dict[int, list[int]]:
+        """This frame's cuts; returns the ids to split now, with their pieces' segment numbers (``counted``: see
+        ``pieces``)."""
         if not self.config.enabled:
             return {}
-        cut = pieces(labels, auto, self.config, min_area)
+        cut = pieces(labels, auto, self.config, min_area, counted)
         streak = {i: self._streak.get(i, 0) + 1 for i in cut}
         self._streak = streak
         ready = {i: segs for i, segs in cut.items() if streak[i] >= max(self.config.frames, 1)}
@@ -247,8 +256,9 @@ def families_labels(
     if not families:
         return labels
     size = max(max(m) for m, _ in families) + 2  # the last entry stands for every larger id
-    family_of = np.zeros(size, dtype=np.int64)
-    seed_of = np.zeros(size, dtype=np.int64)
+    # family numbers as int32: the per-pixel maps (and their pair codes in ``_boxes``) at half the width of int64
+    family_of = np.zeros(size, dtype=np.int32)
+    seed_of = np.zeros(size, dtype=np.int32)
     for k, (members, receivers) in enumerate(families, start=1):
         family_of[members] = k
         seed_of[receivers] = k

@@ -88,9 +88,10 @@ def kmeans_points(
     per frame, and OpenCV's per-call overhead is several times lower) or scikit-learn's ``KMeans``.
     """
     if len(xy) <= k:
-        return xy.astype(np.float64).copy()
+        return xy.astype(np.float64)
     if len(xy) > max_samples:
         xy = xy[np.random.default_rng(seed).choice(len(xy), max_samples, replace=False)]
+    xy = np.asarray(xy, dtype=np.float64)  # (float32 positions: only the subsample is converted)
     if backend == "opencv":
         cv2.setRNGSeed(seed)
         criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.1)
@@ -179,6 +180,6 @@ def select_representatives(
             index = confident[order[s:e]]
             area = int(areas[obj_id]) if obj_id < len(areas) else 0
             k = num_representatives(area, pixels_per_point, config.min_points, config.max_points)
-            points = kmeans_points(matches.xy_a[index].astype(np.float64), k, seed=seed + obj_id, backend=backend)
+            points = kmeans_points(matches.xy_a[index], k, seed=seed + obj_id, backend=backend)
             out[obj_id] = Representatives(points=points, match_index=index)
     return out

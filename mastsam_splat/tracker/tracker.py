@@ -90,6 +90,7 @@ from mastsam_splat.tracker.propagation import (
     supported_carry,
 )
 from mastsam_splat.tracker.rejection import lost_after_prompting, lost_before_prompting
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
 from mastsam_splat.tracker.representatives import select_representatives
 from mastsam_splat.tracker.results import FrameReport, TrackResult
 from mastsam_splat.tracker.view_order import ViewOrder, sequence_order, view_order
@@ -262,6 +263,9 @@ class _Run:
         """The parent frame's ids carried into the frame being tracked (``_track`` to ``_new_regions``)."""
         self._recount = False
         """Whether the reports' id counts are due for a recount (label images changed after the sequence)."""
+        self._counted: Optional[tuple[np.ndarray, np.ndarray, SegmentTable]] = None
+        """(labels, segments, their ``id_segment_table``): ``_refine`` and the object level's containment test read one
+        table when no step changed the labels in between (``_segment_table``)."""
         self._projected: Optional[tuple[int, np.ndarray, np.ndarray]] = None
         """(frame, evidence owners, their projection into the frame): ``_anchor`` and ``_absent_evidence`` project the
         same evidence into one frame when no step changed it in between."""
@@ -494,8 +498,11 @@ class _Run:
                 labels = self._merge_fragments(labels, auto, report)
                 labels = self._refine(labels, auto, points, report, min_area)
                 labels = self._split_jumps(frame, labels, tracked_labels, first_new, points, report, auto)
-                together |= contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
+                together |= contained_pairs(
+                    labels, auto, cfg.hierarchy.containment, min_area, self._segment_table(labels, auto)
+                )
                 self.groups.observe(together)
+                self._counted = None
         labels16 = labels.astype(np.uint16)
         self.labels[t] = labels16
         with clock("points"):
@@ -559,7 +566,7 @@ class _Run:
         """Split ids the automatic segments keep cutting into pieces (see refine.py)."""
         if self.evidence is None:
             return labels
-        due = self.refiner.due(labels, auto, min_area)
+        due = self.refiner.due(labels, auto, min_area, self._segment_table(labels, auto))
         keep = self.cfg.refine.keep == "largest"
         for obj_id, segments in due.items():
             reused = self._reused_members(labels, auto, points, obj_id, segments)
@@ -583,6 +590,16 @@ class _Run:
                     self.memory.transfer(own, obj_id, new)
             report.refined += 1
         return labels
+
+    def _segment_table(self, labels: np.ndarray, auto: np.ndarray) -> SegmentTable:
+        """``id_segment_table`` of the frame's labels, counted once while the steps of a frame leave the labels as
+        they are (each step that changes them gives a new array; none writes into the one it was given)."""
+        cached = self._counted
+        if cached is not None and cached[0] is labels and cached[1] is auto:
+            return cached[2]
+        counted = id_segment_table(labels, auto, int(auto.max()) if auto.size else 0)
+        self._counted = (labels, auto, counted)
+        return counted
 
     def _reused_members(
         self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]
@@ -623,10 +640,9 @@ class _Run:
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
             receiving = [(members, [i for i in members if i not in self.refiner.retired]) for members in shown]
-            before = labels.astype(np.int64)
-            out = families_labels(before, evidence, receiving)
-            if out is not before:  # (unchanged: the stored image stays)
-                self.labels[t] = out.astype(np.uint16)
+            out = families_labels(labels, evidence, receiving)  # (the stored uint16 image: ids fit it)
+            if out is not labels:  # (unchanged: the stored image stays)
+                self.labels[t] = out
         self._count_ids()
 
     def _merge_on_evidence(self, report: FrameReport) -> None:
@@ -752,7 +768,7 @@ class _Run:
         evidence names, as the id of that object with most votes (see ``anchor.reassign_segments``): frames visited
         early were labelled before later views showed which id their surfaces belong to. Returns how many segments
         changed id."""
-        if self.evidence is None or len(self.evidence) == 0:
+        if self.evidence is None or len(self.evidence) == 0 or not self.segments.stored():
             return 0
         centres, owners = self.evidence.points()
         decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)

@@ -8,7 +8,13 @@ from scipy import ndimage
 from support.analytic_views import cast, look_at, render, stereo_pair
 
 from mastsam_splat.errors import InputError
-from mastsam_splat.geometry.reprojection import dense_correspondences, pixel_grid
+from mastsam_splat.geometry.reprojection import (
+    dense_correspondences,
+    pixel_grid,
+    sample_inverse_depth_bilinear,
+    sample_nearest,
+    visible_in,
+)
 from mastsam_splat.types import Frame
 
 
@@ -136,3 +142,55 @@ def test_missing_geometry_is_reported_with_the_frame(pair, tmp_path):
         dense_correspondences(wrong, b)
     with pytest.raises(ValueError):
         dense_correspondences(a, b, step=0)
+
+
+def _visible_in_reference(frame: Frame, xy: np.ndarray, z: np.ndarray, depth_tolerance: float) -> np.ndarray:
+    """``visible_in`` written plainly: both depths (the pixel's, the interpolated one) tested at every projection."""
+    h, w = frame.depth.shape
+    inside = np.isfinite(xy).all(axis=1) & np.isfinite(z) & (z > 0)
+    inside &= (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    keep = np.zeros(len(xy), dtype=bool)
+    xy_in, z_in = xy[inside], z[inside]
+    tol = depth_tolerance * z_in
+    d_near = sample_nearest(frame.depth, xy_in).astype(np.float64)
+    d_lin = sample_inverse_depth_bilinear(frame.depth.astype(np.float64), xy_in)
+    keep[inside] = ((d_near > 0) & (np.abs(d_near - z_in) <= tol)) | ((d_lin > 0) & (np.abs(d_lin - z_in) <= tol))
+    return keep
+
+
+def test_visible_in_equals_testing_both_depths_everywhere(pair):
+    """The interpolated depth, computed only where the pixel's own depth disagrees, keeps the same projections."""
+    a, b = pair
+    rng = np.random.default_rng(3)
+    depth = b.depth.copy()
+    depth[rng.random(depth.shape) < 0.05] = 0.0  # holes: the interpolation fails next to them
+    holed = Frame(image=b.image, name=b.name, camera=b.camera, depth=depth)
+    xy_a = pixel_grid(a.width, a.height)
+    depth_a = a.depth[(xy_a[:, 1]).astype(int), (xy_a[:, 0]).astype(int)].astype(np.float64)
+    known = depth_a > 0
+    xy_b, z_b = b.camera.project(a.camera.unproject(xy_a[known], depth_a[known]))
+    z_b = z_b * rng.uniform(0.97, 1.03, len(z_b))  # some agree with the pixel's depth only, some with neither
+    xy_b[:5] = np.nan
+    for tolerance in (0.005, 0.02):
+        got = visible_in(holed, xy_b, z_b, tolerance)
+        want = _visible_in_reference(holed, xy_b, z_b, tolerance)
+        assert 0 < got.sum() < len(got)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("step", [1, 3])
+def test_dense_correspondences_equal_sampling_the_grid_pixel_by_pixel(pair, step):
+    """The grid's depths read as every ``step``-th row and column: the correspondences of sampling each grid
+    position's pixel."""
+    a, b = pair
+    xy_a = pixel_grid(a.width, a.height, step)
+    depth_a = sample_nearest(a.depth, xy_a).astype(np.float64)
+    known = np.isfinite(depth_a) & (depth_a > 0)
+    points = a.camera.unproject(xy_a[known], depth_a[known])
+    xy_b, z_b = b.camera.project(points)
+    keep = visible_in(b, xy_b, z_b, 0.02)
+    got_a, got_b, got_points = dense_correspondences(a, b, step=step, return_points=True)
+    np.testing.assert_array_equal(got_a, xy_a[known][keep].astype(np.float32))
+    np.testing.assert_array_equal(got_b, xy_b[keep].astype(np.float32))
+    np.testing.assert_array_equal(got_points, points[keep])
+    assert len(got_a) > 100

@@ -7,7 +7,7 @@ import pytest
 
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.creases import CreaseConfig, CreaseTally, crease_merges, frame_creases, surface_normals
-from mastsam_splat.tracker.creases import camera_points
+from mastsam_splat.tracker.creases import camera_points, normals_at
 from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
 from mastsam_splat.tracker.view_order import ViewOrder
 from mastsam_splat.types import Camera, Frame
@@ -84,3 +84,63 @@ def test_run_merges_faces_after_the_sequence_unless_turned_off() -> None:
         run.next_id = 3
         assert run.merge_creases() == (1 if enabled else 0)
         assert set(np.unique(np.concatenate([x.ravel() for x in run.finished_labels()]))) == expected
+
+
+def _frame_creases_reference(
+    labels: np.ndarray, depth: np.ndarray, K: np.ndarray, config: CreaseConfig, offset: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``frame_creases`` written plainly: the whole image's camera points, transposed for the vertical pass, and the
+    pairs found as unique rows."""
+    points = camera_points(depth, K)
+    z = points[..., 2]
+    cos_min = np.cos(np.deg2rad(config.min_angle))
+    found_a, found_b, found_convex = [], [], []
+    for axis in (0, 1):
+        lab = labels if axis == 1 else labels.T
+        pts = points if axis == 1 else points.transpose(1, 0, 2)
+        zz = z if axis == 1 else z.T
+        a, b = lab[:, :-1], lab[:, 1:]
+        rows, cols = np.nonzero((a != b) & (a > 0) & (b > 0))
+        left, right = cols - offset, cols + 1 + offset
+        inside = (left >= 0) & (right < lab.shape[1])
+        rows, cols, left, right = rows[inside], cols[inside], left[inside], right[inside]
+        ida, idb = lab[rows, cols], lab[rows, cols + 1]
+        same = (lab[rows, left] == ida) & (lab[rows, right] == idb)
+        rows, cols, left, right, ida, idb = rows[same], cols[same], left[same], right[same], ida[same], idb[same]
+        za, zb = zz[rows, cols], zz[rows, cols + 1]
+        continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= config.max_depth_step * np.minimum(za, zb))
+        pa, pb = pts[rows, left], pts[rows, right]
+        na, nb = normals_at(pts, rows, left), normals_at(pts, rows, right)
+        measured = np.isfinite(na).all(axis=1) & np.isfinite(nb).all(axis=1)
+        d = pb[measured] - pa[measured]
+        na, nb = na[measured], nb[measured]
+        convex = continuous[measured] & (np.sum(na * nb, axis=1) <= cos_min)
+        convex &= (np.sum(d * na, axis=1) < 0) & (np.sum(d * nb, axis=1) > 0)
+        found_a.append(np.minimum(ida, idb)[measured])
+        found_b.append(np.maximum(ida, idb)[measured])
+        found_convex.append(convex)
+    a, b = np.concatenate(found_a).astype(np.int64), np.concatenate(found_b).astype(np.int64)
+    convex = np.concatenate(found_convex)
+    pairs, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    samples = np.bincount(inverse, minlength=len(pairs))
+    return pairs, samples, np.bincount(inverse, weights=convex, minlength=len(pairs)).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_frame_creases_equal_the_plain_computation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = 48, 64
+    # blocky labels (some unlabelled), a bumpy depth with holes and steps, on a non-square image
+    labels = np.kron(rng.integers(0, 7, size=(6, 8)), np.ones((8, 8), dtype=np.int64))
+    rows, cols = np.mgrid[0:h, 0:w]
+    depth = (3.0 + 0.4 * np.sin(cols / 5.0) * np.cos(rows / 7.0) + 0.3 * (cols > 30)).astype(np.float32)
+    depth[rng.random((h, w)) < 0.03] = 0.0
+    k = np.array([[60.0, 0.0, 31.0], [0.0, 58.0, 25.0], [0.0, 0.0, 1.0]])
+    config = CreaseConfig(min_angle=10.0, max_depth_step=0.05)
+    for offset in (1, 2, 3):
+        fast = frame_creases(labels, depth, k, config, offset)
+        plain = _frame_creases_reference(labels, depth, k, config, offset)
+        assert len(plain[0]) > 3 and plain[2].sum() > 0  # some samples lie on convex edges, some do not
+        for got, want in zip(fast, plain):
+            assert got.dtype == want.dtype and np.array_equal(got, want)

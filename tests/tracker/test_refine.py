@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
-from mastsam_splat.tracker.refine import RefineConfig, Refiner, family_labels, nearest_seed, reused_members, split_all
+from mastsam_splat.tracker.refine import (
+    RefineConfig,
+    Refiner,
+    families_labels,
+    family_labels,
+    nearest_seed,
+    reused_members,
+    split_all,
+)
 
 NEAR_TIE = 1.05
 """A pixel may take a seed this much farther than its nearest one (the fill's chamfer distance is within ~2%)."""
@@ -223,3 +231,33 @@ def test_boxes_of_two_label_images_from_one_pass_equal_find_objects() -> None:
         got_first, got_second = _boxes(first, second, count)
         assert got_first == find_objects(first, max_label=count)
         assert got_second == find_objects(second, max_label=count)
+
+
+def _families_labels_reference(labels, evidence, families):
+    """``families_labels`` written plainly: int64 images, each family's nearest seeds searched over its box."""
+    out = labels.astype(np.int64)
+    for members, receivers in families:
+        family = np.isin(labels, members)
+        seeded = np.isin(evidence, receivers)
+        if not family.any() or not seeded.any():
+            continue
+        rows = np.flatnonzero((family | seeded).any(axis=1))
+        cols = np.flatnonzero((family | seeded).any(axis=0))
+        box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        seeds = np.where(seeded[box], evidence[box], 0)
+        out[box][family[box]] = nearest_seed(seeds, family[box])
+    return out
+
+
+def test_families_labels_of_stored_images_equal_the_plain_computation() -> None:
+    """Several families (receivers a subset of the members), on uint16 label images as they are stored: the pixels
+    the plain int64 computation gives, in the stored type."""
+    rng = np.random.default_rng(4)
+    families = [([1, 2, 3], [1, 3]), ([5, 8], [5, 8]), ([9, 11, 12], [11, 12])]
+    for _ in range(40):
+        h, w = rng.integers(8, 60, 2)
+        labels = np.kron(rng.integers(0, 14, (h // 4 + 1, w // 4 + 1)), np.ones((4, 4), dtype=np.int64))[:h, :w]
+        evidence = np.where(rng.random((h, w)) < 0.1, rng.integers(1, 14, (h, w)), 0)
+        got = families_labels(labels.astype(np.uint16), evidence, families)
+        assert got.dtype == np.uint16
+        np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))

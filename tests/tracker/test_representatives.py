@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from mastsam_splat.tracker.representatives import _snap_to_members, match_labels
+from mastsam_splat.tracker.representatives import _snap_to_members, kmeans_points, match_labels
 
 
 def test_each_centre_snaps_to_its_nearest_member_and_empty_clusters_to_the_nearest_point():
@@ -47,3 +48,15 @@ def test_snap_takes_each_clusters_nearest_member_first_on_ties():
         else:
             expected.append(int(np.argmin(np.sum((xy - centres[c]) ** 2, axis=1))))
     np.testing.assert_array_equal(_snap_to_members(xy, assignment, centres), xy[expected])
+
+
+@pytest.mark.parametrize("backend", ["opencv", "sklearn"])
+@pytest.mark.parametrize("count", [4, 120, 2000])  # fewer than k, below the subsample, above it
+def test_float32_positions_give_the_points_of_their_float64_copy(backend, count):
+    """Positions as the matches hold them (float32), converted after subsampling: the points of the plain float64
+    input."""
+    xy = np.random.default_rng(count).uniform(0, 300, (count, 2)).astype(np.float32)
+    got = kmeans_points(xy, 6, seed=3, backend=backend)
+    want = kmeans_points(xy.astype(np.float64), 6, seed=3, backend=backend)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)

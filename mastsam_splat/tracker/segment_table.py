@@ -1,0 +1,64 @@
+"""Pixels of every id in every automatic segment of a frame: the table several steps read their decisions off.
+
+The ids of a label image are few and numbered from 1; its automatic segments are few too. When every (id,
+segment) pair of the raw id numbers fits a table no larger than the image, the pixels are counted into that table
+in one pass and the rows of the absent ids dropped, instead of first numbering the ids compactly (a count and a
+look-up per pixel, ``compact_ids``) and counting those numbers: the same table, for about half the passes over the
+image. ``compact_ids`` itself lives here too, for the steps that need each pixel's compact number.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ids present in ``labels`` [H, W] (non-negative ints) with 0 always first, and each pixel's index into them.
+
+    A counting pass instead of a sort: label images hold few distinct ids.
+    """
+    counts = np.bincount(labels.ravel())
+    ids = np.flatnonzero(counts)
+    if len(ids) == 0 or ids[0] != 0:
+        ids = np.r_[0, ids]
+    lut = np.zeros(len(counts), dtype=np.int64)
+    lut[ids] = np.arange(len(ids))
+    return ids, lut[labels]
+
+
+def compact_ids_areas(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``compact_ids(labels)`` and the pixels of each of its ids [I] (``np.bincount`` of the indices, from the same
+    count)."""
+    counts = np.bincount(labels.ravel())
+    ids = np.flatnonzero(counts)
+    if len(ids) == 0 or ids[0] != 0:
+        ids = np.r_[0, ids]
+    lut = np.zeros(len(counts), dtype=np.int64)
+    lut[ids] = np.arange(len(ids))
+    return ids, lut[labels], counts[ids]
+
+
+class SegmentTable(NamedTuple):
+    """Pixels per (id, segment) of a label image over a segment image."""
+
+    ids: np.ndarray
+    """[I] the ids present, ascending, 0 first (``compact_ids``'s ids)."""
+    table: np.ndarray
+    """[I, S + 1] int64 pixels of each id in each segment (segment 0: no segment)."""
+
+
+def id_segment_table(labels: np.ndarray, auto: np.ndarray, num_segments: int) -> SegmentTable:
+    """``SegmentTable`` of ``labels`` [H, W] (non-negative ids) over ``auto`` [H, W] (segments ``0..num_segments``)."""
+    columns = num_segments + 1
+    top = int(labels.max()) + 1 if labels.size else 1
+    if labels.size and top * columns <= labels.size:
+        raw = np.bincount(labels.ravel() * columns + auto.ravel(), minlength=top * columns).reshape(top, columns)
+        present = raw.any(axis=1)
+        present[0] = True
+        ids = np.flatnonzero(present)
+        return SegmentTable(ids, raw[ids])
+    ids, index = compact_ids(labels)
+    table = np.bincount(index.ravel() * columns + auto.ravel(), minlength=len(ids) * columns)
+    return SegmentTable(ids, table.reshape(len(ids), columns))
