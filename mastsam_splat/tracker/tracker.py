@@ -57,7 +57,7 @@ from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import consolidation_merges, presence, presence_from_counts
 from mastsam_splat.tracker.creases import CreaseTally
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
-from mastsam_splat.tracker.jumps import split_jumps, split_new_surface
+from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
 from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, nearest_point_cells, unique_pairs
 from mastsam_splat.tracker.new_regions import compact_ids, split_regions
@@ -560,9 +560,11 @@ class _Run:
         if self.evidence is None:
             return labels
         due = self.refiner.due(labels, auto, min_area)
-        keep = self.cfg.refine.keep == "largest"
+        keep = self.cfg.refine.keep != "none"
         for obj_id, segments in due.items():
             reused = self._reused_members(labels, auto, points, obj_id, segments)
+            if self.cfg.refine.keep == "seen":
+                segments = self._most_seen_first(labels, auto, points, obj_id, segments)
             segments = [s for s in segments if s in reused] + [s for s in segments if s not in reused]
             kept = segments[len(reused) :][:1] if keep else []
             new_ids = [reused.get(s) or self._new_id() for s in segments if s not in kept]
@@ -583,6 +585,21 @@ class _Run:
                     self.memory.transfer(own, obj_id, new)
             report.refined += 1
         return labels
+
+    def _most_seen_first(
+        self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]
+    ) -> list[int]:
+        """The pieces of ``obj_id`` (largest first) ordered by how often the id's 3D evidence has seen their surface,
+        the most seen first (stable: equally seen pieces, and pieces without 3D points, keep their order after the
+        others)."""
+        assert self.evidence is not None
+        if len(points) == 0 or len(self.evidence) == 0:
+            return segments
+        finite = np.isfinite(points.xyz).all(axis=1)
+        segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
+        keys = points.voxel_keys(self.evidence.voxel_size)[finite]
+        strength = piece_strengths(self.evidence, obj_id, keys, segment, segments)
+        return sorted(segments, key=lambda s: -strength[s])
 
     def _reused_members(
         self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]
