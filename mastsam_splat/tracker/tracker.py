@@ -589,9 +589,8 @@ class _Run:
     def _most_seen_first(
         self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]
     ) -> list[int]:
-        """The pieces of ``obj_id`` (largest first) ordered by how often the id's 3D evidence has seen their surface,
-        the most seen first (stable: equally seen pieces, and pieces without 3D points, keep their order after the
-        others)."""
+        """The pieces of ``obj_id`` (largest first), the one the id's 3D evidence has seen most often moved first when
+        the id has seen it ``seen_ratio`` times as often as the largest one."""
         assert self.evidence is not None
         if len(points) == 0 or len(self.evidence) == 0:
             return segments
@@ -599,7 +598,10 @@ class _Run:
         segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
         keys = points.voxel_keys(self.evidence.voxel_size)[finite]
         strength = piece_strengths(self.evidence, obj_id, keys, segment, segments)
-        return sorted(segments, key=lambda s: -strength[s])
+        seen = max(segments, key=lambda s: strength[s])
+        if strength[seen] <= 0 or strength[seen] < self.cfg.refine.seen_ratio * strength[segments[0]]:
+            return segments
+        return [seen] + [s for s in segments if s != seen]
 
     def _reused_members(
         self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]

@@ -226,9 +226,9 @@ def test_boxes_of_two_label_images_from_one_pass_equal_find_objects() -> None:
 
 
 def _split_run(keep: str):
-    """Id 1 tracked on its part (columns 1-3) for ten frames, then carried for one frame onto a larger neighbour
-    turning into view (columns 4-8); the segmenter cuts the two apart. Returns the run, the frame's labels,
-    segments and 3D points (one per pixel, at x = column)."""
+    """Id 1 tracked on its part (columns 1-3 and the surface behind them) for ten frames, then carried for one
+    frame onto a larger neighbour turning into view (columns 4-8); the segmenter cuts the two apart. Returns the
+    run, the frame's labels, segments and 3D points (one per pixel, at x = column)."""
     from mastsam_splat.tracker.anchor import AnchorEvidence
     from mastsam_splat.tracker.config import TrackerConfig
     from mastsam_splat.tracker.points3d import FramePoints
@@ -246,8 +246,9 @@ def _split_run(keep: str):
     xyz = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5, np.full(cols.size, 0.5)], axis=1)
     run.evidence = AnchorEvidence(voxel_size=1.0)
     own = cols.ravel() <= 3
+    behind = xyz[own] + [0.0, 0.0, 2.0]  # more of the part's surface, seen in the earlier frames
     for _ in range(10):
-        run.evidence.add(np.ones(int(own.sum()), dtype=np.int64), xyz[own])
+        run.evidence.add(np.ones(2 * int(own.sum()), dtype=np.int64), np.concatenate([xyz[own], behind]))
     run.evidence.add(np.ones(int((~own).sum()), dtype=np.int64), xyz[~own])
     labels = np.zeros((4, 10), dtype=np.int64)
     labels[:, 1:9] = 1
