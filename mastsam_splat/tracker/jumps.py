@@ -87,6 +87,17 @@ def _strength_on(own: tuple[np.ndarray, np.ndarray, float], point_keys: np.ndarr
     return float(hit.mean()) / scale
 
 
+def piece_strengths(
+    evidence: AnchorEvidence, obj_id: int, point_keys: np.ndarray, piece_of_point: np.ndarray, pieces: list[int]
+) -> dict[int, float]:
+    """Piece -> :func:`evidence_strength` of ``obj_id`` on the points of that piece (``piece_of_point`` [N], the
+    points' voxel keys ``point_keys`` [N]); -1 for a piece without points."""
+    own = _own_rows(evidence.pairs(), obj_id)
+    return {
+        p: _strength_on(own, point_keys[piece_of_point == p]) if np.any(piece_of_point == p) else -1.0 for p in pieces
+    }
+
+
 def _absent_owner(
     evidence: AnchorEvidence,
     pairs: tuple[np.ndarray, np.ndarray, np.ndarray],

@@ -4,7 +4,9 @@ The first view fixes each id's extent: an object the segmenter gave whole there 
 when later views show its parts, since the parts' correspondences all vote for the whole. When,
 for ``frames`` visited frames in a row, an id's pixels are covered by several automatic
 segments that each lie inside it (``containment``) and each hold a real share of it
-(``min_piece_fraction``), the id is split: the largest piece keeps the id (``keep``), every other
+(``min_piece_fraction``), the id is split: the largest piece keeps the id (``keep``; ``seen``: the piece
+whose surface its 3D evidence has seen far more often, so an id carried for a frame or two onto a larger
+neighbour stays on its own part), every other
 piece becomes a new id, a child of the split id (``split_pieces``; with ``keep="none"`` every piece
 gets a new id and the split id names the whole object before the split, ``split_all``). A piece
 on which a member of the family absent from the frame owns most of the split id's evidence takes
@@ -53,9 +55,14 @@ class RefineConfig:
     """Smallest fraction of the piece's 3D points on known voxels that the member must own."""
     reuse_min_points: int = 8
     """Fewest 3D points on a member's voxels for a piece to take its id."""
-    keep: Literal["largest", "none"] = "largest"
+    keep: Literal["largest", "seen", "none"] = "largest"
     """Which piece keeps the split id: ``none`` (every piece gets a new id and the split id, the whole object,
-    labels only the frames before the split) or ``largest``."""
+    labels only the frames before the split), ``largest``, or ``seen``: the piece whose surface the id's 3D evidence
+    has seen most often (the mean count of the id in its 3D points' voxels) when that is ``seen_ratio`` times as
+    often as the largest piece's, else the largest piece."""
+    seen_ratio: float = 2.0
+    """With ``keep="seen"``: how many times as often as the largest piece's surface the id must have seen another
+    piece's for that piece to keep the id."""
 
 
 def pieces(

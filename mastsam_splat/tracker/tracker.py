@@ -57,7 +57,7 @@ from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import consolidation_merges, presence, presence_from_counts
 from mastsam_splat.tracker.creases import CreaseTally
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
-from mastsam_splat.tracker.jumps import split_jumps, split_new_surface
+from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
 from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, nearest_point_cells, unique_pairs
 from mastsam_splat.tracker.new_regions import compact_ids, split_regions
@@ -567,9 +567,11 @@ class _Run:
         if self.evidence is None:
             return labels
         due = self.refiner.due(labels, auto, min_area, self._segment_table(labels, auto))
-        keep = self.cfg.refine.keep == "largest"
+        keep = self.cfg.refine.keep != "none"
         for obj_id, segments in due.items():
             reused = self._reused_members(labels, auto, points, obj_id, segments)
+            if self.cfg.refine.keep == "seen":
+                segments = self._most_seen_first(labels, auto, points, obj_id, segments)
             segments = [s for s in segments if s in reused] + [s for s in segments if s not in reused]
             kept = segments[len(reused) :][:1] if keep else []
             new_ids = [reused.get(s) or self._new_id() for s in segments if s not in kept]
@@ -600,6 +602,23 @@ class _Run:
         counted = id_segment_table(labels, auto, int(auto.max()) if auto.size else 0)
         self._counted = (labels, auto, counted)
         return counted
+
+    def _most_seen_first(
+        self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]
+    ) -> list[int]:
+        """The pieces of ``obj_id`` (largest first), the one the id's 3D evidence has seen most often moved first when
+        the id has seen it ``seen_ratio`` times as often as the largest one."""
+        assert self.evidence is not None
+        if len(points) == 0 or len(self.evidence) == 0:
+            return segments
+        finite = np.isfinite(points.xyz).all(axis=1)
+        segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
+        keys = points.voxel_keys(self.evidence.voxel_size)[finite]
+        strength = piece_strengths(self.evidence, obj_id, keys, segment, segments)
+        seen = max(segments, key=lambda s: strength[s])
+        if strength[seen] <= 0 or strength[seen] < self.cfg.refine.seen_ratio * strength[segments[0]]:
+            return segments
+        return [seen] + [s for s in segments if s != seen]
 
     def _reused_members(
         self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]

@@ -261,3 +261,49 @@ def test_families_labels_of_stored_images_equal_the_plain_computation() -> None:
         got = families_labels(labels.astype(np.uint16), evidence, families)
         assert got.dtype == np.uint16
         np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
+
+
+def _split_run(keep: str):
+    """Id 1 tracked on its part (columns 1-3 and the surface behind them) for ten frames, then carried for one
+    frame onto a larger neighbour turning into view (columns 4-8); the segmenter cuts the two apart. Returns the
+    run, the frame's labels, segments and 3D points (one per pixel, at x = column)."""
+    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.config import TrackerConfig
+    from mastsam_splat.tracker.points3d import FramePoints
+    from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
+    from mastsam_splat.tracker.view_order import ViewOrder
+    from mastsam_splat.types import Frame
+
+    config = TrackerConfig()
+    config.refine.keep = keep
+    frames = [Frame(image=np.zeros((4, 10, 3), dtype=np.uint8), name="f0", index=0)]
+    run = _Run(MastSAMTracker(config, None, None), frames, "none", ViewOrder([0], {0: None}, "cameras"))
+    run.next_id = 2
+    rows, cols = np.mgrid[0:4, 1:9]
+    xy = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1)
+    xyz = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5, np.full(cols.size, 0.5)], axis=1)
+    run.evidence = AnchorEvidence(voxel_size=1.0)
+    own = cols.ravel() <= 3
+    behind = xyz[own] + [0.0, 0.0, 2.0]  # more of the part's surface, seen in the earlier frames
+    for _ in range(10):
+        run.evidence.add(np.ones(2 * int(own.sum()), dtype=np.int64), np.concatenate([xyz[own], behind]))
+    run.evidence.add(np.ones(int((~own).sum()), dtype=np.int64), xyz[~own])
+    labels = np.zeros((4, 10), dtype=np.int64)
+    labels[:, 1:9] = 1
+    auto = np.zeros_like(labels)
+    auto[:, 1:4] = 1
+    auto[:, 4:9] = 2
+    return run, labels, auto, FramePoints(xy, xyz)
+
+
+def test_the_piece_on_the_ids_own_surface_keeps_the_id() -> None:
+    """The split id stays on the surface it was tracked on, though the piece it spread onto is larger: its part
+    keeps one id along the sequence."""
+    from mastsam_splat.tracker.results import FrameReport
+
+    for keep, own_piece in (("seen", 1), ("largest", 2)):
+        run, labels, auto, points = _split_run(keep)
+        for _ in range(run.cfg.refine.frames):
+            out = run._refine(labels, auto, points, FrameReport(index=0, name="f0"), min_area=1)
+        assert (out[:, 1:4] == own_piece).all() and (out[:, 4:9] == 3 - own_piece).all(), keep
+        assert run.refiner.families() == {1: [1, 2]}
