@@ -66,7 +66,7 @@ from mastsam_splat.tracker.memory import (
     nearest_point_cells,
     unique_pairs,
 )
-from mastsam_splat.tracker.new_regions import compact_ids, split_regions
+from mastsam_splat.tracker.new_regions import split_regions
 from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
 from mastsam_splat.tracker.points3d import (
@@ -700,9 +700,8 @@ class _Run:
         num_segments = int(auto.max()) if auto.size else 0
         if num_segments == 0:
             return labels
-        ids, index = compact_ids(labels)
-        table = np.bincount(auto.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
-        table = table.reshape(num_segments + 1, len(ids))
+        ids, by_id = self._segment_table(labels, auto)
+        table = by_id.T  # [S + 1, I]
         segment_of_point = point_labels(auto, points)
         area = table.sum(axis=1)
         sampling = self._sampling_density(points, labels.shape)
@@ -794,7 +793,13 @@ class _Run:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
         absent = self._absent_evidence(labels, report.index)
         due = self.fragments.update(
-            labels, auto, self.refiner.related, frame=report.index, parent=report.parent, absent=absent
+            labels,
+            auto,
+            self.refiner.related,
+            frame=report.index,
+            parent=report.parent,
+            absent=absent,
+            counted=self._segment_table(labels, auto),
         )
         if not due:
             return labels
