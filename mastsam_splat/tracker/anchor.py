@@ -201,9 +201,7 @@ class AnchorEvidence:
         """Record one observation per ``(keys[i], ids[i])`` (``labelled_voxels`` at this voxel size: ``add`` without
         computing them)."""
         if len(keys):
-            self._merge_rows(
-                self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64), added=True
-            )
+            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64))
             if len(self._keys) > self.max_rows:
                 self.thin(int(THIN_TO * self.max_rows))
 
@@ -348,12 +346,10 @@ class AnchorEvidence:
         keys: np.ndarray,
         ids: np.ndarray,
         counts: np.ndarray,
-        added: bool = False,
     ) -> None:
         """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
         repeated) added: the new rows are summed and sorted on their own, then merged in by binary search of their
-        keys (``pair_positions``), so the held rows are never sorted again. ``added``: the held rows are the stored
-        ones, so the owners known before change only in the voxels of the new rows (updated there, not recounted)."""
+        keys (``pair_positions``), so the held rows are never sorted again."""
         order = np.lexsort((ids, keys))
         keys, ids, counts = keys[order], ids[order], counts[order]
         start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
@@ -366,37 +362,8 @@ class AnchorEvidence:
         self._keys = np.insert(held_keys, at[new], keys[new])
         self._ids = np.insert(held_ids, at[new], ids[new].astype(_ID_DTYPE))
         self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
-        previous = self._owners if added else None
-        self._owners = None if previous is None else self._updated_owners(previous, keys[np.r_[True, keys[1:] != keys[:-1]]])
+        self._owners = None
         self._runs = None
-
-    def _updated_owners(
-        self, previous: tuple[np.ndarray, np.ndarray, np.ndarray], touched: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``owners`` after rows were added in the voxels ``touched`` [T] (distinct, ascending) to the evidence whose
-        owners were ``previous``: the other voxels keep theirs, the touched ones are read off their rows (new arrays:
-        a caller may hold the previous ones as the version of what it derived from them)."""
-        old_keys, old_owners, old_counts = previous
-        lo = np.searchsorted(self._keys, touched, side="left")
-        lengths = np.searchsorted(self._keys, touched, side="right") - lo
-        ends = np.cumsum(lengths)
-        starts = ends - lengths
-        rows = np.repeat(lo - starts, lengths) + np.arange(int(ends[-1]))
-        counts = self._counts[rows]
-        best = np.repeat(np.maximum.reduceat(counts, starts), lengths)
-        candidates = np.where(counts == best, np.arange(len(counts)), len(counts))
-        first = rows[np.minimum.reduceat(candidates, starts)]  # the first row holding the largest count (older id)
-        slot = np.searchsorted(old_keys, touched)
-        known = slot < len(old_keys)
-        known[known] = old_keys[slot[known]] == touched[known]
-        fresh = ~known
-        at = slot + np.cumsum(fresh) - fresh  # each touched voxel's place once the new voxels are inserted
-        keys = np.insert(old_keys, slot[fresh], touched[fresh])
-        owners = np.insert(old_owners, slot[fresh], 0)
-        owner_counts = np.insert(old_counts, slot[fresh], 0)
-        owners[at] = self._ids[first]
-        owner_counts[at] = self._counts[first]
-        return keys, owners, owner_counts
 
 
 def project_evidence(

@@ -841,29 +841,3 @@ def test_anchor_labels_equal_the_plain_computation(seed):
             assert (got.assigned, got.overruled, got.split, got.ids) == (want.assigned, want.overruled, want.split, want.ids)
             changes += [want.assigned, want.overruled, want.split]
     assert (changes > 0).any()
-
-
-def test_owners_updated_after_adds_equal_owners_counted_afresh():
-    """Owners read between adds are updated in the voxels of the new rows only; they equal a full recount."""
-    rng = np.random.default_rng(11)
-    evidence = AnchorEvidence(voxel_size=0.5, max_rows=400)
-    updated = 0
-    for step in range(12):
-        held = evidence.owners()
-        before = [x.copy() for x in held]
-        points = rng.uniform(0.0, 3.0 + step * 0.3, (int(rng.integers(1, 120)), 3))  # new voxels and seen ones
-        ids = rng.integers(0, 9, len(points))
-        ids[: len(ids) // 3] = rng.integers(1, 3)  # repeated observations: counts above 1, ties between ids
-        evidence.add(ids, points)
-        updated += evidence._owners is not None  # (None: recounted after a thinning)
-        if step == 6:
-            evidence.relabel(np.array([0, 1, 2, 3, 2, 5, 6, 7, 8]))
-        owners = evidence.owners()
-        fresh = AnchorEvidence(voxel_size=0.5)
-        fresh._keys, fresh._ids, fresh._counts = evidence._keys, evidence._ids, evidence._counts
-        for mine, theirs in zip(owners, fresh.owners()):
-            assert mine.dtype == theirs.dtype == np.int64
-            np.testing.assert_array_equal(mine, theirs)
-        for old, copy in zip(held, before):  # the previous arrays stay as they were (callers version by them)
-            np.testing.assert_array_equal(old, copy)
-    assert updated >= 6
