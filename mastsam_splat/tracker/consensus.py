@@ -30,6 +30,7 @@ import numpy as np
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.tracker.representatives import match_labels
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
 from mastsam_splat.types import Matches
 
 
@@ -229,22 +230,24 @@ class FragmentMerger:
         frame: Optional[int] = None,
         parent: Optional[int] = None,
         absent: Optional[np.ndarray] = None,
+        counted: Optional[SegmentTable] = None,
     ) -> dict[int, int]:
         """Record this frame's co-containments; returns the merges due now (younger id -> oldest id).
 
         ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose). With
         ``frame`` given, streaks continue those of ``parent`` (``None``: a first frame); without it, those of the
         previous call. ``absent`` [H, W]: ids absent from ``labels`` drawn where their 3D evidence projects (0
-        elsewhere); each counts with the pixels it has there.
+        elsewhere); each counts with the pixels it has there. ``counted``: ``id_segment_table(labels, auto_labels)``
+        when the caller has it.
         """
         if self.frames <= 0:
             return {}
         previous = self._previous(parent, frame)
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
-        ids, table = _segment_table(labels, auto_labels, num_segments)
+        ids, table = _segment_table(labels, auto_labels, num_segments) if counted is None else counted
         if absent is not None and num_segments > 0:
-            others = np.where(np.isin(absent, ids), 0, absent)
-            absent_ids, absent_table = _segment_table(others, auto_labels, num_segments)
+            others = np.where(np.isin(absent, ids), 0, absent).astype(np.int64, copy=False)
+            absent_ids, absent_table = id_segment_table(others, auto_labels, num_segments)
             ids, table = np.concatenate([ids, absent_ids[1:]]), np.concatenate([table, absent_table[1:]])
         if len(ids) < 3 or num_segments == 0:
             self._store({}, frame)

@@ -421,6 +421,44 @@ def unique_pairs(first: np.ndarray, second: np.ndarray, runs: bool = False) -> t
     return np.ascontiguousarray(a[keep], dtype=np.int64), np.ascontiguousarray(b[keep], dtype=np.int64)
 
 
+def check_targets(
+    hit_segments: np.ndarray,
+    hit_ids: np.ndarray,
+    points_per_segment: np.ndarray,
+    holder: np.ndarray,
+    candidates: np.ndarray,
+    min_fraction: float,
+    ratio: float,
+) -> np.ndarray:
+    """[S + 1] the id each segment goes to in the memory check (0: it stays with its ``holder`` [S + 1]).
+
+    ``(hit_segments, hit_ids)`` [K] are the distinct (segment, remembered id) hits of the sampled points, of which
+    each segment has ``points_per_segment`` [S + 1]. A segment among ``candidates`` goes to the id, other than its
+    holder, that holds at least ``min_fraction`` of its points and ``ratio`` times the holder's share: the largest
+    share (ties: the larger id). One sort of the hits instead of a loop over the segments.
+    """
+    lut = np.zeros(len(holder), dtype=np.int64)
+    if len(hit_ids) == 0:
+        return lut
+    base = int(hit_ids.max()) + 1
+    keys, counts = np.unique(hit_segments * base + hit_ids, return_counts=True)
+    segments, ids = np.divmod(keys, base)
+    share = counts / points_per_segment[segments]
+    own = ids == holder[segments]
+    own_share = np.zeros(len(holder))
+    own_share[segments[own]] = share[own]
+    candidate = np.zeros(len(holder), dtype=bool)
+    candidate[candidates] = True
+    other = ~own & candidate[segments] & (share >= min_fraction) & (share >= ratio * own_share[segments])
+    segments, ids, share = segments[other], ids[other], share[other]
+    if len(ids) == 0:
+        return lut
+    order = np.lexsort((ids, share, segments))  # each segment's best hit last
+    last = order[np.r_[segments[order][1:] != segments[order][:-1], True]]
+    lut[segments[last]] = ids[last]
+    return lut
+
+
 def auto_voxel_size(points: np.ndarray, fraction: float, viewpoint: Optional[np.ndarray] = None) -> Optional[float]:
     """A voxel size of ``fraction`` of the median distance from ``viewpoint`` (default: the origin) to ``points`` [N, 3].
 

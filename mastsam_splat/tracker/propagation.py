@@ -150,7 +150,8 @@ def propagate_representatives(
 
     ``size_b`` is (width, height) of frame b, whose diagonal ``config.radius`` is a fraction of.
     All ids go through one k-d tree: each id's positions are shifted far apart along x
-    (farther than the radius plus the image), so a neighbour search never reaches another id.
+    (farther than the radius plus the image), so a neighbour search never reaches another id. The shifts are
+    applied to all ids' rows at once (one gather of the correspondences, no per-id arrays).
     """
     ids = sorted(representatives)
     if not ids:
@@ -159,25 +160,27 @@ def propagate_representatives(
     radius = config.radius * float(np.hypot(width, height))
     neighbors = config.neighbors
     spacing = 4.0 * (max(width, 1) + radius + 1.0)
-    points, xy_a, xy_b = [], [], []
-    for n, obj_id in enumerate(ids):
-        reps = representatives[obj_id]
-        shift = np.array([n * spacing, 0.0])
-        points.append(reps.points + shift)
-        xy_a.append(matches.xy_a[reps.match_index].astype(np.float64) + shift)
-        xy_b.append(matches.xy_b[reps.match_index].astype(np.float64) + shift)
-    counts = [len(representatives[i].points) for i in ids]
-    all_points = np.concatenate(points)
-    moved, keep = propagate_points(
-        all_points, np.concatenate(xy_a), np.concatenate(xy_b), radius, neighbors, (10**12, 10**12)
-    )
-    owner = np.repeat(np.arange(len(ids)), counts)
-    moved_owner = owner[keep]
+    counts = np.array([len(representatives[i].points) for i in ids], dtype=np.int64)
+    match_counts = np.array([len(representatives[i].match_index) for i in ids], dtype=np.int64)
+    shift = np.arange(len(ids)) * spacing  # [ids] each id's offset along x
+    all_points = np.concatenate([representatives[i].points for i in ids]).astype(np.float64)  # (a copy)
+    all_points[:, 0] += np.repeat(shift, counts)
+    index = np.concatenate([representatives[i].match_index for i in ids])
+    xy_a = matches.xy_a[index].astype(np.float64)
+    xy_b = matches.xy_b[index].astype(np.float64)
+    match_shift = np.repeat(shift, match_counts)
+    xy_a[:, 0] += match_shift
+    xy_b[:, 0] += match_shift
+    moved, keep = propagate_points(all_points, xy_a, xy_b, radius, neighbors, (10**12, 10**12))
+    # The kept points stay in id order: each id's run of them, shifted back.
+    kept = np.bincount(np.repeat(np.arange(len(ids)), counts)[keep], minlength=len(ids))
+    moved[:, 0] -= np.repeat(shift, kept)
+    ends = np.cumsum(kept)
     out: dict[int, TrackedPoints] = {}
     for n, obj_id in enumerate(ids):
-        pts = moved[moved_owner == n] - np.array([n * spacing, 0.0])
+        pts = moved[ends[n] - kept[n] : ends[n]]
         inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
-        out[obj_id] = TrackedPoints(points=pts[inside], num_representatives=counts[n])
+        out[obj_id] = TrackedPoints(points=pts[inside], num_representatives=int(counts[n]))
     return out
 
 

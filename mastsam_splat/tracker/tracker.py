@@ -59,8 +59,14 @@ from mastsam_splat.tracker.creases import CreaseTally
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
 from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
-from mastsam_splat.tracker.memory import VoxelMemory, auto_voxel_size, nearest_point_cells, unique_pairs
-from mastsam_splat.tracker.new_regions import compact_ids, split_regions
+from mastsam_splat.tracker.memory import (
+    VoxelMemory,
+    auto_voxel_size,
+    check_targets,
+    nearest_point_cells,
+    unique_pairs,
+)
+from mastsam_splat.tracker.new_regions import split_regions
 from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
 from mastsam_splat.tracker.points3d import (
@@ -713,9 +719,8 @@ class _Run:
         num_segments = int(auto.max()) if auto.size else 0
         if num_segments == 0:
             return labels
-        ids, index = compact_ids(labels)
-        table = np.bincount(auto.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
-        table = table.reshape(num_segments + 1, len(ids))
+        ids, by_id = self._segment_table(labels, auto)
+        table = by_id.T  # [S + 1, I]
         segment_of_point = point_labels(auto, points)
         area = table.sum(axis=1)
         sampling = self._sampling_density(points, labels.shape)
@@ -724,7 +729,6 @@ class _Run:
         enough = points_per_segment >= np.maximum(cfg.reid_min_points, cfg.reid_min_coverage * sampling * area)
         enough[0] = False
         candidates = np.flatnonzero(enough & (holder > 0))
-        lut = np.full(num_segments + 1, -1, dtype=np.int64)
         if len(candidates) == 0:
             return labels
         # One memory query for (a sample of) the points of the candidate segments; shares per (segment, id).
@@ -735,23 +739,9 @@ class _Run:
         point_index, hit_ids = self.memory.key_hits(points.voxel_keys(self.memory.voxel_size)[chosen[finite]])
         point_index = finite[point_index]
         hit_segments = segment_of_point[chosen][point_index]
-        share: dict[int, dict[int, float]] = {}
-        if len(hit_ids):
-            base = int(hit_ids.max()) + 1
-            keys, counts = np.unique(hit_segments * base + hit_ids, return_counts=True)
-            for key, count in zip(keys.tolist(), counts.tolist()):
-                seg, obj_id = divmod(key, base)
-                share.setdefault(seg, {})[obj_id] = count / points_per_segment[seg]
-        for seg in candidates.tolist():
-            fractions = share.get(seg, {})
-            own = fractions.get(int(holder[seg]), 0.0)
-            others = [
-                (f, i)
-                for i, f in fractions.items()
-                if i != holder[seg] and f >= cfg.reid_min_fraction and f >= cfg.check_ratio * own
-            ]
-            if others:
-                lut[seg] = max(others)[1]
+        lut = check_targets(
+            hit_segments, hit_ids, points_per_segment, holder, candidates, cfg.reid_min_fraction, cfg.check_ratio
+        )
         if not np.any(lut > 0):
             return labels
         seg_target = lut[auto]
@@ -822,7 +812,13 @@ class _Run:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
         absent = self._absent_evidence(labels, report.index)
         due = self.fragments.update(
-            labels, auto, self.refiner.related, frame=report.index, parent=report.parent, absent=absent
+            labels,
+            auto,
+            self.refiner.related,
+            frame=report.index,
+            parent=report.parent,
+            absent=absent,
+            counted=self._segment_table(labels, auto),
         )
         if not due:
             return labels

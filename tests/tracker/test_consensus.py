@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
+from mastsam_splat.tracker.segment_table import id_segment_table
 from mastsam_splat.types import Matches
 
 
@@ -110,3 +111,22 @@ def test_sparse_votes_naming_two_ids_keep_the_prompted_split() -> None:
     # Without the guard the segment snaps to id 1 whatever the votes say.
     off = ConsensusConfig(min_votes=5, share=0.75, snap_share=0.5)
     assert np.all(apply_consensus(tracked, auto, prev, matches, off).labels == 1)
+
+
+def test_fragment_merges_from_a_given_segment_table_equal_those_counted_here():
+    """The merger reads the caller's ``id_segment_table`` as it reads its own count of the pixels."""
+    rng = np.random.default_rng(3)
+    counted, plain = _merger(2), _merger(2)
+    merged = 0
+    for frame in range(8):
+        auto = np.repeat(np.arange(1, 5), 12)[None, :].repeat(10, axis=0)  # four segments of 12 columns
+        labels = (np.arange(48)[None, :] // 4 + 1).repeat(10, axis=0)  # twelve ids, three per segment
+        labels = np.where(rng.random(labels.shape) < 0.03, rng.integers(1, 15, labels.shape), labels)
+        absent = np.where(rng.random(labels.shape) < 0.2, 20 + frame % 3, 0)
+        table = id_segment_table(labels, auto, int(auto.max()))
+        parent = frame - 1 if frame else None
+        got = counted.update(labels, auto, frame=frame, parent=parent, absent=absent, counted=table)
+        expected = plain.update(labels, auto, frame=frame, parent=parent, absent=absent)
+        assert got == expected
+        merged += len(got)
+    assert merged > 0

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from mastsam_splat.tracker.propagation import PropagationConfig, _nanmedian_rows, carry_labels, keep_carried
+from mastsam_splat.tracker.propagation import (
+    PropagationConfig,
+    TrackedPoints,
+    _nanmedian_rows,
+    carry_labels,
+    keep_carried,
+    propagate_points,
+    propagate_representatives,
+)
+from mastsam_splat.tracker.representatives import Representatives
 from mastsam_splat.types import Matches
 
 
@@ -87,3 +97,58 @@ def test_minor_carried_pieces_follow_the_segment_but_small_ids_inside_it_stay():
     # The same sliver as a whole small id (all of its carried pixels inside the segment) keeps them.
     out, changed = keep_carried(np.ones_like(auto), auto, carried, config, min_area=5)
     assert np.all(out[:, 38:] == 2) and changed == 40
+
+
+def _reference_propagate(representatives, matches, config, size_b):
+    """``propagate_representatives`` written plainly: per-id shifted arrays, and each id's kept points found by mask."""
+    ids = sorted(representatives)
+    width, height = size_b
+    radius = config.radius * float(np.hypot(width, height))
+    spacing = 4.0 * (max(width, 1) + radius + 1.0)
+    points, xy_a, xy_b = [], [], []
+    for n, obj_id in enumerate(ids):
+        reps = representatives[obj_id]
+        shift = np.array([n * spacing, 0.0])
+        points.append(reps.points + shift)
+        xy_a.append(matches.xy_a[reps.match_index].astype(np.float64) + shift)
+        xy_b.append(matches.xy_b[reps.match_index].astype(np.float64) + shift)
+    counts = [len(representatives[i].points) for i in ids]
+    moved, keep = propagate_points(
+        np.concatenate(points), np.concatenate(xy_a), np.concatenate(xy_b), radius, config.neighbors, (10**12, 10**12)
+    )
+    owner = np.repeat(np.arange(len(ids)), counts)[keep]
+    out = {}
+    for n, obj_id in enumerate(ids):
+        pts = moved[owner == n] - np.array([n * spacing, 0.0])
+        inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
+        out[obj_id] = TrackedPoints(points=pts[inside], num_representatives=counts[n])
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_propagated_representatives_equal_the_plain_reference(seed):
+    rng = np.random.default_rng(seed)
+    width, height = 80, 60
+    num = 400
+    xy_a = np.floor(rng.uniform(0, [width, height], (num, 2))).astype(np.float32)  # pixel grid: distance ties
+    xy_b = xy_a + rng.normal(0.0, 3.0, (num, 2)).astype(np.float32)
+    xy_b[:20] += 200.0  # carried out of the next image
+    matches = Matches(xy_a=xy_a, xy_b=xy_b, confidence=np.ones(num))
+    owner = rng.integers(0, 7, num)
+    representatives = {}
+    for obj_id in range(1, 7):
+        index = np.flatnonzero(owner == obj_id)
+        if len(index) == 0:
+            continue
+        points = xy_a[rng.choice(index, min(len(index), 5), replace=False)].astype(np.float64)
+        points[-1] += 30.0  # far from its own correspondences: dropped
+        representatives[obj_id * 3] = Representatives(points=points, match_index=index)
+    config = PropagationConfig(radius=0.1, neighbors=4)
+    got = propagate_representatives(representatives, matches, config, (width, height))
+    expected = _reference_propagate(representatives, matches, config, (width, height))
+    assert list(got) == list(expected)
+    for obj_id in expected:
+        np.testing.assert_array_equal(got[obj_id].points, expected[obj_id].points)
+        assert got[obj_id].num_representatives == expected[obj_id].num_representatives
+    assert any(len(t.points) < t.num_representatives for t in got.values())
+    assert any(len(t.points) for t in got.values())
