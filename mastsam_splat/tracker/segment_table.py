@@ -19,13 +19,8 @@ def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A counting pass instead of a sort: label images hold few distinct ids.
     """
-    counts = np.bincount(labels.ravel())
-    ids = np.flatnonzero(counts)
-    if len(ids) == 0 or ids[0] != 0:
-        ids = np.r_[0, ids]
-    lut = np.zeros(len(counts), dtype=np.int64)
-    lut[ids] = np.arange(len(ids))
-    return ids, lut[labels]
+    ids, index, _ = compact_ids_areas(labels)
+    return ids, index
 
 
 def compact_ids_areas(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

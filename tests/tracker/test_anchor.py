@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 import pytest
@@ -14,8 +13,10 @@ from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
 from mastsam_splat.tracker.anchor import (
     AnchorConfig,
     AnchorEvidence,
-    AnchorResult,
+    _evidence_density,
+    _evidence_ids,
     _footprints,
+    _vote_table,
     anchor_labels,
     evidence_merges,
     project_evidence,
@@ -23,7 +24,7 @@ from mastsam_splat.tracker.anchor import (
 )
 from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.memory import voxel_keys
-from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.tracker import _Run
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
 from mastsam_splat.types import Frame, Matches, ObservedPoints
@@ -723,121 +724,51 @@ def _vote_table_reference(groups, evidence, num_groups, indexed=None):
     return table, ids
 
 
-def _evidence_density_reference(seen, evidence):
-    return float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
-
-
-def _anchor_labels_reference(
-    labels: np.ndarray,
-    auto: np.ndarray,
-    evidence: np.ndarray,
-    config: AnchorConfig,
-    pure: Optional[np.ndarray] = None,
-) -> AnchorResult:
-    """``anchor_labels`` written plainly: every table from ``compact_ids`` of the whole image, a copy of the labels."""
-    labels = np.asarray(labels, dtype=np.int64)
-    out = labels.copy()
-    result = AnchorResult(out)
-    if not (evidence > 0).any():
-        return result
-    seen = labels > 0
-    density = _evidence_density_reference(seen, evidence)
-    coverage = config.min_coverage * (min(density, 1.0) if seen.any() else 1.0)
-    chain_ids, chain_index = compact_ids(labels)
-    indexed = _evidence_ids_reference(evidence)
-    table, ids = _vote_table_reference(chain_index, evidence, len(chain_ids), indexed)
-    area = np.bincount(chain_index.ravel(), minlength=len(chain_ids))
-    lut = np.arange(len(chain_ids))
-    renamed = chain_ids.copy()
-    for k in range(1, len(chain_ids) if config.rename else 1):
-        votes = table[k].sum()
-        if votes < config.min_votes or votes < config.min_coverage * area[k]:
-            continue
-        shares = table[k] / votes
-        best = int(np.argmax(shares))
-        own = np.flatnonzero(ids == chain_ids[k])
-        own_share = float(shares[own[0]]) if len(own) else 0.0
-        if ids[best] != chain_ids[k] and shares[best] >= config.share and own_share <= 1.0 - config.share:
-            renamed[k] = ids[best]
-            result.overruled += 1
-            result.ids.append(int(ids[best]))
-    if result.overruled:
-        out = renamed[lut[chain_index]]
-    num_segments = int(auto.max()) if auto.size else 0
-    if num_segments == 0:
-        result.labels = out
-        return result
-    table, ids = _vote_table_reference(auto, evidence, num_segments + 1, indexed)
-    votes = table.sum(axis=1)
-    seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
-    if config.reassign and pure is not None:
-        out, moved = reassign_segments(out, auto, pure, config)
-        result.overruled += len(moved)
-        result.ids.extend(moved)
-    present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
-    labelled = np.bincount(auto.ravel(), weights=seen.ravel(), minlength=num_segments + 1)
-    decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
-    decided[0] = False
-    best = np.argmax(table, axis=1)
-    best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)
-    uncovered = labelled < 0.5 * seg_area
-    if config.assign:
-        absent = np.array([int(i) not in present for i in ids])[best]
-        enough = votes >= config.assign_min_seen * density * seg_area
-        assign = np.flatnonzero(decided & uncovered & enough & absent & (best_share >= config.share))
-        if len(assign):
-            distance, (near_rows, near_cols) = distance_transform_edt(evidence == 0, return_indices=True)
-            nearest = evidence[near_rows, near_cols]
-            reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
-            target = np.zeros(num_segments + 1, dtype=np.int64)
-            target[assign] = ids[best[assign]]
-            wanted = target[auto]
-            out = np.where((wanted > 0) & ~seen & (nearest == wanted) & (distance <= reach), wanted, out)
-            result.assigned = len(assign)
-            result.ids.extend(int(i) for i in target[assign])
-    if config.split:
-        for seg in np.flatnonzero(decided & ~uncovered).tolist():
-            shares = table[seg] / votes[seg]
-            named = np.flatnonzero(shares >= config.split_share)
-            if len(named) < 2 or shares[named].sum() < config.share:
-                continue
-            inside = auto == seg
-            held = out[inside]
-            if np.bincount(held).max() < config.share * len(held):
-                continue  # the chain already splits the segment
-            seeds = np.where(inside & np.isin(evidence, ids[named]), evidence, 0)
-            _, (rows, cols) = distance_transform_edt(seeds == 0, return_indices=True)
-            out[inside] = seeds[rows[inside], cols[inside]]
-            result.split += 1
-            result.ids.extend(int(i) for i in ids[named])
-    result.labels = out
-    return result
-
-
 @pytest.mark.parametrize("seed", range(6))
-def test_anchor_labels_equal_the_plain_computation(seed):
-    """Renames, reassignments, assignments and splits on random blocky frames equal the plain computation."""
+def test_vote_tables_equal_the_plain_computation(seed):
+    """The votes the 3D vote counts (evidence ids over the voting pixels only, ids and areas from one count, the
+    density of the evidence) equal the plain computation from ``compact_ids`` of the whole image."""
     rng = np.random.default_rng(seed)
     h, w = 40, 56
     auto = np.kron(rng.integers(1, 9, size=(5, 7)), np.ones((8, 8), dtype=np.int64))
     labels = np.kron(rng.integers(0, 6, size=(5, 7)), np.ones((8, 8), dtype=np.int64))
     labels[rng.random((h, w)) < 0.1] = 0
-    if seed % 2:
-        labels[labels == 0] = 7  # (no unlabelled pixel but those of ``gone``)
     blocks = np.kron(rng.integers(1, 12, size=(10, 14)), np.ones((4, 4), dtype=np.int64))
     evidence = np.where(rng.random((h, w)) < 0.4, blocks, 0)
-    gone = auto == auto[0, 0]  # a segment the chain left unlabelled, whose evidence names an absent id
-    labels[gone] = 0
-    evidence[gone & (rng.random((h, w)) < 0.6)] = 20
-    pure = np.where(rng.random((h, w)) < 0.5, evidence, 0)
-    configs = [AnchorConfig(), AnchorConfig(split=True, min_coverage=0.01, split_share=0.1, share=0.3)]
-    changes = np.zeros(3, dtype=np.int64)
-    for config in configs + [AnchorConfig(share=0.4, min_votes=2)]:
-        for given_pure in (None, pure):
-            got = anchor_labels(labels, auto, evidence, config, given_pure)
-            want = _anchor_labels_reference(labels, auto, evidence, config, given_pure)
-            assert got.labels.dtype == want.labels.dtype
-            np.testing.assert_array_equal(got.labels, want.labels)
-            assert (got.assigned, got.overruled, got.split, got.ids) == (want.assigned, want.overruled, want.split, want.ids)
-            changes += [want.assigned, want.overruled, want.split]
-    assert (changes > 0).any()
+    evidence[:, : 8 * (seed % 3)] = 0
+
+    voted, ids, voted_index = _evidence_ids(evidence)
+    want_voted, want_ids, want_index = _evidence_ids_reference(evidence)
+    np.testing.assert_array_equal(voted, want_voted)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(voted_index, want_index)
+
+    chain_ids, chain_index, area = compact_ids_areas(labels)
+    want_chain_ids = np.unique(np.r_[0, labels.ravel()])
+    want_chain_index = np.searchsorted(want_chain_ids, labels)
+    np.testing.assert_array_equal(chain_ids, want_chain_ids)
+    np.testing.assert_array_equal(chain_index, want_chain_index)
+    np.testing.assert_array_equal(area, np.bincount(want_chain_index.ravel(), minlength=len(want_chain_ids)))
+
+    for groups, num_groups in ((chain_index, len(chain_ids)), (auto, int(auto.max()) + 1)):
+        got_table, got_ids = _vote_table(groups, evidence, num_groups, (voted, ids, voted_index))
+        want_table, want_table_ids = _vote_table_reference(groups, evidence, num_groups)
+        np.testing.assert_array_equal(got_table, want_table)
+        np.testing.assert_array_equal(got_ids, want_table_ids)
+
+    seen = labels > 0
+    want_density = float(np.count_nonzero(seen & (evidence > 0))) / max(int(np.count_nonzero(seen)), 1)
+    assert _evidence_density(seen, evidence, voted) == want_density
+
+
+def test_anchor_labels_leave_their_inputs_alone():
+    """Without votes that change anything the labels come back as they are (as int64); when the votes rename an
+    id, the result is a new array and the given labels are not written into."""
+    auto = np.ones((12, 12), dtype=np.int64)
+    labels = np.full((12, 12), 3, dtype=np.int64)
+    unchanged = anchor_labels(labels, auto, np.zeros_like(labels), AnchorConfig())
+    assert unchanged.labels is labels and unchanged.overruled == 0
+    given = labels.copy()
+    renamed = anchor_labels(given, auto, np.full_like(labels, 5), AnchorConfig())
+    assert renamed.overruled == 1 and (renamed.labels == 5).all()
+    assert (given == 3).all()
