@@ -28,9 +28,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.new_regions import compact_ids
 from mastsam_splat.tracker.representatives import match_labels
-from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids, id_segment_table
 from mastsam_splat.types import Matches
 
 
@@ -244,7 +243,7 @@ class FragmentMerger:
             return {}
         previous = self._previous(parent, frame)
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
-        ids, table = _segment_table(labels, auto_labels, num_segments) if counted is None else counted
+        ids, table = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
         if absent is not None and num_segments > 0:
             others = np.where(np.isin(absent, ids), 0, absent).astype(np.int64, copy=False)
             absent_ids, absent_table = id_segment_table(others, auto_labels, num_segments)
@@ -275,12 +274,3 @@ class FragmentMerger:
                     del streak[key]
         self._store(streak, frame)
         return due
-
-
-def _segment_table(labels: np.ndarray, auto_labels: np.ndarray, num_segments: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ids of ``labels`` (0 first) and their pixels in every segment of ``auto_labels`` [len(ids), S + 1]."""
-    ids, index = compact_ids(labels)
-    table = np.bincount(
-        index.ravel() * (num_segments + 1) + auto_labels.ravel(), minlength=len(ids) * (num_segments + 1)
-    ).reshape(len(ids), num_segments + 1)
-    return ids, table

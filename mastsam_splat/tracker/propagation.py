@@ -22,7 +22,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.segment_table import compact_ids
 from mastsam_splat.tracker.representatives import Representatives, match_labels
 from mastsam_splat.types import Matches
 

@@ -617,8 +617,8 @@ class _Run:
         assert self.evidence is not None
         if len(points) == 0 or len(self.evidence) == 0:
             return segments
-        finite = np.isfinite(points.xyz).all(axis=1)
-        segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
+        finite = points.finite
+        segment = point_labels(np.where(labels == obj_id, auto, 0), points)[finite]
         keys = points.voxel_keys(self.evidence.voxel_size)[finite]
         strength = piece_strengths(self.evidence, obj_id, keys, segment, segments)
         seen = max(segments, key=lambda s: strength[s])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker.hierarchy import contained_pairs
-from mastsam_splat.tracker.new_regions import compact_ids
+from mastsam_splat.tracker.segment_table import compact_ids
 from mastsam_splat.tracker.refine import RefineConfig, pieces
 from mastsam_splat.tracker.segment_table import id_segment_table
 

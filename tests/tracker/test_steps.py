@@ -7,7 +7,8 @@ import pytest
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
-from mastsam_splat.tracker.new_regions import NewRegionsConfig, compact_ids, split_regions
+from mastsam_splat.tracker.new_regions import NewRegionsConfig, split_regions
+from mastsam_splat.tracker.segment_table import compact_ids
 from mastsam_splat.tracker.overlap import (
     OverlapConfig,
     auto_label_image,
