@@ -29,7 +29,14 @@ from mastsam_splat.io.ply import read_point_cloud
 from mastsam_splat.io.scene import read_depth, read_image
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
-from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder, with_sfm_points
+from mastsam_splat.tracker.job import (
+    BackendOptions,
+    TrackingJob,
+    backend_options,
+    check_matcher_inputs,
+    track_to_folder,
+    with_sfm_points,
+)
 from mastsam_splat.tracker.outputs import MASKS_DIR, POINTS_FILE, TRACKS_FILE
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.types import Camera, Frame
@@ -48,7 +55,8 @@ class TrackingConfig(BackendOptions):
     """Segmenter backend: classical (no weights) or sam (segment-anything; needs --...sam-checkpoint)."""
     matcher: Literal["auto", MatcherName] = "auto"
     """Correspondences: geometric (exact, from depth + cameras), sift (OpenCV), mast3r (needs
-    --...mast3r-checkpoint); auto = geometric when every training image has a depth map, else sift."""
+    --...mast3r-checkpoint), sfm (the tracks of the dataset's COLMAP model, sparse/0); auto = geometric when every
+    training image has a depth map, else sift."""
     cache_dir: Optional[Path] = None
     """Folder for the tracker's results (default: <dataset>/mastsam/training-views)."""
     recompute: bool = False
@@ -189,8 +197,7 @@ def tracking_job(config: TrackingConfig, frames: List[Frame], data_root: Path) -
     matcher = config.matcher
     if matcher == "auto":
         matcher = "geometric" if all(f.depth is not None and f.camera is not None for f in frames) else "sift"
-    elif matcher == "geometric" and not all(f.depth is not None for f in frames):
-        raise InputError("the geometric matcher needs a depth map for every training image; use sift", data_root)
+    check_matcher_inputs(matcher, frames, data_root)
     return TrackingJob.from_options(
         config.segmenter,
         matcher,

@@ -12,14 +12,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mastsam_splat.errors import InputError
 from mastsam_splat.io import load_scene
 from mastsam_splat.io.destinations import check_writable_dir
 from mastsam_splat.io.scene import input_image_folders
 from mastsam_splat.matchers import MatcherName
 from mastsam_splat.segmenters import SegmenterName
 from mastsam_splat.threads import cpu_threads
-from mastsam_splat.tracker.job import BackendOptions, TrackingJob, backend_options, track_to_folder, with_sfm_points
+from mastsam_splat.tracker.job import (
+    BackendOptions,
+    TrackingJob,
+    backend_options,
+    check_matcher_inputs,
+    track_to_folder,
+    with_sfm_points,
+)
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.results import FrameReport
 
@@ -37,7 +43,8 @@ class TrackCommand(BackendOptions):
     """Segmenter backend: classical (no weights), sam (segment-anything; needs --sam-checkpoint) or simulated
     (SAM-like masks from a synthetic dataset's ground truth, for benchmarks)."""
     matcher: MatcherName = "sift"
-    """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras) or mast3r (needs --mast3r-checkpoint)."""
+    """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras), mast3r (needs --mast3r-checkpoint)
+    or sfm (the tracks of the dataset's COLMAP model, sparse/0: no matching at all)."""
     stride: int = 1
     """Use every n-th frame."""
     max_frames: Optional[int] = None
@@ -76,8 +83,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     scene = load_scene(cmd.data, stride=cmd.stride, max_frames=cmd.max_frames)
     subset = cmd.stride > 1 or cmd.max_frames is not None
     frames = with_sfm_points(scene.frames, scene.root, cmd.tracker.points, subset=subset)
-    if cmd.matcher == "geometric" and not (scene.has_depth and scene.has_cameras):
-        raise InputError("--matcher geometric needs depth maps and cameras for every frame; use --matcher sift", cmd.data)
+    check_matcher_inputs(cmd.matcher, frames, Path(cmd.data))
     load_s = time.perf_counter() - t0
 
     progress = _FrameProgress(console, cmd.tracker.mode, len(frames))

@@ -1,7 +1,7 @@
 """Pixel-correspondence backends behind one protocol, chosen by name.
 
 ``MATCHER_CONFIGS`` maps each backend name to its config dataclass, whose ``setup()`` builds the
-matcher; adding a backend is one entry there. ``make_matcher("sift" | "geometric" | "mast3r",
+matcher; adding a backend is one entry there. ``make_matcher("sift" | "geometric" | "mast3r" | "sfm",
 config)`` builds a matcher; ``config`` is the backend's config dataclass, a mapping of its fields,
 or None for the defaults.
 """
@@ -13,6 +13,7 @@ from typing import Any, Literal, Optional
 from mastsam_splat.matchers.base import Matcher
 from mastsam_splat.matchers.geometric import GeometricMatcher, GeometricMatcherConfig
 from mastsam_splat.matchers.mast3r import Mast3rInputTransform, Mast3rMatcher, Mast3rMatcherConfig
+from mastsam_splat.matchers.sfm_tracks import SfmTrackMatcher, SfmTrackMatcherConfig
 from mastsam_splat.matchers.sift import SiftMatcher, SiftMatcherConfig
 from mastsam_splat.registry import build_backend
 
@@ -20,6 +21,7 @@ MATCHER_CONFIGS: dict[str, type] = {
     "sift": SiftMatcherConfig,
     "geometric": GeometricMatcherConfig,
     "mast3r": Mast3rMatcherConfig,
+    "sfm": SfmTrackMatcherConfig,
 }
 """Registry: name -> config class; ``config.setup()`` builds the matcher."""
 
@@ -42,6 +44,8 @@ __all__ = [
     "Mast3rInputTransform",
     "Mast3rMatcher",
     "Mast3rMatcherConfig",
+    "SfmTrackMatcher",
+    "SfmTrackMatcherConfig",
     "SiftMatcher",
     "SiftMatcherConfig",
 ]

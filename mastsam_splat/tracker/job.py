@@ -190,6 +190,22 @@ def with_sfm_points(
     return attach_sfm_points(frames, read_sparse_model(folder), subset=subset)
 
 
+def check_matcher_inputs(matcher: str, frames: Sequence[Frame], where: Path) -> None:
+    """Refuse a matcher the frames cannot serve, before any work starts: ``geometric`` needs a depth map and a
+    camera on every frame, ``sfm`` the points of a COLMAP model on every frame (see :func:`with_sfm_points`)."""
+    if matcher == "geometric" and not all(f.depth is not None and f.camera is not None for f in frames):
+        raise InputError("the geometric matcher needs depth maps and cameras for every frame; use sift", where)
+    if matcher == "sfm":
+        missing = [f.name for f in frames if f.observed is None]
+        if missing:
+            raise InputError(
+                f"the sfm matcher reads correspondences from a COLMAP model's tracks (sparse/0 or colmap/sparse/0, "
+                f"with cameras for the frames and the tracker's 3D source auto or sfm), but {len(missing)} of "
+                f"{len(frames)} frames have none (first: {missing[0]}); use sift",
+                where,
+            )
+
+
 def track_to_folder(
     frames: Sequence[Frame],
     job: TrackingJob,

@@ -142,7 +142,25 @@ def test_bad_input_is_reported_clearly(image_folder, tmp_path):
         run_track(TrackCommand(data=tmp_path / "missing", output_dir=tmp_path / "o", quiet=True))
     with pytest.raises(InputError, match="depth maps and cameras"):
         run_track(TrackCommand(data=image_folder, output_dir=tmp_path / "o", matcher="geometric", quiet=True))
+    with pytest.raises(InputError, match="sfm matcher reads correspondences from a COLMAP model"):
+        run_track(TrackCommand(data=image_folder, output_dir=tmp_path / "o", matcher="sfm", quiet=True))
     assert not (tmp_path / "o").exists()
+
+
+def test_track_with_the_tracks_of_the_dataset_model(tmp_path):
+    """``--matcher sfm`` tracks a capture from its COLMAP model's tracks alone: the run's matches are the model's."""
+    pytest.importorskip("pycolmap")
+    from mastsam_splat.synthetic import make_scene
+    from mastsam_splat.synthetic.sfm import write_scene_sfm_model
+
+    root = make_scene(tmp_path / "scene", frames=5, width=96, height=72, seed=2, max_points=20000, progress=False)
+    write_scene_sfm_model(root)
+    out = tmp_path / "out"
+    assert run_track(TrackCommand(data=root, output_dir=out, matcher="sfm", quiet=True))["reused"] is False
+    tracks = check_outputs(out, [f"frame_{i:05d}" for i in range(5)], (96, 72))
+    assert tracks["config"]["matcher"]["name"] == "sfm"
+    report = json.loads((out / "report.json").read_text())
+    assert sum(f["num_matches"] for f in report["frames"]) > 100
 
 
 def test_cache_decisions(tmp_path):

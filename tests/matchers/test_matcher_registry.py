@@ -20,7 +20,7 @@ from mastsam_splat.matchers import (
 
 
 def test_names():
-    assert set(MATCHER_CONFIGS) == {"sift", "geometric", "mast3r"}
+    assert set(MATCHER_CONFIGS) == {"sift", "geometric", "mast3r", "sfm"}
     assert typing.get_args(MatcherName) == tuple(MATCHER_CONFIGS)
 
 
@@ -35,7 +35,7 @@ def test_build_by_name_with_defaults_config_or_mapping():
 
 
 def test_errors():
-    with pytest.raises(InputError, match="unknown matcher 'loftr'; choose one of: sift, geometric, mast3r"):
+    with pytest.raises(InputError, match="unknown matcher 'loftr'; choose one of: sift, geometric, mast3r, sfm"):
         make_matcher("loftr")
     with pytest.raises(InputError, match="unknown option.*radius for matcher 'sift'"):
         make_matcher("sift", {"radius": 3})
