@@ -34,6 +34,7 @@ from mastsam_splat.tracker.job import (
     TrackingJob,
     backend_options,
     check_matcher_inputs,
+    resolve_matcher,
     track_to_folder,
     with_sfm_points,
 )
@@ -56,7 +57,7 @@ class TrackingConfig(BackendOptions):
     matcher: Literal["auto", MatcherName] = "auto"
     """Correspondences: geometric (exact, from depth + cameras), sift (OpenCV), mast3r (needs
     --...mast3r-checkpoint), sfm (the tracks of the dataset's COLMAP model, sparse/0); auto = geometric when every
-    training image has a depth map, else sift."""
+    training image has a depth map, sfm when the dataset has a COLMAP model of its images, else sift."""
     cache_dir: Optional[Path] = None
     """Folder for the tracker's results (default: <dataset>/mastsam/training-views)."""
     recompute: bool = False
@@ -194,9 +195,7 @@ def full_size_labels(cache_dir: Path, frames: List[Frame], work: List[Frame], re
 
 def tracking_job(config: TrackingConfig, frames: List[Frame], data_root: Path) -> TrackingJob:
     """The tracker run these settings ask for (``auto`` matcher resolved from the frames)."""
-    matcher = config.matcher
-    if matcher == "auto":
-        matcher = "geometric" if all(f.depth is not None and f.camera is not None for f in frames) else "sift"
+    matcher = resolve_matcher(config.matcher, frames)
     check_matcher_inputs(matcher, frames, data_root)
     return TrackingJob.from_options(
         config.segmenter,

@@ -161,8 +161,8 @@ class LiftCommand(BackendOptions):
     segmenter: SegmenterName = "classical"
     """Tracker segmenter when --masks is not given (sam needs --sam-checkpoint)."""
     matcher: Union[Literal["auto"], MatcherName] = "auto"
-    """Tracker matcher when --masks is not given; auto = geometric with depth maps and cameras, else sift
-    (mast3r needs --mast3r-checkpoint)."""
+    """Tracker matcher when --masks is not given; auto = geometric with depth maps and cameras, sfm (the tracks of
+    the dataset's COLMAP model) with one, else sift (mast3r needs --mast3r-checkpoint)."""
     viewer_run: bool = True
     """With --load-config: also write a mastsam-splat run of the labelled Gaussians under <output-dir>/nerfstudio,
     so `ns-viewer --load-config` on it offers click-to-select (also for a plain splatfacto run)."""
@@ -221,22 +221,19 @@ def _masks_folder(path: Path) -> Path:
     return path
 
 
-def _track(cmd: LiftCommand, scene: Any, data: Path, console: Any) -> Path:
+def _track(cmd: LiftCommand, data: Path, console: Any) -> Path:
     """Run (or reuse) the MastSAM tracker on the dataset's images; returns its masks folder."""
 
-    matcher = cmd.matcher
-    if matcher == "auto":
-        matcher = "geometric" if scene.has_depth and scene.has_cameras else "sift"
     cache = track_cache(cmd, data)
     console.print(
-        f"no --masks: labelling the views with the MastSAM tracker ({cmd.segmenter} + {matcher}) "
+        f"no --masks: labelling the views with the MastSAM tracker ({cmd.segmenter} + {cmd.matcher} matcher) "
         f"-> {escape(str(cache))}"
     )
     track = TrackCommand(
         data=data,
         output_dir=cache,
         segmenter=cmd.segmenter,
-        matcher=matcher,  # type: ignore[arg-type]
+        matcher=cmd.matcher,
         **{option.name: getattr(cmd, option.name) for option in fields(BackendOptions)},
         stride=cmd.stride,
         max_frames=cmd.max_frames,
@@ -341,7 +338,7 @@ def run_lift(cmd: LiftCommand) -> dict[str, Any]:
     if not scene.has_cameras:
         raise InputError("the dataset has no cameras; lifting needs a Nerfstudio dataset (transforms.json)", data)
     check_downscale(scene, cmd.downscale)
-    masks = _masks_folder(Path(cmd.masks)) if cmd.masks is not None else _track(cmd, scene, data, console)
+    masks = _masks_folder(Path(cmd.masks)) if cmd.masks is not None else _track(cmd, data, console)
     views = build_views(scene, masks, frame, cmd.downscale, cmd.skip_views_without_masks)
     load_s = time.perf_counter() - t0
 

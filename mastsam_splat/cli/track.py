@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional, Union
 
 import numpy as np
 from rich.console import Console
@@ -23,6 +23,7 @@ from mastsam_splat.tracker.job import (
     TrackingJob,
     backend_options,
     check_matcher_inputs,
+    resolve_matcher,
     track_to_folder,
     with_sfm_points,
 )
@@ -42,9 +43,10 @@ class TrackCommand(BackendOptions):
     segmenter: SegmenterName = "classical"
     """Segmenter backend: classical (no weights), sam (segment-anything; needs --sam-checkpoint) or simulated
     (SAM-like masks from a synthetic dataset's ground truth, for benchmarks)."""
-    matcher: MatcherName = "sift"
-    """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras), mast3r (needs --mast3r-checkpoint)
-    or sfm (the tracks of the dataset's COLMAP model, sparse/0: no matching at all)."""
+    matcher: Union[Literal["auto"], MatcherName] = "sift"
+    """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras), mast3r (needs --mast3r-checkpoint),
+    sfm (the tracks of the dataset's COLMAP model, sparse/0: no matching at all) or auto (geometric with depth maps
+    and cameras, sfm with a COLMAP model, else sift)."""
     stride: int = 1
     """Use every n-th frame."""
     max_frames: Optional[int] = None
@@ -83,6 +85,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     scene = load_scene(cmd.data, stride=cmd.stride, max_frames=cmd.max_frames)
     subset = cmd.stride > 1 or cmd.max_frames is not None
     frames = with_sfm_points(scene.frames, scene.root, cmd.tracker.points, subset=subset)
+    cmd = replace(cmd, matcher=resolve_matcher(cmd.matcher, frames))
     check_matcher_inputs(cmd.matcher, frames, Path(cmd.data))
     load_s = time.perf_counter() - t0
 
@@ -110,14 +113,21 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     timing = result.timing()
     num_ids = len(set().union(*(np.unique(labels).tolist() for labels in result.labels)) - {0})
     console.print(
-        f"[bold]{len(frames)}[/bold] frames, [bold]{num_ids}[/bold] ids, "
+        f"[bold]{len(frames)}[/bold] frames ({cmd.segmenter} + {cmd.matcher}), [bold]{num_ids}[/bold] ids, "
         f"{timing['median_frame_s']:.2f} s/frame (median), write {run.write_seconds:.1f} s; "
         f"point cloud: {len(result.cloud_xyz)} points from {result.points_source}"
     )
     for note in result.notes:
         console.print(f"note: {escape(note)}")
     console.print(f"results in {escape(str(cmd.output_dir))}")
-    return {"reused": False, "output_dir": str(cmd.output_dir), "frames": len(frames), "ids": num_ids, "timing": timing}
+    return {
+        "reused": False,
+        "output_dir": str(cmd.output_dir),
+        "frames": len(frames),
+        "matcher": cmd.matcher,
+        "ids": num_ids,
+        "timing": timing,
+    }
 
 
 class _FrameProgress:

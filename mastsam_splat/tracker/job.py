@@ -190,6 +190,19 @@ def with_sfm_points(
     return attach_sfm_points(frames, read_sparse_model(folder), subset=subset)
 
 
+def resolve_matcher(matcher: str, frames: Sequence[Frame]) -> str:
+    """The matcher ``auto`` stands for with these frames: ``geometric`` when every frame has a depth map and a
+    camera (exact), ``sfm`` when every frame carries the points of the dataset's COLMAP model (verified tracks,
+    no matching), else ``sift``. Any other name is returned as it is."""
+    if matcher != "auto":
+        return matcher
+    if frames and all(f.depth is not None and f.camera is not None for f in frames):
+        return "geometric"
+    if frames and all(f.observed is not None for f in frames):
+        return "sfm"
+    return "sift"
+
+
 def check_matcher_inputs(matcher: str, frames: Sequence[Frame], where: Path) -> None:
     """Refuse a matcher the frames cannot serve, before any work starts: ``geometric`` needs a depth map and a
     camera on every frame, ``sfm`` the points of a COLMAP model on every frame (see :func:`with_sfm_points`)."""

@@ -96,7 +96,8 @@ def test_track_synthetic_dataset_reuses_and_recomputes(synthetic, tmp_path):
 
 def test_track_image_folder_and_refuses_mixing(image_folder, tmp_path):
     out = tmp_path / "out"
-    result = run_track(TrackCommand(data=image_folder, output_dir=out, quiet=True))
+    result = run_track(TrackCommand(data=image_folder, output_dir=out, quiet=True, matcher="auto"))
+    assert result["matcher"] == "sift"  # no depth, no COLMAP model
     assert result["frames"] == 4
     tracks = check_outputs(out, [f"frame_{i:05d}" for i in range(4)], (96, 72))
     assert tracks["config"]["points"]["source"] == "none"
@@ -156,7 +157,8 @@ def test_track_with_the_tracks_of_the_dataset_model(tmp_path):
     root = make_scene(tmp_path / "scene", frames=5, width=96, height=72, seed=2, max_points=20000, progress=False)
     write_scene_sfm_model(root)
     out = tmp_path / "out"
-    assert run_track(TrackCommand(data=root, output_dir=out, matcher="sfm", quiet=True))["reused"] is False
+    result = run_track(TrackCommand(data=root, output_dir=out, matcher="sfm", quiet=True))
+    assert result["reused"] is False and result["matcher"] == "sfm"
     tracks = check_outputs(out, [f"frame_{i:05d}" for i in range(5)], (96, 72))
     assert tracks["config"]["matcher"]["name"] == "sfm"
     report = json.loads((out / "report.json").read_text())

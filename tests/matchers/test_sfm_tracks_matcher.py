@@ -74,3 +74,18 @@ def test_model_tracks_agree_with_the_cameras_on_a_synthetic_capture(tmp_path):
         projected, z = frame.camera.project(matches.pts3d_a.astype(np.float64))
         assert (z > 0).all()
         np.testing.assert_allclose(projected, xy, atol=1e-2)
+
+
+def test_auto_prefers_depth_then_the_model_tracks_then_sift():
+    from mastsam_splat.tracker.job import resolve_matcher
+    from mastsam_splat.types import Camera
+
+    camera = Camera(K=np.eye(3), world_to_cam=np.eye(4), width=8, height=8)
+    with_model = [frame_with([1, 2], "a"), frame_with([2, 3], "b")]
+    with_depth = [Frame(f.image, f.name, camera=camera, depth=np.ones((8, 8), np.float32)) for f in with_model]
+    bare = [Frame(np.zeros((8, 8, 3), np.uint8), "c")]
+    assert resolve_matcher("auto", with_depth) == "geometric"
+    assert resolve_matcher("auto", with_model) == "sfm"
+    assert resolve_matcher("auto", with_model + bare) == "sift"
+    assert resolve_matcher("auto", bare) == "sift"
+    assert resolve_matcher("mast3r", with_depth) == "mast3r"
