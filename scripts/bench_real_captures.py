@@ -72,8 +72,9 @@ class RealBenchOptions:
     """JSON file with every number."""
     segmenter: str = "classical"
     """Segmenter backend of both modes."""
-    matcher: str = "sift"
-    """Matcher backend of both modes."""
+    matcher: str = "auto"
+    """Matcher backend of both modes (``auto``: as ``mastsam track --matcher auto``, the dataset's SfM tracks when
+    the frames carry them, else SIFT)."""
     stride: int = 1
     """Use every n-th frame."""
     max_frames: Optional[int] = None
@@ -95,7 +96,13 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
     from mastsam_splat.io import load_scene
     from mastsam_splat.io.tracks import read_tracks
     from mastsam_splat.threads import cpu_threads
-    from mastsam_splat.tracker.job import TrackingJob, track_to_folder, with_sfm_points
+    from mastsam_splat.tracker.job import (
+        TrackingJob,
+        check_matcher_inputs,
+        resolve_matcher,
+        track_to_folder,
+        with_sfm_points,
+    )
 
     scene = load_scene(dataset, stride=options.stride, max_frames=options.max_frames)
     subset = options.stride > 1 or options.max_frames is not None
@@ -105,9 +112,11 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
             f if f.observed is None else replace(f, observed=f.observed.subset(f.observed.point % 2 == 0))
             for f in frames
         ]
+    matcher = resolve_matcher(options.matcher, frames)
+    check_matcher_inputs(matcher, frames, dataset)
     job = TrackingJob.from_options(
         options.segmenter,
-        options.matcher,
+        matcher,
         replace(options.tracker, mode=mode),
         data=dataset,
         selection={"stride": options.stride, "max_frames": options.max_frames},
@@ -131,7 +140,13 @@ def track(options: RealBenchOptions, dataset: Path, mode: str) -> tuple[Path, di
         )
     wall = time.perf_counter() - start
     timing = read_tracks(output_dir / "tracks.json").get("timing", {})
-    timing = {**timing, "bench_wall_s": wall, "reused": run.status == "reused", "warnings": len(run.warnings)}
+    timing = {
+        **timing,
+        "matcher": matcher,
+        "bench_wall_s": wall,
+        "reused": run.status == "reused",
+        "warnings": len(run.warnings),
+    }
     if run.result is not None:
         timing["points_source"] = run.result.points_source
         timing["notes"] = list(run.result.notes)
