@@ -19,7 +19,9 @@ posed by SfM): the matcher still finds exact correspondences from the scene's de
 so the tracker's 3D points are those correspondences triangulated with the known cameras (point source
 ``triangulated``) and the steps run only on frames without depth (``--tracker.anchor.footprint``,
 ``reassign``, ``retroactive``) take part; ``--no-depth-keep`` and ``--no-depth-noise-px`` thin and perturb the
-correspondences like a sparser, noisier matcher. Scoring against ground truth is unchanged. Every tracker option
+correspondences like a sparser, noisier matcher. ``--sfm-tracks`` gives it the frames without depth and, as
+correspondences and 3D points, the tracks of a COLMAP model made from the scene's ground truth (the ``sfm``
+matcher and point source of a dataset from ``mastsam prepare``). Scoring against ground truth is unchanged. Every tracker option
 passes through as ``--tracker.*`` (``--anchor``, ``--order``, ``--refine`` override it).
 
     .venv/bin/python scripts/bench_tracker.py [--seeds 0 1 2] [--frames 40] [--out outputs/bench_tracker.json]
@@ -101,6 +103,10 @@ class BenchOptions:
     """With --no-depth: fraction of the exact correspondences kept (at random), to mimic sparser matchers."""
     no_depth_noise_px: float = 0.0
     """With --no-depth: standard deviation (pixels) of Gaussian noise added to the correspondences in frame b."""
+    sfm_tracks: bool = False
+    """Give the tracker the synthetic frames without depth maps (cameras kept) and, as its correspondences and 3D
+    points, the tracks of the scene's COLMAP model made from its ground truth (``sparse/0``, written when missing):
+    the ``sfm`` matcher and point source a dataset from ``mastsam prepare`` gets."""
     modes: tuple[Literal["mastsam", "independent"], ...] = ("mastsam", "independent")
     """Tracker modes to run on the synthetic scenes."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -131,6 +137,16 @@ class DepthOracleMatcher:
 def without_depth(frames: list[Frame]) -> list[Frame]:
     """The frames with their cameras but no depth maps."""
     return [replace(f, depth=None) for f in frames]
+
+
+def with_model_tracks(folder: Path, frames: list[Frame]) -> list[Frame]:
+    """The frames without depth maps, with the points of the scene's ground-truth COLMAP model they observed."""
+    from mastsam_splat.synthetic.sfm import write_scene_sfm_model
+    from mastsam_splat.tracker.job import with_sfm_points
+
+    if not (folder / "sparse" / "0").is_dir():
+        write_scene_sfm_model(folder)
+    return with_sfm_points(without_depth(frames), folder, "sfm")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -271,11 +287,14 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
             if args.shuffle:
                 permutation = np.random.default_rng(args.shuffle_seed + 1000 * seed).permutation(len(names))
             frames, matcher, expected = scene.frames, None, "depth"
+            matcher_name = "geometric"
             if args.no_depth:
                 frames, matcher, expected = without_depth(scene.frames), DepthOracleMatcher(scene.frames, args.no_depth_keep, args.no_depth_noise_px), "triangulated"
+            if args.sfm_tracks:
+                frames, matcher_name, expected = with_model_tracks(folder, scene.frames), "sfm", "sfm"
             for mode in args.modes:
                 labels, per_frame, result = run_tracker(
-                    frames, mode, "geometric", tracker_config, args.segmenter, segmenter_config, permutation, matcher
+                    frames, mode, matcher_name, tracker_config, args.segmenter, segmenter_config, permutation, matcher
                 )
                 if result.points_source != expected:
                     raise RuntimeError(f"{folder.name}: 3D points from {result.points_source!r}, expected {expected!r}")
