@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Optional, Sequence, Union
 
 import numpy as np
 from rich.console import Console
@@ -29,6 +29,7 @@ from mastsam_splat.tracker.job import (
 )
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.results import FrameReport
+from mastsam_splat.types import Frame
 
 
 @dataclass
@@ -43,7 +44,7 @@ class TrackCommand(BackendOptions):
     segmenter: SegmenterName = "classical"
     """Segmenter backend: classical (no weights), sam (segment-anything; needs --sam-checkpoint) or simulated
     (SAM-like masks from a synthetic dataset's ground truth, for benchmarks)."""
-    matcher: Union[Literal["auto"], MatcherName] = "sift"
+    matcher: Union[Literal["auto"], MatcherName] = "auto"
     """Correspondence backend: sift (OpenCV), geometric (needs depth + cameras), mast3r (needs --mast3r-checkpoint),
     sfm (the tracks of the dataset's COLMAP model, sparse/0: no matching at all) or auto (geometric with depth maps
     and cameras, sfm with a COLMAP model, else sift)."""
@@ -61,11 +62,11 @@ class TrackCommand(BackendOptions):
     def main(self) -> None:
         run_track(self)
 
-    def job(self) -> TrackingJob:
-        """The tracker run these options ask for."""
+    def job(self, frames: Sequence[Frame] = ()) -> TrackingJob:
+        """The tracker run these options ask for on ``frames`` (which ``auto`` picks its matcher by)."""
         return TrackingJob.from_options(
             self.segmenter,
-            self.matcher,
+            resolve_matcher(self.matcher, frames),
             self.tracker,
             data=self.data,
             sam_checkpoint=self.sam_checkpoint,
@@ -85,8 +86,8 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     scene = load_scene(cmd.data, stride=cmd.stride, max_frames=cmd.max_frames)
     subset = cmd.stride > 1 or cmd.max_frames is not None
     frames = with_sfm_points(scene.frames, scene.root, cmd.tracker.points, subset=subset)
-    cmd = replace(cmd, matcher=resolve_matcher(cmd.matcher, frames))
-    check_matcher_inputs(cmd.matcher, frames, Path(cmd.data))
+    job = cmd.job(frames)
+    check_matcher_inputs(job.matcher, frames, Path(cmd.data))
     load_s = time.perf_counter() - t0
 
     progress = _FrameProgress(console, cmd.tracker.mode, len(frames))
@@ -94,7 +95,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
         with cpu_threads():
             run = track_to_folder(
                 frames,
-                cmd.job(),
+                job,
                 Path(cmd.output_dir),
                 source=str(Path(cmd.data).resolve()),
                 overwrite=cmd.overwrite,
@@ -113,7 +114,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
     timing = result.timing()
     num_ids = len(set().union(*(np.unique(labels).tolist() for labels in result.labels)) - {0})
     console.print(
-        f"[bold]{len(frames)}[/bold] frames ({cmd.segmenter} + {cmd.matcher}), [bold]{num_ids}[/bold] ids, "
+        f"[bold]{len(frames)}[/bold] frames ({job.segmenter} + {job.matcher}), [bold]{num_ids}[/bold] ids, "
         f"{timing['median_frame_s']:.2f} s/frame (median), write {run.write_seconds:.1f} s; "
         f"point cloud: {len(result.cloud_xyz)} points from {result.points_source}"
     )
@@ -124,7 +125,7 @@ def run_track(cmd: TrackCommand) -> dict[str, Any]:
         "reused": False,
         "output_dir": str(cmd.output_dir),
         "frames": len(frames),
-        "matcher": cmd.matcher,
+        "matcher": job.matcher,
         "ids": num_ids,
         "timing": timing,
     }
