@@ -183,3 +183,28 @@ def test_tracker_working_resolution_gives_labels_of_the_image_size(scene: Path, 
     assert np.array_equal(enlarged, resize_labels(small, 48, 64))
     _, batch = manager.next_train(0)
     assert batch["instance_labels"].shape == batch["image"].shape[:2]
+
+
+def test_a_dataset_with_a_colmap_model_and_no_depth_is_tracked_on_its_sfm_tracks(scene: Path, tmp_path: Path) -> None:
+    """``auto`` reads the correspondences from the model's tracks, scaled to the tracker's working resolution."""
+    pytest.importorskip("pycolmap")
+    from mastsam_splat.synthetic.sfm import write_scene_sfm_model
+
+    copy = tmp_path / "scene"
+    shutil.copytree(scene, copy, ignore=shutil.ignore_patterns("mastsam"))
+    write_scene_sfm_model(copy)
+    transforms = json.loads((copy / "transforms.json").read_text())
+    for frame in transforms["frames"]:
+        frame.pop("depth_file_path", None)
+    (copy / "transforms.json").write_text(json.dumps(transforms))
+    config = MastsamDatamanagerConfig(data=copy)
+    config.tracking.max_image_size = 32
+    manager = config.setup(device="cpu", test_mode="val")
+    report = manager.tracker_report
+    assert report["matcher"] == "sfm"
+    cache = copy / DEFAULT_CACHE_SUBDIR
+    assert json.loads((cache / "tracks.json").read_text())["config"]["points"]["source"] == "sfm"
+    assert sum(f["num_matches"] for f in json.loads((cache / "report.json").read_text())["frames"]) > 0
+    tracked = sorted((cache / "masks").glob("*.png"))
+    assert len(tracked) == len(manager.train_dataset.image_filenames)
+    assert cv2.imread(str(tracked[0]), cv2.IMREAD_UNCHANGED).shape == (24, 32)
