@@ -84,6 +84,10 @@ class MemoryConfig:
     """Memory voxel size as a fraction of the first frame's median viewing distance."""
     exclusive: bool = True
     """A voxel belongs to the first id that covers it; later labels of other ids do not claim it."""
+    weighted: bool = False
+    """A voxel belongs to the id seen there in most frames so far (ties: the id seen there first), updated as frames
+    come, instead of the first id that covers it (``exclusive`` then has no effect): one frame's mislabelling of a
+    surface earlier frames saw under another id does not take it over."""
     neighborhood: int = 1
     """Voxels around a point that also count as hits (1: the 3x3x3 block)."""
     reid_min_fraction: float = 0.5
@@ -351,6 +355,100 @@ class VoxelMemory:
         rest = ~where
         self._keys, self._ids = self._keys[rest], self._ids[rest].astype(dtype, copy=False)
         self._keys, self._ids = merge_pairs(self._keys, self._ids, keys, np.full(len(keys), obj_id, dtype=dtype))
+
+
+class WeightedVoxelMemory(VoxelMemory):
+    """A ``VoxelMemory`` whose voxels belong to the id seen there most often.
+
+    Every ``(voxel, id)`` pair keeps how many frames (``add_voxels`` calls) saw the id there and in which call it was
+    first seen. The pairs the look-ups read (``pairs``, ``point_hits``, ``key_hits``, ``identify``) are each voxel's
+    owner only: the id with the largest count, ties going to the id seen there first (then the smaller id), so an
+    owner keeps its voxel until another id has been seen there more often.
+    """
+
+    def __init__(self, voxel_size: float, neighborhood: int = 1) -> None:
+        super().__init__(voxel_size, neighborhood=neighborhood, exclusive=False)
+        self._row_keys = np.zeros(0, dtype=np.int64)
+        self._row_ids = np.zeros(0, dtype=np.int64)
+        self._row_counts = np.zeros(0, dtype=np.int64)
+        self._row_first = np.zeros(0, dtype=np.int64)
+        self._calls = 0
+        self._stale = False
+
+    def add(self, obj_id: int, points: np.ndarray) -> None:
+        """Count one sighting of ``obj_id`` in the voxels of ``points`` [N, 3]."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        keys = np.unique(voxel_keys(voxel_coords(points[np.isfinite(points).all(axis=1)], self.voxel_size)))
+        self.add_voxels(keys, np.full(len(keys), int(obj_id), dtype=np.int64))
+
+    def add_voxels(self, keys: np.ndarray, kept_ids: np.ndarray) -> None:
+        """Count one sighting of each distinct ``(voxel key, id)`` pair (sorted by key then id, as ``unique_pairs``
+        returns them)."""
+        if len(keys) == 0:
+            return
+        keys = np.asarray(keys, dtype=np.int64)
+        self._add_rows(
+            keys, np.asarray(kept_ids, dtype=np.int64), np.ones(len(keys), dtype=np.int64),
+            np.full(len(keys), self._calls, dtype=np.int64),
+        )
+        self._calls += 1
+
+    def counts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every ``(voxel key, id, frames seen)`` row, sorted by key then id."""
+        return self._row_keys.copy(), self._row_ids.copy(), self._row_counts.copy()
+
+    def merge(self, src: int, dst: int) -> None:
+        """Give ``src``'s sightings to ``dst`` (``src`` was a duplicate of ``dst``)."""
+        self._move(self._row_ids == src, dst)
+
+    def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
+        """Give ``src``'s sightings in the voxels of ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        points = points[np.isfinite(points).all(axis=1)]
+        if len(points) == 0 or len(self._row_keys) == 0:
+            return
+        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
+        self._move((self._row_ids == src) & _sorted_contains(keys, self._row_keys), dst)
+
+    def _move(self, where: np.ndarray, obj_id: int) -> None:
+        """Rename the rows ``where`` (one id's: distinct keys) to ``obj_id``, adding their counts to the rows
+        ``obj_id`` already holds in the same voxels."""
+        if not where.any():
+            return
+        keys, counts, first = self._row_keys[where], self._row_counts[where], self._row_first[where]
+        rest = ~where
+        self._row_keys, self._row_ids = self._row_keys[rest], self._row_ids[rest]
+        self._row_counts, self._row_first = self._row_counts[rest], self._row_first[rest]
+        self._add_rows(keys, np.full(len(keys), int(obj_id), dtype=np.int64), counts, first)
+
+    def _add_rows(self, keys: np.ndarray, ids: np.ndarray, counts: np.ndarray, first: np.ndarray) -> None:
+        """Add distinct ``(key, id)`` rows sorted by key then id: counts add up where the pair is held, the first
+        sighting is the earlier one."""
+        position, held = pair_positions(self._row_keys, self._row_ids, keys, ids)
+        at = position[held]
+        self._row_counts[at] += counts[held]
+        self._row_first[at] = np.minimum(self._row_first[at], first[held])
+        new = ~held
+        self._row_keys = np.insert(self._row_keys, position[new], keys[new])
+        self._row_ids = np.insert(self._row_ids, position[new], ids[new])
+        self._row_counts = np.insert(self._row_counts, position[new], counts[new])
+        self._row_first = np.insert(self._row_first, position[new], first[new])
+        self._stale = True
+
+    def _flush(self) -> None:
+        """Bring the owner pairs the look-ups read up to date with the counted rows."""
+        if not self._stale:
+            return
+        self._stale = False
+        if len(self._row_keys) == 0:
+            self._keys, self._ids = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
+            return
+        # Within each voxel (rows are sorted by key): largest count, then earliest sighting, then smallest id first.
+        order = np.lexsort((self._row_ids, self._row_first, -self._row_counts, self._row_keys))
+        keys = self._row_keys[order]
+        best = order[np.r_[True, keys[1:] != keys[:-1]]]
+        self._keys = self._row_keys[best]
+        self._ids = self._row_ids[best].astype(_id_dtype(max(int(self._row_ids.max()), -int(self._row_ids.min()))))
 
 
 def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:

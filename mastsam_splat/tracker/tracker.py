@@ -61,6 +61,7 @@ from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_
 from mastsam_splat.tracker.label_store import LabelStore
 from mastsam_splat.tracker.memory import (
     VoxelMemory,
+    WeightedVoxelMemory,
     auto_voxel_size,
     check_targets,
     nearest_point_cells,
@@ -326,7 +327,10 @@ class _Run:
         viewpoint = frame.camera.center if frame.camera is not None else None
         size = auto_voxel_size(points.xyz, config.voxel_fraction, viewpoint)
         if size is not None:
-            self.memory = VoxelMemory(size, neighborhood=config.neighborhood, exclusive=config.exclusive)
+            if config.weighted:
+                self.memory = WeightedVoxelMemory(size, neighborhood=config.neighborhood)
+            else:
+                self.memory = VoxelMemory(size, neighborhood=config.neighborhood, exclusive=config.exclusive)
 
     def _pair_points(
         self, t: int, parent: Optional[int], frame: Frame, matches: Optional[Matches]
