@@ -427,7 +427,7 @@ class _Run:
 
     def _count_ids(self) -> None:
         """Mark the reports' id counts for a recount: the label images changed after the sequence. The count is made
-        once, by the last ``object_map`` (which reads every image anyway)."""
+        once, by the last ``object_map`` (which reads every frame's counts anyway)."""
         self._recount = True
 
     def _id_counts(self, frames: list[int]) -> list[np.ndarray]:
