@@ -201,7 +201,9 @@ class AnchorEvidence:
         """Record one observation per ``(keys[i], ids[i])`` (``labelled_voxels`` at this voxel size: ``add`` without
         computing them)."""
         if len(keys):
-            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64))
+            self._merge_rows(
+                self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64), grow_owners=True
+            )
             if len(self._keys) > self.max_rows:
                 self.thin(int(THIN_TO * self.max_rows))
 
@@ -346,10 +348,14 @@ class AnchorEvidence:
         keys: np.ndarray,
         ids: np.ndarray,
         counts: np.ndarray,
+        grow_owners: bool = False,
     ) -> None:
         """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
         repeated) added: the new rows are summed and sorted on their own, then merged in by binary search of their
-        keys (``pair_positions``), so the held rows are never sorted again."""
+        keys (``pair_positions``), so the held rows are never sorted again. ``grow_owners``: the held rows are the
+        evidence's own and only gain observations, so its voxel owners, when known, are updated at the touched
+        voxels (``_grown_owners``) rather than counted again."""
+        owners = self._owners if grow_owners else None
         order = np.lexsort((ids, keys))
         keys, ids, counts = keys[order], ids[order], counts[order]
         start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
@@ -364,6 +370,47 @@ class AnchorEvidence:
         self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
         self._owners = None
         self._runs = None
+        if owners is not None and len(keys):
+            now = counts.copy()
+            now[found] = summed[at[found]]
+            self._owners = _grown_owners(owners, keys, ids.astype(np.int64), now)
+
+
+def _grown_owners(
+    owners: tuple[np.ndarray, np.ndarray, np.ndarray], keys: np.ndarray, ids: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``owners`` (voxel keys, owner ids and their counts, as ``AnchorEvidence.owners``) after observations were added
+    to the rows: ``keys, ids`` [B] the (voxel, id) pairs that gained some (distinct, sorted by key then id) and
+    ``counts`` [B] their counts now. A voxel's other rows kept their counts, none above its owner's (which never
+    falls) and those equal to it of younger ids, so each touched voxel is owned by its old owner or by its first
+    pair of largest count among the added ones, whichever has more (the older id on a tie)."""
+    held_keys, held_ids, held_counts = owners
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    lengths = np.diff(np.r_[starts, len(keys)])
+    touched = keys[starts]
+    best = np.maximum.reduceat(counts, starts)
+    first = np.minimum.reduceat(np.where(counts == np.repeat(best, lengths), np.arange(len(keys)), len(keys)), starts)
+    added_id, added_count = ids[first], counts[first]
+    position = np.searchsorted(held_keys, touched)
+    if len(held_keys):
+        slot = np.minimum(position, len(held_keys) - 1)
+        known = held_keys[slot] == touched
+        old_id, old_count = np.where(known, held_ids[slot], -1), np.where(known, held_counts[slot], 0)
+    else:
+        known = np.zeros(len(touched), dtype=bool)
+        old_id, old_count = np.full(len(touched), -1), np.zeros(len(touched), dtype=np.int64)
+    own_pair = ids == np.repeat(old_id, lengths)
+    old_count = np.maximum(old_count, np.maximum.reduceat(np.where(own_pair, counts, 0), starts))
+    keep_old = known & ((old_count > added_count) | ((old_count == added_count) & (old_id < added_id)))
+    fresh = ~known
+    out_keys = np.insert(held_keys, position[fresh], touched[fresh])
+    out_ids = np.insert(held_ids, position[fresh], added_id[fresh])
+    out_counts = np.insert(held_counts, position[fresh], added_count[fresh])
+    # where the touched voxels that were held now lie: after the new voxels inserted before them
+    at = (position + np.cumsum(fresh) - fresh)[known]
+    out_ids[at] = np.where(keep_old, old_id, added_id)[known]
+    out_counts[at] = np.where(keep_old, old_count, added_count)[known]
+    return out_keys, out_ids, out_counts
 
 
 def project_evidence(
@@ -424,15 +471,33 @@ def project_evidence(
     return out
 
 
+NEAREST_PASSES = 8
+"""Passes of lowering writes ``_nearest_per_pixel`` makes before it takes the minimum of the points left over
+with ``np.minimum.at``."""
+
+
 def _nearest_per_pixel(pixel: np.ndarray, z: np.ndarray, size: int) -> np.ndarray:
-    """[N] whether each point (flat ``pixel`` [N] index below ``size``, depth ``z`` [N]) is the nearest of its pixel.
+    """[N] whether each point (flat ``pixel`` [N] index below ``size``, depth ``z`` [N], finite) is the nearest of its
+    pixel.
 
     Several points of one pixel at its nearest depth are all kept, the last of them written last (as writing the
-    points far first, in a stable order, leaves it): one pass per pixel instead of a sort by depth.
+    points far first, in a stable order, leaves it): one pass per pixel instead of a sort by depth. The nearest depth
+    of every pixel is found by plain writes (each point writes its depth; the points deeper than what their pixel then
+    holds are dropped, the others write again), which reach each pixel's minimum within a few passes, as
+    ``np.minimum.at`` would at several times the cost; what is left after ``NEAREST_PASSES`` passes is finished
+    with ``np.minimum.at``.
     """
     nearest = np.full(size, np.inf)
-    np.minimum.at(nearest, pixel, z)
-    return z == nearest[pixel]
+    at, depth = pixel, z
+    for _ in range(NEAREST_PASSES):
+        if len(at) == 0:
+            break
+        nearest[at] = depth  # one of each pixel's points, below what the pixel held
+        lower = depth < nearest.take(at)
+        at, depth = at[lower], depth[lower]
+    if len(at):
+        np.minimum.at(nearest, at, depth)
+    return z == nearest.take(pixel)
 
 
 def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:

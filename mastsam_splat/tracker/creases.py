@@ -80,40 +80,57 @@ def normals_at(points: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     """[N, 3] unit normals facing the camera at pixels (``rows``, ``cols``) from central differences of ``points``
     [H, W, 3] (NaN on the image border and where the depth around the pixel is unknown); only the boundary's
     samples need them, so the full map is never built."""
-    return _normals(lambda r, c: points[r, c], rows, cols, points.shape[:2])
+    normals = _normals(lambda r, c: tuple(points[r, c, k] for k in range(3)), rows, cols, points.shape[:2])
+    return np.stack(normals, axis=-1)
 
 
-PointsAt = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""Camera-space points [N, 3] at pixels (rows [N], cols [N])."""
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""The x, y and z coordinates [N] of N vectors: arithmetic on rows of three numbers, which numpy loops over slowly,
+done column by column with the same operations in the same order (``np.cross``'s products and differences, sums of
+three products left to right as ``np.sum`` adds them), so every value is the row-wise one to the bit."""
+
+PointsAt = Callable[[np.ndarray, np.ndarray], Columns]
+"""Camera-space points at pixels (rows [N], cols [N])."""
 
 
-def _normals(point_at: PointsAt, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """``normals_at`` of the points ``point_at`` gives, on an image of ``shape``."""
+def _dot(a: Columns, b: Columns) -> np.ndarray:
+    """[N] ``np.sum(a * b, axis=-1)`` of vectors held as columns."""
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _normals(point_at: PointsAt, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Columns:
+    """``normals_at`` of the points ``point_at`` gives, on an image of ``shape``, as columns."""
     h, w = shape
-    out = np.full((len(rows), 3), np.nan)
+    out = tuple(np.full(len(rows), np.nan) for _ in range(3))
     inner = (rows > 0) & (rows < h - 1) & (cols > 0) & (cols < w - 1)
     r, c = rows[inner], cols[inner]
     around = [point_at(r, c), point_at(r, c + 1), point_at(r, c - 1), point_at(r + 1, c), point_at(r - 1, c)]
-    known = np.logical_and.reduce([(p[:, 2] > 0) & np.isfinite(p[:, 2]) for p in around])
-    n = np.cross(around[1] - around[2], around[3] - around[4])
-    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-    n *= -np.sign(np.sum(n * around[0], axis=-1, keepdims=True) + 1e-12)
-    out[np.flatnonzero(inner)] = np.where(known[:, None], n, np.nan)
+    known = np.logical_and.reduce([(p[2] > 0) & np.isfinite(p[2]) for p in around])
+    a = tuple(p - q for p, q in zip(around[1], around[2]))
+    b = tuple(p - q for p, q in zip(around[3], around[4]))
+    n = (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])  # np.cross(a, b)
+    length = np.maximum(np.sqrt(_dot(n, n)), 1e-12)  # np.linalg.norm
+    n = tuple(x / length for x in n)
+    facing = -np.sign(_dot(n, around[0]) + 1e-12)
+    index = np.flatnonzero(inner)
+    for column, x in zip(out, n):
+        column[index] = np.where(known, x * facing, np.nan)
     return out
 
 
 def _points_at(depth: np.ndarray, K: np.ndarray, transposed: bool) -> PointsAt:
-    """``camera_points(depth, K)[r, c]`` of a few pixels, computed for those pixels only (the same products);
-    ``transposed``: (r, c) index the transposed image."""
+    """``camera_points(depth, K)[r, c]`` of a few pixels, computed for those pixels only (the same products), as
+    columns; ``transposed``: (r, c) index the transposed image."""
     h, w = depth.shape
     u = (np.arange(w) + 0.5 - K[0, 2]) / K[0, 0]
     v = (np.arange(h) + 0.5 - K[1, 2]) / K[1, 1]
+    flat = np.ascontiguousarray(depth).reshape(-1)  # pixels gathered by flat index (``take``), not 2-D indexing
 
-    def point_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    def point_at(rows: np.ndarray, cols: np.ndarray) -> Columns:
         if transposed:
             rows, cols = cols, rows
-        z = depth[rows, cols].astype(np.float64)
-        return np.stack([u[cols] * z, v[rows] * z, z], axis=-1)
+        z = flat.take(rows * w + cols).astype(np.float64)
+        return u.take(cols) * z, v.take(rows) * z, z
 
     return point_at
 
@@ -131,9 +148,13 @@ def frame_creases(
     cos_min = np.cos(np.deg2rad(config.min_angle))
     found_a, found_b, found_convex = [], [], []
     labelled = labels > 0
+    width = labels.shape[1]
+    flat_labels = np.ascontiguousarray(labels).reshape(-1)
+    flat_z = np.ascontiguousarray(z).reshape(-1)
     for axis in (0, 1):
-        lab = labels if axis == 1 else labels.T
-        zz = z if axis == 1 else z.T
+        lab_shape = labels.shape if axis == 1 else labels.shape[::-1]
+        # (r, c) index the image (axis 1) or its transpose (axis 0); pixels are gathered by their flat index
+        row_step, col_step = (width, 1) if axis == 1 else (1, width)
         point_at = _points_at(z, K, transposed=axis == 0)
         # boundary pixels found on the image as stored (the vertical pass's in row-major order of the image, not of
         # its transpose: every sample is counted alike whatever the order)
@@ -142,22 +163,25 @@ def frame_creases(
         else:
             cols, rows = np.nonzero((labels[:-1] != labels[1:]) & labelled[:-1] & labelled[1:])
         left, right = cols - offset, cols + 1 + offset
-        inside = (left >= 0) & (right < lab.shape[1])
+        inside = (left >= 0) & (right < lab_shape[1])
         rows, cols, left, right = rows[inside], cols[inside], left[inside], right[inside]
-        ida, idb = lab[rows, cols], lab[rows, cols + 1]
-        same = (lab[rows, left] == ida) & (lab[rows, right] == idb)
+        at = rows * row_step + cols * col_step
+        ida, idb = flat_labels.take(at), flat_labels.take(at + col_step)
+        same = (flat_labels.take(at - offset * col_step) == ida) & (flat_labels.take(at + (1 + offset) * col_step) == idb)
         rows, cols, left, right, ida, idb = rows[same], cols[same], left[same], right[same], ida[same], idb[same]
-        za, zb = zz[rows, cols].astype(np.float64), zz[rows, cols + 1].astype(np.float64)
+        at = at[same]
+        za, zb = flat_z.take(at).astype(np.float64), flat_z.take(at + col_step).astype(np.float64)
         continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= config.max_depth_step * np.minimum(za, zb))
         pa, pb = point_at(rows, left), point_at(rows, right)
-        na, nb = _normals(point_at, rows, left, lab.shape), _normals(point_at, rows, right, lab.shape)
-        measured = np.isfinite(na).all(axis=1) & np.isfinite(nb).all(axis=1)
-        pa, pb, na, nb, ida, idb = pa[measured], pb[measured], na[measured], nb[measured], ida[measured], idb[measured]
-        d = pb - pa
+        na, nb = _normals(point_at, rows, left, lab_shape), _normals(point_at, rows, right, lab_shape)
+        measured = np.logical_and.reduce([np.isfinite(x) for x in (*na, *nb)])
+        pa, pb, na, nb = ([x[measured] for x in p] for p in (pa, pb, na, nb))
+        ida, idb = ida[measured], idb[measured]
+        d = tuple(q - p for p, q in zip(pa, pb))
         # convex: depth continuous across the boundary, the normals turn by min_angle and each side lies behind the
         # other side's tangent plane
-        convex = continuous[measured] & (np.sum(na * nb, axis=1) <= cos_min)
-        convex &= (np.sum(d * na, axis=1) < 0) & (np.sum(d * nb, axis=1) > 0)
+        convex = continuous[measured] & (_dot(na, nb) <= cos_min)
+        convex &= (_dot(d, na) < 0) & (_dot(d, nb) > 0)
         found_a.append(np.minimum(ida, idb))
         found_b.append(np.maximum(ida, idb))
         found_convex.append(convex)

@@ -7,7 +7,9 @@ with; a merge (an id lookup table) is composed into the tables of the stored ima
 being applied to their pixels. Images stored between two merges share one table, so a merge
 costs one table lookup per group of such images (``O(groups x ids)``, no pixel is touched), and
 a read costs one decompression and one lookup per pixel. The last few images read or stored are
-kept decompressed (``cache_size``), since a frame's parent is usually a recent one.
+kept decompressed (``cache_size``), since a frame's parent is usually a recent one. Each image's pixel count per
+id is counted once, when first asked for, and kept as the counts of the ids it was stored with: the counts of
+its current ids (``counts``) go through the same table, without decompressing the image again.
 """
 
 from __future__ import annotations
@@ -73,19 +75,32 @@ class MergeTables:
         table = self._tables[group]
         return ids.copy() if table is None else table[ids]
 
+    def counts(self, group: int, ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``np.bincount`` of the current ids of an item stored in ``group`` with pixel ``counts`` [K] of its stored
+        ``ids`` [K] (distinct)."""
+        table = self._tables[group]
+        if len(ids) == 0:
+            return np.zeros(0, dtype=np.int64)
+        current = ids.astype(np.intp) if table is None else table[ids].astype(np.intp)
+        out = np.zeros(int(current.max()) + 1, dtype=np.int64)
+        np.add.at(out, current, counts)
+        return out
+
     def nbytes(self) -> int:
         return sum(x.nbytes for x in self._tables if x is not None)
 
 
 class _Stored:
-    """One label image as stored: compressed raw ids, its shape, and the table group that maps them."""
+    """One label image as stored: compressed raw ids, its shape, the table group that maps them, and (once counted)
+    its stored ids with their pixel counts."""
 
-    __slots__ = ("data", "shape", "group")
+    __slots__ = ("data", "shape", "group", "counted")
 
     def __init__(self, data: bytes, shape: tuple[int, int], group: int) -> None:
         self.data = data
         self.shape = shape
         self.group = group
+        self.counted: Optional[tuple[np.ndarray, np.ndarray]] = None
 
 
 class LabelStore:
@@ -143,6 +158,24 @@ class LabelStore:
         """Indices of the frames holding a label image, ascending (nothing is decompressed)."""
         return [t for t, s in enumerate(self._stored) if s is not None]
 
+    def counts(self, t: int) -> Optional[np.ndarray]:
+        """``np.bincount`` of the current label image of frame ``t`` (pixels per id; its length is the largest id
+        present plus one), or ``None`` before it is stored."""
+        t = self._index(t)
+        stored = self._stored[t]
+        if stored is None:
+            return None
+        if stored.counted is None:
+            raw = np.bincount(self._raw_image(t, stored).ravel())
+            ids = np.flatnonzero(raw)
+            stored.counted = ids.astype(np.uint16), raw[ids]
+        return self._tables.counts(stored.group, *stored.counted)
+
+    def shape(self, t: int) -> Optional[tuple[int, int]]:
+        """The shape of frame ``t``'s label image (nothing is decompressed), or ``None`` before it is stored."""
+        stored = self._stored[self._index(t)]
+        return None if stored is None else stored.shape
+
     def finished(self) -> "StoredLabels":
         """The stored images in frame order, as a read-only sequence that decompresses on access."""
         return StoredLabels(self, self.stored())
@@ -150,6 +183,7 @@ class LabelStore:
     def nbytes(self) -> int:
         """Bytes held: compressed images, tables and the decompressed cache."""
         data = sum(len(s.data) for s in self._stored if s is not None)
+        data += sum(sum(x.nbytes for x in s.counted) for s in self._stored if s is not None and s.counted is not None)
         return data + self._tables.nbytes() + sum(x.nbytes for x in self._raw.values())
 
     # ------------------------------------------------------------------ merges

@@ -259,7 +259,8 @@ def families_labels(
 ) -> np.ndarray:
     """``labels`` [H, W] after ``family_labels`` of every ``(members, receivers)`` of ``families`` in turn (families
     are disjoint): each family's pixels and seeds are found with one look-up per pixel for all families, and
-    each family's nearest seeds are searched in its own box (its pixels only ever change to its own ids)."""
+    each family's nearest seeds are searched in its own box (its pixels only ever change to its own ids), and a
+    family with the evidence of one receiver in the frame gives it every pixel without a search."""
     if not families:
         return labels
     size = max(max(m) for m, _ in families) + 2  # the last entry stands for every larger id
@@ -278,11 +279,15 @@ def families_labels(
         if family_box is None or seed_box is None:
             continue
         box = _union(family_box, seed_box)
-        seeds = np.where(in_seeds[box] == k, evidence[box], 0)
+        seeded = in_seeds[box] == k
+        values = evidence[box][seeded]
         if out is labels:
             out = labels.copy()
         inside = in_family[box] == k
-        out[box][inside] = nearest_seed(seeds, inside)
+        if (values == values[0]).all():  # one receiver has evidence here: it is every pixel's nearest
+            out[box][inside] = values[0]
+        else:
+            out[box][inside] = nearest_seed(np.where(seeded, evidence[box], 0), inside)
     return out
 
 

@@ -167,7 +167,9 @@ def select_representatives(
     backend = config.kmeans
     ids_of_match = match_labels(labels, matches.xy_a[confident])
     areas = np.bincount(labels.ravel()) if areas is None else areas
-    order = np.argsort(ids_of_match, kind="stable")
+    # (ids of a uint16 label image: sorted as uint16, by radix sort, in the same stable order)
+    narrow = len(ids_of_match) > 0 and int(ids_of_match.max()) <= np.iinfo(np.uint16).max
+    order = np.argsort(ids_of_match.astype(np.uint16) if narrow else ids_of_match, kind="stable")
     sorted_ids = ids_of_match[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     ends = np.r_[starts[1:], len(sorted_ids)]

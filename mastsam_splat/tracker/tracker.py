@@ -54,7 +54,7 @@ from mastsam_splat.tracker.anchor import (
 )
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
-from mastsam_splat.tracker.consolidate import consolidation_merges, presence, presence_from_counts
+from mastsam_splat.tracker.consolidate import consolidation_merges, presence_from_counts
 from mastsam_splat.tracker.creases import CreaseTally
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
 from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_surface
@@ -416,33 +416,45 @@ class _Run:
         self, apart: Callable[[int, int], bool], only: Optional[set[int]] = None
     ) -> dict[int, int]:
         """``consolidation_merges`` over every id, or over the ids of ``only`` (the others can merge with none)."""
-        labels = self.finished_labels()
-        if self.observed is None or not labels:
+        visited = self._visited()
+        if self.observed is None or not visited:
             return {}
-        h, w = labels[0].shape
+        shape = self.labels.shape(visited[0])
+        assert shape is not None
+        h, w = shape
         min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
         config = self.cfg.consolidation.for_points(dense=self.source == "depth")
-        frames_of = presence(labels, min_area, config.min_presence)
+        frames_of = presence_from_counts(self._id_counts(visited), min_area, config.min_presence)
         if only is not None:
             frames_of = {i: frames for i, frames in frames_of.items() if i in only}
         return consolidation_merges(self.observed, frames_of, config, apart=apart)
 
     def _count_ids(self) -> None:
         """Mark the reports' id counts for a recount: the label images changed after the sequence. The count is made
-        once, by the last ``object_map`` (which reads every image anyway)."""
+        once, by the last ``object_map`` (which reads every frame's counts anyway)."""
         self._recount = True
+
+    def _id_counts(self, frames: list[int]) -> list[np.ndarray]:
+        """``np.bincount`` of the current label image of each of ``frames`` (stored ones), from the label store's
+        counts."""
+        out = []
+        for t in frames:
+            counts = self.labels.counts(t)
+            assert counts is not None
+            out.append(counts)
+        return out
 
     def object_map(self, count_ids: bool = False) -> dict[int, int]:
         """Id -> object id of every present id grouped under an older one (see ``TrackResult.object_of``);
         ``count_ids``: also recount the reports' ids if ``_count_ids`` asked for it (in the same pass)."""
         recount = count_ids and self._recount
         present: set[int] = set()
-        per_frame = []  # each frame's pixel count per id, from one pass over the (compressed) label images
+        per_frame = []  # each frame's pixel count per id (kept by the label store: no image is read)
         shape = None
-        for t, x in zip(self.labels.stored(), self.finished_labels()):
-            counts = np.bincount(x.ravel())
+        visited = self._visited()
+        for t, counts in zip(visited, self._id_counts(visited)):
             per_frame.append(counts)
-            shape = x.shape
+            shape = self.labels.shape(t)
             present.update(np.flatnonzero(counts).tolist())
             report = self.reports[t]
             if recount and report is not None:
@@ -520,9 +532,7 @@ class _Run:
                 self._remember(points, t, labels16, first_pair=True)
         with clock("anchor"):
             self._merge_on_evidence(report)
-        labels16 = self.labels[t]
-        assert labels16 is not None
-        report.num_ids = int(np.count_nonzero(np.bincount(labels16.ravel())[1:]))
+        report.num_ids = int(np.count_nonzero(self._id_counts([t])[0][1:]))
         self.reports[t] = report
         return report
 
@@ -654,16 +664,18 @@ class _Run:
         if not self.cfg.refine.retroactive or not families or self.evidence is None or len(self.evidence) == 0:
             return
         centres, owners = self.evidence.points()
-        for t, labels in enumerate(self.labels):
+        for t in self._visited():
             frame = self.frames[t]
-            if labels is None or frame.camera is None:
+            if frame.camera is None:
                 continue
             # A family absent from the frame leaves it unchanged (its pixels stay within the family): only the
-            # families present are projected for and redrawn.
-            present = np.bincount(labels.ravel())
+            # families present are projected for and redrawn (the image is read only when one is).
+            present = self._id_counts([t])[0]
             shown = [m for m in families.values() if any(i < len(present) and present[i] for i in m)]
             if not shown:
                 continue
+            labels = self.labels[t]
+            assert labels is not None
             depth = depth_map(frame)
             evidence = project_evidence(
                 centres, owners, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth

@@ -86,6 +86,36 @@ def test_run_merges_faces_after_the_sequence_unless_turned_off() -> None:
         assert set(np.unique(np.concatenate([x.ravel() for x in run.finished_labels()]))) == expected
 
 
+def _normals_reference(points: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``normals_at`` written plainly, on rows of three: ``np.cross``, ``np.linalg.norm`` and ``np.sum``."""
+    h, w = points.shape[:2]
+    out = np.full((len(rows), 3), np.nan)
+    inner = (rows > 0) & (rows < h - 1) & (cols > 0) & (cols < w - 1)
+    r, c = rows[inner], cols[inner]
+    around = [points[r, c], points[r, c + 1], points[r, c - 1], points[r + 1, c], points[r - 1, c]]
+    known = np.logical_and.reduce([(p[:, 2] > 0) & np.isfinite(p[:, 2]) for p in around])
+    n = np.cross(around[1] - around[2], around[3] - around[4])
+    n /= np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
+    n *= -np.sign(np.sum(n * around[0], axis=-1, keepdims=True) + 1e-12)
+    out[np.flatnonzero(inner)] = np.where(known[:, None], n, np.nan)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_normals_equal_the_row_wise_computation_bit_for_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = 37, 53
+    depth = np.exp(rng.normal(1.0, 0.5, (h, w)))
+    depth[rng.random((h, w)) < 0.05] = 0.0
+    depth[rng.random((h, w)) < 0.02] = np.nan
+    k = np.array([[70.0, 0.0, 26.0], [0.0, 66.0, 18.0], [0.0, 0.0, 1.0]])
+    points = camera_points(depth, k)
+    rows, cols = rng.integers(0, h, 500), rng.integers(0, w, 500)
+    got, want = normals_at(points, rows, cols), _normals_reference(points, rows, cols)
+    assert np.isfinite(want).any() and np.isnan(want).any()
+    assert np.array_equal(got.view(np.int64), want.view(np.int64))
+
+
 def _frame_creases_reference(
     labels: np.ndarray, depth: np.ndarray, K: np.ndarray, config: CreaseConfig, offset: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +140,7 @@ def _frame_creases_reference(
         za, zb = zz[rows, cols], zz[rows, cols + 1]
         continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= config.max_depth_step * np.minimum(za, zb))
         pa, pb = pts[rows, left], pts[rows, right]
-        na, nb = normals_at(pts, rows, left), normals_at(pts, rows, right)
+        na, nb = _normals_reference(pts, rows, left), _normals_reference(pts, rows, right)
         measured = np.isfinite(na).all(axis=1) & np.isfinite(nb).all(axis=1)
         d = pb[measured] - pa[measured]
         na, nb = na[measured], nb[measured]

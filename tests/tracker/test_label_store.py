@@ -1,4 +1,5 @@
-"""Compressed label store: composed merges equal relabelling every stored image eagerly, and it stays small."""
+"""Compressed label store: composed merges equal relabelling every stored image eagerly (images and their pixel
+counts per id), and it stays small."""
 
 from __future__ import annotations
 
@@ -38,10 +39,14 @@ def _random_run(seed: int, frames: int = 30, shape: tuple[int, int] = (16, 20)) 
                 got[...] = 0  # a read hands out a copy
         for t in range(frames):
             if eager[t] is None:
-                assert store[t] is None
+                assert store[t] is None and store.counts(t) is None
             else:
                 np.testing.assert_array_equal(store[t], eager[t])
                 assert store[t].dtype == np.uint16
+                if rng.random() < 0.3:  # counted at some point between merges: later counts follow the merges
+                    counts = store.counts(t)
+                    np.testing.assert_array_equal(counts, np.bincount(eager[t].ravel()))
+                    assert counts.dtype == np.int64
     assert store.stored() == [t for t, x in enumerate(eager) if x is not None]
     finished = store.finished()
     assert len(finished) == len(store.stored())

@@ -94,3 +94,22 @@ def test_project_evidence_equals_the_plain_reference(with_depth, seed):
     assert got.dtype == np.int64
     np.testing.assert_array_equal(got, expected)
     assert (got > 0).any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nearest_per_pixel_equals_the_minimum_of_each_pixel(seed):
+    from mastsam_splat.tracker.anchor import _nearest_per_pixel
+
+    rng = np.random.default_rng(seed)
+    size = 50
+    for n in (0, 1, 7, 300, 5000):
+        pixel = rng.integers(0, size, n)
+        z = rng.choice(rng.uniform(0.5, 9.0, 40), n)  # repeated depths: ties within a pixel
+        if seed % 2:
+            # one crowded pixel, its points ever farther in the order written: each pass's write (the last point's)
+            # leaves all the others nearer, so the passes run out and the minimum finishes it
+            pixel[: n // 2] = 3
+            z[: n // 2] = np.linspace(0.5, 9.0, n // 2)
+        nearest = np.full(size, np.inf)
+        np.minimum.at(nearest, pixel, z)
+        np.testing.assert_array_equal(_nearest_per_pixel(pixel, z, size), z == nearest[pixel])

@@ -307,3 +307,20 @@ def test_the_piece_on_the_ids_own_surface_keeps_the_id() -> None:
             out = run._refine(labels, auto, points, FrameReport(index=0, name="f0"), min_area=1)
         assert (out[:, 1:4] == own_piece).all() and (out[:, 4:9] == 3 - own_piece).all(), keep
         assert run.refiner.families() == {1: [1, 2]}
+
+
+def test_families_with_one_receivers_evidence_equal_the_plain_computation() -> None:
+    """A family whose evidence in the frame is one receiver's (given every pixel without a search), next to families
+    with several: the pixels of the plain computation."""
+    rng = np.random.default_rng(7)
+    families = [([1, 2, 3], [1, 3]), ([5, 8], [5, 8]), ([9, 11, 12], [12])]
+    single = 0
+    for _ in range(60):
+        h, w = rng.integers(8, 60, 2)
+        labels = np.kron(rng.integers(0, 14, (h // 4 + 1, w // 4 + 1)), np.ones((4, 4), dtype=np.int64))[:h, :w]
+        shown = rng.choice([1, 3, 5, 8, 12], size=int(rng.integers(1, 4)), replace=False)
+        evidence = np.where(rng.random((h, w)) < 0.05, rng.choice(shown, (h, w)), 0)
+        single += sum(len(set(receivers) & set(np.unique(evidence).tolist())) == 1 for _, receivers in families)
+        got = families_labels(labels.astype(np.uint16), evidence, families)
+        np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
+    assert single > 30

@@ -334,3 +334,32 @@ def test_sample_per_group_of_16_bit_labels_matches_wider_ones() -> None:
     np.testing.assert_array_equal(narrow, wide)
     counts = np.bincount(group[narrow], minlength=30)
     assert (counts[wanted] == 40).all() and counts.sum() == 200
+
+
+@pytest.mark.parametrize("big_ids", [False, True])
+def test_representatives_group_each_ids_matches_in_their_order(big_ids):
+    """Every id's candidates, gathered by one sort of the matches' ids (as uint16 when they fit), are its confident
+    matches in their order, and its points those of K-Means on them: a plain pass per id gives the same."""
+    from mastsam_splat.tracker.representatives import kmeans_points, num_representatives
+
+    rng = np.random.default_rng(2)
+    labels = np.kron(rng.integers(0, 30, (8, 12)), np.ones((6, 6), dtype=np.int64))
+    if big_ids:
+        labels = np.where(labels > 0, labels + 70_000, 0)  # ids beyond uint16: sorted as they are
+    else:
+        labels = labels.astype(np.uint16)
+    h, w = labels.shape
+    xy = rng.uniform(0.0, 1.0, (3000, 2)) * [w, h]
+    matches = Matches(xy, xy, rng.uniform(0.0, 1.0, len(xy)))
+    config = representatives_config(labels, pixels_per_point=20, k_min=2, k_max=5)
+    reps = select_representatives(labels, matches, config, 0.5, (w, h), seed=3)
+    confident = matches.confidence >= 0.5
+    ids = labels[np.floor(matches.xy_a[:, 1]).astype(int), np.floor(matches.xy_a[:, 0]).astype(int)]
+    areas = np.bincount(labels.ravel())
+    expected = set(np.unique(ids[confident]).tolist()) - {0}
+    assert set(reps) == expected and len(expected) > 20
+    for obj_id in expected:
+        index = np.flatnonzero(confident & (ids == obj_id))
+        np.testing.assert_array_equal(reps[obj_id].match_index, index)
+        k = num_representatives(int(areas[obj_id]), config.area_per_point * h * w, config.min_points, config.max_points)
+        np.testing.assert_array_equal(reps[obj_id].points, kmeans_points(matches.xy_a[index], k, seed=3 + obj_id))
