@@ -41,7 +41,7 @@ from scipy.ndimage import distance_transform_edt
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.consolidate import voxel_centres
-from mastsam_splat.tracker.memory import labelled_voxels, pair_positions, voxel_coords, voxel_keys
+from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
@@ -238,11 +238,9 @@ class AnchorEvidence:
 
     def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
         """Give ``src``'s observations in the voxels of ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        points = points[np.isfinite(points).all(axis=1)]
-        if len(points) == 0 or len(self._keys) == 0:
+        keys = occupied_keys(points, self.voxel_size)
+        if len(keys) == 0 or len(self._keys) == 0:
             return
-        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
         slot = np.minimum(np.searchsorted(keys, self._keys), len(keys) - 1)
         moved = (self._ids == src) & (keys[slot] == self._keys)
         if moved.any():

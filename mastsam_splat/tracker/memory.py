@@ -39,6 +39,12 @@ _SMALL_ID = np.iinfo(np.int32).max
 _MIN_QUEUE = 1 << 16
 
 
+def occupied_keys(points: np.ndarray, voxel_size: float) -> np.ndarray:
+    """Sorted distinct keys of the voxels the finite points of ``points`` [N, 3] fall in."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    return np.unique(voxel_keys(voxel_coords(points[np.isfinite(points).all(axis=1)], voxel_size)))
+
+
 def _id_dtype(max_id: int) -> type:
     """Storage type of ids up to ``max_id``: int32 (half the bytes of int64) unless they do not fit."""
     return np.int32 if 0 <= max_id <= _SMALL_ID else np.int64
@@ -156,11 +162,9 @@ class VoxelMemory:
 
     def add(self, obj_id: int, points: np.ndarray) -> None:
         """Record that ``obj_id`` covered ``points`` [N, 3]."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        points = points[np.isfinite(points).all(axis=1)]
-        if len(points) == 0:
+        keys = occupied_keys(points, self.voxel_size)
+        if len(keys) == 0:
             return
-        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
         self._queue(keys, np.full(len(keys), int(obj_id), dtype=np.int64))
 
     def add_labelled(self, ids: np.ndarray, points: np.ndarray) -> None:
@@ -207,11 +211,9 @@ class VoxelMemory:
     def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
         """Give ``src``'s voxels that hold ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
         self._flush()
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        points = points[np.isfinite(points).all(axis=1)]
-        if len(points) == 0 or len(self._keys) == 0:
+        keys = occupied_keys(points, self.voxel_size)
+        if len(keys) == 0 or len(self._keys) == 0:
             return
-        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
         moved = (self._ids == src) & _sorted_contains(keys, self._keys)
         if moved.any():
             self._rename(moved, dst)
@@ -377,8 +379,7 @@ class WeightedVoxelMemory(VoxelMemory):
 
     def add(self, obj_id: int, points: np.ndarray) -> None:
         """Count one sighting of ``obj_id`` in the voxels of ``points`` [N, 3]."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        keys = np.unique(voxel_keys(voxel_coords(points[np.isfinite(points).all(axis=1)], self.voxel_size)))
+        keys = occupied_keys(points, self.voxel_size)
         self.add_voxels(keys, np.full(len(keys), int(obj_id), dtype=np.int64))
 
     def add_voxels(self, keys: np.ndarray, kept_ids: np.ndarray) -> None:
@@ -403,11 +404,9 @@ class WeightedVoxelMemory(VoxelMemory):
 
     def transfer(self, points: np.ndarray, src: int, dst: int) -> None:
         """Give ``src``'s sightings in the voxels of ``points`` [N, 3] to ``dst`` (``dst`` was split off ``src``)."""
-        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-        points = points[np.isfinite(points).all(axis=1)]
-        if len(points) == 0 or len(self._row_keys) == 0:
+        keys = occupied_keys(points, self.voxel_size)
+        if len(keys) == 0 or len(self._row_keys) == 0:
             return
-        keys = np.unique(voxel_keys(voxel_coords(points, self.voxel_size)))
         self._move((self._row_ids == src) & _sorted_contains(keys, self._row_keys), dst)
 
     def _move(self, where: np.ndarray, obj_id: int) -> None:
