@@ -4,7 +4,9 @@ In file order every frame is matched with the previous file, which may show litt
 shuffled capture, a path that comes back on itself). Along the view graph, frames are visited
 by a maximum-overlap spanning tree (Prim's algorithm): the next frame is the unvisited one that
 overlaps most with any visited frame, and that frame (its tree parent) is the one it is matched
-with. Overlap comes from the cameras when every frame has one (camera-centre distance relative
+with. Overlap comes from the capture's SfM model when every frame carries its points (the number of
+points two frames both observed: the frame the model links most to a new one gives it the most
+correspondences), else from the cameras when every frame has one (camera-centre distance relative
 to the median nearest-neighbour spacing, plus the angle between viewing directions), otherwise
 from the number of matches between downscaled copies of the frames; there, frames adjacent in name order
 (consecutive video frames, photos numbered as taken) count their matches ``neighbour_weight`` (2) times, so the
@@ -38,6 +40,9 @@ class ViewOrderConfig:
     direction_weight: float = 2.0
     """Weight of the viewing-direction difference (1 - cos) against the centre distance (in units of the median
     spacing between neighbouring cameras)."""
+    shared_points: bool = True
+    """When every frame carries points of the capture's SfM model, rank overlap by the points two frames both
+    observed (before cameras and matches): the parent is the visited frame the model links most to it."""
     match_max_side: int = 160
     """Without cameras: longest side (pixels) of the copies the frames are matched on to measure overlap."""
     neighbour_weight: float = 2.0
@@ -59,7 +64,7 @@ class ViewOrder:
     order: list[int]
     parent: dict[int, Optional[int]]
     source: str
-    """What the overlap came from: ``sequence``, ``cameras`` or ``matches``."""
+    """What the overlap came from: ``sequence``, ``tracks``, ``cameras`` or ``matches``."""
 
 
 def sequence_order(n: int) -> ViewOrder:
@@ -115,6 +120,19 @@ def match_distances(frames: Sequence[Frame], matcher: Any, max_side: int, neighb
     return 1.0 / (1.0 + counts)
 
 
+def track_distances(frames: Sequence[Frame]) -> np.ndarray:
+    """Symmetric [N, N] view distance from the SfM points each pair of frames both observed (fewer: farther)."""
+    from scipy.sparse import csr_matrix
+
+    points = [np.unique(f.observed.point) for f in frames]  # type: ignore[union-attr]
+    rows = np.repeat(np.arange(len(frames)), [len(p) for p in points])
+    cols = np.concatenate(points) if points else np.zeros(0, dtype=np.int64)
+    width = int(cols.max()) + 1 if len(cols) else 1
+    incidence = csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(frames), width))
+    counts = (incidence @ incidence.T).toarray()
+    return 1.0 / (1.0 + counts)
+
+
 def spanning_order(distance: np.ndarray, names: Sequence[str], source: str) -> ViewOrder:
     """Prim's minimum spanning tree over ``distance`` [N, N] from the frame whose name sorts first (ties by name,
     then by position)."""
@@ -148,6 +166,8 @@ def view_order(frames: Sequence[Frame], config: ViewOrderConfig, matcher: Option
     if config.order == "sequence" or n <= 2:
         return sequence_order(n)
     names = [f.name for f in frames]
+    if config.shared_points and all(f.observed is not None and len(f.observed) for f in frames):
+        return spanning_order(track_distances(frames), names, "tracks")
     if all(f.camera is not None for f in frames):
         return spanning_order(pose_distances(frames, config.direction_weight), names, "cameras")
     if matcher is not None and n <= config.match_max_frames:

@@ -66,3 +66,28 @@ def test_video_tree_does_not_depend_on_the_given_order():
 def test_neighbour_weight_below_one_is_refused():
     with pytest.raises(InputError, match="neighbour-weight"):
         ViewOrderConfig(neighbour_weight=0.5)
+
+
+def test_shared_sfm_points_choose_the_parent_before_the_cameras():
+    """Cameras 0-1-2-3 in a line; the SfM model links frame 3 to frame 0 most: frame 3 hangs off frame 0, with
+    the cameras only (or ``shared_points`` off) off its camera neighbour 2."""
+    from mastsam_splat.types import Camera, ObservedPoints
+
+    def observing(points: list[int]) -> ObservedPoints:
+        p = np.asarray(points, dtype=np.int64)
+        return ObservedPoints(np.zeros((len(p), 2)), np.zeros((len(p), 3)), p)
+
+    shared = {0: range(0, 60), 1: range(40, 70), 2: range(60, 80), 3: list(range(0, 30)) + list(range(75, 80))}
+    frames = []
+    for t in range(4):
+        w2c = np.eye(4)
+        w2c[0, 3] = -float(t)
+        camera = Camera(K=np.eye(3), world_to_cam=w2c, width=8, height=8)
+        frames.append(Frame(np.zeros((8, 8, 3), np.uint8), f"frame_{t}", index=t, camera=camera,
+                            observed=observing(list(shared[t]))))
+    order = view_order(frames, ViewOrderConfig())
+    assert order.source == "tracks" and order.parent[3] == 0 and order.parent[1] == 0 and order.parent[2] == 1
+    by_cameras = view_order(frames, ViewOrderConfig(shared_points=False))
+    assert by_cameras.source == "cameras" and by_cameras.parent[3] == 2
+    frames[2].observed = observing([])  # a frame the model did not register: the cameras decide
+    assert view_order(frames, ViewOrderConfig()).source == "cameras"
