@@ -62,7 +62,8 @@ class ConsensusConfig:
     fragment_evidence_points: int = 8
     """An id absent from the frame counts as lying inside a segment when at least this many pixels of its 3D
     evidence, projected into the frame, fall there (with ``fragment_containment`` of them inside it): the segment
-    shows its surface; in frames with a depth map only. 0: only ids present in the frame count."""
+    shows its surface; in frames with a depth map, or with the capture's SfM points (the points the frame observed
+    are the ones it sees), only. 0: only ids present in the frame count."""
     retroactive_merge: bool = True
     """A fragment merge also relabels the earlier frames, so the merged ids agree over the whole sequence."""
 

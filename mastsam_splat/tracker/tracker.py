@@ -855,14 +855,15 @@ class _Run:
     def _absent_evidence(self, labels: np.ndarray, t: int) -> Optional[np.ndarray]:
         """[H, W] the 3D evidence of the ids absent from ``labels``, projected into frame ``t`` (0 elsewhere), of
         the ids with at least ``consensus.fragment_evidence_points`` pixels of it; ``None`` without evidence or
-        without a depth map: only measured depth tells an absent id's visible surface from its occluded one (the
-        evidence's own z-buffer lets sparse, occluded voxels vote, and their merges add up to a catch-all id)."""
+        without a visibility the capture measured: a depth map, or the SfM points the frame observed (only their
+        voxels are projected). The evidence's own z-buffer lets sparse, occluded voxels vote, and their merges add up
+        to a catch-all id."""
         need = self.cfg.consensus.fragment_evidence_points
         frame = self.frames[t]
         if need <= 0 or self.evidence is None or len(self.evidence) == 0 or frame.camera is None:
             return None
         depth = depth_map(frame)
-        if depth is None:
+        if depth is None and self.source != "sfm":
             return None
         evidence = self._evidence_image(t, labels.shape, depth)
         size = max(int(evidence.max()), int(labels.max())) + 1

@@ -545,7 +545,8 @@ def test_refinement_splits_an_object_the_segmenter_cuts_and_relabels_earlier_fra
 
 
 def test_absent_evidence_counts_in_fragment_merging_only_where_a_depth_map_shows_visibility() -> None:
-    """Without depth, occluded voxels of an absent id would vote; its evidence is used only in frames with depth."""
+    """Without depth (and without SfM observations), occluded voxels of an absent id would vote; its evidence is
+    used only in frames with depth."""
     run, _ = _early_frame_run(TrackerConfig())
     labels = np.full((run.frames[0].height, run.frames[0].width), 4, dtype=np.int64)  # id 6 absent from frame 0
     assert run._absent_evidence(labels, 0) is None
@@ -643,10 +644,9 @@ def test_evidence_merges_at_the_default_overlap_equal_a_plain_count():
     assert evidence_merges(evidence, config) == expected
 
 
-def test_with_sfm_points_only_the_voxels_the_frame_observed_vote():
-    """With the capture's SfM points (source ``sfm``), the evidence drawn into a frame is that of the points the
-    reconstruction says the frame observed: an id whose voxels project into the image but which the frame does
-    not observe (hidden behind another surface) draws nothing there."""
+def _observed_left_runs() -> dict[str, _Run]:
+    """Runs over two frames that observe (SfM) only the left surface, id 4; id 6's surface on the right projects into
+    the image too, hidden from the frames: one run per 3D point source, ``sfm`` and ``triangulated``."""
     camera = camera_at(0.0)
     shape = (camera.height, camera.width)
     left = np.array([[x + 0.5, y + 0.5] for x in range(3, 40, 6) for y in range(3, 72, 6)])
@@ -661,14 +661,36 @@ def test_with_sfm_points_only_the_voxels_the_frame_observed_vote():
     evidence = AnchorEvidence(voxel_size=0.4)
     evidence.add(np.full(len(left), 4), left_xyz)
     evidence.add(np.full(len(right), 6), right_xyz)
-    images = {}
+    runs = {}
     for source in ("sfm", "triangulated"):
         run = _Run(MastSAMTracker(TrackerConfig(), None, None), frames, source, ViewOrder([0, 1], {0: None, 1: 0}, "cameras"))
         run.evidence = evidence
-        images[source] = run._evidence_image(1, shape, None)
+        runs[source] = run
+    return runs
+
+
+def test_with_sfm_points_only_the_voxels_the_frame_observed_vote():
+    """With the capture's SfM points (source ``sfm``), the evidence drawn into a frame is that of the points the
+    reconstruction says the frame observed: an id whose voxels project into the image but which the frame does
+    not observe (hidden behind another surface) draws nothing there."""
+    runs = _observed_left_runs()
+    shape = (runs["sfm"].frames[1].height, runs["sfm"].frames[1].width)
+    images = {source: run._evidence_image(1, shape, None) for source, run in runs.items()}
     assert set(np.unique(images["triangulated"]).tolist()) == {0, 4, 6}
     assert set(np.unique(images["sfm"]).tolist()) == {0, 4}
     assert (images["sfm"][:, :40] == 4).any()
+
+
+def test_absent_evidence_counts_in_fragment_merging_with_sfm_points_where_the_frame_observed_them():
+    """The frame's SfM observations say which surfaces it sees, as a depth map does: without a depth map, the
+    evidence of ids absent from the frame counts in fragment merging with the SfM points (only that of the points
+    the frame observed), and not with points whose visibility nothing measured."""
+    runs = _observed_left_runs()
+    frame = runs["sfm"].frames[1]
+    labels = np.full((frame.height, frame.width), 5, dtype=np.int64)  # ids 4 and 6 absent
+    absent = runs["sfm"]._absent_evidence(labels, 1)
+    assert absent is not None and set(np.unique(absent).tolist()) == {0, 4}
+    assert runs["triangulated"]._absent_evidence(labels, 1) is None
 
 
 @pytest.mark.parametrize("retroactive_sfm", [False, True])
