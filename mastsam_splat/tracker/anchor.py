@@ -289,12 +289,18 @@ class AnchorEvidence:
 
     def owner_at(self, points: np.ndarray) -> np.ndarray:
         """[N] owner id of the voxel each of ``points`` [N, 3] falls in (0: a voxel without evidence)."""
-        keys, owners, _ = self.owners()
+        _, owners, _ = self.owners()
+        return self.value_at(points, owners)
+
+    def value_at(self, points: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """[N] the value of ``values`` [V] (one per voxel, in the order of ``points()``) at the voxel each of
+        ``points`` [N, 3] falls in (0: a voxel without evidence)."""
+        keys, _, _ = self.owners()
         if len(keys) == 0 or len(points) == 0:
-            return np.zeros(len(points), dtype=np.int64)
+            return np.zeros(len(points), dtype=np.asarray(values).dtype)
         point_keys = voxel_keys(voxel_coords(points, self.voxel_size))
         slot = np.minimum(np.searchsorted(keys, point_keys), len(keys) - 1)
-        return np.where(keys[slot] == point_keys, owners[slot], 0)
+        return np.where(keys[slot] == point_keys, values[slot], 0)
 
     def purity(self) -> np.ndarray:
         """[V] share of each voxel's observations its owner holds (in the order of ``points``)."""

@@ -544,8 +544,12 @@ class _Run:
         evidence = self._evidence_image(report.index, labels.shape, depth)
         pure = None
         if self.cfg.anchor.reassign and depth is None:
-            centres, owners = self.evidence.points()
+            _, owners, _ = self.evidence.owners()
             decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
+            if self.source == "sfm":
+                centres, decided = self._observed_evidence(report.index, decided)
+            else:
+                centres = self.evidence.points()[0]
             pure = project_evidence(
                 centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
@@ -873,6 +877,16 @@ class _Run:
         keep[0] = False
         return np.where(keep[evidence], evidence, 0)
 
+    def _observed_evidence(self, t: int, values: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """The SfM points frame ``t`` observed [N, 3] in voxels with evidence, and the voxels' owners [N] (or their
+        ``values`` [V], in the order of ``evidence.points()``, where not 0): the reconstruction says which points the
+        frame sees, so only their voxels vote, with no z-buffer guesses."""
+        assert self.evidence is not None
+        centres = observed_points(self.frames[t]).xyz
+        owners = self.evidence.owner_at(centres) if values is None else self.evidence.value_at(centres, values)
+        keep = owners > 0
+        return centres[keep], owners[keep]
+
     def _evidence_image(self, t: int, shape: tuple[int, int], depth: Optional[np.ndarray]) -> np.ndarray:
         """[H, W] the evidence's owners projected into frame ``t`` (``project_evidence``, read-only), reused while
         the evidence is unchanged (its owners array is replaced whenever it changes)."""
@@ -882,10 +896,7 @@ class _Run:
         if cached is not None and cached[0] == t and cached[1] is version and cached[2].shape == shape:
             return cached[2]
         if self.source == "sfm":
-            # The reconstruction says which points the frame sees: only their voxels vote, no z-buffer guesses.
-            centres = observed_points(self.frames[t]).xyz
-            owners = self.evidence.owner_at(centres)
-            centres, owners = centres[owners > 0], owners[owners > 0]
+            centres, owners = self._observed_evidence(t)
         else:
             centres, owners = self.evidence.points()
         camera = self.frames[t].camera

@@ -13,6 +13,7 @@ from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
 from mastsam_splat.tracker.anchor import (
     AnchorConfig,
     AnchorEvidence,
+    AnchorResult,
     _evidence_density,
     _evidence_ids,
     _footprints,
@@ -24,6 +25,7 @@ from mastsam_splat.tracker.anchor import (
 )
 from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.memory import voxel_keys
+from mastsam_splat.tracker.results import FrameReport
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.tracker import _Run
 from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig, spanning_order, view_order
@@ -679,6 +681,25 @@ def test_with_sfm_points_only_the_voxels_the_frame_observed_vote():
     assert set(np.unique(images["triangulated"]).tolist()) == {0, 4, 6}
     assert set(np.unique(images["sfm"]).tolist()) == {0, 4}
     assert (images["sfm"][:, :40] == 4).any()
+
+
+def test_with_sfm_points_segments_are_reassigned_by_the_voxels_the_frame_observed_only(monkeypatch):
+    """Reassigning a segment (frames without a depth map) weighs the pure voxels the frame sees: with the capture's
+    SfM points, those of the points it observed; otherwise (triangulated points) the z-buffer's guess."""
+    runs = _observed_left_runs()
+    given = {}
+
+    def keep_pure(labels, auto, evidence, config, pure=None):
+        given[source] = pure
+        return AnchorResult(labels)
+
+    monkeypatch.setattr(tracker_module, "anchor_labels", keep_pure)
+    for source, run in runs.items():
+        frame = run.frames[1]
+        shape = (frame.height, frame.width)
+        run._anchor(frame, np.full(shape, 5, dtype=np.int64), np.ones(shape, dtype=np.int64), FrameReport(1, "f1"))
+    assert set(np.unique(given["sfm"]).tolist()) == {0, 4}
+    assert set(np.unique(given["triangulated"]).tolist()) == {0, 4, 6}
 
 
 def test_absent_evidence_counts_in_fragment_merging_with_sfm_points_where_the_frame_observed_them():
