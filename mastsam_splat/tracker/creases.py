@@ -200,6 +200,20 @@ def frame_creases(
     return pairs, samples, convex_samples
 
 
+def frame_edges(
+    labels: np.ndarray, depth: np.ndarray, K: np.ndarray, config: CreaseConfig
+) -> dict[tuple[int, int], bool]:
+    """Id pairs (smaller id first) whose boundary in the frame is measured (``min_samples``), and whether they meet
+    along a convex edge there (``edge_share`` of the samples); each side sampled 1% of the image into its id."""
+    offset = max(2, int(round(0.01 * max(labels.shape))))
+    pairs, samples, convex = frame_creases(labels, depth, K, config, offset)
+    return {
+        (int(a), int(b)): c >= config.edge_share * n
+        for (a, b), n, c in zip(pairs.tolist(), samples.tolist(), convex.tolist())
+        if n >= config.min_samples
+    }
+
+
 class CreaseTally:
     """Frames in which each id pair met along a convex edge, and frames in which their boundary was measured."""
 
@@ -210,14 +224,9 @@ class CreaseTally:
 
     def observe(self, labels: np.ndarray, depth: np.ndarray, K: np.ndarray) -> None:
         """Add one frame's final labels [H, W] with its z-depth map [H, W] and intrinsics [3, 3]."""
-        offset = max(2, int(round(0.01 * max(labels.shape))))
-        pairs, samples, convex = frame_creases(labels, depth, K, self.config, offset)
-        for (a, b), n, c in zip(pairs.tolist(), samples.tolist(), convex.tolist()):
-            if n < self.config.min_samples:
-                continue
-            key = (int(a), int(b))
+        for key, on_edge in frame_edges(labels, depth, K, self.config).items():
             self.met[key] = self.met.get(key, 0) + 1
-            if c >= self.config.edge_share * n:
+            if on_edge:
                 self.convex[key] = self.convex.get(key, 0) + 1
 
     def merges(self) -> dict[int, int]:

@@ -4,9 +4,11 @@ The first view fixes each id's extent: an object the segmenter gave whole there 
 when later views show its parts, since the parts' correspondences all vote for the whole. When,
 for ``frames`` visited frames in a row, an id's pixels are covered by several automatic
 segments that each lie inside it (``containment``) and each hold a real share of it
-(``min_piece_fraction``), the id is split: the largest piece keeps the id (``keep``; ``seen``: the piece
-whose surface its 3D evidence has seen far more often, so an id carried for a frame or two onto a larger
-neighbour stays on its own part), every other
+(``min_piece_fraction``), the id is split: one piece keeps the id (``keep``; by default ``evidence``: the piece
+holding far more of the id's 3D evidence than the largest piece, else the largest, so two branches of the view
+graph that cut one object from different sides keep the id on the same part, and an id carried for a frame or two
+onto a larger neighbour stays on its own part; faces of one solid meeting along a convex edge leave it to the
+largest; ``seen``: the piece whose surface its 3D evidence has seen far more often; ``largest``), every other
 piece becomes a new id, a child of the split id (``split_pieces``; with ``keep="none"`` every piece
 gets a new id and the split id names the whole object before the split, ``split_all``). A piece
 on which a member of the family absent from the frame owns most of the split id's evidence takes
@@ -26,6 +28,7 @@ from typing import Literal, Optional
 import cv2
 import numpy as np
 from scipy.ndimage import find_objects
+from scipy.spatial import cKDTree
 
 from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
 
@@ -55,14 +58,21 @@ class RefineConfig:
     """Smallest fraction of the piece's 3D points on known voxels that the member must own."""
     reuse_min_points: int = 8
     """Fewest 3D points on a member's voxels for a piece to take its id."""
-    keep: Literal["largest", "seen", "none"] = "largest"
+    keep: Literal["largest", "seen", "evidence", "none"] = "evidence"
     """Which piece keeps the split id: ``none`` (every piece gets a new id and the split id, the whole object,
     labels only the frames before the split), ``largest``, or ``seen``: the piece whose surface the id's 3D evidence
     has seen most often (the mean count of the id in its 3D points' voxels) when that is ``seen_ratio`` times as
-    often as the largest piece's, else the largest piece."""
+    often as the largest piece's, else the largest piece; ``evidence``: the piece holding most of the id's 3D
+    evidence (every voxel the id was seen in, weighted by how often, counts for the piece whose 3D points lie
+    nearest) when that is ``evidence_ratio`` times the largest piece's and the two are not faces of one solid (a
+    convex edge between them in the frame's depth map), else the largest piece: the id stays on the surface it was
+    tracked on over the sequence, whatever the piece's size in this view."""
     seen_ratio: float = 2.0
     """With ``keep="seen"``: how many times as often as the largest piece's surface the id must have seen another
     piece's for that piece to keep the id."""
+    evidence_ratio: float = 3.0
+    """With ``keep="evidence"``: how many times the largest piece's share of the id's 3D evidence another piece must
+    hold to keep the id (nearly even shares say little about which piece the id followed)."""
 
 
 def pieces(
@@ -197,6 +207,27 @@ def reused_members(
     for _, _, seg, member in sorted(scored, reverse=True):
         if seg not in out and member not in out.values():
             out[seg] = member
+    return out
+
+
+def evidence_shares(
+    voxel_xyz: np.ndarray, voxel_counts: np.ndarray, point_xyz: np.ndarray, piece_of_point: np.ndarray, pieces: list[int]
+) -> dict[int, float]:
+    """Piece -> the count of the id's evidence voxels (centres ``voxel_xyz`` [V, 3], counts ``voxel_counts`` [V])
+    whose nearest 3D point (``point_xyz`` [N, 3], of piece ``piece_of_point`` [N]) lies on the piece; 0 for a piece
+    without points. A voxel's count is how often the id was seen there, so the piece the id was tracked on for most
+    of the sequence holds most of it, even where this view shows it smaller than the others."""
+    out = {p: 0.0 for p in pieces}
+    on = np.isin(piece_of_point, pieces)
+    if len(voxel_xyz) == 0 or not on.any():
+        return out
+    _, nearest = cKDTree(point_xyz[on]).query(voxel_xyz)
+    totals = np.bincount(nearest, weights=voxel_counts.astype(np.float64), minlength=int(on.sum()))
+    per_piece = np.bincount(
+        np.searchsorted(np.asarray(sorted(pieces)), piece_of_point[on]), weights=totals, minlength=len(pieces)
+    )
+    for k, p in enumerate(sorted(pieces)):
+        out[p] = float(per_piece[k])
     return out
 
 

@@ -54,8 +54,8 @@ from mastsam_splat.tracker.anchor import (
 )
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
-from mastsam_splat.tracker.consolidate import consolidation_merges, presence_from_counts
-from mastsam_splat.tracker.creases import CreaseTally
+from mastsam_splat.tracker.consolidate import consolidation_merges, presence_from_counts, voxel_centres
+from mastsam_splat.tracker.creases import CreaseTally, frame_edges
 from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
 from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
@@ -84,6 +84,7 @@ from mastsam_splat.tracker.points3d import (
 )
 from mastsam_splat.tracker.refine import (
     Refiner,
+    evidence_shares,
     families_labels,
     reused_members,
     split_all,
@@ -596,6 +597,8 @@ class _Run:
             reused = self._reused_members(labels, auto, points, obj_id, segments)
             if self.cfg.refine.keep == "seen":
                 segments = self._most_seen_first(labels, auto, points, obj_id, segments)
+            elif self.cfg.refine.keep == "evidence":
+                segments = self._most_evidence_first(labels, auto, points, obj_id, segments, self.frames[report.index])
             segments = [s for s in segments if s in reused] + [s for s in segments if s not in reused]
             kept = segments[len(reused) :][:1] if keep else []
             new_ids = [reused.get(s) or self._new_id() for s in segments if s not in kept]
@@ -643,6 +646,40 @@ class _Run:
         if strength[seen] <= 0 or strength[seen] < self.cfg.refine.seen_ratio * strength[segments[0]]:
             return segments
         return [seen] + [s for s in segments if s != seen]
+
+    def _most_evidence_first(
+        self,
+        labels: np.ndarray,
+        auto: np.ndarray,
+        points: FramePoints,
+        obj_id: int,
+        segments: list[int],
+        frame: Frame,
+    ) -> list[int]:
+        """The pieces of ``obj_id`` (largest first), the one holding ``refine.evidence_ratio`` times the largest
+        one's share of the id's 3D evidence moved first (see ``refine.evidence_shares``), unless the two meet along
+        a convex edge in the frame's depth map (``creases.frame_edges``): faces of one solid, cut apart by their
+        shading, are one part, and the face this view shows largest keeps the id, as the largest piece of any cut."""
+        assert self.evidence is not None
+        if len(points) == 0 or len(self.evidence) == 0:
+            return segments
+        keys, ids, counts = self.evidence.pairs()
+        own = ids == obj_id
+        finite = points.finite
+        piece = point_labels(np.where(labels == obj_id, auto, 0), points)[finite]
+        shares = evidence_shares(
+            voxel_centres(keys[own], self.evidence.voxel_size), counts[own], points.xyz[finite], piece, segments
+        )
+        held = max(segments, key=lambda s: (shares[s], -segments.index(s)))
+        if shares[held] <= 0 or shares[held] < self.cfg.refine.evidence_ratio * shares[segments[0]]:
+            return segments
+        depth = depth_map(frame)
+        if depth is not None and frame.camera is not None and depth.shape == labels.shape:
+            pieces = np.where((labels == obj_id) & np.isin(auto, [held, segments[0]]), auto, 0)
+            edges = frame_edges(pieces, depth, frame.camera.K, self.cfg.creases)
+            if edges.get((min(held, segments[0]), max(held, segments[0])), False):
+                return segments
+        return [held] + [s for s in segments if s != held]
 
     def _reused_members(
         self, labels: np.ndarray, auto: np.ndarray, points: FramePoints, obj_id: int, segments: list[int]

@@ -174,3 +174,45 @@ def test_frame_creases_equal_the_plain_computation(seed: int) -> None:
         assert len(plain[0]) > 3 and plain[2].sum() > 0  # some samples lie on convex edges, some do not
         for got, want in zip(fast, plain):
             assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def _split_with_evidence(surface: str, evidence_ratio: float = 2.0) -> np.ndarray:
+    """Id 1 over the whole frame, cut by the segmenter into its two halves (the left one counted first on the tie),
+    its 3D evidence ten times as often on the right half; ``keep="evidence"``. Returns the labels after the split."""
+    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.points3d import FramePoints
+    from mastsam_splat.tracker.results import FrameReport
+
+    depth = _depth_of(surface)
+    frame = Frame(image=np.zeros((H, W, 3), dtype=np.uint8), name="f0", index=0, depth=depth, camera=_camera())
+    config = TrackerConfig()
+    config.refine.keep = "evidence"
+    config.refine.evidence_ratio = evidence_ratio
+    run = _Run(MastSAMTracker(config, None, None), [frame], "depth", ViewOrder([0], {0: None}, "cameras"))
+    run.next_id = 2
+    rows, cols = np.mgrid[0:H, 0:W]
+    xy = np.stack([cols.ravel() + 0.5, rows.ravel() + 0.5], axis=1)
+    xyz = camera_points(depth, K).reshape(-1, 3)
+    right = cols.ravel() >= 20
+    run.evidence = AnchorEvidence(voxel_size=0.1)
+    run.evidence.add(np.ones(len(xyz), dtype=np.int64), xyz)
+    for _ in range(9):
+        run.evidence.add(np.ones(int(right.sum()), dtype=np.int64), xyz[right])
+    labels = np.ones((H, W), dtype=np.int64)
+    out = labels
+    for _ in range(run.cfg.refine.frames):
+        out = run._refine(labels, _halves(), FramePoints(xy, xyz), FrameReport(index=0, name="f0"), min_area=1)
+    return out
+
+
+@pytest.mark.parametrize("surface, ratio, kept_side", [("flat", 2.0, "right"), ("convex", 2.0, "left"), ("flat", 20.0, "left")])
+def test_the_piece_with_most_evidence_keeps_the_id_unless_it_is_a_face_of_the_same_solid(
+    surface: str, ratio: float, kept_side: str
+) -> None:
+    """The half holding most of the id's evidence keeps it when it holds ``evidence_ratio`` times the other's share
+    and the halves are not faces of one solid meeting along a convex edge (there the piece counted first keeps
+    it)."""
+    out = _split_with_evidence(surface, ratio)
+    left, right = out[:, :20], out[:, 20:]
+    kept, other = (right, left) if kept_side == "right" else (left, right)
+    assert (kept == 1).all() and (other == 2).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 from scipy.ndimage import distance_transform_edt
 
@@ -263,7 +265,7 @@ def test_families_labels_of_stored_images_equal_the_plain_computation() -> None:
         np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
 
 
-def _split_run(keep: str):
+def _split_run(keep: Optional[str]):
     """Id 1 tracked on its part (columns 1-3 and the surface behind them) for ten frames, then carried for one
     frame onto a larger neighbour turning into view (columns 4-8); the segmenter cuts the two apart. Returns the
     run, the frame's labels, segments and 3D points (one per pixel, at x = column)."""
@@ -275,7 +277,8 @@ def _split_run(keep: str):
     from mastsam_splat.types import Frame
 
     config = TrackerConfig()
-    config.refine.keep = keep
+    if keep is not None:  # (None: the default)
+        config.refine.keep = keep
     frames = [Frame(image=np.zeros((4, 10, 3), dtype=np.uint8), name="f0", index=0)]
     run = _Run(MastSAMTracker(config, None, None), frames, "none", ViewOrder([0], {0: None}, "cameras"))
     run.next_id = 2
@@ -301,7 +304,7 @@ def test_the_piece_on_the_ids_own_surface_keeps_the_id() -> None:
     keeps one id along the sequence."""
     from mastsam_splat.tracker.results import FrameReport
 
-    for keep, own_piece in (("seen", 1), ("largest", 2)):
+    for keep, own_piece in ((None, 1), ("seen", 1), ("evidence", 1), ("largest", 2)):
         run, labels, auto, points = _split_run(keep)
         for _ in range(run.cfg.refine.frames):
             out = run._refine(labels, auto, points, FrameReport(index=0, name="f0"), min_area=1)
@@ -324,3 +327,46 @@ def test_families_with_one_receivers_evidence_equal_the_plain_computation() -> N
         got = families_labels(labels.astype(np.uint16), evidence, families)
         np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
     assert single > 30
+
+
+def test_evidence_shares_count_each_voxel_for_the_piece_nearest_to_it() -> None:
+    """Each evidence voxel, weighted by its count, goes to the piece of its nearest 3D point; a piece without points
+    holds nothing."""
+    from mastsam_splat.tracker.refine import evidence_shares
+
+    points = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    piece_of_point = np.array([3, 3, 7])
+    voxels = np.array([[0.2, 0.0, 2.0], [4.0, 0.0, 0.0], [9.0, 0.0, 0.0], [1.2, 0.0, 0.0]])
+    counts = np.array([4, 2, 1, 5])
+    shares = evidence_shares(voxels, counts, points, piece_of_point, [7, 3, 9])
+    assert shares == {3: 9.0, 7: 3.0, 9: 0.0}
+
+
+def _object_split_run(keep: Optional[str]):
+    """Id 1 holds a whole object of two parts, tracked for ten frames from a side that showed part A (columns 1-3)
+    and the surfaces behind it (3.6 times part B's share of the evidence); now the segmenter cuts the object into part A and the larger part B (columns 4-8),
+    whose visible surfaces the id has seen equally often. Returns the run, the frame's labels, segments and 3D
+    points (one per pixel, at x = column)."""
+    run, labels, auto, points = _split_run(keep)
+    from mastsam_splat.tracker.anchor import AnchorEvidence
+
+    xyz = points.xyz
+    own = xyz[:, 0] < 4
+    run.evidence = AnchorEvidence(voxel_size=1.0)
+    behind = np.concatenate([xyz[own] + [0, 0, depth] for depth in (2, 3, 4, 5, 6)])  # the part's side seen earlier
+    for _ in range(10):
+        run.evidence.add(np.ones(len(xyz) + len(behind), dtype=np.int64), np.concatenate([xyz, behind]))
+    return run, labels, auto, points
+
+
+def test_the_piece_holding_most_of_the_ids_evidence_keeps_the_id() -> None:
+    """The piece holding most of the id's 3D evidence keeps the id (by default), though this view shows it smaller
+    than the other piece and the id has seen both visible surfaces equally often: on an orbit, the branch that cuts the object
+    where the part looks small keeps the id on the part the other branch kept it on."""
+    from mastsam_splat.tracker.results import FrameReport
+
+    for keep, kept in ((None, 1), ("evidence", 1), ("largest", 2), ("seen", 2)):
+        run, labels, auto, points = _object_split_run(keep)
+        for _ in range(run.cfg.refine.frames):
+            out = run._refine(labels, auto, points, FrameReport(index=0, name="f0"), min_area=1)
+        assert (out[:, 1:4] == kept).all() and (out[:, 4:9] == 3 - kept).all(), keep
