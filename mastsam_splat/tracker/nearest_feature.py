@@ -17,12 +17,15 @@ import math
 from typing import Optional
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt, find_objects, label
+from scipy.ndimage import distance_transform_edt
 
 Box = tuple[slice, slice]
 
-CELL = 32
-"""Side (pixels) of the cells ``near_boxes`` marks around the features."""
+BAND = 64
+"""Rows of the bands ``near_boxes`` cuts the image into."""
+JOIN_COLUMNS = 16
+"""Two runs of columns of a band this much closer than their windows' margins share one window (a transform's
+overhead costs about as much as this many columns of a band)."""
 
 
 def grown(box: Box, margin: int, shape: tuple[int, int]) -> Box:
@@ -65,29 +68,25 @@ def feature_transform_near(
     return distance, rows, cols
 
 
-def near_boxes(features: np.ndarray, reach: float, cell: int = CELL) -> list[Box]:
-    """Boxes that together hold every pixel within ``reach`` of a pixel of ``features`` [H, W] (bool): the cells of a
-    ``cell``-pixel grid holding a feature, grown by the reach, in one box per connected group (a few boxes where the
-    features lie in a few places, the whole image where they are spread over it)."""
+def near_boxes(features: np.ndarray, reach: float, band: int = BAND) -> list[Box]:
+    """Boxes that together hold every pixel within ``reach`` of a pixel of ``features`` [H, W] (bool): each band of
+    ``band`` rows is cut into runs of the columns within the reach of a feature as near as that to the band (runs
+    closer than a few columns joined, each box costing a transform of its own), so a transform of the boxes covers
+    little more than the features' surroundings wherever they lie."""
     h, w = features.shape
-    if not features.any():
-        return []
-    gh, gw = -(-h // cell), -(-w // cell)
-    padded = np.zeros((gh * cell, gw * cell), dtype=bool)
-    padded[:h, :w] = features
-    marked = padded.reshape(gh, cell, gw, cell).any(axis=(1, 3))
-    spread = -(-reach_margin(reach) // cell)  # cells within the reach of a marked one
-    if spread:
-        from scipy.ndimage import binary_dilation
-
-        marked = binary_dilation(marked, np.ones((2 * spread + 1, 2 * spread + 1), dtype=bool))
-    groups, count = label(marked, np.ones((3, 3), dtype=bool))
-    boxes = []
-    for rows, cols in find_objects(groups, max_label=count):
-        boxes.append(
-            (
-                slice(rows.start * cell, min(rows.stop * cell, h)),
-                slice(cols.start * cell, min(cols.stop * cell, w)),
-            )
-        )
+    margin = reach_margin(reach)
+    join = 2 * margin + JOIN_COLUMNS  # core gap below which two runs share one window
+    has_feature = features.any(axis=1)
+    boxes: list[Box] = []
+    for top in range(0, h, band):
+        bottom = min(top + band, h)
+        lo, hi = max(top - margin, 0), min(bottom + margin, h)
+        if not has_feature[lo:hi].any():
+            continue
+        columns = np.flatnonzero(features[lo:hi].any(axis=0))
+        cuts = np.flatnonzero(np.diff(columns) > join)
+        firsts = np.r_[columns[0], columns[cuts + 1]]
+        lasts = np.r_[columns[cuts], columns[-1]]
+        for first, last in zip(firsts.tolist(), lasts.tolist()):
+            boxes.append((slice(top, bottom), slice(max(first - margin, 0), min(last + margin + 1, w))))
     return boxes

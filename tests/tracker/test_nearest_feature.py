@@ -54,7 +54,7 @@ def test_near_boxes_hold_every_pixel_within_the_reach(seed: int) -> None:
         h, w = (int(v) for v in rng.integers(20, 300, 2))
         features = _features(rng, h, w, 0.002, bool(rng.integers(0, 2)))
         reach = float(rng.choice([2.0, 9.5, 40.0]))
-        boxes = near_boxes(features, reach, cell=int(rng.choice([8, 32])))
+        boxes = near_boxes(features, reach, band=int(rng.choice([8, 64])))
         covered = np.zeros((h, w), dtype=bool)
         for box in boxes:
             covered[box] = True

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker.propagation import (
+    CARRY_GRID_CELLS,
     PropagationConfig,
     TrackedPoints,
     _nanmedian_rows,
     carry_labels,
+    displacement_field,
     keep_carried,
     propagate_points,
     propagate_representatives,
@@ -55,6 +57,35 @@ def test_carried_labels_are_unknown_far_from_every_correspondence():
     carried = carry_labels(prev, matches, prev.shape, PropagationConfig(carry_radius=0.1))  # 7.2 px
     assert carried[5, 5] == 1 and carried[39, 59] == 0
     assert np.all(carry_labels(prev, matches.subset(np.zeros(3, bool)), prev.shape, PropagationConfig()) == 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_carried_labels_equal_a_look_up_of_every_pixels_source(seed):
+    """``carry_labels`` (source rows and columns from per-cell tables) equals the plain per-pixel look-up of the
+    displacement field's sources, with images of other sizes, sources outside frame a and cells out of reach."""
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        h, w = (int(v) for v in rng.integers(20, 260, 2))
+        ha, wa = (int(v) for v in rng.integers(20, 260, 2))
+        prev = rng.integers(0, 9, (ha, wa)).astype(np.uint16)
+        n = int(rng.integers(1, 60))
+        xy_b = rng.random((n, 2)) * [w, h]
+        xy_a = xy_b + rng.normal(0, 15, (n, 2))
+        matches = Matches(xy_a=xy_a, xy_b=xy_b, confidence=np.ones(n))
+        config = PropagationConfig(carry_radius=float(rng.choice([0.05, 0.3])))
+        diagonal = float(np.hypot(w, h))
+        step = max(1, int(round(diagonal / CARRY_GRID_CELLS)))
+        source, known = displacement_field(
+            matches.xy_a, matches.xy_b, (h, w), config.carry_radius * diagonal, config.neighbors, step
+        )
+        cols = np.floor(source[..., 0]).astype(np.int64)
+        rows = np.floor(source[..., 1]).astype(np.int64)
+        inside = known & (cols >= 0) & (cols < wa) & (rows >= 0) & (rows < ha)
+        expected = np.zeros((h, w), dtype=np.int64)
+        expected[inside] = prev[rows[inside], cols[inside]]
+        carried = carry_labels(prev, matches, (h, w), config)
+        assert carried.dtype == np.int64
+        np.testing.assert_array_equal(carried, expected)
 
 
 def test_segment_merging_two_carried_ids_keeps_their_split():
