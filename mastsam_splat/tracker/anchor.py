@@ -459,9 +459,10 @@ def project_evidence(
     visible = np.flatnonzero(visible)
     pixel, z, ids = flat.take(visible), z.take(visible), np.asarray(ids).take(keep.take(visible))
     nearest_point = _nearest_per_pixel(pixel, z, h * w)
-    pixel, z = pixel[nearest_point], z[nearest_point]
+    pixel = pixel[nearest_point]
     out.ravel()[pixel] = ids[nearest_point]
-    if config.footprint and depth is None and len(z):
+    if config.footprint and depth is None and len(pixel):
+        z = z[nearest_point]
         focal = 0.5 * float(camera.K[0, 0] + camera.K[1, 1])
         widest = config.max_footprint_fraction * float(np.hypot(h, w))
         reach = np.zeros((h, w))
