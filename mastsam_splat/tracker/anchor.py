@@ -255,7 +255,8 @@ class AnchorEvidence:
                 self._owners = (empty, empty, empty)
             else:
                 runs = self._voxel_runs()
-                first = runs.starts.copy()  # a voxel seen by one id: its only row
+                # a voxel seen by one id: its only row (as intp: the three gathers below need no conversion each)
+                first = runs.starts.astype(np.intp)
                 if len(runs.rows):
                     # Rows are sorted by key, then id: each shared voxel's owner is its first row holding the voxel's
                     # largest count.
