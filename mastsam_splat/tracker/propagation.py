@@ -335,11 +335,12 @@ def keep_carried(
     if num_segments == 0 or not np.any(carried):
         return labels, 0
     ids, index = compact_ids(carried)
-    table = np.bincount(auto_labels.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
-    table = table.reshape(num_segments + 1, len(ids))
+    # one (segment, carried id) code per pixel: counted into the table and looked up in ``strong`` below
+    code = auto_labels.ravel() * len(ids) + index.ravel()
+    table = np.bincount(code, minlength=(num_segments + 1) * len(ids)).reshape(num_segments + 1, len(ids))
+    area = table.sum(axis=1)  # (each segment's pixels: ``np.bincount(auto_labels)``)
     table[0] = 0
     table[:, 0] = 0
-    area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
     carried_area = np.maximum(table.sum(axis=0), 1)
     large = (table >= config.carry_share * np.maximum(area, 1)[:, None]) | (
         table >= config.carry_extent * carried_area[None, :]
@@ -347,6 +348,6 @@ def keep_carried(
     strong = large & (table >= min_area)
     strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
     tracked = np.bincount(auto_labels.ravel(), weights=(labels > 0).ravel(), minlength=num_segments + 1) >= min_area
-    take = strong[auto_labels, index] & ((labels > 0) | tracked[auto_labels])
+    take = strong.reshape(-1).take(code).reshape(labels.shape) & ((labels > 0) | tracked[auto_labels])
     out = np.where(take, carried, labels)
     return out, int(np.count_nonzero(out != labels))
