@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from scipy.ndimage import distance_transform_edt
+from scipy.ndimage import distance_transform_edt, find_objects
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.consolidate import voxel_centres
+from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
 from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.projection import project_points
@@ -254,7 +255,8 @@ class AnchorEvidence:
                 self._owners = (empty, empty, empty)
             else:
                 runs = self._voxel_runs()
-                first = runs.starts.copy()  # a voxel seen by one id: its only row
+                # a voxel seen by one id: its only row (as intp: the three gathers below need no conversion each)
+                first = runs.starts.astype(np.intp)
                 if len(runs.rows):
                     # Rows are sorted by key, then id: each shared voxel's owner is its first row holding the voxel's
                     # largest count.
@@ -464,9 +466,10 @@ def project_evidence(
     visible = np.flatnonzero(visible)
     pixel, z, ids = flat.take(visible), z.take(visible), np.asarray(ids).take(keep.take(visible))
     nearest_point = _nearest_per_pixel(pixel, z, h * w)
-    pixel, z = pixel[nearest_point], z[nearest_point]
+    pixel = pixel[nearest_point]
     out.ravel()[pixel] = ids[nearest_point]
-    if config.footprint and depth is None and len(z):
+    if config.footprint and depth is None and len(pixel):
+        z = z[nearest_point]
         focal = 0.5 * float(camera.K[0, 0] + camera.K[1, 1])
         widest = config.max_footprint_fraction * float(np.hypot(h, w))
         reach = np.zeros((h, w))
@@ -507,24 +510,32 @@ def _nearest_per_pixel(pixel: np.ndarray, z: np.ndarray, size: int) -> np.ndarra
 def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:
     """Every pixel takes the id of the nearest projected point of ``points`` [H, W] (0: none) when it lies within
     that point's ``reach`` [H, W] (pixels): each point covers its footprint, and where footprints overlap the
-    pixel goes to the point it is nearer to (one distance transform, whatever the number of points)."""
+    pixel goes to the point it is nearer to (the distance transform's nearest point, whatever the number of points).
+    The transform is computed near the points only (``near_boxes``, ``feature_transform_near``: the nearest point of
+    every pixel within the largest reach is the whole image's)."""
     h, w = points.shape
-    rows, cols = distance_transform_edt(points == 0, return_distances=False, return_indices=True)
-    # The distance as ``distance_transform_edt`` returns it (the root of an exact integer sum of squares), from
-    # integer offsets, and flat look-ups: its own float64 offset arrays and 2-D gathers cost more than the
-    # transform itself on a large frame.
-    dy = rows - np.arange(h, dtype=rows.dtype)[:, None]
-    dx = cols - np.arange(w, dtype=cols.dtype)[None, :]
-    dy *= dy
-    dx *= dx
-    dy += dx
-    distance = np.sqrt(dy, dtype=np.float64)
-    del dx, dy
-    nearest = rows.astype(np.int64)
-    nearest *= w
-    nearest += cols
-    del rows, cols
-    return np.where(distance <= reach.ravel().take(nearest), points.ravel().take(nearest), 0)
+    out = np.zeros((h, w), dtype=points.dtype)
+    seeded = points != 0
+    widest = float(reach.max()) if reach.size else 0.0
+    flat_points, flat_reach = points.ravel(), reach.ravel()
+    for box in near_boxes(seeded, widest):
+        _, rows, cols = feature_transform_near(seeded, box, widest, return_distances=False)
+        # The distance as ``distance_transform_edt`` returns it (the root of an exact integer sum of squares), from
+        # integer offsets, and flat look-ups: its own float64 offset arrays and 2-D gathers cost more than the
+        # transform itself on a large frame.
+        dy = rows - np.arange(box[0].start, box[0].stop, dtype=rows.dtype)[:, None]
+        dx = cols - np.arange(box[1].start, box[1].stop, dtype=cols.dtype)[None, :]
+        dy *= dy
+        dx *= dx
+        dy += dx
+        distance = np.sqrt(dy, dtype=np.float64)
+        del dx, dy
+        nearest = rows.astype(np.int64)
+        nearest *= w
+        nearest += cols
+        del rows, cols
+        out[box] = np.where(distance <= flat_reach.take(nearest), flat_points.take(nearest), 0)
+    return out
 
 
 def _evidence_ids(evidence: np.ndarray, voted: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -636,13 +647,11 @@ def anchor_labels(
         enough = votes >= config.assign_min_seen * density * seg_area
         assign = np.flatnonzero(decided & uncovered & enough & absent & (best_share >= config.share))
         if len(assign):
-            distance, (near_rows, near_cols) = distance_transform_edt(evidence == 0, return_indices=True)
-            nearest = evidence[near_rows, near_cols]
             reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
             target = np.zeros(num_segments + 1, dtype=np.int64)
             target[assign] = ids[best[assign]]
             wanted = target[auto]
-            out = np.where((wanted > 0) & ~seen & (nearest == wanted) & (distance <= reach), wanted, out)
+            out = _assign_near_evidence(out, wanted, seen, evidence, voted, reach)
             result.assigned = len(assign)
             result.ids.extend(int(i) for i in target[assign])
     if config.split:
@@ -664,6 +673,28 @@ def anchor_labels(
             result.ids.extend(int(i) for i in ids[named])
     result.labels = out
     return result
+
+
+def _assign_near_evidence(
+    labels: np.ndarray, wanted: np.ndarray, seen: np.ndarray, evidence: np.ndarray, voted: np.ndarray, reach: float
+) -> np.ndarray:
+    """``labels`` [H, W] with every unlabelled (not ``seen``) pixel of a ``wanted`` id (0: none) [H, W] given that id
+    where the nearest ``evidence`` pixel (``voted``: ``evidence > 0``) is that id's and within ``reach`` pixels.
+    The distance transform covers the wanted pixels' box grown by the reach only (``feature_transform_near``: the
+    nearest evidence of every pixel within the reach is the whole image's)."""
+    candidates = (wanted > 0) & ~seen
+    box = find_objects(candidates.view(np.uint8), max_label=1)[0]
+    if box is None:
+        return labels
+    distance, rows, cols = feature_transform_near(voted, box, reach)
+    if not (rows >= 0).any():
+        return labels  # no evidence within the reach of the box
+    inner = wanted[box]
+    nearest = evidence[rows, cols]
+    give = candidates[box] & (nearest == inner) & (distance <= reach)
+    out = labels.copy()
+    out[box] = np.where(give, inner, labels[box])
+    return out
 
 
 def reassign_segments(

@@ -90,10 +90,19 @@ def presence_from_counts(
 
 
 def voxel_centres(keys: np.ndarray, voxel_size: float) -> np.ndarray:
-    """World centres [K, 3] of voxel keys (inverse of ``memory.voxel_keys``)."""
+    """World centres [K, 3] of voxel keys (inverse of ``memory.voxel_keys``): ``(coords + 0.5) * voxel_size``.
+
+    Each coordinate is written straight into the float64 result and shifted there (integers and half-integers this
+    small are exact in float64, so the centres are those of the integer coordinates converted afterwards)."""
     mask = (1 << _BITS) - 1
-    coords = np.stack([(keys >> (2 * _BITS)) & mask, (keys >> _BITS) & mask, keys & mask], axis=1) - _OFFSET
-    return (coords.astype(np.float64) + 0.5) * voxel_size
+    keys = np.asarray(keys)
+    out = np.empty((len(keys), 3), dtype=np.float64)
+    out[:, 0] = (keys >> (2 * _BITS)) & mask
+    out[:, 1] = (keys >> _BITS) & mask
+    out[:, 2] = keys & mask
+    out -= _OFFSET - 0.5
+    out *= voxel_size
+    return out
 
 
 def consolidation_merges(

@@ -72,9 +72,9 @@ def _own_rows(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_id: int) -> 
     """The evidence rows of ``obj_id``: its voxel keys (ascending) and their counts; also the scale its strengths are
     relative to (the counts' median, at least 1), found once for all the id's pieces."""
     keys, ids, counts = pairs
-    own = ids == obj_id
-    own_counts = counts[own]
-    return keys[own], own_counts, max(float(np.median(own_counts)), 1.0) if len(own_counts) else 1.0
+    own = np.flatnonzero(ids == obj_id)  # (indices: the mask over every row is read once, not once per array)
+    own_counts = counts.take(own)
+    return keys.take(own), own_counts, max(float(np.median(own_counts)), 1.0) if len(own_counts) else 1.0
 
 
 def _strength_on(own: tuple[np.ndarray, np.ndarray, float], point_keys: np.ndarray) -> float:
@@ -200,8 +200,8 @@ def split_new_surface(
     if not several:
         return labels, []
     pairs = evidence.pairs()
-    xyz = points.xyz[keep]
-    point_keys = points.voxel_keys(evidence.voxel_size)[keep]
+    kept = np.flatnonzero(keep)
+    point_keys = points.voxel_keys(evidence.voxel_size).take(kept)
     by_piece = np.argsort(inverse, kind="stable")  # each piece's points, in point order
     piece_start = np.r_[0, np.cumsum(counts)]
     strength: dict[int, list[tuple[int, int, float]]] = {}
@@ -224,7 +224,8 @@ def split_new_surface(
                 if out is labels:
                     out = labels.copy()
                 on = by_piece[piece_start[k] : piece_start[k + 1]]
-                given = _absent_owner(evidence, pairs, xyz[on], point_keys[on], present, config.min_strength)
+                xyz = points.xyz[kept.take(on)]  # (read for the pieces given away only)
+                given = _absent_owner(evidence, pairs, xyz, point_keys[on], present, config.min_strength)
                 given = given or new_id()
                 out[(labels == obj_id) & (auto == segment)] = given
                 present = np.union1d(present, [given])

@@ -108,14 +108,11 @@ def split_regions(
     if carried is not None and config.carried_min_share <= 1.0 and np.any(is_new):
         carried_ids, carried_index = compact_ids(carried)
         if len(carried_ids) > 1:
-            in_segment = np.bincount(
-                auto_labels.ravel() * len(carried_ids) + carried_index.ravel(),
-                minlength=(num_segments + 1) * len(carried_ids),
-            ).reshape(num_segments + 1, len(carried_ids))
-            gaps = np.where(labels == 0, carried_index, 0)
-            votes = np.bincount(
-                auto_labels.ravel() * len(carried_ids) + gaps.ravel(), minlength=(num_segments + 1) * len(carried_ids)
-            ).reshape(num_segments + 1, len(carried_ids))
+            code = auto_labels.ravel() * len(carried_ids) + carried_index.ravel()  # (segment, carried id) per pixel
+            size = (num_segments + 1) * len(carried_ids)
+            in_segment = np.bincount(code, minlength=size).reshape(num_segments + 1, len(carried_ids))
+            # the gaps' pixels only: the votes for "no id carried" (column 0) are never read
+            votes = np.bincount(code[labels.ravel() == 0], minlength=size).reshape(num_segments + 1, len(carried_ids))
             best = np.argmax(votes[:, 1:], axis=1) + 1
             rows = np.arange(num_segments + 1)
             share = votes[rows, best] / np.maximum(uncovered, 1)

@@ -189,6 +189,25 @@ CARRY_GRID_CELLS = 200
 diagonal (nearest-cell look-up in between)."""
 
 
+def cell_displacements(
+    xy_a: np.ndarray, xy_b: np.ndarray, shape: tuple[int, int], radius: float, neighbors: int, step: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The displacement field of :func:`displacement_field` on its cells: displacements [GY, GX, 2] (frame b to
+    frame a) at the centres of ``step``-pixel cells, whether a correspondence was within reach of each [GY, GX], and
+    the cell row of every pixel row [H] and the cell column of every pixel column [W]."""
+    h, w = shape
+    step = max(int(step), 1)
+    gx = np.arange(step / 2.0, w, step)
+    gy = np.arange(step / 2.0, h, step)
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    xy_a = np.asarray(xy_a, dtype=np.float64)
+    xy_b = np.asarray(xy_b, dtype=np.float64)
+    field, has = median_displacement(grid, xy_b, xy_a - xy_b, radius, neighbors)
+    rows = np.minimum(np.arange(h) // step, len(gy) - 1)
+    cols = np.minimum(np.arange(w) // step, len(gx) - 1)
+    return field.reshape(len(gy), len(gx), 2), has.reshape(len(gy), len(gx)), rows, cols
+
+
 def displacement_field(
     xy_a: np.ndarray, xy_b: np.ndarray, shape: tuple[int, int], radius: float, neighbors: int, step: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -203,17 +222,10 @@ def displacement_field(
     source = np.zeros((h, w, 2), dtype=np.float64)
     if len(xy_a) == 0 or h == 0 or w == 0:
         return source, np.zeros((h, w), dtype=bool)
-    step = max(int(step), 1)
-    gx = np.arange(step / 2.0, w, step)
-    gy = np.arange(step / 2.0, h, step)
-    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-    xy_a = np.asarray(xy_a, dtype=np.float64)
-    xy_b = np.asarray(xy_b, dtype=np.float64)
-    field, has = median_displacement(grid, xy_b, xy_a - xy_b, radius, neighbors)
-    rows = np.minimum(np.arange(h) // step, len(gy) - 1)[:, None]
-    cols = np.minimum(np.arange(w) // step, len(gx) - 1)[None, :]
-    field = field.reshape(len(gy), len(gx), 2)[rows, cols]
-    known = has.reshape(len(gy), len(gx))[rows, cols]
+    field, has, rows, cols = cell_displacements(xy_a, xy_b, shape, radius, neighbors, step)
+    rows, cols = rows[:, None], cols[None, :]
+    field = field[rows, cols]
+    known = has[rows, cols]
     source[..., 0] = np.arange(w)[None, :] + 0.5 + field[..., 0]
     source[..., 1] = np.arange(h)[:, None] + 0.5 + field[..., 1]
     return source, known
@@ -222,20 +234,35 @@ def displacement_field(
 def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, int], config: PropagationConfig) -> np.ndarray:
     """Frame a's label image carried into frame b (``shape`` (H, W)) through ``matches`` (a -> b): each pixel of b
     takes the id at its interpolated source in a; 0 where no correspondence is within ``config.carry_radius``
-    (of the diagonal of b) or the source falls outside frame a."""
+    (of the diagonal of b) or the source falls outside frame a.
+
+    The source of a pixel is its position plus its cell's displacement (``displacement_field``), so its column
+    depends on the pixel's column and cell row only, and its row on the pixel's row and cell column: both are
+    computed on those small tables (the same sums, so the same source pixels) and only their sum (a flat index
+    into frame a) and the final look-up are made per pixel."""
     h, w = shape
+    if len(matches) == 0 or h == 0 or w == 0:
+        return np.zeros(shape, dtype=np.int64)
     diagonal = float(np.hypot(w, h))
     step = max(1, int(round(diagonal / CARRY_GRID_CELLS)))
-    source, known = displacement_field(
+    field, has, cell_row, cell_col = cell_displacements(
         matches.xy_a, matches.xy_b, shape, config.carry_radius * diagonal, config.neighbors, step
     )
     ha, wa = prev_labels.shape
-    cols = np.floor(source[..., 0]).astype(np.int64)
-    rows = np.floor(source[..., 1]).astype(np.int64)
-    inside = known & (cols >= 0) & (cols < wa) & (rows >= 0) & (rows < ha)
-    out = np.zeros(shape, dtype=np.int64)
-    out[inside] = prev_labels[rows[inside], cols[inside]]
-    return out
+    outside = ha * wa  # the flat index standing for "no source": one past frame a's pixels, where a 0 is appended
+    index = np.int32 if 2 * outside < np.iinfo(np.int32).max else np.int64
+    # [GY, W] source column of every pixel column in each cell row, [H, GX] flat offset of the source row of every
+    # pixel row in each cell column; ``outside`` where the source falls outside frame a or the cell is out of reach
+    source_col = np.floor(np.arange(w)[None, :] + 0.5 + field[:, cell_col, 0]).astype(np.int64)
+    source_row = np.floor(np.arange(h)[:, None] + 0.5 + field[cell_row, :, 1]).astype(np.int64)
+    source_col = np.where((source_col < 0) | (source_col >= wa) | ~has[:, cell_col], outside, source_col)
+    source_row = np.where((source_row < 0) | (source_row >= ha), outside, source_row * wa)
+    flat = source_row.astype(index).take(cell_col, axis=1)  # [H, W]
+    flat += source_col.astype(index).take(cell_row, axis=0)
+    np.minimum(flat, outside, out=flat)
+    labels = np.zeros(outside + 1, dtype=np.int64)
+    labels[:outside] = prev_labels.reshape(-1)
+    return labels.take(flat)
 
 
 def carry_agreement(prev_labels: np.ndarray, matches: Matches, radius: float, neighbors: int) -> float:
@@ -308,11 +335,12 @@ def keep_carried(
     if num_segments == 0 or not np.any(carried):
         return labels, 0
     ids, index = compact_ids(carried)
-    table = np.bincount(auto_labels.ravel() * len(ids) + index.ravel(), minlength=(num_segments + 1) * len(ids))
-    table = table.reshape(num_segments + 1, len(ids))
+    # one (segment, carried id) code per pixel: counted into the table and looked up in ``strong`` below
+    code = auto_labels.ravel() * len(ids) + index.ravel()
+    table = np.bincount(code, minlength=(num_segments + 1) * len(ids)).reshape(num_segments + 1, len(ids))
+    area = table.sum(axis=1)  # (each segment's pixels: ``np.bincount(auto_labels)``)
     table[0] = 0
     table[:, 0] = 0
-    area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
     carried_area = np.maximum(table.sum(axis=0), 1)
     large = (table >= config.carry_share * np.maximum(area, 1)[:, None]) | (
         table >= config.carry_extent * carried_area[None, :]
@@ -320,6 +348,6 @@ def keep_carried(
     strong = large & (table >= min_area)
     strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
     tracked = np.bincount(auto_labels.ravel(), weights=(labels > 0).ravel(), minlength=num_segments + 1) >= min_area
-    take = strong[auto_labels, index] & ((labels > 0) | tracked[auto_labels])
+    take = strong.reshape(-1).take(code).reshape(labels.shape) & ((labels > 0) | tracked[auto_labels])
     out = np.where(take, carried, labels)
     return out, int(np.count_nonzero(out != labels))

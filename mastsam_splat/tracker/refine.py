@@ -266,13 +266,18 @@ def nearest_seed(seeds: np.ndarray, where: Optional[np.ndarray] = None) -> np.nd
     only pixels almost equally far from two seeds can differ from an exact transform, at a fraction of its cost.
     """
     seeded = seeds != 0
+    return _nearest_seed_value(seeded, seeds[seeded], where)
+
+
+def _nearest_seed_value(seeded: np.ndarray, values: np.ndarray, where: Optional[np.ndarray] = None) -> np.ndarray:
+    """``nearest_seed`` of the seeds ``seeded`` [H, W] (bool, at least one) holding ``values`` (row-major order)."""
     _, nearest = cv2.distanceTransformWithLabels(
         (~seeded).view(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
     # The labels number the seed pixels (the input's zero pixels) in row-major order from 1.
-    values = np.zeros(int(np.count_nonzero(seeded)) + 1, dtype=seeds.dtype)
-    values[1:] = seeds[seeded]
-    return values[nearest] if where is None else values[nearest[where]]
+    table = np.zeros(len(values) + 1, dtype=values.dtype)
+    table[1:] = values
+    return table[nearest] if where is None else table[nearest[where]]
 
 
 def family_labels(
@@ -318,7 +323,7 @@ def families_labels(
         if (values == values[0]).all():  # one receiver has evidence here: it is every pixel's nearest
             out[box][inside] = values[0]
         else:
-            out[box][inside] = nearest_seed(np.where(seeded, evidence[box], 0), inside)
+            out[box][inside] = _nearest_seed_value(seeded, values, inside)
     return out
 
 

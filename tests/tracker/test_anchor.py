@@ -16,6 +16,7 @@ from mastsam_splat.tracker.anchor import (
     AnchorResult,
     _evidence_density,
     _evidence_ids,
+    _assign_near_evidence,
     _footprints,
     _vote_table,
     anchor_labels,
@@ -128,6 +129,48 @@ def test_footprints_equal_the_distance_transforms_own_distances():
         distance, (near_rows, near_cols) = distance_transform_edt(points == 0, return_indices=True)
         expected = np.where(distance <= reach[near_rows, near_cols], points[near_rows, near_cols], 0)
         np.testing.assert_array_equal(_footprints(points, reach), expected)
+
+
+def test_footprints_near_a_few_clusters_of_points_equal_the_whole_images_transform():
+    """Points in a few places of a large frame: the transform is computed in a few boxes around them."""
+    rng = np.random.default_rng(11)
+    h, w = 300, 420
+    for _ in range(4):
+        points = np.zeros((h, w), dtype=np.int64)
+        reach = np.zeros((h, w))
+        for _ in range(3):
+            r, c = int(rng.integers(0, h)), int(rng.integers(0, w))
+            rows = np.clip(r + rng.integers(-25, 25, 60), 0, h - 1)
+            cols = np.clip(c + rng.integers(-25, 25, 60), 0, w - 1)
+            points[rows, cols] = rng.integers(1, 9, 60)
+            reach[rows, cols] = rng.choice([1.0, np.sqrt(2.0), 3.0, 6.5, 12.0], 60)
+        distance, (near_rows, near_cols) = distance_transform_edt(points == 0, return_indices=True)
+        expected = np.where(distance <= reach[near_rows, near_cols], points[near_rows, near_cols], 0)
+        np.testing.assert_array_equal(_footprints(points, reach), expected)
+    empty = np.zeros((20, 30), dtype=np.int64)
+    np.testing.assert_array_equal(_footprints(empty, np.zeros((20, 30))), empty)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_unlabelled_pixels_near_their_evidence_equal_the_whole_images_transform(seed):
+    """``_assign_near_evidence`` (a transform of the wanted pixels' box) equals the plain rule over the whole image."""
+    rng = np.random.default_rng(seed)
+    for _ in range(15):
+        h, w = (int(v) for v in rng.integers(10, 120, 2))
+        evidence = np.where(rng.random((h, w)) < rng.choice([0.01, 0.05, 0.3]), rng.integers(1, 4, (h, w)), 0)
+        labels = np.where(rng.random((h, w)) < 0.5, rng.integers(1, 4, (h, w)), 0)
+        wanted = np.zeros((h, w), dtype=np.int64)
+        r0, c0 = int(rng.integers(0, h)), int(rng.integers(0, w))
+        wanted[r0 : r0 + int(rng.integers(1, h)), c0 : c0 + int(rng.integers(1, w))] = int(rng.integers(0, 4))
+        seen = labels > 0
+        reach = float(rng.choice([2.0, 3.5, 8.0]))
+        if (evidence > 0).any():
+            distance, (rows, cols) = distance_transform_edt(evidence == 0, return_indices=True)
+            nearest = evidence[rows, cols]
+            expected = np.where((wanted > 0) & ~seen & (nearest == wanted) & (distance <= reach), wanted, labels)
+        else:
+            expected = labels
+        np.testing.assert_array_equal(_assign_near_evidence(labels, wanted, seen, evidence, evidence > 0, reach), expected)
 
 
 def test_projection_keeps_visible_points_only():

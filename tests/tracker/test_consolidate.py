@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from mastsam_splat.tracker.consolidate import ConsolidationConfig, _hits_per_group, consolidation_merges, presence
-from mastsam_splat.tracker.memory import VoxelMemory
+from mastsam_splat.tracker.consolidate import (
+    ConsolidationConfig,
+    _hits_per_group,
+    consolidation_merges,
+    presence,
+    voxel_centres,
+)
+from mastsam_splat.tracker.memory import _LIMIT, VoxelMemory, voxel_coords, voxel_keys
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
 from mastsam_splat.tracker.view_order import ViewOrder
@@ -184,3 +190,18 @@ def test_hits_per_group_counts_distinct_voxels_in_order_of_first_appearance():
     got = _hits_per_group(point_index, hit_ids, leader, groups, small, b=5)
     assert got == [(root, len(points)) for root, points in expected.items()]
     assert _hits_per_group(point_index[:0], hit_ids[:0], leader, groups, small, b=5) == []
+
+
+def test_voxel_centres_equal_the_integer_coordinates_converted_and_scaled() -> None:
+    """``voxel_centres`` (coordinates shifted in float64) equals ``(coords + 0.5) * size`` of the integer coordinates,
+    and inverts ``voxel_keys``."""
+    rng = np.random.default_rng(3)
+    coords = rng.integers(-_LIMIT, _LIMIT, (500, 3))
+    coords[:10] = [-_LIMIT, 0, _LIMIT]
+    keys = voxel_keys(coords)
+    for size in (0.0123, 0.1, 1 / 3, 7.0):
+        expected = (coords.astype(np.float64) + 0.5) * size
+        centres = voxel_centres(keys, size)
+        np.testing.assert_array_equal(centres, expected)
+        np.testing.assert_array_equal(voxel_coords(centres, size), coords)
+    assert voxel_centres(keys[:0], 0.1).shape == (0, 3)

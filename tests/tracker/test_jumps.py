@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker.anchor import AnchorEvidence
-from mastsam_splat.tracker.jumps import JumpConfig, evidence_strength, split_jumps, split_new_surface
+from mastsam_splat.tracker.jumps import JumpConfig, _own_rows, evidence_strength, split_jumps, split_new_surface
 from mastsam_splat.tracker.points3d import FramePoints
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.results import FrameReport
@@ -182,3 +182,17 @@ def test_pieces_agree_with_unique(high: int) -> None:
     codes = np.random.default_rng(3).integers(0, high, 2000)
     for got, want in zip(_pieces(codes), np.unique(codes, return_inverse=True, return_counts=True)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_own_rows_equal_a_mask_of_the_ids_rows() -> None:
+    """``_own_rows`` (row indices, gathered once per array) equals the rows a boolean mask of the id selects."""
+    rng = np.random.default_rng(2)
+    keys = np.sort(rng.integers(0, 1 << 40, 400))
+    ids = rng.integers(1, 6, 400)
+    counts = rng.integers(1, 9, 400)
+    for obj_id in range(7):
+        own_keys, own_counts, scale = _own_rows((keys, ids, counts), obj_id)
+        mask = ids == obj_id
+        np.testing.assert_array_equal(own_keys, keys[mask])
+        np.testing.assert_array_equal(own_counts, counts[mask])
+        assert scale == (max(float(np.median(counts[mask])), 1.0) if mask.any() else 1.0)

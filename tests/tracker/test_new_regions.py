@@ -54,3 +54,47 @@ def test_gaps_of_undecided_segments_take_the_carried_id():
     assert np.all(split.labels[:, :10] == 5) and np.all(split.labels[:, 10:20] == 6)
     split = split_regions(tracked, auto, NewRegionsConfig(), min_area=5)
     assert np.all(split.labels[:, 6:14] == 0)
+
+
+def _carried_fills_reference(labels, auto, carried, is_new, uncovered, config):
+    """The ids the carried partition gives new-looking segments, counted plainly: every (segment, carried id)
+    pair of the gaps' pixels with ``np.add.at``."""
+    num_segments = int(auto.max())
+    carried_ids = np.unique(np.r_[0, carried.ravel()])
+    index = np.searchsorted(carried_ids, carried)
+    in_segment = np.zeros((num_segments + 1, len(carried_ids)), dtype=np.int64)
+    np.add.at(in_segment, (auto, index), 1)
+    votes = np.zeros_like(in_segment)
+    gaps = labels == 0
+    np.add.at(votes, (auto[gaps], index[gaps]), 1)
+    best = np.argmax(votes[:, 1:], axis=1) + 1
+    rows = np.arange(num_segments + 1)
+    share = votes[rows, best] / np.maximum(uncovered, 1)
+    extent = in_segment[rows, best] / np.maximum(in_segment[1:].sum(axis=0)[best], 1)
+    known = is_new & (share >= config.carried_min_share) & (extent >= config.carried_min_share)
+    return {int(s): int(carried_ids[best[s]]) for s in np.flatnonzero(known)}
+
+
+def test_segments_given_their_carried_id_equal_a_plain_count_of_the_gaps():
+    """Uncovered segments that ``split_regions`` gives a carried id (no longer new regions) are those a plain count
+    of the gaps' carried ids names, with those ids."""
+    rng = np.random.default_rng(7)
+    config = NewRegionsConfig()
+    for _ in range(30):
+        h, w = (int(v) for v in rng.integers(12, 60, 2))
+        auto = np.kron(rng.integers(1, 6, (h // 6 + 1, w // 6 + 1)), np.ones((6, 6), dtype=np.int64))[:h, :w]
+        # each segment mostly carries one id (some pixels another or none); about half the segments are tracked
+        carried = np.where(rng.random((h, w)) < 0.85, (auto % 3) * 2, rng.integers(0, 4, (h, w)) * 2)
+        tracked = rng.random(6) < 0.5
+        labels = np.where(tracked[auto] & (rng.random((h, w)) < 0.9), rng.integers(1, 4, (h, w)), 0)
+        without = split_regions(labels, auto, config, 3)
+        with_carried = split_regions(labels, auto, config, 3, carried)
+        counts = np.zeros((int(auto.max()) + 1, 2), dtype=np.int64)
+        np.add.at(counts, (auto, (labels > 0).astype(np.int64)), 1)
+        is_new = np.zeros(len(counts), dtype=bool)
+        is_new[without.region_ids] = True
+        expected = _carried_fills_reference(labels, auto, carried, is_new, counts[:, 0], config)
+        assert sorted(set(without.region_ids) - set(with_carried.region_ids)) == sorted(expected)
+        for segment, carried_id in expected.items():
+            gaps = (auto == segment) & (labels == 0)
+            assert (with_carried.labels[gaps] == carried_id).all()

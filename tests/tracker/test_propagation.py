@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker.propagation import (
+    CARRY_GRID_CELLS,
     PropagationConfig,
     TrackedPoints,
     _nanmedian_rows,
     carry_labels,
+    displacement_field,
     keep_carried,
     propagate_points,
     propagate_representatives,
@@ -55,6 +57,35 @@ def test_carried_labels_are_unknown_far_from_every_correspondence():
     carried = carry_labels(prev, matches, prev.shape, PropagationConfig(carry_radius=0.1))  # 7.2 px
     assert carried[5, 5] == 1 and carried[39, 59] == 0
     assert np.all(carry_labels(prev, matches.subset(np.zeros(3, bool)), prev.shape, PropagationConfig()) == 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_carried_labels_equal_a_look_up_of_every_pixels_source(seed):
+    """``carry_labels`` (source rows and columns from per-cell tables) equals the plain per-pixel look-up of the
+    displacement field's sources, with images of other sizes, sources outside frame a and cells out of reach."""
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        h, w = (int(v) for v in rng.integers(20, 260, 2))
+        ha, wa = (int(v) for v in rng.integers(20, 260, 2))
+        prev = rng.integers(0, 9, (ha, wa)).astype(np.uint16)
+        n = int(rng.integers(1, 60))
+        xy_b = rng.random((n, 2)) * [w, h]
+        xy_a = xy_b + rng.normal(0, 15, (n, 2))
+        matches = Matches(xy_a=xy_a, xy_b=xy_b, confidence=np.ones(n))
+        config = PropagationConfig(carry_radius=float(rng.choice([0.05, 0.3])))
+        diagonal = float(np.hypot(w, h))
+        step = max(1, int(round(diagonal / CARRY_GRID_CELLS)))
+        source, known = displacement_field(
+            matches.xy_a, matches.xy_b, (h, w), config.carry_radius * diagonal, config.neighbors, step
+        )
+        cols = np.floor(source[..., 0]).astype(np.int64)
+        rows = np.floor(source[..., 1]).astype(np.int64)
+        inside = known & (cols >= 0) & (cols < wa) & (rows >= 0) & (rows < ha)
+        expected = np.zeros((h, w), dtype=np.int64)
+        expected[inside] = prev[rows[inside], cols[inside]]
+        carried = carry_labels(prev, matches, (h, w), config)
+        assert carried.dtype == np.int64
+        np.testing.assert_array_equal(carried, expected)
 
 
 def test_segment_merging_two_carried_ids_keeps_their_split():
@@ -152,3 +183,43 @@ def test_propagated_representatives_equal_the_plain_reference(seed):
         assert got[obj_id].num_representatives == expected[obj_id].num_representatives
     assert any(len(t.points) < t.num_representatives for t in got.values())
     assert any(len(t.points) for t in got.values())
+
+
+def _keep_carried_reference(labels, auto_labels, carried, config, min_area):
+    """``keep_carried`` written plainly (its own bincount of the segments' areas, 2-D look-ups)."""
+    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    if num_segments == 0 or not np.any(carried):
+        return labels, 0
+    ids = np.unique(np.r_[0, carried.ravel()])
+    index = np.searchsorted(ids, carried)
+    table = np.zeros((num_segments + 1, len(ids)), dtype=np.int64)
+    np.add.at(table, (auto_labels, index), 1)
+    table[0] = 0
+    table[:, 0] = 0
+    area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
+    carried_area = np.maximum(table.sum(axis=0), 1)
+    large = (table >= config.carry_share * np.maximum(area, 1)[:, None]) | (
+        table >= config.carry_extent * carried_area[None, :]
+    )
+    strong = large & (table >= min_area)
+    strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
+    tracked = np.bincount(auto_labels.ravel(), weights=(labels > 0).ravel(), minlength=num_segments + 1) >= min_area
+    take = strong[auto_labels, index] & ((labels > 0) | tracked[auto_labels])
+    out = np.where(take, carried, labels)
+    return out, int(np.count_nonzero(out != labels))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kept_carried_pixels_equal_the_plain_computation(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        h, w = (int(v) for v in rng.integers(10, 80, 2))
+        auto = np.kron(rng.integers(0, 6, (h // 8 + 1, w // 8 + 1)), np.ones((8, 8), dtype=np.int64))[:h, :w]
+        carried = np.kron(rng.integers(0, 5, (h // 5 + 1, w // 5 + 1)), np.ones((5, 5), dtype=np.int64))[:h, :w] * 3
+        labels = np.where(rng.random((h, w)) < 0.8, rng.integers(0, 15, (h, w)), 0)
+        config = PropagationConfig(carry_share=float(rng.choice([0.1, 0.2, 0.5])))
+        min_area = int(rng.integers(1, 20))
+        out, changed = keep_carried(labels, auto, carried, config, min_area)
+        expected, expected_changed = _keep_carried_reference(labels, auto, carried, config, min_area)
+        np.testing.assert_array_equal(out, expected)
+        assert changed == expected_changed
