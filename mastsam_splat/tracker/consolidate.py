@@ -10,6 +10,9 @@ of a surface that a larger id covers whole later lies inside the larger one's vo
 of those are new; and a frame counts as showing an id only where the id keeps a fair share of its
 usual area: a sliver an id leaves on a neighbouring surface after it moved on does not make two
 fragments co-occur.
+An id that qualifies for several groups joins them all when they pass the co-occurrence test with each other (a
+fragment of one frame, made where an id was lost, overlaps the old id too little, and the id that continued after
+it overlaps the fragment most: without the bridge the old id stays apart).
 Pairs the caller keeps ``apart`` (a whole and a part split from it) are never merged; the
 tracker runs this once within each split family, then over all ids.
 An id with fewer than ``min_voxels`` voxels (a sky segment: a large region with almost no 3D points)
@@ -52,6 +55,10 @@ class ConsolidationConfig:
     sparse voxels of a small id lie next to a large id's by chance."""
     min_voxels: int = 16
     """Ids with fewer 3D voxels (a sky segment holds almost no 3D points) are merged with nothing."""
+    bridge: bool = True
+    """An id that qualifies for several groups joins them all into one (under the oldest id) when the groups pass the
+    co-occurrence test with each other too: a fragment of one frame, left where an id was lost, must not keep the id
+    that continued after it from the id seen before the loss."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -142,6 +149,7 @@ def consolidation_merges(
             own = own[rng.choice(len(own), MAX_VOXELS, replace=False)]
         sampled[b] = own
         best, best_overlap = None, 0.0
+        qualified: list[tuple[float, int]] = []  # (overlap, group) of every group ``b`` may join
         if enough:
             point_index, hit_ids = observed.key_hits(own)
             for root, num_points in _hits_per_group(point_index, hit_ids, leader, group_frames, small, b):
@@ -154,8 +162,15 @@ def consolidation_merges(
                 allowed = config.max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
                 if apart is not None and any(apart(b, m) for m in members[root]):
                     continue
-                if overlap >= config.min_overlap and shared <= allowed and overlap > best_overlap:
-                    best, best_overlap = root, overlap
+                if overlap >= config.min_overlap and shared <= allowed:
+                    qualified.append((overlap, root))
+                    if overlap > best_overlap:
+                        best, best_overlap = root, overlap
+        if best is not None and config.bridge and len(qualified) > 1:
+            best = _bridge(b, best, qualified, config, apart, leader, group_frames, members, merges, sampled, rng)
+            for root in list(reverse_hits):
+                if root not in members:
+                    reverse_hits.pop(root)
         if best is None:
             leader[b] = b
             group_frames[b] = set(frames_of[b])
@@ -176,6 +191,49 @@ def consolidation_merges(
                 sampled[best] = joined
                 reverse_hits.pop(best, None)
     return merges
+
+
+def _bridge(
+    b: int,
+    best: int,
+    qualified: list[tuple[float, int]],
+    config: ConsolidationConfig,
+    apart: Optional[Callable[[int, int], bool]],
+    leader: dict[int, int],
+    group_frames: dict[int, set[int]],
+    members: dict[int, list[int]],
+    merges: dict[int, int],
+    sampled: dict[int, np.ndarray],
+    rng: np.random.Generator,
+) -> int:
+    """Join the groups ``b`` qualifies for (``qualified``: (overlap, group)) into one, best overlap first, skipping a
+    group that shares too many frames with the joined ones (or one ``apart`` from them); returns the joined group's
+    leader, the oldest id among them, which ``b`` then joins."""
+    joined = best
+    for _, root in sorted(qualified, key=lambda q: (-q[0], q[1])):
+        if root == joined or root not in members:
+            continue
+        shared = len(group_frames[joined] & group_frames[root])
+        allowed = config.max_cooccurrence * min(len(group_frames[joined]), len(group_frames[root]))
+        if shared > allowed:
+            continue
+        if apart is not None and any(apart(x, y) for x in members[joined] for y in members[root]):
+            continue
+        keep, gone = min(joined, root), max(joined, root)
+        for m in members[gone]:
+            leader[m] = keep
+            merges[m] = keep
+        for m in members[keep]:
+            if m != keep:
+                merges[m] = keep
+        members[keep].extend(members.pop(gone))
+        group_frames[keep] |= group_frames.pop(gone)
+        both = np.concatenate([sampled[keep], sampled[gone]])
+        if len(both) > MAX_VOXELS:
+            both = both[rng.choice(len(both), MAX_VOXELS, replace=False)]
+        sampled[keep] = both
+        joined = keep
+    return joined
 
 
 def _hits_per_group(

@@ -37,6 +37,31 @@ def test_ids_kept_apart_are_never_merged() -> None:
     assert merges == {3: 2}
 
 
+def _bridged_surfaces(fragment_frames: set[int], bridge: bool = True) -> dict[int, int]:
+    """Id 1 seen on one surface (frames 0-1), id 2 a fragment on a second surface, id 3 seen later on both (more of
+    the second): sparse-point settings, so only the younger id's voxels are tested."""
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    observed.add(1, _cube((0, 0, 0), 0))
+    observed.add(2, _cube((3, 0, 0), 1))
+    observed.add(3, np.concatenate([_cube((0, 0, 0), 2, n=150), _cube((3, 0, 0), 3, n=250)]))
+    frames_of = {1: {0, 1}, 2: fragment_frames, 3: set(range(3, 9))}
+    return consolidation_merges(observed, frames_of, ConsolidationConfig(symmetric=False, bridge=bridge))
+
+
+def test_an_id_on_two_groups_joins_them_under_the_oldest() -> None:
+    # 3 overlaps the fragment 2 most, but 1 enough too: all three are one object, under id 1.
+    assert _bridged_surfaces({2}) == {2: 1, 3: 1}
+
+
+def test_groups_sharing_frames_are_not_bridged() -> None:
+    # the fragment shows in a frame of id 1: they are two objects, and 3 joins the one it overlaps most
+    assert _bridged_surfaces({1}) == {3: 2}
+
+
+def test_bridging_can_be_turned_off() -> None:
+    assert _bridged_surfaces({2}, bridge=False) == {3: 2}
+
+
 def _orbit_run() -> _Run:
     """An object (id 1) seen whole in frame 0 and split into two parts in both branches of the view graph:
     frames 1-2 (branch A) call the right part 2, frames 3-4 (branch B) call it 3. Part 1 (left) keeps id 1."""
