@@ -167,7 +167,7 @@ def consolidation_merges(
                     if overlap > best_overlap:
                         best, best_overlap = root, overlap
         if best is not None and config.bridge and len(qualified) > 1:
-            best = _bridge(b, best, qualified, config, apart, leader, group_frames, members, merges, sampled, rng)
+            best = _bridge(best, qualified, config, apart, leader, group_frames, members, merges, sampled, rng)
             for root in list(reverse_hits):
                 if root not in members:
                     reverse_hits.pop(root)
@@ -194,7 +194,6 @@ def consolidation_merges(
 
 
 def _bridge(
-    b: int,
     best: int,
     qualified: list[tuple[float, int]],
     config: ConsolidationConfig,
@@ -206,9 +205,9 @@ def _bridge(
     sampled: dict[int, np.ndarray],
     rng: np.random.Generator,
 ) -> int:
-    """Join the groups ``b`` qualifies for (``qualified``: (overlap, group)) into one, best overlap first, skipping a
-    group that shares too many frames with the joined ones (or one ``apart`` from them); returns the joined group's
-    leader, the oldest id among them, which ``b`` then joins."""
+    """Join the groups an id qualifies for (``qualified``: (overlap, group); ``best``: the one it overlaps most) into
+    one, best overlap first, skipping a group that shares too many frames with the joined ones (or one ``apart`` from
+    them); returns the joined group's leader, the oldest id among them, which the id then joins."""
     joined = best
     for _, root in sorted(qualified, key=lambda q: (-q[0], q[1])):
         if root == joined or root not in members:
