@@ -325,6 +325,8 @@ class _Run:
         config = self.cfg.memory
         if self.memory is not None or not config.enabled or len(points) == 0:
             return
+        if self.cfg.mode != "mastsam":  # (per-view ids: nothing to re-identify)
+            return
         viewpoint = frame.camera.center if frame.camera is not None else None
         size = auto_voxel_size(points.xyz, config.voxel_fraction, viewpoint)
         if size is not None:
