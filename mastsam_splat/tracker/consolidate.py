@@ -23,7 +23,7 @@ give the part a frame of sky.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Literal, Optional, Sequence
 
 import numpy as np
 
@@ -55,6 +55,10 @@ class ConsolidationConfig:
     sparse voxels of a small id lie next to a large id's by chance."""
     min_voxels: int = 16
     """Ids with fewer 3D voxels (a sky segment holds almost no 3D points) are merged with nothing."""
+    rank_forward: bool = False
+    """Among the groups an id qualifies for, join the one holding the largest share of the id's own voxels (not the
+    largest overlap either way). Set with SfM points (see ``for_points``): a small group's few points lie nearly all
+    among a large id's, so the overlap the other way ranks the smallest group first."""
     bridge: bool = True
     """An id that qualifies for several groups joins them all into one (under the oldest id) when the groups pass the
     co-occurrence test with each other too: a fragment of one frame, left where an id was lost, must not keep the id
@@ -67,10 +71,17 @@ class ConsolidationConfig:
         check_fraction(self.max_cooccurrence, "tracker.consolidation.max-cooccurrence")
         check_fraction(self.min_presence, "tracker.consolidation.min-presence")
 
-    def for_points(self, dense: bool) -> "ConsolidationConfig":
-        """The settings used with dense 3D points (depth maps) or sparse ones (matches, triangulation): with sparse
-        points the overlap is tested one way and every frame an id covers ``min_area`` in shows it."""
-        return self if dense else replace(self, symmetric=False, min_presence=0.0)
+    def for_points(self, points: Literal["dense", "tracks", "sparse"]) -> "ConsolidationConfig":
+        """The settings used with dense 3D points (depth maps: as set), with the points of SfM tracks (the same
+        points seen from every view that observed them: the overlap is tested both ways, groups ranked by the share
+        of the id's own voxels, ``rank_forward``, and every frame an id covers ``min_area`` in shows it) or with
+        sparse points of single pairs (matches, triangulation: the overlap is tested one way, and every frame
+        shows)."""
+        if points == "dense":
+            return self
+        if points == "tracks":
+            return replace(self, min_presence=0.0, rank_forward=True)
+        return replace(self, symmetric=False, min_presence=0.0)
 
 
 def presence(label_maps: Sequence[np.ndarray], min_area: int, min_fraction: float = 0.0) -> dict[int, set[int]]:
@@ -148,24 +159,25 @@ def consolidation_merges(
         if len(own) > MAX_VOXELS:  # a random sample estimates the overlap well enough
             own = own[rng.choice(len(own), MAX_VOXELS, replace=False)]
         sampled[b] = own
-        best, best_overlap = None, 0.0
-        qualified: list[tuple[float, int]] = []  # (overlap, group) of every group ``b`` may join
+        best, best_rank = None, 0.0
+        qualified: list[tuple[float, int]] = []  # (rank, group) of every group ``b`` may join
         if enough:
             point_index, hit_ids = observed.key_hits(own)
             for root, num_points in _hits_per_group(point_index, hit_ids, leader, group_frames, small, b):
-                overlap = num_points / len(own)
+                overlap = forward = num_points / len(own)
                 if config.symmetric:
                     if root not in reverse_hits:
                         reverse_hits[root] = _group_hits(observed, sampled[root])
                     overlap = max(overlap, _reverse_overlap(reverse_hits[root], len(sampled[root]), b))
+                rank = forward if config.rank_forward else overlap
                 shared = len(group_frames[root] & frames_of[b])
                 allowed = config.max_cooccurrence * min(len(group_frames[root]), len(frames_of[b]))
                 if apart is not None and any(apart(b, m) for m in members[root]):
                     continue
                 if overlap >= config.min_overlap and shared <= allowed:
-                    qualified.append((overlap, root))
-                    if overlap > best_overlap:
-                        best, best_overlap = root, overlap
+                    qualified.append((rank, root))
+                    if rank > best_rank or (best is None and overlap > 0):
+                        best, best_rank = root, rank
         if best is not None and config.bridge and len(qualified) > 1:
             best = _bridge(best, qualified, config, apart, leader, group_frames, members, merges, sampled, rng)
             for root in list(reverse_hits):
@@ -205,8 +217,8 @@ def _bridge(
     sampled: dict[int, np.ndarray],
     rng: np.random.Generator,
 ) -> int:
-    """Join the groups an id qualifies for (``qualified``: (overlap, group); ``best``: the one it overlaps most) into
-    one, best overlap first, skipping a group that shares too many frames with the joined ones (or one ``apart`` from
+    """Join the groups an id qualifies for (``qualified``: (rank, group); ``best``: the one ranked first) into
+    one, highest rank first, skipping a group that shares too many frames with the joined ones (or one ``apart`` from
     them); returns the joined group's leader, the oldest id among them, which the id then joins."""
     joined = best
     for _, root in sorted(qualified, key=lambda q: (-q[0], q[1])):

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import numpy as np
 
@@ -104,6 +104,8 @@ from mastsam_splat.tracker.results import FrameReport, TrackResult
 from mastsam_splat.tracker.view_order import ViewOrder, sequence_order, view_order
 from mastsam_splat.types import Frame, Matches
 
+_POINT_KINDS: dict[str, Literal["dense", "tracks", "sparse"]] = {"depth": "dense", "sfm": "tracks"}
+"""Consolidation settings per 3D point source (``ConsolidationConfig.for_points``; any other source: sparse)."""
 MAX_ID = int(np.iinfo(np.uint16).max)
 MEMORY_SAMPLE = 128
 """3D points per segment looked up in the memory (a random sample estimates the shares well enough)."""
@@ -426,7 +428,7 @@ class _Run:
         assert shape is not None
         h, w = shape
         min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
-        config = self.cfg.consolidation.for_points(dense=self.source == "depth")
+        config = self.cfg.consolidation.for_points(_POINT_KINDS.get(self.source, "sparse"))
         frames_of = presence_from_counts(self._id_counts(visited), min_area, config.min_presence)
         if only is not None:
             frames_of = {i: frames for i, frames in frames_of.items() if i in only}

@@ -167,10 +167,25 @@ def test_a_sliver_left_on_a_neighbour_is_no_cooccurrence() -> None:
 
 def test_sparse_points_keep_the_one_way_test_and_every_frame() -> None:
     config = ConsolidationConfig()
-    assert config.for_points(dense=True) == config
-    sparse = config.for_points(dense=False)
-    assert not sparse.symmetric and sparse.min_presence == 0.0
+    assert config.for_points("dense") == config
+    sparse = config.for_points("sparse")
+    assert not sparse.symmetric and sparse.min_presence == 0.0 and not sparse.rank_forward
     assert sparse.min_overlap == config.min_overlap and sparse.max_cooccurrence == config.max_cooccurrence
+    tracks = config.for_points("tracks")
+    assert tracks.symmetric and tracks.min_presence == 0.0 and tracks.rank_forward
+
+
+def test_sfm_tracks_rank_groups_by_the_share_of_the_id_s_own_voxels() -> None:
+    """Id 1 covers a surface, id 2 (seen with 1) a few points of its corner; id 3, seen later, covers most of the
+    surface: nearly all of 2's voxels lie among 3's, but far more of 3's lie among 1's."""
+    observed = VoxelMemory(voxel_size=0.1, neighborhood=1)
+    observed.add(1, _cube((0, 0, 0), 0, n=600) * 2.0)
+    observed.add(2, _cube((0.8, 0.8, 0.8), 1, n=40) * 0.2)
+    observed.add(3, np.concatenate([_cube((0, 0, 0), 2, n=600) * 2.0, _cube((0.8, 0.8, 0.8), 3, n=40) * 0.2]))
+    frames_of = {1: {0, 1, 2}, 2: {0, 1, 2}, 3: {5, 6, 7, 8}}
+    config = ConsolidationConfig()
+    assert consolidation_merges(observed, frames_of, config) == {3: 2}
+    assert consolidation_merges(observed, frames_of, config.for_points("tracks")) == {3: 1}
 
 
 def test_an_id_with_too_few_voxels_is_merged_with_nothing() -> None:
