@@ -47,6 +47,19 @@ def test_independent_mode_gives_fresh_ids_every_frame():
     assert all(seen) and not (seen[0] & seen[1]) and not (seen[1] & seen[2])
 
 
+def test_independent_mode_keeps_no_memory(monkeypatch):
+    """Per-view ids re-identify nothing: the mode builds no 3D memory (it is the cost baseline of the tracker)."""
+    import mastsam_splat.tracker.tracker as tracker_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the per-view mode built a 3D memory")
+
+    monkeypatch.setattr(tracker_module, "VoxelMemory", refuse)
+    monkeypatch.setattr(tracker_module, "WeightedVoxelMemory", refuse)
+    result = track(sequence(SLIDE[:2]), mode="independent")
+    assert len(result.labels) == 2 and result.points_source == "depth" and len(result.cloud_xyz) > 0
+
+
 @pytest.mark.parametrize("memory", [True, False])
 def test_object_leaving_and_reentering(memory):
     frames = sequence(LEAVE_AND_RETURN)
