@@ -9,7 +9,8 @@ in every frame. With dense 3D points (depth maps) the overlap is tested both way
 of a surface that a larger id covers whole later lies inside the larger one's voxels, though most
 of those are new; and a frame counts as showing an id only where the id keeps a fair share of its
 usual area: a sliver an id leaves on a neighbouring surface after it moved on does not make two
-fragments co-occur.
+fragments co-occur. With the points of SfM tracks (one point seen from every view that observed it) the overlap is
+tested both ways too, and the groups an id may join are ranked by the share of the id's own voxels they hold.
 An id that qualifies for several groups joins them all when they pass the co-occurrence test with each other (a
 fragment of one frame, made where an id was lost, overlaps the old id too little, and the id that continued after
 it overlaps the fragment most: without the bridge the old id stays apart).
@@ -51,8 +52,8 @@ class ConsolidationConfig:
     With 3D points from depth maps only (see ``for_points``)."""
     symmetric: bool = True
     """Also merge when ``min_overlap`` of the older group's voxels lie in the younger id's: a small id seen early
-    on part of a surface that a larger id, seen later, covers whole. With 3D points from depth maps only: the few
-    sparse voxels of a small id lie next to a large id's by chance."""
+    on part of a surface that a larger id, seen later, covers whole. With 3D points from depth maps and SfM tracks only: the few
+    sparse voxels of a small id from one pair lie next to a large id's by chance."""
     min_voxels: int = 16
     """Ids with fewer 3D voxels (a sky segment holds almost no 3D points) are merged with nothing."""
     rank_forward: bool = False
