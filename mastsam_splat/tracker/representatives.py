@@ -20,6 +20,9 @@ from mastsam_splat.types import Matches
 
 KMeansBackend = Literal["opencv", "sklearn"]
 
+MAX_SAMPLES = 300
+"""Most candidates K-Means runs on per id (a random subsample of denser correspondences)."""
+
 
 @dataclass
 class RepresentativesConfig:
@@ -77,7 +80,7 @@ def match_labels(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 
 def kmeans_points(
-    xy: np.ndarray, k: int, seed: int = 0, max_samples: int = 300, backend: KMeansBackend = "opencv"
+    xy: np.ndarray, k: int, seed: int = 0, max_samples: int = MAX_SAMPLES, backend: KMeansBackend = "opencv"
 ) -> np.ndarray:
     """``k`` representative points of ``xy`` [N, 2]: K-Means (k-means++ init) centres snapped to the nearest member.
 
@@ -89,37 +92,79 @@ def kmeans_points(
     """
     if len(xy) <= k:
         return xy.astype(np.float64)
-    if len(xy) > max_samples:
-        xy = xy[np.random.default_rng(seed).choice(len(xy), max_samples, replace=False)]
-    xy = np.asarray(xy, dtype=np.float64)  # (float32 positions: only the subsample is converted)
+    pick = _subsample(len(xy), seed, max_samples)
+    if pick is not None:
+        xy = xy[pick]
+    assignment, centres = _kmeans(xy, k, seed, backend)
+    return _snap_to_members(xy, assignment, centres)
+
+
+def _subsample(count: int, seed: int, max_samples: int) -> Optional[np.ndarray]:
+    """Indices of the ``max_samples`` of ``count`` candidates K-Means runs on (``None``: all of them)."""
+    if count <= max_samples:
+        return None
+    return np.random.default_rng(seed).choice(count, max_samples, replace=False)
+
+
+def _kmeans(xy: np.ndarray, k: int, seed: int, backend: KMeansBackend) -> tuple[np.ndarray, np.ndarray]:
+    """K-Means of ``xy`` [N, 2] (N > k, k-means++ init): each position's cluster [N] and the centres [k, 2] (float64).
+
+    OpenCV clusters float32 positions (the matches' own values: no conversion), scikit-learn float64 ones."""
     if backend == "opencv":
         cv2.setRNGSeed(seed)
         criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.1)
-        _, assignment, centres = cv2.kmeans(xy.astype(np.float32), k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
-        assignment = assignment.ravel()
-    elif backend == "sklearn":
+        points = np.ascontiguousarray(xy, dtype=np.float32)
+        _, assignment, centres = cv2.kmeans(points, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+        return assignment.reshape(-1), centres.astype(np.float64)
+    if backend == "sklearn":
         from sklearn.cluster import KMeans
         from sklearn.exceptions import ConvergenceWarning
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            km = KMeans(n_clusters=k, n_init=1, max_iter=20, random_state=seed).fit(xy)
-        assignment, centres = km.labels_, km.cluster_centers_
-    else:
-        raise ValueError(f"unknown K-Means backend {backend!r}; use 'opencv' or 'sklearn'")
-    return _snap_to_members(xy, np.asarray(assignment, dtype=np.int64), np.asarray(centres, dtype=np.float64))
+            km = KMeans(n_clusters=k, n_init=1, max_iter=20, random_state=seed).fit(np.asarray(xy, dtype=np.float64))
+        return km.labels_, np.asarray(km.cluster_centers_, dtype=np.float64)
+    raise ValueError(f"unknown K-Means backend {backend!r}; use 'opencv' or 'sklearn'")
 
 
 def _snap_to_members(xy: np.ndarray, assignment: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """The member of each cluster nearest its centre (first one on ties); an empty cluster takes the nearest point."""
-    k = len(centres)
-    xy = np.asarray(xy, dtype=np.float64)
-    d = np.sum((xy - centres[assignment]) ** 2, axis=1)
-    member = assignment[None, :] == np.arange(k)[:, None]  # [k, N]: a few clusters of a few hundred points
-    chosen = np.argmin(np.where(member, d[None, :], np.inf), axis=1)  # (argmin: the first on ties)
-    for c in np.flatnonzero(~member.any(axis=1)).tolist():
-        chosen[c] = int(np.argmin(np.sum((xy - centres[c]) ** 2, axis=1)))
-    return xy[chosen]
+    return _snap_groups([xy], [assignment], [centres])[0]
+
+
+def _snap_groups(xy: list[np.ndarray], assignment: list[np.ndarray], centres: list[np.ndarray]) -> list[np.ndarray]:
+    """:func:`_snap_to_members` of several clusterings (positions [N_g, 2], clusters [N_g], centres [k_g, 2]) at once.
+
+    All clusters are numbered in one sequence; one stable sort by cluster keeps each cluster's members in their
+    order, so the first member at the cluster's least distance is its first nearest one. Clusters without a member
+    take the nearest position of their own clustering."""
+    sizes = np.array([len(a) for a in xy], dtype=np.int64)
+    ks = np.array([len(c) for c in centres], dtype=np.int64)
+    first_cluster = np.cumsum(ks) - ks
+    total = int(ks.sum())
+    points = np.concatenate(xy).astype(np.float64)
+    cluster = np.concatenate(assignment).astype(np.int64) + np.repeat(first_cluster, sizes)
+    all_centres = np.concatenate(centres).astype(np.float64)
+    d = np.sum((points - all_centres[cluster]) ** 2, axis=1)
+    # (cluster numbers that fit in uint16 are sorted by radix sort, in the same stable order)
+    order = np.argsort(cluster.astype(np.uint16) if total <= np.iinfo(np.uint16).max else cluster, kind="stable")
+    ordered_d = d[order]
+    count = np.bincount(cluster, minlength=total)
+    filled = count > 0
+    start = (np.cumsum(count) - count)[filled]  # each non-empty cluster's first row in ``order``
+    least = np.minimum.reduceat(ordered_d, start) if len(start) else np.zeros(0)
+    at_least = np.flatnonzero(ordered_d == np.repeat(least, count[filled]))
+    chosen = np.full(total, -1, dtype=np.int64)
+    chosen[filled] = order[at_least[np.searchsorted(at_least, start)]]
+    empty = np.flatnonzero(~filled)
+    if len(empty):
+        group = np.searchsorted(first_cluster, empty, side="right") - 1
+        row0 = np.cumsum(sizes) - sizes
+        for c, g in zip(empty.tolist(), group.tolist()):
+            rows = points[row0[g] : row0[g] + sizes[g]]
+            chosen[c] = row0[g] + int(np.argmin(np.sum((rows - all_centres[c]) ** 2, axis=1)))
+    snapped = points[chosen]
+    return [snapped[f : f + k] for f, k in zip(first_cluster.tolist(), ks.tolist())]
 
 
 @contextlib.contextmanager
@@ -165,7 +210,8 @@ def select_representatives(
     width, height = image_size
     pixels_per_point = config.area_per_point * height * width
     backend = config.kmeans
-    ids_of_match = match_labels(labels, matches.xy_a[confident])
+    xy_a = matches.xy_a
+    ids_of_match = match_labels(labels, xy_a[confident])
     areas = np.bincount(labels.ravel()) if areas is None else areas
     # (ids of a uint16 label image: sorted as uint16, by radix sort, in the same stable order)
     narrow = len(ids_of_match) > 0 and int(ids_of_match.max()) <= np.iinfo(np.uint16).max
@@ -173,15 +219,29 @@ def select_representatives(
     sorted_ids = ids_of_match[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     ends = np.r_[starts[1:], len(sorted_ids)]
-    out: dict[int, Representatives] = {}
+    found: list[tuple[int, np.ndarray, Optional[np.ndarray]]] = []  # id, its matches, its points (None: clustered)
+    members: list[np.ndarray] = []  # each clustered id's K-Means input, its clusters and centres: snapped at once
+    clusters: list[np.ndarray] = []
+    centres: list[np.ndarray] = []
     with _quiet_sklearn(backend):
-        for s, e in zip(starts, ends):
-            obj_id = int(sorted_ids[s])
+        for s, e, obj_id in zip(starts.tolist(), ends.tolist(), sorted_ids[starts].tolist()):
             if obj_id == 0:
                 continue
             index = confident[order[s:e]]
             area = int(areas[obj_id]) if obj_id < len(areas) else 0
             k = num_representatives(area, pixels_per_point, config.min_points, config.max_points)
-            points = kmeans_points(matches.xy_a[index], k, seed=seed + obj_id, backend=backend)
-            out[obj_id] = Representatives(points=points, match_index=index)
-    return out
+            if e - s <= k:
+                found.append((obj_id, index, xy_a[index].astype(np.float64)))
+                continue
+            pick = _subsample(e - s, seed + obj_id, MAX_SAMPLES)
+            xy = xy_a[index if pick is None else index[pick]]
+            assignment, centre = _kmeans(xy, k, seed + obj_id, backend)
+            found.append((obj_id, index, None))
+            members.append(xy)
+            clusters.append(assignment)
+            centres.append(centre)
+    snapped = iter(_snap_groups(members, clusters, centres) if members else [])
+    return {
+        obj_id: Representatives(points=next(snapped) if points is None else points, match_index=index)
+        for obj_id, index, points in found
+    }

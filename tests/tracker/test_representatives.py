@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mastsam_splat.tracker.representatives import _snap_to_members, kmeans_points, match_labels
+from mastsam_splat.tracker.representatives import _snap_groups, _snap_to_members, kmeans_points, match_labels
 
 
 def test_each_centre_snaps_to_its_nearest_member_and_empty_clusters_to_the_nearest_point():
@@ -48,6 +48,24 @@ def test_snap_takes_each_clusters_nearest_member_first_on_ties():
         else:
             expected.append(int(np.argmin(np.sum((xy - centres[c]) ** 2, axis=1))))
     np.testing.assert_array_equal(_snap_to_members(xy, assignment, centres), xy[expected])
+
+
+def test_snapping_several_clusterings_at_once_snaps_each_on_its_own():
+    """One batch of clusterings (ties, empty clusters, float32 positions) gives each clustering's own snapped points."""
+    rng = np.random.default_rng(8)
+    xy, assignment, centres = [], [], []
+    for n, k in [(50, 3), (1, 2), (200, 9), (7, 7), (120, 5)]:
+        xy.append(rng.integers(0, 8, (n, 2)).astype(np.float32))
+        labels = rng.integers(0, k, n).astype(np.int32)
+        labels[labels == k - 1] = 0  # the last cluster has no member
+        assignment.append(labels)
+        centres.append(rng.uniform(0.0, 8.0, (k, 2)))
+    got = _snap_groups(xy, assignment, centres)
+    assert len(got) == len(xy)
+    for points, a, c, g in zip(xy, assignment, centres, got):
+        want = _snap_to_members(points.astype(np.float64), a.astype(np.int64), c)
+        assert g.dtype == np.float64
+        np.testing.assert_array_equal(g, want)
 
 
 @pytest.mark.parametrize("backend", ["opencv", "sklearn"])
