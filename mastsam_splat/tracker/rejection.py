@@ -55,7 +55,7 @@ def prompt_support(mask: np.ndarray, positive: np.ndarray) -> float:
     """Fraction of the positive prompts [P, 2] that fall inside the boolean ``mask`` [H, W]."""
     if len(positive) == 0:
         return 0.0
-    return float(np.mean(match_labels(mask, positive) > 0))  # the mask's own values: no integer copy of it
+    return np.count_nonzero(match_labels(mask, positive)) / len(positive)  # (the mask's own values: no integer copy)
 
 
 def lost_before_prompting(tracked: TrackedPoints, config: RejectionConfig) -> Optional[str]:

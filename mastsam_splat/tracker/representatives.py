@@ -73,6 +73,10 @@ def match_labels(labels: np.ndarray, xy: np.ndarray) -> np.ndarray:
     x, y = xy[:, 0], xy[:, 1]
     # floor(x) lies in [0, w) exactly when x does (NaN and infinities fail the comparisons); there the floor is the
     # truncating cast.
+    if len(xy) and xy.min() >= 0 and x.max() < w and y.max() < h:  # (a NaN is the minimum: it fails)
+        # all inside (the usual case): one cast and one flat look-up
+        cells = xy.astype(np.intp)
+        return labels.reshape(-1).take(cells[:, 1] * w + cells[:, 0]).astype(np.int64)
     inside = np.flatnonzero((x >= 0) & (x < w) & (y >= 0) & (y < h))
     out = np.zeros(len(xy), dtype=np.int64)
     out[inside] = labels[y[inside].astype(np.int64), x[inside].astype(np.int64)]

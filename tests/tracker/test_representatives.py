@@ -33,6 +33,26 @@ def test_match_labels_equals_flooring_every_position() -> None:
         np.testing.assert_array_equal(match_labels(labels, pts), want)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_match_labels_of_positions_all_inside_equal_flooring_them(dtype) -> None:
+    """Positions all inside the image (one flat look-up) read the pixels flooring gives, the borders included; one
+    position outside reads 0 there and leaves the others' labels as they were."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 9, (7, 11)).astype(np.uint16)
+    xy = rng.uniform(0.0, 1.0, (300, 2)) * [11, 7]
+    xy[:4] = [[0.0, 0.0], [10.999, 6.999], [0.0, 6.0], [10.0, 0.0]]
+    pts = xy.astype(dtype)
+    want = labels[np.floor(pts[:, 1]).astype(int), np.floor(pts[:, 0]).astype(int)].astype(np.int64)
+    got = match_labels(labels, pts)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(match_labels(labels > 4, pts), (want > 4).astype(np.int64))
+    pts[7] = [11.0, 3.0]
+    want[7] = 0
+    np.testing.assert_array_equal(match_labels(labels, pts), want)
+    assert len(match_labels(labels, pts[:0])) == 0
+
+
 def test_snap_takes_each_clusters_nearest_member_first_on_ties():
     rng = np.random.default_rng(6)
     xy = rng.integers(0, 6, (200, 2)).astype(np.float64)  # many equal distances
