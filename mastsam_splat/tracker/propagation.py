@@ -101,7 +101,7 @@ def propagate_points(
     """
     if len(points) == 0 or len(xy_a) == 0:
         return np.zeros((0, 2)), np.zeros(len(points), dtype=bool)
-    step, keep = median_displacement(points, xy_a, (xy_b - xy_a).astype(np.float64), radius, neighbors)
+    step, keep = median_displacement(points, xy_a, np.asarray(xy_b - xy_a, dtype=np.float64), radius, neighbors)
     moved = np.zeros((len(points), 2))
     moved[keep] = points[keep] + step[keep]
     width, height = size_b
@@ -160,28 +160,30 @@ def propagate_representatives(
     radius = config.radius * float(np.hypot(width, height))
     neighbors = config.neighbors
     spacing = 4.0 * (max(width, 1) + radius + 1.0)
-    counts = np.array([len(representatives[i].points) for i in ids], dtype=np.int64)
-    match_counts = np.array([len(representatives[i].match_index) for i in ids], dtype=np.int64)
+    reps = [representatives[i] for i in ids]
+    counts = np.array([len(r.points) for r in reps], dtype=np.int64)
+    match_counts = np.array([len(r.match_index) for r in reps], dtype=np.int64)
     shift = np.arange(len(ids)) * spacing  # [ids] each id's offset along x
-    all_points = np.concatenate([representatives[i].points for i in ids]).astype(np.float64)  # (a copy)
+    all_points = np.concatenate([r.points for r in reps]).astype(np.float64, copy=False)  # (a new array)
     all_points[:, 0] += np.repeat(shift, counts)
-    index = np.concatenate([representatives[i].match_index for i in ids])
-    xy_a = matches.xy_a[index].astype(np.float64)
-    xy_b = matches.xy_b[index].astype(np.float64)
+    index = np.concatenate([r.match_index for r in reps])
+    xy_a = matches.xy_a.take(index, axis=0).astype(np.float64)
+    xy_b = matches.xy_b.take(index, axis=0).astype(np.float64)
     match_shift = np.repeat(shift, match_counts)
     xy_a[:, 0] += match_shift
     xy_b[:, 0] += match_shift
     moved, keep = propagate_points(all_points, xy_a, xy_b, radius, neighbors, (10**12, 10**12))
-    # The kept points stay in id order: each id's run of them, shifted back.
-    kept = np.bincount(np.repeat(np.arange(len(ids)), counts)[keep], minlength=len(ids))
-    moved[:, 0] -= np.repeat(shift, kept)
-    ends = np.cumsum(kept)
-    out: dict[int, TrackedPoints] = {}
-    for n, obj_id in enumerate(ids):
-        pts = moved[ends[n] - kept[n] : ends[n]]
-        inside = (pts[:, 0] >= 0) & (pts[:, 0] < width) & (pts[:, 1] >= 0) & (pts[:, 1] < height)
-        out[obj_id] = TrackedPoints(points=pts[inside], num_representatives=int(counts[n]))
-    return out
+    # The kept points stay in id order: each id's run of them, shifted back; those inside frame b stay.
+    owner = np.repeat(np.arange(len(ids)), counts)[keep]
+    moved[:, 0] -= shift[owner]
+    inside = (moved[:, 0] >= 0) & (moved[:, 0] < width) & (moved[:, 1] >= 0) & (moved[:, 1] < height)
+    moved = moved[inside]
+    kept = np.bincount(owner[inside], minlength=len(ids)).tolist()
+    ends = np.cumsum(kept).tolist()
+    return {
+        obj_id: TrackedPoints(points=moved[end - n : end], num_representatives=count)
+        for obj_id, n, end, count in zip(ids, kept, ends, counts.tolist())
+    }
 
 
 CARRY_GRID_CELLS = 200
