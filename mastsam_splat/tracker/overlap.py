@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.spatial.distance import cdist
 
 from mastsam_splat.errors import check_option
 from mastsam_splat.tracker.prompting import Prompt
 from mastsam_splat.types import Mask
-
-
-_BLOCK = 1 << 18
-"""Point-site distances computed at once by ``nearest_distance`` (bounds its memory)."""
 
 
 @dataclass
@@ -134,12 +129,13 @@ def resolve_overlaps(
     if not masks:
         return labels
     ids = sorted(masks)
-    # Flat pixel indices of each mask: painting and counting touch only the masks' pixels.
+    # Each mask painted in id order (one masked write each) and counted into a small per-pixel tally.
+    count = np.zeros(shape, dtype=np.uint8 if len(ids) <= np.iinfo(np.uint8).max else np.int64)
+    for i in ids:
+        segmentation = masks[i].segmentation
+        np.copyto(labels, i, where=segmentation)
+        count += segmentation
     flat = labels.reshape(-1)
-    pixels = [np.flatnonzero(masks[i].segmentation) for i in ids]
-    for i, pix in zip(ids, pixels):
-        flat[pix] = i
-    count = np.bincount(np.concatenate(pixels), minlength=flat.size)
     contested_flat = np.flatnonzero(count > 1)
     if len(contested_flat) == 0:
         return labels
@@ -164,14 +160,24 @@ def resolve_overlaps(
 def nearest_distance(sites: np.ndarray, points: np.ndarray) -> np.ndarray:
     """[N] Euclidean distance from each of ``points`` [N, 2] to the nearest of ``sites`` [S, 2] (S >= 1).
 
-    By brute force (``scipy.spatial.distance.cdist`` in blocks): prompts are a few points per id, so comparing
-    every pair costs less than building a k-d tree per id, and gives the distances ``cKDTree.query`` returns.
+    By brute force, site by site: prompts are a few points per id, so a running minimum of the squared distances
+    (one pass over the points per site, one square root at the end) costs less than a k-d tree per id or a full
+    distance table. The squared distances are the same sums the k-d tree and ``cdist`` form, and the square root
+    is monotone, so the distances are those ``cKDTree.query`` returns.
     """
-    out = np.empty(len(points))
-    step = max(1, _BLOCK // len(sites))
-    for start in range(0, len(points), step):
-        out[start : start + step] = cdist(points[start : start + step], sites).min(axis=1)
-    return out
+    points = np.asarray(points, dtype=np.float64)
+    x = np.ascontiguousarray(points[:, 0])
+    y = np.ascontiguousarray(points[:, 1])
+    best = np.full(len(points), np.inf)
+    dy = np.empty(len(points))
+    for sx, sy in np.asarray(sites, dtype=np.float64).tolist():
+        dx = x - sx
+        dx *= dx
+        np.subtract(y, sy, out=dy)
+        dy *= dy
+        dx += dy
+        np.minimum(best, dx, out=best)
+    return np.sqrt(best, out=best)
 
 
 def auto_label_image(masks: Sequence[Mask], shape: tuple[int, int], min_area: int) -> np.ndarray:

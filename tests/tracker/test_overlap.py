@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
 
-from mastsam_splat.tracker import overlap as overlap_module
 from mastsam_splat.tracker.overlap import nearest_distance, resolve_overlaps
 from mastsam_splat.tracker.prompting import Prompt
 from mastsam_splat.types import Mask
@@ -50,10 +50,12 @@ def test_resolve_overlaps_matches_the_per_pixel_reference():
     assert not resolve_overlaps({}, {}, shape).any()
 
 
-def test_nearest_distance_equals_the_k_d_tree_bit_for_bit(monkeypatch):
+def test_nearest_distance_equals_the_k_d_tree_and_cdist_bit_for_bit():
     rng = np.random.default_rng(4)
-    monkeypatch.setattr(overlap_module, "_BLOCK", 64)  # several blocks
-    for sites_count in (1, 3, 27):
+    for sites_count in (1, 3, 12, 27):
         sites = rng.uniform(-50.0, 400.0, (sites_count, 2))
-        points = rng.integers(0, 320, (500, 2)) + 0.5
-        np.testing.assert_array_equal(nearest_distance(sites, points), cKDTree(sites).query(points)[0])
+        for points in (rng.integers(0, 320, (500, 2)) + 0.5, rng.uniform(-1e3, 1e3, (500, 2))):
+            got = nearest_distance(sites, points)
+            np.testing.assert_array_equal(got, cKDTree(sites).query(points)[0])
+            np.testing.assert_array_equal(got, cdist(points, sites).min(axis=1))
+    assert nearest_distance(sites, np.zeros((0, 2))).shape == (0,)
