@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import cv2
 import numpy as np
 
 from mastsam_splat.errors import check_option
@@ -34,11 +35,11 @@ class OverlapConfig:
 
 
 def _bbox(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
+    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of the pixels of boolean ``mask`` [H, W] (``None`` when empty)."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))  # (OpenCV: one vectorised pass)
+    if w == 0:
         return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return y, y + h, x, x + w
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,9 +49,13 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union else 0.0
 
 
-def pairwise_iou(masks: Sequence[np.ndarray]) -> np.ndarray:
+def pairwise_iou(masks: Sequence[np.ndarray], above: Optional[float] = None) -> np.ndarray:
     """[N, N] IoU of boolean masks, computed only where bounding boxes overlap (the pairs whose boxes overlap are
-    found for all pairs at once; only their pixels are compared)."""
+    found for all pairs at once; only their pixels are compared).
+
+    With ``above``, only the pairs whose IoU may exceed it are compared (the others read 0): a pair's intersection
+    is at most the smaller area and the overlap of the boxes, and the IoU grows with the intersection, so the IoU
+    at that bound (the same division) is at least the pair's own."""
     n = len(masks)
     out = np.zeros((n, n))
     if n < 2:
@@ -63,7 +68,16 @@ def pairwise_iou(masks: Sequence[np.ndarray]) -> np.ndarray:
     c0 = np.maximum(box[:, None, 2], box[None, :, 2])
     c1 = np.minimum(box[:, None, 3], box[None, :, 3])
     overlapping = np.triu((r0 < r1) & (c0 < c1), k=1)  # (an empty mask's box is empty)
-    for i, j in zip(*(k.tolist() for k in np.nonzero(overlapping))):
+    pairs = np.nonzero(overlapping)
+    if above is not None:
+        size = np.array(areas, dtype=np.int64)
+        i, j = pairs
+        most = np.minimum(np.minimum(size[i], size[j]), (r1[i, j] - r0[i, j]) * (c1[i, j] - c0[i, j]))
+        union = size[i] + size[j] - most
+        may = most > 0  # (the boxes overlap: the union holds at least one pixel)
+        may[may] = most[may] / union[may] > above
+        pairs = (i[may], j[may])
+    for i, j in zip(*(k.tolist() for k in pairs)):
         rows, cols = slice(int(r0[i, j]), int(r1[i, j])), slice(int(c0[i, j]), int(c1[i, j]))
         inter = np.count_nonzero(masks[i][rows, cols] & masks[j][rows, cols])
         union = areas[i] + areas[j] - inter
@@ -82,7 +96,7 @@ def merge_duplicates(
         ``(masks, prompts, merged)`` where ``merged`` maps each removed id to the id it joined.
     """
     ids = sorted(masks)
-    iou = pairwise_iou([masks[i].segmentation for i in ids])
+    iou = pairwise_iou([masks[i].segmentation for i in ids], above=config.merge_iou)
     parent = {i: i for i in ids}
 
     def root(i: int) -> int:
@@ -90,12 +104,10 @@ def merge_duplicates(
             i = parent[i]
         return i
 
-    for a in range(len(ids)):
-        for b in range(a + 1, len(ids)):
-            if iou[a, b] > config.merge_iou:
-                ra, rb = root(ids[a]), root(ids[b])
-                if ra != rb:
-                    parent[max(ra, rb)] = min(ra, rb)
+    for a, b in np.argwhere(np.triu(iou > config.merge_iou, k=1)).tolist():  # (pairs in row-major order)
+        ra, rb = root(ids[a]), root(ids[b])
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     merged = {i: root(i) for i in ids if root(i) != i}
     out_masks: dict[int, Mask] = {}
     out_prompts: dict[int, Prompt] = {}

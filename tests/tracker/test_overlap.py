@@ -6,8 +6,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import cdist
 
-from mastsam_splat.tracker.overlap import nearest_distance, resolve_overlaps
+from mastsam_splat.tracker.overlap import mask_iou, merge_duplicates, nearest_distance, pairwise_iou, resolve_overlaps
 from mastsam_splat.tracker.prompting import Prompt
+from mastsam_splat.tracker.overlap import OverlapConfig
 from mastsam_splat.types import Mask
 
 
@@ -59,3 +60,63 @@ def test_nearest_distance_equals_the_k_d_tree_and_cdist_bit_for_bit():
             np.testing.assert_array_equal(got, cKDTree(sites).query(points)[0])
             np.testing.assert_array_equal(got, cdist(points, sites).min(axis=1))
     assert nearest_distance(sites, np.zeros((0, 2))).shape == (0,)
+
+
+def _random_masks(rng: np.random.Generator, shape: tuple[int, int], count: int) -> list[np.ndarray]:
+    """Boxes, ragged boxes, exact and near copies of earlier masks, and an empty mask."""
+    masks = []
+    for n in range(count):
+        if n and n % 4 == 0:
+            seg = masks[int(rng.integers(0, n))].copy()
+            seg[int(rng.integers(0, shape[0])), :] ^= n % 8 == 0  # a near copy, or an exact one
+        else:
+            seg = np.zeros(shape, dtype=bool)
+            r0, c0 = int(rng.integers(0, shape[0] - 2)), int(rng.integers(0, shape[1] - 2))
+            seg[r0 : r0 + int(rng.integers(1, 14)), c0 : c0 + int(rng.integers(1, 18))] = True
+            if n % 3 == 1:
+                seg &= rng.random(shape) < 0.7
+        masks.append(seg)
+    masks.append(np.zeros(shape, dtype=bool))
+    return masks
+
+
+def test_pairwise_iou_equals_each_pairs_iou_and_above_a_bound_keeps_the_pairs_beyond_it():
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        masks = _random_masks(rng, (22, 30), 14)
+        n = len(masks)
+        full = np.array([[mask_iou(a, b) if i != j else 0.0 for j, b in enumerate(masks)] for i, a in enumerate(masks)])
+        np.testing.assert_array_equal(pairwise_iou(masks), full)
+        skipped = 0
+        for above in (0.0, 0.5, 0.8, 0.95):
+            got = pairwise_iou(masks, above=above)
+            beyond = full > above
+            np.testing.assert_array_equal(got[beyond], full[beyond])
+            assert np.all((got == full) | (got == 0))  # a pair not compared reads 0
+            skipped += int(np.count_nonzero((got == 0) & (full > 0)))
+        assert (full > 0.8).any() and skipped > 0 and n == 15
+
+
+def test_merged_duplicates_equal_merging_every_pair_beyond_the_threshold():
+    """Chains of near copies join the oldest id of their chain, as merging pair by pair in id order does."""
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        segs = _random_masks(rng, (22, 30), 14)
+        ids = sorted(rng.choice(np.arange(1, 100), size=len(segs), replace=False).tolist())
+        masks = {i: Mask(seg, score=float(rng.random())) for i, seg in zip(ids, segs)}
+        prompts = {i: Prompt(rng.uniform(0, 30, (2, 2)), np.zeros((0, 2))) for i in ids}
+        parent = {i: i for i in ids}
+
+        def root(i: int) -> int:
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        for a in range(len(ids)):
+            for b in range(a + 1, len(ids)):
+                if mask_iou(segs[a], segs[b]) > 0.8 and root(ids[a]) != root(ids[b]):
+                    ra, rb = root(ids[a]), root(ids[b])
+                    parent[max(ra, rb)] = min(ra, rb)
+        _, out_prompts, merged = merge_duplicates(masks, prompts, OverlapConfig(merge_iou=0.8))
+        assert merged == {i: root(i) for i in ids if root(i) != i} and merged
+        assert set(out_prompts) == {i for i in ids if root(i) == i}
