@@ -66,19 +66,21 @@ def build_prompts(
         return {}
     negative_radius = config.negative_radius * float(np.hypot(*image_size))
     max_negatives = config.max_negatives
-    all_points = np.concatenate([tracked[i].points for i in ids]).astype(np.float64)
+    all_points = np.concatenate([tracked[i].points for i in ids]).astype(np.float64, copy=False)
     sizes = [len(tracked[i].points) for i in ids]
-    owner = np.repeat(np.arange(len(ids)), sizes)
-    nearest_sq = _nearest_sq(all_points, sizes) if max_negatives > 0 and len(ids) > 1 else None
+    chosen: list[np.ndarray] = []  # each id's negatives: indices into all_points, nearest first
+    if max_negatives > 0 and len(ids) > 1:
+        nearest = np.sqrt(_nearest_sq(all_points, sizes))  # [ids, points]
+        owner = np.repeat(np.arange(len(ids)), sizes)
+        near = (nearest <= negative_radius) & (owner[None, :] != np.arange(len(ids))[:, None])
+        # Per id, its near points by distance (stable: the earlier point first on ties), the others after them.
+        order = np.argsort(np.where(near, nearest, np.inf), axis=1, kind="stable")[:, :max_negatives]
+        count = np.minimum(np.count_nonzero(near, axis=1), max_negatives).tolist()
+        chosen = [row[:c] for row, c in zip(order, count)]
     prompts: dict[int, Prompt] = {}
     for n, obj_id in enumerate(ids):
         positive = tracked[obj_id].points.astype(np.float64)
-        negative = np.zeros((0, 2))
-        if nearest_sq is not None:
-            nearest = np.sqrt(nearest_sq[n])
-            near = np.flatnonzero((owner != n) & (nearest <= negative_radius))
-            if len(near):
-                negative = all_points[near[np.argsort(nearest[near], kind="stable")[:max_negatives]]]
+        negative = all_points[chosen[n]] if chosen and len(chosen[n]) else np.zeros((0, 2))
         prompts[obj_id] = Prompt(positive=positive, negative=negative)
     return prompts
 
@@ -86,18 +88,24 @@ def build_prompts(
 def _nearest_sq(points: np.ndarray, sizes: list[int]) -> np.ndarray:
     """[G, P] squared distance from each of ``points`` [P, 2] to the nearest point of each group, the groups being
     consecutive runs of ``sizes`` points: the [rows, P] tables of several groups at once, about ``_TABLE_ROWS`` rows
-    at a time (bounded memory however many points are tracked)."""
+    at a time (bounded memory however many points are tracked); x and y differences apart, summed as x + y."""
     out = np.empty((len(sizes), len(points)))
-    ends = np.cumsum(sizes)
+    x = np.ascontiguousarray(points[:, 0])
+    y = np.ascontiguousarray(points[:, 1])
+    ends = np.cumsum(sizes).tolist()
     first = 0
     while first < len(sizes):
-        last = first + 1
-        while last < len(sizes) and ends[last] - (ends[first] - sizes[first]) <= _TABLE_ROWS:
-            last += 1
         start = ends[first] - sizes[first]
-        diff = points[None, :, :] - points[start : ends[last - 1], None, :]
-        runs = ends[first:last] - sizes[first:last] - start  # [groups] first row of each group in the block
-        out[first:last] = np.minimum.reduceat(np.sum(diff * diff, axis=-1), runs, axis=0)
+        last = first + 1
+        while last < len(sizes) and ends[last] - start <= _TABLE_ROWS:
+            last += 1
+        dx = x[None, :] - x[start : ends[last - 1], None]
+        dx *= dx
+        dy = y[None, :] - y[start : ends[last - 1], None]
+        dy *= dy
+        dx += dy
+        runs = [ends[g] - sizes[g] - start for g in range(first, last)]  # first row of each group in the block
+        out[first:last] = np.minimum.reduceat(dx, runs, axis=0)
         first = last
     return out
 

@@ -39,3 +39,23 @@ def test_many_tracked_points_give_the_negatives_of_a_search_per_id():
         near = np.flatnonzero((owner != obj_id) & (nearest <= radius))
         want = everything[near[np.argsort(nearest[near], kind="stable")[:5]]]
         np.testing.assert_array_equal(prompts[obj_id].negative, want.reshape(-1, 2))
+
+
+def test_negatives_at_equal_distances_keep_the_earlier_point_first():
+    """Points on a coarse grid (many equal distances), more near points than negatives: the stable order of a
+    search per id."""
+    rng = np.random.default_rng(7)
+    tracked = {
+        i: TrackedPoints(rng.integers(0, 6, (int(rng.integers(1, 5)), 2)).astype(np.float64), 4) for i in range(1, 30)
+    }
+    config = PromptingConfig(negative_radius=0.3, max_negatives=3)
+    prompts = build_prompts(tracked, config, (6, 6))
+    everything = np.concatenate([tracked[i].points for i in tracked])
+    owner = np.repeat(list(tracked), [len(t.points) for t in tracked.values()])
+    radius = 0.3 * np.hypot(6, 6)
+    for obj_id, t in tracked.items():
+        nearest = np.sqrt(np.min(np.sum((everything[None, :, :] - t.points[:, None, :]) ** 2, axis=-1), axis=0))
+        near = np.flatnonzero((owner != obj_id) & (nearest <= radius))
+        want = everything[near[np.argsort(nearest[near], kind="stable")[:3]]]
+        assert len(want) == 3
+        np.testing.assert_array_equal(prompts[obj_id].negative, want)
