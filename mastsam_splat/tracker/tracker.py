@@ -976,7 +976,8 @@ class _Run:
         prev = self.labels[parent]
         assert prev is not None
         min_area = max(1, int(round(cfg.min_area_fraction * (h * w))))
-        counts = np.bincount(prev.ravel())
+        counts = self.labels.counts(parent)  # (``np.bincount(prev.ravel())``, kept by the store for later reads)
+        assert counts is not None
         reps = select_representatives(
             prev, matches, cfg.representatives, cfg.confidence_threshold, (w, h), cfg.seed, areas=counts
         )
