@@ -214,8 +214,9 @@ def select_representatives(
     width, height = image_size
     pixels_per_point = config.area_per_point * height * width
     backend = config.kmeans
-    xy_a = matches.xy_a
-    ids_of_match = match_labels(labels, xy_a[confident])
+    every = len(confident) == len(matches)  # (all confident: the matches themselves, no gather)
+    xy_confident = matches.xy_a if every else matches.xy_a[confident]
+    ids_of_match = match_labels(labels, xy_confident)
     areas = np.bincount(labels.ravel()) if areas is None else areas
     # (ids of a uint16 label image: sorted as uint16, by radix sort, in the same stable order)
     narrow = len(ids_of_match) > 0 and int(ids_of_match.max()) <= np.iinfo(np.uint16).max
@@ -223,6 +224,9 @@ def select_representatives(
     sorted_ids = ids_of_match[order]
     starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
     ends = np.r_[starts[1:], len(sorted_ids)]
+    # every id's matches (indices and positions) as one run of these, in the order of the matches
+    matched = order if every else confident[order]
+    xy_matched = xy_confident[order]
     found: list[tuple[int, np.ndarray, Optional[np.ndarray]]] = []  # id, its matches, its points (None: clustered)
     members: list[np.ndarray] = []  # each clustered id's K-Means input, its clusters and centres: snapped at once
     clusters: list[np.ndarray] = []
@@ -231,14 +235,14 @@ def select_representatives(
         for s, e, obj_id in zip(starts.tolist(), ends.tolist(), sorted_ids[starts].tolist()):
             if obj_id == 0:
                 continue
-            index = confident[order[s:e]]
+            index = matched[s:e]
             area = int(areas[obj_id]) if obj_id < len(areas) else 0
             k = num_representatives(area, pixels_per_point, config.min_points, config.max_points)
             if e - s <= k:
-                found.append((obj_id, index, xy_a[index].astype(np.float64)))
+                found.append((obj_id, index, xy_matched[s:e].astype(np.float64)))
                 continue
             pick = _subsample(e - s, seed + obj_id, MAX_SAMPLES)
-            xy = xy_a[index if pick is None else index[pick]]
+            xy = xy_matched[s:e] if pick is None else xy_matched[s:e][pick]
             assignment, centre = _kmeans(xy, k, seed + obj_id, backend)
             found.append((obj_id, index, None))
             members.append(xy)
