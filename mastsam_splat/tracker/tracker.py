@@ -84,7 +84,7 @@ from mastsam_splat.tracker.points3d import (
 )
 from mastsam_splat.tracker.refine import (
     Refiner,
-    evidence_shares,
+    evidence_holder,
     families_labels,
     reused_members,
     split_all,
@@ -661,7 +661,7 @@ class _Run:
         frame: Frame,
     ) -> list[int]:
         """The pieces of ``obj_id`` (largest first), the one holding ``refine.evidence_ratio`` times the largest
-        one's share of the id's 3D evidence moved first (see ``refine.evidence_shares``), unless the two meet along
+        one's share of the id's 3D evidence moved first (see ``refine.evidence_holder``), unless the two meet along
         a convex edge in the frame's depth map (``creases.frame_edges``): faces of one solid, cut apart by their
         shading, are one part, and the face this view shows largest keeps the id, as the largest piece of any cut."""
         assert self.evidence is not None
@@ -671,11 +671,15 @@ class _Run:
         own = ids == obj_id
         finite = points.finite
         piece = point_labels(np.where(labels == obj_id, auto, 0), points)[finite]
-        shares = evidence_shares(
-            voxel_centres(keys[own], self.evidence.voxel_size), counts[own], points.xyz[finite], piece, segments
+        held = evidence_holder(
+            voxel_centres(keys[own], self.evidence.voxel_size),
+            counts[own],
+            points.xyz[finite],
+            piece,
+            segments,
+            self.cfg.refine.evidence_ratio,
         )
-        held = max(segments, key=lambda s: (shares[s], -segments.index(s)))
-        if shares[held] <= 0 or shares[held] < self.cfg.refine.evidence_ratio * shares[segments[0]]:
+        if held is None:
             return segments
         depth = depth_map(frame)
         if depth is not None and frame.camera is not None and depth.shape == labels.shape:

@@ -342,6 +342,48 @@ def test_evidence_shares_count_each_voxel_for_the_piece_nearest_to_it() -> None:
     assert shares == {3: 9.0, 7: 3.0, 9: 0.0}
 
 
+def _shares_reference(voxels, counts, points, piece_of_point, pieces) -> dict[int, float]:
+    """Each voxel's count for the piece of its nearest point (one search per voxel)."""
+    from scipy.spatial import cKDTree
+
+    on = np.isin(piece_of_point, pieces)
+    out = {p: 0.0 for p in pieces}
+    _, nearest = cKDTree(points[on]).query(voxels)
+    for piece, count in zip(piece_of_point[on][nearest], counts):
+        out[int(piece)] += float(count)
+    return out
+
+
+def test_evidence_shares_and_holder_equal_a_search_per_voxel() -> None:
+    """Evidence on a grid of voxels far larger than the pieces (blocks settle most voxels): the shares equal one
+    nearest-point search per voxel, and the holder is the piece the plain comparison of those shares names."""
+    from mastsam_splat.tracker.refine import BLOCK_MIN_VOXELS, evidence_holder, evidence_shares
+
+    rng = np.random.default_rng(5)
+    decided = set()
+    for trial in range(12):
+        grid = np.stack(np.meshgrid(np.arange(60), np.arange(50), np.arange(3), indexing="ij"), -1).reshape(-1, 3)
+        voxels = (grid[rng.random(len(grid)) < 0.4] + 0.5) * 0.1
+        assert len(voxels) >= BLOCK_MIN_VOXELS
+        counts = rng.integers(1, 30, len(voxels))
+        points = rng.random((int(rng.integers(50, 400)), 3)) * [3.0, 2.0, 0.3] + [1.5, 1.0, 0.0]
+        pieces = [int(p) for p in rng.choice([2, 5, 9, 11], size=int(rng.integers(2, 4)), replace=False)]
+        cut = points[:, 0] + 0.3 * points[:, 1]  # pieces side by side, one more piece id without points
+        piece_of_point = np.where(cut < np.quantile(cut, 0.3 + 0.4 * rng.random()), pieces[0], pieces[1])
+        piece_of_point[rng.random(len(points)) < 0.05] = 0  # off the pieces
+        if trial % 3 == 0:
+            voxels *= 0.1  # a small evidence: all voxels near the points
+        shares = evidence_shares(voxels, counts, points, piece_of_point, pieces)
+        assert shares == _shares_reference(voxels, counts, points, piece_of_point, pieces)
+        for ratio in (0.0, 0.5, 1.0, 1.2, 2.0, 3.0, 10.0):
+            held = max(pieces, key=lambda s: (shares[s], -pieces.index(s)))
+            fails = held == pieces[0] or shares[held] <= 0 or shares[held] < ratio * shares[pieces[0]]
+            expected = None if fails else held
+            assert evidence_holder(voxels, counts, points, piece_of_point, pieces, ratio) == expected
+            decided.add(expected is None)
+    assert decided == {True, False}
+
+
 def _object_split_run(keep: Optional[str]):
     """Id 1 holds a whole object of two parts, tracked for ten frames from a side that showed part A (columns 1-3)
     and the surfaces behind it (3.6 times part B's share of the evidence); now the segmenter cuts the object into part A and the larger part B (columns 4-8),
