@@ -327,7 +327,7 @@ def _settle_blocks(
     size = extent / BLOCK_CELLS
     slack = 1e-9 * extent  # far above the rounding of the distances
     todo: Optional[np.ndarray] = None  # every voxel
-    while todo is None or len(todo):
+    while (todo is None or len(todo)) and size > 1e-6 * extent:  # (voxels at one place never part)
         at = offset if todo is None else offset[:, todo]
         # non-negative: truncation is the floor (any block would do: the test below measures each voxel's offset)
         cell = (at / size).astype(np.int64)
