@@ -23,7 +23,7 @@ every frame's pixels of a family are given to the member whose 3D evidence is ne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Iterator, Literal, Optional
 
 import cv2
 import numpy as np
@@ -213,22 +213,160 @@ def reused_members(
 def evidence_shares(
     voxel_xyz: np.ndarray, voxel_counts: np.ndarray, point_xyz: np.ndarray, piece_of_point: np.ndarray, pieces: list[int]
 ) -> dict[int, float]:
-    """Piece -> the count of the id's evidence voxels (centres ``voxel_xyz`` [V, 3], counts ``voxel_counts`` [V])
-    whose nearest 3D point (``point_xyz`` [N, 3], of piece ``piece_of_point`` [N]) lies on the piece; 0 for a piece
-    without points. A voxel's count is how often the id was seen there, so the piece the id was tracked on for most
-    of the sequence holds most of it, even where this view shows it smaller than the others."""
-    out = {p: 0.0 for p in pieces}
+    """Piece -> the count of the id's evidence voxels (centres ``voxel_xyz`` [V, 3], integer counts ``voxel_counts``
+    [V]) whose nearest 3D point (``point_xyz`` [N, 3], of piece ``piece_of_point`` [N]) lies on the piece; 0 for a
+    piece without points. A voxel's count is how often the id was seen there, so the piece the id was tracked on for
+    most of the sequence holds most of it, even where this view shows it smaller than the others."""
+    *_, (shares, _) = _share_bounds(voxel_xyz, voxel_counts, point_xyz, piece_of_point, pieces)
+    return {p: float(share) for p, share in zip(pieces, shares)}
+
+
+def evidence_holder(
+    voxel_xyz: np.ndarray,
+    voxel_counts: np.ndarray,
+    point_xyz: np.ndarray,
+    piece_of_point: np.ndarray,
+    pieces: list[int],
+    ratio: float,
+) -> Optional[int]:
+    """The piece of ``pieces`` (largest first) with the largest ``evidence_shares`` (ties: the earlier piece) when it
+    is not the first piece, holds some evidence and at least ``ratio`` times the first piece's share; else ``None``.
+
+    Only this comparison is wanted, so the shares are bounded from blocks of voxels first (``_share_bounds``) and the
+    search stops as soon as the bounds decide it: far from where two pieces meet, whole blocks of voxels are settled
+    by one search per block and piece."""
+    bounds = _share_bounds(voxel_xyz, voxel_counts, point_xyz, piece_of_point, pieces, ratio >= 0)
+    for low, high in bounds:
+        if (low == high).all():  # exact shares (the last bounds always are)
+            held = int(np.argmax(low))
+            if held == 0 or low[held] <= 0 or low[held] < ratio * low[0]:
+                return None
+            return pieces[held]
+        # (ratio >= 0 here: its products grow with the shares)
+        if not any(high[j] > 0 and high[j] >= ratio * low[0] for j in range(1, len(pieces))):
+            return None
+        held = int(np.argmax(low))
+        if held > 0 and low[held] > 0 and low[held] >= ratio * high[0] and (low[held] > np.delete(high, held)).all():
+            return pieces[held]
+    raise AssertionError("the last bounds are exact")
+
+
+BLOCK_MIN_VOXELS = 1024
+"""Fewest evidence voxels for ``_share_bounds`` to settle voxels by blocks before searching each one's nearest point."""
+BLOCK_CELLS = 16
+"""Blocks along the evidence's longest side at the first level of ``_share_bounds``; each level halves the blocks."""
+
+
+def _share_bounds(
+    voxel_xyz: np.ndarray,
+    voxel_counts: np.ndarray,
+    point_xyz: np.ndarray,
+    piece_of_point: np.ndarray,
+    pieces: list[int],
+    by_blocks: bool = True,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Lower and upper bounds [P] (in the order of ``pieces``) of ``evidence_shares``, tighter at each step; the last
+    ones are the shares (both equal).
+
+    A voxel is settled on a piece when it is nearer to the piece's points than to any other's by a margin: for a
+    block of voxels with centre ``c``, the distance ``d_k(c)`` from ``c`` to each piece's nearest point is searched
+    once, and a voxel ``v`` of the block lies nearer to piece ``a`` than to every other piece ``b`` when
+    ``d_b(c) - d_a(c) > 2 |v - c|`` (each distance changes by at most ``|v - c|`` from ``c`` to ``v``), whatever
+    point of ``a`` is its nearest. Blocks are halved level by level (``by_blocks``; with at least
+    ``BLOCK_MIN_VOXELS`` voxels); the voxels left are searched one by one with the same tree of all the pieces'
+    points, so the shares are those of a search per voxel. The unsettled voxels' counts may go to any piece with
+    points (the upper bounds). Sums of integer counts: exact in any order."""
+    count = len(pieces)
+    zeros = np.zeros(count)
     on = np.isin(piece_of_point, pieces)
     if len(voxel_xyz) == 0 or not on.any():
-        return out
-    _, nearest = cKDTree(point_xyz[on]).query(voxel_xyz)
-    totals = np.bincount(nearest, weights=voxel_counts.astype(np.float64), minlength=int(on.sum()))
-    per_piece = np.bincount(
-        np.searchsorted(np.asarray(sorted(pieces)), piece_of_point[on]), weights=totals, minlength=len(pieces)
-    )
-    for k, p in enumerate(sorted(pieces)):
-        out[p] = float(per_piece[k])
-    return out
+        yield zeros, zeros
+        return
+    xyz = point_xyz[on]
+    ranked = np.argsort(pieces, kind="stable")
+    index = ranked[np.searchsorted(np.asarray(pieces)[ranked], piece_of_point[on])]  # position in ``pieces``
+    weights = voxel_counts.astype(np.float64)
+    shown = np.flatnonzero(np.bincount(index, minlength=count))
+    if len(shown) == 1:
+        shares = zeros.copy()
+        shares[shown[0]] = weights.sum()
+        yield shares, shares
+        return
+    owner = np.full(len(voxel_xyz), -1, dtype=np.intp)
+    if by_blocks and len(voxel_xyz) >= BLOCK_MIN_VOXELS:
+        low, left = zeros.copy(), weights.sum()
+        for settled in _settle_blocks(voxel_xyz, xyz, index, shown, owner):
+            low += np.bincount(owner[settled], weights=weights[settled], minlength=count)
+            left -= weights[settled].sum()
+            high = low.copy()
+            high[shown] += left
+            yield low.copy(), high
+    rest = np.flatnonzero(owner < 0)
+    if len(rest):
+        _, nearest = cKDTree(xyz).query(voxel_xyz[rest])
+        owner[rest] = index[nearest]
+    shares = np.bincount(owner, weights=weights, minlength=count)
+    yield shares, shares
+
+
+def _settle_blocks(
+    voxel_xyz: np.ndarray, xyz: np.ndarray, piece: np.ndarray, shown: np.ndarray, owner: np.ndarray
+) -> Iterator[np.ndarray]:
+    """Level by level, write into ``owner`` [V] the piece (of ``shown``; ``piece`` [N] of each point ``xyz`` [N, 3])
+    of the voxels ``voxel_xyz`` [V, 3] a block settles (see ``_share_bounds``), yielding their indices; stops when
+    blocks hold about one voxel each."""
+    offset = np.ascontiguousarray(voxel_xyz.T)  # [3, V]: one coordinate per row
+    origin = offset.min(axis=1)
+    offset -= origin[:, None]
+    sides = offset.max(axis=1)
+    extent = float(sides.max())
+    if not extent > 0:
+        return
+    # (trees built fast: their distances are the same whatever their shape)
+    trees = [cKDTree(xyz[piece == k], balanced_tree=False, compact_nodes=False) for k in shown]
+    size = extent / BLOCK_CELLS
+    slack = 1e-9 * extent  # far above the rounding of the distances
+    todo: Optional[np.ndarray] = None  # every voxel
+    while (todo is None or len(todo)) and size > 1e-6 * extent:  # (voxels at one place never part)
+        at = offset if todo is None else offset[:, todo]
+        # non-negative: truncation is the floor (any block would do: the test below measures each voxel's offset)
+        cell = (at / size).astype(np.int64)
+        dims = (sides / size).astype(np.int64) + 1  # (no voxel's cell beyond: truncation keeps the order)
+        flat = (cell[0] * dims[1] + cell[1]) * dims[2] + cell[2]
+        block, first = _blocks(flat, int(np.prod(dims)))
+        if len(first) * len(shown) > at.shape[1]:  # about a search per voxel: search each voxel instead
+            return
+        centre = (cell[:, first] + 0.5) * size  # [3, B]
+        query = (centre + origin[:, None]).T
+        dist = np.stack([tree.query(query)[0] for tree in trees])  # [pieces, B]
+        nearest = np.argmin(dist, axis=0)
+        gap = np.partition(dist, 1, axis=0)
+        gap = gap[1] - gap[0]
+        at = at - centre[:, block]
+        off = np.sqrt(np.einsum("ij,ij->j", at, at))
+        done = gap[block] > 2 * (1 + 1e-6) * off + slack
+        settled = np.flatnonzero(done) if todo is None else todo[done]
+        owner[settled] = shown[nearest[block[done]]]
+        yield settled
+        todo = np.flatnonzero(~done) if todo is None else todo[~done]
+        size /= 2
+
+
+def _blocks(flat: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """The block [V] of every voxel of flat cell numbers ``flat`` [V] (below ``cells``; blocks: the distinct cells),
+    and one voxel [B] of each block."""
+    if cells <= 4 * len(flat) + 4096:  # a dense table is cheaper than sorting
+        present = np.bincount(flat, minlength=cells) > 0
+        number = np.cumsum(present) - 1
+        block = number[flat]
+        count = int(number[-1]) + 1
+    else:
+        _, block = np.unique(flat, return_inverse=True)
+        block = block.reshape(-1)
+        count = int(block.max()) + 1
+    first = np.empty(count, dtype=np.intp)
+    first[block[::-1]] = np.arange(len(block) - 1, -1, -1)
+    return block, first
 
 
 def split_pieces(labels: np.ndarray, auto: np.ndarray, obj_id: int, segments: list[int], new_ids: list[int]) -> np.ndarray:
@@ -309,22 +447,62 @@ def families_labels(
     in_family = np.take(family_of, labels, mode="clip")
     in_seeds = np.take(seed_of, evidence, mode="clip")
     family_boxes, seed_boxes = _boxes(in_family, in_seeds, len(families))
+    # how many seed pixels each receiver holds (seed pixels hold receivers' ids, all below ``size``)
+    held = np.bincount(evidence.reshape(-1)[in_seeds.reshape(-1) > 0], minlength=size)
     out = labels
-    for k in range(1, len(families) + 1):
+    for k, (_, receivers) in enumerate(families, start=1):
         family_box, seed_box = family_boxes[k - 1], seed_boxes[k - 1]
         if family_box is None or seed_box is None:
             continue
-        box = _union(family_box, seed_box)
-        seeded = in_seeds[box] == k
-        values = evidence[box][seeded]
         if out is labels:
             out = labels.copy()
+        shown = [i for i in receivers if held[i]]
+        if len(shown) == 1:  # one receiver has evidence here: it is every pixel's nearest
+            out[family_box][in_family[family_box] == k] = shown[0]
+            continue
+        box = _union(family_box, seed_box)
+        near = _grown(family_box, CROP_MARGIN, box)
+        if near != box:  # seeds far outside the family's box: first search around the family only
+            seeded = in_seeds[near] == k
+            if seeded.any():
+                inside = in_family[near] == k
+                found, reach = _nearest_seed_reach(seeded, evidence[near][seeded], inside)
+                if reach < CHAMFER_FLOOR * (CROP_MARGIN + 1):
+                    out[near][inside] = found
+                    continue
+        seeded = in_seeds[box] == k
         inside = in_family[box] == k
-        if (values == values[0]).all():  # one receiver has evidence here: it is every pixel's nearest
-            out[box][inside] = values[0]
-        else:
-            out[box][inside] = _nearest_seed_value(seeded, values, inside)
+        out[box][inside] = _nearest_seed_value(seeded, evidence[box][seeded], inside)
     return out
+
+
+CROP_MARGIN = 32
+"""Pixels around a family's box that ``families_labels`` first searches for its seeds."""
+CHAMFER_FLOOR = 0.97
+"""Below the ratio of the distance transform's chamfer distance to the Euclidean one (at least 0.982: the 5x5 mask's
+longest step, 2.1969 for sqrt(5))."""
+
+
+def _grown(box: Box, margin: int, within: Box) -> Box:
+    """``box`` grown by ``margin`` pixels on every side, inside ``within``."""
+    rows = slice(max(box[0].start - margin, within[0].start), min(box[0].stop + margin, within[0].stop))
+    return rows, slice(max(box[1].start - margin, within[1].start), min(box[1].stop + margin, within[1].stop))
+
+
+def _nearest_seed_reach(seeded: np.ndarray, values: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, float]:
+    """``_nearest_seed_value`` at the pixels ``where``, and the largest chamfer distance from them to their seed.
+
+    Searching a crop of the box gives every pixel of ``where`` the seed the whole box would when each lies nearer
+    to it than any seed outside the crop: the transform only propagates values along chains of pixels, and a chain
+    from a farther seed never ties with or undercuts the nearest one's. A crop reaching ``margin`` pixels beyond
+    ``where`` on every side it cuts (the seeds beyond lie at least ``margin + 1`` pixels away) holds the nearest
+    seeds when this distance is below ``CHAMFER_FLOOR * (margin + 1)``."""
+    dist, nearest = cv2.distanceTransformWithLabels(
+        (~seeded).view(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    table = np.zeros(len(values) + 1, dtype=values.dtype)
+    table[1:] = values
+    return table[nearest[where]], float(dist[where].max())
 
 
 Box = tuple[slice, slice]

@@ -76,7 +76,6 @@ from mastsam_splat.tracker.points3d import (
     choose_source,
     depth_grid_step,
     depth_points,
-    labels_at,
     matched_points,
     observed_points,
     point_labels,
@@ -84,7 +83,7 @@ from mastsam_splat.tracker.points3d import (
 )
 from mastsam_splat.tracker.refine import (
     Refiner,
-    evidence_shares,
+    evidence_holder,
     families_labels,
     reused_members,
     split_all,
@@ -661,7 +660,7 @@ class _Run:
         frame: Frame,
     ) -> list[int]:
         """The pieces of ``obj_id`` (largest first), the one holding ``refine.evidence_ratio`` times the largest
-        one's share of the id's 3D evidence moved first (see ``refine.evidence_shares``), unless the two meet along
+        one's share of the id's 3D evidence moved first (see ``refine.evidence_holder``), unless the two meet along
         a convex edge in the frame's depth map (``creases.frame_edges``): faces of one solid, cut apart by their
         shading, are one part, and the face this view shows largest keeps the id, as the largest piece of any cut."""
         assert self.evidence is not None
@@ -671,11 +670,15 @@ class _Run:
         own = ids == obj_id
         finite = points.finite
         piece = point_labels(np.where(labels == obj_id, auto, 0), points)[finite]
-        shares = evidence_shares(
-            voxel_centres(keys[own], self.evidence.voxel_size), counts[own], points.xyz[finite], piece, segments
+        held = evidence_holder(
+            voxel_centres(keys[own], self.evidence.voxel_size),
+            counts[own],
+            points.xyz[finite],
+            piece,
+            segments,
+            self.cfg.refine.evidence_ratio,
         )
-        held = max(segments, key=lambda s: (shares[s], -segments.index(s)))
-        if shares[held] <= 0 or shares[held] < self.cfg.refine.evidence_ratio * shares[segments[0]]:
+        if held is None:
             return segments
         depth = depth_map(frame)
         if depth is not None and frame.camera is not None and depth.shape == labels.shape:
@@ -692,15 +695,23 @@ class _Run:
         frame: segment -> that member (see ``refine.reused_members``)."""
         assert self.evidence is not None
         root = self.refiner.root(obj_id)
-        present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist())
         members = {root, *(c for c in self.refiner.parent if self.refiner.root(c) == root)}
-        candidates = sorted(members - present - self.refiner.retired - {obj_id})
-        if not candidates or len(points) == 0 or len(self.evidence) == 0:
+        others = members - self.refiner.retired - {obj_id}
+        if not others or len(points) == 0 or len(self.evidence) == 0:
             return {}
-        finite = np.isfinite(points.xyz).all(axis=1)
-        owner = self.evidence.owner_at(points.xyz[finite])
-        segment = labels_at(np.where(labels == obj_id, auto, 0), points.xy[finite])
-        return reused_members(segment, owner, segments, candidates, self.cfg.refine)
+        present = np.bincount(labels.ravel())
+        candidates = sorted(i for i in others if i >= len(present) or present[i] == 0)
+        if not candidates:
+            return {}
+        # Only the points on the pieces count (``reused_members`` reads no other): their owners are looked up alone
+        # (with one point off them when none is on them, which counts for nothing but keeps the points non-empty).
+        segment = point_labels(np.where(labels == obj_id, auto, 0), points)
+        finite = points.finite
+        on = np.flatnonzero(finite & (segment > 0))
+        if len(on) == 0:
+            on = np.flatnonzero(finite)[:1]
+        owner = self.evidence.owner_at(points.xyz[on])
+        return reused_members(segment[on], owner, segments, candidates, self.cfg.refine)
 
     def refine_families(self) -> None:
         """After the sequence: every frame's pixels of a split family go to the member with the nearest 3D

@@ -265,6 +265,30 @@ def test_families_labels_of_stored_images_equal_the_plain_computation() -> None:
         np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
 
 
+def test_families_searched_around_their_box_first_equal_the_plain_computation(monkeypatch) -> None:
+    """Small families with seeds near them and far away (the search around the family's box decides most of them,
+    the whole box the rest), on grids of seeds that tie often: the pixels of the search over the whole box."""
+    from mastsam_splat import tracker
+
+    rng = np.random.default_rng(2)
+    families = [([1, 2], [1, 2]), ([3, 4, 5], [3, 5]), ([6, 7], [6, 7])]
+    for trial in range(300):
+        monkeypatch.setattr(tracker.refine, "CROP_MARGIN", int(rng.integers(1, 10)))
+        h, w = rng.integers(20, 80, 2)
+        labels = np.zeros((h, w), dtype=np.int64)
+        for _ in range(int(rng.integers(1, 4))):
+            r0, c0, size = int(rng.integers(0, h - 3)), int(rng.integers(0, w - 3)), int(rng.integers(2, 15))
+            patch = labels[r0 : r0 + size, c0 : c0 + size]
+            patch[:] = rng.integers(1, 8, patch.shape)
+        near = (labels > 0) & (rng.random((h, w)) < rng.choice([0.05, 0.2, 0.6]))
+        far = rng.random((h, w)) < rng.choice([0.001, 0.01, 0.05])
+        evidence = np.where(near | far, rng.integers(1, 8, (h, w)), 0)
+        step = int(rng.integers(2, 6))
+        evidence[::step, ::step][rng.random(evidence[::step, ::step].shape) < 0.5] = int(rng.integers(1, 8))
+        got = families_labels(labels.astype(np.uint16), evidence, families)
+        np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
+
+
 def _split_run(keep: Optional[str]):
     """Id 1 tracked on its part (columns 1-3 and the surface behind them) for ten frames, then carried for one
     frame onto a larger neighbour turning into view (columns 4-8); the segmenter cuts the two apart. Returns the
@@ -340,6 +364,48 @@ def test_evidence_shares_count_each_voxel_for_the_piece_nearest_to_it() -> None:
     counts = np.array([4, 2, 1, 5])
     shares = evidence_shares(voxels, counts, points, piece_of_point, [7, 3, 9])
     assert shares == {3: 9.0, 7: 3.0, 9: 0.0}
+
+
+def _shares_reference(voxels, counts, points, piece_of_point, pieces) -> dict[int, float]:
+    """Each voxel's count for the piece of its nearest point (one search per voxel)."""
+    from scipy.spatial import cKDTree
+
+    on = np.isin(piece_of_point, pieces)
+    out = {p: 0.0 for p in pieces}
+    _, nearest = cKDTree(points[on]).query(voxels)
+    for piece, count in zip(piece_of_point[on][nearest], counts):
+        out[int(piece)] += float(count)
+    return out
+
+
+def test_evidence_shares_and_holder_equal_a_search_per_voxel() -> None:
+    """Evidence on a grid of voxels far larger than the pieces (blocks settle most voxels): the shares equal one
+    nearest-point search per voxel, and the holder is the piece the plain comparison of those shares names."""
+    from mastsam_splat.tracker.refine import BLOCK_MIN_VOXELS, evidence_holder, evidence_shares
+
+    rng = np.random.default_rng(5)
+    decided = set()
+    for trial in range(12):
+        grid = np.stack(np.meshgrid(np.arange(60), np.arange(50), np.arange(3), indexing="ij"), -1).reshape(-1, 3)
+        voxels = (grid[rng.random(len(grid)) < 0.4] + 0.5) * 0.1
+        assert len(voxels) >= BLOCK_MIN_VOXELS
+        counts = rng.integers(1, 30, len(voxels))
+        points = rng.random((int(rng.integers(50, 400)), 3)) * [3.0, 2.0, 0.3] + [1.5, 1.0, 0.0]
+        pieces = [int(p) for p in rng.choice([2, 5, 9, 11], size=int(rng.integers(2, 4)), replace=False)]
+        cut = points[:, 0] + 0.3 * points[:, 1]  # pieces side by side, one more piece id without points
+        piece_of_point = np.where(cut < np.quantile(cut, 0.3 + 0.4 * rng.random()), pieces[0], pieces[1])
+        piece_of_point[rng.random(len(points)) < 0.05] = 0  # off the pieces
+        if trial % 3 == 0:
+            voxels *= 0.1  # a small evidence: all voxels near the points
+        shares = evidence_shares(voxels, counts, points, piece_of_point, pieces)
+        assert shares == _shares_reference(voxels, counts, points, piece_of_point, pieces)
+        for ratio in (0.0, 0.5, 1.0, 1.2, 2.0, 3.0, 10.0):
+            held = max(pieces, key=lambda s: (shares[s], -pieces.index(s)))
+            fails = held == pieces[0] or shares[held] <= 0 or shares[held] < ratio * shares[pieces[0]]
+            expected = None if fails else held
+            assert evidence_holder(voxels, counts, points, piece_of_point, pieces, ratio) == expected
+            decided.add(expected is None)
+    assert decided == {True, False}
 
 
 def _object_split_run(keep: Optional[str]):
