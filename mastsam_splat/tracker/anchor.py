@@ -190,6 +190,8 @@ class AnchorEvidence:
         self._counts = np.zeros(0, dtype=_COUNT_DTYPE)
         self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
         self._runs: Optional[_Runs] = None
+        self._per_id: Optional[np.ndarray] = None
+        """``voxels_per_id`` while known (grown with the rows ``add_voxels`` adds)."""
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -202,9 +204,13 @@ class AnchorEvidence:
         """Record one observation per ``(keys[i], ids[i])`` (``labelled_voxels`` at this voxel size: ``add`` without
         computing them)."""
         if len(keys):
-            self._merge_rows(
-                self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64), grow_owners=True
-            )
+            self.add_pairs(*pair_counts(keys, ids))
+
+    def add_pairs(self, keys: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
+        """Record ``counts[i]`` observations of each ``(keys[i], ids[i])`` pair: distinct pairs sorted by key then
+        id, as ``pair_counts`` gives them (``add_voxels`` with the pairs already counted)."""
+        if len(keys):
+            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, counts, grow_owners=True, summed=True)
             if len(self._keys) > self.max_rows:
                 self.thin(int(THIN_TO * self.max_rows))
 
@@ -229,6 +235,7 @@ class AnchorEvidence:
         self._keys, self._ids, self._counts = self._keys[keep], self._ids[keep], self._counts[keep]
         self._owners = None
         self._runs = None
+        self._per_id = None
         return len(drop)
 
     def relabel(self, lut: np.ndarray) -> None:
@@ -270,18 +277,22 @@ class AnchorEvidence:
     def _voxel_runs(self) -> "_Runs":
         """The rows of every voxel (rows are sorted by key), and those of the voxels several ids were seen in."""
         if self._runs is None:
-            same = self._keys[1:] == self._keys[:-1]
-            starts = np.flatnonzero(np.r_[True, ~same])
-            in_shared = np.zeros(len(self._keys), dtype=bool)
-            in_shared[:-1] = same
-            in_shared[1:] |= same
-            rows = np.flatnonzero(in_shared)
-            row_starts = np.flatnonzero(np.r_[True, ~same[rows[1:] - 1]]) if len(rows) else rows
-            shared = np.searchsorted(starts, rows[row_starts])
-            lengths = np.diff(np.r_[row_starts, len(rows)])
+            num_rows = len(self._keys)
+            boundary = np.empty(num_rows, dtype=bool)
+            boundary[:1] = True
+            np.not_equal(self._keys[1:], self._keys[:-1], out=boundary[1:])
+            starts = np.flatnonzero(boundary)
+            lengths = np.diff(starts, append=num_rows)
+            shared = np.flatnonzero(lengths > 1)
+            row_lengths = lengths[shared]
+            row_ends = np.cumsum(row_lengths)
+            row_starts = row_ends - row_lengths
+            # the rows of the shared voxels: each voxel's first row, then one step per further row
+            rows = np.repeat(starts[shared] - row_starts, row_lengths)
+            rows += np.arange(len(rows))
             # Row and voxel indices as int32 (half the memory of the run arrays, held between frames).
-            index = np.int32 if len(self._keys) < np.iinfo(np.int32).max else np.int64
-            self._runs = _Runs(*(a.astype(index) for a in (starts, shared, rows, row_starts, lengths)))
+            index = np.int32 if num_rows < np.iinfo(np.int32).max else np.int64
+            self._runs = _Runs(*(a.astype(index) for a in (starts, shared, rows, row_starts, row_lengths)))
         return self._runs
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
@@ -331,8 +342,11 @@ class AnchorEvidence:
         return self._ids[runs.rows].astype(np.int64), np.repeat(owners[runs.shared], runs.row_lengths)
 
     def voxels_per_id(self) -> np.ndarray:
-        """[I] how many voxels each id was seen in (``np.bincount`` of the rows' ids)."""
-        return np.bincount(self._ids)
+        """[I] how many voxels each id was seen in (``np.bincount`` of the rows' ids; read-only)."""
+        if self._per_id is None:
+            self._per_id = np.bincount(self._ids)
+            self._per_id.flags.writeable = False
+        return self._per_id
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
@@ -355,31 +369,67 @@ class AnchorEvidence:
         ids: np.ndarray,
         counts: np.ndarray,
         grow_owners: bool = False,
+        summed: bool = False,
     ) -> None:
         """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
-        repeated) added: the new rows are summed and sorted on their own, then merged in by binary search of their
-        keys (``pair_positions``), so the held rows are never sorted again. ``grow_owners``: the held rows are the
-        evidence's own and only gain observations, so its voxel owners, when known, are updated at the touched
-        voxels (``_grown_owners``) rather than counted again."""
+        repeated; ``summed``: distinct and sorted already) added: the new rows are summed and sorted on their own,
+        then merged in by binary search of their keys (``pair_positions``), so the held rows are never sorted again.
+        ``grow_owners``: the held rows are the evidence's own and only gain observations, so its voxel owners, when
+        known, are updated at the touched voxels (``_grown_owners``) rather than counted again, and so are the
+        voxels per id."""
         owners = self._owners if grow_owners else None
-        order = np.lexsort((ids, keys))
-        keys, ids, counts = keys[order], ids[order], counts[order]
-        start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
-        counts = np.add.reduceat(counts.astype(np.int64), start)
-        keys, ids = keys[start], ids[start]
+        per_id = self._per_id if grow_owners else None
+        if not summed:
+            order = np.lexsort((ids, keys))
+            keys, ids, counts = keys[order], ids[order], counts[order]
+            start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
+            counts = np.add.reduceat(counts.astype(np.int64), start)
+            keys, ids = keys[start], ids[start]
         at, found = pair_positions(held_keys, held_ids, keys, ids)
-        summed = held_counts.copy()
-        summed[at[found]] += counts[found].astype(_COUNT_DTYPE)
+        summed_counts = held_counts.copy()
+        summed_counts[at[found]] += counts[found].astype(_COUNT_DTYPE)
         new = ~found
+        new_ids = ids[new].astype(_ID_DTYPE)
         self._keys = np.insert(held_keys, at[new], keys[new])
-        self._ids = np.insert(held_ids, at[new], ids[new].astype(_ID_DTYPE))
-        self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
+        self._ids = np.insert(held_ids, at[new], new_ids)
+        self._counts = np.insert(summed_counts, at[new], counts[new].astype(_COUNT_DTYPE))
         self._owners = None
         self._runs = None
+        self._per_id = None
+        if per_id is not None:
+            grown = np.bincount(new_ids, minlength=len(per_id))
+            grown[: len(per_id)] += per_id
+            grown.flags.writeable = False
+            self._per_id = grown
         if owners is not None and len(keys):
             now = counts.copy()
-            now[found] = summed[at[found]]
+            now[found] = summed_counts[at[found]]
             self._owners = _grown_owners(owners, keys, ids.astype(np.int64), now)
+
+
+def pair_counts(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ``(keys[i], ids[i])`` pairs [P], sorted by key then id, and how often each occurs [P] (int64;
+    ``keys`` [N] int64 voxel keys, ``ids`` [N] non-negative). When the keys' span times the ids' fits int64, the pairs
+    are coded in one integer and sorted once; otherwise sorted by key, then id."""
+    keys, ids = np.asarray(keys, dtype=np.int64), np.asarray(ids, dtype=np.int64)
+    if len(keys) == 0:
+        return keys, ids, np.zeros(0, dtype=np.int64)
+    low, scale = int(keys.min()), max(int(ids.max()), 0) + 1
+    if int(ids.min()) >= 0 and int(keys.max()) - low < (1 << 62) // scale:
+        codes = keys - low
+        codes *= scale
+        codes += ids
+        codes.sort()
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        codes = codes[starts]
+        pair_keys, pair_ids = np.divmod(codes, scale)
+        pair_keys += low
+    else:
+        order = np.lexsort((ids, keys))
+        keys, ids = keys[order], ids[order]
+        starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
+        pair_keys, pair_ids = keys[starts], ids[starts]
+    return pair_keys, pair_ids, np.diff(starts, append=len(keys))
 
 
 def _grown_owners(

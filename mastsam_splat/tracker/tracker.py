@@ -48,6 +48,7 @@ from mastsam_splat.tracker.anchor import (
     anchor_labels,
     apply_segment_changes,
     evidence_merges,
+    pair_counts,
     project_evidence,
     reassign_segments,
     segment_changes,
@@ -757,10 +758,17 @@ class _Run:
                 voxels[size] = points.voxel_keys(size)[keep], ids[keep]
             return voxels[size]
 
+        # The evidence counts each (voxel, id) pair; the memory takes the same distinct pairs when its voxels are
+        # the evidence's (sorted once).
+        counted: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         if self.evidence is not None:
-            self.evidence.add_voxels(*labelled(self.evidence.voxel_size))
+            counted[self.evidence.voxel_size] = pair_counts(*labelled(self.evidence.voxel_size))
+            self.evidence.add_pairs(*counted[self.evidence.voxel_size])
         if self.memory is not None:
-            keys, kept_ids = unique_pairs(*labelled(self.memory.voxel_size))
+            if self.memory.voxel_size in counted:
+                keys, kept_ids, _ = counted[self.memory.voxel_size]
+            else:
+                keys, kept_ids = unique_pairs(*labelled(self.memory.voxel_size))
             self.memory.add_voxels(keys, kept_ids)
             if self.observed is None and self.cfg.consolidation.enabled and self.cfg.mode == "mastsam":
                 self.observed = VoxelMemory(self.memory.voxel_size, neighborhood=self.cfg.memory.neighborhood)

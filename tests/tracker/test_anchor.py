@@ -21,6 +21,7 @@ from mastsam_splat.tracker.anchor import (
     _vote_table,
     anchor_labels,
     evidence_merges,
+    pair_counts,
     project_evidence,
     reassign_segments,
 )
@@ -618,6 +619,39 @@ def test_row_owners_equal_a_search_of_every_rows_voxel_and_add_voxels_equals_add
             np.testing.assert_array_equal(mine, theirs)
         owner_keys, owners, _ = evidence.owners()
         np.testing.assert_array_equal(evidence.row_owners(), owners[np.searchsorted(owner_keys, keys)])
+
+
+@pytest.mark.parametrize("span", [10, 1 << 61])
+def test_pair_counts_equal_a_sort_by_key_then_id(span):
+    """Coded in one integer (a small key span) or sorted by key then id (a span too wide for that): the same pairs."""
+    rng = np.random.default_rng(11)
+    keys = rng.integers(0, 10, 500) * (span // 10) + (1 << 60)
+    ids = rng.integers(1, 9, 500)
+    pair_keys, pair_ids, counts = pair_counts(keys, ids)
+    expected, expected_counts = np.unique(np.stack([keys, ids], axis=1), axis=0, return_counts=True)
+    np.testing.assert_array_equal(pair_keys, expected[:, 0])
+    np.testing.assert_array_equal(pair_ids, expected[:, 1])
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert pair_keys.dtype == pair_ids.dtype == counts.dtype == np.int64
+
+
+def test_voxels_per_id_and_shared_rows_follow_additions_relabels_and_thinning():
+    rng = np.random.default_rng(7)
+    evidence = AnchorEvidence(voxel_size=0.5)
+    for step in range(6):
+        evidence.add(rng.integers(0, 9, 300), rng.uniform(0.0, 4.0, (300, 3)))
+        evidence.voxels_per_id()
+        if step == 2:
+            evidence.relabel(np.array([0, 1, 2, 3, 2, 5, 6, 7, 8]))
+        if step == 4:
+            evidence.thin(len(evidence) - 20)
+        keys, row_ids, _ = evidence.pairs()
+        np.testing.assert_array_equal(evidence.voxels_per_id(), np.bincount(row_ids))
+        owner_keys, owners, _ = evidence.owners()
+        shared = np.isin(keys, keys[np.r_[False, keys[1:] == keys[:-1]]])
+        ids, shared_owners = evidence.shared_rows()
+        np.testing.assert_array_equal(ids, row_ids[shared])
+        np.testing.assert_array_equal(shared_owners, owners[np.searchsorted(owner_keys, keys[shared])])
 
 
 def test_owners_purity_and_merges_equal_a_count_per_voxel():
