@@ -655,22 +655,31 @@ def anchor_labels(
     chain_ids, chain_index, area = compact_ids_areas(labels)
     indexed = _evidence_ids(evidence, voted)
     table, ids = _vote_table(chain_index, evidence, len(chain_ids), indexed)
-    lut = np.arange(len(chain_ids))
-    renamed = chain_ids.copy()
-    for k in range(1, len(chain_ids) if config.rename else 1):
-        votes = table[k].sum()
-        if votes < config.min_votes or votes < config.min_coverage * area[k]:
-            continue
-        shares = table[k] / votes
-        best = int(np.argmax(shares))
-        own = np.flatnonzero(ids == chain_ids[k])
-        own_share = float(shares[own[0]]) if len(own) else 0.0
-        if ids[best] != chain_ids[k] and shares[best] >= config.share and own_share <= 1.0 - config.share:
-            renamed[k] = ids[best]
-            result.overruled += 1
-            result.ids.append(int(ids[best]))
-    if result.overruled:
-        out = renamed[lut[chain_index]]
+    if config.rename and len(chain_ids) > 1:
+        # Every id's votes at once: its most voted evidence id (the first of the largest count: the largest share)
+        # and the shares of that id and of its own id.
+        votes = table.sum(axis=1)
+        best = np.argmax(table, axis=1)
+        rows = np.arange(len(chain_ids))
+        own = np.minimum(np.searchsorted(ids, chain_ids), len(ids) - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best_share = table[rows, best] / votes
+            own_share = np.where(ids[own] == chain_ids, table[rows, own] / votes, 0.0)
+        rename = (
+            (votes >= config.min_votes)
+            & (votes >= config.min_coverage * area)
+            & (ids[best] != chain_ids)
+            & (best_share >= config.share)
+            & (own_share <= 1.0 - config.share)
+        )
+        rename[0] = False
+        renamed_rows = np.flatnonzero(rename)
+        if len(renamed_rows):
+            renamed = chain_ids.copy()
+            renamed[renamed_rows] = ids[best[renamed_rows]]
+            result.overruled = len(renamed_rows)
+            result.ids.extend(int(i) for i in ids[best[renamed_rows]])
+            out = renamed[chain_index]
     num_segments = int(auto.max()) if auto.size else 0
     if num_segments == 0:
         result.labels = out
