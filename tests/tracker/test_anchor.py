@@ -26,6 +26,7 @@ from mastsam_splat.tracker.anchor import (
     reassign_segments,
 )
 from mastsam_splat.tracker import tracker as tracker_module
+from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import voxel_keys
 from mastsam_splat.tracker.results import FrameReport
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
@@ -56,6 +57,7 @@ def test_evidence_owner_is_the_id_seen_most_often_and_relabel_moves_it():
     assert owners.tolist() == [2] and counts.tolist() == [3]
     centres, ids = evidence.points()
     np.testing.assert_allclose(centres, [[0.5, 0.5, 0.5]])
+    np.testing.assert_array_equal(centres, voxel_centres(keys, 1.0))
 
 
 def test_evidence_merges_a_younger_id_lying_on_an_older_ids_voxels():
