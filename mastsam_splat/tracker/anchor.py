@@ -398,9 +398,9 @@ class AnchorEvidence:
         summed_counts[at[found]] += counts[found].astype(_COUNT_DTYPE)
         new = ~found
         new_ids = ids[new].astype(_ID_DTYPE)
-        self._keys = np.insert(held_keys, at[new], keys[new])
-        self._ids = np.insert(held_ids, at[new], new_ids)
-        self._counts = np.insert(summed_counts, at[new], counts[new].astype(_COUNT_DTYPE))
+        self._keys, self._ids, self._counts = _insert_sorted(
+            (held_keys, held_ids, summed_counts), at[new], (keys[new], new_ids, counts[new])
+        )
         self._owners = None
         self._runs = None
         self._per_id = None
@@ -413,6 +413,24 @@ class AnchorEvidence:
             now = counts.copy()
             now[found] = summed_counts[at[found]]
             self._owners = _grown_owners(owners, keys, ids.astype(np.int64), now)
+
+
+def _insert_sorted(
+    arrays: tuple[np.ndarray, ...], positions: np.ndarray, values: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
+    """``np.insert(array, positions, value)`` for each of ``arrays`` (one length) and its ``values`` (cast to its
+    type), with ``positions`` non-decreasing: where the new and the old elements go is worked out once for all."""
+    size = len(arrays[0]) + len(positions)
+    placed = positions + np.arange(len(positions))
+    old = np.ones(size, dtype=bool)
+    old[placed] = False
+    out = []
+    for array, value in zip(arrays, values):
+        merged = np.empty(size, dtype=array.dtype)
+        merged[placed] = value
+        merged[old] = array
+        out.append(merged)
+    return tuple(out)
 
 
 def _centres_by_coordinate(keys: np.ndarray, voxel_size: float) -> np.ndarray:
@@ -481,9 +499,9 @@ def _grown_owners(
     old_count = np.maximum(old_count, np.maximum.reduceat(np.where(own_pair, counts, 0), starts))
     keep_old = known & ((old_count > added_count) | ((old_count == added_count) & (old_id < added_id)))
     fresh = ~known
-    out_keys = np.insert(held_keys, position[fresh], touched[fresh])
-    out_ids = np.insert(held_ids, position[fresh], added_id[fresh])
-    out_counts = np.insert(held_counts, position[fresh], added_count[fresh])
+    out_keys, out_ids, out_counts = _insert_sorted(
+        (held_keys, held_ids, held_counts), position[fresh], (touched[fresh], added_id[fresh], added_count[fresh])
+    )
     # where the touched voxels that were held now lie: after the new voxels inserted before them
     at = (position + np.cumsum(fresh) - fresh)[known]
     out_ids[at] = np.where(keep_old, old_id, added_id)[known]

@@ -637,6 +637,21 @@ def test_pair_counts_equal_a_sort_by_key_then_id(span):
     assert pair_keys.dtype == pair_ids.dtype == counts.dtype == np.int64
 
 
+def test_insert_sorted_equals_np_insert():
+    from mastsam_splat.tracker.anchor import _insert_sorted
+
+    rng = np.random.default_rng(2)
+    for n, m in ((0, 0), (0, 3), (5, 0), (40, 25), (1000, 300)):
+        keys, counts = np.sort(rng.integers(0, 100, n)), rng.integers(0, 9, n).astype(np.int32)
+        positions = np.sort(rng.integers(0, n + 1, m))  # repeated positions and both ends included
+        new_keys, new_counts = rng.integers(0, 100, m), rng.integers(0, 9, m)
+        got = _insert_sorted((keys, counts), positions, (new_keys, new_counts))
+        for mine, array, values in zip(got, (keys, counts), (new_keys, new_counts)):
+            expected = np.insert(array, positions, values)
+            np.testing.assert_array_equal(mine, expected)
+            assert mine.dtype == expected.dtype
+
+
 def test_voxels_per_id_and_shared_rows_follow_additions_relabels_and_thinning():
     rng = np.random.default_rng(7)
     evidence = AnchorEvidence(voxel_size=0.5)
