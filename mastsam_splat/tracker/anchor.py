@@ -217,7 +217,7 @@ class AnchorEvidence:
         """Record ``counts[i]`` observations of each ``(keys[i], ids[i])`` pair: distinct pairs sorted by key then
         id, as ``pair_counts`` gives them (``add_voxels`` with the pairs already counted)."""
         if len(keys):
-            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, counts, grow_owners=True, summed=True)
+            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, counts, added=True, summed=True)
             if len(self._keys) > self.max_rows:
                 self.thin(int(THIN_TO * self.max_rows))
 
@@ -361,12 +361,15 @@ class AnchorEvidence:
         return self._keys, self._ids.astype(np.int64), self._counts.astype(np.int64)
 
     def _move_rows(self, moved: np.ndarray, ids: np.ndarray) -> None:
-        """Give the ``moved`` [R] rows the ids ``ids`` [R] (rows that now name one (voxel, id) pair are summed)."""
+        """Give the ``moved`` [R] rows the ids ``ids`` [R] (rows that now name one (voxel, id) pair are summed). The
+        owners, when known, are counted again at the voxels of the moved rows only (the others kept their rows)."""
         if moved.any():
+            owners = self._owners
             kept = ~moved
-            self._merge_rows(
-                self._keys[kept], self._ids[kept], self._counts[kept], self._keys[moved], ids[moved], self._counts[moved]
-            )
+            touched = self._keys[moved]
+            self._merge_rows(self._keys[kept], self._ids[kept], self._counts[kept], touched, ids[moved], self._counts[moved])
+            if owners is not None:
+                self._owners = _owners_at(owners, touched, self._keys, self._ids, self._counts)
 
     def _merge_rows(
         self,
@@ -376,17 +379,16 @@ class AnchorEvidence:
         keys: np.ndarray,
         ids: np.ndarray,
         counts: np.ndarray,
-        grow_owners: bool = False,
+        added: bool = False,
         summed: bool = False,
     ) -> None:
         """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
         repeated; ``summed``: distinct and sorted already) added: the new rows are summed and sorted on their own,
         then merged in by binary search of their keys (``pair_positions``), so the held rows are never sorted again.
-        ``grow_owners``: the held rows are the evidence's own and only gain observations, so its voxel owners, when
-        known, are updated at the touched voxels (``_grown_owners``) rather than counted again, and so are the
-        voxels per id."""
-        owners = self._owners if grow_owners else None
-        per_id = self._per_id if grow_owners else None
+        ``added``: the held rows are the evidence's own and only gain observations, so the voxels per id, when known,
+        are grown by the new rows rather than counted again. The owners are counted again when next asked for (from
+        the voxel runs the evidence merges read every frame anyway)."""
+        per_id = self._per_id if added else None
         if not summed:
             order = np.lexsort((ids, keys))
             keys, ids, counts = keys[order], ids[order], counts[order]
@@ -409,10 +411,33 @@ class AnchorEvidence:
             grown[: len(per_id)] += per_id
             grown.flags.writeable = False
             self._per_id = grown
-        if owners is not None and len(keys):
-            now = counts.copy()
-            now[found] = summed_counts[at[found]]
-            self._owners = _grown_owners(owners, keys, ids.astype(np.int64), now)
+
+
+def _owners_at(
+    owners: tuple[np.ndarray, np.ndarray, np.ndarray],
+    touched: np.ndarray,
+    keys: np.ndarray,
+    ids: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``owners`` (as ``AnchorEvidence.owners``, of the same voxels) with the owner of each voxel of ``touched`` [T]
+    (sorted keys, repeats allowed) counted again from the rows ``keys, ids, counts`` (sorted by key then id): its first
+    row of the largest count."""
+    touched = touched[np.r_[True, touched[1:] != touched[:-1]]]
+    first_row = np.searchsorted(keys, touched, side="left")
+    lengths = np.searchsorted(keys, touched, side="right") - first_row
+    starts = np.cumsum(lengths) - lengths
+    rows = np.repeat(first_row - starts, lengths)
+    rows += np.arange(len(rows))
+    held = counts[rows]
+    best = np.repeat(np.maximum.reduceat(held, starts), lengths)
+    owner_rows = rows[np.minimum.reduceat(np.where(held == best, np.arange(len(rows)), len(rows)), starts)]
+    owner_keys, owner_ids, owner_counts = owners
+    at = np.searchsorted(owner_keys, touched)
+    owner_ids, owner_counts = owner_ids.copy(), owner_counts.copy()
+    owner_ids[at] = ids[owner_rows]
+    owner_counts[at] = counts[owner_rows]
+    return owner_keys, owner_ids, owner_counts
 
 
 def _insert_sorted(
@@ -470,43 +495,6 @@ def pair_counts(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarr
         starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
         pair_keys, pair_ids = keys[starts], ids[starts]
     return pair_keys, pair_ids, np.diff(starts, append=len(keys))
-
-
-def _grown_owners(
-    owners: tuple[np.ndarray, np.ndarray, np.ndarray], keys: np.ndarray, ids: np.ndarray, counts: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``owners`` (voxel keys, owner ids and their counts, as ``AnchorEvidence.owners``) after observations were added
-    to the rows: ``keys, ids`` [B] the (voxel, id) pairs that gained some (distinct, sorted by key then id) and
-    ``counts`` [B] their counts now. A voxel's other rows kept their counts, none above its owner's (which never
-    falls) and those equal to it of younger ids, so each touched voxel is owned by its old owner or by its first
-    pair of largest count among the added ones, whichever has more (the older id on a tie)."""
-    held_keys, held_ids, held_counts = owners
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    lengths = np.diff(np.r_[starts, len(keys)])
-    touched = keys[starts]
-    best = np.maximum.reduceat(counts, starts)
-    first = np.minimum.reduceat(np.where(counts == np.repeat(best, lengths), np.arange(len(keys)), len(keys)), starts)
-    added_id, added_count = ids[first], counts[first]
-    position = np.searchsorted(held_keys, touched)
-    if len(held_keys):
-        slot = np.minimum(position, len(held_keys) - 1)
-        known = held_keys[slot] == touched
-        old_id, old_count = np.where(known, held_ids[slot], -1), np.where(known, held_counts[slot], 0)
-    else:
-        known = np.zeros(len(touched), dtype=bool)
-        old_id, old_count = np.full(len(touched), -1), np.zeros(len(touched), dtype=np.int64)
-    own_pair = ids == np.repeat(old_id, lengths)
-    old_count = np.maximum(old_count, np.maximum.reduceat(np.where(own_pair, counts, 0), starts))
-    keep_old = known & ((old_count > added_count) | ((old_count == added_count) & (old_id < added_id)))
-    fresh = ~known
-    out_keys, out_ids, out_counts = _insert_sorted(
-        (held_keys, held_ids, held_counts), position[fresh], (touched[fresh], added_id[fresh], added_count[fresh])
-    )
-    # where the touched voxels that were held now lie: after the new voxels inserted before them
-    at = (position + np.cumsum(fresh) - fresh)[known]
-    out_ids[at] = np.where(keep_old, old_id, added_id)[known]
-    out_counts[at] = np.where(keep_old, old_count, added_count)[known]
-    return out_keys, out_ids, out_counts
 
 
 def project_evidence(
