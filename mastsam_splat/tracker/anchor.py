@@ -719,10 +719,6 @@ def anchor_labels(
         out, moved = reassign_segments(out, auto, pure, config)
         result.overruled += len(moved)
         result.ids.extend(moved)
-    if out is labels:  # (the ids present: those counted already)
-        present = set(chain_ids[area > 0].tolist())
-    else:
-        present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
     labelled = np.bincount(auto[seen], minlength=num_segments + 1)
     decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     decided[0] = False
@@ -730,9 +726,14 @@ def anchor_labels(
     best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)
     uncovered = labelled < 0.5 * seg_area
     if config.assign:
-        absent = np.array([int(i) not in present for i in ids])[best]
         enough = votes >= config.assign_min_seen * density * seg_area
-        assign = np.flatnonzero(decided & uncovered & enough & absent & (best_share >= config.share))
+        assign = np.flatnonzero(decided & uncovered & enough & (best_share >= config.share))
+        if len(assign):  # of those, the segments whose id is absent from the labels
+            if out is labels:  # (the ids present: those counted already)
+                present = set(chain_ids[area > 0].tolist())
+            else:
+                present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
+            assign = assign[np.array([int(ids[best[s]]) not in present for s in assign.tolist()], dtype=bool)]
         if len(assign):
             reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
             target = np.zeros(num_segments + 1, dtype=np.int64)
