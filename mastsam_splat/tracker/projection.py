@@ -23,8 +23,8 @@ def project_points(camera: Camera, points: np.ndarray) -> tuple[np.ndarray, np.n
     for axis in range(3):
         cam[axis] += translation[axis]
     uvw = camera.K @ cam
-    w = uvw[2]
+    x, y, w = uvw  # (divided in place: no new arrays)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x = uvw[0] / w
-        y = uvw[1] / w
+        x /= w
+        y /= w
     return x, y, cam[2]
