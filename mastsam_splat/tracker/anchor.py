@@ -40,9 +40,16 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt, find_objects
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
-from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
+from mastsam_splat.tracker.memory import (
+    _BITS,
+    _OFFSET,
+    labelled_voxels,
+    occupied_keys,
+    pair_positions,
+    voxel_coords,
+    voxel_keys,
+)
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
@@ -190,6 +197,8 @@ class AnchorEvidence:
         self._counts = np.zeros(0, dtype=_COUNT_DTYPE)
         self._owners: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None
         self._runs: Optional[_Runs] = None
+        self._per_id: Optional[np.ndarray] = None
+        """``voxels_per_id`` while known (grown with the rows ``add_voxels`` adds)."""
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -202,9 +211,13 @@ class AnchorEvidence:
         """Record one observation per ``(keys[i], ids[i])`` (``labelled_voxels`` at this voxel size: ``add`` without
         computing them)."""
         if len(keys):
-            self._merge_rows(
-                self._keys, self._ids, self._counts, keys, ids, np.ones(len(keys), dtype=np.int64), grow_owners=True
-            )
+            self.add_pairs(*pair_counts(keys, ids))
+
+    def add_pairs(self, keys: np.ndarray, ids: np.ndarray, counts: np.ndarray) -> None:
+        """Record ``counts[i]`` observations of each ``(keys[i], ids[i])`` pair: distinct pairs sorted by key then
+        id, as ``pair_counts`` gives them (``add_voxels`` with the pairs already counted)."""
+        if len(keys):
+            self._merge_rows(self._keys, self._ids, self._counts, keys, ids, counts, added=True, summed=True)
             if len(self._keys) > self.max_rows:
                 self.thin(int(THIN_TO * self.max_rows))
 
@@ -229,6 +242,7 @@ class AnchorEvidence:
         self._keys, self._ids, self._counts = self._keys[keep], self._ids[keep], self._counts[keep]
         self._owners = None
         self._runs = None
+        self._per_id = None
         return len(drop)
 
     def relabel(self, lut: np.ndarray) -> None:
@@ -270,24 +284,29 @@ class AnchorEvidence:
     def _voxel_runs(self) -> "_Runs":
         """The rows of every voxel (rows are sorted by key), and those of the voxels several ids were seen in."""
         if self._runs is None:
-            same = self._keys[1:] == self._keys[:-1]
-            starts = np.flatnonzero(np.r_[True, ~same])
-            in_shared = np.zeros(len(self._keys), dtype=bool)
-            in_shared[:-1] = same
-            in_shared[1:] |= same
-            rows = np.flatnonzero(in_shared)
-            row_starts = np.flatnonzero(np.r_[True, ~same[rows[1:] - 1]]) if len(rows) else rows
-            shared = np.searchsorted(starts, rows[row_starts])
-            lengths = np.diff(np.r_[row_starts, len(rows)])
+            num_rows = len(self._keys)
+            boundary = np.empty(num_rows, dtype=bool)
+            boundary[:1] = True
+            np.not_equal(self._keys[1:], self._keys[:-1], out=boundary[1:])
+            starts = np.flatnonzero(boundary)
+            lengths = np.diff(starts, append=num_rows)
+            shared = np.flatnonzero(lengths > 1)
+            row_lengths = lengths[shared]
+            row_ends = np.cumsum(row_lengths)
+            row_starts = row_ends - row_lengths
+            # the rows of the shared voxels: each voxel's first row, then one step per further row
+            rows = np.repeat(starts[shared] - row_starts, row_lengths)
+            rows += np.arange(len(rows))
             # Row and voxel indices as int32 (half the memory of the run arrays, held between frames).
-            index = np.int32 if len(self._keys) < np.iinfo(np.int32).max else np.int64
-            self._runs = _Runs(*(a.astype(index) for a in (starts, shared, rows, row_starts, lengths)))
+            index = np.int32 if num_rows < np.iinfo(np.int32).max else np.int64
+            self._runs = _Runs(*(a.astype(index) for a in (starts, shared, rows, row_starts, row_lengths)))
         return self._runs
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
-        """Voxel centres [V, 3] and their owner ids [V]."""
+        """Voxel centres [V, 3] (``voxel_centres``' values, stored coordinate by coordinate: ``project_points``' product
+        then reads three contiguous rows) and their owner ids [V]."""
         keys, owner, _ = self.owners()
-        return voxel_centres(keys, self.voxel_size), owner
+        return _centres_by_coordinate(keys, self.voxel_size), owner
 
     def owner_at(self, points: np.ndarray) -> np.ndarray:
         """[N] owner id of the voxel each of ``points`` [N, 3] falls in (0: a voxel without evidence)."""
@@ -331,20 +350,26 @@ class AnchorEvidence:
         return self._ids[runs.rows].astype(np.int64), np.repeat(owners[runs.shared], runs.row_lengths)
 
     def voxels_per_id(self) -> np.ndarray:
-        """[I] how many voxels each id was seen in (``np.bincount`` of the rows' ids)."""
-        return np.bincount(self._ids)
+        """[I] how many voxels each id was seen in (``np.bincount`` of the rows' ids; read-only)."""
+        if self._per_id is None:
+            self._per_id = np.bincount(self._ids)
+            self._per_id.flags.writeable = False
+        return self._per_id
 
     def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ``(voxel key, id, count)`` observation, sorted by key then id."""
         return self._keys, self._ids.astype(np.int64), self._counts.astype(np.int64)
 
     def _move_rows(self, moved: np.ndarray, ids: np.ndarray) -> None:
-        """Give the ``moved`` [R] rows the ids ``ids`` [R] (rows that now name one (voxel, id) pair are summed)."""
+        """Give the ``moved`` [R] rows the ids ``ids`` [R] (rows that now name one (voxel, id) pair are summed). The
+        owners, when known, are counted again at the voxels of the moved rows only (the others kept their rows)."""
         if moved.any():
+            owners = self._owners
             kept = ~moved
-            self._merge_rows(
-                self._keys[kept], self._ids[kept], self._counts[kept], self._keys[moved], ids[moved], self._counts[moved]
-            )
+            touched = self._keys[moved]
+            self._merge_rows(self._keys[kept], self._ids[kept], self._counts[kept], touched, ids[moved], self._counts[moved])
+            if owners is not None:
+                self._owners = _owners_at(owners, touched, self._keys, self._ids, self._counts)
 
     def _merge_rows(
         self,
@@ -354,69 +379,122 @@ class AnchorEvidence:
         keys: np.ndarray,
         ids: np.ndarray,
         counts: np.ndarray,
-        grow_owners: bool = False,
+        added: bool = False,
+        summed: bool = False,
     ) -> None:
         """Store the held rows (sorted by key then id, unique) with the rows ``keys, ids, counts`` (any order,
-        repeated) added: the new rows are summed and sorted on their own, then merged in by binary search of their
-        keys (``pair_positions``), so the held rows are never sorted again. ``grow_owners``: the held rows are the
-        evidence's own and only gain observations, so its voxel owners, when known, are updated at the touched
-        voxels (``_grown_owners``) rather than counted again."""
-        owners = self._owners if grow_owners else None
-        order = np.lexsort((ids, keys))
-        keys, ids, counts = keys[order], ids[order], counts[order]
-        start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
-        counts = np.add.reduceat(counts.astype(np.int64), start)
-        keys, ids = keys[start], ids[start]
+        repeated; ``summed``: distinct and sorted already) added: the new rows are summed and sorted on their own,
+        then merged in by binary search of their keys (``pair_positions``), so the held rows are never sorted again.
+        ``added``: the held rows are the evidence's own and only gain observations, so the voxels per id, when known,
+        are grown by the new rows rather than counted again. The owners are counted again when next asked for (from
+        the voxel runs the evidence merges read every frame anyway)."""
+        per_id = self._per_id if added else None
+        if not summed:
+            order = np.lexsort((ids, keys))
+            keys, ids, counts = keys[order], ids[order], counts[order]
+            start = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
+            counts = np.add.reduceat(counts.astype(np.int64), start)
+            keys, ids = keys[start], ids[start]
         at, found = pair_positions(held_keys, held_ids, keys, ids)
-        summed = held_counts.copy()
-        summed[at[found]] += counts[found].astype(_COUNT_DTYPE)
+        summed_counts = held_counts.copy()
+        summed_counts[at[found]] += counts[found].astype(_COUNT_DTYPE)
         new = ~found
-        self._keys = np.insert(held_keys, at[new], keys[new])
-        self._ids = np.insert(held_ids, at[new], ids[new].astype(_ID_DTYPE))
-        self._counts = np.insert(summed, at[new], counts[new].astype(_COUNT_DTYPE))
+        new_ids = ids[new].astype(_ID_DTYPE)
+        self._keys, self._ids, self._counts = _insert_sorted(
+            (held_keys, held_ids, summed_counts), at[new], (keys[new], new_ids, counts[new])
+        )
         self._owners = None
         self._runs = None
-        if owners is not None and len(keys):
-            now = counts.copy()
-            now[found] = summed[at[found]]
-            self._owners = _grown_owners(owners, keys, ids.astype(np.int64), now)
+        self._per_id = None
+        if per_id is not None:
+            grown = np.bincount(new_ids, minlength=len(per_id))
+            grown[: len(per_id)] += per_id
+            grown.flags.writeable = False
+            self._per_id = grown
 
 
-def _grown_owners(
-    owners: tuple[np.ndarray, np.ndarray, np.ndarray], keys: np.ndarray, ids: np.ndarray, counts: np.ndarray
+def _owners_at(
+    owners: tuple[np.ndarray, np.ndarray, np.ndarray],
+    touched: np.ndarray,
+    keys: np.ndarray,
+    ids: np.ndarray,
+    counts: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``owners`` (voxel keys, owner ids and their counts, as ``AnchorEvidence.owners``) after observations were added
-    to the rows: ``keys, ids`` [B] the (voxel, id) pairs that gained some (distinct, sorted by key then id) and
-    ``counts`` [B] their counts now. A voxel's other rows kept their counts, none above its owner's (which never
-    falls) and those equal to it of younger ids, so each touched voxel is owned by its old owner or by its first
-    pair of largest count among the added ones, whichever has more (the older id on a tie)."""
-    held_keys, held_ids, held_counts = owners
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    lengths = np.diff(np.r_[starts, len(keys)])
-    touched = keys[starts]
-    best = np.maximum.reduceat(counts, starts)
-    first = np.minimum.reduceat(np.where(counts == np.repeat(best, lengths), np.arange(len(keys)), len(keys)), starts)
-    added_id, added_count = ids[first], counts[first]
-    position = np.searchsorted(held_keys, touched)
-    if len(held_keys):
-        slot = np.minimum(position, len(held_keys) - 1)
-        known = held_keys[slot] == touched
-        old_id, old_count = np.where(known, held_ids[slot], -1), np.where(known, held_counts[slot], 0)
+    """``owners`` (as ``AnchorEvidence.owners``, of the same voxels) with the owner of each voxel of ``touched`` [T]
+    (sorted keys, repeats allowed) counted again from the rows ``keys, ids, counts`` (sorted by key then id): its first
+    row of the largest count."""
+    touched = touched[np.r_[True, touched[1:] != touched[:-1]]]
+    first_row = np.searchsorted(keys, touched, side="left")
+    lengths = np.searchsorted(keys, touched, side="right") - first_row
+    starts = np.cumsum(lengths) - lengths
+    rows = np.repeat(first_row - starts, lengths)
+    rows += np.arange(len(rows))
+    held = counts[rows]
+    best = np.repeat(np.maximum.reduceat(held, starts), lengths)
+    owner_rows = rows[np.minimum.reduceat(np.where(held == best, np.arange(len(rows)), len(rows)), starts)]
+    owner_keys, owner_ids, owner_counts = owners
+    at = np.searchsorted(owner_keys, touched)
+    owner_ids, owner_counts = owner_ids.copy(), owner_counts.copy()
+    owner_ids[at] = ids[owner_rows]
+    owner_counts[at] = counts[owner_rows]
+    return owner_keys, owner_ids, owner_counts
+
+
+def _insert_sorted(
+    arrays: tuple[np.ndarray, ...], positions: np.ndarray, values: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
+    """``np.insert(array, positions, value)`` for each of ``arrays`` (one length) and its ``values`` (cast to its
+    type), with ``positions`` non-decreasing: where the new and the old elements go is worked out once for all."""
+    size = len(arrays[0]) + len(positions)
+    placed = positions + np.arange(len(positions))
+    old = np.ones(size, dtype=bool)
+    old[placed] = False
+    out = []
+    for array, value in zip(arrays, values):
+        merged = np.empty(size, dtype=array.dtype)
+        merged[placed] = value
+        merged[old] = array
+        out.append(merged)
+    return tuple(out)
+
+
+def _centres_by_coordinate(keys: np.ndarray, voxel_size: float) -> np.ndarray:
+    """``voxel_centres(keys, voxel_size)`` [K, 3] as the transpose of a [3, K] array (each coordinate contiguous): the
+    same values, from the same operations on each element."""
+    mask = (1 << _BITS) - 1
+    keys = np.asarray(keys)
+    out = np.empty((3, len(keys)), dtype=np.float64)
+    out[0] = (keys >> (2 * _BITS)) & mask
+    out[1] = (keys >> _BITS) & mask
+    out[2] = keys & mask
+    out -= _OFFSET - 0.5
+    out *= voxel_size
+    return out.T
+
+
+def pair_counts(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct ``(keys[i], ids[i])`` pairs [P], sorted by key then id, and how often each occurs [P] (int64;
+    ``keys`` [N] int64 voxel keys, ``ids`` [N] non-negative). When the keys' span times the ids' fits int64, the pairs
+    are coded in one integer and sorted once; otherwise sorted by key, then id."""
+    keys, ids = np.asarray(keys, dtype=np.int64), np.asarray(ids, dtype=np.int64)
+    if len(keys) == 0:
+        return keys, ids, np.zeros(0, dtype=np.int64)
+    low, scale = int(keys.min()), max(int(ids.max()), 0) + 1
+    if int(ids.min()) >= 0 and int(keys.max()) - low < (1 << 62) // scale:
+        codes = keys - low
+        codes *= scale
+        codes += ids
+        codes.sort()
+        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+        codes = codes[starts]
+        pair_keys, pair_ids = np.divmod(codes, scale)
+        pair_keys += low
     else:
-        known = np.zeros(len(touched), dtype=bool)
-        old_id, old_count = np.full(len(touched), -1), np.zeros(len(touched), dtype=np.int64)
-    own_pair = ids == np.repeat(old_id, lengths)
-    old_count = np.maximum(old_count, np.maximum.reduceat(np.where(own_pair, counts, 0), starts))
-    keep_old = known & ((old_count > added_count) | ((old_count == added_count) & (old_id < added_id)))
-    fresh = ~known
-    out_keys = np.insert(held_keys, position[fresh], touched[fresh])
-    out_ids = np.insert(held_ids, position[fresh], added_id[fresh])
-    out_counts = np.insert(held_counts, position[fresh], added_count[fresh])
-    # where the touched voxels that were held now lie: after the new voxels inserted before them
-    at = (position + np.cumsum(fresh) - fresh)[known]
-    out_ids[at] = np.where(keep_old, old_id, added_id)[known]
-    out_counts[at] = np.where(keep_old, old_count, added_count)[known]
-    return out_keys, out_ids, out_counts
+        order = np.lexsort((ids, keys))
+        keys, ids = keys[order], ids[order]
+        starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (ids[1:] != ids[:-1])])
+        pair_keys, pair_ids = keys[starts], ids[starts]
+    return pair_keys, pair_ids, np.diff(starts, append=len(keys))
 
 
 def project_evidence(
@@ -605,22 +683,31 @@ def anchor_labels(
     chain_ids, chain_index, area = compact_ids_areas(labels)
     indexed = _evidence_ids(evidence, voted)
     table, ids = _vote_table(chain_index, evidence, len(chain_ids), indexed)
-    lut = np.arange(len(chain_ids))
-    renamed = chain_ids.copy()
-    for k in range(1, len(chain_ids) if config.rename else 1):
-        votes = table[k].sum()
-        if votes < config.min_votes or votes < config.min_coverage * area[k]:
-            continue
-        shares = table[k] / votes
-        best = int(np.argmax(shares))
-        own = np.flatnonzero(ids == chain_ids[k])
-        own_share = float(shares[own[0]]) if len(own) else 0.0
-        if ids[best] != chain_ids[k] and shares[best] >= config.share and own_share <= 1.0 - config.share:
-            renamed[k] = ids[best]
-            result.overruled += 1
-            result.ids.append(int(ids[best]))
-    if result.overruled:
-        out = renamed[lut[chain_index]]
+    if config.rename and len(chain_ids) > 1:
+        # Every id's votes at once: its most voted evidence id (the first of the largest count: the largest share)
+        # and the shares of that id and of its own id.
+        votes = table.sum(axis=1)
+        best = np.argmax(table, axis=1)
+        rows = np.arange(len(chain_ids))
+        own = np.minimum(np.searchsorted(ids, chain_ids), len(ids) - 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            best_share = table[rows, best] / votes
+            own_share = np.where(ids[own] == chain_ids, table[rows, own] / votes, 0.0)
+        rename = (
+            (votes >= config.min_votes)
+            & (votes >= config.min_coverage * area)
+            & (ids[best] != chain_ids)
+            & (best_share >= config.share)
+            & (own_share <= 1.0 - config.share)
+        )
+        rename[0] = False
+        renamed_rows = np.flatnonzero(rename)
+        if len(renamed_rows):
+            renamed = chain_ids.copy()
+            renamed[renamed_rows] = ids[best[renamed_rows]]
+            result.overruled = len(renamed_rows)
+            result.ids.extend(int(i) for i in ids[best[renamed_rows]])
+            out = renamed[chain_index]
     num_segments = int(auto.max()) if auto.size else 0
     if num_segments == 0:
         result.labels = out
@@ -632,10 +719,6 @@ def anchor_labels(
         out, moved = reassign_segments(out, auto, pure, config)
         result.overruled += len(moved)
         result.ids.extend(moved)
-    if out is labels:  # (the ids present: those counted already)
-        present = set(chain_ids[area > 0].tolist())
-    else:
-        present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
     labelled = np.bincount(auto[seen], minlength=num_segments + 1)
     decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     decided[0] = False
@@ -643,9 +726,14 @@ def anchor_labels(
     best_share = table[np.arange(len(table)), best] / np.maximum(votes, 1)
     uncovered = labelled < 0.5 * seg_area
     if config.assign:
-        absent = np.array([int(i) not in present for i in ids])[best]
         enough = votes >= config.assign_min_seen * density * seg_area
-        assign = np.flatnonzero(decided & uncovered & enough & absent & (best_share >= config.share))
+        assign = np.flatnonzero(decided & uncovered & enough & (best_share >= config.share))
+        if len(assign):  # of those, the segments whose id is absent from the labels
+            if out is labels:  # (the ids present: those counted already)
+                present = set(chain_ids[area > 0].tolist())
+            else:
+                present = set(np.flatnonzero(np.bincount(out.ravel())).tolist())
+            assign = assign[np.array([int(ids[best[s]]) not in present for s in assign.tolist()], dtype=bool)]
         if len(assign):
             reach = max(config.reach_fraction * float(np.hypot(*auto.shape)), 2.0)
             target = np.zeros(num_segments + 1, dtype=np.int64)

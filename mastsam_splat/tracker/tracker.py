@@ -48,6 +48,7 @@ from mastsam_splat.tracker.anchor import (
     anchor_labels,
     apply_segment_changes,
     evidence_merges,
+    pair_counts,
     project_evidence,
     reassign_segments,
     segment_changes,
@@ -558,7 +559,7 @@ class _Run:
                 centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
         result = anchor_labels(labels, auto, evidence, self.cfg.anchor, pure)
-        present = np.bincount(labels.ravel())
+        present = np.bincount(labels.ravel()) if result.ids else np.zeros(0, dtype=np.int64)
         recovered = [i for i in result.ids if i >= len(present) or present[i] == 0]
         report.reidentified += len(set(recovered))
         report.anchored_segments = result.assigned
@@ -768,10 +769,17 @@ class _Run:
                 voxels[size] = points.voxel_keys(size)[keep], ids[keep]
             return voxels[size]
 
+        # The evidence counts each (voxel, id) pair; the memory takes the same distinct pairs when its voxels are
+        # the evidence's (sorted once).
+        counted: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         if self.evidence is not None:
-            self.evidence.add_voxels(*labelled(self.evidence.voxel_size))
+            counted[self.evidence.voxel_size] = pair_counts(*labelled(self.evidence.voxel_size))
+            self.evidence.add_pairs(*counted[self.evidence.voxel_size])
         if self.memory is not None:
-            keys, kept_ids = unique_pairs(*labelled(self.memory.voxel_size))
+            if self.memory.voxel_size in counted:
+                keys, kept_ids, _ = counted[self.memory.voxel_size]
+            else:
+                keys, kept_ids = unique_pairs(*labelled(self.memory.voxel_size))
             self.memory.add_voxels(keys, kept_ids)
             if self.observed is None and self.cfg.consolidation.enabled and self.cfg.mode == "mastsam":
                 self.observed = VoxelMemory(self.memory.voxel_size, neighborhood=self.cfg.memory.neighborhood)
@@ -922,12 +930,14 @@ class _Run:
         if depth is None and self.source != "sfm":
             return None
         evidence = self._evidence_image(t, labels.shape, depth)
-        size = max(int(evidence.max()), int(labels.max())) + 1
-        counts = np.bincount(evidence.ravel(), minlength=size)
-        keep = counts >= need
-        keep[np.bincount(labels.ravel(), minlength=size) > 0] = False
+        counts = np.bincount(evidence.ravel())
+        present = np.bincount(labels.ravel())
+        keep = np.zeros(max(len(counts), len(present)), dtype=bool)
+        keep[: len(counts)] = counts >= need
+        keep[: len(present)][present > 0] = False
         keep[0] = False
-        return np.where(keep[evidence], evidence, 0)
+        # (each kept id maps to itself, every other value to 0)
+        return np.where(keep, np.arange(len(keep)), 0)[evidence]
 
     def _observed_evidence(self, t: int, values: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         """The SfM points frame ``t`` observed [N, 3] in voxels with evidence, and the voxels' owners [N] (or their

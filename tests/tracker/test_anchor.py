@@ -21,10 +21,12 @@ from mastsam_splat.tracker.anchor import (
     _vote_table,
     anchor_labels,
     evidence_merges,
+    pair_counts,
     project_evidence,
     reassign_segments,
 )
 from mastsam_splat.tracker import tracker as tracker_module
+from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import voxel_keys
 from mastsam_splat.tracker.results import FrameReport
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
@@ -55,6 +57,7 @@ def test_evidence_owner_is_the_id_seen_most_often_and_relabel_moves_it():
     assert owners.tolist() == [2] and counts.tolist() == [3]
     centres, ids = evidence.points()
     np.testing.assert_allclose(centres, [[0.5, 0.5, 0.5]])
+    np.testing.assert_array_equal(centres, voxel_centres(keys, 1.0))
 
 
 def test_evidence_merges_a_younger_id_lying_on_an_older_ids_voxels():
@@ -620,6 +623,54 @@ def test_row_owners_equal_a_search_of_every_rows_voxel_and_add_voxels_equals_add
         np.testing.assert_array_equal(evidence.row_owners(), owners[np.searchsorted(owner_keys, keys)])
 
 
+@pytest.mark.parametrize("span", [10, 1 << 61])
+def test_pair_counts_equal_a_sort_by_key_then_id(span):
+    """Coded in one integer (a small key span) or sorted by key then id (a span too wide for that): the same pairs."""
+    rng = np.random.default_rng(11)
+    keys = rng.integers(0, 10, 500) * (span // 10) + (1 << 60)
+    ids = rng.integers(1, 9, 500)
+    pair_keys, pair_ids, counts = pair_counts(keys, ids)
+    expected, expected_counts = np.unique(np.stack([keys, ids], axis=1), axis=0, return_counts=True)
+    np.testing.assert_array_equal(pair_keys, expected[:, 0])
+    np.testing.assert_array_equal(pair_ids, expected[:, 1])
+    np.testing.assert_array_equal(counts, expected_counts)
+    assert pair_keys.dtype == pair_ids.dtype == counts.dtype == np.int64
+
+
+def test_insert_sorted_equals_np_insert():
+    from mastsam_splat.tracker.anchor import _insert_sorted
+
+    rng = np.random.default_rng(2)
+    for n, m in ((0, 0), (0, 3), (5, 0), (40, 25), (1000, 300)):
+        keys, counts = np.sort(rng.integers(0, 100, n)), rng.integers(0, 9, n).astype(np.int32)
+        positions = np.sort(rng.integers(0, n + 1, m))  # repeated positions and both ends included
+        new_keys, new_counts = rng.integers(0, 100, m), rng.integers(0, 9, m)
+        got = _insert_sorted((keys, counts), positions, (new_keys, new_counts))
+        for mine, array, values in zip(got, (keys, counts), (new_keys, new_counts)):
+            expected = np.insert(array, positions, values)
+            np.testing.assert_array_equal(mine, expected)
+            assert mine.dtype == expected.dtype
+
+
+def test_voxels_per_id_and_shared_rows_follow_additions_relabels_and_thinning():
+    rng = np.random.default_rng(7)
+    evidence = AnchorEvidence(voxel_size=0.5)
+    for step in range(6):
+        evidence.add(rng.integers(0, 9, 300), rng.uniform(0.0, 4.0, (300, 3)))
+        evidence.voxels_per_id()
+        if step == 2:
+            evidence.relabel(np.array([0, 1, 2, 3, 2, 5, 6, 7, 8]))
+        if step == 4:
+            evidence.thin(len(evidence) - 20)
+        keys, row_ids, _ = evidence.pairs()
+        np.testing.assert_array_equal(evidence.voxels_per_id(), np.bincount(row_ids))
+        owner_keys, owners, _ = evidence.owners()
+        shared = np.isin(keys, keys[np.r_[False, keys[1:] == keys[:-1]]])
+        ids, shared_owners = evidence.shared_rows()
+        np.testing.assert_array_equal(ids, row_ids[shared])
+        np.testing.assert_array_equal(shared_owners, owners[np.searchsorted(owner_keys, keys[shared])])
+
+
 def test_owners_purity_and_merges_equal_a_count_per_voxel():
     """Owners, purity and evidence merges, read off the voxels several ids share, equal a plain count per voxel."""
     rng = np.random.default_rng(5)
@@ -860,36 +911,43 @@ def test_anchor_labels_leave_their_inputs_alone():
     assert (given == 3).all()
 
 
+def _check_owners(evidence: AnchorEvidence) -> None:
+    """The evidence's owners equal a plain count per voxel: the most seen id, the older one on a tie."""
+    keys, row_ids, counts = evidence.pairs()
+    voxels = np.unique(keys)
+    expected_owner, expected_count = [], []
+    for key in voxels.tolist():
+        held = keys == key
+        best = np.flatnonzero(held & (counts == counts[held].max()))[0]
+        expected_owner.append(row_ids[best])
+        expected_count.append(counts[best])
+    owner_keys, owners, owner_counts = evidence.owners()
+    np.testing.assert_array_equal(owner_keys, voxels)
+    np.testing.assert_array_equal(owners, expected_owner)
+    np.testing.assert_array_equal(owner_counts, expected_count)
+    assert owners.dtype == np.int64 and owner_counts.dtype == np.int64
+
+
 @pytest.mark.parametrize("seed", range(4))
-def test_owners_updated_as_observations_are_added_equal_a_count_per_voxel(seed: int) -> None:
-    """Owners read between additions (then updated at the voxels an addition touches), with merges, transfers and
-    thinning in between, equal a plain count per voxel: the most seen id, the older one on a tie."""
+def test_owners_between_additions_merges_transfers_and_thinning_equal_a_count_per_voxel(seed: int) -> None:
+    """Owners read between additions, with merges, transfers (after which they are counted again at the moved rows'
+    voxels only) and thinning in between, equal a plain count per voxel."""
     rng = np.random.default_rng(seed)
     evidence = AnchorEvidence(voxel_size=1.0, max_rows=10_000)
     updated = 0
     for step in range(30):
         points = rng.integers(0, 6, (int(rng.integers(1, 120)), 3)) + 0.5  # few voxels, seen again and again
         ids = rng.integers(0, 7, len(points))
+        known = evidence._owners is not None
         if step % 7 == 3:
             evidence.relabel(np.array([0, 1, 2, 3, 2, 5, 6, 7]))
         elif step % 7 == 5:
             evidence.transfer(points[:10], 1, 6)
         elif step % 11 == 10:
             evidence.thin(len(evidence) // 2)
-        known = evidence._owners is not None
+        if step % 7 in (3, 5) and known and evidence._owners is not None:
+            updated += 1
+            _check_owners(evidence)
         evidence.add(ids, points)
-        updated += known and evidence._owners is not None
-        keys, row_ids, counts = evidence.pairs()
-        voxels = np.unique(keys)
-        expected_owner, expected_count = [], []
-        for key in voxels.tolist():
-            held = keys == key
-            best = np.flatnonzero(held & (counts == counts[held].max()))[0]
-            expected_owner.append(row_ids[best])
-            expected_count.append(counts[best])
-        owner_keys, owners, owner_counts = evidence.owners()
-        np.testing.assert_array_equal(owner_keys, voxels)
-        np.testing.assert_array_equal(owners, expected_owner)
-        np.testing.assert_array_equal(owner_counts, expected_count)
-        assert owners.dtype == np.int64 and owner_counts.dtype == np.int64
-    assert updated > 15
+        _check_owners(evidence)
+    assert updated >= 6

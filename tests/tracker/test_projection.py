@@ -66,10 +66,12 @@ def test_project_points_equals_camera_project_bit_for_bit(seed):
         points = rng.normal(0.0, 2.0, (n, 3))
         points[: n // 10, 2] = -4.0  # behind the camera: z of either sign, coordinates of any size
         xy, z = camera.project(points)
-        x, y, z_fast = project_points(camera, points)
-        np.testing.assert_array_equal(x, xy[:, 0])
-        np.testing.assert_array_equal(y, xy[:, 1])
-        np.testing.assert_array_equal(z_fast, z)
+        # either layout of the points (the evidence's voxel centres are stored coordinate by coordinate)
+        for given in (points, np.asfortranarray(points)):
+            x, y, z_fast = project_points(camera, given)
+            np.testing.assert_array_equal(x, xy[:, 0])
+            np.testing.assert_array_equal(y, xy[:, 1])
+            np.testing.assert_array_equal(z_fast, z)
 
 
 @pytest.mark.parametrize("with_depth", [True, False])
