@@ -29,7 +29,7 @@ import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.representatives import match_labels
-from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids, id_segment_table, without_ids
 from mastsam_splat.types import Matches
 
 
@@ -246,7 +246,7 @@ class FragmentMerger:
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
         ids, table = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
         if absent is not None and num_segments > 0:
-            others = np.where(np.isin(absent, ids), 0, absent).astype(np.int64, copy=False)
+            others = without_ids(absent, ids)
             absent_ids, absent_table = id_segment_table(others, auto_labels, num_segments)
             ids, table = np.concatenate([ids, absent_ids[1:]]), np.concatenate([table, absent_table[1:]])
         if len(ids) < 3 or num_segments == 0:
