@@ -37,6 +37,8 @@ def voxel_keys(coords: np.ndarray) -> np.ndarray:
 _NEIGHBOUR_CACHE: dict[int, np.ndarray] = {}
 _SMALL_ID = np.iinfo(np.int32).max
 _MIN_QUEUE = 1 << 16
+_COUNT_TABLE = 1 << 22
+"""Largest code counted with a table (``np.bincount``) rather than by sorting."""
 
 
 def occupied_keys(points: np.ndarray, voxel_size: float) -> np.ndarray:
@@ -538,7 +540,14 @@ def check_targets(
     if len(hit_ids) == 0:
         return lut
     base = int(hit_ids.max()) + 1
-    keys, counts = np.unique(hit_segments * base + hit_ids, return_counts=True)
+    codes = hit_segments * base + hit_ids
+    if int(hit_ids.min()) >= 0 and int(hit_segments.min()) >= 0 and int(codes.max()) < _COUNT_TABLE:
+        # few segments times few ids: a count table instead of sorting (same distinct codes, ascending)
+        table = np.bincount(codes)
+        keys = np.flatnonzero(table)
+        counts = table.take(keys)
+    else:
+        keys, counts = np.unique(codes, return_counts=True)
     segments, ids = np.divmod(keys, base)
     share = counts / points_per_segment[segments]
     own = ids == holder[segments]

@@ -166,6 +166,8 @@ def test_frame_creases_equal_the_plain_computation(seed: int) -> None:
     rows, cols = np.mgrid[0:h, 0:w]
     depth = (3.0 + 0.4 * np.sin(cols / 5.0) * np.cos(rows / 7.0) + 0.3 * (cols > 30)).astype(np.float32)
     depth[rng.random((h, w)) < 0.03] = 0.0
+    depth[rng.random((h, w)) < 0.01] = np.nan
+    depth[rng.random((h, w)) < 0.01] = np.inf
     k = np.array([[60.0, 0.0, 31.0], [0.0, 58.0, 25.0], [0.0, 0.0, 1.0]])
     config = CreaseConfig(min_angle=10.0, max_depth_step=0.05)
     for offset in (1, 2, 3):
