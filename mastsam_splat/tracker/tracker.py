@@ -1047,22 +1047,36 @@ class _Run:
         region_area = np.bincount(split.regions.ravel())
         sampling = self._sampling_density(points, split.regions.shape)
         assign = np.zeros(int(split.regions.max()) + 1, dtype=np.int64)
+        # The covered regions' (samples of) points, looked up in the memory at once (it does not change in between).
+        samples = []
         for region in split.region_ids:
-            obj_id = None
             in_region = region_of_point == region
             covered = np.count_nonzero(in_region) >= reid.reid_min_coverage * sampling * region_area[region]
             if self.memory is not None and covered:
-                exclude = () if reid.reid_extend_present else present
-                sample = _sample(in_region, MEMORY_SAMPLE, cfg.seed)
-                found = self.memory.identify(
-                    points.xyz[sample], reid.reid_min_fraction, reid.reid_min_points, exclude
-                )
-                if found is not None:
-                    obj_id = found.obj_id
-                    if obj_id in present:
-                        report.extended += 1
-                    else:
-                        report.reidentified += 1
+                samples.append((region, _sample(in_region, MEMORY_SAMPLE, cfg.seed)))
+        identified = {}
+        if self.memory is not None and samples:
+            chosen = np.concatenate([sample for _, sample in samples])
+            group = np.repeat(np.arange(len(samples)), [len(sample) for _, sample in samples])
+            finite = np.flatnonzero(points.finite[chosen])  # (``identify`` of the points: the others hit nothing)
+            found = self.memory.identify_groups(
+                points.voxel_keys(self.memory.voxel_size)[chosen[finite]],
+                group[finite],
+                [len(sample) for _, sample in samples],
+                reid.reid_min_fraction,
+                reid.reid_min_points,
+                () if reid.reid_extend_present else present,
+            )
+            identified = {region: match for (region, _), match in zip(samples, found)}
+        for region in split.region_ids:
+            obj_id = None
+            found = identified.get(region)
+            if found is not None:
+                obj_id = found.obj_id
+                if obj_id in present:
+                    report.extended += 1
+                else:
+                    report.reidentified += 1
             if obj_id is None:
                 obj_id = self._new_id()
                 report.new += 1

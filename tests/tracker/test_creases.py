@@ -172,7 +172,8 @@ def test_frame_creases_equal_the_plain_computation(seed: int) -> None:
     config = CreaseConfig(min_angle=10.0, max_depth_step=0.05)
     for offset in (1, 2, 3):
         fast = frame_creases(labels, depth, k, config, offset)
-        plain = _frame_creases_reference(labels, depth, k, config, offset)
+        with np.errstate(invalid="ignore"):  # (the plain computation's NaN normals of infinite depths)
+            plain = _frame_creases_reference(labels, depth, k, config, offset)
         assert len(plain[0]) > 3 and plain[2].sum() > 0  # some samples lie on convex edges, some do not
         for got, want in zip(fast, plain):
             assert got.dtype == want.dtype and np.array_equal(got, want)
