@@ -82,9 +82,8 @@ def split_regions(
     """
     labels = labels.astype(np.int64, copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
-    empty = RegionSplit(labels, np.zeros_like(labels), [], 0)
     if num_segments == 0:
-        return empty
+        return RegionSplit(labels, np.zeros_like(labels), [], 0)
     tracked_ids, by_id = id_segment_table(labels, auto_labels, num_segments)
     n_cols = len(tracked_ids)
     table = by_id.T.copy()  # [S + 1, I]

@@ -805,17 +805,21 @@ class _Run:
         )
         if not np.any(lut > 0):
             return labels
-        seg_target = lut[auto]
-        held = labels == holder[auto]
-        change = (seg_target > 0) & held
+        # (the pixels of the segments that go to another id only: ``np.where(change, lut[auto], labels)``)
+        moving = np.flatnonzero((lut > 0)[auto])
+        segment = np.ravel(auto).take(moving)
+        change = np.ravel(labels).take(moving) == holder.take(segment)
         if cfg.check_split:
             # Only the segment's pixels nearest to its points that lie on the other id's voxels move: a segment the
             # segmenter merged across two ids' surfaces goes back to the other id where its 3D points say so.
             vote = np.zeros(len(chosen), dtype=bool)
             vote[point_index[hit_ids == lut[hit_segments]]] = True
-            change &= nearest_point_cells(auto, lut > 0, points.xy[chosen], segment_of_point[chosen], vote)
+            cells = nearest_point_cells(auto, lut > 0, points.xy[chosen], segment_of_point[chosen], vote)
+            change &= np.ravel(cells).take(moving)
         report.corrected = int(np.count_nonzero(lut > 0))
-        return np.where(change, seg_target, labels)
+        out = labels.astype(np.result_type(lut.dtype, labels.dtype), order="C", copy=True)
+        out.reshape(-1)[moving[change]] = lut.take(segment[change])
+        return out
 
     def _rechecked(self, t: int) -> bool:
         """Whether frame ``t`` is checked against the evidence again after the sequence: a camera, no depth map
@@ -1081,4 +1085,8 @@ class _Run:
                 obj_id = self._new_id()
                 report.new += 1
             assign[region] = obj_id
-        return np.where(split.regions > 0, assign[split.regions], labels)
+        # (the regions' pixels only: ``np.where(split.regions > 0, assign[split.regions], labels)``)
+        out = labels.astype(np.int64, order="C", copy=True)
+        inside = np.flatnonzero(split.regions)
+        out.reshape(-1)[inside] = assign.take(np.ravel(split.regions).take(inside))
+        return out
