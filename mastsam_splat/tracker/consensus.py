@@ -29,7 +29,7 @@ import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.representatives import match_labels
-from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids, id_segment_table, without_ids
 from mastsam_splat.types import Matches
 
 
@@ -245,9 +245,11 @@ class FragmentMerger:
         previous = self._previous(parent, frame)
         num_segments = int(auto_labels.max()) if auto_labels.size else 0
         ids, table = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
-        if absent is not None and num_segments > 0:
-            others = np.where(np.isin(absent, ids), 0, absent).astype(np.int64, copy=False)
-            absent_ids, absent_table = id_segment_table(others, auto_labels, num_segments)
+        drawn = np.flatnonzero(absent) if absent is not None and num_segments > 0 else np.zeros(0, dtype=np.intp)
+        if len(drawn):
+            # the absent ids' pixels only (their rows of the table; the unlabelled row is not read)
+            others = without_ids(np.ravel(absent).take(drawn), ids)
+            absent_ids, absent_table = id_segment_table(others, np.ravel(auto_labels).take(drawn), num_segments)
             ids, table = np.concatenate([ids, absent_ids[1:]]), np.concatenate([table, absent_table[1:]])
         if len(ids) < 3 or num_segments == 0:
             self._store({}, frame)

@@ -59,6 +59,10 @@ class CreaseConfig:
         check_option(self.min_samples >= 1, "tracker.creases.min-samples", ">= 1", self.min_samples)
 
 
+PAIR_TABLE = 1 << 22
+"""Largest id-pair code counted with a table (``np.bincount``) rather than by sorting."""
+
+
 def camera_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     """[H, W, 3] camera-space points of a z-depth map (pixel centres)."""
     h, w = depth.shape
@@ -103,19 +107,29 @@ def _normals(point_at: PointsAt, rows: np.ndarray, cols: np.ndarray, shape: tupl
     h, w = shape
     out = tuple(np.full(len(rows), np.nan) for _ in range(3))
     inner = (rows > 0) & (rows < h - 1) & (cols > 0) & (cols < w - 1)
-    r, c = rows[inner], cols[inner]
-    around = [point_at(r, c), point_at(r, c + 1), point_at(r, c - 1), point_at(r + 1, c), point_at(r - 1, c)]
+    around = _around(point_at, rows[inner], cols[inner])
     known = np.logical_and.reduce([(p[2] > 0) & np.isfinite(p[2]) for p in around])
+    index = np.flatnonzero(inner)
+    for column, x in zip(out, _facing_normals(around)):
+        column[index] = np.where(known, x, np.nan)
+    return out
+
+
+def _around(point_at: PointsAt, r: np.ndarray, c: np.ndarray) -> list[Columns]:
+    """The points at pixels (``r``, ``c``) and at their four neighbours: (r, c + 1), (r, c - 1), (r + 1, c), (r - 1, c)."""
+    return [point_at(r, c), point_at(r, c + 1), point_at(r, c - 1), point_at(r + 1, c), point_at(r - 1, c)]
+
+
+def _facing_normals(around: list[Columns]) -> Columns:
+    """Unit normals facing the camera from the central differences of ``_around``'s points (NaN-free where those
+    are known)."""
     a = tuple(p - q for p, q in zip(around[1], around[2]))
     b = tuple(p - q for p, q in zip(around[3], around[4]))
     n = (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])  # np.cross(a, b)
     length = np.maximum(np.sqrt(_dot(n, n)), 1e-12)  # np.linalg.norm
     n = tuple(x / length for x in n)
     facing = -np.sign(_dot(n, around[0]) + 1e-12)
-    index = np.flatnonzero(inner)
-    for column, x in zip(out, n):
-        column[index] = np.where(known, x * facing, np.nan)
-    return out
+    return tuple(x * facing for x in n)
 
 
 def _points_at(depth: np.ndarray, K: np.ndarray, transposed: bool) -> PointsAt:
@@ -147,40 +161,50 @@ def frame_creases(
     z = np.asarray(depth)
     cos_min = np.cos(np.deg2rad(config.min_angle))
     found_a, found_b, found_convex = [], [], []
-    labelled = labels > 0
     width = labels.shape[1]
     flat_labels = np.ascontiguousarray(labels).reshape(-1)
     flat_z = np.ascontiguousarray(z).reshape(-1)
+    # pixels whose normal is measured (``normals_at`` is not NaN): inside the image's border, with a known depth there
+    # and at its four neighbours; the same pixels in the transposed image, whose neighbours are the same
+    known = (z > 0) & np.isfinite(z)
+    measurable = np.zeros(z.shape, dtype=bool)
+    measurable[1:-1, 1:-1] = known[1:-1, 1:-1] & known[1:-1, 2:] & known[1:-1, :-2] & known[2:, 1:-1] & known[:-2, 1:-1]
+    flat_measurable = measurable.reshape(-1)
     for axis in (0, 1):
         lab_shape = labels.shape if axis == 1 else labels.shape[::-1]
         # (r, c) index the image (axis 1) or its transpose (axis 0); pixels are gathered by their flat index
         row_step, col_step = (width, 1) if axis == 1 else (1, width)
         point_at = _points_at(z, K, transposed=axis == 0)
         # boundary pixels found on the image as stored (the vertical pass's in row-major order of the image, not of
-        # its transpose: every sample is counted alike whatever the order)
+        # its transpose: every sample is counted alike whatever the order); unlabelled sides are dropped below
         if axis == 1:
-            rows, cols = np.nonzero((labels[:, :-1] != labels[:, 1:]) & labelled[:, :-1] & labelled[:, 1:])
+            rows, cols = np.nonzero(labels[:, :-1] != labels[:, 1:])
         else:
-            cols, rows = np.nonzero((labels[:-1] != labels[1:]) & labelled[:-1] & labelled[1:])
+            cols, rows = np.nonzero(labels[:-1] != labels[1:])
         left, right = cols - offset, cols + 1 + offset
         inside = (left >= 0) & (right < lab_shape[1])
         rows, cols, left, right = rows[inside], cols[inside], left[inside], right[inside]
         at = rows * row_step + cols * col_step
         ida, idb = flat_labels.take(at), flat_labels.take(at + col_step)
         same = (flat_labels.take(at - offset * col_step) == ida) & (flat_labels.take(at + (1 + offset) * col_step) == idb)
-        rows, cols, left, right, ida, idb = rows[same], cols[same], left[same], right[same], ida[same], idb[same]
-        at = at[same]
+        # both sides labelled, and both sides' normals measured
+        same &= (ida > 0) & (idb > 0)
+        same &= flat_measurable.take(at - offset * col_step) & flat_measurable.take(at + (1 + offset) * col_step)
+        keep = np.flatnonzero(same)
+        rows, left, right, ida, idb, at = (x.take(keep) for x in (rows, left, right, ida, idb, at))
         za, zb = flat_z.take(at).astype(np.float64), flat_z.take(at + col_step).astype(np.float64)
         continuous = (za > 0) & (zb > 0) & (np.abs(za - zb) <= config.max_depth_step * np.minimum(za, zb))
-        pa, pb = point_at(rows, left), point_at(rows, right)
-        na, nb = _normals(point_at, rows, left, lab_shape), _normals(point_at, rows, right, lab_shape)
-        measured = np.logical_and.reduce([np.isfinite(x) for x in (*na, *nb)])
-        pa, pb, na, nb = ([x[measured] for x in p] for p in (pa, pb, na, nb))
-        ida, idb = ida[measured], idb[measured]
+        around_a, around_b = _around(point_at, rows, left), _around(point_at, rows, right)
+        pa, pb = around_a[0], around_b[0]
+        na, nb = _facing_normals(around_a), _facing_normals(around_b)
+        finite = np.logical_and.reduce([np.isfinite(x) for x in (*na, *nb)])  # (only depths near overflow fail)
+        if not finite.all():
+            pa, pb, na, nb = ([x[finite] for x in p] for p in (pa, pb, na, nb))
+            ida, idb, continuous = ida[finite], idb[finite], continuous[finite]
         d = tuple(q - p for p, q in zip(pa, pb))
         # convex: depth continuous across the boundary, the normals turn by min_angle and each side lies behind the
         # other side's tangent plane
-        convex = continuous[measured] & (_dot(na, nb) <= cos_min)
+        convex = continuous & (_dot(na, nb) <= cos_min)
         convex &= (_dot(d, na) < 0) & (_dot(d, nb) > 0)
         found_a.append(np.minimum(ida, idb))
         found_b.append(np.maximum(ida, idb))
@@ -193,7 +217,15 @@ def frame_creases(
         return empty.reshape(0, 2), empty, empty
     # the pairs in (a, b) order: one key per pair (ids are positive), sorted as the rows would be
     base = int(b.max()) + 1
-    keys, inverse = np.unique(a * base + b, return_inverse=True)
+    codes = a * base + b
+    if int(codes.max()) < PAIR_TABLE:
+        # few ids: the pairs counted in a table of every code (the distinct codes come out sorted, as np.unique's)
+        per_code = np.bincount(codes)
+        keys = np.flatnonzero(per_code)
+        samples = per_code.take(keys)
+        convex_samples = np.bincount(codes, weights=convex).take(keys).astype(np.int64)
+        return np.stack(np.divmod(keys, base), axis=1), samples, convex_samples
+    keys, inverse = np.unique(codes, return_inverse=True)
     pairs = np.stack(np.divmod(keys, base), axis=1)
     samples = np.bincount(inverse, minlength=len(pairs))
     convex_samples = np.bincount(inverse, weights=convex, minlength=len(pairs)).astype(np.int64)

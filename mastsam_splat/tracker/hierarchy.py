@@ -73,9 +73,15 @@ def contained_pairs(
     keep = (inside >= containment * np.maximum(table.sum(axis=1), 1)) & (inside >= min_area)
     keep[0] = False
     out: set[tuple[int, int]] = set()
-    for seg in np.unique(main[keep]).tolist():
-        members = sorted(int(i) for i in ids[keep & (main == seg)])
-        out.update((a, b) for n, a in enumerate(members) for b in members[n + 1 :])
+    # the kept ids grouped by segment (ids ascend, a stable sort keeps them so); segments with one id hold no pair
+    kept = np.flatnonzero(keep)
+    kept = kept[np.argsort(main[kept], kind="stable")]
+    segment = main[kept]
+    bounds = np.flatnonzero(np.r_[True, segment[1:] != segment[:-1], True])
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        if end - start > 1:
+            members = sorted(ids[kept[start:end]].tolist())
+            out.update((a, b) for n, a in enumerate(members) for b in members[n + 1 :])
     return out
 
 

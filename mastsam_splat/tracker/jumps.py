@@ -34,6 +34,7 @@ from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.anchor import AnchorEvidence
 from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, point_labels
+from mastsam_splat.tracker.segment_table import id_member
 
 
 @dataclass
@@ -116,6 +117,54 @@ def _absent_owner(
     return candidate if _strength(pairs, candidate, point_keys) >= min_strength else 0
 
 
+def _scales(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_ids: list[int]) -> dict[int, float]:
+    """Id -> the scale of its strengths (``_own_rows``: the median of its counts, at least 1) of each of ``obj_ids``,
+    from one table of counts per id and count value: one pass over the evidence for all the ids."""
+    _, ids, counts = pairs
+    wanted = np.asarray(obj_ids, dtype=np.int64)
+    if len(ids) == 0 or len(wanted) == 0:
+        return {i: 1.0 for i in obj_ids}
+    top = int(counts.max()) + 1
+    if int(ids.min()) < 0 or int(wanted.min()) < 0 or int(counts.min()) < 0 or (len(wanted) + 1) * top > PIECE_TABLE:
+        return {i: _own_rows(pairs, i)[2] for i in obj_ids}
+    slot_of = np.zeros(max(int(ids.max()), int(wanted.max())) + 1, dtype=np.int64)
+    slot_of[wanted] = np.arange(1, len(wanted) + 1)
+    # (the other ids' rows are counted in row 0 of the table, which is not read)
+    table = np.bincount(slot_of[ids] * top + counts, minlength=(len(wanted) + 1) * top)
+    below = np.cumsum(table.reshape(len(wanted) + 1, top), axis=1)  # per id: how many counts are at most each value
+    scales = {}
+    for j, obj_id in enumerate(wanted.tolist(), start=1):
+        n = int(below[j, -1])
+        if n == 0:
+            scales[obj_id] = 1.0
+            continue
+        # np.median: the middle value, or the mean of the two middle values
+        upper = int(np.searchsorted(below[j], n // 2, side="right"))
+        lower = upper if n % 2 else int(np.searchsorted(below[j], n // 2 - 1, side="right"))
+        scales[obj_id] = max((lower + upper) / 2, 1.0)
+    return scales
+
+
+def _counts_at(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """[N] the evidence count of each ``(keys[i], ids[i])`` (0 where it has none): one search of the keys among the
+    evidence's rows (sorted by key, then id), then a step along each voxel's few rows to the id's."""
+    row_keys, row_ids, row_counts = pairs
+    out = np.zeros(len(keys), dtype=row_counts.dtype)
+    if len(row_keys) == 0:
+        return out
+    at = np.searchsorted(row_keys, keys)
+    active = np.flatnonzero(at < len(row_keys))
+    at = at.take(active)
+    while len(active):
+        same = np.flatnonzero(row_keys.take(at) == keys.take(active))
+        active, at = active.take(same), at.take(same)
+        found = row_ids.take(at) == ids.take(active)
+        out[active[found]] = row_counts.take(at[found])
+        rest = np.flatnonzero(~found & (at + 1 < len(row_keys)))
+        active, at = active.take(rest), at.take(rest) + 1
+    return out
+
+
 PIECE_TABLE = 1 << 22
 """Largest (id, segment) code counted with a table (``np.bincount``) rather than by sorting."""
 
@@ -186,7 +235,7 @@ def split_new_surface(
         return labels, []
     at = point_labels(labels, points)
     segment_at = point_labels(auto, points)
-    keep = (at > 0) & (segment_at > 0) & np.isin(at, np.asarray(list(carried), dtype=np.int64))
+    keep = (at > 0) & (segment_at > 0) & id_member(at, np.asarray(list(carried), dtype=np.int64))
     if not keep.any():
         return labels, []
     # (id, segment) pieces with enough points, each id's pieces together: one code per pair, sorted by id then
@@ -202,18 +251,18 @@ def split_new_surface(
     pairs = evidence.pairs()
     kept = np.flatnonzero(keep)
     point_keys = points.voxel_keys(evidence.voxel_size).take(kept)
-    by_piece = np.argsort(inverse, kind="stable")  # each piece's points, in point order
-    piece_start = np.r_[0, np.cumsum(counts)]
+    # every piece's strength at once (``_strength_on`` of each): the count of the piece's id at each of its points,
+    # summed per piece (counts are integers: the sums, and so the means, are exact in any order)
+    measured = enough & id_member(piece_ids, np.asarray(sorted(several), dtype=np.int64))
+    on = np.flatnonzero(measured[inverse])
+    hits = _counts_at(pairs, point_keys.take(on), piece_ids.take(inverse.take(on)))
+    sums = np.bincount(inverse.take(on), weights=hits, minlength=len(codes))
+    scale = _scales(pairs, sorted(several))
     strength: dict[int, list[tuple[int, int, float]]] = {}
-    rows: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}  # each id's evidence rows, read once for all its pieces
-    for k in np.flatnonzero(enough).tolist():
+    for k in np.flatnonzero(measured).tolist():
         obj_id, segment = int(piece_ids[k]), int(piece_segments[k])
-        if obj_id in several:
-            if obj_id not in rows:
-                rows[obj_id] = _own_rows(pairs, obj_id)
-            on = by_piece[piece_start[k] : piece_start[k + 1]]
-            strength.setdefault(obj_id, []).append((k, segment, _strength_on(rows[obj_id], point_keys[on])))
-    present = np.flatnonzero(np.bincount(labels.ravel()))
+        strength.setdefault(obj_id, []).append((k, segment, float(sums[k] / counts[k]) / scale[obj_id]))
+    present = None  # the frame's ids, counted once a piece is given away
     out = labels
     split = []
     for obj_id, per_segment in strength.items():
@@ -223,8 +272,10 @@ def split_new_surface(
             if s < config.piece_strength:
                 if out is labels:
                     out = labels.copy()
-                on = by_piece[piece_start[k] : piece_start[k + 1]]
+                on = np.flatnonzero(inverse == k)  # the piece's points, in point order
                 xyz = points.xyz[kept.take(on)]  # (read for the pieces given away only)
+                if present is None:
+                    present = np.flatnonzero(np.bincount(labels.ravel()))
                 given = _absent_owner(evidence, pairs, xyz, point_keys[on], present, config.min_strength)
                 given = given or new_id()
                 out[(labels == obj_id) & (auto == segment)] = given

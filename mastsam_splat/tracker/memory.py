@@ -37,6 +37,8 @@ def voxel_keys(coords: np.ndarray) -> np.ndarray:
 _NEIGHBOUR_CACHE: dict[int, np.ndarray] = {}
 _SMALL_ID = np.iinfo(np.int32).max
 _MIN_QUEUE = 1 << 16
+_COUNT_TABLE = 1 << 22
+"""Largest code counted with a table (``np.bincount``) rather than by sorting."""
 
 
 def occupied_keys(points: np.ndarray, voxel_size: float) -> np.ndarray:
@@ -323,14 +325,32 @@ class VoxelMemory:
         points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         if len(points) < max(min_points, 1):
             return None
+        return _best_identification(self.fractions(points), min_fraction, set(int(i) for i in exclude))
+
+    def identify_groups(
+        self,
+        keys: np.ndarray,
+        group: np.ndarray,
+        sizes: list[int],
+        min_fraction: float,
+        min_points: int,
+        exclude: Iterable[int] = (),
+    ) -> list[Optional[Identification]]:
+        """``identify`` of several groups of points with one memory look-up: ``keys`` [N] the voxel keys of the groups'
+        finite points, ``group`` [N] the group (``0..G-1``) of each, ``sizes`` [G] each group's number of points,
+        non-finite ones included (``identify`` counts them, and they hit nothing)."""
+        point_index, hit_ids = self.key_hits(keys) if len(keys) else (np.zeros(0, dtype=np.int64),) * 2
+        hit_group = np.asarray(group).take(point_index)
         excluded = set(int(i) for i in exclude)
-        best: Optional[Identification] = None
-        for obj_id, fraction in sorted(self.fractions(points).items()):
-            if obj_id in excluded or fraction < min_fraction:
+        out: list[Optional[Identification]] = []
+        for g, size in enumerate(sizes):
+            if size < max(min_points, 1):
+                out.append(None)
                 continue
-            if best is None or fraction > best.fraction:
-                best = Identification(obj_id, fraction)
-        return best
+            ids, per_id = np.unique(hit_ids[hit_group == g], return_counts=True)
+            fractions = {int(i): float(c) / size for i, c in zip(ids, per_id)}
+            out.append(_best_identification(fractions, min_fraction, excluded))
+        return out
 
     def _flush(self) -> None:
         """Merge the pending pairs into the sorted, distinct ``(key, id)`` pairs."""
@@ -450,6 +470,18 @@ class WeightedVoxelMemory(VoxelMemory):
         self._ids = self._row_ids[best].astype(_id_dtype(max(int(self._row_ids.max()), -int(self._row_ids.min()))))
 
 
+def _best_identification(fractions: dict[int, float], min_fraction: float, excluded: set[int]) -> Optional[Identification]:
+    """The id of ``fractions`` (id -> share) with the largest share of at least ``min_fraction``, not in ``excluded``
+    (ties: the smaller id); ``None`` when none qualifies."""
+    best: Optional[Identification] = None
+    for obj_id, fraction in sorted(fractions.items()):
+        if obj_id in excluded or fraction < min_fraction:
+            continue
+        if best is None or fraction > best.fraction:
+            best = Identification(obj_id, fraction)
+    return best
+
+
 def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     """[N] bool: which of ``values`` occur in ``sorted_values`` (ascending)."""
     if len(sorted_values) == 0:
@@ -538,7 +570,14 @@ def check_targets(
     if len(hit_ids) == 0:
         return lut
     base = int(hit_ids.max()) + 1
-    keys, counts = np.unique(hit_segments * base + hit_ids, return_counts=True)
+    codes = hit_segments * base + hit_ids
+    if int(hit_ids.min()) >= 0 and int(hit_segments.min()) >= 0 and int(codes.max()) < _COUNT_TABLE:
+        # few segments times few ids: a count table instead of sorting (same distinct codes, ascending)
+        table = np.bincount(codes)
+        keys = np.flatnonzero(table)
+        counts = table.take(keys)
+    else:
+        keys, counts = np.unique(codes, return_counts=True)
     segments, ids = np.divmod(keys, base)
     share = counts / points_per_segment[segments]
     own = ids == holder[segments]

@@ -80,11 +80,10 @@ def split_regions(
         carried: [H, W] the previous frame's ids carried into this frame by the correspondences (0 = none):
             a candidate whose uncovered pixels mostly carry one id joins that id.
     """
-    labels = labels.astype(np.int64, copy=True)
+    labels = labels.astype(np.int64, order="C", copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
-    empty = RegionSplit(labels, np.zeros_like(labels), [], 0)
     if num_segments == 0:
-        return empty
+        return RegionSplit(labels, np.zeros_like(labels), [], 0)
     tracked_ids, by_id = id_segment_table(labels, auto_labels, num_segments)
     n_cols = len(tracked_ids)
     table = by_id.T.copy()  # [S + 1, I]
@@ -122,15 +121,15 @@ def split_regions(
             fill_id[known] = carried_ids[best[known]]
             is_new &= ~known
 
-    uncovered_px = labels == 0
-    seg_of_uncovered = auto_labels[uncovered_px]
-    fills = fill_id[seg_of_uncovered]
+    uncovered_px = np.flatnonzero(labels == 0)  # (flat indices: found once for the reads and writes below)
+    seg_of_uncovered = np.ravel(auto_labels).take(uncovered_px)
+    fills = fill_id.take(seg_of_uncovered)
     if carried is not None and config.carried_min_share <= 1.0:
         # Gaps of segments that are neither new nor held by one id keep the id carried onto them.
-        undecided = (fills == 0) & ~is_new[seg_of_uncovered] & (seg_of_uncovered > 0)
-        fills = np.where(undecided, carried[uncovered_px], fills)
-    labels[uncovered_px] = fills
+        undecided = (fills == 0) & ~is_new.take(seg_of_uncovered) & (seg_of_uncovered > 0)
+        fills = np.where(undecided, np.ravel(carried).take(uncovered_px), fills)
+    labels.reshape(-1)[uncovered_px] = fills
     regions = np.zeros_like(labels)
-    regions[uncovered_px] = np.where(is_new[seg_of_uncovered], seg_of_uncovered, 0)
+    regions.reshape(-1)[uncovered_px] = np.where(is_new.take(seg_of_uncovered), seg_of_uncovered, 0)
     region_ids = sorted(np.flatnonzero(is_new).tolist(), key=lambda s: (-uncovered[s], s))
     return RegionSplit(labels, regions, region_ids, int(np.count_nonzero(fills)))

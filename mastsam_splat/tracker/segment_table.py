@@ -57,3 +57,30 @@ def id_segment_table(labels: np.ndarray, auto: np.ndarray, num_segments: int) ->
     ids, index = compact_ids(labels)
     table = np.bincount(index.ravel() * columns + auto.ravel(), minlength=len(ids) * columns)
     return SegmentTable(ids, table.reshape(len(ids), columns))
+
+
+def id_member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``np.isin(values, ids)`` of integer ids: one look-up in a table of the ids when all are non-negative and
+    small (label images: at most 16-bit ids), else by sorting."""
+    values, ids = np.asarray(values), np.asarray(ids)
+    if values.size == 0 or ids.size == 0 or values.dtype.kind not in "iu" or ids.dtype.kind not in "iu":
+        return np.isin(values, ids)
+    top = max(int(values.max()), int(ids.max()))
+    if top > np.iinfo(np.uint16).max or min(int(values.min()), int(ids.min())) < 0:
+        return np.isin(values, ids)
+    member = np.zeros(top + 1, dtype=bool)
+    member[ids] = True
+    return member[values]
+
+
+def without_ids(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``np.where(np.isin(values, ids), 0, values)`` as int64, by one look-up in a table of the ids when all are
+    non-negative and small (label images), else by sorting."""
+    values, ids = np.asarray(values), np.asarray(ids)
+    if values.size and ids.size and values.dtype.kind in "iu" and ids.dtype.kind in "iu":
+        top = max(int(values.max()), int(ids.max()))
+        if top <= np.iinfo(np.uint16).max and min(int(values.min()), int(ids.min())) >= 0:
+            table = np.arange(top + 1, dtype=np.int64)
+            table[ids] = 0
+            return table[values]
+    return np.where(np.isin(values, ids), 0, values).astype(np.int64, copy=False)

@@ -824,17 +824,21 @@ class _Run:
         )
         if not np.any(lut > 0):
             return labels
-        seg_target = lut[auto]
-        held = labels == holder[auto]
-        change = (seg_target > 0) & held
+        # (the pixels of the segments that go to another id only: ``np.where(change, lut[auto], labels)``)
+        moving = np.flatnonzero((lut > 0)[auto])
+        segment = np.ravel(auto).take(moving)
+        change = np.ravel(labels).take(moving) == holder.take(segment)
         if cfg.check_split:
             # Only the segment's pixels nearest to its points that lie on the other id's voxels move: a segment the
             # segmenter merged across two ids' surfaces goes back to the other id where its 3D points say so.
             vote = np.zeros(len(chosen), dtype=bool)
             vote[point_index[hit_ids == lut[hit_segments]]] = True
-            change &= nearest_point_cells(auto, lut > 0, points.xy[chosen], segment_of_point[chosen], vote)
+            cells = nearest_point_cells(auto, lut > 0, points.xy[chosen], segment_of_point[chosen], vote)
+            change &= np.ravel(cells).take(moving)
         report.corrected = int(np.count_nonzero(lut > 0))
-        return np.where(change, seg_target, labels)
+        out = labels.astype(np.result_type(lut.dtype, labels.dtype), order="C", copy=True)
+        out.reshape(-1)[moving[change]] = lut.take(segment[change])
+        return out
 
     def _rechecked(self, t: int) -> bool:
         """Whether frame ``t`` is checked against the evidence again after the sequence: a camera, no depth map
@@ -1069,24 +1073,42 @@ class _Run:
         region_area = np.bincount(split.regions.ravel())
         sampling = self._sampling_density(points, split.regions.shape)
         assign = np.zeros(int(split.regions.max()) + 1, dtype=np.int64)
+        # The covered regions' (samples of) points, looked up in the memory at once (it does not change in between).
+        samples = []
         for region in split.region_ids:
-            obj_id = None
             in_region = region_of_point == region
             covered = np.count_nonzero(in_region) >= reid.reid_min_coverage * sampling * region_area[region]
             if self.memory is not None and covered:
-                exclude = () if reid.reid_extend_present else present
-                sample = _sample(in_region, MEMORY_SAMPLE, cfg.seed)
-                found = self.memory.identify(
-                    points.xyz[sample], reid.reid_min_fraction, reid.reid_min_points, exclude
-                )
-                if found is not None:
-                    obj_id = found.obj_id
-                    if obj_id in present:
-                        report.extended += 1
-                    else:
-                        report.reidentified += 1
+                samples.append((region, _sample(in_region, MEMORY_SAMPLE, cfg.seed)))
+        identified = {}
+        if self.memory is not None and samples:
+            chosen = np.concatenate([sample for _, sample in samples])
+            group = np.repeat(np.arange(len(samples)), [len(sample) for _, sample in samples])
+            finite = np.flatnonzero(points.finite[chosen])  # (``identify`` of the points: the others hit nothing)
+            found = self.memory.identify_groups(
+                points.voxel_keys(self.memory.voxel_size)[chosen[finite]],
+                group[finite],
+                [len(sample) for _, sample in samples],
+                reid.reid_min_fraction,
+                reid.reid_min_points,
+                () if reid.reid_extend_present else present,
+            )
+            identified = {region: match for (region, _), match in zip(samples, found)}
+        for region in split.region_ids:
+            obj_id = None
+            found = identified.get(region)
+            if found is not None:
+                obj_id = found.obj_id
+                if obj_id in present:
+                    report.extended += 1
+                else:
+                    report.reidentified += 1
             if obj_id is None:
                 obj_id = self._new_id()
                 report.new += 1
             assign[region] = obj_id
-        return np.where(split.regions > 0, assign[split.regions], labels)
+        # (the regions' pixels only: ``np.where(split.regions > 0, assign[split.regions], labels)``)
+        out = labels.astype(np.int64, order="C", copy=True)
+        inside = np.flatnonzero(split.regions)
+        out.reshape(-1)[inside] = assign.take(np.ravel(split.regions).take(inside))
+        return out

@@ -130,3 +130,15 @@ def test_fragment_merges_from_a_given_segment_table_equal_those_counted_here():
         assert got == expected
         merged += len(got)
     assert merged > 0
+
+
+def test_fragment_merger_with_nothing_absent_drawn_merges_as_without_absent_ids() -> None:
+    labels = np.zeros((8, 8), dtype=np.int64)
+    labels[:, :3], labels[:, 3:6] = 1, 2
+    auto = np.ones((8, 8), dtype=np.int64)
+    plain, drawn_none, drawn_present = _merger(2), _merger(2), _merger(2)
+    for frame in range(2):
+        want = plain.update(labels, auto)
+        assert drawn_none.update(labels, auto, absent=np.zeros_like(labels)) == want
+        assert drawn_present.update(labels, auto, absent=labels.copy()) == want  # present ids do not count as absent
+    assert want == {2: 1}

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from mastsam_splat.tracker.anchor import AnchorEvidence
-from mastsam_splat.tracker.jumps import JumpConfig, _own_rows, evidence_strength, split_jumps, split_new_surface
+from mastsam_splat.tracker.jumps import (
+    JumpConfig,
+    _counts_at,
+    _own_rows,
+    _scales,
+    evidence_strength,
+    split_jumps,
+    split_new_surface,
+)
 from mastsam_splat.tracker.points3d import FramePoints
 from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.results import FrameReport
@@ -196,3 +204,25 @@ def test_own_rows_equal_a_mask_of_the_ids_rows() -> None:
         np.testing.assert_array_equal(own_keys, keys[mask])
         np.testing.assert_array_equal(own_counts, counts[mask])
         assert scale == (max(float(np.median(counts[mask])), 1.0) if mask.any() else 1.0)
+
+
+def test_scales_and_counts_equal_each_ids_own_rows() -> None:
+    rng = np.random.default_rng(3)
+    pairs_list = []
+    for key in np.sort(rng.choice(10_000, 400, replace=False)):
+        for obj_id in np.sort(rng.choice(np.arange(1, 9), rng.integers(1, 4), replace=False)):
+            pairs_list.append((key, obj_id, rng.integers(1, 30)))
+    keys, ids, counts = (np.array(c, dtype=np.int64) for c in zip(*pairs_list))
+    pairs = (keys, ids, counts)
+    wanted = [1, 2, 5, 8, 11]  # 11: an id without evidence
+    scales = _scales(pairs, wanted)
+    point_keys = np.r_[rng.choice(keys, 300), rng.integers(0, 10_000, 100)]
+    point_ids = rng.choice(np.array(wanted), len(point_keys))
+    got = _counts_at(pairs, point_keys, point_ids)
+    for obj_id in wanted:
+        own_keys, own_counts, scale = _own_rows(pairs, obj_id)
+        assert scales[obj_id] == scale
+        mine = point_ids == obj_id
+        slot = np.minimum(np.searchsorted(own_keys, point_keys[mine]), max(len(own_keys) - 1, 0))
+        expected = np.where(own_keys[slot] == point_keys[mine], own_counts[slot], 0) if len(own_keys) else 0
+        np.testing.assert_array_equal(got[mine], expected)

@@ -373,3 +373,23 @@ def test_key_hits_are_the_point_hits_of_the_voxel_centres():
     np.testing.assert_array_equal(index, expected_index)
     np.testing.assert_array_equal(hit, expected_hit)
     assert [len(a) for a in VoxelMemory(0.25).key_hits(keys)] == [0, 0]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_identify_groups_equals_identify_of_each_group(weighted: bool) -> None:
+    from mastsam_splat.tracker.memory import WeightedVoxelMemory
+
+    rng = np.random.default_rng(11)
+    memory = WeightedVoxelMemory(0.5) if weighted else VoxelMemory(0.5, exclusive=True)
+    for obj_id in range(1, 6):
+        memory.add(obj_id, rng.normal(obj_id, 0.8, (200, 3)))
+    groups = [rng.normal(rng.integers(1, 6), 0.8, (n, 3)) for n in (40, 3, 0, 25, 60)]
+    groups[3][:5] = np.nan  # non-finite points count in the share, and hit nothing
+    finite = [g[np.isfinite(g).all(axis=1)] for g in groups]
+    keys = np.concatenate([voxel_keys(voxel_coords(g, 0.5)) for g in finite])
+    group = np.repeat(np.arange(len(groups)), [len(g) for g in finite])
+    for exclude in ((), (2, 3)):
+        got = memory.identify_groups(keys, group, [len(g) for g in groups], 0.3, 5, exclude)
+        want = [memory.identify(g, 0.3, 5, exclude) for g in groups]
+        assert got == want
+        assert any(w is not None for w in want) and any(w is None for w in want)

@@ -47,3 +47,19 @@ def test_steps_given_the_table_decide_as_without_it() -> None:
     config = RefineConfig()
     assert pieces(labels, auto, config, 4, counted) == pieces(labels, auto, config, 4) == {3: [2, 3]}
     assert contained_pairs(labels, auto, 0.9, 4, counted) == contained_pairs(labels, auto, 0.9, 4) == {(1, 2)}
+
+
+@pytest.mark.parametrize("low, high", [(0, 50), (0, 70_000), (-5, 50)])
+def test_id_lookups_equal_isin(low: int, high: int) -> None:
+    from mastsam_splat.tracker.segment_table import id_member, without_ids
+
+    rng = np.random.default_rng(high - low)
+    for dtype in (np.int64, np.int32, np.uint16 if low >= 0 and high < 65536 else np.int64):
+        values = rng.integers(low, high, (24, 32)).astype(dtype)
+        ids = rng.choice(np.arange(max(low, 0), high), 6, replace=False)
+        np.testing.assert_array_equal(id_member(values, ids), np.isin(values, ids))
+        expected = np.where(np.isin(values, ids), 0, values).astype(np.int64)
+        got = without_ids(values, ids)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, expected)
+    assert id_member(np.zeros(0, dtype=np.int64), ids).shape == (0,)
