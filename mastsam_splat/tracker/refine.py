@@ -447,32 +447,30 @@ def families_labels(
     in_family = np.take(family_of, labels, mode="clip")
     in_seeds = np.take(seed_of, evidence, mode="clip")
     family_boxes, seed_boxes = _boxes(in_family, in_seeds, len(families))
-    # how many seed pixels each receiver holds (seed pixels hold receivers' ids, all below ``size``)
-    held = np.bincount(evidence.reshape(-1)[in_seeds.reshape(-1) > 0], minlength=size)
     out = labels
-    for k, (_, receivers) in enumerate(families, start=1):
+    for k in range(1, len(families) + 1):
         family_box, seed_box = family_boxes[k - 1], seed_boxes[k - 1]
         if family_box is None or seed_box is None:
             continue
+        box = _union(family_box, seed_box)
+        seeded = in_seeds[box] == k
+        values = evidence[box][seeded]
         if out is labels:
             out = labels.copy()
-        shown = [i for i in receivers if held[i]]
-        if len(shown) == 1:  # one receiver has evidence here: it is every pixel's nearest
-            out[family_box][in_family[family_box] == k] = shown[0]
+        inside = in_family[box] == k
+        if (values == values[0]).all():  # one receiver has evidence here: it is every pixel's nearest
+            out[box][inside] = values[0]
             continue
-        box = _union(family_box, seed_box)
         near = _grown(family_box, CROP_MARGIN, box)
         if near != box:  # seeds far outside the family's box: first search around the family only
-            seeded = in_seeds[near] == k
-            if seeded.any():
-                inside = in_family[near] == k
-                found, reach = _nearest_seed_reach(seeded, evidence[near][seeded], inside)
+            seeded_near = in_seeds[near] == k
+            if seeded_near.any():
+                inside_near = in_family[near] == k
+                found, reach = _nearest_seed_reach(seeded_near, evidence[near][seeded_near], inside_near)
                 if reach < CHAMFER_FLOOR * (CROP_MARGIN + 1):
-                    out[near][inside] = found
+                    out[near][inside_near] = found
                     continue
-        seeded = in_seeds[box] == k
-        inside = in_family[box] == k
-        out[box][inside] = _nearest_seed_value(seeded, evidence[box][seeded], inside)
+        out[box][inside] = _nearest_seed_value(seeded, values, inside)
     return out
 
 
