@@ -460,47 +460,9 @@ def families_labels(
         inside = in_family[box] == k
         if (values == values[0]).all():  # one receiver has evidence here: it is every pixel's nearest
             out[box][inside] = values[0]
-            continue
-        near = _grown(family_box, CROP_MARGIN, box)
-        if near != box:  # seeds far outside the family's box: first search around the family only
-            seeded_near = in_seeds[near] == k
-            if seeded_near.any():
-                inside_near = in_family[near] == k
-                found, reach = _nearest_seed_reach(seeded_near, evidence[near][seeded_near], inside_near)
-                if reach < CHAMFER_FLOOR * (CROP_MARGIN + 1):
-                    out[near][inside_near] = found
-                    continue
-        out[box][inside] = _nearest_seed_value(seeded, values, inside)
+        else:
+            out[box][inside] = _nearest_seed_value(seeded, values, inside)
     return out
-
-
-CROP_MARGIN = 32
-"""Pixels around a family's box that ``families_labels`` first searches for its seeds."""
-CHAMFER_FLOOR = 0.97
-"""Below the ratio of the distance transform's chamfer distance to the Euclidean one (at least 0.982: the 5x5 mask's
-longest step, 2.1969 for sqrt(5))."""
-
-
-def _grown(box: Box, margin: int, within: Box) -> Box:
-    """``box`` grown by ``margin`` pixels on every side, inside ``within``."""
-    rows = slice(max(box[0].start - margin, within[0].start), min(box[0].stop + margin, within[0].stop))
-    return rows, slice(max(box[1].start - margin, within[1].start), min(box[1].stop + margin, within[1].stop))
-
-
-def _nearest_seed_reach(seeded: np.ndarray, values: np.ndarray, where: np.ndarray) -> tuple[np.ndarray, float]:
-    """``_nearest_seed_value`` at the pixels ``where``, and the largest chamfer distance from them to their seed.
-
-    Searching a crop of the box gives every pixel of ``where`` the seed the whole box would when each lies nearer
-    to it than any seed outside the crop: the transform only propagates values along chains of pixels, and a chain
-    from a farther seed never ties with or undercuts the nearest one's. A crop reaching ``margin`` pixels beyond
-    ``where`` on every side it cuts (the seeds beyond lie at least ``margin + 1`` pixels away) holds the nearest
-    seeds when this distance is below ``CHAMFER_FLOOR * (margin + 1)``."""
-    dist, nearest = cv2.distanceTransformWithLabels(
-        (~seeded).view(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    table = np.zeros(len(values) + 1, dtype=values.dtype)
-    table[1:] = values
-    return table[nearest[where]], float(dist[where].max())
 
 
 Box = tuple[slice, slice]

@@ -265,30 +265,6 @@ def test_families_labels_of_stored_images_equal_the_plain_computation() -> None:
         np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
 
 
-def test_families_searched_around_their_box_first_equal_the_plain_computation(monkeypatch) -> None:
-    """Small families with seeds near them and far away (the search around the family's box decides most of them,
-    the whole box the rest), on grids of seeds that tie often: the pixels of the search over the whole box."""
-    from mastsam_splat import tracker
-
-    rng = np.random.default_rng(2)
-    families = [([1, 2], [1, 2]), ([3, 4, 5], [3, 5]), ([6, 7], [6, 7])]
-    for trial in range(300):
-        monkeypatch.setattr(tracker.refine, "CROP_MARGIN", int(rng.integers(1, 10)))
-        h, w = rng.integers(20, 80, 2)
-        labels = np.zeros((h, w), dtype=np.int64)
-        for _ in range(int(rng.integers(1, 4))):
-            r0, c0, size = int(rng.integers(0, h - 3)), int(rng.integers(0, w - 3)), int(rng.integers(2, 15))
-            patch = labels[r0 : r0 + size, c0 : c0 + size]
-            patch[:] = rng.integers(1, 8, patch.shape)
-        near = (labels > 0) & (rng.random((h, w)) < rng.choice([0.05, 0.2, 0.6]))
-        far = rng.random((h, w)) < rng.choice([0.001, 0.01, 0.05])
-        evidence = np.where(near | far, rng.integers(1, 8, (h, w)), 0)
-        step = int(rng.integers(2, 6))
-        evidence[::step, ::step][rng.random(evidence[::step, ::step].shape) < 0.5] = int(rng.integers(1, 8))
-        got = families_labels(labels.astype(np.uint16), evidence, families)
-        np.testing.assert_array_equal(got, _families_labels_reference(labels, evidence, families))
-
-
 def _split_run(keep: Optional[str]):
     """Id 1 tracked on its part (columns 1-3 and the surface behind them) for ten frames, then carried for one
     frame onto a larger neighbour turning into view (columns 4-8); the segmenter cuts the two apart. Returns the
