@@ -18,8 +18,9 @@ the mean colour step between neighbouring pixels inside it, mapped to [0, 1].
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Iterable, Literal, Optional
 
 import cv2
 import numpy as np
@@ -82,6 +83,9 @@ class _MergeTree:
     """[M]"""
 
     _lists: Optional[tuple[list[int], list[float]]] = field(default=None, init=False, repr=False, compare=False)
+    _spans: Optional[tuple[list[int], list[int], list[int]]] = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def leaves(self, node: int) -> np.ndarray:
         return self.order[self.start[node] : self.stop[node]]
@@ -91,6 +95,15 @@ class _MergeTree:
         if self._lists is None:
             self._lists = (self.parent.tolist(), self.level.tolist())
         return self._lists
+
+    def spans(self) -> tuple[list[int], list[int], list[int]]:
+        """``start`` and ``stop`` as plain lists, and the position of each superpixel in ``order``, made once: a node
+        holds superpixel ``s`` exactly when ``start[node] <= position[s] < stop[node]``."""
+        if self._spans is None:
+            position = np.empty(len(self.order), dtype=np.int64)
+            position[self.order] = np.arange(len(self.order))
+            self._spans = (self.start.tolist(), self.stop.tolist(), position.tolist())
+        return self._spans
 
 
 @dataclass
@@ -115,10 +128,35 @@ class ClassicalState:
     inner_step_count: np.ndarray
     """[n]"""
     _corners: Optional[np.ndarray] = field(default=None, init=False, repr=False, compare=False)
+    _order_corners: Optional[np.ndarray] = field(default=None, init=False, repr=False, compare=False)
+    _score_tables: Optional[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def num_superpixels(self) -> int:
         return len(self.inner_step_sum)
+
+    def order_corners(self) -> np.ndarray:
+        """[n, 4] ``box_corners`` in tree order with the stops negated, (row start, -row stop, column start, -column
+        stop): the box around a tree node's superpixels is one column-wise minimum over its slice. Made once."""
+        if self._order_corners is None:
+            corners = self.box_corners()[self.tree.order]
+            corners[:, 1::2] *= -1
+            self._order_corners = corners
+        return self._order_corners
+
+    def score_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``edges``' two columns (contiguous), [2, E] boundary step sums over counts and [2, n] interior step sums over
+        counts: the contrast score reads a sum and its count together. Made once."""
+        if self._score_tables is None:
+            self._score_tables = (
+                np.ascontiguousarray(self.edges[:, 0]),
+                np.ascontiguousarray(self.edges[:, 1]),
+                np.stack([self.edge_step_sum, self.edge_step_count]),
+                np.stack([self.inner_step_sum, self.inner_step_count]),
+            )
+        return self._score_tables
 
     def box_corners(self) -> np.ndarray:
         """[n, 4] ``boxes`` as (row start, row stop, column start, column stop); a superpixel without pixels has an
@@ -296,57 +334,82 @@ class ClassicalSegmenter:
         if len(pos) == 0:
             return empty_mask(state.height, state.width)
         tree = state.tree
-        pos_px = np.floor(pos).astype(np.int64)
-        neg_px = np.floor(neg).astype(np.int64)
-        pos_leaf = state.superpixels[pos_px[:, 1], pos_px[:, 0]]
-        neg_leaf = state.superpixels[neg_px[:, 1], neg_px[:, 0]]
+        # (points inside the image have non-negative coordinates: the integer cast is their floor)
+        pixel = (np.concatenate([pos, neg]) if len(neg) else pos).astype(np.int64)
+        leaf_of = state.superpixels[pixel[:, 1], pixel[:, 0]].tolist()
+        pos_leaf, neg_leaf = leaf_of[: len(pos)], leaf_of[len(pos) :]
 
-        # Every region holding a negative point is off limits (the walks use plain lists: numpy scalars are slow).
+        # Every region holding a negative point is off limits: its span of the tree order holds a negative point's
+        # superpixel (the walks use plain lists: numpy scalars are slow).
         parent, level = tree.lists()
-        blocked = [False] * len(parent)
-        for node in np.unique(neg_leaf).tolist():
-            while node >= 0 and not blocked[node]:
-                blocked[node] = True
-                node = parent[node]
-
+        start, stop, position = tree.spans()
+        negative_leaves = set(neg_leaf)
+        negative_at = sorted(position[leaf] for leaf in negative_leaves)
         threshold = self.config.merge_threshold
-        members = np.zeros(state.num_superpixels, dtype=bool)
+        regions = set()
         shared_leaves = []
-        for node in np.unique(pos_leaf).tolist():
-            if blocked[node]:
+        for node in set(pos_leaf):
+            if node in negative_leaves:
                 shared_leaves.append(node)
                 continue
             while True:
                 up = parent[node]
-                if up < 0 or blocked[up] or level[up] >= threshold:
+                if up < 0 or level[up] >= threshold:
+                    break
+                first = bisect_left(negative_at, start[up])
+                if first < len(negative_at) and negative_at[first] < stop[up]:
                     break
                 node = up
-            members[tree.leaves(node)] = True
+            regions.add(node)
 
-        segmentation = _member_pixels(state, members)
-        for leaf in shared_leaves:
-            box = state.boxes[leaf]
-            offset = np.array([box[1].start, box[0].start], dtype=np.float64)  # (x, y) of the box corner
-            segmentation[box] |= _nearer_to_positive(
-                state.superpixels[box] == leaf, pos[pos_leaf == leaf] - offset, neg[neg_leaf == leaf] - offset
-            )
-        members[shared_leaves] = True
+        members = np.zeros(state.num_superpixels, dtype=bool)
+        for node in regions:
+            members[tree.leaves(node)] = True
+        segmentation = _member_pixels(state, members, _regions_box(state, regions))
+        if shared_leaves:
+            pos_leaf_array = np.asarray(pos_leaf)
+            neg_leaf_array = np.asarray(neg_leaf)
+            for leaf in shared_leaves:
+                window = state.boxes[leaf]
+                offset = (window[1].start, window[0].start)  # (x, y) of the box corner
+                segmentation[window] |= _nearer_to_positive(
+                    state.superpixels[window] == leaf,
+                    pos[pos_leaf_array == leaf] - offset,
+                    neg[neg_leaf_array == leaf] - offset,
+                )
+            members[shared_leaves] = True
         return Mask(
-            segmentation=segmentation, score=_contrast_score(state, members), area=int(np.count_nonzero(segmentation))
+            segmentation=segmentation,
+            score=_prompt_contrast_score(state, members),
+            area=int(np.count_nonzero(segmentation)),
         )
 
 
-def _member_pixels(state: ClassicalState, members: np.ndarray) -> np.ndarray:
+def _member_pixels(
+    state: ClassicalState, members: np.ndarray, box: Optional[tuple[slice, slice]] = None
+) -> np.ndarray:
     """[H, W] bool: the pixels of the superpixels ``members`` ([n] bool), i.e. ``members[state.superpixels]``, read
-    only inside the box around those superpixels (a prompted region is usually a small part of the image)."""
+    only inside the box around those superpixels (a prompted region is usually a small part of the image); ``box``:
+    that box when the caller knows it."""
     segmentation = np.zeros((state.height, state.width), dtype=bool)
-    chosen = np.flatnonzero(members)
-    if len(chosen) == 0:
-        return segmentation
-    corners = state.box_corners()[chosen]
-    box = (slice(corners[:, 0].min(), corners[:, 1].max()), slice(corners[:, 2].min(), corners[:, 3].max()))
+    if box is None:
+        chosen = np.flatnonzero(members)
+        if len(chosen) == 0:
+            return segmentation
+        corners = state.box_corners()[chosen]
+        box = (slice(corners[:, 0].min(), corners[:, 1].max()), slice(corners[:, 2].min(), corners[:, 3].max()))
     segmentation[box] = np.take(members, state.superpixels[box])
     return segmentation
+
+
+def _regions_box(state: ClassicalState, regions: Iterable[int]) -> tuple[slice, slice]:
+    """The box (row and column slices) around the superpixels of the tree nodes ``regions``: one column-wise minimum
+    over each node's slice of ``order_corners``; empty without nodes."""
+    corners, tree = state.order_corners(), state.tree
+    bounds = [state.height, 0, state.width, 0]
+    for node in regions:
+        bounds = [min(a, b) for a, b in zip(bounds, corners[tree.start[node] : tree.stop[node]].min(axis=0).tolist())]
+    return slice(bounds[0], -bounds[1]), slice(bounds[2], -bounds[3])
 
 
 def _resize_to_max_side(image: np.ndarray, max_side: int) -> np.ndarray:
@@ -451,15 +514,34 @@ def _contrast_score(state: ClassicalState, members: np.ndarray) -> float:
     return float(across / (across + inside)) if across + inside > 0 else 0.0
 
 
+def _prompt_contrast_score(state: ClassicalState, members: np.ndarray) -> float:
+    """``_contrast_score`` (the same value) from the state's score tables, which give a set's sums and counts in one
+    reduction."""
+    first, second, edge_table, inner_table = state.score_tables()
+    in_a = members.take(first)
+    in_b = members.take(second)
+    crossing = in_a != in_b
+    if not crossing.any():
+        return 0.0
+    across_sum, across_count = edge_table[:, crossing].sum(axis=1).tolist()
+    across = across_sum / across_count
+    interior_sum, interior_count = edge_table[:, in_a & in_b].sum(axis=1).tolist()
+    member_sum, member_count = inner_table[:, members].sum(axis=1).tolist()
+    inside_count = member_count + interior_count
+    inside = (member_sum + interior_sum) / inside_count if inside_count > 0 else 0.0
+    return across / (across + inside) if across + inside > 0 else 0.0
+
+
 def _nearer_to_positive(region: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     """Pixels of ``region`` ([h, w] bool) whose centre is closer to a positive point than to every negative one."""
-    xs = np.arange(region.shape[1], dtype=np.float32) + 0.5
-    ys = np.arange(region.shape[0], dtype=np.float32) + 0.5
+    xs = np.arange(region.shape[1], dtype=np.float32) + np.float32(0.5)
+    ys = np.arange(region.shape[0], dtype=np.float32) + np.float32(0.5)
 
-    def nearest_sq(points: np.ndarray) -> np.ndarray:  # [h, w] squared distance to the nearest point
-        out = np.full(region.shape, np.inf, dtype=np.float32)
-        for x, y in points:
-            np.minimum(out, (xs - x)[None, :] ** 2 + (ys - y)[:, None] ** 2, out=out)
-        return out
+    def nearest_sq(points: np.ndarray) -> np.ndarray:  # [h, w] squared distance (float32) to the nearest point
+        xy = points.astype(np.float32)
+        dx = xs[None, :] - xy[:, :1]
+        dy = ys[None, :] - xy[:, 1:]
+        squared = (dy * dy)[:, :, None] + (dx * dx)[:, None, :]  # [P, h, w]
+        return squared[0] if len(points) == 1 else squared.min(axis=0)
 
     return region & (nearest_sq(positive) < nearest_sq(negative))

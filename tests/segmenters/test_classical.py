@@ -216,3 +216,46 @@ def test_member_pixels_equal_a_full_image_lookup(max_side):
         np.testing.assert_array_equal(got, np.take(members, state.superpixels))
     parent, level = state.tree.lists()
     assert parent == state.tree.parent.tolist() and level == state.tree.level.tolist()
+
+
+@pytest.mark.parametrize("max_side", [0, 160])
+def test_prompt_box_and_score_equal_the_general_ones(max_side):
+    """The prompt's box around whole tree nodes and its score tables give ``_member_pixels`` and ``_contrast_score``
+    exactly (also where a superpixel has no pixel at full size)."""
+    from mastsam_splat.segmenters.classical import (
+        _contrast_score,
+        _member_pixels,
+        _prompt_contrast_score,
+        _regions_box,
+    )
+
+    image, _ = shapes_scene()
+    state = ClassicalSegmenter(ClassicalSegmenterConfig(max_side=max_side)).prepare(image)
+    n, size = state.num_superpixels, len(state.tree.parent)
+    rng = np.random.default_rng(1)
+    for regions in [[], [0], [n], [size - 1], sorted(rng.choice(n, 3, replace=False).tolist())]:
+        members = np.zeros(n, dtype=bool)
+        for node in regions:
+            members[state.tree.leaves(node)] = True
+        np.testing.assert_array_equal(
+            _member_pixels(state, members, _regions_box(state, regions)), np.take(members, state.superpixels)
+        )
+        assert _prompt_contrast_score(state, members) == _contrast_score(state, members)
+
+
+def test_nearer_to_positive_splits_by_the_nearest_point():
+    """Each pixel of the region goes to the side of its nearest point (squared distances in float32)."""
+    from mastsam_splat.segmenters.classical import _nearer_to_positive
+
+    rng = np.random.default_rng(2)
+    region = rng.random((9, 13)) > 0.2
+    for p, q in [(1, 1), (1, 3), (3, 2)]:
+        positive, negative = rng.random((p, 2)) * (13, 9), rng.random((q, 2)) * (13, 9)
+        ys, xs = np.mgrid[0:9, 0:13].astype(np.float32) + np.float32(0.5)
+
+        def nearest(points):
+            pts = points.astype(np.float32)
+            return np.min([(xs - x) ** 2 + (ys - y) ** 2 for x, y in pts], axis=0)
+
+        expected = region & (nearest(positive) < nearest(negative))
+        np.testing.assert_array_equal(_nearer_to_positive(region, positive, negative), expected)
