@@ -9,6 +9,8 @@ metrics.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from mastsam_splat.errors import InputError
@@ -49,9 +51,12 @@ def pixel_grid(width: int, height: int, step: int = 1) -> np.ndarray:
 
 def sample_nearest(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Values of ``image`` [H, W] at the pixels holding ``xy`` [N, 2] (which must lie inside)."""
-    cols = np.floor(xy[:, 0]).astype(np.int64)
-    rows = np.floor(xy[:, 1]).astype(np.int64)
-    return image[rows, cols]
+    # (coordinates inside the image are not negative: the integer cast is their floor)
+    cols = xy[:, 0].astype(np.int64)
+    rows = xy[:, 1].astype(np.int64)
+    rows *= image.shape[1]
+    rows += cols
+    return np.ravel(image).take(rows)
 
 
 def sample_inverse_depth_bilinear(depth: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -69,7 +74,10 @@ def sample_inverse_depth_bilinear(depth: np.ndarray, xy: np.ndarray) -> np.ndarr
     r1 = np.minimum(r0 + 1, h - 1)
     fx = x - c0
     fy = y - r0
-    d00, d01, d10, d11 = depth[r0, c0], depth[r0, c1], depth[r1, c0], depth[r1, c1]
+    # (read from the map as it is and converted after: the same values as reading a float64 copy of it)
+    flat = np.ravel(depth)
+    top, bottom = r0 * w, r1 * w
+    d00, d01, d10, d11 = (flat.take(i).astype(np.float64, copy=False) for i in (top + c0, top + c1, bottom + c0, bottom + c1))
     valid = (d00 > 0) & (d01 > 0) & (d10 > 0) & (d11 > 0)
     with np.errstate(divide="ignore"):
         inv = [np.where(valid, 1.0 / np.where(d > 0, d, 1.0), 0.0) for d in (d00, d01, d10, d11)]
@@ -89,19 +97,19 @@ def visible_in(frame: Frame, xy: np.ndarray, z: np.ndarray, depth_tolerance: flo
     """
     assert frame.depth is not None
     h, w = frame.depth.shape
-    finite = np.isfinite(xy).all(axis=1) & np.isfinite(z)
-    inside = finite & (z > 0) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    # (NaN and infinite coordinates fail the comparisons with the image's sides; an infinite depth does not)
+    inside = (z > 0) & (z < np.inf) & (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
     keep = np.zeros(len(xy), dtype=bool)
     if not inside.any():
         return keep
-    xy_in, z_in = xy[inside], z[inside]
+    xy_in, z_in = np.compress(inside, xy, axis=0), z[inside]
     tol = depth_tolerance * z_in
     d_near = sample_nearest(frame.depth, xy_in).astype(np.float64)
     ok = (d_near > 0) & (np.abs(d_near - z_in) <= tol)
     # the interpolated depth decides only where the pixel's own depth does not agree (each point on its own)
     rest = np.flatnonzero(~ok)
     if len(rest):
-        d_lin = sample_inverse_depth_bilinear(frame.depth.astype(np.float64), xy_in[rest])
+        d_lin = sample_inverse_depth_bilinear(frame.depth, xy_in.take(rest, axis=0))
         ok[rest] = (d_lin > 0) & (np.abs(d_lin - z_in[rest]) <= tol[rest])
     keep[inside] = ok
     return keep
@@ -136,16 +144,24 @@ def dense_correspondences(
     require_geometry(frame_a)
     require_geometry(frame_b)
     assert frame_a.camera is not None and frame_a.depth is not None and frame_b.camera is not None
-    xy_a = pixel_grid(frame_a.width, frame_a.height, step)
     # the grid's pixel centres lie in the pixels of every ``step``-th row and column: their depths, row-major
     depth_a = np.asarray(frame_a.depth)[::step, ::step].reshape(-1).astype(np.float64)
     known = np.isfinite(depth_a) & (depth_a > 0)
-    xy_a, depth_a = xy_a[known], depth_a[known]
+    # (``np.compress`` picks rows of a 2-D array several times faster than a boolean index, same rows)
+    xy_a, depth_a = np.compress(known, _grid(frame_a.width, frame_a.height, step), axis=0), depth_a[known]
     points = frame_a.camera.unproject(xy_a, depth_a)
     xy_b, z_b = frame_b.camera.project(points)
     keep = visible_in(frame_b, xy_b, z_b, depth_tolerance)
-    out_a = xy_a[keep].astype(np.float32)
-    out_b = xy_b[keep].astype(np.float32)
+    out_a = np.compress(keep, xy_a, axis=0).astype(np.float32)
+    out_b = np.compress(keep, xy_b, axis=0).astype(np.float32)
     if return_points:
-        return out_a, out_b, points[keep]
+        return out_a, out_b, np.compress(keep, points, axis=0)
     return out_a, out_b
+
+
+@lru_cache(maxsize=8)
+def _grid(width: int, height: int, step: int) -> np.ndarray:
+    """``pixel_grid`` made once per size and step (read-only: callers only pick rows of it)."""
+    grid = pixel_grid(width, height, step)
+    grid.flags.writeable = False
+    return grid
