@@ -39,6 +39,9 @@ _SMALL_ID = np.iinfo(np.int32).max
 _MIN_QUEUE = 1 << 16
 _COUNT_TABLE = 1 << 22
 """Largest code counted with a table (``np.bincount``) rather than by sorting."""
+_TABLE_PER_PAIR = 32
+"""``unique_pairs`` marks the codes present in a table rather than sorting them while the table has at most this many
+entries per pair (one byte each, cleared and scanned once)."""
 
 
 def occupied_keys(points: np.ndarray, voxel_size: float) -> np.ndarray:
@@ -540,9 +543,19 @@ def unique_pairs(first: np.ndarray, second: np.ndarray, runs: bool = False) -> t
     first, second = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
     if first.min() >= 0 and second.min() >= 0:
         scale = int(second.max()) + 1
-        if int(first.max()) < (1 << 62) // scale:  # both fit one int64 code: a single sort
+        top = int(first.max())
+        if (top + 1) * scale <= _TABLE_PER_PAIR * len(first):
+            # codes few next to the pairs: a table of the ones present (ascending) instead of a sort
+            present = np.zeros((top + 1) * scale, dtype=bool)
+            present[first * scale + second] = True
+            codes = np.flatnonzero(present)
+            return codes // scale, codes % scale
+        if top < (1 << 62) // scale:  # both fit one int64 code: a single sort
             codes = np.sort(first * scale + second, kind="stable" if runs else None)
-            codes = codes[np.r_[True, codes[1:] != codes[:-1]]]
+            distinct = np.empty(len(codes), dtype=bool)
+            distinct[0] = True
+            np.not_equal(codes[1:], codes[:-1], out=distinct[1:])
+            codes = codes[distinct]
             return codes // scale, codes % scale
     order = np.lexsort((second, first))
     a, b = first[order], second[order]

@@ -393,3 +393,14 @@ def test_identify_groups_equals_identify_of_each_group(weighted: bool) -> None:
         want = [memory.identify(g, 0.3, 5, exclude) for g in groups]
         assert got == want
         assert any(w is not None for w in want) and any(w is None for w in want)
+
+
+@pytest.mark.parametrize("high", [8, 1 << 40])
+def test_unique_pairs_by_table_or_sort_equal_numpy_unique(high):
+    """Few possible codes (a table of the present ones) or many (a sort): the distinct pairs, sorted, as int64."""
+    rng = np.random.default_rng(3)
+    first, second = rng.integers(0, high, 500), rng.integers(0, 6, 500)
+    expected = np.unique(np.stack([first, second], axis=1), axis=0)
+    got = unique_pairs(first, second, runs=True)
+    assert got[0].dtype == got[1].dtype == np.int64
+    np.testing.assert_array_equal(np.stack(got, axis=1), expected)
