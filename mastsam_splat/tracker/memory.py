@@ -278,7 +278,7 @@ class VoxelMemory:
         ends = np.cumsum(lengths)
         index = np.repeat(starts - (ends - lengths), lengths)
         index += np.arange(total)
-        hit_voxel, hit_ids = unique_pairs(owners, self._ids[index], runs=True)  # sorted by voxel, then id
+        hit_voxel, hit_ids = unique_pairs(owners, self._ids.take(index), runs=True)  # sorted by voxel, then id
         # Back to points, in point order: every point takes its voxel's ids.
         per_voxel = np.bincount(hit_voxel, minlength=len(voxel))
         voxel_start = np.cumsum(per_voxel) - per_voxel
