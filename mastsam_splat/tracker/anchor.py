@@ -41,15 +41,8 @@ from scipy.ndimage import distance_transform_edt, find_objects
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
-from mastsam_splat.tracker.memory import (
-    _BITS,
-    _OFFSET,
-    labelled_voxels,
-    occupied_keys,
-    pair_positions,
-    voxel_coords,
-    voxel_keys,
-)
+from mastsam_splat.tracker.consolidate import voxel_centres
+from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
@@ -306,7 +299,7 @@ class AnchorEvidence:
         """Voxel centres [V, 3] (``voxel_centres``' values, stored coordinate by coordinate: ``project_points``' product
         then reads three contiguous rows) and their owner ids [V]."""
         keys, owner, _ = self.owners()
-        return _centres_by_coordinate(keys, self.voxel_size), owner
+        return voxel_centres(keys, self.voxel_size, by_coordinate=True), owner
 
     def owner_at(self, points: np.ndarray) -> np.ndarray:
         """[N] owner id of the voxel each of ``points`` [N, 3] falls in (0: a voxel without evidence)."""
@@ -456,20 +449,6 @@ def _insert_sorted(
         merged[old] = array
         out.append(merged)
     return tuple(out)
-
-
-def _centres_by_coordinate(keys: np.ndarray, voxel_size: float) -> np.ndarray:
-    """``voxel_centres(keys, voxel_size)`` [K, 3] as the transpose of a [3, K] array (each coordinate contiguous): the
-    same values, from the same operations on each element."""
-    mask = (1 << _BITS) - 1
-    keys = np.asarray(keys)
-    out = np.empty((3, len(keys)), dtype=np.float64)
-    out[0] = (keys >> (2 * _BITS)) & mask
-    out[1] = (keys >> _BITS) & mask
-    out[2] = keys & mask
-    out -= _OFFSET - 0.5
-    out *= voxel_size
-    return out.T
 
 
 def pair_counts(keys: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

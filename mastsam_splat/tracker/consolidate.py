@@ -108,20 +108,23 @@ def presence_from_counts(
     return out
 
 
-def voxel_centres(keys: np.ndarray, voxel_size: float) -> np.ndarray:
+def voxel_centres(keys: np.ndarray, voxel_size: float, by_coordinate: bool = False) -> np.ndarray:
     """World centres [K, 3] of voxel keys (inverse of ``memory.voxel_keys``): ``(coords + 0.5) * voxel_size``.
 
     Each coordinate is written straight into the float64 result and shifted there (integers and half-integers this
-    small are exact in float64, so the centres are those of the integer coordinates converted afterwards)."""
+    small are exact in float64, so the centres are those of the integer coordinates converted afterwards).
+    ``by_coordinate``: the same values stored coordinate by coordinate (the transpose of a [3, K] array, so that a
+    product with a 3x3 matrix reads three contiguous rows)."""
     mask = (1 << _BITS) - 1
     keys = np.asarray(keys)
-    out = np.empty((len(keys), 3), dtype=np.float64)
-    out[:, 0] = (keys >> (2 * _BITS)) & mask
-    out[:, 1] = (keys >> _BITS) & mask
-    out[:, 2] = keys & mask
+    out = np.empty((3, len(keys)) if by_coordinate else (len(keys), 3), dtype=np.float64)
+    rows = out if by_coordinate else out.T
+    rows[0] = (keys >> (2 * _BITS)) & mask
+    rows[1] = (keys >> _BITS) & mask
+    rows[2] = keys & mask
     out -= _OFFSET - 0.5
     out *= voxel_size
-    return out
+    return rows.T if by_coordinate else out
 
 
 def consolidation_merges(

@@ -245,3 +245,13 @@ def test_voxel_centres_equal_the_integer_coordinates_converted_and_scaled() -> N
         np.testing.assert_array_equal(centres, expected)
         np.testing.assert_array_equal(voxel_coords(centres, size), coords)
     assert voxel_centres(keys[:0], 0.1).shape == (0, 3)
+
+
+def test_voxel_centres_by_coordinate_hold_the_same_values_one_coordinate_per_row() -> None:
+    """``by_coordinate`` gives the same centres, each coordinate contiguous (the transpose of a [3, K] array)."""
+    keys = voxel_keys(np.random.default_rng(4).integers(-_LIMIT, _LIMIT, (300, 3)))
+    rows = voxel_centres(keys, 0.0123)
+    columns = voxel_centres(keys, 0.0123, by_coordinate=True)
+    np.testing.assert_array_equal(columns, rows)
+    assert columns.T.flags.c_contiguous and not rows.T.flags.c_contiguous
+    assert voxel_centres(keys[:0], 0.1, by_coordinate=True).shape == (0, 3)
