@@ -32,7 +32,7 @@ import numpy as np
 
 from mastsam_splat.errors import check_fraction
 from mastsam_splat.tracker.anchor import AnchorEvidence
-from mastsam_splat.tracker.memory import voxel_coords, voxel_keys
+from mastsam_splat.tracker.memory import pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, point_labels
 from mastsam_splat.tracker.segment_table import id_member
 
@@ -146,22 +146,14 @@ def _scales(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], obj_ids: list[int]
 
 
 def _counts_at(pairs: tuple[np.ndarray, np.ndarray, np.ndarray], keys: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """[N] the evidence count of each ``(keys[i], ids[i])`` (0 where it has none): one search of the keys among the
-    evidence's rows (sorted by key, then id), then a step along each voxel's few rows to the id's."""
+    """[N] the evidence count of each ``(keys[i], ids[i])`` (0 where it has none): the pairs' rows among the
+    evidence's (distinct, sorted by key, then id) found by ``pair_positions``."""
     row_keys, row_ids, row_counts = pairs
     out = np.zeros(len(keys), dtype=row_counts.dtype)
     if len(row_keys) == 0:
         return out
-    at = np.searchsorted(row_keys, keys)
-    active = np.flatnonzero(at < len(row_keys))
-    at = at.take(active)
-    while len(active):
-        same = np.flatnonzero(row_keys.take(at) == keys.take(active))
-        active, at = active.take(same), at.take(same)
-        found = row_ids.take(at) == ids.take(active)
-        out[active[found]] = row_counts.take(at[found])
-        rest = np.flatnonzero(~found & (at + 1 < len(row_keys)))
-        active, at = active.take(rest), at.take(rest) + 1
+    at, held = pair_positions(row_keys, row_ids, keys, ids)
+    out[held] = row_counts.take(at[held])
     return out
 
 
