@@ -23,8 +23,8 @@ STAMP="$VENV/.mastsam-install-stamp"
 WANT="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[setup] installing mastsam-splat and its dependencies into $VENV (first time: a few minutes)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+  "$VENV/bin/python" -m pip install --quiet --no-cache-dir --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --no-cache-dir -e '.[dev]'
   echo "$WANT" > "$STAMP"
 else
   echo "[setup] environment $VENV is up to date"
