@@ -140,7 +140,12 @@ def apply_consensus(
     table, ids = segment_votes(prev_labels, auto_labels, matches)
     if alias:
         ids = np.array([alias.get(int(i), int(i)) for i in ids], dtype=np.int64)
-    area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
+    # the prompted masks' pixels per (id, segment), for snapping; its columns count each segment's pixels
+    claimed = id_segment_table(labels, auto_labels, num_segments) if config.snap_share <= 1.0 else None
+    if claimed is not None:
+        area = claimed.table.sum(axis=0)
+    else:
+        area = np.bincount(auto_labels.ravel(), minlength=num_segments + 1)
     h, w = auto_labels.shape
     density = len(matches) / float(h * w)
     dense = density >= config.dense_min_density
@@ -164,13 +169,10 @@ def apply_consensus(
         starved = (expected >= 4 * config.min_votes) & (table.sum(axis=1) < config.new_content_ratio * expected)
         new_content |= starved
     target[new_content] = 0
-    if config.snap_share <= 1.0:
+    if claimed is not None:
         # Segments the votes leave undecided follow the prompted masks' plurality id: the tracked labels
         # take the frame's segment boundaries.
-        claim_ids, claim_index = compact_ids(labels)
-        claims = np.bincount(
-            auto_labels.ravel() * len(claim_ids) + claim_index.ravel(), minlength=(num_segments + 1) * len(claim_ids)
-        ).reshape(num_segments + 1, len(claim_ids))
+        claim_ids, claims = claimed.ids, claimed.table.T  # claims [S + 1, I]
         holder = np.argmax(claims[:, 1:], axis=1) + 1 if len(claim_ids) > 1 else np.zeros(num_segments + 1, np.int64)
         held = claims[np.arange(num_segments + 1), holder] if len(claim_ids) > 1 else np.zeros(num_segments + 1)
         # Where the votes are too few to tell, or the correspondences too sparse for a split of a handful of

@@ -124,12 +124,13 @@ def split_regions(
     uncovered_px = np.flatnonzero(labels == 0)  # (flat indices: found once for the reads and writes below)
     seg_of_uncovered = np.ravel(auto_labels).take(uncovered_px)
     fills = fill_id.take(seg_of_uncovered)
+    in_new = is_new.take(seg_of_uncovered)
     if carried is not None and config.carried_min_share <= 1.0:
         # Gaps of segments that are neither new nor held by one id keep the id carried onto them.
-        undecided = (fills == 0) & ~is_new.take(seg_of_uncovered) & (seg_of_uncovered > 0)
-        fills = np.where(undecided, np.ravel(carried).take(uncovered_px), fills)
+        undecided = np.flatnonzero((fills == 0) & ~in_new & (seg_of_uncovered > 0))
+        fills[undecided] = np.ravel(carried).take(uncovered_px.take(undecided))
     labels.reshape(-1)[uncovered_px] = fills
     regions = np.zeros_like(labels)
-    regions.reshape(-1)[uncovered_px] = np.where(is_new.take(seg_of_uncovered), seg_of_uncovered, 0)
+    regions.reshape(-1)[uncovered_px[in_new]] = seg_of_uncovered[in_new]
     region_ids = sorted(np.flatnonzero(is_new).tolist(), key=lambda s: (-uncovered[s], s))
     return RegionSplit(labels, regions, region_ids, int(np.count_nonzero(fills)))

@@ -349,7 +349,10 @@ def keep_carried(
     )
     strong = large & (table >= min_area)
     strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
-    tracked = np.bincount(auto_labels.ravel(), weights=(labels > 0).ravel(), minlength=num_segments + 1) >= min_area
+    if not strong.any():  # no segment holds two strong ids: nothing is taken back
+        return labels, 0
+    # each segment's labelled pixels, counted over those pixels only
+    tracked = np.bincount(auto_labels.ravel()[labels.ravel() > 0], minlength=num_segments + 1) >= min_area
     take = strong.reshape(-1).take(code).reshape(labels.shape) & ((labels > 0) | tracked[auto_labels])
     out = np.where(take, carried, labels)
     return out, int(np.count_nonzero(out != labels))
