@@ -79,10 +79,6 @@ class AnchorConfig:
     sample every few pixels.)"""
     max_footprint_fraction: float = 0.02
     """Widest footprint of one voxel, as a fraction of the image diagonal."""
-    footprint_cells: int = 1000
-    """Footprints are drawn on a grid of about this many cells along the image diagonal: on a frame with a
-    diagonal of 2,000 pixels a cell is 2x2 pixels (0: every pixel). A footprint stands for a voxel's projected
-    size, which sparse 3D points do not locate to the pixel, and drawing them costs per pixel of the grid."""
     max_rows: int = MAX_ROWS
     """(voxel, id) rows the evidence holds (16 bytes each, and about as much again for what is derived from them)
     before the rows of ids seen less often than a voxel's owner are thinned out (every voxel keeps its owner):
@@ -142,7 +138,6 @@ class AnchorConfig:
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_fraction(self.max_footprint_fraction, "tracker.anchor.max-footprint-fraction")
-        check_option(self.footprint_cells >= 0, "tracker.anchor.footprint-cells", ">= 0", self.footprint_cells)
         check_option(self.max_rows >= 1, "tracker.anchor.max-rows", ">= 1", self.max_rows)
         check_fraction(self.reassign_purity, "tracker.anchor.reassign-purity")
         check_fraction(self.retroactive_share, "tracker.anchor.retroactive-share")
@@ -536,7 +531,7 @@ def project_evidence(
         widest = config.max_footprint_fraction * float(np.hypot(h, w))
         reach = np.zeros((h, w))
         reach.ravel()[pixel] = np.minimum(0.5 * focal * voxel_size / z, 0.5 * widest)
-        out = footprints_on_grid(out, reach, footprint_cell(shape, config.footprint_cells))
+        out = _footprints(out, reach)
     return out
 
 
@@ -567,38 +562,6 @@ def _nearest_per_pixel(pixel: np.ndarray, z: np.ndarray, size: int) -> np.ndarra
     if len(at):
         np.minimum.at(nearest, at, depth)
     return z == nearest.take(pixel)
-
-
-def footprint_cell(shape: tuple[int, int], cells: int) -> int:
-    """Side (pixels) of the cells of a grid with about ``cells`` cells along the diagonal of an image of ``shape``
-    (1: every pixel; so too for ``cells`` 0)."""
-    if cells <= 0:
-        return 1
-    return max(1, int(round(float(np.hypot(*shape)) / cells)))
-
-
-def footprints_on_grid(points: np.ndarray, reach: np.ndarray, cell: int) -> np.ndarray:
-    """``_footprints`` of ``points`` [H, W] with ``reach`` [H, W] drawn on a grid of ``cell`` x ``cell`` pixel cells:
-    each cell holds the point of its pixels with the widest reach (the one nearest the camera; the first in raster
-    order on ties), reaches are measured in cells, and every pixel takes its cell's id."""
-    if cell <= 1:
-        return _footprints(points, reach)
-    h, w = points.shape
-    rows_c, cols_c = -(-h // cell), -(-w // cell)
-    flat = np.flatnonzero(points)
-    rows, cols = np.divmod(flat, w)
-    cell_of = (rows // cell) * cols_c + cols // cell
-    point_reach = reach.ravel().take(flat)
-    order = np.lexsort((-point_reach, cell_of))  # by cell, the widest reach first (stable: raster order on ties)
-    ordered_cells = cell_of[order]
-    first = order[np.r_[True, ordered_cells[1:] != ordered_cells[:-1]]] if len(order) else order
-    grid = np.zeros(rows_c * cols_c, dtype=points.dtype)
-    grid[cell_of[first]] = points.ravel().take(flat[first])
-    grid_reach = np.zeros(rows_c * cols_c)
-    grid_reach[cell_of[first]] = point_reach[first] / cell
-    coarse = _footprints(grid.reshape(rows_c, cols_c), grid_reach.reshape(rows_c, cols_c))
-    fine = np.broadcast_to(coarse[:, None, :, None], (rows_c, cell, cols_c, cell)).reshape(rows_c * cell, cols_c * cell)
-    return np.ascontiguousarray(fine[:h, :w])
 
 
 def _footprints(points: np.ndarray, reach: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from scipy.ndimage import distance_transform_edt
 
-from mastsam_splat.errors import InputError
 from mastsam_splat.matchers import make_matcher
 from mastsam_splat.segmenters import make_segmenter
 from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
@@ -20,8 +19,6 @@ from mastsam_splat.tracker.anchor import (
     _assign_near_evidence,
     _footprints,
     _vote_table,
-    footprint_cell,
-    footprints_on_grid,
     anchor_labels,
     evidence_merges,
     pair_counts,
@@ -155,46 +152,6 @@ def test_footprints_near_a_few_clusters_of_points_equal_the_whole_images_transfo
         np.testing.assert_array_equal(_footprints(points, reach), expected)
     empty = np.zeros((20, 30), dtype=np.int64)
     np.testing.assert_array_equal(_footprints(empty, np.zeros((20, 30))), empty)
-
-
-def test_footprints_on_a_grid_of_one_pixel_cells_are_the_footprints():
-    rng = np.random.default_rng(3)
-    points = np.zeros((70, 90), dtype=np.int64)
-    reach = np.zeros((70, 90))
-    rows, cols = rng.integers(0, 70, 80), rng.integers(0, 90, 80)
-    points[rows, cols] = rng.integers(1, 6, 80)
-    reach[rows, cols] = rng.uniform(0.5, 9.0, 80)
-    np.testing.assert_array_equal(footprints_on_grid(points, reach, 1), _footprints(points, reach))
-
-
-def test_footprints_on_a_coarse_grid_cover_each_disc_to_within_a_cell():
-    """On 3x3-pixel cells a disc is drawn whole up to a cell's diagonal inside its reach and nothing beyond a
-    cell's diagonal outside it, every cell in one id; where two points share a cell the one with the wider reach
-    (the nearer one) is drawn."""
-    h, w, cell = 100, 130, 3
-    points = np.zeros((h, w), dtype=np.int64)
-    reach = np.zeros((h, w))
-    points[40, 50], reach[40, 50] = 7, 15.0
-    points[41, 49], reach[41, 49] = 8, 4.0  # same cell as (40, 50): narrower, not drawn
-    points[80, 110], reach[80, 110] = 9, 6.0
-    out = footprints_on_grid(points, reach, cell)
-    assert out.shape == (h, w)
-    rows, cols = np.mgrid[:h, :w]
-    slack = cell * np.sqrt(2.0)
-    near_first = np.hypot(rows - 40, cols - 50)
-    assert (out[near_first <= 15.0 - slack] == 7).all()
-    assert not out[(near_first > 15.0 + slack) & (np.hypot(rows - 80, cols - 110) > 6.0 + slack)].any()
-    assert 8 not in out and (out[np.hypot(rows - 80, cols - 110) <= 6.0 - slack] == 9).all()
-    cells = out[:99, :129].reshape(33, 3, 43, 3).transpose(0, 2, 1, 3).reshape(33, 43, 9)
-    assert (cells == cells[..., :1]).all()
-
-
-def test_footprint_cells_follow_the_image_diagonal():
-    assert footprint_cell((240, 320), 1000) == 1 and footprint_cell((480, 640), 1000) == 1
-    assert footprint_cell((1039, 1558), 1000) == 2 and footprint_cell((1920, 1080), 1000) == 2
-    assert footprint_cell((3000, 4000), 1000) == 5 and footprint_cell((3000, 4000), 0) == 1
-    with pytest.raises(InputError, match="footprint-cells"):
-        AnchorConfig(footprint_cells=-1)
 
 
 @pytest.mark.parametrize("seed", range(4))
