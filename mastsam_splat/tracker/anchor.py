@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+import math
+
 import numpy as np
 from scipy.ndimage import distance_transform_edt, find_objects
 
@@ -529,10 +531,66 @@ def project_evidence(
         z = z[nearest_point]
         focal = 0.5 * float(camera.K[0, 0] + camera.K[1, 1])
         widest = config.max_footprint_fraction * float(np.hypot(h, w))
-        reach = np.zeros((h, w))
-        reach.ravel()[pixel] = np.minimum(0.5 * focal * voxel_size / z, 0.5 * widest)
-        out = _footprints(out, reach)
+        reach = np.minimum(0.5 * focal * voxel_size / z, 0.5 * widest)
+        # (a pixel's points at one depth share its reach; the id drawn is the one written last, read back)
+        out = _draw_footprints(out, pixel, out.ravel().take(pixel), reach)
     return out
+
+
+SPARSE_FOOTPRINT_SHARE = 0.5
+"""``_draw_footprints`` draws discs point by point when they cover at most this share of the image's pixels
+(counted with overlaps), and takes the distance transform of the pixels near the points otherwise."""
+
+
+def _draw_footprints(points: np.ndarray, pixel: np.ndarray, ids: np.ndarray, reach: np.ndarray) -> np.ndarray:
+    """``_footprints`` of ``points`` [H, W] whose points lie at flat ``pixel`` [N] with ``ids`` [N] (``points`` there)
+    and ``reach`` [N]: a few points with short reaches (sparse SfM points on a large frame) as discs
+    (``_footprints_of_points``), many as the transform near them."""
+    h, w = points.shape
+    drawn = ids != 0
+    if not drawn.any():
+        return np.zeros_like(points)
+    offsets = (2 * int(math.floor(float(reach[drawn].max()))) + 1) ** 2
+    if int(np.count_nonzero(drawn)) * offsets <= SPARSE_FOOTPRINT_SHARE * h * w:
+        return _footprints_of_points(pixel[drawn], ids[drawn], reach[drawn], (h, w), points.dtype)
+    reach_image = np.zeros((h, w))
+    reach_image.ravel()[pixel] = reach
+    return _footprints(points, reach_image)
+
+
+def _footprints_of_points(
+    pixel: np.ndarray, ids: np.ndarray, reach: np.ndarray, shape: tuple[int, int], dtype: np.dtype
+) -> np.ndarray:
+    """``_footprints`` of points (ids non-zero) at flat ``pixel`` [N] with ``ids`` [N] and ``reach`` [N], drawn as
+    discs: every point writes its id (0 beyond its reach) over the pixels within the widest reach of it, the
+    farthest offsets first and, at one distance, the points in the transform's tie order reversed (largest column,
+    then row, first), so the last write a pixel gets is that of its nearest point, ties to the smallest column, then
+    the smallest row, as in the exact transform. A point at the same pixel twice writes the same values twice."""
+    h, w = shape
+    out = np.zeros(h * w, dtype=dtype)
+    rows, cols = np.divmod(pixel.astype(np.int64), w)
+    order = np.lexsort((rows, cols))[::-1]
+    rows, cols, ids, reach = rows[order], cols[order], ids[order], reach[order]
+    widest = float(reach.max())
+    span = int(math.floor(widest))
+    dy, dx = np.mgrid[-span : span + 1, -span : span + 1]
+    dy, dx = dy.ravel(), dx.ravel()
+    squared = dy * dy + dx * dx
+    distance = np.sqrt(squared, dtype=np.float64)  # (as ``_footprints`` takes it from integer offsets)
+    within = distance <= widest
+    dy, dx, squared, distance = dy[within], dx[within], squared[within], distance[within]
+    by_distance = np.argsort(-squared, kind="stable")
+    dy, dx, squared, distance = dy[by_distance], dx[by_distance], squared[by_distance], distance[by_distance]
+    starts = np.flatnonzero(np.r_[True, squared[1:] != squared[:-1]])
+    ends = np.r_[starts[1:], len(squared)]
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        at_rows = rows[:, None] + dy[None, start:end]  # [N, offsets at this distance]: point by point
+        at_cols = cols[:, None] + dx[None, start:end]
+        inside = (at_rows >= 0) & (at_rows < h) & (at_cols >= 0) & (at_cols < w)
+        value = np.where(distance[start] <= reach, ids, 0)
+        target = at_rows * w + at_cols
+        out[target[inside]] = np.broadcast_to(value[:, None], target.shape)[inside]
+    return out.reshape(h, w)
 
 
 NEAREST_PASSES = 8

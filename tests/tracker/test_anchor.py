@@ -18,6 +18,7 @@ from mastsam_splat.tracker.anchor import (
     _evidence_ids,
     _assign_near_evidence,
     _footprints,
+    _footprints_of_points,
     _vote_table,
     anchor_labels,
     evidence_merges,
@@ -25,6 +26,7 @@ from mastsam_splat.tracker.anchor import (
     project_evidence,
     reassign_segments,
 )
+from mastsam_splat.tracker import anchor as anchor_module
 from mastsam_splat.tracker import tracker as tracker_module
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import voxel_keys
@@ -152,6 +154,42 @@ def test_footprints_near_a_few_clusters_of_points_equal_the_whole_images_transfo
         np.testing.assert_array_equal(_footprints(points, reach), expected)
     empty = np.zeros((20, 30), dtype=np.int64)
     np.testing.assert_array_equal(_footprints(empty, np.zeros((20, 30))), empty)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_footprints_drawn_as_discs_equal_the_whole_images_transform(seed):
+    """Discs written farthest offset first, ties in reverse transform order, give every pixel the exact
+    transform's nearest point (ties on an integer grid are common here) and its reach test."""
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        h, w = (int(v) for v in rng.integers(5, 90, 2))
+        n = int(rng.integers(1, min(60, h * w)))
+        pixel = rng.choice(h * w, n, replace=False)
+        ids = rng.integers(1, 5, n)
+        reach = rng.choice([0.5, 1.0, np.sqrt(2.0), 2.0, np.sqrt(5.0), 3.7, 4.0, 9.0], n)
+        points = np.zeros(h * w, dtype=np.int64)
+        points[pixel] = ids
+        reach_image = np.zeros(h * w)
+        reach_image[pixel] = reach
+        points, reach_image = points.reshape(h, w), reach_image.reshape(h, w)
+        distance, (near_rows, near_cols) = distance_transform_edt(points == 0, return_indices=True)
+        expected = np.where(distance <= reach_image[near_rows, near_cols], points[near_rows, near_cols], 0)
+        np.testing.assert_array_equal(_footprints_of_points(pixel, ids, reach, (h, w), np.int64), expected)
+
+
+def test_projection_draws_sparse_points_as_discs_like_the_transform(monkeypatch):
+    """A few points on a large frame are drawn as discs; the transform near them draws the same image."""
+    camera = camera_at(0.0)
+    shape = (camera.height, camera.width)
+    rng = np.random.default_rng(2)
+    xy = rng.uniform(0, [camera.width, camera.height], (25, 2))
+    points = camera.unproject(xy, rng.uniform(DEPTH, 1.5 * DEPTH, 25))
+    ids = rng.integers(0, 4, 25)
+    wide = AnchorConfig(max_footprint_fraction=0.2)
+    discs = project_evidence(points, ids, camera, shape, 0.3, wide)
+    monkeypatch.setattr(anchor_module, "SPARSE_FOOTPRINT_SHARE", 0.0)
+    np.testing.assert_array_equal(project_evidence(points, ids, camera, shape, 0.3, wide), discs)
+    assert np.count_nonzero(discs) > 25
 
 
 @pytest.mark.parametrize("seed", range(4))
