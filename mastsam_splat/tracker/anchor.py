@@ -33,10 +33,9 @@ object whose evidence names another takes that object's id.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
-
-import math
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt, find_objects
@@ -589,6 +588,7 @@ def _footprints_of_points(
         inside = (at_rows >= 0) & (at_rows < h) & (at_cols >= 0) & (at_cols < w)
         value = np.where(distance[start] <= reach, ids, 0)
         target = at_rows * w + at_cols
+        # (one assignment of a 1-D index array writes a repeated pixel in order: the last value stays)
         out[target[inside]] = np.broadcast_to(value[:, None], target.shape)[inside]
     return out.reshape(h, w)
 
