@@ -131,6 +131,6 @@ def split_regions(
         fills[undecided] = np.ravel(carried).take(uncovered_px.take(undecided))
     labels.reshape(-1)[uncovered_px] = fills
     regions = np.zeros_like(labels)
-    regions.reshape(-1)[uncovered_px[in_new]] = seg_of_uncovered[in_new]
+    regions.reshape(-1)[uncovered_px] = np.where(in_new, seg_of_uncovered, 0)
     region_ids = sorted(np.flatnonzero(is_new).tolist(), key=lambda s: (-uncovered[s], s))
     return RegionSplit(labels, regions, region_ids, int(np.count_nonzero(fills)))
