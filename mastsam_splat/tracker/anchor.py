@@ -44,7 +44,7 @@ from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
-from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
+from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids_areas, id_segment_table
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 
@@ -751,12 +751,14 @@ def anchor_labels(
         return result
     table, ids = _vote_table(auto, evidence, num_segments + 1, indexed)
     votes = table.sum(axis=1)
-    seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
+    # the chain's ids over the segments: each segment's area and labelled pixels, and the reassignment's holders
+    counted = id_segment_table(labels, auto, num_segments)
+    seg_area = counted.table.sum(axis=0)
+    labelled = seg_area - counted.table[0]  # (row 0: id 0)
     if config.reassign and pure is not None:
-        out, moved = reassign_segments(out, auto, pure, config)
+        out, moved = reassign_segments(out, auto, pure, config, counted=counted if out is labels else None)
         result.overruled += len(moved)
         result.ids.extend(moved)
-    labelled = np.bincount(auto[seen], minlength=num_segments + 1)
     decided = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     decided[0] = False
     best = np.argmax(table, axis=1)
@@ -829,6 +831,7 @@ def reassign_segments(
     config: AnchorConfig,
     group: Optional[np.ndarray] = None,
     relative: bool = False,
+    counted: Optional[SegmentTable] = None,
 ) -> tuple[np.ndarray, list[int]]:
     """``labels`` [H, W] with every segment of ``auto`` held by one id given to the other id the ``pure`` evidence
     [H, W] (0: none) on it names, where that evidence is firm (``min_votes`` and ``min_coverage`` of the segment);
@@ -839,7 +842,8 @@ def reassign_segments(
     that object's id with the most votes on the segment; a segment whose evidence names another id of its own
     object keeps its id. ``relative`` scales ``min_coverage`` by the frame's evidence density (the share of its
     labelled pixels carrying evidence), as for giving a segment to an absent id: with sparse triangulated points
-    a few votes on a segment are all the evidence there is."""
+    a few votes on a segment are all the evidence there is. ``counted``: ``id_segment_table(labels, auto)`` when the
+    caller has it."""
     labels = np.asarray(labels, dtype=np.int64)
     num_segments = int(auto.max()) if auto.size else 0
     if num_segments == 0 or not (pure > 0).any():
@@ -847,11 +851,13 @@ def reassign_segments(
     pooled = pure if group is None else group[pure]
     table, ids = _vote_table(auto, pooled, num_segments + 1)
     votes = table.sum(axis=1)
-    seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
+    if group is None and counted is None:
+        counted = id_segment_table(labels, auto, num_segments)
+    seg_area = counted.table.sum(axis=0) if group is None else np.bincount(auto.ravel(), minlength=num_segments + 1)
     coverage = config.min_coverage * (min(_evidence_density(labels > 0, pure), 1.0) if relative else 1.0)
     firm = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     if group is None:
-        return _reassign(labels, auto, table, ids, firm, config)
+        return _reassign(labels, auto, table, ids, firm, config, counted)
     held = group[labels]
     out, moved = _reassign(held, auto, table, ids, firm, config)
     if not moved:
@@ -894,15 +900,21 @@ def apply_segment_changes(
 
 
 def _reassign(
-    labels: np.ndarray, auto: np.ndarray, table: np.ndarray, ids: np.ndarray, firm: np.ndarray, config: AnchorConfig
+    labels: np.ndarray,
+    auto: np.ndarray,
+    table: np.ndarray,
+    ids: np.ndarray,
+    firm: np.ndarray,
+    config: AnchorConfig,
+    counted: Optional[SegmentTable] = None,
 ) -> tuple[np.ndarray, list[int]]:
     """``labels`` with every segment held by one id (``share`` of its labelled pixels, itself most of the segment)
     given to the other id its evidence votes name (``share`` of the ``table`` [S + 1, E] votes over the evidence
-    ``ids`` [E], its holder at most ``1 - share``), where the votes are ``firm`` [S + 1]; and the ids given."""
-    held_ids, held_index = compact_ids(labels)
+    ``ids`` [E], its holder at most ``1 - share``), where the votes are ``firm`` [S + 1]; and the ids given
+    (``counted``: ``id_segment_table(labels, auto)`` when the caller has it)."""
     num_segments = len(table) - 1
-    cells = auto.ravel() * len(held_ids) + held_index.ravel()
-    holding = np.bincount(cells, minlength=(num_segments + 1) * len(held_ids)).reshape(num_segments + 1, len(held_ids))
+    held_ids, by_id = id_segment_table(labels, auto, num_segments) if counted is None else counted
+    holding = by_id.T.copy()  # [S + 1, I] each segment's pixels of each id
     seg_area = holding.sum(axis=1)
     holding[:, 0] = 0
     holder = np.argmax(holding, axis=1)
