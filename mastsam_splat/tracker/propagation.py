@@ -262,9 +262,10 @@ def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, in
     flat = source_row.astype(index).take(cell_col, axis=1)  # [H, W]
     flat += source_col.astype(index).take(cell_row, axis=0)
     np.minimum(flat, outside, out=flat)
-    labels = np.zeros(outside + 1, dtype=np.int64)
+    # looked up in frame a's own dtype (a stored uint16 image: a quarter of the memory the gather reads)
+    labels = np.zeros(outside + 1, dtype=prev_labels.dtype)
     labels[:outside] = prev_labels.reshape(-1)
-    return labels.take(flat)
+    return labels.take(flat).astype(np.int64, copy=False)
 
 
 def carry_agreement(prev_labels: np.ndarray, matches: Matches, radius: float, neighbors: int) -> float:
