@@ -53,7 +53,7 @@ class RegionSplit:
     """Result of comparing tracked labels with automatic segments."""
 
     labels: np.ndarray
-    """[H, W] int64 tracked labels with gaps filled from dominated segments."""
+    """[H, W] int64 tracked labels with gaps filled from dominated segments (a new array the caller may write into)."""
     regions: np.ndarray
     """[H, W] int64 candidate new regions: the automatic segment number on their pixels, 0 elsewhere."""
     region_ids: list[int]

@@ -1107,8 +1107,8 @@ class _Run:
                 obj_id = self._new_id()
                 report.new += 1
             assign[region] = obj_id
-        # (the regions' pixels only: ``np.where(split.regions > 0, assign[split.regions], labels)``)
-        out = labels.astype(np.int64, order="C", copy=True)
+        # (the regions' pixels only, written into the new labels ``split_regions`` made: ``np.where(split.regions > 0,
+        # assign[split.regions], labels)``)
         inside = np.flatnonzero(split.regions)
-        out.reshape(-1)[inside] = assign.take(np.ravel(split.regions).take(inside))
-        return out
+        labels.reshape(-1)[inside] = assign.take(np.ravel(split.regions).take(inside))
+        return labels
