@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.segment_table import compact_ids, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentCodes, id_segment_table, segment_codes
 
 
 @dataclass
@@ -68,6 +68,7 @@ def split_regions(
     config: NewRegionsConfig,
     min_area: int,
     carried: Optional[np.ndarray] = None,
+    carried_counted: Optional[SegmentCodes] = None,
 ) -> RegionSplit:
     """Find new-object candidates and fill tracked gaps.
 
@@ -79,6 +80,7 @@ def split_regions(
         min_area: smallest candidate, in uncovered pixels.
         carried: [H, W] the previous frame's ids carried into this frame by the correspondences (0 = none):
             a candidate whose uncovered pixels mostly carry one id joins that id.
+        carried_counted: ``segment_codes(carried, auto_labels)`` when the caller has it.
     """
     labels = labels.astype(np.int64, order="C", copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
@@ -105,11 +107,11 @@ def split_regions(
         fill_id[can_fill] = tracked_ids[dominant[can_fill]]
 
     if carried is not None and config.carried_min_share <= 1.0 and np.any(is_new):
-        carried_ids, carried_index = compact_ids(carried)
+        # (segment, carried id) per pixel, and the pixels of each pair
+        counted = segment_codes(carried, auto_labels, num_segments) if carried_counted is None else carried_counted
+        carried_ids, code, in_segment = counted
         if len(carried_ids) > 1:
-            code = auto_labels.ravel() * len(carried_ids) + carried_index.ravel()  # (segment, carried id) per pixel
             size = (num_segments + 1) * len(carried_ids)
-            in_segment = np.bincount(code, minlength=size).reshape(num_segments + 1, len(carried_ids))
             # the gaps' pixels only: the votes for "no id carried" (column 0) are never read
             votes = np.bincount(code[labels.ravel() == 0], minlength=size).reshape(num_segments + 1, len(carried_ids))
             best = np.argmax(votes[:, 1:], axis=1) + 1

@@ -17,12 +17,13 @@ pair's correspondences agree with each other (no parallax to misplace it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.segment_table import compact_ids
+from mastsam_splat.tracker.segment_table import SegmentCodes, segment_codes
 from mastsam_splat.tracker.representatives import Representatives, match_labels
 from mastsam_splat.types import Matches
 
@@ -322,8 +323,10 @@ def keep_carried(
     carried: np.ndarray,
     config: PropagationConfig,
     min_area: int,
+    counted: Optional[SegmentCodes] = None,
 ) -> tuple[np.ndarray, int]:
-    """``labels`` [H, W] where every automatic segment that the carried partition splits keeps that split.
+    """``labels`` [H, W] where every automatic segment that the carried partition splits keeps that split
+    (``counted``: ``segment_codes(carried, auto_labels)`` when the caller has it).
 
     An id is strong in automatic segment ``S`` when at least ``min_area`` of its carried pixels lie in ``S`` and
     they make ``config.carry_share`` of ``S`` or ``config.carry_extent`` of the id's carried pixels. Inside a
@@ -337,10 +340,9 @@ def keep_carried(
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
     if num_segments == 0 or not np.any(carried):
         return labels, 0
-    ids, index = compact_ids(carried)
     # one (segment, carried id) code per pixel: counted into the table and looked up in ``strong`` below
-    code = auto_labels.ravel() * len(ids) + index.ravel()
-    table = np.bincount(code, minlength=(num_segments + 1) * len(ids)).reshape(num_segments + 1, len(ids))
+    ids, code, counts = segment_codes(carried, auto_labels, num_segments) if counted is None else counted
+    table = counts.copy()  # (its margins are cleared below)
     area = table.sum(axis=1)  # (each segment's pixels: ``np.bincount(auto_labels)``)
     table[0] = 0
     table[:, 0] = 0

@@ -35,6 +35,27 @@ def compact_ids_areas(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return ids, lut[labels], counts[ids]
 
 
+class SegmentCodes(NamedTuple):
+    """Each pixel's (segment, id) code of a label image over a segment image, and the pixels of every code."""
+
+    ids: np.ndarray
+    """[I] the ids present, ascending, 0 first (``compact_ids``'s ids)."""
+    code: np.ndarray
+    """[H * W] int64 segment * I + the pixel's index into ``ids``."""
+    table: np.ndarray
+    """[S + 1, I] int64 pixels of each id in each segment (segment 0: no segment)."""
+
+
+def segment_codes(labels: np.ndarray, auto: np.ndarray, num_segments: int) -> SegmentCodes:
+    """``SegmentCodes`` of ``labels`` [H, W] (non-negative ids) over ``auto`` [H, W] (segments ``0..num_segments``):
+    for steps that look each pixel's pair up in a table of the pairs (the carried partition's split, the new regions'
+    carried ids), computed once for both."""
+    ids, index = compact_ids(labels)
+    code = auto.ravel() * len(ids) + index.ravel()
+    table = np.bincount(code, minlength=(num_segments + 1) * len(ids)).reshape(num_segments + 1, len(ids))
+    return SegmentCodes(ids, code, table)
+
+
 class SegmentTable(NamedTuple):
     """Pixels per (id, segment) of a label image over a segment image."""
 

@@ -98,7 +98,7 @@ from mastsam_splat.tracker.propagation import (
     supported_carry,
 )
 from mastsam_splat.tracker.rejection import lost_after_prompting, lost_before_prompting
-from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentCodes, SegmentTable, id_segment_table, segment_codes
 from mastsam_splat.tracker.representatives import select_representatives
 from mastsam_splat.tracker.results import FrameReport, TrackResult
 from mastsam_splat.tracker.view_order import ViewOrder, sequence_order, view_order
@@ -271,6 +271,8 @@ class _Run:
         """Automatic segments of the frames the evidence checks again after the sequence (``anchor.retroactive``)."""
         self.carried: Optional[np.ndarray] = None
         """The parent frame's ids carried into the frame being tracked (``_track`` to ``_new_regions``)."""
+        self.carried_counted: Optional[SegmentCodes] = None
+        """``segment_codes`` of ``carried`` over the frame's segments (``None``: not counted)."""
         self._recount = False
         """Whether the reports' id counts are due for a recount (label images changed after the sequence)."""
         self._counted: Optional[tuple[np.ndarray, np.ndarray, SegmentTable]] = None
@@ -1044,7 +1046,7 @@ class _Run:
             labels = result.labels
             report.assigned_segments = result.assigned
             report.released_segments = result.released
-        self.carried = None
+        self.carried, self.carried_counted = None, None
         if cfg.propagation.carry_share <= 1.0 and len(confident) < cfg.consensus.dense_min_density * h * w:
             # Sparse correspondences: the consensus cannot tell a segment's split from a handful of votes, so the
             # previous frame's partition, carried by the correspondences, keeps it (dense votes already do).
@@ -1052,7 +1054,11 @@ class _Run:
             self.carried, report.unsupported_carried, report.carry_agreement = supported_carry(
                 carried, prev, confident, cfg.propagation
             )
-            labels, report.carried_pixels = keep_carried(labels, auto, self.carried, cfg.propagation, min_area)
+            if np.any(self.carried):  # (the carried partition's pairs with the segments, read again by the new regions)
+                self.carried_counted = segment_codes(self.carried, auto, int(auto.max()) if auto.size else 0)
+            labels, report.carried_pixels = keep_carried(
+                labels, auto, self.carried, cfg.propagation, min_area, self.carried_counted
+            )
         report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         return labels, together
 
@@ -1062,8 +1068,8 @@ class _Run:
         """Gap filling and new ids from uncovered automatic segments (step 7), with 3D re-identification."""
         cfg = self.cfg
         reid = cfg.memory
-        carried, self.carried = self.carried, None
-        split = split_regions(tracked, auto, cfg.new_regions, min_area, carried)
+        carried, counted, self.carried, self.carried_counted = self.carried, self.carried_counted, None, None
+        split = split_regions(tracked, auto, cfg.new_regions, min_area, carried, counted)
         report.filled_pixels = split.filled_pixels
         labels = split.labels
         if not split.region_ids:

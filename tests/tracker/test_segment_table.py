@@ -63,3 +63,30 @@ def test_id_lookups_equal_isin(low: int, high: int) -> None:
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, expected)
     assert id_member(np.zeros(0, dtype=np.int64), ids).shape == (0,)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_carried_codes_counted_once_give_the_steps_their_own_results(seed):
+    """The carried partition's (segment, id) codes counted once (``segment_codes``) and handed to the carried split
+    and the new regions give what each step counts for itself."""
+    from mastsam_splat.tracker.new_regions import NewRegionsConfig, split_regions
+    from mastsam_splat.tracker.propagation import PropagationConfig, keep_carried
+    from mastsam_splat.tracker.segment_table import segment_codes
+
+    rng = np.random.default_rng(seed)
+    h, w = 60, 80
+    auto = (rng.integers(0, 4, (h // 10, w // 10)).repeat(10, 0).repeat(10, 1) * 3 + rng.integers(0, 3, (h, w)) // 2)
+    carried = rng.integers(0, 5, (h // 6, w // 8)).repeat(6, 0).repeat(8, 1)
+    labels = np.where(rng.random((h, w)) < 0.7, carried[:, ::-1], 0)
+    counted = segment_codes(carried, auto, int(auto.max()))
+    np.testing.assert_array_equal(counted.table.sum(axis=1), np.bincount(auto.ravel(), minlength=int(auto.max()) + 1))
+    alone, changed = keep_carried(labels, auto, carried, PropagationConfig(), 4)
+    shared, shared_changed = keep_carried(labels, auto, carried, PropagationConfig(), 4, counted)
+    np.testing.assert_array_equal(shared, alone)
+    assert shared_changed == changed
+    config = NewRegionsConfig(min_uncovered_fraction=0.2)
+    plain = split_regions(labels, auto, config, 4, carried)
+    given = split_regions(labels, auto, config, 4, carried, counted)
+    np.testing.assert_array_equal(given.labels, plain.labels)
+    np.testing.assert_array_equal(given.regions, plain.regions)
+    assert given.region_ids == plain.region_ids
