@@ -41,8 +41,8 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt, find_objects
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
 from mastsam_splat.tracker.consolidate import voxel_centres
+from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
 from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids_areas, id_segment_table
 from mastsam_splat.tracker.projection import project_points
@@ -286,11 +286,7 @@ class AnchorEvidence:
             lengths = np.diff(starts, append=num_rows)
             shared = np.flatnonzero(lengths > 1)
             row_lengths = lengths[shared]
-            row_ends = np.cumsum(row_lengths)
-            row_starts = row_ends - row_lengths
-            # the rows of the shared voxels: each voxel's first row, then one step per further row
-            rows = np.repeat(starts[shared] - row_starts, row_lengths)
-            rows += np.arange(len(rows))
+            rows, row_starts = _run_rows(starts[shared], row_lengths)  # the rows of the shared voxels
             # Row and voxel indices as int32 (half the memory of the run arrays, held between frames).
             index = np.int32 if num_rows < np.iinfo(np.int32).max else np.int64
             self._runs = _Runs(*(a.astype(index) for a in (starts, shared, rows, row_starts, row_lengths)))
@@ -420,9 +416,7 @@ def _owners_at(
     touched = touched[np.r_[True, touched[1:] != touched[:-1]]]
     first_row = np.searchsorted(keys, touched, side="left")
     lengths = np.searchsorted(keys, touched, side="right") - first_row
-    starts = np.cumsum(lengths) - lengths
-    rows = np.repeat(first_row - starts, lengths)
-    rows += np.arange(len(rows))
+    rows, starts = _run_rows(first_row, lengths)
     held = counts[rows]
     best = np.repeat(np.maximum.reduceat(held, starts), lengths)
     owner_rows = rows[np.minimum.reduceat(np.where(held == best, np.arange(len(rows)), len(rows)), starts)]
@@ -432,6 +426,15 @@ def _owners_at(
     owner_ids[at] = ids[owner_rows]
     owner_counts[at] = counts[owner_rows]
     return owner_keys, owner_ids, owner_counts
+
+
+def _run_rows(firsts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of runs starting at ``firsts`` [R] with ``lengths`` [R], one after another [sum(lengths)], and where
+    each run starts among them [R]."""
+    starts = np.cumsum(lengths) - lengths
+    rows = np.repeat(firsts - starts, lengths)
+    rows += np.arange(len(rows))
+    return rows, starts
 
 
 def _insert_sorted(
@@ -851,9 +854,11 @@ def reassign_segments(
     pooled = pure if group is None else group[pure]
     table, ids = _vote_table(auto, pooled, num_segments + 1)
     votes = table.sum(axis=1)
-    if group is None and counted is None:
-        counted = id_segment_table(labels, auto, num_segments)
-    seg_area = counted.table.sum(axis=0) if group is None else np.bincount(auto.ravel(), minlength=num_segments + 1)
+    if group is None:
+        counted = id_segment_table(labels, auto, num_segments) if counted is None else counted
+        seg_area = counted.table.sum(axis=0)
+    else:
+        seg_area = np.bincount(auto.ravel(), minlength=num_segments + 1)
     coverage = config.min_coverage * (min(_evidence_density(labels > 0, pure), 1.0) if relative else 1.0)
     firm = (votes >= config.min_votes) & (votes >= coverage * seg_area)
     if group is None:
