@@ -200,11 +200,21 @@ class Mask:
     """Segmenter's quality estimate in [0, 1]."""
     area: int = -1
     """Number of pixels; computed when not given."""
+    box: Optional[tuple[int, int, int, int]] = None
+    """(row start, row stop, column start, column stop) of a box holding every pixel of the mask, when its maker
+    knows one (``None``: not known): steps that read the mask's pixels read that box only."""
 
     def __post_init__(self) -> None:
         self.segmentation = np.asarray(self.segmentation, dtype=bool)
         if self.area < 0:
             self.area = int(self.segmentation.sum())
+
+    def window(self) -> tuple[slice, slice]:
+        """Rows and columns holding every pixel of the mask (the whole image when ``box`` is not known)."""
+        if self.box is None:
+            return slice(None), slice(None)
+        r0, r1, c0, c1 = self.box
+        return slice(r0, r1), slice(c0, c1)
 
 
 @dataclass

@@ -699,9 +699,11 @@ def anchor_labels(
     evidence: np.ndarray,
     config: AnchorConfig,
     pure: Optional[np.ndarray] = None,
+    counted: Optional[SegmentTable] = None,
 ) -> AnchorResult:
     """``labels`` [H, W] after the 3D votes of ``evidence`` [H, W] (0: none) on its ids and on ``auto``'s segments;
-    ``pure`` [H, W] is the evidence of the voxels pure enough to reassign segments (``None``: no reassignment).
+    ``pure`` [H, W] is the evidence of the voxels pure enough to reassign segments (``None``: no reassignment);
+    ``counted``: ``id_segment_table(labels, auto)`` when the caller has it.
 
     1. ids: an id of ``labels`` whose pixels' evidence names another id (``share`` of the votes, its own
        id at most ``1 - share``) is renamed to that id: the propagation chain carried the wrong id;
@@ -755,7 +757,7 @@ def anchor_labels(
     table, ids = _vote_table(auto, evidence, num_segments + 1, indexed)
     votes = table.sum(axis=1)
     # the chain's ids over the segments: each segment's area and labelled pixels, and the reassignment's holders
-    counted = id_segment_table(labels, auto, num_segments)
+    counted = id_segment_table(labels, auto, num_segments) if counted is None else counted
     seg_area = counted.table.sum(axis=0)
     labelled = seg_area - counted.table[0]  # (row 0: id 0)
     if config.reassign and pure is not None:

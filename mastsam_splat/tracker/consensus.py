@@ -127,11 +127,12 @@ def apply_consensus(
     matches: Matches,
     config: ConsensusConfig,
     alias: dict[int, int] | None = None,
+    counted: SegmentTable | None = None,
 ) -> ConsensusResult:
     """Labels [H, W] after reconciling ``tracked`` with ``auto_labels`` through the votes of ``matches``.
 
     ``matches`` should hold the confident correspondences only. ``alias`` maps ids merged away in
-    this frame to the id they joined.
+    this frame to the id they joined. ``counted``: ``id_segment_table(tracked, auto_labels)`` when the caller has it.
     """
     labels = tracked.astype(np.int64, copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
@@ -141,7 +142,9 @@ def apply_consensus(
     if alias:
         ids = np.array([alias.get(int(i), int(i)) for i in ids], dtype=np.int64)
     # the prompted masks' pixels per (id, segment), for snapping; its columns count each segment's pixels
-    claimed = id_segment_table(labels, auto_labels, num_segments) if config.snap_share <= 1.0 else None
+    claimed = None
+    if config.snap_share <= 1.0:
+        claimed = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
     if claimed is not None:
         area = claimed.table.sum(axis=0)
     else:

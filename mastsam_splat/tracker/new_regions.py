@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.segment_table import SegmentCodes, id_segment_table, segment_codes
+from mastsam_splat.tracker.segment_table import SegmentCodes, SegmentTable, id_segment_table, segment_codes
 
 
 @dataclass
@@ -69,6 +69,7 @@ def split_regions(
     min_area: int,
     carried: Optional[np.ndarray] = None,
     carried_counted: Optional[SegmentCodes] = None,
+    counted: Optional[SegmentTable] = None,
 ) -> RegionSplit:
     """Find new-object candidates and fill tracked gaps.
 
@@ -81,12 +82,13 @@ def split_regions(
         carried: [H, W] the previous frame's ids carried into this frame by the correspondences (0 = none):
             a candidate whose uncovered pixels mostly carry one id joins that id.
         carried_counted: ``segment_codes(carried, auto_labels)`` when the caller has it.
+        counted: ``id_segment_table(labels, auto_labels)`` when the caller has it.
     """
     labels = labels.astype(np.int64, order="C", copy=True)
     num_segments = int(auto_labels.max()) if auto_labels.size else 0
     if num_segments == 0:
         return RegionSplit(labels, np.zeros_like(labels), [], 0)
-    tracked_ids, by_id = id_segment_table(labels, auto_labels, num_segments)
+    tracked_ids, by_id = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
     n_cols = len(tracked_ids)
     table = by_id.T.copy()  # [S + 1, I]
     table[0] = 0

@@ -49,20 +49,28 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union else 0.0
 
 
-def pairwise_iou(masks: Sequence[np.ndarray], above: Optional[float] = None) -> np.ndarray:
+def pairwise_iou(
+    masks: Sequence[np.ndarray],
+    above: Optional[float] = None,
+    boxes: Optional[Sequence[Optional[tuple[int, int, int, int]]]] = None,
+) -> np.ndarray:
     """[N, N] IoU of boolean masks, computed only where bounding boxes overlap (the pairs whose boxes overlap are
     found for all pairs at once; only their pixels are compared).
 
     With ``above``, only the pairs whose IoU may exceed it are compared (the others read 0): a pair's intersection
     is at most the smaller area and the overlap of the boxes, and the IoU grows with the intersection, so the IoU
-    at that bound (the same division) is at least the pair's own."""
+    at that bound (the same division) is at least the pair's own. ``boxes``: a box (``Mask.box``) holding every
+    pixel of each mask where known (``None``: found here); the pixels are counted inside them."""
     n = len(masks)
     out = np.zeros((n, n))
     if n < 2:
         return out
-    boxes = [_bbox(m) for m in masks]
-    areas = [int(np.count_nonzero(m)) for m in masks]
-    box = np.array([b if b is not None else (0, 0, 0, 0) for b in boxes], dtype=np.int64).reshape(n, 4)
+    known = list(boxes) if boxes is not None else [None] * n
+    found = [_bbox(m) if b is None else b for m, b in zip(masks, known)]
+    areas = [
+        int(np.count_nonzero(m if b is None else m[b[0] : b[1], b[2] : b[3]])) for m, b in zip(masks, found)
+    ]
+    box = np.array([b if b is not None else (0, 0, 0, 0) for b in found], dtype=np.int64).reshape(n, 4)
     r0 = np.maximum(box[:, None, 0], box[None, :, 0])
     r1 = np.minimum(box[:, None, 1], box[None, :, 1])
     c0 = np.maximum(box[:, None, 2], box[None, :, 2])
@@ -96,7 +104,7 @@ def merge_duplicates(
         ``(masks, prompts, merged)`` where ``merged`` maps each removed id to the id it joined.
     """
     ids = sorted(masks)
-    iou = pairwise_iou([masks[i].segmentation for i in ids], above=config.merge_iou)
+    iou = pairwise_iou([masks[i].segmentation for i in ids], above=config.merge_iou, boxes=[masks[i].box for i in ids])
     parent = {i: i for i in ids}
 
     def root(i: int) -> int:
@@ -119,13 +127,24 @@ def merge_duplicates(
             out_prompts[r] = prompts[i]
             continue
         seg = out_masks[r].segmentation | masks[i].segmentation
-        out_masks[r] = Mask(seg, score=max(out_masks[r].score, masks[i].score))
+        out_masks[r] = Mask(
+            seg, score=max(out_masks[r].score, masks[i].score), box=_union_box(out_masks[r].box, masks[i].box)
+        )
         p = out_prompts[r]
         out_prompts[r] = Prompt(
             positive=np.concatenate([p.positive, prompts[i].positive]),
             negative=p.negative,
         )
     return out_masks, out_prompts, merged
+
+
+def _union_box(
+    a: Optional[tuple[int, int, int, int]], b: Optional[tuple[int, int, int, int]]
+) -> Optional[tuple[int, int, int, int]]:
+    """A box holding both boxes (``None`` when either is not known)."""
+    if a is None or b is None:
+        return None
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
 
 
 def resolve_overlaps(
@@ -141,12 +160,13 @@ def resolve_overlaps(
     if not masks:
         return labels
     ids = sorted(masks)
-    # Each mask painted in id order (one masked write each) and counted into a small per-pixel tally.
+    # Each mask painted in id order (one masked write each, inside its box) and counted into a small per-pixel tally.
     count = np.zeros(shape, dtype=np.uint8 if len(ids) <= np.iinfo(np.uint8).max else np.int64)
     for i in ids:
-        segmentation = masks[i].segmentation
-        np.copyto(labels, i, where=segmentation)
-        count += segmentation
+        window = masks[i].window()
+        segmentation = masks[i].segmentation[window]
+        np.copyto(labels[window], i, where=segmentation)
+        count[window] += segmentation
     flat = labels.reshape(-1)
     contested_flat = np.flatnonzero(count > 1)
     if len(contested_flat) == 0:

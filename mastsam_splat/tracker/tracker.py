@@ -560,7 +560,7 @@ class _Run:
             pure = project_evidence(
                 centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
-        result = anchor_labels(labels, auto, evidence, self.cfg.anchor, pure)
+        result = anchor_labels(labels, auto, evidence, self.cfg.anchor, pure, self._segment_table(labels, auto))
         present = np.bincount(labels.ravel()) if result.ids else np.zeros(0, dtype=np.int64)
         recovered = [i for i in result.ids if i >= len(present) or present[i] == 0]
         report.reidentified += len(set(recovered))
@@ -1038,11 +1038,13 @@ class _Run:
                 self.evidence.relabel(lut)
             self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
-        together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area)
+        # (the prompted masks' table over the segments, read by the containment test and the consensus' snapping)
+        counted = id_segment_table(labels, auto, int(auto.max())) if auto.size and auto.max() > 0 else None
+        together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area, counted)
         sure = matches.confidence >= cfg.confidence_threshold
         confident = matches if sure.all() else matches.subset(sure)  # (all confident: no copy of dense matches)
         if cfg.consensus.enabled:
-            result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged)
+            result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged, counted=counted)
             labels = result.labels
             report.assigned_segments = result.assigned
             report.released_segments = result.released
@@ -1069,7 +1071,9 @@ class _Run:
         cfg = self.cfg
         reid = cfg.memory
         carried, counted, self.carried, self.carried_counted = self.carried, self.carried_counted, None, None
-        split = split_regions(tracked, auto, cfg.new_regions, min_area, carried, counted)
+        split = split_regions(
+            tracked, auto, cfg.new_regions, min_area, carried, counted, self._segment_table(tracked, auto)
+        )
         report.filled_pixels = split.filled_pixels
         labels = split.labels
         if not split.region_ids:

@@ -243,6 +243,30 @@ def test_prompt_box_and_score_equal_the_general_ones(max_side):
         assert _prompt_contrast_score(state, members) == _contrast_score(state, members)
 
 
+def test_prompted_mask_box_holds_every_pixel_and_its_area(scene):
+    """The box a prompted mask comes with holds all of its pixels (also where a negative point shares a superpixel
+    with a positive one and that superpixel is split), and the area is the mask's pixel count."""
+    seg, state, image, _ = scene
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(4)
+    shared = 0
+    for trial in range(40):
+        positive = rng.uniform(0, (w, h), (int(rng.integers(1, 4)), 2))
+        negative = rng.uniform(0, (w, h), (int(rng.integers(0, 3)), 2))
+        if trial % 4 == 0:  # a negative point next to a positive one: often in its superpixel
+            negative = np.concatenate([negative, positive[:1] + rng.uniform(-2, 2, (1, 2))])
+        mask = seg.prompt(state, positive, negative)
+        assert mask.box is not None
+        r0, r1, c0, c1 = mask.box
+        outside = mask.segmentation.copy()
+        outside[r0:r1, c0:c1] = False
+        assert not outside.any()
+        assert mask.area == int(mask.segmentation.sum())
+        leaves = state.superpixels[negative.astype(int)[:, 1].clip(0, h - 1), negative.astype(int)[:, 0].clip(0, w - 1)]
+        shared += int(np.isin(state.superpixels[positive.astype(int)[:, 1], positive.astype(int)[:, 0]], leaves).any())
+    assert shared > 0
+
+
 def test_nearer_to_positive_splits_by_the_nearest_point():
     """Each pixel of the region goes to the side of its nearest point (squared distances in float32)."""
     from mastsam_splat.segmenters.classical import _nearer_to_positive

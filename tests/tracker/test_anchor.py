@@ -821,7 +821,7 @@ def test_with_sfm_points_segments_are_reassigned_by_the_voxels_the_frame_observe
     runs = _observed_left_runs()
     given = {}
 
-    def keep_pure(labels, auto, evidence, config, pure=None):
+    def keep_pure(labels, auto, evidence, config, pure=None, counted=None):
         given[source] = pure
         return AnchorResult(labels)
 

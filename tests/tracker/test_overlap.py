@@ -48,7 +48,24 @@ def test_resolve_overlaps_matches_the_per_pixel_reference():
         labels = resolve_overlaps(masks, prompts, shape)
         assert labels.dtype == np.int64
         np.testing.assert_array_equal(labels, reference_labels(masks, prompts, shape))
+        # masks whose maker gives a (loose) box around their pixels: painted inside it, the same labels
+        boxed = {i: Mask(m.segmentation, m.score, box=_loose_box(m.segmentation, rng)) for i, m in masks.items()}
+        np.testing.assert_array_equal(resolve_overlaps(boxed, prompts, shape), labels)
     assert not resolve_overlaps({}, {}, shape).any()
+
+
+def _loose_box(mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A box holding every pixel of ``mask``, grown by a random margin (an empty box for an empty mask)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return (mask.shape[0], 0, mask.shape[1], 0)
+    grow = rng.integers(0, 3, 4)
+    return (
+        max(0, int(rows[0] - grow[0])),
+        int(rows[-1] + 1 + grow[1]),
+        max(0, int(cols[0] - grow[2])),
+        int(cols[-1] + 1 + grow[3]),
+    )
 
 
 def test_nearest_distance_equals_the_k_d_tree_and_cdist_bit_for_bit():
@@ -95,6 +112,11 @@ def test_pairwise_iou_equals_each_pairs_iou_and_above_a_bound_keeps_the_pairs_be
             assert np.all((got == full) | (got == 0))  # a pair not compared reads 0
             skipped += int(np.count_nonzero((got == 0) & (full > 0)))
         assert (full > 0.8).any() and skipped > 0 and n == 15
+        boxes = [_loose_box(m, rng) for m in masks]  # (given boxes: the pixels are counted inside them)
+        np.testing.assert_array_equal(pairwise_iou(masks, boxes=boxes), full)
+        got = pairwise_iou(masks, above=0.8, boxes=boxes)
+        np.testing.assert_array_equal(got[full > 0.8], full[full > 0.8])
+        assert np.all((got == full) | (got == 0))
 
 
 def test_merged_duplicates_equal_merging_every_pair_beyond_the_threshold():
