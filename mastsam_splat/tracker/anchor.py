@@ -44,7 +44,7 @@ from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
 from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
-from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids_areas, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 
@@ -680,10 +680,15 @@ def _vote_table(
     """Votes [G, E] of the evidence pixels of each group (pixels labelled ``groups``) and the evidence ids [E];
     ``indexed``: ``_evidence_ids(evidence)`` when already computed."""
     voted, ids, voted_index = _evidence_ids(evidence) if indexed is None else indexed
-    table = np.bincount(groups[voted] * len(ids) + voted_index, minlength=num_groups * len(ids))
-    table = table.reshape(num_groups, len(ids))
+    return _votes(groups[voted], voted_index, num_groups, len(ids)), ids
+
+
+def _votes(group_of_vote: np.ndarray, voted_index: np.ndarray, num_groups: int, num_ids: int) -> np.ndarray:
+    """``_vote_table``'s votes [G, E] from each voting pixel's group and evidence index (column 0 cleared)."""
+    table = np.bincount(group_of_vote * num_ids + voted_index, minlength=num_groups * num_ids)
+    table = table.reshape(num_groups, num_ids)
     table[:, 0] = 0
-    return table, ids
+    return table
 
 
 def _evidence_density(seen: np.ndarray, evidence: np.ndarray, voted: Optional[np.ndarray] = None) -> float:
@@ -719,12 +724,22 @@ def anchor_labels(
     voted = evidence > 0
     if not voted.any():
         return result
-    seen = labels > 0
-    density = _evidence_density(seen, evidence, voted)
-    coverage = config.min_coverage * (min(density, 1.0) if seen.any() else 1.0)
-    chain_ids, chain_index, area = compact_ids_areas(labels)
+    num_segments = int(auto.max()) if auto.size else 0
+    # the chain's ids over the segments: the ids and their areas, each segment's area and labelled pixels, and the
+    # reassignment's holders
+    counted = id_segment_table(labels, auto, num_segments) if counted is None else counted
+    chain_ids, area = counted.ids, counted.table.sum(axis=1)
+    seen_pixels = labels.size - int(area[0])  # (the ids start with 0)
+    # each voting pixel's index into the chain's ids: its votes are all the steps below read of the labels
+    chain_lut = np.zeros(int(chain_ids[-1]) + 1, dtype=np.int64)
+    chain_lut[chain_ids] = np.arange(len(chain_ids))
+    chain_of_vote = chain_lut.take(labels[voted])
+    # (``_evidence_density``: the share of the labelled pixels carrying evidence)
+    density = float(np.count_nonzero(chain_of_vote)) / max(seen_pixels, 1)
+    coverage = config.min_coverage * (min(density, 1.0) if seen_pixels else 1.0)
     indexed = _evidence_ids(evidence, voted)
-    table, ids = _vote_table(chain_index, evidence, len(chain_ids), indexed)
+    ids = indexed[1]
+    table = _votes(chain_of_vote, indexed[2], len(chain_ids), len(ids))
     if config.rename and len(chain_ids) > 1:
         # Every id's votes at once: its most voted evidence id (the first of the largest count: the largest share)
         # and the shares of that id and of its own id.
@@ -749,15 +764,13 @@ def anchor_labels(
             renamed[renamed_rows] = ids[best[renamed_rows]]
             result.overruled = len(renamed_rows)
             result.ids.extend(int(i) for i in ids[best[renamed_rows]])
-            out = renamed[chain_index]
-    num_segments = int(auto.max()) if auto.size else 0
+            chain_lut[chain_ids] = renamed  # (each id's new id, looked up per pixel)
+            out = chain_lut.take(labels)
     if num_segments == 0:
         result.labels = out
         return result
     table, ids = _vote_table(auto, evidence, num_segments + 1, indexed)
     votes = table.sum(axis=1)
-    # the chain's ids over the segments: each segment's area and labelled pixels, and the reassignment's holders
-    counted = id_segment_table(labels, auto, num_segments) if counted is None else counted
     seg_area = counted.table.sum(axis=0)
     labelled = seg_area - counted.table[0]  # (row 0: id 0)
     if config.reassign and pure is not None:
@@ -783,7 +796,7 @@ def anchor_labels(
             target = np.zeros(num_segments + 1, dtype=np.int64)
             target[assign] = ids[best[assign]]
             wanted = target[auto]
-            out = _assign_near_evidence(out, wanted, seen, evidence, voted, reach)
+            out = _assign_near_evidence(out, wanted, labels > 0, evidence, voted, reach)
             result.assigned = len(assign)
             result.ids.extend(int(i) for i in target[assign])
     if config.split:

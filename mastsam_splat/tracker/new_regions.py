@@ -108,6 +108,7 @@ def split_regions(
         can_fill[0] = False
         fill_id[can_fill] = tracked_ids[dominant[can_fill]]
 
+    uncovered_px = np.flatnonzero(labels == 0)  # (flat indices: found once for the reads and writes below)
     if carried is not None and config.carried_min_share <= 1.0 and np.any(is_new):
         # (segment, carried id) per pixel, and the pixels of each pair
         counted = segment_codes(carried, auto_labels, num_segments) if carried_counted is None else carried_counted
@@ -115,7 +116,7 @@ def split_regions(
         if len(carried_ids) > 1:
             size = (num_segments + 1) * len(carried_ids)
             # the gaps' pixels only: the votes for "no id carried" (column 0) are never read
-            votes = np.bincount(code[labels.ravel() == 0], minlength=size).reshape(num_segments + 1, len(carried_ids))
+            votes = np.bincount(code.take(uncovered_px), minlength=size).reshape(num_segments + 1, len(carried_ids))
             best = np.argmax(votes[:, 1:], axis=1) + 1
             rows = np.arange(num_segments + 1)
             share = votes[rows, best] / np.maximum(uncovered, 1)
@@ -125,7 +126,6 @@ def split_regions(
             fill_id[known] = carried_ids[best[known]]
             is_new &= ~known
 
-    uncovered_px = np.flatnonzero(labels == 0)  # (flat indices: found once for the reads and writes below)
     seg_of_uncovered = np.ravel(auto_labels).take(uncovered_px)
     fills = fill_id.take(seg_of_uncovered)
     in_new = is_new.take(seg_of_uncovered)
