@@ -15,7 +15,7 @@ tracked id dominates take their carried id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -60,6 +60,9 @@ class RegionSplit:
     """Segment numbers of the candidate regions, largest first."""
     filled_pixels: int
     """How many pixels the gap filling assigned to tracked ids."""
+    gaps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """[G] flat indices of the pixels the tracked labels left at 0: the only pixels ``labels`` and the new ids
+    change."""
 
 
 def split_regions(
@@ -137,4 +140,4 @@ def split_regions(
     regions = np.zeros_like(labels)
     regions.reshape(-1)[uncovered_px] = np.where(in_new, seg_of_uncovered, 0)
     region_ids = sorted(np.flatnonzero(is_new).tolist(), key=lambda s: (-uncovered[s], s))
-    return RegionSplit(labels, regions, region_ids, int(np.count_nonzero(fills)))
+    return RegionSplit(labels, regions, region_ids, int(np.count_nonzero(fills)), uncovered_px)

@@ -80,6 +80,21 @@ def id_segment_table(labels: np.ndarray, auto: np.ndarray, num_segments: int) ->
     return SegmentTable(ids, table.reshape(len(ids), columns))
 
 
+def gaps_filled(counted: SegmentTable, auto: np.ndarray, gaps: np.ndarray, values: np.ndarray) -> SegmentTable:
+    """``id_segment_table`` of a label image after the pixels ``gaps`` [G] (flat indices) that held id 0 in the
+    image ``counted`` counts were given ``values`` [G] (0: still unlabelled), from the changed pixels alone."""
+    columns = counted.table.shape[1]
+    segment = np.ravel(auto).take(gaps)
+    ids = np.union1d(counted.ids, values)  # (ids already present keep their pixels, so their rows stay)
+    table = np.zeros((len(ids), columns), dtype=np.int64)
+    table[np.searchsorted(ids, counted.ids)] = counted.table
+    table.reshape(-1)[:] += np.bincount(
+        np.searchsorted(ids, values) * columns + segment, minlength=len(ids) * columns
+    )
+    table[0] -= np.bincount(segment, minlength=columns)  # (the ids start with 0: every gap pixel left row 0)
+    return SegmentTable(ids, table)
+
+
 def id_member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """``np.isin(values, ids)`` of integer ids: one look-up in a table of the ids when all are non-negative and
     small (label images: at most 16-bit ids), else by sorting."""

@@ -98,7 +98,13 @@ from mastsam_splat.tracker.propagation import (
     supported_carry,
 )
 from mastsam_splat.tracker.rejection import lost_after_prompting, lost_before_prompting
-from mastsam_splat.tracker.segment_table import SegmentCodes, SegmentTable, id_segment_table, segment_codes
+from mastsam_splat.tracker.segment_table import (
+    SegmentCodes,
+    SegmentTable,
+    gaps_filled,
+    id_segment_table,
+    segment_codes,
+)
 from mastsam_splat.tracker.representatives import select_representatives
 from mastsam_splat.tracker.results import FrameReport, TrackResult
 from mastsam_splat.tracker.view_order import ViewOrder, sequence_order, view_order
@@ -1071,12 +1077,12 @@ class _Run:
         cfg = self.cfg
         reid = cfg.memory
         carried, counted, self.carried, self.carried_counted = self.carried, self.carried_counted, None, None
-        split = split_regions(
-            tracked, auto, cfg.new_regions, min_area, carried, counted, self._segment_table(tracked, auto)
-        )
+        tracked_counted = self._segment_table(tracked, auto)
+        split = split_regions(tracked, auto, cfg.new_regions, min_area, carried, counted, tracked_counted)
         report.filled_pixels = split.filled_pixels
         labels = split.labels
         if not split.region_ids:
+            self._count_gaps_filled(labels, auto, tracked_counted, split.gaps)
             return labels
         present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist()) - {0}
         region_of_point = point_labels(split.regions, points) if len(points) else np.zeros(0, dtype=np.int64)
@@ -1121,4 +1127,10 @@ class _Run:
         # assign[split.regions], labels)``)
         inside = np.flatnonzero(split.regions)
         labels.reshape(-1)[inside] = assign.take(np.ravel(split.regions).take(inside))
+        self._count_gaps_filled(labels, auto, tracked_counted, split.gaps)
         return labels
+
+    def _count_gaps_filled(self, labels: np.ndarray, auto: np.ndarray, counted: SegmentTable, gaps: np.ndarray) -> None:
+        """Keep the ``id_segment_table`` of the new regions' ``labels`` for the steps after them, from the tracked
+        labels' table ``counted`` and the ``gaps`` they filled (their pixels alone are counted)."""
+        self._counted = (labels, auto, gaps_filled(counted, auto, gaps, np.ravel(labels).take(gaps)))

@@ -90,3 +90,56 @@ def test_carried_codes_counted_once_give_the_steps_their_own_results(seed):
     np.testing.assert_array_equal(given.labels, plain.labels)
     np.testing.assert_array_equal(given.regions, plain.regions)
     assert given.region_ids == plain.region_ids
+
+
+def test_gaps_filled_equals_counting_the_filled_image_again():
+    """The table of an image whose unlabelled pixels were given ids (old ones, new ones, or left 0), updated from
+    those pixels alone, is the table counted over the whole image: same ids, same pixels per (id, segment)."""
+    from mastsam_splat.tracker.segment_table import gaps_filled
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        shape = (int(rng.integers(5, 40)), int(rng.integers(5, 40)))
+        auto = rng.integers(0, int(rng.integers(1, 9)), shape)
+        labels = np.where(rng.random(shape) < 0.4, 0, rng.choice([3, 7, 8, 20], shape))
+        if trial % 5 == 0:
+            labels[:] = 0  # nothing tracked
+        counted = id_segment_table(labels, auto, int(auto.max()))
+        gaps = np.flatnonzero(labels == 0)
+        filled = labels.copy()
+        values = rng.choice([0, 0, 3, 8, 11, 25, 40], len(gaps))
+        filled.reshape(-1)[gaps] = values
+        expected = id_segment_table(filled, auto, int(auto.max()))
+        got = gaps_filled(counted, auto, gaps, values)
+        np.testing.assert_array_equal(got.ids, expected.ids)
+        np.testing.assert_array_equal(got.table, expected.table)
+        assert got.table.dtype == expected.table.dtype and got.ids.dtype == expected.ids.dtype
+
+
+def test_every_table_the_tracker_reuses_equals_a_fresh_count(monkeypatch):
+    """The frame's (id, segment) table is counted once and then kept while the labels stay the same array, or
+    updated from the pixels the new regions filled: whenever a step reads a kept table, it is the table of the
+    labels it was given."""
+    from mastsam_splat.matchers import make_matcher
+    from mastsam_splat.segmenters import make_segmenter
+    from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
+    from mastsam_splat.tracker.tracker import _Run
+
+    from support.planar_scene import sequence
+
+    original = _Run._segment_table
+    checked = []
+
+    def checking(self, labels, auto):
+        kept = self._counted is not None and self._counted[0] is labels and self._counted[1] is auto
+        got = original(self, labels, auto)
+        expected = id_segment_table(labels, auto, int(auto.max()) if auto.size else 0)
+        np.testing.assert_array_equal(got.ids, expected.ids)
+        np.testing.assert_array_equal(got.table, expected.table)
+        checked.append(kept)
+        return got
+
+    monkeypatch.setattr(_Run, "_segment_table", checking)
+    frames = sequence([0.0, 0.15, 0.3, 0.45])
+    MastSAMTracker(TrackerConfig(), make_segmenter("classical"), make_matcher("geometric"), "geometric").run(frames)
+    assert sum(checked) >= 3 and not all(checked)  # tables kept between steps, and counted afresh
