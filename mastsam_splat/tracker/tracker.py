@@ -902,7 +902,8 @@ class _Run:
 
     def _merge_fragments(self, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Merge ids that keep lying inside one automatic segment (see ``FragmentMerger``)."""
-        absent = self._absent_evidence(labels, report.index)
+        counted = self._segment_table(labels, auto)
+        absent = self._absent_evidence(labels, report.index, counted.ids[counted.table.any(axis=1)])
         due = self.fragments.update(
             labels,
             auto,
@@ -910,7 +911,7 @@ class _Run:
             frame=report.index,
             parent=report.parent,
             absent=absent,
-            counted=self._segment_table(labels, auto),
+            counted=counted,
         )
         if not due:
             return labels
@@ -928,12 +929,12 @@ class _Run:
             self.labels.relabel(lut)
         return lut[labels]
 
-    def _absent_evidence(self, labels: np.ndarray, t: int) -> Optional[np.ndarray]:
+    def _absent_evidence(self, labels: np.ndarray, t: int, present: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         """[H, W] the 3D evidence of the ids absent from ``labels``, projected into frame ``t`` (0 elsewhere), of
         the ids with at least ``consensus.fragment_evidence_points`` pixels of it; ``None`` without evidence or
         without a visibility the capture measured: a depth map, or the SfM points the frame observed (only their
         voxels are projected). The evidence's own z-buffer lets sparse, occluded voxels vote, and their merges add up
-        to a catch-all id."""
+        to a catch-all id. ``present``: the ids ``labels`` holds, when the caller has them."""
         need = self.cfg.consensus.fragment_evidence_points
         frame = self.frames[t]
         if need <= 0 or self.evidence is None or len(self.evidence) == 0 or frame.camera is None:
@@ -942,14 +943,17 @@ class _Run:
         if depth is None and self.source != "sfm":
             return None
         evidence = self._evidence_image(t, labels.shape, depth)
-        counts = np.bincount(evidence.ravel())
-        present = np.bincount(labels.ravel())
-        keep = np.zeros(max(len(counts), len(present)), dtype=bool)
-        keep[: len(counts)] = counts >= need
-        keep[: len(present)][present > 0] = False
-        keep[0] = False
-        # (each kept id maps to itself, every other value to 0)
-        return np.where(keep, np.arange(len(keep)), 0)[evidence]
+        # (the evidence's own pixels only: it covers a part of the frame)
+        drawn = np.flatnonzero(evidence)
+        values = np.ravel(evidence).take(drawn)
+        keep = np.bincount(values) >= need
+        if present is None:
+            present = np.flatnonzero(np.bincount(labels.ravel()))
+        keep[present[present < len(keep)]] = False
+        kept = keep.take(values)
+        out = np.zeros(evidence.shape, dtype=np.int64)
+        out.reshape(-1)[drawn[kept]] = values[kept]
+        return out
 
     def _observed_evidence(self, t: int, values: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         """The SfM points frame ``t`` observed [N, 3] in voxels with evidence, and the voxels' owners [N] (or their
