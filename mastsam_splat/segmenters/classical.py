@@ -545,10 +545,14 @@ def _nearer_to_positive(region: np.ndarray, positive: np.ndarray, negative: np.n
     ys = np.arange(region.shape[0], dtype=np.float32) + np.float32(0.5)
 
     def nearest_sq(points: np.ndarray) -> np.ndarray:  # [h, w] squared distance (float32) to the nearest point
-        xy = points.astype(np.float32)
-        dx = xs[None, :] - xy[:, :1]
-        dy = ys[None, :] - xy[:, 1:]
-        squared = (dy * dy)[:, :, None] + (dx * dx)[:, None, :]  # [P, h, w]
-        return squared[0] if len(points) == 1 else squared.min(axis=0)
+        # (a running minimum over the points, each point's [h, w] distances made from its row and column terms)
+        best: Optional[np.ndarray] = None
+        for x, y in points.astype(np.float32):
+            dx = xs - x
+            dy = ys - y
+            squared = (dy * dy)[:, None] + (dx * dx)[None, :]
+            best = squared if best is None else np.minimum(best, squared, out=best)
+        assert best is not None
+        return best
 
     return region & (nearest_sq(positive) < nearest_sq(negative))
