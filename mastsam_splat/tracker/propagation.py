@@ -354,14 +354,8 @@ def keep_carried(
     strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
     if not strong.any():  # no segment holds two strong ids: nothing is taken back
         return labels, 0
-    # only the pixels of the segments holding two strong ids can change: the steps below read those pixels alone
-    pixels = np.flatnonzero(strong.any(axis=1).take(auto_labels.reshape(-1)))
-    held = labels.reshape(-1).take(pixels)
-    segment = auto_labels.reshape(-1).take(pixels)
-    # each of those segments' labelled pixels
-    tracked = np.bincount(segment[held > 0], minlength=num_segments + 1) >= min_area
-    take = strong.reshape(-1).take(code.take(pixels)) & ((held > 0) | tracked.take(segment))
-    given = carried.reshape(-1).take(pixels[take])
-    out = labels.astype(np.result_type(carried, labels), copy=True)
-    out.reshape(-1)[pixels[take]] = given
-    return out, int(np.count_nonzero(given != held[take]))
+    # each segment's labelled pixels, counted over those pixels only
+    tracked = np.bincount(auto_labels.ravel()[labels.ravel() > 0], minlength=num_segments + 1) >= min_area
+    take = strong.reshape(-1).take(code).reshape(labels.shape) & ((labels > 0) | tracked[auto_labels])
+    out = np.where(take, carried, labels)
+    return out, int(np.count_nonzero(out != labels))

@@ -85,12 +85,17 @@ def gaps_filled(counted: SegmentTable, auto: np.ndarray, gaps: np.ndarray, value
     image ``counted`` counts were given ``values`` [G] (0: still unlabelled), from the changed pixels alone."""
     columns = counted.table.shape[1]
     segment = np.ravel(auto).take(gaps)
-    ids = np.union1d(counted.ids, values)  # (ids already present keep their pixels, so their rows stay)
+    given = np.bincount(values) if len(values) else np.zeros(1, dtype=np.int64)
+    # (ids already present keep their pixels, so their rows stay; the ids are few: a table numbers them)
+    ids = np.union1d(counted.ids, np.flatnonzero(given))
+    number = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
+    number[ids] = np.arange(len(ids))
     table = np.zeros((len(ids), columns), dtype=np.int64)
-    table[np.searchsorted(ids, counted.ids)] = counted.table
-    table.reshape(-1)[:] += np.bincount(
-        np.searchsorted(ids, values) * columns + segment, minlength=len(ids) * columns
-    )
+    table[number.take(counted.ids)] = counted.table
+    code = number.take(values)
+    code *= columns
+    code += segment
+    table.reshape(-1)[:] += np.bincount(code, minlength=len(ids) * columns)
     table[0] -= np.bincount(segment, minlength=columns)  # (the ids start with 0: every gap pixel left row 0)
     return SegmentTable(ids, table)
 
