@@ -5,6 +5,10 @@
    ``independent`` mode with the same backends, alternated in one process for ``--repeats`` rounds;
    prints the median wall and CPU seconds per frame of each mode and their ratios (median of the
    per-round ratios). The CPU time (the process's own) is the steadier figure on a shared machine.
+   ``--data DATASET`` times a dataset instead (a real capture at full size, with the backends ``mastsam track``
+   picks for it); ``--segment-once`` segments the frames once per round, both modes read that segmentation
+   back, and the ratio adds the round's segmentation time to both (the segmenter's share is measured once
+   per round rather than in each run, so a machine whose speed drifts moves both sides together).
 2. ``memory``: ``mastsam track`` on the first N frames of a long scene (``--rss-frames``), each N in a
    fresh subprocess; prints the peak resident memory of each run (``os.wait4``) and its growth per
    100 frames between the smallest and the largest N.
@@ -18,6 +22,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py memory --rss-frames 100 300 1000 \
         --width 160 --height 120 --workdir /tmp/bench_tracker_cost
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py profile --frames 40 --top 30
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --data DATASET --segment-once --repeats 5
 """
 
 from __future__ import annotations
@@ -66,6 +71,15 @@ class BenchCost:
     """Functions listed by ``profile``."""
     out: Optional[Path] = None
     """JSON file with every number."""
+    data: Optional[Path] = None
+    """A dataset timed by ``time`` and ``profile`` instead of the synthetic scene (``mastsam prepare``'s output, or any
+    dataset ``mastsam track`` reads), at its full resolution, with the backends ``mastsam track`` picks for it (the
+    ``auto`` matcher and 3D points: a COLMAP model's tracks where it has one) and ``--segmenter``."""
+    segment_once: bool = False
+    """``time``: segment every frame once per round and let both modes read that segmentation back. Each round
+    times the segmentation (the same work in both modes) and each mode's own work on top of it, and the ratio is
+    (segmentation + consistent mode) / (segmentation + independent mode): on a machine whose speed drifts between
+    runs, the three move together."""
 
 
 def scene_folder(args: BenchCost, frames: int) -> Path:
@@ -81,53 +95,114 @@ def scene_folder(args: BenchCost, frames: int) -> Path:
     return folder
 
 
-def tracker_runner(args: BenchCost) -> tuple[list[Any], Callable[[str], Any]]:
-    """The ``time`` scene's frames, pixels held in memory, and a function running the tracker on them in a mode."""
+class SegmentedOnce:
+    """A segmenter whose ``prepare`` and ``auto`` read back results computed before (keyed by the image and state
+    objects); prompts go to the real segmenter."""
+
+    def __init__(self, inner: Any, states: dict[int, Any], autos: dict[int, Any]) -> None:
+        self.inner, self.states, self.autos = inner, states, autos
+
+    def prepare(self, image: np.ndarray) -> Any:
+        return self.states[id(image)]
+
+    def auto(self, state: Any) -> Any:
+        return self.autos[id(state)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+Segmentation = tuple[dict[int, Any], dict[int, Any]]
+
+
+def tracker_runner(
+    args: BenchCost,
+) -> tuple[list[Any], Callable[..., Any], Callable[[], tuple[Segmentation, float, float]]]:
+    """The ``time`` scene's (or ``--data``'s) frames, pixels held in memory; a function running the tracker on them in
+    a mode (reading a segmentation made before, when given one); and a function segmenting every frame once (the
+    segmentation and its wall and CPU seconds per frame)."""
     from mastsam_splat.io import load_scene
     from mastsam_splat.matchers import make_matcher
     from mastsam_splat.segmenters import SEGMENTER_CONFIGS, make_segmenter
     from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
+    from mastsam_splat.tracker.job import TrackingJob, check_matcher_inputs, resolve_matcher, with_sfm_points
 
-    folder = scene_folder(args, args.frames)
+    folder = scene_folder(args, args.frames) if args.data is None else args.data
     frames = [replace(f) for f in load_scene(folder).frames]  # a copy of a frame holds its decoded arrays
+    for frame in frames:
+        frame.image  # (decoded once, before any timing)
     segmenter_config = SEGMENTER_CONFIGS[args.segmenter]()
     if args.segmenter == "simulated":
         segmenter_config = replace(segmenter_config, data=folder)
+    if args.data is not None:
+        frames = with_sfm_points(frames, folder, "auto", subset=False)
+        matcher = resolve_matcher("auto", frames)
+        check_matcher_inputs(matcher, frames, folder)
 
-    def track(mode: str) -> Any:
-        tracker = MastSAMTracker(
-            replace(TrackerConfig(), mode=mode),
-            make_segmenter(args.segmenter, segmenter_config),
-            make_matcher(args.matcher),
-            matcher_name=args.matcher,
+    def make(mode: str) -> Any:
+        config = replace(TrackerConfig(), mode=mode)
+        if args.data is not None:
+            return TrackingJob.from_options(args.segmenter, matcher, config, data=folder).make_tracker()
+        return MastSAMTracker(
+            config, make_segmenter(args.segmenter, segmenter_config), make_matcher(args.matcher), args.matcher
         )
+
+    def track(mode: str, segmentation: Optional[Segmentation] = None) -> Any:
+        tracker = make(mode)
+        if segmentation is not None:
+            tracker.segmenter = SegmentedOnce(tracker.segmenter, *segmentation)
         return tracker.run(frames)
 
-    return frames, track
+    def segment() -> tuple[Segmentation, float, float]:
+        segmenter = make("independent").segmenter
+        states: dict[int, Any] = {}
+        autos: dict[int, Any] = {}
+        start, cpu = time.perf_counter(), time.process_time()
+        for frame in frames:
+            state = segmenter.prepare(frame.image)
+            states[id(frame.image)] = state
+            autos[id(state)] = segmenter.auto(state)
+        return (states, autos), (time.perf_counter() - start) / len(frames), (time.process_time() - cpu) / len(frames)
+
+    return frames, track, segment
 
 
 def bench_time(args: BenchCost) -> dict[str, Any]:
     """Median seconds per frame of both modes, alternated in this process."""
-    frames, track = tracker_runner(args)
+    frames, track, segment = tracker_runner(args)
+    segmentation: Optional[Segmentation] = None
 
     def run(mode: str) -> tuple[float, float, dict[str, float]]:
         wall, cpu = time.perf_counter(), time.process_time()
-        result = track(mode)
+        result = track(mode, segmentation)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return wall / len(frames), cpu / len(frames), result.timing()
 
+    if args.segment_once:
+        segmentation, _, _ = segment()
     run("independent")  # warm-up: imports and caches are not charged to either mode
     seconds: dict[str, list[float]] = {"independent": [], "mastsam": []}
     cpu: dict[str, list[float]] = {"independent": [], "mastsam": []}
     stages: dict[str, list[dict[str, float]]] = {"independent": [], "mastsam": []}
+    segmenting: list[float] = []
+    segmenting_cpu: list[float] = []
     for r in range(args.repeats):
+        if args.segment_once:
+            segmentation, seconds_per_frame, cpu_per_frame = segment()
+            segmenting.append(seconds_per_frame)
+            segmenting_cpu.append(cpu_per_frame)
         for mode in ("independent", "mastsam"):
             per_frame, cpu_per_frame, timing = run(mode)
             seconds[mode].append(per_frame)
             cpu[mode].append(cpu_per_frame)
             stages[mode].append(timing)
         print(f"round {r}: independent {seconds['independent'][-1]:.4f} s/frame (cpu {cpu['independent'][-1]:.4f}), "
-              f"mastsam {seconds['mastsam'][-1]:.4f} s/frame (cpu {cpu['mastsam'][-1]:.4f})", flush=True)
+              f"mastsam {seconds['mastsam'][-1]:.4f} s/frame (cpu {cpu['mastsam'][-1]:.4f})"
+              + (f", segmentation {segmenting[-1]:.4f} s/frame" if segmenting else ""), flush=True)
+    if segmenting:  # each mode's time with the segmentation it read back, measured in the same round
+        for mode in seconds:
+            seconds[mode] = [s + g for s, g in zip(seconds[mode], segmenting)]
+            cpu[mode] = [s + g for s, g in zip(cpu[mode], segmenting_cpu)]
     ratios = [m / i for m, i in zip(seconds["mastsam"], seconds["independent"])]
     cpu_ratios = [m / i for m, i in zip(cpu["mastsam"], cpu["independent"])]
     summary = {
@@ -144,7 +219,12 @@ def bench_time(args: BenchCost) -> dict[str, Any]:
             for k in stages["mastsam"][0] if k.endswith("_s") and k not in ("total_s", "median_frame_s")
         },
     }
-    print(f"{len(frames)} frames {args.width}x{args.height}, {args.segmenter} + {args.matcher}: "
+    if segmenting:
+        summary["segmentation_s_per_frame"] = float(np.median(segmenting))
+    size = f"{frames[0].width}x{frames[0].height}" if frames else "-"
+    matcher = args.matcher if args.data is None else "auto"
+    print(f"{len(frames)} frames {size}, {args.segmenter} + {matcher}"
+          + (" (segmented once per round)" if segmenting else "") + ": "
           f"independent {summary['independent_s_per_frame']:.4f} s/frame, "
           f"mastsam {summary['mastsam_s_per_frame']:.4f} s/frame, ratio {summary['ratio_median']:.3f}; CPU: "
           f"independent {summary['independent_cpu_s_per_frame']:.4f} s/frame, "
@@ -157,7 +237,7 @@ def bench_time(args: BenchCost) -> dict[str, Any]:
 
 def bench_profile(args: BenchCost) -> dict[str, Any]:
     """cProfile of one ``mastsam`` run (after a warm-up run): the top functions by own and cumulative time."""
-    frames, track = tracker_runner(args)
+    frames, track, _ = tracker_runner(args)
     track("mastsam")
     profile = cProfile.Profile()
     wall = time.perf_counter()
@@ -176,7 +256,8 @@ def bench_profile(args: BenchCost) -> dict[str, Any]:
             for (file, line, name), (_, calls, tt, ct, _) in list(stats.stats.items())  # type: ignore[attr-defined]
         ]
         summary[key] = sorted(summary[key], key=lambda row: -row[key])[: args.top]
-    print(f"{len(frames)} frames {args.width}x{args.height}, {args.segmenter} + {args.matcher}: {wall:.2f} s under cProfile")
+    size = f"{frames[0].width}x{frames[0].height}" if frames else "-"
+    print(f"{len(frames)} frames {size}, {args.segmenter}: {wall:.2f} s under cProfile")
     return summary
 
 

@@ -1088,11 +1088,14 @@ class _Run:
         if not split.region_ids:
             self._count_gaps_filled(labels, auto, tracked_counted, split.gaps)
             return labels
-        present = set(np.flatnonzero(np.bincount(labels.ravel())).tolist()) - {0}
+        # (the regions lie in the gaps: the gaps' pixels alone are read for the regions' areas and the ids present)
+        gap_values = np.ravel(labels).take(split.gaps)
+        gap_regions = np.ravel(split.regions).take(split.gaps)
+        present = (set(tracked_counted.ids.tolist()) | set(np.flatnonzero(np.bincount(gap_values)).tolist())) - {0}
         region_of_point = point_labels(split.regions, points) if len(points) else np.zeros(0, dtype=np.int64)
-        region_area = np.bincount(split.regions.ravel())
+        region_area = np.bincount(gap_regions)
         sampling = self._sampling_density(points, split.regions.shape)
-        assign = np.zeros(int(split.regions.max()) + 1, dtype=np.int64)
+        assign = np.zeros(int(gap_regions.max()) + 1, dtype=np.int64)
         # The covered regions' (samples of) points, looked up in the memory at once (it does not change in between).
         samples = []
         for region in split.region_ids:
@@ -1129,12 +1132,22 @@ class _Run:
             assign[region] = obj_id
         # (the regions' pixels only, written into the new labels ``split_regions`` made: ``np.where(split.regions > 0,
         # assign[split.regions], labels)``)
-        inside = np.flatnonzero(split.regions)
-        labels.reshape(-1)[inside] = assign.take(np.ravel(split.regions).take(inside))
-        self._count_gaps_filled(labels, auto, tracked_counted, split.gaps)
+        in_region = gap_regions > 0
+        gap_values[in_region] = assign.take(gap_regions[in_region])
+        labels.reshape(-1)[split.gaps[in_region]] = gap_values[in_region]
+        self._count_gaps_filled(labels, auto, tracked_counted, split.gaps, gap_values)
         return labels
 
-    def _count_gaps_filled(self, labels: np.ndarray, auto: np.ndarray, counted: SegmentTable, gaps: np.ndarray) -> None:
+    def _count_gaps_filled(
+        self,
+        labels: np.ndarray,
+        auto: np.ndarray,
+        counted: SegmentTable,
+        gaps: np.ndarray,
+        values: Optional[np.ndarray] = None,
+    ) -> None:
         """Keep the ``id_segment_table`` of the new regions' ``labels`` for the steps after them, from the tracked
-        labels' table ``counted`` and the ``gaps`` they filled (their pixels alone are counted)."""
-        self._counted = (labels, auto, gaps_filled(counted, auto, gaps, np.ravel(labels).take(gaps)))
+        labels' table ``counted`` and the ``gaps`` they filled (their pixels alone are counted; ``values``: the
+        labels there, when the caller has them)."""
+        values = np.ravel(labels).take(gaps) if values is None else values
+        self._counted = (labels, auto, gaps_filled(counted, auto, gaps, values))
