@@ -2,14 +2,17 @@
 
 A long run keeps every finished label image so that ids merged later can be merged in earlier
 frames too. Held as they are, they grow by one uint16 image per frame and every merge rewrites
-all of them. Here each image is stored once as zlib-compressed bytes of the ids it was stored
-with; a merge (an id lookup table) is composed into the tables of the stored images instead of
-being applied to their pixels. Images stored between two merges share one table, so a merge
-costs one table lookup per group of such images (``O(groups x ids)``, no pixel is touched), and
-a read costs one decompression and one lookup per pixel. The last few images read or stored are
-kept decompressed (``cache_size``), since a frame's parent is usually a recent one. Each image's pixel count per
-id is counted once, when first asked for, and kept as the counts of the ids it was stored with: the counts of
-its current ids (``counts``) go through the same table, without decompressing the image again.
+all of them. Here each image is stored once as its runs (the pixels in row-major order as
+(length, id) pairs: label images are large flat regions, so a frame holds a few runs per
+hundred pixels), zlib-compressed; a merge (an id lookup table) is composed into the tables of
+the stored images instead of being applied to their pixels. Images stored between two merges
+share one table, so a merge costs one table lookup per group of such images (``O(groups x
+ids)``, no pixel is touched), and a read looks the runs' ids up in the table and repeats each
+run's id over its length (no lookup per pixel). The runs of the last few images read or stored
+are kept decompressed (``cache_size``), since a frame's parent is usually a recent one. Each
+image's pixel count per id is counted once, when first asked for, off its runs, and kept as the
+counts of the ids it was stored with: the counts of its current ids (``counts``) go through the
+same table.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 COMPRESSION_LEVEL = 1
 """zlib level of the stored images (label images are large flat regions: level 1 already shrinks them ~20x)."""
 CACHE_SIZE = 4
-"""Decompressed images kept (the frames read most: the parent and the frame just stored)."""
+"""Images whose runs are kept decompressed (the frames read most: the parent and the frame just stored)."""
 
 
 class MergeTables:
@@ -90,14 +93,35 @@ class MergeTables:
         return sum(x.nbytes for x in self._tables if x is not None)
 
 
+Runs = tuple[np.ndarray, np.ndarray]
+"""A label image's runs: lengths [R] (uint32) and the ids as stored [R] (uint16), in row-major pixel order."""
+
+
+def image_runs(raw: np.ndarray) -> Runs:
+    """The runs of a uint16 label image [H, W] (C order)."""
+    flat = raw.reshape(-1)
+    if flat.size == 0:
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint16)
+    starts = np.flatnonzero(flat[1:] != flat[:-1])
+    starts += 1
+    lengths = np.diff(starts, prepend=0, append=flat.size).astype(np.uint32)
+    return lengths, flat.take(np.r_[0, starts])
+
+
+def runs_image(lengths: np.ndarray, ids: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The label image [H, W] of runs (a new array, of ``ids``' dtype)."""
+    return np.repeat(ids, lengths).reshape(shape)
+
+
 class _Stored:
-    """One label image as stored: compressed raw ids, its shape, the table group that maps them, and (once counted)
-    its stored ids with their pixel counts."""
+    """One label image as stored: its runs, compressed (lengths then ids), their number, its shape, the table group
+    that maps its ids, and (once counted) its stored ids with their pixel counts."""
 
-    __slots__ = ("data", "shape", "group", "counted")
+    __slots__ = ("data", "runs", "shape", "group", "counted")
 
-    def __init__(self, data: bytes, shape: tuple[int, int], group: int) -> None:
+    def __init__(self, data: bytes, runs: int, shape: tuple[int, int], group: int) -> None:
         self.data = data
+        self.runs = runs
         self.shape = shape
         self.group = group
         self.counted: Optional[tuple[np.ndarray, np.ndarray]] = None
@@ -113,8 +137,8 @@ class LabelStore:
     def __init__(self, count: int, cache_size: int = CACHE_SIZE, level: int = COMPRESSION_LEVEL) -> None:
         self._stored: list[Optional[_Stored]] = [None] * count
         self._tables = MergeTables(np.uint16)
-        self._raw: OrderedDict[int, np.ndarray] = OrderedDict()
-        """Recently used images, decompressed, as stored (before their table)."""
+        self._raw: OrderedDict[int, Runs] = OrderedDict()
+        """Runs of recently used images, decompressed, as stored (before their table)."""
         self.cache_size = int(cache_size)
         self.level = int(level)
 
@@ -136,7 +160,8 @@ class LabelStore:
         stored = self._stored[t]
         if stored is None:
             return None
-        return self._tables.apply(stored.group, self._raw_image(t, stored))
+        lengths, ids = self._runs(t, stored)
+        return runs_image(lengths, self._tables.apply(stored.group, ids), stored.shape)
 
     def __setitem__(self, t: int, labels: np.ndarray) -> None:
         """Store the label image of frame ``t`` (replacing the one stored before)."""
@@ -146,8 +171,10 @@ class LabelStore:
             raise ValueError(f"a label image is [H, W], got shape {raw.shape}")
         self._release(t)
         group = self._tables.join()
-        self._stored[t] = _Stored(zlib.compress(raw.tobytes(), self.level), (raw.shape[0], raw.shape[1]), group)
-        self._cache(t, raw.copy())
+        lengths, ids = image_runs(raw)
+        data = zlib.compress(lengths.tobytes() + ids.tobytes(), self.level)
+        self._stored[t] = _Stored(data, len(ids), (raw.shape[0], raw.shape[1]), group)
+        self._cache(t, (lengths, ids))
 
     def __iter__(self) -> Iterator[Optional[np.ndarray]]:
         for t in range(len(self)):
@@ -166,9 +193,11 @@ class LabelStore:
         if stored is None:
             return None
         if stored.counted is None:
-            raw = np.bincount(self._raw_image(t, stored).ravel())
-            ids = np.flatnonzero(raw)
-            stored.counted = ids.astype(np.uint16), raw[ids]
+            lengths, ids = self._runs(t, stored)
+            raw = np.zeros(int(ids.max()) + 1 if len(ids) else 0, dtype=np.int64)
+            np.add.at(raw, ids, lengths)
+            present = np.flatnonzero(raw)
+            stored.counted = present.astype(np.uint16), raw[present]
         return self._tables.counts(stored.group, *stored.counted)
 
     def shape(self, t: int) -> Optional[tuple[int, int]]:
@@ -184,7 +213,7 @@ class LabelStore:
         """Bytes held: compressed images, tables and the decompressed cache."""
         data = sum(len(s.data) for s in self._stored if s is not None)
         data += sum(sum(x.nbytes for x in s.counted) for s in self._stored if s is not None and s.counted is not None)
-        return data + self._tables.nbytes() + sum(x.nbytes for x in self._raw.values())
+        return data + self._tables.nbytes() + sum(a.nbytes + b.nbytes for a, b in self._raw.values())
 
     # ------------------------------------------------------------------ merges
     def relabel(self, lut: np.ndarray) -> None:
@@ -200,16 +229,18 @@ class LabelStore:
             raise IndexError(f"frame index {t} out of range for {len(self._stored)} frames")
         return t
 
-    def _raw_image(self, t: int, stored: _Stored) -> np.ndarray:
-        raw = self._raw.get(t)
-        if raw is not None:
+    def _runs(self, t: int, stored: _Stored) -> Runs:
+        runs = self._raw.get(t)
+        if runs is not None:
             self._raw.move_to_end(t)
-            return raw
-        raw = np.frombuffer(zlib.decompress(stored.data), dtype=np.uint16).reshape(stored.shape)
-        self._cache(t, raw)
-        return raw
+            return runs
+        data = zlib.decompress(stored.data)
+        split = 4 * stored.runs  # (uint32 lengths, then uint16 ids)
+        runs = np.frombuffer(data[:split], dtype=np.uint32), np.frombuffer(data[split:], dtype=np.uint16)
+        self._cache(t, runs)
+        return runs
 
-    def _cache(self, t: int, raw: np.ndarray) -> None:
+    def _cache(self, t: int, raw: Runs) -> None:
         if self.cache_size <= 0:
             return
         self._raw[t] = raw
