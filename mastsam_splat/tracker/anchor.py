@@ -44,7 +44,7 @@ from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.consolidate import voxel_centres
 from mastsam_splat.tracker.nearest_feature import feature_transform_near, near_boxes
 from mastsam_splat.tracker.memory import labelled_voxels, occupied_keys, pair_positions, voxel_coords, voxel_keys
-from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table, segment_count
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 
@@ -724,7 +724,7 @@ def anchor_labels(
     voted = evidence > 0
     if not voted.any():
         return result
-    num_segments = int(auto.max()) if auto.size else 0
+    num_segments = segment_count(auto)
     # the chain's ids over the segments: the ids and their areas, each segment's area and labelled pixels, and the
     # reassignment's holders
     counted = id_segment_table(labels, auto, num_segments) if counted is None else counted
@@ -863,7 +863,7 @@ def reassign_segments(
     a few votes on a segment are all the evidence there is. ``counted``: ``id_segment_table(labels, auto)`` when the
     caller has it."""
     labels = np.asarray(labels, dtype=np.int64)
-    num_segments = int(auto.max()) if auto.size else 0
+    num_segments = segment_count(auto)
     if num_segments == 0 or not (pure > 0).any():
         return labels, []
     pooled = pure if group is None else group[pure]
@@ -900,7 +900,7 @@ def segment_changes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The segment reassignments between ``before`` and ``after`` [H, W] (ids, with their objects ``group``) over
     ``auto``'s segments: per segment [S + 1] the object that gave it up (0: unchanged) and the id it went to."""
-    num_segments = int(auto.max()) if auto.size else 0
+    num_segments = segment_count(auto)
     source = np.zeros(num_segments + 1, dtype=np.int64)
     target = np.zeros(num_segments + 1, dtype=np.int64)
     changed = before != after

@@ -29,7 +29,13 @@ import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.representatives import match_labels
-from mastsam_splat.tracker.segment_table import SegmentTable, compact_ids, id_segment_table, without_ids
+from mastsam_splat.tracker.segment_table import (
+    SegmentTable,
+    compact_ids,
+    id_segment_table,
+    segment_count,
+    without_ids,
+)
 from mastsam_splat.types import Matches
 
 
@@ -107,7 +113,7 @@ def segment_votes(
     prev_labels: np.ndarray, auto_labels: np.ndarray, matches: Matches
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vote table [S + 1, I] (segment x source id index) and the source ids [I] (0 first = unlabelled)."""
-    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    num_segments = segment_count(auto_labels)
     seg = match_labels(auto_labels, matches.xy_b)
     src = match_labels(prev_labels, matches.xy_a)
     if len(src) == 0:
@@ -135,7 +141,7 @@ def apply_consensus(
     this frame to the id they joined. ``counted``: ``id_segment_table(tracked, auto_labels)`` when the caller has it.
     """
     labels = tracked.astype(np.int64, copy=True)
-    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    num_segments = segment_count(auto_labels)
     if num_segments == 0 or len(matches) == 0:
         return ConsensusResult(labels, 0, 0)
     table, ids = segment_votes(prev_labels, auto_labels, matches)
@@ -248,7 +254,7 @@ class FragmentMerger:
         if self.frames <= 0:
             return {}
         previous = self._previous(parent, frame)
-        num_segments = int(auto_labels.max()) if auto_labels.size else 0
+        num_segments = segment_count(auto_labels)
         ids, table = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
         drawn = np.flatnonzero(absent) if absent is not None and num_segments > 0 else np.zeros(0, dtype=np.intp)
         if len(drawn):

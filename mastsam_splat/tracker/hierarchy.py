@@ -24,7 +24,7 @@ from typing import Iterable, Literal, Optional
 import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table, segment_count
 
 
 @dataclass
@@ -62,7 +62,7 @@ def contained_pairs(
     """Pairs (smaller id, larger id) of ids of ``labels`` [H, W] that both lie inside one segment of ``auto``
     [H, W] (at least ``containment`` of each id's pixels, and ``min_area`` pixels); ``counted``: their
     ``id_segment_table`` when the caller has it."""
-    num_segments = int(auto.max()) if auto.size else 0
+    num_segments = segment_count(auto)
     if num_segments == 0:
         return set()
     ids, table = id_segment_table(labels, auto, num_segments) if counted is None else counted

@@ -21,7 +21,13 @@ from typing import Optional
 import numpy as np
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.segment_table import SegmentCodes, SegmentTable, id_segment_table, segment_codes
+from mastsam_splat.tracker.segment_table import (
+    SegmentCodes,
+    SegmentTable,
+    id_segment_table,
+    segment_codes,
+    segment_count,
+)
 
 
 @dataclass
@@ -88,7 +94,7 @@ def split_regions(
         counted: ``id_segment_table(labels, auto_labels)`` when the caller has it.
     """
     labels = labels.astype(np.int64, order="C", copy=True)
-    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    num_segments = segment_count(auto_labels)
     if num_segments == 0:
         return RegionSplit(labels, np.zeros_like(labels), [], 0)
     tracked_ids, by_id = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted

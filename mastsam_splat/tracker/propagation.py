@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.segment_table import SegmentCodes, segment_codes
+from mastsam_splat.tracker.segment_table import SegmentCodes, segment_codes, segment_count
 from mastsam_splat.tracker.representatives import Representatives, match_labels
 from mastsam_splat.types import Matches
 
@@ -337,7 +337,7 @@ def keep_carried(
     onto it), keep ``labels``, and a segment tracking did not reach is left to the new regions, whose own test of
     the carried ids keeps the granularity. Returns the labels and how many pixels changed.
     """
-    num_segments = int(auto_labels.max()) if auto_labels.size else 0
+    num_segments = segment_count(auto_labels)
     if num_segments == 0 or not np.any(carried):
         return labels, 0
     # one (segment, carried id) code per pixel: counted into the table and looked up in ``strong`` below

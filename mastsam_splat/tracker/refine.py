@@ -30,7 +30,7 @@ import numpy as np
 from scipy.ndimage import find_objects
 from scipy.spatial import cKDTree
 
-from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table
+from mastsam_splat.tracker.segment_table import SegmentTable, id_segment_table, segment_count
 
 
 @dataclass
@@ -84,7 +84,7 @@ def pieces(
 ) -> dict[int, list[int]]:
     """For every id of ``labels`` [H, W] cut into pieces by ``auto`` [H, W]: its pieces' segment numbers, largest
     first (``counted``: their ``id_segment_table`` when the caller has it)."""
-    num_segments = int(auto.max()) if auto.size else 0
+    num_segments = segment_count(auto)
     if num_segments < 2:
         return {}
     ids, table = id_segment_table(labels, auto, num_segments) if counted is None else counted

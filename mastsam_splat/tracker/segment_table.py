@@ -9,9 +9,28 @@ image. ``compact_ids`` itself lives here too, for the steps that need each pixel
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import weakref
+from typing import NamedTuple, Optional
 
 import numpy as np
+
+
+_counted_segments: tuple[Optional["weakref.ReferenceType[np.ndarray]"], int] = (None, 0)
+"""The last frozen segment image counted, and its number of segments."""
+
+
+def segment_count(auto: np.ndarray) -> int:
+    """The number of segments of a segment image ``auto`` [H, W] (segments ``1..n``: its largest value, 0 when
+    empty). A frozen image (read-only and owning its pixels, as the tracker holds a frame's segments) is counted
+    once: the steps of a frame all ask for the count of one image."""
+    global _counted_segments
+    held, count = _counted_segments
+    if held is not None and held() is auto:
+        return count
+    count = int(auto.max()) if auto.size else 0
+    if auto.base is None and not auto.flags.writeable:
+        _counted_segments = (weakref.ref(auto), count)
+    return count
 
 
 def compact_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

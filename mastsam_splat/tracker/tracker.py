@@ -104,6 +104,7 @@ from mastsam_splat.tracker.segment_table import (
     gaps_filled,
     id_segment_table,
     segment_codes,
+    segment_count,
 )
 from mastsam_splat.tracker.representatives import select_representatives
 from mastsam_splat.tracker.results import FrameReport, TrackResult
@@ -514,6 +515,7 @@ class _Run:
 
         with clock("auto"):
             auto = auto_label_image(seg.auto(state), (h, w), min_area)
+            auto.flags.writeable = False  # (the frame's segments: read by every step, written by none)
         if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
@@ -638,7 +640,7 @@ class _Run:
         cached = self._counted
         if cached is not None and cached[0] is labels and cached[1] is auto:
             return cached[2]
-        counted = id_segment_table(labels, auto, int(auto.max()) if auto.size else 0)
+        counted = id_segment_table(labels, auto, segment_count(auto))
         self._counted = (labels, auto, counted)
         return counted
 
@@ -804,7 +806,7 @@ class _Run:
         cfg = self.cfg.memory
         if self.memory is None or not cfg.check or len(points) == 0 or not self._visited():
             return labels
-        num_segments = int(auto.max()) if auto.size else 0
+        num_segments = segment_count(auto)
         if num_segments == 0:
             return labels
         ids, by_id = self._segment_table(labels, auto)
@@ -994,7 +996,7 @@ class _Run:
 
     def _fresh_ids(self, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Independent mode: every automatic segment of the frame gets a new id."""
-        n = int(auto.max()) if auto.size else 0
+        n = segment_count(auto)
         if n == 0:
             return np.zeros_like(auto)
         first = self.next_id
@@ -1049,7 +1051,7 @@ class _Run:
             self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
         # (the prompted masks' table over the segments, read by the containment test and the consensus' snapping)
-        counted = id_segment_table(labels, auto, int(auto.max())) if auto.size and auto.max() > 0 else None
+        counted = id_segment_table(labels, auto, segment_count(auto)) if segment_count(auto) else None
         together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area, counted)
         sure = matches.confidence >= cfg.confidence_threshold
         confident = matches if sure.all() else matches.subset(sure)  # (all confident: no copy of dense matches)
@@ -1067,7 +1069,7 @@ class _Run:
                 carried, prev, confident, cfg.propagation
             )
             if np.any(self.carried):  # (the carried partition's pairs with the segments, read again by the new regions)
-                self.carried_counted = segment_codes(self.carried, auto, int(auto.max()) if auto.size else 0)
+                self.carried_counted = segment_codes(self.carried, auto, segment_count(auto))
             labels, report.carried_pixels = keep_carried(
                 labels, auto, self.carried, cfg.propagation, min_area, self.carried_counted
             )

@@ -143,3 +143,22 @@ def test_every_table_the_tracker_reuses_equals_a_fresh_count(monkeypatch):
     frames = sequence([0.0, 0.15, 0.3, 0.45])
     MastSAMTracker(TrackerConfig(), make_segmenter("classical"), make_matcher("geometric"), "geometric").run(frames)
     assert sum(checked) >= 3 and not all(checked)  # tables kept between steps, and counted afresh
+
+
+def test_segment_count_counts_a_frozen_image_once_and_any_other_every_time():
+    from mastsam_splat.tracker import segment_table
+    from mastsam_splat.tracker.segment_table import segment_count
+
+    open_image = np.array([[0, 3], [1, 2]])
+    assert segment_count(open_image) == 3
+    open_image[0, 0] = 9  # a writable image is counted again
+    assert segment_count(open_image) == 9
+    frozen = open_image.copy()
+    frozen.flags.writeable = False
+    assert segment_count(frozen) == 9 and segment_table._counted_segments[0]() is frozen
+    assert segment_count(frozen[:1]) == 9  # (a view is counted, not kept)
+    assert segment_table._counted_segments[0]() is frozen
+    assert segment_count(np.zeros((0, 3), dtype=np.int64)) == 0
+    other = np.array([[5]])
+    other.flags.writeable = False
+    assert segment_count(other) == 5 and segment_count(frozen) == 9
