@@ -546,13 +546,13 @@ def _nearer_to_positive(region: np.ndarray, positive: np.ndarray, negative: np.n
 
     def nearest_sq(points: np.ndarray) -> np.ndarray:  # [h, w] squared distance (float32) to the nearest point
         # (a running minimum over the points, each point's [h, w] distances made from its row and column terms)
-        best: Optional[np.ndarray] = None
+        best = np.full((len(ys), len(xs)), np.inf, dtype=np.float32)
+        squared = np.empty_like(best)
         for x, y in points.astype(np.float32):
             dx = xs - x
             dy = ys - y
-            squared = (dy * dy)[:, None] + (dx * dx)[None, :]
-            best = squared if best is None else np.minimum(best, squared, out=best)
-        assert best is not None
+            np.add((dy * dy)[:, None], (dx * dx)[None, :], out=squared)
+            np.minimum(best, squared, out=best)
         return best
 
     return region & (nearest_sq(positive) < nearest_sq(negative))

@@ -140,10 +140,10 @@ def apply_consensus(
     ``matches`` should hold the confident correspondences only. ``alias`` maps ids merged away in
     this frame to the id they joined. ``counted``: ``id_segment_table(tracked, auto_labels)`` when the caller has it.
     """
-    labels = tracked.astype(np.int64, copy=True)
     num_segments = segment_count(auto_labels)
     if num_segments == 0 or len(matches) == 0:
-        return ConsensusResult(labels, 0, 0)
+        return ConsensusResult(tracked.astype(np.int64, copy=True), 0, 0)
+    labels = tracked.astype(np.int64, copy=False)  # (only read: the result is a new array)
     table, ids = segment_votes(prev_labels, auto_labels, matches)
     if alias:
         ids = np.array([alias.get(int(i), int(i)) for i in ids], dtype=np.int64)

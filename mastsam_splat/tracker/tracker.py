@@ -1073,7 +1073,8 @@ class _Run:
             labels, report.carried_pixels = keep_carried(
                 labels, auto, self.carried, cfg.propagation, min_area, self.carried_counted
             )
-        report.tracked = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
+        # (the ids present, off the labels' table, which the 3D vote or the new regions read next)
+        report.tracked = int(np.count_nonzero(self._segment_table(labels, auto).ids))
         return labels, together
 
     def _new_regions(
