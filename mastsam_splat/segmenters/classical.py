@@ -367,17 +367,19 @@ class ClassicalSegmenter:
             members[tree.leaves(node)] = True
         rows, cols = _regions_box(state, regions)
         segmentation = _member_pixels(state, members, (rows, cols))
-        box = [rows.start, rows.stop, cols.start, cols.stop]
+        box = (rows.start, rows.stop, cols.start, cols.stop)
         if shared_leaves:
             pos_leaf_array = np.asarray(pos_leaf)
             neg_leaf_array = np.asarray(neg_leaf)
             for leaf in shared_leaves:
                 window = state.boxes[leaf]
                 offset = (window[1].start, window[0].start)  # (x, y) of the box corner
-                box = [min(box[0], window[0].start), max(box[1], window[0].stop)] + [
+                box = (
+                    min(box[0], window[0].start),
+                    max(box[1], window[0].stop),
                     min(box[2], window[1].start),
                     max(box[3], window[1].stop),
-                ]
+                )
                 segmentation[window] |= _nearer_to_positive(
                     state.superpixels[window] == leaf,
                     pos[pos_leaf_array == leaf] - offset,
@@ -388,7 +390,7 @@ class ClassicalSegmenter:
             segmentation=segmentation,
             score=_prompt_contrast_score(state, members),
             area=int(np.count_nonzero(segmentation[box[0] : box[1], box[2] : box[3]])),
-            box=(box[0], box[1], box[2], box[3]),
+            box=box,
         )
 
 

@@ -568,9 +568,10 @@ class _Run:
             pure = project_evidence(
                 centres, decided, frame.camera, labels.shape, self.evidence.voxel_size, self.cfg.anchor, depth
             )
-        result = anchor_labels(labels, auto, evidence, self.cfg.anchor, pure, self._segment_table(labels, auto))
-        present = np.bincount(labels.ravel()) if result.ids else np.zeros(0, dtype=np.int64)
-        recovered = [i for i in result.ids if i >= len(present) or present[i] == 0]
+        counted = self._segment_table(labels, auto)
+        result = anchor_labels(labels, auto, evidence, self.cfg.anchor, pure, counted)
+        present = set(counted.ids.tolist())  # (the ids the chain carried into the frame)
+        recovered = [i for i in result.ids if i not in present]
         report.reidentified += len(set(recovered))
         report.anchored_segments = result.assigned
         report.overruled_segments = result.overruled
