@@ -9,8 +9,10 @@ region (an object it merges with its surroundings in a frame or two stays apart)
 average linkage: two objects join only when, over all pairs of their ids that share frames, the
 ids lay inside one segment in ``share`` of those frames, so a chain of small ids, each seen once
 or twice inside a segment with its neighbours, cannot join two large surfaces the segmenter keeps
-apart into one catch-all object. The tracked labels are tested before the segment consensus gives
-such a segment to one of them, and again at the end of the frame. Each object is named by its oldest (smallest) id, so an id that was
+apart into one catch-all object. The test runs after the sequence, on every visited frame's finished
+labels and its automatic segments (kept for it): frames are redrawn after the sequence (split
+families, merges), so the parts the segment consensus gave to one id while the frame was labelled
+show there as the segmenter cut them, and merged ids count each frame once. Each object is named by its oldest (smallest) id, so an id that was
 never grouped is its own object and the object level of a run without grouping equals its ids.
 A face merged into its solid's id after the sequence (creases.py) joins that id's object; its own links are
 dropped first (``forget``), so a face that strayed into a neighbour's segment does not bring the neighbour along.
@@ -91,16 +93,30 @@ class ObjectGroups:
     def __init__(self, config: HierarchyConfig | None = None) -> None:
         self.config = config or HierarchyConfig()
         self._pairs: set[tuple[int, int]] = set()
-        self._seen: dict[tuple[int, int], int] = {}
-        """Pairs found inside one segment -> visited frames they were found in."""
+        self._seen: dict[tuple[int, int], set[int]] = {}
+        """Pairs found inside one segment -> the visited frames they were found in (kept as frames, not counts, so
+        that when ids merge the pairs they become count each frame once)."""
 
-    def observe(self, pairs: set[tuple[int, int]]) -> None:
-        """Count one frame's pairs lying inside one segment; pairs seen in ``config.frames`` frames (and in
+    def observe(self, pairs: set[tuple[int, int]], frame: int) -> None:
+        """Record one frame's pairs lying inside one segment; pairs seen in ``config.frames`` frames (and in
         ``config.share`` of the frames showing both, see ``object_of``) join."""
         if self.config.frames <= 0:
             return
         for pair in pairs:
-            self._seen[pair] = self._seen.get(pair, 0) + 1
+            self._seen.setdefault(pair, set()).add(frame)
+
+    def observe_frames(
+        self, frames: Iterable[tuple[int, Optional[np.ndarray], Optional[np.ndarray]]], min_area: int
+    ) -> None:
+        """Record afresh, for each ``(frame, labels, segments)`` (a visited frame's finished labels and its automatic
+        segments, [H, W] each; ``None``: not kept), the pairs of ids lying inside one segment (``contained_pairs``,
+        ids of ``min_area`` pixels or more)."""
+        self._seen = {}
+        for frame, labels, auto in frames:
+            if labels is None or auto is None:
+                continue
+            pairs = contained_pairs(labels.astype(np.int64), auto.astype(np.int64), self.config.containment, min_area)
+            self.observe(pairs, frame)
 
     def join(self, a: int, b: int) -> None:
         """Record that ids ``a`` and ``b`` belong to one object."""
@@ -112,7 +128,7 @@ class ObjectGroups:
         own objects along)."""
         gone = set(int(i) for i in ids)
         self._pairs = {pair for pair in self._pairs if not gone.intersection(pair)}
-        self._seen = {pair: n for pair, n in self._seen.items() if not gone.intersection(pair)}
+        self._seen = {pair: frames for pair, frames in self._seen.items() if not gone.intersection(pair)}
 
     def relabel(self, lut: np.ndarray) -> None:
         """Follow an id mapping (merges)."""
@@ -125,16 +141,17 @@ class ObjectGroups:
         for pair in pairs:
             self.join(*mapped(pair))
         seen, self._seen = self._seen, {}
-        for pair, n in seen.items():
+        for pair, frames in seen.items():
             a, b = mapped(pair)
-            if a != b:
-                self._seen[(a, b)] = max(self._seen.get((a, b), 0), n)
+            if a != b:  # (ids that became one: the frames of both pairs, each once)
+                self._seen[(a, b)] = self._seen.get((a, b), set()) | frames
 
     def together(self, frames_of: Optional[dict[int, set[int]]] = None) -> set[tuple[int, int]]:
         """Pairs seen inside one segment often enough to join: in ``config.frames`` frames and, given the frames
         each id shows in (``frames_of``), in ``config.share`` of the frames showing both."""
         out = set()
-        for (a, b), n in self._seen.items():
+        for (a, b), frames in self._seen.items():
+            n = len(frames)
             if self.config.frames <= 0 or n < self.config.frames:
                 continue
             if frames_of is not None:
@@ -182,11 +199,15 @@ class ObjectGroups:
         """``pairs`` by decreasing share of their common frames spent inside one segment (then count, then ids)."""
 
         def key(pair: tuple[int, int]) -> tuple[float, int, tuple[int, int]]:
-            seen = self._seen.get(pair, 0)
+            seen = self._times_seen(pair)
             both = _common_frames(pair, frames_of) if frames_of is not None else 0
             return (-(seen / both) if both else 0.0, -seen, pair)
 
         return sorted(pairs, key=key)
+
+    def _times_seen(self, pair: tuple[int, int]) -> int:
+        """Visited frames in which the ids of ``pair`` lay inside one segment."""
+        return len(self._seen.get(pair, ()))
 
     def _linked(self, group_a: list[int], group_b: list[int], frames_of: dict[int, set[int]]) -> bool:
         """Whether the ids of two objects, pooled over every cross pair that shares frames, lay inside one segment
@@ -197,7 +218,7 @@ class ObjectGroups:
                 pair = (min(a, b), max(a, b))
                 both = _common_frames(pair, frames_of)
                 if both:
-                    together += self._seen.get(pair, 0)
+                    together += self._times_seen(pair)
                     common += both
         return common == 0 or together >= self.config.share * common
 

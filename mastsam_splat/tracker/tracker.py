@@ -57,7 +57,7 @@ from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import consolidation_merges, presence_from_counts, voxel_centres
 from mastsam_splat.tracker.creases import CreaseTally, frame_edges
-from mastsam_splat.tracker.hierarchy import ObjectGroups, contained_pairs
+from mastsam_splat.tracker.hierarchy import ObjectGroups
 from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore
 from mastsam_splat.tracker.memory import (
@@ -283,8 +283,8 @@ class _Run:
         self._recount = False
         """Whether the reports' id counts are due for a recount (label images changed after the sequence)."""
         self._counted: Optional[tuple[np.ndarray, np.ndarray, SegmentTable]] = None
-        """(labels, segments, their ``id_segment_table``): ``_refine`` and the object level's containment test read one
-        table when no step changed the labels in between (``_segment_table``)."""
+        """(labels, segments, their ``id_segment_table``): the steps of a frame read one table when none changed the
+        labels in between (``_segment_table``)."""
         self._projected: Optional[tuple[int, np.ndarray, np.ndarray]] = None
         """(frame, evidence owners, their projection into the frame): ``_anchor`` and ``_absent_evidence`` project the
         same evidence into one frame when no step changed it in between."""
@@ -478,7 +478,13 @@ class _Run:
         if shape is None:
             return {}
         h, w = shape
-        frames_of = presence_from_counts(per_frame, max(1, int(round(self.cfg.min_area_fraction * h * w))))
+        min_area = max(1, int(round(self.cfg.min_area_fraction * h * w)))
+        frames_of = presence_from_counts(per_frame, min_area)
+        if self.cfg.hierarchy.frames > 0:
+            # (tested on the finished labels: frames redrawn after the sequence show the parts the segment consensus
+            # gave to one id while the frame was labelled; prompted masks, before the consensus, are not the
+            # segmenter's view)
+            self.groups.observe_frames(((t, self.labels[t], self.segments[t]) for t in visited), min_area)
         return self.groups.object_of(present - {0}, frames_of)
 
     # ------------------------------------------------------------------ step
@@ -519,12 +525,11 @@ class _Run:
         if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
-                tracked_labels, together = self._track(frame, parent, state, matches, auto, report)
+                tracked_labels = self._track(frame, parent, state, matches, auto, report)
             with clock("anchor"):
                 tracked_labels = self._anchor(frame, tracked_labels, auto, report)
         else:
             tracked_labels = np.zeros((h, w), dtype=np.int64)
-            together = set()
         with clock("regions"):
             if cfg.mode == "independent":
                 labels = self._fresh_ids(auto, report)
@@ -535,10 +540,6 @@ class _Run:
                 labels = self._merge_fragments(labels, auto, report)
                 labels = self._refine(labels, auto, points, report, min_area)
                 labels = self._split_jumps(frame, labels, tracked_labels, first_new, points, report, auto)
-                together |= contained_pairs(
-                    labels, auto, cfg.hierarchy.containment, min_area, self._segment_table(labels, auto)
-                )
-                self.groups.observe(together)
                 self._counted = None
         labels16 = labels.astype(np.uint16)
         self.labels[t] = labels16
@@ -863,8 +864,9 @@ class _Run:
         return self.cfg.mode == "mastsam" and frame.camera is not None and depth_map(frame) is None
 
     def _keep_segments(self, t: int, auto: np.ndarray) -> None:
-        """Keep frame ``t``'s automatic segments for the check after the sequence."""
-        if self._rechecked(t):
+        """Keep frame ``t``'s automatic segments for the steps after the sequence: the object level's containment
+        test (``hierarchy``) and the check of frames without a depth map (``_rechecked``)."""
+        if self.cfg.hierarchy.frames > 0 or self._rechecked(t):
             self.segments[t] = auto.astype(np.uint16)
 
     def _reassign_visited(self) -> int:
@@ -872,7 +874,8 @@ class _Run:
         evidence names, as the id of that object with most votes (see ``anchor.reassign_segments``): frames visited
         early were labelled before later views showed which id their surfaces belong to. Returns how many segments
         changed id."""
-        if self.evidence is None or len(self.evidence) == 0 or not self.segments.stored():
+        rechecked = [t for t in self.segments.stored() if self._rechecked(t)]
+        if self.evidence is None or len(self.evidence) == 0 or not rechecked:
             return 0
         centres, owners = self.evidence.points()
         decided = np.where(self.evidence.purity() >= self.cfg.anchor.reassign_purity, owners, 0)
@@ -883,7 +886,7 @@ class _Run:
             group[obj_id] = root
         recheck = replace(self.cfg.anchor, share=self.cfg.anchor.retroactive_share)
         changed = 0
-        for t in self.segments.stored():
+        for t in rechecked:
             labels, auto, camera = self.labels[t], self.segments[t], self.frames[t].camera
             if labels is None or auto is None or camera is None:
                 continue
@@ -1008,9 +1011,8 @@ class _Run:
 
     def _track(
         self, frame: Frame, parent: int, state: Any, matches: Matches, auto: np.ndarray, report: FrameReport
-    ) -> tuple[np.ndarray, set[tuple[int, int]]]:
-        """Carry the parent frame's ids into this frame (steps 2-6); returns tracked labels [H, W] and the pairs of
-        prompted masks lying inside one automatic segment (``hierarchy``)."""
+    ) -> np.ndarray:
+        """Carry the parent frame's ids into this frame (steps 2-6); returns the tracked labels [H, W]."""
         cfg = self.cfg
         h, w = frame.height, frame.width
         prev = self.labels[parent]
@@ -1051,12 +1053,11 @@ class _Run:
                 self.evidence.relabel(lut)
             self.groups.relabel(lut)
         labels = resolve_overlaps(masks, prompts, (h, w))
-        # (the prompted masks' table over the segments, read by the containment test and the consensus' snapping)
-        counted = id_segment_table(labels, auto, segment_count(auto)) if segment_count(auto) else None
-        together = contained_pairs(labels, auto, cfg.hierarchy.containment, min_area, counted)
         sure = matches.confidence >= cfg.confidence_threshold
         confident = matches if sure.all() else matches.subset(sure)  # (all confident: no copy of dense matches)
         if cfg.consensus.enabled:
+            # (the prompted masks' table over the segments, read by the consensus' snapping)
+            counted = id_segment_table(labels, auto, segment_count(auto)) if segment_count(auto) else None
             result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged, counted=counted)
             labels = result.labels
             report.assigned_segments = result.assigned
@@ -1076,7 +1077,7 @@ class _Run:
             )
         # (the ids present, off the labels' table, which the 3D vote or the new regions read next)
         report.tracked = int(np.count_nonzero(self._segment_table(labels, auto).ids))
-        return labels, together
+        return labels
 
     def _new_regions(
         self, tracked: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport, min_area: int

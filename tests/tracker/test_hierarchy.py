@@ -8,7 +8,9 @@ from mastsam_splat.io.labels import map_ids
 from mastsam_splat.matchers import make_matcher
 from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
 from mastsam_splat.tracker.hierarchy import HierarchyConfig, ObjectGroups, contained_pairs
-from mastsam_splat.tracker.view_order import ViewOrderConfig
+from mastsam_splat.tracker.tracker import _Run
+from mastsam_splat.tracker.view_order import ViewOrder, ViewOrderConfig
+from mastsam_splat.types import Frame
 
 from support.altered_segmenters import CuttingSegmenter
 from support.planar_scene import sequence
@@ -28,9 +30,9 @@ def test_contained_pairs_are_ids_lying_inside_one_segment():
 
 def test_groups_join_after_enough_frames_and_follow_merges():
     groups = ObjectGroups(HierarchyConfig(frames=2))
-    groups.observe({(3, 4)})
+    groups.observe({(3, 4)}, frame=0)
     assert groups.object_of([3, 4]) == {}
-    groups.observe({(3, 4), (5, 6)})
+    groups.observe({(3, 4), (5, 6)}, frame=1)
     assert groups.object_of([3, 4, 5, 6]) == {4: 3}
     groups.join(4, 9)  # a piece split off id 4
     assert groups.object_of([3, 4, 9]) == {4: 3, 9: 3}
@@ -39,11 +41,11 @@ def test_groups_join_after_enough_frames_and_follow_merges():
     lut[6] = 5
     groups.relabel(lut)
     assert groups.object_of([2, 4, 9]) == {4: 2, 9: 2}
-    groups.observe({(5, 6)})  # (5, 6) became one id: nothing to join
+    groups.observe({(5, 6)}, frame=2)  # (5, 6) became one id: nothing to join
     assert groups.object_of([5]) == {}
     off = ObjectGroups(HierarchyConfig(frames=0))
-    off.observe({(1, 2)})
-    off.observe({(1, 2)})
+    off.observe({(1, 2)}, frame=0)
+    off.observe({(1, 2)}, frame=1)
     assert off.object_of([1, 2]) == {}
 
 
@@ -54,8 +56,8 @@ def test_forgotten_ids_bring_no_object_along_into_a_merge():
 
     def observed() -> ObjectGroups:
         groups = ObjectGroups(HierarchyConfig(frames=2))
-        for _ in range(2):
-            groups.observe({(1, 5), (3, 4)})
+        for frame in range(2):
+            groups.observe({(1, 5), (3, 4)}, frame)
         groups.join(5, 7)  # a piece split off id 5
         return groups
 
@@ -97,8 +99,8 @@ def test_object_level_groups_the_pieces_the_segmenter_alternately_joins():
 
 def test_ids_seen_together_in_few_of_their_common_frames_stay_apart():
     groups = ObjectGroups(HierarchyConfig(frames=2, share=0.25))
-    groups.observe({(1, 5), (3, 4)})
-    groups.observe({(1, 5), (3, 4)})
+    groups.observe({(1, 5), (3, 4)}, frame=0)
+    groups.observe({(1, 5), (3, 4)}, frame=1)
     # 1 (the surroundings) held 5 in 2 of the 20 frames showing both; 3 and 4 in 2 of their 4.
     frames_of = {1: set(range(20)), 5: set(range(20)), 3: {0, 1, 2, 3}, 4: {0, 1, 2, 3}}
     assert groups.object_of([1, 3, 4, 5], frames_of) == {4: 3}
@@ -114,11 +116,47 @@ def test_a_chain_of_small_ids_does_not_join_two_surfaces_into_one_object():
     average = ObjectGroups(HierarchyConfig(frames=2, share=0.1))
     single = ObjectGroups(HierarchyConfig(frames=2, share=0.1, linkage="single"))
     for groups in (average, single):
-        groups.observe({(1, 2), (2, 3)})
-        groups.observe({(1, 2), (2, 3)})
+        groups.observe({(1, 2), (2, 3)}, frame=0)
+        groups.observe({(1, 2), (2, 3)}, frame=1)
     assert single.object_of([1, 2, 3], frames_of) == {2: 1, 3: 1}
     assert average.object_of([1, 2, 3], frames_of) == {2: 1}
     # Once 1 and 3 often lie inside one segment too, the pooled pairs join all three.
-    for _ in range(4):
-        average.observe({(1, 3)})
+    for frame in range(4):
+        average.observe({(1, 3)}, frame)
     assert average.object_of([1, 2, 3], frames_of) == {2: 1, 3: 1}
+
+
+def test_merged_ids_count_each_frame_of_their_pairs_once():
+    # Part 4 of an object carried ids 4 (frames 0-4) and 6 (frames 5-9), merged after the sequence; each lay inside
+    # one segment with part 3 in 2 of its 5 frames: the merged id in 4 of the 10 frames showing both.
+    groups = ObjectGroups(HierarchyConfig(frames=2, share=0.4))
+    for frame in (1, 3):
+        groups.observe({(3, 4)}, frame)
+    for frame in (6, 8):
+        groups.observe({(3, 6)}, frame)
+    groups.observe({(3, 4), (3, 6)}, frame=4)  # (both in one frame: that frame counts once)
+    frames_of = {3: set(range(10)), 4: set(range(10))}
+    lut = np.arange(8)
+    lut[6] = 4
+    groups.relabel(lut)
+    assert groups._times_seen((3, 4)) == 5
+    assert groups.object_of([3, 4], frames_of) == {4: 3}  # 5 of 10 >= 0.4 (the larger count alone, 3 of 10, is not)
+
+
+def test_the_object_level_reads_the_finished_labels_and_their_segments():
+    """Ids 1 and 2 lie inside segment 1 of both finished frames, id 3 fills segment 2; pairs counted while the
+    sequence ran (here 1 with 3, in both frames) are not what the segmenter shows of the finished labels."""
+    frames = [Frame(image=np.zeros((8, 8, 3), dtype=np.uint8), name=f"f{i}", index=i) for i in range(2)]
+    run = _Run(MastSAMTracker(TrackerConfig(), None, None), frames, "depth", ViewOrder([0, 1], {0: None, 1: 0}, "cameras"))
+    labels = np.full((8, 8), 3, dtype=np.uint16)
+    labels[:4, :4], labels[4:, :4] = 1, 2
+    auto = np.full((8, 8), 2, dtype=np.uint16)
+    auto[:, :4] = 1
+    for t in range(2):
+        run.labels[t] = labels
+        run.segments[t] = auto
+        run.groups.observe({(1, 3)}, t)
+    assert run.object_map() == {2: 1}
+    for t in range(2):  # one segment holding all three ids in both frames: one object
+        run.segments[t] = np.ones_like(auto)
+    assert run.object_map() == {2: 1, 3: 1}
