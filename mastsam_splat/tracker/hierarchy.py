@@ -115,8 +115,7 @@ class ObjectGroups:
         for frame, labels, auto in frames:
             if labels is None or auto is None:
                 continue
-            pairs = contained_pairs(labels.astype(np.int64), auto.astype(np.int64), self.config.containment, min_area)
-            self.observe(pairs, frame)
+            self.observe(contained_pairs(labels, auto, self.config.containment, min_area), frame)
 
     def join(self, a: int, b: int) -> None:
         """Record that ids ``a`` and ``b`` belong to one object."""

@@ -85,11 +85,14 @@ class SegmentTable(NamedTuple):
 
 
 def id_segment_table(labels: np.ndarray, auto: np.ndarray, num_segments: int) -> SegmentTable:
-    """``SegmentTable`` of ``labels`` [H, W] (non-negative ids) over ``auto`` [H, W] (segments ``0..num_segments``)."""
+    """``SegmentTable`` of ``labels`` [H, W] (non-negative ids) over ``auto`` [H, W] (segments ``0..num_segments``),
+    of any integer types (stored uint16 images are read as they are: the codes are made in int64)."""
     columns = num_segments + 1
     top = int(labels.max()) + 1 if labels.size else 1
     if labels.size and top * columns <= labels.size:
-        raw = np.bincount(labels.ravel() * columns + auto.ravel(), minlength=top * columns).reshape(top, columns)
+        codes = np.multiply(labels.ravel(), columns, dtype=np.int64)
+        codes += auto.ravel()
+        raw = np.bincount(codes, minlength=top * columns).reshape(top, columns)
         present = raw.any(axis=1)
         present[0] = True
         ids = np.flatnonzero(present)
