@@ -867,7 +867,7 @@ class _Run:
         """Keep frame ``t``'s automatic segments for the steps after the sequence: the object level's containment
         test (``hierarchy``) and the check of frames without a depth map (``_rechecked``)."""
         if self.cfg.hierarchy.frames > 0 or self._rechecked(t):
-            self.segments[t] = auto.astype(np.uint16)
+            self.segments[t] = auto  # (the store keeps uint16 runs: no copy here)
 
     def _reassign_visited(self) -> int:
         """After the sequence, every kept frame's segments held by one object go to the other object the completed
