@@ -840,7 +840,9 @@ class _Run:
         moving = np.flatnonzero((lut > 0)[auto])
         segment = np.ravel(auto).take(moving)
         change = np.ravel(labels).take(moving) == holder.take(segment)
-        if cfg.check_split:
+        if cfg.check_split == "always" or (
+            cfg.check_split == "sparse" and self.source != "depth" and sampling < cfg.split_max_density
+        ):
             # Only the segment's pixels nearest to its points that lie on the other id's voxels move: a segment the
             # segmenter merged across two ids' surfaces goes back to the other id where its 3D points say so.
             vote = np.zeros(len(chosen), dtype=bool)
