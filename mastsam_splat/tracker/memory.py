@@ -653,7 +653,7 @@ def nearest_point_cells(
     height, width = segments.shape
     cols = np.clip(np.floor(xy[:, 0]).astype(np.int64), 0, width - 1)
     rows = np.clip(np.floor(xy[:, 1]).astype(np.int64), 0, height - 1)
-    boxes = find_objects(np.where(np.isin(segments, wanted), segments, 0), max_label=int(wanted.max()))
+    boxes = find_objects(segments, max_label=int(wanted.max()))
     for seg in wanted.tolist():
         box = boxes[seg - 1]
         mine = np.flatnonzero(point_segment == seg)
