@@ -4,7 +4,8 @@ Two situations:
 - automatic masks (which may nest, e.g. an object and its parts) are made disjoint by
   painting them from large to small, so finer segments stay visible;
 - prompted masks of tracked ids are first checked for near-duplicates (two ids that now
-  segment the same thing: the newer id is merged into the older one), then each pixel
+  segment the same thing: the newer id is merged into the older one, unless the two were seen
+  side by side before, two objects, and the newer one's prompt only strayed), then each pixel
   claimed by several ids goes to the id with the nearest positive prompt, weighted by the
   masks' scores (the id whose own points support that pixel most).
 """
@@ -12,7 +13,7 @@ Two situations:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -28,10 +29,16 @@ class OverlapConfig:
 
     merge_iou: float = 0.8
     """Prompted masks of two ids overlapping with IoU above this are merged into the older id."""
+    apart_share: float = 0.5
+    """Two ids both present (``min_area`` pixels each) in at least this share of the earlier frames showing the
+    younger one, and in two frames or more, were seen side by side: they are not merged on one frame's
+    near-duplicate masks, the younger id's mask is left out of the frame instead (its prompt strayed onto the
+    older id's object, as after a wide-baseline step). Above 1: every near-duplicate pair merges."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_option(0 < self.merge_iou <= 1, "tracker.overlap.merge-iou", "in (0, 1]", self.merge_iou)
+        check_option(self.apart_share > 0, "tracker.overlap.apart-share", "> 0", self.apart_share)
 
 
 def _bbox(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:
@@ -94,18 +101,24 @@ def pairwise_iou(
 
 
 def merge_duplicates(
-    masks: dict[int, Mask], prompts: dict[int, Prompt], config: OverlapConfig
+    masks: dict[int, Mask],
+    prompts: dict[int, Prompt],
+    config: OverlapConfig,
+    apart: Optional[Callable[[int, int], bool]] = None,
 ) -> tuple[dict[int, Mask], dict[int, Prompt], dict[int, int]]:
     """Merge ids whose masks overlap with IoU above ``config.merge_iou`` into the older (smaller) id.
 
-    The surviving id gets the union of both masks and both sets of positive prompts.
+    The surviving id gets the union of both masks and both sets of positive prompts. A pair of ids (the oldest of
+    each side's merges) that ``apart`` says are two objects is not merged: the younger one is left out.
 
     Returns:
-        ``(masks, prompts, merged)`` where ``merged`` maps each removed id to the id it joined.
+        ``(masks, prompts, merged)`` where ``merged`` maps each removed id to the id it joined (the ids left out
+        are in neither).
     """
     ids = sorted(masks)
     iou = pairwise_iou([masks[i].segmentation for i in ids], above=config.merge_iou, boxes=[masks[i].box for i in ids])
     parent = {i: i for i in ids}
+    left_out: set[int] = set()
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -114,8 +127,13 @@ def merge_duplicates(
 
     for a, b in np.argwhere(np.triu(iou > config.merge_iou, k=1)).tolist():  # (pairs in row-major order)
         ra, rb = root(ids[a]), root(ids[b])
-        if ra != rb:
+        if ra == rb or ra in left_out or rb in left_out:
+            continue
+        if apart is not None and apart(min(ra, rb), max(ra, rb)):
+            left_out.add(max(ra, rb))
+        else:
             parent[max(ra, rb)] = min(ra, rb)
+    ids = [i for i in ids if root(i) not in left_out]
     merged = {i: root(i) for i in ids if root(i) != i}
     out_masks: dict[int, Mask] = {}
     out_prompts: dict[int, Prompt] = {}

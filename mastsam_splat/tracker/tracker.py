@@ -1044,8 +1044,12 @@ class _Run:
                 report.rejected[reason] = report.rejected.get(reason, 0) + 1
                 del masks[obj_id]
         prompts = {i: prompts[i] for i in masks}
-        masks, prompts, merged = merge_duplicates(masks, prompts, cfg.overlap)
+        found = len(masks)
+        masks, prompts, merged = merge_duplicates(masks, prompts, cfg.overlap, apart=self._seen_apart)
         report.merged = len(merged)
+        if found - len(masks) - len(merged):
+            reason = "duplicate of an id seen apart"
+            report.rejected[reason] = report.rejected.get(reason, 0) + found - len(masks) - len(merged)
         if self.memory is not None:
             for src, dst in merged.items():
                 self.memory.merge(src, dst)
@@ -1080,6 +1084,23 @@ class _Run:
         # (the ids present, off the labels' table, which the 3D vote or the new regions read next)
         report.tracked = int(np.count_nonzero(self._segment_table(labels, auto).ids))
         return labels
+
+    def _seen_apart(self, older: int, younger: int) -> bool:
+        """Whether ids ``older`` and ``younger`` were both present (``min_area`` pixels each) in ``overlap.apart_share``
+        of the visited frames showing ``younger``, and in two or more: two objects side by side."""
+        share = self.cfg.overlap.apart_share
+        if share > 1.0:
+            return False
+        shown = together = 0
+        for t in self._visited():
+            counts = self.labels.counts(t)
+            if counts is None or younger >= len(counts):
+                continue
+            min_area = max(1, int(round(self.cfg.min_area_fraction * self.frames[t].height * self.frames[t].width)))
+            if counts[younger] >= min_area:
+                shown += 1
+                together += int(older < len(counts) and counts[older] >= min_area)
+        return together >= 2 and together >= share * shown
 
     def _new_regions(
         self, tracked: np.ndarray, auto: np.ndarray, points: FramePoints, report: FrameReport, min_area: int

@@ -142,3 +142,50 @@ def test_merged_duplicates_equal_merging_every_pair_beyond_the_threshold():
         _, out_prompts, merged = merge_duplicates(masks, prompts, OverlapConfig(merge_iou=0.8))
         assert merged == {i: root(i) for i in ids if root(i) != i} and merged
         assert set(out_prompts) == {i for i in ids if root(i) == i}
+
+
+def test_ids_seen_apart_are_not_merged_on_duplicate_masks():
+    """Near-duplicate masks of two ids seen side by side before: no merge, the younger id is left out of the frame
+    (the older keeps its own mask and prompts); a third id duplicating the older one still merges into it."""
+    a = np.zeros((20, 20), dtype=bool)
+    a[2:12, 2:12] = True
+    b = a.copy()
+    b[12, 2:12] = True  # IoU 10 / 11 with ``a``
+    masks = {3: Mask(a), 7: Mask(b), 9: Mask(a.copy())}
+    prompts = {i: Prompt(np.array([[float(i), 5.0]]), np.zeros((0, 2))) for i in masks}
+    out_masks, out_prompts, merged = merge_duplicates(
+        masks, prompts, OverlapConfig(merge_iou=0.8), apart=lambda older, younger: (older, younger) == (3, 7)
+    )
+    assert merged == {9: 3} and set(out_masks) == {3}
+    assert np.array_equal(out_masks[3].segmentation, a) and len(out_prompts[3].positive) == 2
+    _, _, merged = merge_duplicates(masks, prompts, OverlapConfig(merge_iou=0.8))
+    assert merged == {7: 3, 9: 3}
+
+
+def test_ids_present_together_in_most_frames_of_the_younger_are_seen_apart():
+    """``_Run._seen_apart``: ids 1 and 2 side by side in 2 of the 3 frames showing 2; id 3 with 1 in 1 of 3; id 4
+    with 1 in its only frame (one frame is not enough); ``apart_share`` above 1 turns it off."""
+    from mastsam_splat.tracker.config import TrackerConfig
+    from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
+    from mastsam_splat.tracker.view_order import sequence_order
+    from mastsam_splat.types import Frame
+
+    def image(*ids: int) -> np.ndarray:
+        out = np.zeros((10, 40), dtype=np.uint16)
+        for k, i in enumerate(ids):
+            out[:, 10 * k : 10 * k + 10] = i
+        return out
+
+    stored = [image(1, 2), image(1, 2, 3), image(2, 3), image(3), image(1, 4)]
+    frames = [Frame(image=np.zeros((10, 40, 3), dtype=np.uint8), name=f"f{i}", index=i) for i in range(6)]
+
+    def run_with(config: TrackerConfig) -> _Run:
+        run = _Run(MastSAMTracker(config, None, None), frames, "depth", sequence_order(len(frames)))
+        for t, labels in enumerate(stored):
+            run.labels[t] = labels
+        return run
+
+    run = run_with(TrackerConfig())
+    assert run._seen_apart(1, 2) and not run._seen_apart(1, 3) and not run._seen_apart(1, 4)
+    off = TrackerConfig(overlap=OverlapConfig(apart_share=1.5))
+    assert not run_with(off)._seen_apart(1, 2)

@@ -155,15 +155,20 @@ def test_empty_input_is_refused():
         track([])
 
 
-@pytest.mark.parametrize("max_growth", [4.0, 0.0])
-def test_a_prompt_leaking_into_the_background_does_not_merge_the_id_into_it(max_growth):
+@pytest.mark.parametrize("max_growth, apart_share", [(4.0, 0.5), (0.0, 1.5), (0.0, 0.5)])
+def test_a_prompt_leaking_into_the_background_does_not_merge_the_id_into_it(max_growth, apart_share):
     """A prompted mask many times the id's area is dropped: kept, it duplicates the background's mask and the id is
-    merged into the background's id (whose own mask, object 1 included, then carries it on)."""
+    merged into the background's id (whose own mask, object 1 included, then carries it on). Kept but with the
+    two ids seen side by side in the earlier frames (``overlap.apart_share``), the duplicate is left out instead
+    of merged."""
     from mastsam_splat.tracker import RejectionConfig
+    from mastsam_splat.tracker.overlap import OverlapConfig
 
     frames = sequence(SLIDE)
     config = TrackerConfig(
-        rejection=RejectionConfig(max_growth=max_growth), view_order=ViewOrderConfig(order="sequence")
+        rejection=RejectionConfig(max_growth=max_growth),
+        overlap=OverlapConfig(apart_share=apart_share),
+        view_order=ViewOrderConfig(order="sequence"),
     )
     segmenter = LeakingSegmenter(frames, leak_frame=2)
     result = MastSAMTracker(config, segmenter, make_matcher("geometric"), "geometric").run(frames)
@@ -171,9 +176,12 @@ def test_a_prompt_leaking_into_the_background_does_not_merge_the_id_into_it(max_
     background = [id_of(labels, f.gt, 0) for labels, f in zip(result.labels, frames)]
     if max_growth:
         assert result.reports[2].rejected.get("mask leaked", 0) == 1
-        assert len(set(ids)) == 1 and ids[0] not in background
+    elif apart_share <= 1.0:
+        assert result.reports[2].rejected.get("duplicate of an id seen apart", 0) == 1
     else:
         assert any(i in background for i in ids[2:]) or len(set(ids)) > 1
+        return
+    assert len(set(ids)) == 1 and ids[0] not in background
 
 
 def test_memory_caps_are_options(monkeypatch):
