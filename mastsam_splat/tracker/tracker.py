@@ -1047,9 +1047,10 @@ class _Run:
         found = len(masks)
         masks, prompts, merged = merge_duplicates(masks, prompts, cfg.overlap, apart=self._seen_apart)
         report.merged = len(merged)
-        if found - len(masks) - len(merged):
+        left_out = found - len(masks) - len(merged)  # (duplicates of ids seen apart: no merge, out of this frame)
+        if left_out:
             reason = "duplicate of an id seen apart"
-            report.rejected[reason] = report.rejected.get(reason, 0) + found - len(masks) - len(merged)
+            report.rejected[reason] = report.rejected.get(reason, 0) + left_out
         if self.memory is not None:
             for src, dst in merged.items():
                 self.memory.merge(src, dst)
