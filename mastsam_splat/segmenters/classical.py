@@ -24,6 +24,7 @@ from typing import Iterable, Literal, Optional
 
 import cv2
 import numpy as np
+from scipy.ndimage import find_objects
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.segmenters.base import check_image, empty_mask, points_in_image
@@ -318,13 +319,22 @@ class ClassicalSegmenter:
         areas = np.bincount(labels.ravel(), minlength=len(regions))
         min_area = self.config.min_area_fraction * state.height * state.width
 
+        boxes = find_objects(labels + 1)  # (each region's box: its mask is compared and read inside it only)
         masks = []
         for k in np.argsort(-areas, kind="stable"):
-            if areas[k] < min_area:
+            if areas[k] < min_area or boxes[k] is None:
                 continue
             members = np.zeros(state.num_superpixels, dtype=bool)
             members[tree.leaves(regions[k])] = True
-            masks.append(Mask(segmentation=labels == k, score=_contrast_score(state, members), area=int(areas[k])))
+            rows, cols = boxes[k]
+            segmentation = np.zeros(labels.shape, dtype=bool)
+            segmentation[rows, cols] = labels[rows, cols] == k
+            masks.append(Mask(
+                segmentation=segmentation,
+                score=_contrast_score(state, members),
+                area=int(areas[k]),
+                box=(rows.start, rows.stop, cols.start, cols.stop),
+            ))
         return masks
 
     # ------------------------------------------------------------------- prompt

@@ -243,7 +243,8 @@ def auto_label_image(masks: Sequence[Mask], shape: tuple[int, int], min_area: in
         return owner
     order = sorted(range(len(masks)), key=lambda i: (-masks[i].area, -masks[i].score, i))
     for rank, i in enumerate(order, start=1):
-        owner[masks[i].segmentation] = rank
+        window = masks[i].window()  # (a masked write inside the mask's box: most masks are a small part of the image)
+        np.copyto(owner[window], rank, where=masks[i].segmentation[window])
     areas = np.bincount(owner.ravel(), minlength=len(order) + 1)
     keep = [r for r in range(1, len(areas)) if areas[r] >= min_area]
     keep.sort(key=lambda r: (-areas[r], r))

@@ -267,6 +267,17 @@ def test_prompted_mask_box_holds_every_pixel_and_its_area(scene):
     assert shared > 0
 
 
+def test_automatic_mask_box_is_the_tight_box_of_its_pixels(scene):
+    """Every automatic mask comes with the tight box of its pixels (the tracker paints and reads masks inside it)."""
+    seg, state, _, _ = scene
+    masks = seg.auto(state)
+    assert masks
+    for mask in masks:
+        rows = np.flatnonzero(mask.segmentation.any(axis=1))
+        cols = np.flatnonzero(mask.segmentation.any(axis=0))
+        assert mask.box == (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+
+
 def test_nearer_to_positive_splits_by_the_nearest_point():
     """Each pixel of the region goes to the side of its nearest point (squared distances in float32)."""
     from mastsam_splat.segmenters.classical import _nearer_to_positive
