@@ -107,6 +107,9 @@ class ConsensusResult:
     """Segments given to the id their votes agree on."""
     released: int
     """Segments released as new content."""
+    target: Optional[np.ndarray] = None
+    """[S + 1] the id every pixel of each segment was given (-1: the segment kept its labels); ``None`` when the
+    consensus decided nothing (no segments or no correspondences)."""
 
 
 def segment_votes(
@@ -198,7 +201,7 @@ def apply_consensus(
     target[0] = -1
     change = target[auto_labels]
     labels = np.where(change >= 0, change, labels)
-    return ConsensusResult(labels, int(np.count_nonzero(target > 0)), int(np.count_nonzero(target == 0)))
+    return ConsensusResult(labels, int(np.count_nonzero(target > 0)), int(np.count_nonzero(target == 0)), target)
 
 
 class FragmentMerger:

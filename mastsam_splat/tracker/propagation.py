@@ -324,9 +324,11 @@ def keep_carried(
     config: PropagationConfig,
     min_area: int,
     counted: Optional[SegmentCodes] = None,
+    labelled: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, int]:
     """``labels`` [H, W] where every automatic segment that the carried partition splits keeps that split
-    (``counted``: ``segment_codes(carried, auto_labels)`` when the caller has it).
+    (``counted``: ``segment_codes(carried, auto_labels)`` when the caller has it; ``labelled``: [S + 1] the pixels of
+    each segment ``labels`` gives an id, when the caller has them).
 
     An id is strong in automatic segment ``S`` when at least ``min_area`` of its carried pixels lie in ``S`` and
     they make ``config.carry_share`` of ``S`` or ``config.carry_extent`` of the id's carried pixels. Inside a
@@ -355,7 +357,14 @@ def keep_carried(
     if not strong.any():  # no segment holds two strong ids: nothing is taken back
         return labels, 0
     # each segment's labelled pixels, counted over those pixels only
-    tracked = np.bincount(auto_labels.ravel()[labels.ravel() > 0], minlength=num_segments + 1) >= min_area
-    take = strong.reshape(-1).take(code).reshape(labels.shape) & ((labels > 0) | tracked[auto_labels])
-    out = np.where(take, carried, labels)
-    return out, int(np.count_nonzero(out != labels))
+    if labelled is None:
+        labelled = np.bincount(auto_labels.ravel()[labels.ravel() > 0], minlength=num_segments + 1)
+    tracked = labelled >= min_area
+    # (the pixels of strong pairs, a part of the frame, found once; the conditions read at those pixels only)
+    pixels = np.flatnonzero(strong.reshape(-1).take(code))
+    old = labels.reshape(-1).take(pixels)
+    pixels = pixels[(old > 0) | tracked.take(auto_labels.reshape(-1).take(pixels))]
+    values = carried.reshape(-1).take(pixels)
+    out = labels.astype(np.int64, order="C", copy=True)
+    out.reshape(-1)[pixels] = values
+    return out, int(np.count_nonzero(values != labels.reshape(-1).take(pixels)))

@@ -122,6 +122,51 @@ def gaps_filled(counted: SegmentTable, auto: np.ndarray, gaps: np.ndarray, value
     return SegmentTable(ids, table)
 
 
+def segments_given(counted: SegmentTable, target: np.ndarray) -> SegmentTable:
+    """``id_segment_table`` of a label image after every pixel of each segment ``s`` with ``target[s] >= 0`` took the
+    id ``target[s]`` (the image ``counted`` counts, otherwise unchanged), from the table alone: a segment's column
+    moves whole to its new id's row."""
+    moved = np.flatnonzero(target >= 0)
+    if len(moved) == 0:
+        return counted
+    given = np.asarray(target, dtype=np.int64).take(moved)
+    ids = np.union1d(counted.ids, given)
+    table = np.zeros((len(ids), counted.table.shape[1]), dtype=np.int64)
+    table[np.searchsorted(ids, counted.ids)] = counted.table
+    area = counted.table[:, moved].sum(axis=0)
+    table[:, moved] = 0
+    table[np.searchsorted(ids, given), moved] = area
+    return _present_rows(ids, table)
+
+
+def pixels_changed(
+    counted: SegmentTable, auto: np.ndarray, changed: np.ndarray, old: np.ndarray, new: np.ndarray
+) -> SegmentTable:
+    """``id_segment_table`` of a label image after its pixels ``changed`` [K] (flat indices) went from the ids ``old``
+    to ``new`` ([K] each) in the image ``counted`` counts, from those pixels alone."""
+    if len(changed) == 0:
+        return counted
+    columns = counted.table.shape[1]
+    segment = np.ravel(auto).take(changed)
+    ids = np.union1d(counted.ids, new)
+    table = np.zeros((len(ids), columns), dtype=np.int64)
+    table[np.searchsorted(ids, counted.ids)] = counted.table
+    flat = table.reshape(-1)
+    size = len(ids) * columns
+    flat -= np.bincount(np.searchsorted(ids, old) * columns + segment, minlength=size)
+    flat += np.bincount(np.searchsorted(ids, new) * columns + segment, minlength=size)
+    return _present_rows(ids, table)
+
+
+def _present_rows(ids: np.ndarray, table: np.ndarray) -> SegmentTable:
+    """The table without the rows of ids left with no pixel (id 0's row stays), as ``id_segment_table`` lists them."""
+    keep = table.any(axis=1)
+    keep[0] = True
+    if keep.all():
+        return SegmentTable(ids, table)
+    return SegmentTable(ids[keep], table[keep])
+
+
 def id_member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """``np.isin(values, ids)`` of integer ids: one look-up in a table of the ids when all are non-negative and
     small (label images: at most 16-bit ids), else by sorting."""

@@ -103,8 +103,10 @@ from mastsam_splat.tracker.segment_table import (
     SegmentTable,
     gaps_filled,
     id_segment_table,
+    pixels_changed,
     segment_codes,
     segment_count,
+    segments_given,
 )
 from mastsam_splat.tracker.representatives import select_representatives
 from mastsam_splat.tracker.results import FrameReport, TrackResult
@@ -1067,6 +1069,8 @@ class _Run:
             counted = id_segment_table(labels, auto, segment_count(auto)) if segment_count(auto) else None
             result = apply_consensus(labels, auto, prev, confident, cfg.consensus, alias=merged, counted=counted)
             labels = result.labels
+            if counted is not None and result.target is not None:  # (its table, from the prompted masks' one)
+                self._counted = (labels, auto, segments_given(counted, result.target))
             report.assigned_segments = result.assigned
             report.released_segments = result.released
         self.carried, self.carried_counted = None, None
@@ -1079,9 +1083,21 @@ class _Run:
             )
             if np.any(self.carried):  # (the carried partition's pairs with the segments, read again by the new regions)
                 self.carried_counted = segment_codes(self.carried, auto, segment_count(auto))
+            before = labels
+            held = self._counted[2] if self._counted is not None and self._counted[0] is labels else None
             labels, report.carried_pixels = keep_carried(
-                labels, auto, self.carried, cfg.propagation, min_area, self.carried_counted
+                labels,
+                auto,
+                self.carried,
+                cfg.propagation,
+                min_area,
+                self.carried_counted,
+                labelled=None if held is None else held.table[1:].sum(axis=0),
             )
+            if held is not None and labels is not before:  # (the table again, from the pixels taken back alone)
+                old, new = before.reshape(-1), labels.reshape(-1)
+                changed = np.flatnonzero(old != new)
+                self._counted = (labels, auto, pixels_changed(held, auto, changed, old.take(changed), new.take(changed)))
         # (the ids present, off the labels' table, which the 3D vote or the new regions read next)
         report.tracked = int(np.count_nonzero(self._segment_table(labels, auto).ids))
         return labels

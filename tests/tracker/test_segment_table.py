@@ -116,10 +116,47 @@ def test_gaps_filled_equals_counting_the_filled_image_again():
         assert got.table.dtype == expected.table.dtype and got.ids.dtype == expected.ids.dtype
 
 
-def test_every_table_the_tracker_reuses_equals_a_fresh_count(monkeypatch):
+def test_segments_given_and_pixels_changed_equal_counting_the_image_again():
+    """The table of an image whose segments were given ids whole (the consensus), or whose pixels changed ids (the
+    carried partition taking pixels back), updated from the table or from the changed pixels alone, is the table
+    counted over the whole image: same ids (those left with no pixel gone), same pixels per (id, segment)."""
+    from mastsam_splat.tracker.segment_table import pixels_changed, segments_given
+
+    rng = np.random.default_rng(11)
+    for trial in range(30):
+        shape = (int(rng.integers(5, 40)), int(rng.integers(5, 40)))
+        num_segments = int(rng.integers(1, 9))
+        auto = rng.integers(0, num_segments + 1, shape)
+        labels = np.where(rng.random(shape) < 0.3, 0, rng.choice([3, 7, 8, 20], shape))
+        counted = id_segment_table(labels, auto, num_segments)
+
+        target = np.where(rng.random(num_segments + 1) < 0.5, rng.choice([0, 3, 8, 30], num_segments + 1), -1)
+        target[0] = -1
+        if trial % 6 == 0:
+            target[:] = -1  # nothing decided
+        given = np.where(target[auto] >= 0, target[auto], labels)
+        expected = id_segment_table(given, auto, num_segments)
+        got = segments_given(counted, target)
+        np.testing.assert_array_equal(got.ids, expected.ids)
+        np.testing.assert_array_equal(got.table, expected.table)
+
+        changed_image = labels.copy()
+        take = rng.random(shape) < (0.0 if trial % 7 == 0 else 0.3)
+        changed_image[take] = rng.choice([0, 7, 9, 20], int(take.sum()))
+        changed = np.flatnonzero(changed_image.ravel() != labels.ravel())
+        expected = id_segment_table(changed_image, auto, num_segments)
+        got = pixels_changed(counted, auto, changed, labels.ravel()[changed], changed_image.ravel()[changed])
+        np.testing.assert_array_equal(got.ids, expected.ids)
+        np.testing.assert_array_equal(got.table, expected.table)
+        assert got.table.dtype == expected.table.dtype
+
+
+@pytest.mark.parametrize("matcher", ["geometric", "sift"])
+def test_every_table_the_tracker_reuses_equals_a_fresh_count(monkeypatch, matcher):
     """The frame's (id, segment) table is counted once and then kept while the labels stay the same array, or
-    updated from the pixels the new regions filled: whenever a step reads a kept table, it is the table of the
-    labels it was given."""
+    updated from the segments the consensus gave ids, the pixels the carried partition took back (sparse
+    correspondences: ``sift``) or the pixels the new regions filled: whenever a step reads a kept table, it is the
+    table of the labels it was given."""
     from mastsam_splat.matchers import make_matcher
     from mastsam_splat.segmenters import make_segmenter
     from mastsam_splat.tracker import MastSAMTracker, TrackerConfig
@@ -141,7 +178,7 @@ def test_every_table_the_tracker_reuses_equals_a_fresh_count(monkeypatch):
 
     monkeypatch.setattr(_Run, "_segment_table", checking)
     frames = sequence([0.0, 0.15, 0.3, 0.45])
-    MastSAMTracker(TrackerConfig(), make_segmenter("classical"), make_matcher("geometric"), "geometric").run(frames)
+    MastSAMTracker(TrackerConfig(), make_segmenter("classical"), make_matcher(matcher), matcher).run(frames)
     assert sum(checked) >= 3 and not all(checked)  # tables kept between steps, and counted afresh
 
 
