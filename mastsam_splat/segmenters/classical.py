@@ -329,12 +329,9 @@ class ClassicalSegmenter:
             rows, cols = boxes[k]
             segmentation = np.zeros(labels.shape, dtype=bool)
             segmentation[rows, cols] = labels[rows, cols] == k
-            masks.append(Mask(
-                segmentation=segmentation,
-                score=_contrast_score(state, members),
-                area=int(areas[k]),
-                box=(rows.start, rows.stop, cols.start, cols.stop),
-            ))
+            box = (rows.start, rows.stop, cols.start, cols.stop)
+            score = _contrast_score(state, members)
+            masks.append(Mask(segmentation=segmentation, score=score, area=int(areas[k]), box=box))
         return masks
 
     # ------------------------------------------------------------------- prompt

@@ -105,21 +105,7 @@ def id_segment_table(labels: np.ndarray, auto: np.ndarray, num_segments: int) ->
 def gaps_filled(counted: SegmentTable, auto: np.ndarray, gaps: np.ndarray, values: np.ndarray) -> SegmentTable:
     """``id_segment_table`` of a label image after the pixels ``gaps`` [G] (flat indices) that held id 0 in the
     image ``counted`` counts were given ``values`` [G] (0: still unlabelled), from the changed pixels alone."""
-    columns = counted.table.shape[1]
-    segment = np.ravel(auto).take(gaps)
-    given = np.bincount(values) if len(values) else np.zeros(1, dtype=np.int64)
-    # (ids already present keep their pixels, so their rows stay; the ids are few: a table numbers them)
-    ids = np.union1d(counted.ids, np.flatnonzero(given))
-    number = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
-    number[ids] = np.arange(len(ids))
-    table = np.zeros((len(ids), columns), dtype=np.int64)
-    table[number.take(counted.ids)] = counted.table
-    code = number.take(values)
-    code *= columns
-    code += segment
-    table.reshape(-1)[:] += np.bincount(code, minlength=len(ids) * columns)
-    table[0] -= np.bincount(segment, minlength=columns)  # (the ids start with 0: every gap pixel left row 0)
-    return SegmentTable(ids, table)
+    return pixels_changed(counted, auto, np.asarray(gaps), np.zeros(len(gaps), dtype=np.int64), np.asarray(values))
 
 
 def segments_given(counted: SegmentTable, target: np.ndarray) -> SegmentTable:
