@@ -154,8 +154,9 @@ def test_segments_given_and_pixels_changed_equal_counting_the_image_again():
 @pytest.mark.parametrize("matcher", ["geometric", "sift"])
 def test_every_table_the_tracker_reuses_equals_a_fresh_count(monkeypatch, matcher):
     """The frame's (id, segment) table is counted once and then kept while the labels stay the same array, or
-    updated from the segments the consensus gave ids, the pixels the carried partition took back (sparse
-    correspondences: ``sift``) or the pixels the new regions filled: whenever a step reads a kept table, it is the
+    updated from the segments the consensus gave ids or the pixels the new regions filled; with sparse
+    correspondences (``sift``) the carried partition runs too and reads that table (the update from the pixels it
+    takes back is checked against a fresh count in the test above): whenever a step reads a kept table, it is the
     table of the labels it was given."""
     from mastsam_splat.matchers import make_matcher
     from mastsam_splat.segmenters import make_segmenter
