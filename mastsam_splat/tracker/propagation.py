@@ -340,10 +340,12 @@ def keep_carried(
     the carried ids keeps the granularity. Returns the labels and how many pixels changed.
     """
     num_segments = segment_count(auto_labels)
-    if num_segments == 0 or not np.any(carried):
+    if num_segments == 0 or (counted is None and not np.any(carried)):
         return labels, 0
     # one (segment, carried id) code per pixel: counted into the table and looked up in ``strong`` below
     ids, code, counts = segment_codes(carried, auto_labels, num_segments) if counted is None else counted
+    if not ids[-1]:  # (nothing carried)
+        return labels, 0
     table = counts.copy()  # (its margins are cleared below)
     area = table.sum(axis=1)  # (each segment's pixels: ``np.bincount(auto_labels)``)
     table[0] = 0
@@ -363,8 +365,11 @@ def keep_carried(
     # (the pixels of strong pairs, a part of the frame, found once; the conditions read at those pixels only)
     pixels = np.flatnonzero(strong.reshape(-1).take(code))
     old = labels.reshape(-1).take(pixels)
-    pixels = pixels[(old > 0) | tracked.take(auto_labels.reshape(-1).take(pixels))]
+    untracked = ~tracked & strong.any(axis=1)  # (segments whose unlabelled pixels stay so: usually none)
+    if untracked.any():
+        keep = (old > 0) | ~untracked.take(auto_labels.reshape(-1).take(pixels))
+        pixels, old = pixels[keep], old[keep]
     values = carried.reshape(-1).take(pixels)
     out = labels.astype(np.int64, order="C", copy=True)
     out.reshape(-1)[pixels] = values
-    return out, int(np.count_nonzero(values != labels.reshape(-1).take(pixels)))
+    return out, int(np.count_nonzero(values != old))

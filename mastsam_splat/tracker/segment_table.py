@@ -58,7 +58,8 @@ class SegmentCodes(NamedTuple):
     """Each pixel's (segment, id) code of a label image over a segment image, and the pixels of every code."""
 
     ids: np.ndarray
-    """[I] the ids present, ascending, 0 first (``compact_ids``'s ids)."""
+    """[I] the ids the codes number, ascending, 0 first: every id present (absent ones may be listed, with no
+    pixels)."""
     code: np.ndarray
     """[H * W] int64 segment * I + the pixel's index into ``ids``."""
     table: np.ndarray
@@ -68,9 +69,16 @@ class SegmentCodes(NamedTuple):
 def segment_codes(labels: np.ndarray, auto: np.ndarray, num_segments: int) -> SegmentCodes:
     """``SegmentCodes`` of ``labels`` [H, W] (non-negative ids) over ``auto`` [H, W] (segments ``0..num_segments``):
     for steps that look each pixel's pair up in a table of the pairs (the carried partition's split, the new regions'
-    carried ids), computed once for both."""
-    ids, index = compact_ids(labels)
-    code = auto.ravel() * len(ids) + index.ravel()
+    carried ids), computed once for both. When every raw id fits a table no larger than the image, the ids number
+    themselves (``0..max``), which spares numbering them compactly first."""
+    top = int(labels.max()) + 1 if labels.size else 1
+    if labels.size and top * (num_segments + 1) <= labels.size:
+        ids = np.arange(top)
+        code = np.multiply(auto.ravel(), top, dtype=np.int64)
+        code += labels.ravel()
+    else:
+        ids, index = compact_ids(labels)
+        code = auto.ravel() * len(ids) + index.ravel()
     table = np.bincount(code, minlength=(num_segments + 1) * len(ids)).reshape(num_segments + 1, len(ids))
     return SegmentCodes(ids, code, table)
 
@@ -105,7 +113,10 @@ def id_segment_table(labels: np.ndarray, auto: np.ndarray, num_segments: int) ->
 def gaps_filled(counted: SegmentTable, auto: np.ndarray, gaps: np.ndarray, values: np.ndarray) -> SegmentTable:
     """``id_segment_table`` of a label image after the pixels ``gaps`` [G] (flat indices) that held id 0 in the
     image ``counted`` counts were given ``values`` [G] (0: still unlabelled), from the changed pixels alone."""
-    return pixels_changed(counted, auto, np.asarray(gaps), np.zeros(len(gaps), dtype=np.int64), np.asarray(values))
+    values = np.asarray(values)
+    filled = np.flatnonzero(values)  # (the gaps left at 0 change nothing)
+    gaps = np.asarray(gaps).take(filled)
+    return pixels_changed(counted, auto, gaps, np.zeros(len(filled), dtype=np.int64), values.take(filled))
 
 
 def segments_given(counted: SegmentTable, target: np.ndarray) -> SegmentTable:
@@ -134,14 +145,37 @@ def pixels_changed(
         return counted
     columns = counted.table.shape[1]
     segment = np.ravel(auto).take(changed)
-    ids = np.union1d(counted.ids, new)
+    ids = _ids_with(counted.ids, np.asarray(new))
     table = np.zeros((len(ids), columns), dtype=np.int64)
-    table[np.searchsorted(ids, counted.ids)] = counted.table
+    table[_rows_of(ids, counted.ids)] = counted.table
     flat = table.reshape(-1)
     size = len(ids) * columns
-    flat -= np.bincount(np.searchsorted(ids, old) * columns + segment, minlength=size)
-    flat += np.bincount(np.searchsorted(ids, new) * columns + segment, minlength=size)
+    flat -= np.bincount(_rows_of(ids, old) * columns + segment, minlength=size)
+    flat += np.bincount(_rows_of(ids, new) * columns + segment, minlength=size)
     return _present_rows(ids, table)
+
+
+def _ids_with(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The ids ``ids`` (ascending) and those among ``values`` (non-negative), ascending: by a count when all are label
+    ids (16-bit), which costs less than sorting the values (the pixels of a frame)."""
+    if values.size == 0:
+        return ids
+    if values.dtype.kind not in "iu" or int(values.min()) < 0 or int(values.max()) > np.iinfo(np.uint16).max:
+        return np.union1d(ids, values)
+    present = np.zeros(max(int(ids[-1]), int(values.max())) + 1, dtype=bool)
+    present[ids] = True
+    present[np.flatnonzero(np.bincount(values))] = True
+    return np.flatnonzero(present)
+
+
+def _rows_of(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The index into ``ids`` (ascending) of each of ``values`` (all among them): by a look-up table when the ids
+    are label ids (16-bit), else by a binary search."""
+    if int(ids[-1]) > np.iinfo(np.uint16).max:
+        return np.searchsorted(ids, values)
+    row = np.zeros(int(ids[-1]) + 1, dtype=np.int64)
+    row[ids] = np.arange(len(ids))
+    return row.take(values)
 
 
 def _present_rows(ids: np.ndarray, table: np.ndarray) -> SegmentTable:

@@ -92,6 +92,26 @@ def test_carried_codes_counted_once_give_the_steps_their_own_results(seed):
     assert given.region_ids == plain.region_ids
 
 
+def test_segment_codes_number_raw_or_compact_ids_to_the_same_table():
+    """``segment_codes`` numbers small ids by themselves (absent ones get empty columns) and large ones compactly:
+    either way each pixel's code points at its own (segment, id) cell, and the cells of the ids present hold the
+    pixels a plain count gives."""
+    from mastsam_splat.tracker.segment_table import segment_codes
+
+    rng = np.random.default_rng(3)
+    for largest in (5, 40, 5000):
+        auto = rng.integers(0, 6, (30, 40))
+        labels = np.where(rng.random((30, 40)) < 0.3, 0, rng.choice([1, 4, largest], (30, 40)))
+        ids, code, table = segment_codes(labels, auto, 5)
+        assert set(np.unique(labels).tolist()) <= set(ids.tolist()) and ids[0] == 0
+        np.testing.assert_array_equal(code // len(ids), auto.ravel())
+        np.testing.assert_array_equal(ids[code % len(ids)], labels.ravel())
+        for column, obj_id in enumerate(ids):
+            expected = np.bincount(auto[labels == obj_id], minlength=6)
+            np.testing.assert_array_equal(table[:, column], expected)
+        assert (len(ids) == largest + 1) == (largest * 6 <= labels.size)
+
+
 def test_gaps_filled_equals_counting_the_filled_image_again():
     """The table of an image whose unlabelled pixels were given ids (old ones, new ones, or left 0), updated from
     those pixels alone, is the table counted over the whole image: same ids, same pixels per (id, segment)."""
@@ -127,7 +147,8 @@ def test_segments_given_and_pixels_changed_equal_counting_the_image_again():
         shape = (int(rng.integers(5, 40)), int(rng.integers(5, 40)))
         num_segments = int(rng.integers(1, 9))
         auto = rng.integers(0, num_segments + 1, shape)
-        labels = np.where(rng.random(shape) < 0.3, 0, rng.choice([3, 7, 8, 20], shape))
+        big = 70_000 if trial % 4 == 3 else 0  # (ids beyond 16 bits: counted by sorting instead of a look-up table)
+        labels = np.where(rng.random(shape) < 0.3, 0, rng.choice([3, 7, 8, 20], shape) + big)
         counted = id_segment_table(labels, auto, num_segments)
 
         target = np.where(rng.random(num_segments + 1) < 0.5, rng.choice([0, 3, 8, 30], num_segments + 1), -1)
@@ -142,7 +163,7 @@ def test_segments_given_and_pixels_changed_equal_counting_the_image_again():
 
         changed_image = labels.copy()
         take = rng.random(shape) < (0.0 if trial % 7 == 0 else 0.3)
-        changed_image[take] = rng.choice([0, 7, 9, 20], int(take.sum()))
+        changed_image[take] = rng.choice([0, 7 + big, 9 + big, 20 + big], int(take.sum()))
         changed = np.flatnonzero(changed_image.ravel() != labels.ravel())
         expected = id_segment_table(changed_image, auto, num_segments)
         got = pixels_changed(counted, auto, changed, labels.ravel()[changed], changed_image.ravel()[changed])
