@@ -60,8 +60,6 @@ class RegionSplit:
 
     labels: np.ndarray
     """[H, W] int64 tracked labels with gaps filled from dominated segments (a new array the caller may write into)."""
-    regions: np.ndarray
-    """[H, W] int64 candidate new regions: the automatic segment number on their pixels, 0 elsewhere."""
     region_ids: list[int]
     """Segment numbers of the candidate regions, largest first."""
     filled_pixels: int
@@ -69,6 +67,26 @@ class RegionSplit:
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """[G] flat indices of the pixels the tracked labels left at 0: the only pixels ``labels`` and the new ids
     change."""
+    gap_regions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """[G] the candidate region of each gap pixel: its automatic segment number when that segment is a candidate,
+    0 otherwise (the regions lie in the gaps: these values are all of them)."""
+    is_new: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=bool))
+    """[S + 1] whether each automatic segment is a candidate region."""
+
+    @property
+    def regions(self) -> np.ndarray:
+        """[H, W] int64 candidate new regions: the automatic segment number on their pixels, 0 elsewhere."""
+        out = np.zeros(self.labels.shape, dtype=np.int64)
+        out.reshape(-1)[self.gaps] = self.gap_regions
+        return out
+
+    def regions_at(self, segments: np.ndarray, tracked: np.ndarray) -> np.ndarray:
+        """The candidate region [N] at pixels whose automatic segments are ``segments`` [N] and whose tracked ids
+        (before the gaps were filled) are ``tracked`` [N]: ``regions`` read there, without drawing it."""
+        segments = np.asarray(segments, dtype=np.int64)
+        is_new = np.zeros(max(len(self.is_new), int(segments.max(initial=0)) + 1), dtype=bool)
+        is_new[: len(self.is_new)] = self.is_new
+        return np.where(is_new.take(segments) & (np.asarray(tracked) == 0), segments, 0)
 
 
 def split_regions(
@@ -96,7 +114,7 @@ def split_regions(
     labels = labels.astype(np.int64, order="C", copy=True)
     num_segments = segment_count(auto_labels)
     if num_segments == 0:
-        return RegionSplit(labels, np.zeros_like(labels), [], 0)
+        return RegionSplit(labels, [], 0)
     tracked_ids, by_id = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
     n_cols = len(tracked_ids)
     table = by_id.T.copy()  # [S + 1, I]
@@ -143,7 +161,6 @@ def split_regions(
         undecided = np.flatnonzero((fills == 0) & ~in_new & (seg_of_uncovered > 0))
         fills[undecided] = np.ravel(carried).take(uncovered_px.take(undecided))
     labels.reshape(-1)[uncovered_px] = fills
-    regions = np.zeros_like(labels)
-    regions.reshape(-1)[uncovered_px] = np.where(in_new, seg_of_uncovered, 0)
+    gap_regions = np.where(in_new, seg_of_uncovered, 0)
     region_ids = sorted(np.flatnonzero(is_new).tolist(), key=lambda s: (-uncovered[s], s))
-    return RegionSplit(labels, regions, region_ids, int(np.count_nonzero(fills)), uncovered_px)
+    return RegionSplit(labels, region_ids, int(np.count_nonzero(fills)), uncovered_px, gap_regions, is_new)

@@ -17,7 +17,7 @@ pair's correspondences agree with each other (no parallax to misplace it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -317,6 +317,22 @@ def supported_carry(
     return np.where(backed[carried], carried, 0), int(np.count_nonzero(dropped)), agreement
 
 
+class TakenBack(NamedTuple):
+    """The pixels the carried partition wrote (``keep_carried``): some may have held their carried id already."""
+
+    pixels: np.ndarray
+    """[K] flat indices."""
+    old: np.ndarray
+    """[K] their ids before."""
+    new: np.ndarray
+    """[K] their ids after (the carried ones)."""
+    changed: int
+    """How many of them changed id."""
+
+
+NOTHING_TAKEN = TakenBack(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
+
+
 def keep_carried(
     labels: np.ndarray,
     auto_labels: np.ndarray,
@@ -325,7 +341,7 @@ def keep_carried(
     min_area: int,
     counted: Optional[SegmentCodes] = None,
     labelled: Optional[np.ndarray] = None,
-) -> tuple[np.ndarray, int]:
+) -> tuple[np.ndarray, TakenBack]:
     """``labels`` [H, W] where every automatic segment that the carried partition splits keeps that split
     (``counted``: ``segment_codes(carried, auto_labels)`` when the caller has it; ``labelled``: [S + 1] the pixels of
     each segment ``labels`` gives an id, when the caller has them).
@@ -337,15 +353,16 @@ def keep_carried(
     prompted masks left them unlabelled (gap filling would hand those to the id dominating the merged segment, a
     frame-to-frame flip of the surface they lie on); the other pixels, among them the new content (no id carried
     onto it), keep ``labels``, and a segment tracking did not reach is left to the new regions, whose own test of
-    the carried ids keeps the granularity. Returns the labels and how many pixels changed.
+    the carried ids keeps the granularity. Returns the labels (``labels`` itself when nothing is taken back, a new array
+    otherwise) and the pixels taken back.
     """
     num_segments = segment_count(auto_labels)
     if num_segments == 0 or (counted is None and not np.any(carried)):
-        return labels, 0
+        return labels, NOTHING_TAKEN
     # one (segment, carried id) code per pixel: counted into the table and looked up in ``strong`` below
     ids, code, counts = segment_codes(carried, auto_labels, num_segments) if counted is None else counted
     if not ids[-1]:  # (nothing carried)
-        return labels, 0
+        return labels, NOTHING_TAKEN
     table = counts.copy()  # (its margins are cleared below)
     area = table.sum(axis=1)  # (each segment's pixels: ``np.bincount(auto_labels)``)
     table[0] = 0
@@ -357,7 +374,7 @@ def keep_carried(
     strong = large & (table >= min_area)
     strong &= (np.count_nonzero(strong, axis=1) >= 2)[:, None]
     if not strong.any():  # no segment holds two strong ids: nothing is taken back
-        return labels, 0
+        return labels, NOTHING_TAKEN
     # each segment's labelled pixels, counted over those pixels only
     if labelled is None:
         labelled = np.bincount(auto_labels.ravel()[labels.ravel() > 0], minlength=num_segments + 1)
@@ -372,4 +389,4 @@ def keep_carried(
     values = carried.reshape(-1).take(pixels)
     out = labels.astype(np.int64, order="C", copy=True)
     out.reshape(-1)[pixels] = values
-    return out, int(np.count_nonzero(values != old))
+    return out, TakenBack(pixels, old, values, int(np.count_nonzero(values != old)))

@@ -115,8 +115,9 @@ def gaps_filled(counted: SegmentTable, auto: np.ndarray, gaps: np.ndarray, value
     image ``counted`` counts were given ``values`` [G] (0: still unlabelled), from the changed pixels alone."""
     values = np.asarray(values)
     filled = np.flatnonzero(values)  # (the gaps left at 0 change nothing)
-    gaps = np.asarray(gaps).take(filled)
-    return pixels_changed(counted, auto, gaps, np.zeros(len(filled), dtype=np.int64), values.take(filled))
+    if len(filled) == 0:
+        return counted
+    return _moved(counted, np.ravel(auto).take(np.asarray(gaps).take(filled)), None, values.take(filled))
 
 
 def segments_given(counted: SegmentTable, target: np.ndarray) -> SegmentTable:
@@ -143,14 +144,22 @@ def pixels_changed(
     to ``new`` ([K] each) in the image ``counted`` counts, from those pixels alone."""
     if len(changed) == 0:
         return counted
+    return _moved(counted, np.ravel(auto).take(changed), np.asarray(old), np.asarray(new))
+
+
+def _moved(counted: SegmentTable, segment: np.ndarray, old: Optional[np.ndarray], new: np.ndarray) -> SegmentTable:
+    """The table ``counted`` after pixels of the segments ``segment`` [K] went from the ids ``old`` [K] (``None``:
+    all unlabelled) to ``new`` [K]."""
     columns = counted.table.shape[1]
-    segment = np.ravel(auto).take(changed)
-    ids = _ids_with(counted.ids, np.asarray(new))
+    ids = _ids_with(counted.ids, new)
     table = np.zeros((len(ids), columns), dtype=np.int64)
     table[_rows_of(ids, counted.ids)] = counted.table
     flat = table.reshape(-1)
     size = len(ids) * columns
-    flat -= np.bincount(_rows_of(ids, old) * columns + segment, minlength=size)
+    if old is None:  # (all leave id 0's row)
+        table[0] -= np.bincount(segment, minlength=columns)
+    else:
+        flat -= np.bincount(_rows_of(ids, old) * columns + segment, minlength=size)
     flat += np.bincount(_rows_of(ids, new) * columns + segment, minlength=size)
     return _present_rows(ids, table)
 

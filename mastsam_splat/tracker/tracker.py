@@ -1085,7 +1085,7 @@ class _Run:
                 self.carried_counted = segment_codes(self.carried, auto, segment_count(auto))
             before = labels
             held = self._counted[2] if self._counted is not None and self._counted[0] is labels else None
-            labels, report.carried_pixels = keep_carried(
+            labels, taken = keep_carried(
                 labels,
                 auto,
                 self.carried,
@@ -1094,10 +1094,9 @@ class _Run:
                 self.carried_counted,
                 labelled=None if held is None else held.table[1:].sum(axis=0),
             )
+            report.carried_pixels = taken.changed
             if held is not None and labels is not before:  # (the table again, from the pixels taken back alone)
-                old, new = before.reshape(-1), labels.reshape(-1)
-                changed = np.flatnonzero(old != new)
-                self._counted = (labels, auto, pixels_changed(held, auto, changed, old.take(changed), new.take(changed)))
+                self._counted = (labels, auto, pixels_changed(held, auto, taken.pixels, taken.old, taken.new))
         # (the ids present, off the labels' table, which the 3D vote or the new regions read next)
         report.tracked = int(np.count_nonzero(self._segment_table(labels, auto).ids))
         return labels
@@ -1135,11 +1134,11 @@ class _Run:
             return labels
         # (the regions lie in the gaps: the gaps' pixels alone are read for the regions' areas and the ids present)
         gap_values = np.ravel(labels).take(split.gaps)
-        gap_regions = np.ravel(split.regions).take(split.gaps)
+        gap_regions = split.gap_regions
         present = (set(tracked_counted.ids.tolist()) | set(np.flatnonzero(np.bincount(gap_values)).tolist())) - {0}
-        region_of_point = point_labels(split.regions, points) if len(points) else np.zeros(0, dtype=np.int64)
+        region_of_point = split.regions_at(point_labels(auto, points), point_labels(tracked, points))
         region_area = np.bincount(gap_regions)
-        sampling = self._sampling_density(points, split.regions.shape)
+        sampling = self._sampling_density(points, tracked.shape)
         assign = np.zeros(int(gap_regions.max()) + 1, dtype=np.int64)
         # The covered regions' (samples of) points, looked up in the memory at once (it does not change in between).
         samples = []

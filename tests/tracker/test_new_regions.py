@@ -98,3 +98,18 @@ def test_segments_given_their_carried_id_equal_a_plain_count_of_the_gaps():
         for segment, carried_id in expected.items():
             gaps = (auto == segment) & (labels == 0)
             assert (with_carried.labels[gaps] == carried_id).all()
+
+
+def test_regions_read_at_pixels_equal_the_drawn_regions():
+    """``regions_at`` gives, from a pixel's segment and tracked id alone, what the drawn ``regions`` image holds
+    there: the segment where the pixel was a gap of a candidate segment, 0 elsewhere."""
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        auto = np.kron(rng.integers(0, 6, (4, 5)), np.ones((6, 8), dtype=np.int64))
+        tracked = np.where(rng.random(auto.shape) < 0.3, rng.integers(1, 4, auto.shape), 0)
+        tracked[auto == 2] = 0  # (one segment left wholly uncovered: a candidate)
+        split = split_regions(tracked, auto, NewRegionsConfig(), min_area=5)
+        regions = split.regions
+        assert set(np.unique(regions[regions > 0]).tolist()) == set(split.region_ids)
+        np.testing.assert_array_equal(split.regions_at(auto.ravel(), tracked.ravel()), regions.ravel())
+        np.testing.assert_array_equal(regions.reshape(-1)[split.gaps], split.gap_regions)

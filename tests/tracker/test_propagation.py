@@ -95,9 +95,9 @@ def test_segment_merging_two_carried_ids_keeps_their_split():
     carried[:, 25:] = 2
     labels = np.ones_like(auto)  # tracking gave the whole segment to id 1
     labels[:2, :] = 0  # unlabelled pixels: the prompted masks missed them
-    out, changed = keep_carried(labels, auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
+    out, taken = keep_carried(labels, auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
     assert np.all(out[:, 25:] == 2) and np.all(out[:, :25] == 1)
-    assert changed == 20 * 15 + 2 * 25
+    assert taken.changed == 20 * 15 + 2 * 25
 
 
 def test_unlabelled_pixels_take_their_carried_id_but_new_content_stays_unlabelled():
@@ -111,8 +111,8 @@ def test_unlabelled_pixels_take_their_carried_id_but_new_content_stays_unlabelle
     assert np.all(out[:, :20] == 1) and np.all(out[:, 20:32] == 2)
     assert np.all(out[:, 32:] == 0)  # no id was carried there: new content, left to the new regions
     # A segment tracking did not reach at all is left to the new regions too.
-    out, changed = keep_carried(np.zeros_like(auto), auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
-    assert changed == 0 and not out.any()
+    out, taken = keep_carried(np.zeros_like(auto), auto, carried, PropagationConfig(carry_share=0.2), min_area=5)
+    assert taken.changed == 0 and not out.any()
 
 
 def test_minor_carried_pieces_follow_the_segment_but_small_ids_inside_it_stay():
@@ -123,11 +123,11 @@ def test_minor_carried_pieces_follow_the_segment_but_small_ids_inside_it_stay():
     auto_elsewhere = np.pad(auto, ((0, 0), (0, 20)), constant_values=2)
     labels = np.where(auto_elsewhere == 1, 1, 2)
     config = PropagationConfig(carry_share=0.2, carry_extent=0.5)
-    out, changed = keep_carried(labels, auto_elsewhere, carried_elsewhere, config, min_area=5)
-    assert changed == 0 and np.array_equal(out, labels)
+    out, taken = keep_carried(labels, auto_elsewhere, carried_elsewhere, config, min_area=5)
+    assert taken.changed == 0 and np.array_equal(out, labels)
     # The same sliver as a whole small id (all of its carried pixels inside the segment) keeps them.
-    out, changed = keep_carried(np.ones_like(auto), auto, carried, config, min_area=5)
-    assert np.all(out[:, 38:] == 2) and changed == 40
+    out, taken = keep_carried(np.ones_like(auto), auto, carried, config, min_area=5)
+    assert np.all(out[:, 38:] == 2) and taken.changed == 40
 
 
 def _reference_propagate(representatives, matches, config, size_b):
@@ -219,7 +219,13 @@ def test_kept_carried_pixels_equal_the_plain_computation(seed):
         labels = np.where(rng.random((h, w)) < 0.8, rng.integers(0, 15, (h, w)), 0)
         config = PropagationConfig(carry_share=float(rng.choice([0.1, 0.2, 0.5])))
         min_area = int(rng.integers(1, 20))
-        out, changed = keep_carried(labels, auto, carried, config, min_area)
+        out, taken = keep_carried(labels, auto, carried, config, min_area)
         expected, expected_changed = _keep_carried_reference(labels, auto, carried, config, min_area)
         np.testing.assert_array_equal(out, expected)
-        assert changed == expected_changed
+        assert taken.changed == expected_changed
+        # the pixels it reports written are the only ones that differ, with their ids before and after
+        rewritten = labels.copy().reshape(-1)
+        rewritten[taken.pixels] = taken.new
+        np.testing.assert_array_equal(rewritten.reshape(h, w), out)
+        np.testing.assert_array_equal(labels.reshape(-1)[taken.pixels], taken.old)
+        assert set(np.flatnonzero(out.ravel() != labels.ravel())) <= set(taken.pixels.tolist())

@@ -80,10 +80,10 @@ def test_carried_codes_counted_once_give_the_steps_their_own_results(seed):
     labels = np.where(rng.random((h, w)) < 0.7, carried[:, ::-1], 0)
     counted = segment_codes(carried, auto, int(auto.max()))
     np.testing.assert_array_equal(counted.table.sum(axis=1), np.bincount(auto.ravel(), minlength=int(auto.max()) + 1))
-    alone, changed = keep_carried(labels, auto, carried, PropagationConfig(), 4)
-    shared, shared_changed = keep_carried(labels, auto, carried, PropagationConfig(), 4, counted)
+    alone, taken = keep_carried(labels, auto, carried, PropagationConfig(), 4)
+    shared, shared_taken = keep_carried(labels, auto, carried, PropagationConfig(), 4, counted)
     np.testing.assert_array_equal(shared, alone)
-    assert shared_changed == changed
+    assert shared_taken.changed == taken.changed
     config = NewRegionsConfig(min_uncovered_fraction=0.2)
     plain = split_regions(labels, auto, config, 4, carried)
     given = split_regions(labels, auto, config, 4, carried, counted)
