@@ -23,7 +23,7 @@ correspondences from the previous frame correct this:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
@@ -204,6 +204,21 @@ def apply_consensus(
     return ConsensusResult(labels, int(np.count_nonzero(target > 0)), int(np.count_nonzero(target == 0)), target)
 
 
+class DrawnIds(NamedTuple):
+    """Ids drawn on some pixels of a frame (as the 3D evidence projects): the pixels' flat indices and their ids."""
+
+    pixels: np.ndarray
+    """[K] flat indices."""
+    ids: np.ndarray
+    """[K] the id drawn on each (non-zero)."""
+
+    @classmethod
+    def of_image(cls, image: np.ndarray) -> "DrawnIds":
+        """The non-zero pixels of a label image ``image`` [H, W]."""
+        pixels = np.flatnonzero(image)
+        return cls(pixels, np.ravel(image).take(pixels))
+
+
 class FragmentMerger:
     """Merges ids that keep lying inside one automatic segment: fragments of one object.
 
@@ -243,15 +258,15 @@ class FragmentMerger:
         apart: Optional[Callable[[int, int], bool]] = None,
         frame: Optional[int] = None,
         parent: Optional[int] = None,
-        absent: Optional[np.ndarray] = None,
+        absent: Optional[DrawnIds] = None,
         counted: Optional[SegmentTable] = None,
     ) -> dict[int, int]:
         """Record this frame's co-containments; returns the merges due now (younger id -> oldest id).
 
         ``apart(a, b)`` names pairs that are never merged (pieces an id was split into on purpose). With
         ``frame`` given, streaks continue those of ``parent`` (``None``: a first frame); without it, those of the
-        previous call. ``absent`` [H, W]: ids absent from ``labels`` drawn where their 3D evidence projects (0
-        elsewhere); each counts with the pixels it has there. ``counted``: ``id_segment_table(labels, auto_labels)``
+        previous call. ``absent``: ids absent from ``labels`` drawn where their 3D evidence projects; each counts
+        with the pixels it has there. ``counted``: ``id_segment_table(labels, auto_labels)``
         when the caller has it.
         """
         if self.frames <= 0:
@@ -259,11 +274,10 @@ class FragmentMerger:
         previous = self._previous(parent, frame)
         num_segments = segment_count(auto_labels)
         ids, table = id_segment_table(labels, auto_labels, num_segments) if counted is None else counted
-        drawn = np.flatnonzero(absent) if absent is not None and num_segments > 0 else np.zeros(0, dtype=np.intp)
-        if len(drawn):
+        if absent is not None and num_segments > 0 and len(absent.pixels):
             # the absent ids' pixels only (their rows of the table; the unlabelled row is not read)
-            others = without_ids(np.ravel(absent).take(drawn), ids)
-            absent_ids, absent_table = id_segment_table(others, np.ravel(auto_labels).take(drawn), num_segments)
+            others = without_ids(absent.ids, ids)
+            absent_ids, absent_table = id_segment_table(others, np.ravel(auto_labels).take(absent.pixels), num_segments)
             ids, table = np.concatenate([ids, absent_ids[1:]]), np.concatenate([table, absent_table[1:]])
         if len(ids) < 3 or num_segments == 0:
             self._store({}, frame)

@@ -54,7 +54,7 @@ from mastsam_splat.tracker.anchor import (
     segment_changes,
 )
 from mastsam_splat.tracker.config import TrackerConfig
-from mastsam_splat.tracker.consensus import FragmentMerger, apply_consensus
+from mastsam_splat.tracker.consensus import DrawnIds, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import consolidation_merges, presence_from_counts, voxel_centres
 from mastsam_splat.tracker.creases import CreaseTally, frame_edges
 from mastsam_splat.tracker.hierarchy import ObjectGroups
@@ -939,9 +939,8 @@ class _Run:
             self.labels.relabel(lut)
         return lut[labels]
 
-    def _absent_evidence(self, labels: np.ndarray, t: int, present: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
-        """[H, W] the 3D evidence of the ids absent from ``labels``, projected into frame ``t`` (0 elsewhere), of
-        the ids with at least ``consensus.fragment_evidence_points`` pixels of it; ``None`` without evidence or
+    def _absent_evidence(self, labels: np.ndarray, t: int, present: Optional[np.ndarray] = None) -> Optional[DrawnIds]:
+        """The 3D evidence of the ids absent from ``labels``, projected into frame ``t`` (its pixels), of the ids with at least ``consensus.fragment_evidence_points`` pixels of it; ``None`` without evidence or
         without a visibility the capture measured: a depth map, or the SfM points the frame observed (only their
         voxels are projected). The evidence's own z-buffer lets sparse, occluded voxels vote, and their merges add up
         to a catch-all id. ``present``: the ids ``labels`` holds, when the caller has them."""
@@ -960,10 +959,8 @@ class _Run:
         if present is None:
             present = np.flatnonzero(np.bincount(labels.ravel()))
         keep[present[present < len(keep)]] = False
-        kept = keep.take(values)
-        out = np.zeros(evidence.shape, dtype=np.int64)
-        out.reshape(-1)[drawn[kept]] = values[kept]
-        return out
+        kept = np.flatnonzero(keep.take(values))
+        return DrawnIds(drawn.take(kept), values.take(kept))
 
     def _observed_evidence(self, t: int, values: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         """The SfM points frame ``t`` observed [N, 3] in voxels with evidence, and the voxels' owners [N] (or their

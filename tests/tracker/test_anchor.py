@@ -641,7 +641,7 @@ def test_absent_evidence_counts_in_fragment_merging_only_where_a_depth_map_shows
         depth=np.full(labels.shape, DEPTH, dtype=np.float32),
     )
     absent = run._absent_evidence(labels, 0)
-    assert absent is not None and (absent == 6).any() and not (absent == 4).any()
+    assert absent is not None and (absent.ids == 6).any() and not (absent.ids == 4).any()
 
 
 def test_row_owners_equal_a_search_of_every_rows_voxel_and_add_voxels_equals_add():
@@ -842,7 +842,7 @@ def test_absent_evidence_counts_in_fragment_merging_with_sfm_points_where_the_fr
     frame = runs["sfm"].frames[1]
     labels = np.full((frame.height, frame.width), 5, dtype=np.int64)  # ids 4 and 6 absent
     absent = runs["sfm"]._absent_evidence(labels, 1)
-    assert absent is not None and set(np.unique(absent).tolist()) == {0, 4}
+    assert absent is not None and set(np.unique(absent.ids).tolist()) == {4}
     assert runs["triangulated"]._absent_evidence(labels, 1) is None
 
 

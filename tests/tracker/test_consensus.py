@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mastsam_splat.tracker.consensus import ConsensusConfig, FragmentMerger, apply_consensus
+from mastsam_splat.tracker.consensus import ConsensusConfig, DrawnIds, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.segment_table import id_segment_table
 from mastsam_splat.types import Matches
 
@@ -70,8 +70,8 @@ def test_an_absent_id_whose_evidence_lies_inside_the_segment_counts() -> None:
     absent = np.zeros_like(whole)
     absent[2:8, 1:4] = 3  # where id 3's 3D evidence projects
     merger = _merger(frames=2)
-    assert merger.update(whole, auto, frame=0, parent=None, absent=absent) == {}
-    assert merger.update(whole, auto, frame=1, parent=0, absent=absent) == {8: 3}
+    assert merger.update(whole, auto, frame=0, parent=None, absent=DrawnIds.of_image(absent)) == {}
+    assert merger.update(whole, auto, frame=1, parent=0, absent=DrawnIds.of_image(absent)) == {8: 3}
     # Without its evidence, or with its evidence mostly outside the segment, the absent id does not count.
     merger = _merger(frames=2)
     for t in range(3):
@@ -80,7 +80,8 @@ def test_an_absent_id_whose_evidence_lies_inside_the_segment_counts() -> None:
     spread[2:8, 8:14] = 3
     merger = _merger(frames=2)
     for t in range(3):
-        assert merger.update(whole, auto, frame=t, parent=t - 1 if t else None, absent=spread) == {}
+        drawn = DrawnIds.of_image(spread)
+        assert merger.update(whole, auto, frame=t, parent=t - 1 if t else None, absent=drawn) == {}
 
 
 def test_evidence_of_a_present_id_is_ignored() -> None:
@@ -88,8 +89,8 @@ def test_evidence_of_a_present_id_is_ignored() -> None:
     evidence = np.zeros_like(together)
     evidence[:, 12:15] = 8  # id 8 is present (inside segment 1); its evidence over segment 2 changes nothing
     merger = _merger(frames=2)
-    assert merger.update(together, auto, frame=0, parent=None, absent=evidence) == {}
-    assert merger.update(together, auto, frame=1, parent=0, absent=evidence) == {8: 3}
+    assert merger.update(together, auto, frame=0, parent=None, absent=DrawnIds.of_image(evidence)) == {}
+    assert merger.update(together, auto, frame=1, parent=0, absent=DrawnIds.of_image(evidence)) == {8: 3}
 
 
 def test_sparse_votes_naming_two_ids_keep_the_prompted_split() -> None:
@@ -125,8 +126,9 @@ def test_fragment_merges_from_a_given_segment_table_equal_those_counted_here():
         absent = np.where(rng.random(labels.shape) < 0.2, 20 + frame % 3, 0)
         table = id_segment_table(labels, auto, int(auto.max()))
         parent = frame - 1 if frame else None
-        got = counted.update(labels, auto, frame=frame, parent=parent, absent=absent, counted=table)
-        expected = plain.update(labels, auto, frame=frame, parent=parent, absent=absent)
+        drawn = DrawnIds.of_image(absent)
+        got = counted.update(labels, auto, frame=frame, parent=parent, absent=drawn, counted=table)
+        expected = plain.update(labels, auto, frame=frame, parent=parent, absent=drawn)
         assert got == expected
         merged += len(got)
     assert merged > 0
@@ -139,6 +141,7 @@ def test_fragment_merger_with_nothing_absent_drawn_merges_as_without_absent_ids(
     plain, drawn_none, drawn_present = _merger(2), _merger(2), _merger(2)
     for frame in range(2):
         want = plain.update(labels, auto)
-        assert drawn_none.update(labels, auto, absent=np.zeros_like(labels)) == want
-        assert drawn_present.update(labels, auto, absent=labels.copy()) == want  # present ids do not count as absent
+        assert drawn_none.update(labels, auto, absent=DrawnIds.of_image(np.zeros_like(labels))) == want
+        # present ids do not count as absent
+        assert drawn_present.update(labels, auto, absent=DrawnIds.of_image(labels.copy())) == want
     assert want == {2: 1}
