@@ -72,6 +72,11 @@ class RegionSplit:
     0 otherwise (the regions lie in the gaps: these values are all of them)."""
     is_new: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=bool))
     """[S + 1] whether each automatic segment is a candidate region."""
+    segment_fill: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
+    """[S + 1] the id every gap pixel of each segment took (0: none, or pixel by pixel, see ``carried_gaps``)."""
+    carried_gaps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """[K] flat indices of the gap pixels given the id carried onto them, pixel by pixel (in segments neither new
+    nor filled whole); ``labels`` holds their ids (0 where none was carried)."""
 
     @property
     def regions(self) -> np.ndarray:
@@ -156,11 +161,14 @@ def split_regions(
     seg_of_uncovered = np.ravel(auto_labels).take(uncovered_px)
     fills = fill_id.take(seg_of_uncovered)
     in_new = is_new.take(seg_of_uncovered)
+    carried_gaps = np.zeros(0, dtype=np.int64)
     if carried is not None and config.carried_min_share <= 1.0:
         # Gaps of segments that are neither new nor held by one id keep the id carried onto them.
         undecided = np.flatnonzero((fills == 0) & ~in_new & (seg_of_uncovered > 0))
-        fills[undecided] = np.ravel(carried).take(uncovered_px.take(undecided))
+        carried_gaps = uncovered_px.take(undecided)
+        fills[undecided] = np.ravel(carried).take(carried_gaps)
     labels.reshape(-1)[uncovered_px] = fills
     gap_regions = np.where(in_new, seg_of_uncovered, 0)
     region_ids = sorted(np.flatnonzero(is_new).tolist(), key=lambda s: (-uncovered[s], s))
-    return RegionSplit(labels, region_ids, int(np.count_nonzero(fills)), uncovered_px, gap_regions, is_new)
+    filled = int(np.count_nonzero(fills))
+    return RegionSplit(labels, region_ids, filled, uncovered_px, gap_regions, is_new, fill_id, carried_gaps)

@@ -318,7 +318,7 @@ def supported_carry(
 
 
 class TakenBack(NamedTuple):
-    """The pixels the carried partition wrote (``keep_carried``): some may have held their carried id already."""
+    """The pixels the carried partition gave another id (``keep_carried``)."""
 
     pixels: np.ndarray
     """[K] flat indices."""
@@ -326,11 +326,14 @@ class TakenBack(NamedTuple):
     """[K] their ids before."""
     new: np.ndarray
     """[K] their ids after (the carried ones)."""
-    changed: int
-    """How many of them changed id."""
+
+    @property
+    def changed(self) -> int:
+        """How many pixels changed id."""
+        return len(self.pixels)
 
 
-NOTHING_TAKEN = TakenBack(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0)
+NOTHING_TAKEN = TakenBack(np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
 
 def keep_carried(
@@ -389,4 +392,5 @@ def keep_carried(
     values = carried.reshape(-1).take(pixels)
     out = labels.astype(np.int64, order="C", copy=True)
     out.reshape(-1)[pixels] = values
-    return out, TakenBack(pixels, old, values, int(np.count_nonzero(values != old)))
+    differ = np.flatnonzero(values != old)
+    return out, TakenBack(pixels.take(differ), old.take(differ), values.take(differ))

@@ -110,14 +110,27 @@ def id_segment_table(labels: np.ndarray, auto: np.ndarray, num_segments: int) ->
     return SegmentTable(ids, table.reshape(len(ids), columns))
 
 
-def gaps_filled(counted: SegmentTable, auto: np.ndarray, gaps: np.ndarray, values: np.ndarray) -> SegmentTable:
-    """``id_segment_table`` of a label image after the pixels ``gaps`` [G] (flat indices) that held id 0 in the
-    image ``counted`` counts were given ``values`` [G] (0: still unlabelled), from the changed pixels alone."""
+def gaps_given(
+    counted: SegmentTable, target: np.ndarray, auto: np.ndarray, pixels: np.ndarray, values: np.ndarray
+) -> SegmentTable:
+    """``id_segment_table`` of a label image after, in the image ``counted`` counts, the unlabelled pixels of every
+    segment ``s`` with ``target[s] > 0`` took the id ``target[s]``, and the unlabelled ``pixels`` [K] (flat indices,
+    in other segments) took ``values`` [K] (0: still unlabelled): the segments' unlabelled pixels move whole, from the
+    table, and only the pixels given ids one by one are counted."""
+    moved = np.flatnonzero(np.asarray(target) > 0)
+    if len(moved):
+        given = np.asarray(target, dtype=np.int64).take(moved)
+        ids = _ids_with(counted.ids, given)
+        table = np.zeros((len(ids), counted.table.shape[1]), dtype=np.int64)
+        table[_rows_of(ids, counted.ids)] = counted.table
+        table[_rows_of(ids, given), moved] += table[0, moved]  # (each segment once: no repeated cell)
+        table[0, moved] = 0
+        counted = _present_rows(ids, table)
     values = np.asarray(values)
-    filled = np.flatnonzero(values)  # (the gaps left at 0 change nothing)
+    filled = np.flatnonzero(values)  # (the pixels left at 0 change nothing)
     if len(filled) == 0:
         return counted
-    return _moved(counted, np.ravel(auto).take(np.asarray(gaps).take(filled)), None, values.take(filled))
+    return _moved(counted, np.ravel(auto).take(np.asarray(pixels).take(filled)), None, values.take(filled))
 
 
 def segments_given(counted: SegmentTable, target: np.ndarray) -> SegmentTable:

@@ -68,7 +68,7 @@ from mastsam_splat.tracker.memory import (
     nearest_point_cells,
     unique_pairs,
 )
-from mastsam_splat.tracker.new_regions import split_regions
+from mastsam_splat.tracker.new_regions import RegionSplit, split_regions
 from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
 from mastsam_splat.tracker.points3d import (
@@ -101,7 +101,7 @@ from mastsam_splat.tracker.rejection import lost_after_prompting, lost_before_pr
 from mastsam_splat.tracker.segment_table import (
     SegmentCodes,
     SegmentTable,
-    gaps_filled,
+    gaps_given,
     id_segment_table,
     pixels_changed,
     segment_codes,
@@ -1126,13 +1126,15 @@ class _Run:
         split = split_regions(tracked, auto, cfg.new_regions, min_area, carried, counted, tracked_counted)
         report.filled_pixels = split.filled_pixels
         labels = split.labels
+        carried_values = np.ravel(labels).take(split.carried_gaps)
         if not split.region_ids:
-            self._count_gaps_filled(labels, auto, tracked_counted, split.gaps)
+            self._count_gaps_given(labels, auto, tracked_counted, split.segment_fill, split, carried_values)
             return labels
-        # (the regions lie in the gaps: the gaps' pixels alone are read for the regions' areas and the ids present)
-        gap_values = np.ravel(labels).take(split.gaps)
+        # (the regions lie in the gaps: the gaps' values alone are read for the regions' areas; the ids present are
+        # the tracked ones and those the gaps took)
         gap_regions = split.gap_regions
-        present = (set(tracked_counted.ids.tolist()) | set(np.flatnonzero(np.bincount(gap_values)).tolist())) - {0}
+        present = set(tracked_counted.ids.tolist()) | set(split.segment_fill.tolist())
+        present = (present | set(np.flatnonzero(np.bincount(carried_values)).tolist())) - {0}
         region_of_point = split.regions_at(point_labels(auto, points), point_labels(tracked, points))
         region_area = np.bincount(gap_regions)
         sampling = self._sampling_density(points, tracked.shape)
@@ -1173,22 +1175,24 @@ class _Run:
             assign[region] = obj_id
         # (the regions' pixels only, written into the new labels ``split_regions`` made: ``np.where(split.regions > 0,
         # assign[split.regions], labels)``)
-        in_region = gap_regions > 0
-        gap_values[in_region] = assign.take(gap_regions[in_region])
-        labels.reshape(-1)[split.gaps[in_region]] = gap_values[in_region]
-        self._count_gaps_filled(labels, auto, tracked_counted, split.gaps, gap_values)
+        in_region = np.flatnonzero(gap_regions)
+        labels.reshape(-1)[split.gaps.take(in_region)] = assign.take(gap_regions.take(in_region))
+        target = split.segment_fill.copy()
+        regions = np.asarray(split.region_ids)
+        target[regions] = assign.take(regions)
+        self._count_gaps_given(labels, auto, tracked_counted, target, split, carried_values)
         return labels
 
-    def _count_gaps_filled(
+    def _count_gaps_given(
         self,
         labels: np.ndarray,
         auto: np.ndarray,
         counted: SegmentTable,
-        gaps: np.ndarray,
-        values: Optional[np.ndarray] = None,
+        target: np.ndarray,
+        split: RegionSplit,
+        carried_values: np.ndarray,
     ) -> None:
         """Keep the ``id_segment_table`` of the new regions' ``labels`` for the steps after them, from the tracked
-        labels' table ``counted`` and the ``gaps`` they filled (their pixels alone are counted; ``values``: the
-        labels there, when the caller has them)."""
-        values = np.ravel(labels).take(gaps) if values is None else values
-        self._counted = (labels, auto, gaps_filled(counted, auto, gaps, values))
+        labels' table ``counted``: the gaps of each segment ``s`` took ``target[s]`` whole (the gap filling's and the
+        new ids), those of ``split.carried_gaps`` their ``carried_values`` one by one (only they are counted)."""
+        self._counted = (labels, auto, gaps_given(counted, target, auto, split.carried_gaps, carried_values))

@@ -113,3 +113,19 @@ def test_regions_read_at_pixels_equal_the_drawn_regions():
         assert set(np.unique(regions[regions > 0]).tolist()) == set(split.region_ids)
         np.testing.assert_array_equal(split.regions_at(auto.ravel(), tracked.ravel()), regions.ravel())
         np.testing.assert_array_equal(regions.reshape(-1)[split.gaps], split.gap_regions)
+
+
+def test_gap_fills_listed_by_segment_and_by_pixel_are_the_labels_written():
+    """Every gap pixel holds its segment's ``segment_fill`` where that is set, the carried id where it is listed in
+    ``carried_gaps``, and 0 otherwise: what the tracker's table update reads instead of the pixels."""
+    rng = np.random.default_rng(9)
+    for _ in range(10):
+        auto = np.kron(rng.integers(0, 7, (4, 5)), np.ones((6, 8), dtype=np.int64))
+        tracked = np.where(rng.random(auto.shape) < 0.5, rng.integers(1, 4, auto.shape), 0)
+        carried = np.kron(rng.integers(0, 5, (8, 8)), np.ones((3, 5), dtype=np.int64))
+        split = split_regions(tracked, auto, NewRegionsConfig(fill_min_dominance=0.5), 5, carried)
+        expected = np.where(split.segment_fill[auto] > 0, split.segment_fill[auto], 0).ravel()
+        expected[split.carried_gaps] = carried.ravel()[split.carried_gaps]
+        np.testing.assert_array_equal(split.labels.ravel()[split.gaps], expected[split.gaps])
+        assert not (split.segment_fill[auto.ravel()[split.carried_gaps]] > 0).any()
+        assert not split.is_new[auto.ravel()[split.carried_gaps]].any()

@@ -112,25 +112,30 @@ def test_segment_codes_number_raw_or_compact_ids_to_the_same_table():
         assert (len(ids) == largest + 1) == (largest * 6 <= labels.size)
 
 
-def test_gaps_filled_equals_counting_the_filled_image_again():
-    """The table of an image whose unlabelled pixels were given ids (old ones, new ones, or left 0), updated from
-    those pixels alone, is the table counted over the whole image: same ids, same pixels per (id, segment)."""
-    from mastsam_splat.tracker.segment_table import gaps_filled
+def test_gaps_given_equals_counting_the_filled_image_again():
+    """The table of an image whose unlabelled pixels were given ids, whole segments at a time (old ids, new ones) and
+    pixel by pixel elsewhere (or left 0), updated from the segments' columns and those pixels alone, is the table
+    counted over the whole image: same ids, same pixels per (id, segment)."""
+    from mastsam_splat.tracker.segment_table import gaps_given
 
     rng = np.random.default_rng(7)
-    for trial in range(20):
+    for trial in range(30):
         shape = (int(rng.integers(5, 40)), int(rng.integers(5, 40)))
-        auto = rng.integers(0, int(rng.integers(1, 9)), shape)
+        num_segments = int(rng.integers(1, 9))
+        auto = rng.integers(0, num_segments + 1, shape)
         labels = np.where(rng.random(shape) < 0.4, 0, rng.choice([3, 7, 8, 20], shape))
         if trial % 5 == 0:
             labels[:] = 0  # nothing tracked
-        counted = id_segment_table(labels, auto, int(auto.max()))
-        gaps = np.flatnonzero(labels == 0)
-        filled = labels.copy()
-        values = rng.choice([0, 0, 3, 8, 11, 25, 40], len(gaps))
-        filled.reshape(-1)[gaps] = values
-        expected = id_segment_table(filled, auto, int(auto.max()))
-        got = gaps_filled(counted, auto, gaps, values)
+        counted = id_segment_table(labels, auto, num_segments)
+        target = np.where(rng.random(num_segments + 1) < 0.5, rng.choice([0, 3, 8, 11, 25], num_segments + 1), 0)
+        target[0] = 0
+        gaps = np.flatnonzero((labels.ravel() == 0) & (target[auto.ravel()] == 0))
+        pixels = gaps[rng.random(len(gaps)) < 0.6]
+        values = rng.choice([0, 0, 3, 8, 11, 40], len(pixels))
+        filled = np.where((labels == 0) & (target[auto] > 0), target[auto], labels)
+        filled.reshape(-1)[pixels] = values
+        expected = id_segment_table(filled, auto, num_segments)
+        got = gaps_given(counted, target, auto, pixels, values)
         np.testing.assert_array_equal(got.ids, expected.ids)
         np.testing.assert_array_equal(got.table, expected.table)
         assert got.table.dtype == expected.table.dtype and got.ids.dtype == expected.ids.dtype
