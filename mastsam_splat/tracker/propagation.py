@@ -237,7 +237,8 @@ def displacement_field(
 def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, int], config: PropagationConfig) -> np.ndarray:
     """Frame a's label image carried into frame b (``shape`` (H, W)) through ``matches`` (a -> b): each pixel of b
     takes the id at its interpolated source in a; 0 where no correspondence is within ``config.carry_radius``
-    (of the diagonal of b) or the source falls outside frame a.
+    (of the diagonal of b) or the source falls outside frame a. Of ``prev_labels``' own type (a stored uint16 image
+    carries as uint16: a quarter of an int64 image's memory for every step that reads it).
 
     The source of a pixel is its position plus its cell's displacement (``displacement_field``), so its column
     depends on the pixel's column and cell row only, and its row on the pixel's row and cell column: both are
@@ -245,7 +246,7 @@ def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, in
     into frame a) and the final look-up are made per pixel."""
     h, w = shape
     if len(matches) == 0 or h == 0 or w == 0:
-        return np.zeros(shape, dtype=np.int64)
+        return np.zeros(shape, dtype=prev_labels.dtype)
     diagonal = float(np.hypot(w, h))
     step = max(1, int(round(diagonal / CARRY_GRID_CELLS)))
     field, has, cell_row, cell_col = cell_displacements(
@@ -266,7 +267,7 @@ def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, in
     # looked up in frame a's own dtype (a stored uint16 image: a quarter of the memory the gather reads)
     labels = np.zeros(outside + 1, dtype=prev_labels.dtype)
     labels[:outside] = prev_labels.reshape(-1)
-    return labels.take(flat).astype(np.int64, copy=False)
+    return labels.take(flat)
 
 
 def carry_agreement(prev_labels: np.ndarray, matches: Matches, radius: float, neighbors: int) -> float:

@@ -84,7 +84,7 @@ def test_carried_labels_equal_a_look_up_of_every_pixels_source(seed):
         expected = np.zeros((h, w), dtype=np.int64)
         expected[inside] = prev[rows[inside], cols[inside]]
         carried = carry_labels(prev, matches, (h, w), config)
-        assert carried.dtype == np.int64
+        assert carried.dtype == prev.dtype
         np.testing.assert_array_equal(carried, expected)
 
 
