@@ -93,7 +93,7 @@ def test_project_evidence_equals_the_plain_reference(with_depth, seed):
         depth[rng.random(shape) < 0.3] = np.median(z)
     got = project_evidence(points, ids, camera, shape, 0.05, config, depth)
     expected = _reference_evidence(points, ids, camera, shape, 0.05, config, depth)
-    assert got.dtype == np.int64
+    assert got.dtype == np.int32
     np.testing.assert_array_equal(got, expected)
     assert (got > 0).any()
 
