@@ -386,7 +386,7 @@ def keep_carried(
     # (the pixels of strong pairs, a part of the frame, found once; the conditions read at those pixels only)
     pixels = np.flatnonzero(strong.reshape(-1).take(code))
     old = labels.reshape(-1).take(pixels)
-    untracked = ~tracked & strong.any(axis=1)  # (segments whose unlabelled pixels stay so: usually none)
+    untracked = ~tracked & strong.any(axis=1)  # (segments tracking did not reach: their unlabelled pixels stay so)
     if untracked.any():
         keep = (old > 0) | ~untracked.take(auto_labels.reshape(-1).take(pixels))
         pixels, old = pixels[keep], old[keep]
