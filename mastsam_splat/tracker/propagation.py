@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from mastsam_splat.errors import check_fraction, check_option
 from mastsam_splat.tracker.segment_table import SegmentCodes, segment_codes, segment_count
 from mastsam_splat.tracker.representatives import Representatives, match_labels
-from mastsam_splat.types import Matches
+from mastsam_splat.types import Camera, Matches
 
 
 @dataclass
@@ -53,6 +53,10 @@ class PropagationConfig:
     carry_min_agreement: float = 0.9
     """The pair's carry is coherent when this fraction of its correspondences, each moved back by its
     neighbours' median motion (itself left out, as the label image is carried), lands on its own source id."""
+    carry_geometry: bool = False
+    """With both frames' cameras and the new frame's 3D points, carry each pixel through the depth of its nearest
+    points (their median) and the two cameras instead of through the correspondences' interpolated motion: on a
+    wide step the motion varies across the image with depth and rotation, the depth of a surface much less."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
@@ -234,7 +238,49 @@ def displacement_field(
     return source, known
 
 
-def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, int], config: PropagationConfig) -> np.ndarray:
+def geometric_cell_displacements(
+    camera_a: Camera,
+    camera_b: Camera,
+    xy_b: np.ndarray,
+    xyz: np.ndarray,
+    shape: tuple[int, int],
+    radius: float,
+    neighbors: int,
+    step: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``cell_displacements`` from geometry: each cell centre of frame b takes the median depth of the ``neighbors``
+    3D points ``xyz`` [N, 3] seen at ``xy_b`` [N, 2] nearest to it (within ``radius`` pixels), is lifted with
+    ``camera_b`` and projected with ``camera_a``; its displacement is where it lands minus where it is (a cell
+    without points in reach, or landing behind camera a, has none)."""
+    h, w = shape
+    step = max(int(step), 1)
+    gx = np.arange(step / 2.0, w, step)
+    gy = np.arange(step / 2.0, h, step)
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    depth = camera_b.world_to_camera_points(xyz)[:, 2]
+    front = np.isfinite(depth) & (depth > 0)
+    field = np.zeros((len(grid), 2))
+    has = np.zeros(len(grid), dtype=bool)
+    if front.any():
+        votes = np.repeat(depth[front][:, None], 2, axis=1)
+        median, has = median_displacement(grid, np.asarray(xy_b, dtype=np.float64)[front], votes, radius, neighbors)
+    if has.any():
+        landed, z = camera_a.project(camera_b.unproject(grid[has], median[has, 0]))
+        ok = np.isfinite(landed).all(axis=1) & (z > 0)
+        field[np.flatnonzero(has)[ok]] = landed[ok] - grid[has][ok]
+        has[np.flatnonzero(has)[~ok]] = False
+    rows = np.minimum(np.arange(h) // step, len(gy) - 1)
+    cols = np.minimum(np.arange(w) // step, len(gx) - 1)
+    return field.reshape(len(gy), len(gx), 2), has.reshape(len(gy), len(gx)), rows, cols
+
+
+def carry_labels(
+    prev_labels: np.ndarray,
+    matches: Matches,
+    shape: tuple[int, int],
+    config: PropagationConfig,
+    geometry: Optional[tuple[Camera, Camera, np.ndarray, np.ndarray]] = None,
+) -> np.ndarray:
     """Frame a's label image carried into frame b (``shape`` (H, W)) through ``matches`` (a -> b): each pixel of b
     takes the id at its interpolated source in a; 0 where no correspondence is within ``config.carry_radius``
     (of the diagonal of b) or the source falls outside frame a. Of ``prev_labels``' own type (a stored uint16 image
@@ -243,15 +289,21 @@ def carry_labels(prev_labels: np.ndarray, matches: Matches, shape: tuple[int, in
     The source of a pixel is its position plus its cell's displacement (``displacement_field``), so its column
     depends on the pixel's column and cell row only, and its row on the pixel's row and cell column: both are
     computed on those small tables (the same sums, so the same source pixels) and only their sum (a flat index
-    into frame a) and the final look-up are made per pixel."""
+    into frame a) and the final look-up are made per pixel. ``geometry``: (camera a, camera b, the 3D points' pixels
+    in b [N, 2], their world positions [N, 3]) to carry through depth and cameras (``carry_geometry``)."""
     h, w = shape
-    if len(matches) == 0 or h == 0 or w == 0:
+    if (len(matches) == 0 and geometry is None) or h == 0 or w == 0:
         return np.zeros(shape, dtype=prev_labels.dtype)
     diagonal = float(np.hypot(w, h))
     step = max(1, int(round(diagonal / CARRY_GRID_CELLS)))
-    field, has, cell_row, cell_col = cell_displacements(
-        matches.xy_a, matches.xy_b, shape, config.carry_radius * diagonal, config.neighbors, step
-    )
+    if geometry is not None:
+        field, has, cell_row, cell_col = geometric_cell_displacements(
+            *geometry, shape, config.carry_radius * diagonal, config.neighbors, step
+        )
+    else:
+        field, has, cell_row, cell_col = cell_displacements(
+            matches.xy_a, matches.xy_b, shape, config.carry_radius * diagonal, config.neighbors, step
+        )
     ha, wa = prev_labels.shape
     outside = ha * wa  # the flat index standing for "no source": one past frame a's pixels, where a 0 is appended
     index = np.int32 if 2 * outside < np.iinfo(np.int32).max else np.int64

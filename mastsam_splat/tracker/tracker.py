@@ -527,7 +527,7 @@ class _Run:
         if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
-                tracked_labels = self._track(frame, parent, state, matches, auto, report)
+                tracked_labels = self._track(frame, parent, state, matches, auto, report, points)
             with clock("anchor"):
                 tracked_labels = self._anchor(frame, tracked_labels, auto, report)
         else:
@@ -1011,9 +1011,17 @@ class _Run:
         return np.where(auto > 0, auto + first - 1, 0)
 
     def _track(
-        self, frame: Frame, parent: int, state: Any, matches: Matches, auto: np.ndarray, report: FrameReport
+        self,
+        frame: Frame,
+        parent: int,
+        state: Any,
+        matches: Matches,
+        auto: np.ndarray,
+        report: FrameReport,
+        frame_points: Optional[FramePoints] = None,
     ) -> np.ndarray:
-        """Carry the parent frame's ids into this frame (steps 2-6); returns the tracked labels [H, W]."""
+        """Carry the parent frame's ids into this frame (steps 2-6); returns the tracked labels [H, W]
+        (``frame_points``: the frame's 3D points, for the carry through geometry)."""
         cfg = self.cfg
         h, w = frame.height, frame.width
         prev = self.labels[parent]
@@ -1074,7 +1082,12 @@ class _Run:
         if cfg.propagation.carry_share <= 1.0 and len(confident) < cfg.consensus.dense_min_density * h * w:
             # Sparse correspondences: the consensus cannot tell a segment's split from a handful of votes, so the
             # previous frame's partition, carried by the correspondences, keeps it (dense votes already do).
-            carried = carry_labels(prev, confident, (h, w), cfg.propagation)
+            geometry = None
+            camera_a = self.frames[parent].camera
+            seen = frame_points
+            if cfg.propagation.carry_geometry and camera_a is not None and frame.camera is not None and seen:
+                geometry = (camera_a, frame.camera, seen.xy[seen.finite], seen.xyz[seen.finite])
+            carried = carry_labels(prev, confident, (h, w), cfg.propagation, geometry)
             self.carried, report.unsupported_carried, report.carry_agreement = supported_carry(
                 carried, prev, confident, cfg.propagation
             )

@@ -227,3 +227,60 @@ def test_kept_carried_pixels_equal_the_plain_computation(seed):
         np.testing.assert_array_equal(np.sort(taken.pixels), np.flatnonzero(out.ravel() != labels.ravel()))
         np.testing.assert_array_equal(labels.reshape(-1)[taken.pixels], taken.old)
         np.testing.assert_array_equal(out.reshape(-1)[taken.pixels], taken.new)
+
+
+def _looking_at_origin(angle: float, width: int = 120, height: int = 90):
+    """A camera 4 units from the origin at ``angle`` (radians) around the y axis, looking at it."""
+    from mastsam_splat.types import Camera
+
+    centre = np.array([4.0 * np.sin(angle), -1.0, -4.0 * np.cos(angle)])
+    forward = -centre / np.linalg.norm(centre)
+    right = np.cross([0.0, 1.0, 0.0], forward)
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    rotation = np.stack([right, down, forward])  # rows: camera axes in the world (OpenCV)
+    world_to_cam = np.eye(4)
+    world_to_cam[:3, :3] = rotation
+    world_to_cam[:3, 3] = -rotation @ centre
+    K = np.array([[100.0, 0.0, width / 2], [0.0, 100.0, height / 2], [0.0, 0.0, 1.0]])
+    return Camera(K=K, world_to_cam=world_to_cam, width=width, height=height)
+
+
+def test_carry_through_geometry_lands_on_each_pixels_own_surface_across_a_wide_step():
+    """Across a wide step (cameras 50 degrees apart around a table) the correspondences' interpolated motion
+    misplaces the half of the frame without correspondences of its own, while the depth of the table's points the
+    new frame sees and the two cameras send each pixel near where its surface is in the previous frame."""
+    camera_a, camera_b = _looking_at_origin(0.0), _looking_at_origin(np.radians(50))
+    h, w = camera_a.height, camera_a.width
+    pixels = np.stack(np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5), axis=-1).reshape(-1, 2)
+
+    def on_table(camera, xy):  # where the rays of pixels ``xy`` meet the table (the plane y = 0)
+        origin = camera.center
+        direction = camera.unproject(xy, np.ones(len(xy))) - origin
+        t = -origin[1] / direction[:, 1]
+        hit = origin + t[:, None] * direction
+        return hit, (t > 0) & (np.abs(hit[:, [0, 2]]) < 2).all(axis=1)
+
+    # frame a: the 4 x 4 table's quarters, ids 1-4
+    world_a, on_a = on_table(camera_a, pixels)
+    prev = np.where(on_a, 1 + (world_a[:, 0] > 0) + 2 * (world_a[:, 2] > 0), 0).reshape(h, w).astype(np.uint16)
+    # frame b sees table points on a sparse grid of its pixels; only those in its left half are matched into frame a
+    grid = np.stack(np.meshgrid(np.arange(4.5, w, 9.0), np.arange(4.5, h, 9.0)), axis=-1).reshape(-1, 2)
+    xyz, seen = on_table(camera_b, grid)
+    xy_a, _ = camera_a.project(xyz)
+    matched = seen & (grid[:, 0] < w / 2) & (xy_a[:, 0] >= 0) & (xy_a[:, 0] < w) & (xy_a[:, 1] >= 0) & (xy_a[:, 1] < h)
+    matches = Matches(xy_a=xy_a[matched], xy_b=grid[matched], confidence=np.ones(int(matched.sum())))
+    # where each pixel of frame b truly comes from in frame a
+    world_b, on_b = on_table(camera_b, pixels)
+    source, _ = camera_a.project(world_b)
+    cols, rows = np.floor(source[:, 0]).astype(int), np.floor(source[:, 1]).astype(int)
+    inside = on_b & (cols >= 0) & (cols < w) & (rows >= 0) & (rows < h)
+    truth = np.zeros(h * w, dtype=np.int64)
+    truth[inside] = prev[rows[inside], cols[inside]]
+    check = inside & (truth > 0) & (pixels[:, 0] >= w / 2)  # the half without correspondences
+    config = PropagationConfig(carry_geometry=True)
+    geometric = carry_labels(prev, matches, (h, w), config, (camera_a, camera_b, grid[seen], xyz[seen])).ravel()
+    interpolated = carry_labels(prev, matches, (h, w), config).ravel()
+    geometric_right = np.mean(geometric[check] == truth[check])
+    assert geometric_right > 0.85
+    assert geometric_right > np.mean(interpolated[check] == truth[check]) + 0.2
