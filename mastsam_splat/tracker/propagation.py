@@ -17,7 +17,7 @@ pair's correspondences agree with each other (no parallax to misplace it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import Literal, NamedTuple, Optional
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -53,10 +53,13 @@ class PropagationConfig:
     carry_min_agreement: float = 0.9
     """The pair's carry is coherent when this fraction of its correspondences, each moved back by its
     neighbours' median motion (itself left out, as the label image is carried), lands on its own source id."""
-    carry_geometry: bool = False
-    """With both frames' cameras and the new frame's 3D points, carry each pixel through the depth of its nearest
-    points (their median) and the two cameras instead of through the correspondences' interpolated motion: on a
-    wide step the motion varies across the image with depth and rotation, the depth of a surface much less."""
+    carry_geometry: Literal["sfm", "always", "never"] = "sfm"
+    """With both frames' cameras, carry each pixel through the depth of the new frame's 3D points nearest to it
+    (their median) and the two cameras instead of through the correspondences' interpolated motion: on a wide step
+    the motion varies across the image with depth and rotation, a surface's depth much less. ``sfm``: when the 3D
+    points are the capture's SfM points (all the frame sees, bundle-adjusted, where the pair shares only some);
+    ``always``: also depth maps' and triangulated matches' points (the latter are the correspondences themselves,
+    with their noise); ``never``."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""

@@ -111,7 +111,7 @@ from mastsam_splat.tracker.segment_table import (
 from mastsam_splat.tracker.representatives import select_representatives
 from mastsam_splat.tracker.results import FrameReport, TrackResult
 from mastsam_splat.tracker.view_order import ViewOrder, sequence_order, view_order
-from mastsam_splat.types import Frame, Matches
+from mastsam_splat.types import Camera, Frame, Matches
 
 _POINT_KINDS: dict[str, Literal["dense", "tracks", "sparse"]] = {"depth": "dense", "sfm": "tracks"}
 """Consolidation settings per 3D point source (``ConsolidationConfig.for_points``; any other source: sparse)."""
@@ -1082,11 +1082,7 @@ class _Run:
         if cfg.propagation.carry_share <= 1.0 and len(confident) < cfg.consensus.dense_min_density * h * w:
             # Sparse correspondences: the consensus cannot tell a segment's split from a handful of votes, so the
             # previous frame's partition, carried by the correspondences, keeps it (dense votes already do).
-            geometry = None
-            camera_a = self.frames[parent].camera
-            seen = frame_points
-            if cfg.propagation.carry_geometry and camera_a is not None and frame.camera is not None and seen:
-                geometry = (camera_a, frame.camera, seen.xy[seen.finite], seen.xyz[seen.finite])
+            geometry = self._carry_geometry(frame, parent, frame_points)
             carried = carry_labels(prev, confident, (h, w), cfg.propagation, geometry)
             self.carried, report.unsupported_carried, report.carry_agreement = supported_carry(
                 carried, prev, confident, cfg.propagation
@@ -1110,6 +1106,20 @@ class _Run:
         # (the ids present, off the labels' table, which the 3D vote or the new regions read next)
         report.tracked = int(np.count_nonzero(self._segment_table(labels, auto).ids))
         return labels
+
+    def _carry_geometry(
+        self, frame: Frame, parent: int, points: Optional[FramePoints]
+    ) -> Optional[tuple[Camera, Camera, np.ndarray, np.ndarray]]:
+        """What ``carry_labels`` carries the parent's labels into ``frame`` through (the cameras of both, the frame's
+        3D points' pixels and positions), when ``propagation.carry_geometry`` asks for it and they exist; ``None``:
+        through the correspondences."""
+        mode = self.cfg.propagation.carry_geometry
+        if not (mode == "always" or (mode == "sfm" and self.source == "sfm")):
+            return None
+        camera_a = self.frames[parent].camera
+        if camera_a is None or frame.camera is None or points is None or not len(points):
+            return None
+        return camera_a, frame.camera, points.xy[points.finite], points.xyz[points.finite]
 
     def _seen_apart(self, older: int, younger: int) -> bool:
         """Whether ids ``older`` and ``younger`` were both present (``min_area`` pixels each) in ``overlap.apart_share``

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -989,3 +990,24 @@ def test_owners_between_additions_merges_transfers_and_thinning_equal_a_count_pe
         evidence.add(ids, points)
         _check_owners(evidence)
     assert updated >= 6
+
+
+@pytest.mark.parametrize("mode", ["sfm", "always", "never"])
+def test_labels_are_carried_through_geometry_with_the_captures_sfm_points(mode):
+    """The parent's labels are carried through the frame's 3D points and the two cameras where the points are the
+    capture's SfM points (``sfm``, the default) or always when asked; triangulated matches' points carry through the
+    correspondences unless ``always`` (they are the correspondences, with their noise)."""
+    from mastsam_splat.tracker.points3d import FramePoints
+
+    runs = _observed_left_runs()
+    for source, run in runs.items():
+        run.cfg = replace(run.cfg, propagation=replace(run.cfg.propagation, carry_geometry=mode))
+        frame = run.frames[1]
+        points = FramePoints(frame.observed.xy, frame.observed.xyz)
+        geometry = run._carry_geometry(frame, 0, points)
+        wanted = mode == "always" or (mode == "sfm" and source == "sfm")
+        assert (geometry is not None) == wanted
+        if wanted:
+            assert geometry[0] is run.frames[0].camera and geometry[1] is frame.camera
+            np.testing.assert_array_equal(geometry[3], points.xyz)
+        assert run._carry_geometry(frame, 0, FramePoints.empty()) is None

@@ -278,7 +278,7 @@ def test_carry_through_geometry_lands_on_each_pixels_own_surface_across_a_wide_s
     truth = np.zeros(h * w, dtype=np.int64)
     truth[inside] = prev[rows[inside], cols[inside]]
     check = inside & (truth > 0) & (pixels[:, 0] >= w / 2)  # the half without correspondences
-    config = PropagationConfig(carry_geometry=True)
+    config = PropagationConfig(carry_geometry="always")
     geometric = carry_labels(prev, matches, (h, w), config, (camera_a, camera_b, grid[seen], xyz[seen])).ravel()
     interpolated = carry_labels(prev, matches, (h, w), config).ravel()
     geometric_right = np.mean(geometric[check] == truth[check])
