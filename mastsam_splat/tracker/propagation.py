@@ -205,17 +205,22 @@ def cell_displacements(
     """The displacement field of :func:`displacement_field` on its cells: displacements [GY, GX, 2] (frame b to
     frame a) at the centres of ``step``-pixel cells, whether a correspondence was within reach of each [GY, GX], and
     the cell row of every pixel row [H] and the cell column of every pixel column [W]."""
+    cells, rows, cols = _cells(shape, step)
+    xy_a = np.asarray(xy_a, dtype=np.float64)
+    xy_b = np.asarray(xy_b, dtype=np.float64)
+    field, has = median_displacement(cells.reshape(-1, 2), xy_b, xy_a - xy_b, radius, neighbors)
+    return field.reshape(cells.shape), has.reshape(cells.shape[:2]), rows, cols
+
+
+def _cells(shape: tuple[int, int], step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The centres [GY, GX, 2] (x, y) of the ``step``-pixel cells of an image of ``shape`` (H, W), and the cell row
+    of every pixel row [H] and the cell column of every pixel column [W]."""
     h, w = shape
     step = max(int(step), 1)
     gx = np.arange(step / 2.0, w, step)
     gy = np.arange(step / 2.0, h, step)
-    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
-    xy_a = np.asarray(xy_a, dtype=np.float64)
-    xy_b = np.asarray(xy_b, dtype=np.float64)
-    field, has = median_displacement(grid, xy_b, xy_a - xy_b, radius, neighbors)
-    rows = np.minimum(np.arange(h) // step, len(gy) - 1)
-    cols = np.minimum(np.arange(w) // step, len(gx) - 1)
-    return field.reshape(len(gy), len(gx), 2), has.reshape(len(gy), len(gx)), rows, cols
+    grid = np.stack(np.meshgrid(gx, gy), axis=-1)
+    return grid, np.minimum(np.arange(h) // step, len(gy) - 1), np.minimum(np.arange(w) // step, len(gx) - 1)
 
 
 def displacement_field(
@@ -255,11 +260,8 @@ def geometric_cell_displacements(
     3D points ``xyz`` [N, 3] seen at ``xy_b`` [N, 2] nearest to it (within ``radius`` pixels), is lifted with
     ``camera_b`` and projected with ``camera_a``; its displacement is where it lands minus where it is (a cell
     without points in reach, or landing behind camera a, has none)."""
-    h, w = shape
-    step = max(int(step), 1)
-    gx = np.arange(step / 2.0, w, step)
-    gy = np.arange(step / 2.0, h, step)
-    grid = np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)
+    cells, rows, cols = _cells(shape, step)
+    grid = cells.reshape(-1, 2)
     depth = camera_b.world_to_camera_points(xyz)[:, 2]
     front = np.isfinite(depth) & (depth > 0)
     field = np.zeros((len(grid), 2))
@@ -272,9 +274,7 @@ def geometric_cell_displacements(
         ok = np.isfinite(landed).all(axis=1) & (z > 0)
         field[np.flatnonzero(has)[ok]] = landed[ok] - grid[has][ok]
         has[np.flatnonzero(has)[~ok]] = False
-    rows = np.minimum(np.arange(h) // step, len(gy) - 1)
-    cols = np.minimum(np.arange(w) // step, len(gx) - 1)
-    return field.reshape(len(gy), len(gx), 2), has.reshape(len(gy), len(gx)), rows, cols
+    return field.reshape(cells.shape), has.reshape(cells.shape[:2]), rows, cols
 
 
 def carry_labels(
