@@ -13,7 +13,7 @@ those of the tracker's object level (its ids grouped as ``tracks.json`` groups t
 themselves (``mastsam eval --no-object-ids``), so a catch-all made by the grouping shows apart
 from one in the ids. Prints a table and writes every number to JSON.
 
-    mastsam prepare --images PHOTOS --output-dir DATASET
+    mastsam prepare --images PHOTOS --output-dir DATASET --colmap.num-threads 1   # (one thread: the model repeats)
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_real_captures.py --datasets DATASET [DATASET ...]
     (more: --workdir DIR --out FILE.json --stride N --max-frames N --reuse)
 """
