@@ -133,7 +133,9 @@ def test_signals_are_held_while_files_are_published(tmp_path: Path) -> None:
             with atomic_dir(target, owned=[]) as staging:
                 (staging / "a.txt").write_text("x")
                 with signals_deferred():
-                    os.kill(os.getpid(), signal.SIGTERM)  # arrives while held
+                    # To this thread: a process-wide kill may go to another thread, whose handler call
+                    # then reaches the main thread at any later point.
+                    signal.raise_signal(signal.SIGTERM)  # arrives while held
                     (staging / "b.txt").write_text("y")
                 raise AssertionError("not reached: the signal is delivered when released")
     assert caught.value.exit_code == 143
@@ -158,3 +160,46 @@ def test_an_interrupt_landing_in_the_clean_up_does_not_leave_the_staging_folder(
             (staging / "a.txt").write_text("x")
             raise RuntimeError("failed")
     assert len(calls) == 2 and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_handler_running_as_the_signals_are_blocked_leaves_the_mask_as_it_was(monkeypatch) -> None:
+    """A handler may raise right after ``pthread_sigmask`` returns; the signals must not stay blocked."""
+    import signal
+
+    real = signal.pthread_sigmask
+
+    def handler_runs_after_blocking(how, mask):
+        previous = real(how, mask)
+        if how == signal.SIG_BLOCK and signal.SIGTERM in set(mask):
+            raise KeyboardInterrupt  # as a handler for a signal that arrived just before would
+        return previous
+
+    before = real(signal.SIG_BLOCK, ())
+    monkeypatch.setattr(signal, "pthread_sigmask", handler_runs_after_blocking)
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            raise AssertionError("not reached")
+    monkeypatch.undo()
+    assert real(signal.SIG_BLOCK, ()) == before
+
+
+def test_a_signal_arriving_as_the_handlers_are_installed_leaves_the_old_handlers(monkeypatch) -> None:
+    import signal
+
+    from mastsam_splat.errors import signals_interrupt
+
+    real = signal.signal
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def arrives_after_the_first(signum, handler):
+        previous = real(signum, handler)
+        if signum == signal.SIGINT and handler not in before.values():
+            raise KeyboardInterrupt
+        return previous
+
+    monkeypatch.setattr(signal, "signal", arrives_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        with signals_interrupt():
+            raise AssertionError("not reached")
+    monkeypatch.undo()
+    assert {s: signal.getsignal(s) for s in before} == before
