@@ -18,7 +18,7 @@ plus the wall time per frame of each mode. Prints a table of medians and writes 
 posed by SfM): the matcher still finds exact correspondences from the scene's depth, but returns no 3D points,
 so the tracker's 3D points are those correspondences triangulated with the known cameras (point source
 ``triangulated``) and the steps run only on frames without depth (``--tracker.anchor.footprint``,
-``reassign``, ``retroactive``) take part; ``--no-depth-keep`` and ``--no-depth-noise-px`` thin and perturb the
+``reassign``, ``retroactive``) take part; ``--match-keep`` and ``--match-noise-px`` (with or without depth maps) thin and perturb the
 correspondences like a sparser, noisier matcher. ``--sfm-tracks`` gives it the frames without depth and, as
 correspondences and 3D points, the tracks of a COLMAP model made from the scene's ground truth (the ``sfm``
 matcher and point source of a dataset from ``mastsam prepare``). Scoring against ground truth is unchanged. Every tracker option
@@ -28,7 +28,7 @@ passes through as ``--tracker.*`` (``--anchor``, ``--order``, ``--refine`` overr
     .venv/bin/python scripts/bench_tracker.py --segmenter simulated --skip-real --seeds 0 --frames 24 \
         --width 160 --height 120 [--shuffle] [--order sequence]
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker.py --seeds 0 1 2 --frames 40 --width 320 --height 240 \
-        --skip-real --segmenter simulated --no-depth [--no-depth-keep 0.05 --no-depth-noise-px 1] [--modes mastsam] \
+        --skip-real --segmenter simulated --no-depth [--match-keep 0.05 --match-noise-px 1] [--modes mastsam] \
         [--tracker.anchor.no-retroactive]
 """
 
@@ -99,10 +99,11 @@ class BenchOptions:
     no_depth: bool = False
     """Give the tracker the synthetic frames without depth maps (cameras kept); its 3D points are then the
     matcher's correspondences triangulated with the cameras."""
-    no_depth_keep: float = 1.0
-    """With --no-depth: fraction of the exact correspondences kept (at random), to mimic sparser matchers."""
-    no_depth_noise_px: float = 0.0
-    """With --no-depth: standard deviation (pixels) of Gaussian noise added to the correspondences in frame b."""
+    match_keep: float = 1.0
+    """Fraction of the exact correspondences kept (at random), to mimic sparser matchers (with depth maps too:
+    the tracker's 3D points still come from them)."""
+    match_noise_px: float = 0.0
+    """Standard deviation (pixels) of Gaussian noise added to the correspondences in frame b."""
     sfm_tracks: bool = False
     """Give the tracker the synthetic frames without depth maps (cameras kept) and, as its correspondences and 3D
     points, the tracks of the scene's COLMAP model made from its ground truth (``sparse/0``, written when missing):
@@ -114,8 +115,8 @@ class BenchOptions:
 
 
 class DepthOracleMatcher:
-    """Exact correspondences for frames without depth maps: the geometric matcher run on the same frames with
-    their depth maps (looked up by name), returned without 3D points; optionally thinned to a random ``keep``
+    """Exact correspondences: the geometric matcher run on the frames with their depth maps (looked up by name,
+    so the tracker's frames may lack them), returned without 3D points; optionally thinned to a random ``keep``
     fraction and with Gaussian noise of ``noise_px`` pixels in frame b (seeded by the pair)."""
 
     def __init__(self, frames: list[Frame], keep: float = 1.0, noise_px: float = 0.0):
@@ -288,8 +289,10 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
                 permutation = np.random.default_rng(args.shuffle_seed + 1000 * seed).permutation(len(names))
             frames, matcher, expected = scene.frames, None, "depth"
             matcher_name = "geometric"
+            if args.no_depth or args.match_keep < 1.0 or args.match_noise_px > 0.0:
+                matcher = DepthOracleMatcher(scene.frames, args.match_keep, args.match_noise_px)
             if args.no_depth:
-                frames, matcher, expected = without_depth(scene.frames), DepthOracleMatcher(scene.frames, args.no_depth_keep, args.no_depth_noise_px), "triangulated"
+                frames, expected = without_depth(scene.frames), "triangulated"
             if args.sfm_tracks:
                 frames, matcher_name, expected = with_model_tracks(folder, scene.frames), "sfm", "sfm"
             for mode in args.modes:
