@@ -59,7 +59,8 @@ class PropagationConfig:
     the motion varies across the image with depth and rotation, a surface's depth much less. ``sfm``: when the 3D
     points are the capture's SfM points (all the frame sees, bundle-adjusted, where the pair shares only some);
     ``always``: also depth maps' and triangulated matches' points (the latter are the correspondences themselves,
-    with their noise); ``never``."""
+    with their noise; with depth maps and sparse correspondences it helps segments that change shape from view to
+    view, as the classical segmenter's, and holds SAM-like merges a view longer); ``never``."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
