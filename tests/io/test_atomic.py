@@ -203,3 +203,28 @@ def test_a_signal_arriving_as_the_handlers_are_installed_leaves_the_old_handlers
             raise AssertionError("not reached")
     monkeypatch.undo()
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_a_signal_arriving_as_the_temporary_is_made_leaves_nothing(tmp_path: Path, monkeypatch, kind: str) -> None:
+    """SIGTERM while ``mkstemp`` / ``mkdtemp`` runs: the temporary they made is removed with the rest."""
+    import signal
+    import tempfile
+
+    from mastsam_splat.errors import Interrupted, signals_interrupt
+    from mastsam_splat.io.atomic import atomic_path
+
+    name = "mkstemp" if kind == "file" else "mkdtemp"
+    real = getattr(tempfile, name)
+
+    def signalled(*args, **kwargs):
+        made = real(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)  # its handler runs as soon as the signal is let through
+        return made
+
+    monkeypatch.setattr(tempfile, name, signalled)
+    with pytest.raises(Interrupted):
+        with signals_interrupt():
+            with atomic_path(tmp_path / "out.txt") if kind == "file" else atomic_dir(tmp_path / "out") as staged:
+                raise AssertionError(f"not reached: {staged}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
