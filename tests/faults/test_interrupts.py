@@ -23,7 +23,7 @@ def run_signalled(args: list, module: str, function: str, on_call: int, signum: 
     ``module.function``."""
     script = textwrap.dedent(
         f"""
-        import importlib, os, sys
+        import importlib, signal, sys
         module = importlib.import_module({module!r})
         original = getattr(module, {function!r})
         calls = []
@@ -31,7 +31,7 @@ def run_signalled(args: list, module: str, function: str, on_call: int, signum: 
         def hooked(*args, **kwargs):
             calls.append(1)
             if len(calls) == {on_call}:
-                os.kill(os.getpid(), {int(signum)})
+                signal.raise_signal({int(signum)})  # to this thread: a process-wide kill may reach another one
             return original(*args, **kwargs)
 
         setattr(module, {function!r}, hooked)
