@@ -130,19 +130,19 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    made: list[Path] = []
+    tmp: Optional[Path] = None
     try:
-        with signals_deferred():  # an interrupt lands once ``made`` names the file, so the clean-up finds it
+        with signals_deferred():  # an interrupt lands once ``tmp`` names the file, so the clean-up finds it
             fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path.stem), suffix=f".tmp{path.suffix}", dir=path.parent)
             os.close(fd)
-            made.append(Path(tmp_name))
-        tmp = made[0]
+            tmp = Path(tmp_name)
         os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; give the file normal permissions
         yield tmp
         os.replace(tmp, path)
     except BaseException:
-        for tmp in made:
-            _clean_up(lambda: tmp.unlink(missing_ok=True))
+        if tmp is not None:
+            made = tmp
+            _clean_up(lambda: made.unlink(missing_ok=True))
         raise
 
 
@@ -164,11 +164,8 @@ def atomic_write_text(path: PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _make_staging(parent: Path, name: str, made: list[Path]) -> Path:
-    """A fresh staging folder in ``parent``, appended to ``made`` as soon as it exists (for the caller's clean-up)."""
-    with signals_deferred():  # an interrupt lands once ``made`` names the folder
-        made.append(Path(tempfile.mkdtemp(prefix=_temp_prefix(name), suffix=".partial", dir=parent)))
-    staging = made[-1]
+def _make_staging(parent: Path, name: str) -> Path:
+    staging = Path(tempfile.mkdtemp(prefix=_temp_prefix(name), suffix=".partial", dir=parent))
     staging.chmod(0o777 & ~_current_umask())  # mkdtemp creates 0700; give the folder normal permissions
     (staging / STAGING_MARKER).write_bytes(b"")
     return staging
@@ -188,14 +185,15 @@ def atomic_dir(path: PathLike, owned: Optional[Iterable[str]] = None, last: Sequ
     """
     path = Path(path)
     merge = owned is not None and path.is_dir()
-    made: list[Path] = []
+    staging: Optional[Path] = None
     try:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             clean_stale_temporaries(path.parent)
             if merge:
                 clean_stale_temporaries(path)
-            staging = _make_staging(path, MERGE_STAGING, made) if merge else _make_staging(path.parent, path.name, made)
+            with signals_deferred():  # an interrupt lands once ``staging`` names the folder, so the clean-up finds it
+                staging = _make_staging(path, MERGE_STAGING) if merge else _make_staging(path.parent, path.name)
         except OSError as exc:
             raise InputError(f"cannot write the output folder here ({exc.strerror or exc})", path) from None
         yield staging
@@ -207,8 +205,9 @@ def atomic_dir(path: PathLike, owned: Optional[Iterable[str]] = None, last: Sequ
             else:
                 _replace_dir(staging, path)
     except BaseException:
-        for staging in made:
-            _clean_up(lambda: shutil.rmtree(staging, ignore_errors=True))
+        if staging is not None:
+            made = staging
+            _clean_up(lambda: shutil.rmtree(made, ignore_errors=True))
         raise
 
 

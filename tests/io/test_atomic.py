@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from mastsam_splat.errors import InputError
-from mastsam_splat.io.atomic import STAGING_MARKER, atomic_dir, signals_deferred, writer_tag
+from mastsam_splat.errors import InputError, Interrupted, signals_interrupt
+from mastsam_splat.io.atomic import STAGING_MARKER, atomic_dir, atomic_path, signals_deferred, writer_tag
 
 
 def test_atomic_dir_publishes_and_replaces(tmp_path: Path) -> None:
@@ -123,10 +125,6 @@ def test_stale_temporaries_of_dead_writers_are_removed(tmp_path: Path) -> None:
 
 
 def test_signals_are_held_while_files_are_published(tmp_path: Path) -> None:
-    import signal
-
-    from mastsam_splat.errors import Interrupted, signals_interrupt
-
     target = tmp_path / "out"
     with pytest.raises(Interrupted) as caught:
         with signals_interrupt():
@@ -164,8 +162,6 @@ def test_an_interrupt_landing_in_the_clean_up_does_not_leave_the_staging_folder(
 
 def test_a_handler_running_as_the_signals_are_blocked_leaves_the_mask_as_it_was(monkeypatch) -> None:
     """A handler may raise right after ``pthread_sigmask`` returns; the signals must not stay blocked."""
-    import signal
-
     real = signal.pthread_sigmask
 
     def handler_runs_after_blocking(how, mask):
@@ -184,10 +180,6 @@ def test_a_handler_running_as_the_signals_are_blocked_leaves_the_mask_as_it_was(
 
 
 def test_a_signal_arriving_as_the_handlers_are_installed_leaves_the_old_handlers(monkeypatch) -> None:
-    import signal
-
-    from mastsam_splat.errors import signals_interrupt
-
     real = signal.signal
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
@@ -208,12 +200,6 @@ def test_a_signal_arriving_as_the_handlers_are_installed_leaves_the_old_handlers
 @pytest.mark.parametrize("kind", ["file", "folder"])
 def test_a_signal_arriving_as_the_temporary_is_made_leaves_nothing(tmp_path: Path, monkeypatch, kind: str) -> None:
     """SIGTERM while ``mkstemp`` / ``mkdtemp`` runs: the temporary they made is removed with the rest."""
-    import signal
-    import tempfile
-
-    from mastsam_splat.errors import Interrupted, signals_interrupt
-    from mastsam_splat.io.atomic import atomic_path
-
     name = "mkstemp" if kind == "file" else "mkdtemp"
     real = getattr(tempfile, name)
 
