@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from mastsam_splat.errors import check_fraction
-from mastsam_splat.tracker.anchor import AnchorEvidence
+from mastsam_splat.tracker.evidence import AnchorEvidence
 from mastsam_splat.tracker.memory import pair_positions, voxel_coords, voxel_keys
 from mastsam_splat.tracker.points3d import FramePoints, point_labels
 from mastsam_splat.tracker.segment_table import id_member

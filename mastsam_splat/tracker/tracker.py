@@ -44,12 +44,9 @@ import numpy as np
 
 from mastsam_splat.errors import InputError
 from mastsam_splat.tracker.anchor import (
-    AnchorEvidence,
     anchor_labels,
     apply_segment_changes,
     evidence_merges,
-    pair_counts,
-    project_evidence,
     reassign_segments,
     segment_changes,
 )
@@ -57,6 +54,8 @@ from mastsam_splat.tracker.config import TrackerConfig
 from mastsam_splat.tracker.consensus import DrawnIds, FragmentMerger, apply_consensus
 from mastsam_splat.tracker.consolidate import consolidation_merges, presence_from_counts, voxel_centres
 from mastsam_splat.tracker.creases import CreaseTally, frame_edges
+from mastsam_splat.tracker.evidence import AnchorEvidence, pair_counts
+from mastsam_splat.tracker.evidence_image import project_evidence
 from mastsam_splat.tracker.hierarchy import ObjectGroups
 from mastsam_splat.tracker.jumps import piece_strengths, split_jumps, split_new_surface
 from mastsam_splat.tracker.label_store import LabelStore

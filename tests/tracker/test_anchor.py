@@ -13,24 +13,18 @@ from mastsam_splat.segmenters import make_segmenter
 from mastsam_splat.tracker import MastSAMTracker, MemoryConfig, TrackerConfig
 from mastsam_splat.tracker.anchor import (
     AnchorConfig,
-    AnchorEvidence,
     AnchorResult,
     _evidence_density,
     _evidence_ids,
     _assign_near_evidence,
-    _footprints,
-    _footprints_of_points,
     _vote_table,
     anchor_labels,
     evidence_merges,
-    pair_counts,
-    project_evidence,
     reassign_segments,
 )
-from mastsam_splat.tracker import anchor as anchor_module
 from mastsam_splat.tracker import tracker as tracker_module
-from mastsam_splat.tracker.consolidate import voxel_centres
-from mastsam_splat.tracker.memory import voxel_keys
+from mastsam_splat.tracker.evidence import AnchorEvidence
+from mastsam_splat.tracker.evidence_image import project_evidence
 from mastsam_splat.tracker.results import FrameReport
 from mastsam_splat.tracker.segment_table import compact_ids, compact_ids_areas
 from mastsam_splat.tracker.tracker import _Run
@@ -44,23 +38,6 @@ SLIDE = [0.0, 0.15, 0.3, 0.45, 0.6]
 
 
 # ----------------------------------------------------------------------------- evidence
-def test_evidence_owner_is_the_id_seen_most_often_and_relabel_moves_it():
-    evidence = AnchorEvidence(voxel_size=1.0)
-    point = np.array([[0.5, 0.5, 0.5]])
-    evidence.add(np.array([2]), point)
-    evidence.add(np.array([3]), point)
-    evidence.add(np.array([3]), point)
-    evidence.add(np.array([0]), point)  # unlabelled: skipped
-    keys, owners, counts = evidence.owners()
-    assert owners.tolist() == [3] and counts.tolist() == [2]
-    lut = np.arange(5)
-    lut[3] = 2
-    evidence.relabel(lut)
-    _, owners, counts = evidence.owners()
-    assert owners.tolist() == [2] and counts.tolist() == [3]
-    centres, ids = evidence.points()
-    np.testing.assert_allclose(centres, [[0.5, 0.5, 0.5]])
-    np.testing.assert_array_equal(centres, voxel_centres(keys, 1.0))
 
 
 def test_evidence_merges_a_younger_id_lying_on_an_older_ids_voxels():
@@ -75,122 +52,7 @@ def test_evidence_merges_a_younger_id_lying_on_an_older_ids_voxels():
     assert evidence_merges(evidence, config) == {4: 1}
 
 
-def test_evidence_rows_equal_a_plain_count_of_every_observation():
-    """Observations merged frame by frame (and moved by relabels and transfers) give the rows and owners a plain
-    count of every (voxel, id) observation gives."""
-    rng = np.random.default_rng(3)
-    evidence = AnchorEvidence(voxel_size=0.5)
-    seen: dict[tuple[int, int], int] = {}
-    for frame in range(14):
-        points = rng.uniform(-3, 3, size=(int(rng.integers(0, 200)), 3))
-        ids = rng.integers(0, 7, size=len(points))
-        if frame == 5:
-            ids[:] = 0  # a frame of unlabelled points adds nothing
-        evidence.add(ids, points)
-        for key, i in zip(voxel_keys(np.floor(points / 0.5).astype(np.int64)).tolist(), ids.tolist()):
-            if i > 0:
-                seen[key, i] = seen.get((key, i), 0) + 1
-        if frame == 8:
-            lut = np.arange(7)
-            lut[[2, 4]] = [1, 6]
-            evidence.relabel(lut)
-            moved: dict[tuple[int, int], int] = {}
-            for (key, i), n in seen.items():
-                moved[key, int(lut[i])] = moved.get((key, int(lut[i])), 0) + n
-            seen = moved
-        if frame == 10:
-            given = points[:50]
-            evidence.transfer(given, 3, 9)
-            keys = set(voxel_keys(np.floor(given / 0.5).astype(np.int64)).tolist())
-            moved = {}
-            for (key, i), n in seen.items():
-                j = 9 if (i == 3 and key in keys) else i
-                moved[key, j] = moved.get((key, j), 0) + n
-            seen = moved
-    rows = sorted(seen.items())
-    keys, ids, counts = evidence.pairs()
-    assert keys.dtype == ids.dtype == counts.dtype == np.int64
-    assert list(zip(zip(keys.tolist(), ids.tolist()), counts.tolist())) == rows
-    owner: dict[int, tuple[int, int]] = {}
-    for (key, i), n in rows:  # ties: the older (smaller) id, met first
-        if key not in owner or n > owner[key][1]:
-            owner[key] = (i, n)
-    owner_keys, owner_ids, owner_counts = evidence.owners()
-    assert owner_keys.tolist() == sorted(owner)
-    assert owner_ids.tolist() == [owner[k][0] for k in sorted(owner)]
-    assert owner_counts.tolist() == [owner[k][1] for k in sorted(owner)]
-
-
 # ----------------------------------------------------------------------------- projection
-def test_footprints_equal_the_distance_transforms_own_distances():
-    """The footprints computed from integer offsets equal those from ``distance_transform_edt``'s distances,
-    reaches lying exactly on pixel distances included."""
-    rng = np.random.default_rng(5)
-    for h, w, n in ((9, 13, 6), (60, 80, 40), (120, 90, 400)):
-        rows, cols = rng.integers(0, h, n), rng.integers(0, w, n)
-        points = np.zeros((h, w), dtype=np.int64)
-        points[rows, cols] = rng.integers(0, 6, n)
-        reach = np.zeros((h, w))
-        reach[rows, cols] = rng.choice([0.5, 1.0, np.sqrt(2.0), 2.0, np.sqrt(5.0), 3.7, 9.0], n)
-        distance, (near_rows, near_cols) = distance_transform_edt(points == 0, return_indices=True)
-        expected = np.where(distance <= reach[near_rows, near_cols], points[near_rows, near_cols], 0)
-        np.testing.assert_array_equal(_footprints(points, reach), expected)
-
-
-def test_footprints_near_a_few_clusters_of_points_equal_the_whole_images_transform():
-    """Points in a few places of a large frame: the transform is computed in a few boxes around them."""
-    rng = np.random.default_rng(11)
-    h, w = 300, 420
-    for _ in range(4):
-        points = np.zeros((h, w), dtype=np.int64)
-        reach = np.zeros((h, w))
-        for _ in range(3):
-            r, c = int(rng.integers(0, h)), int(rng.integers(0, w))
-            rows = np.clip(r + rng.integers(-25, 25, 60), 0, h - 1)
-            cols = np.clip(c + rng.integers(-25, 25, 60), 0, w - 1)
-            points[rows, cols] = rng.integers(1, 9, 60)
-            reach[rows, cols] = rng.choice([1.0, np.sqrt(2.0), 3.0, 6.5, 12.0], 60)
-        distance, (near_rows, near_cols) = distance_transform_edt(points == 0, return_indices=True)
-        expected = np.where(distance <= reach[near_rows, near_cols], points[near_rows, near_cols], 0)
-        np.testing.assert_array_equal(_footprints(points, reach), expected)
-    empty = np.zeros((20, 30), dtype=np.int64)
-    np.testing.assert_array_equal(_footprints(empty, np.zeros((20, 30))), empty)
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_footprints_drawn_as_discs_equal_the_whole_images_transform(seed):
-    """Discs written farthest offset first, ties in reverse transform order, give every pixel the exact
-    transform's nearest point (ties on an integer grid are common here) and its reach test."""
-    rng = np.random.default_rng(seed)
-    for _ in range(60):
-        h, w = (int(v) for v in rng.integers(5, 90, 2))
-        n = int(rng.integers(1, min(60, h * w)))
-        pixel = rng.choice(h * w, n, replace=False)
-        ids = rng.integers(1, 5, n)
-        reach = rng.choice([0.5, 1.0, np.sqrt(2.0), 2.0, np.sqrt(5.0), 3.7, 4.0, 9.0], n)
-        points = np.zeros(h * w, dtype=np.int64)
-        points[pixel] = ids
-        reach_image = np.zeros(h * w)
-        reach_image[pixel] = reach
-        points, reach_image = points.reshape(h, w), reach_image.reshape(h, w)
-        distance, (near_rows, near_cols) = distance_transform_edt(points == 0, return_indices=True)
-        expected = np.where(distance <= reach_image[near_rows, near_cols], points[near_rows, near_cols], 0)
-        np.testing.assert_array_equal(_footprints_of_points(pixel, ids, reach, (h, w), np.int64), expected)
-
-
-def test_projection_draws_sparse_points_as_discs_like_the_transform(monkeypatch):
-    """A few points on a large frame are drawn as discs; the transform near them draws the same image."""
-    camera = camera_at(0.0)
-    shape = (camera.height, camera.width)
-    rng = np.random.default_rng(2)
-    xy = rng.uniform(0, [camera.width, camera.height], (25, 2))
-    points = camera.unproject(xy, rng.uniform(DEPTH, 1.5 * DEPTH, 25))
-    ids = rng.integers(0, 4, 25)
-    wide = AnchorConfig(max_footprint_fraction=0.2)
-    discs = project_evidence(points, ids, camera, shape, 0.3, wide)
-    monkeypatch.setattr(anchor_module, "SPARSE_FOOTPRINT_SHARE", 0.0)
-    np.testing.assert_array_equal(project_evidence(points, ids, camera, shape, 0.3, wide), discs)
-    assert np.count_nonzero(discs) > 25
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -213,45 +75,6 @@ def test_unlabelled_pixels_near_their_evidence_equal_the_whole_images_transform(
         else:
             expected = labels
         np.testing.assert_array_equal(_assign_near_evidence(labels, wanted, seen, evidence, evidence > 0, reach), expected)
-
-
-def test_projection_keeps_visible_points_only():
-    camera = camera_at(0.0)
-    shape = (camera.height, camera.width)
-    xy = np.array([[40.5, 30.5], [50.5, 30.5]])
-    on_plane = camera.unproject(xy, np.full(2, DEPTH))
-    behind = camera.unproject(np.array([[60.5, 30.5]]), np.array([DEPTH * 2]))
-    points = np.concatenate([on_plane, behind])
-    ids = np.array([1, 2, 3])
-    depth = np.full(shape, DEPTH, dtype=np.float32)
-    config = AnchorConfig()
-    image = project_evidence(points, ids, camera, shape, 0.01, config, depth)
-    assert image[30, 40] == 1 and image[30, 50] == 2
-    assert 3 not in image  # hidden behind the surface the depth map shows
-    # Without a depth map the z-buffer of the points decides: a point right behind another is hidden.
-    occluded = camera.unproject(np.array([[40.5, 30.5]]), np.array([DEPTH * 2]))
-    image = project_evidence(np.concatenate([on_plane, occluded]), np.array([1, 2, 7]), camera, shape, 0.01, config)
-    assert image[30, 40] == 1 and 7 not in image
-
-
-def test_projection_draws_each_voxel_over_its_footprint():
-    """A voxel covers a disc about ``focal * size / depth`` pixels across; between two discs a pixel takes the
-    voxel whose projection is nearer, and a voxel hidden behind another's pixel is not drawn."""
-    camera = camera_at(0.0)
-    shape = (camera.height, camera.width)
-    size = 0.6  # FOCAL * size / DEPTH: 9.6 pixels across at DEPTH, 6.4 at 1.5 * DEPTH
-    wide = AnchorConfig(max_footprint_fraction=0.2)  # the test image is small
-    near = camera.unproject(np.array([[30.5, 30.5]]), np.array([DEPTH]))
-    far = camera.unproject(np.array([[37.5, 30.5]]), np.array([DEPTH * 1.5]))
-    image = project_evidence(np.concatenate([near, far]), np.array([1, 2]), camera, shape, size, wide)
-    rows, cols = np.nonzero(image == 1)
-    assert rows.min() == 26 and rows.max() == 34 and cols.min() == 26 and cols.max() == 33
-    assert image[30, 33] == 1 and image[30, 34] == 2 and image[30, 40] == 2 and image[30, 41] == 0
-    assert image[26, 26] == 0  # a disc, not a square
-    single = project_evidence(near, np.array([1]), camera, shape, size, AnchorConfig(footprint=False))
-    assert np.count_nonzero(single) == 1
-    depth = np.full(shape, DEPTH, dtype=np.float32)  # a depth map's points sample densely: no footprints
-    assert np.count_nonzero(project_evidence(near, np.array([1]), camera, shape, size, wide, depth)) == 1
 
 
 # ----------------------------------------------------------------------------- votes
@@ -603,21 +426,6 @@ def test_family_pixels_follow_the_nearest_evidence():
     assert (out[:, :4] == 5).all() and (out[:, 6:10] == 9).all() and (out[:, 10:] == 7).all()
 
 
-def test_transfer_moves_voxels_to_the_split_off_id():
-    from mastsam_splat.tracker.memory import VoxelMemory
-
-    points = np.stack([np.arange(10) + 0.5, np.full(10, 0.5), np.full(10, 0.5)], axis=1)
-    evidence = AnchorEvidence(voxel_size=1.0)
-    evidence.add(np.full(10, 3), points)
-    evidence.transfer(points[5:], 3, 8)
-    _, owners, _ = evidence.owners()
-    assert owners.tolist() == [3] * 5 + [8] * 5
-    memory = VoxelMemory(1.0, neighborhood=0, exclusive=True)
-    memory.add_labelled(np.full(10, 3), points)
-    memory.transfer(points[5:], 3, 8)
-    assert memory.num_voxels(3) == 5 and memory.num_voxels(8) == 5
-
-
 def test_refinement_splits_an_object_the_segmenter_cuts_and_relabels_earlier_frames():
     frames = sequence(SLIDE)
 
@@ -643,71 +451,6 @@ def test_absent_evidence_counts_in_fragment_merging_only_where_a_depth_map_shows
     )
     absent = run._absent_evidence(labels, 0)
     assert absent is not None and (absent.ids == 6).any() and not (absent.ids == 4).any()
-
-
-def test_row_owners_equal_a_search_of_every_rows_voxel_and_add_voxels_equals_add():
-    rng = np.random.default_rng(3)
-    evidence, plain = AnchorEvidence(voxel_size=0.5), AnchorEvidence(voxel_size=0.5)
-    from mastsam_splat.tracker.memory import labelled_voxels
-
-    for _ in range(4):
-        points = rng.uniform(0.0, 3.0, (200, 3))
-        ids = rng.integers(0, 6, 200)
-        evidence.add_voxels(*labelled_voxels(ids, points, 0.5))
-        plain.add(ids, points)
-        keys, row_ids, counts = evidence.pairs()
-        for mine, theirs in zip((keys, row_ids, counts), plain.pairs()):
-            np.testing.assert_array_equal(mine, theirs)
-        owner_keys, owners, _ = evidence.owners()
-        np.testing.assert_array_equal(evidence.row_owners(), owners[np.searchsorted(owner_keys, keys)])
-
-
-@pytest.mark.parametrize("span", [10, 1 << 61])
-def test_pair_counts_equal_a_sort_by_key_then_id(span):
-    """Coded in one integer (a small key span) or sorted by key then id (a span too wide for that): the same pairs."""
-    rng = np.random.default_rng(11)
-    keys = rng.integers(0, 10, 500) * (span // 10) + (1 << 60)
-    ids = rng.integers(1, 9, 500)
-    pair_keys, pair_ids, counts = pair_counts(keys, ids)
-    expected, expected_counts = np.unique(np.stack([keys, ids], axis=1), axis=0, return_counts=True)
-    np.testing.assert_array_equal(pair_keys, expected[:, 0])
-    np.testing.assert_array_equal(pair_ids, expected[:, 1])
-    np.testing.assert_array_equal(counts, expected_counts)
-    assert pair_keys.dtype == pair_ids.dtype == counts.dtype == np.int64
-
-
-def test_insert_sorted_equals_np_insert():
-    from mastsam_splat.tracker.anchor import _insert_sorted
-
-    rng = np.random.default_rng(2)
-    for n, m in ((0, 0), (0, 3), (5, 0), (40, 25), (1000, 300)):
-        keys, counts = np.sort(rng.integers(0, 100, n)), rng.integers(0, 9, n).astype(np.int32)
-        positions = np.sort(rng.integers(0, n + 1, m))  # repeated positions and both ends included
-        new_keys, new_counts = rng.integers(0, 100, m), rng.integers(0, 9, m)
-        got = _insert_sorted((keys, counts), positions, (new_keys, new_counts))
-        for mine, array, values in zip(got, (keys, counts), (new_keys, new_counts)):
-            expected = np.insert(array, positions, values)
-            np.testing.assert_array_equal(mine, expected)
-            assert mine.dtype == expected.dtype
-
-
-def test_voxels_per_id_and_shared_rows_follow_additions_relabels_and_thinning():
-    rng = np.random.default_rng(7)
-    evidence = AnchorEvidence(voxel_size=0.5)
-    for step in range(6):
-        evidence.add(rng.integers(0, 9, 300), rng.uniform(0.0, 4.0, (300, 3)))
-        evidence.voxels_per_id()
-        if step == 2:
-            evidence.relabel(np.array([0, 1, 2, 3, 2, 5, 6, 7, 8]))
-        if step == 4:
-            evidence.thin(len(evidence) - 20)
-        keys, row_ids, _ = evidence.pairs()
-        np.testing.assert_array_equal(evidence.voxels_per_id(), np.bincount(row_ids))
-        owner_keys, owners, _ = evidence.owners()
-        shared = np.isin(keys, keys[np.r_[False, keys[1:] == keys[:-1]]])
-        ids, shared_owners = evidence.shared_rows()
-        np.testing.assert_array_equal(ids, row_ids[shared])
-        np.testing.assert_array_equal(shared_owners, owners[np.searchsorted(owner_keys, keys[shared])])
 
 
 def test_owners_purity_and_merges_equal_a_count_per_voxel():
@@ -857,35 +600,6 @@ def test_frames_with_sfm_points_are_checked_again_only_when_asked(retroactive_sf
     assert _Run(MastSAMTracker(config, None, None), frames, "triangulated", order)._rechecked(0)
 
 
-def test_thinned_evidence_is_bounded_and_keeps_every_voxels_owner():
-    """Thinning drops the weakest non-owner rows: every voxel keeps its owner and the owner's count, and the rows
-    kept are rows of the evidence with their counts; past ``max_rows`` the evidence thins itself."""
-    from mastsam_splat.tracker.memory import labelled_voxels
-
-    rng = np.random.default_rng(11)
-    capped, plain = AnchorEvidence(voxel_size=0.5, max_rows=150), AnchorEvidence(voxel_size=0.5)
-    for _ in range(8):
-        points = rng.uniform(0.0, 2.0, (150, 3))  # 64 voxels
-        ids = rng.integers(0, 12, 150)
-        capped.add_voxels(*labelled_voxels(ids, points, 0.5))
-        plain.add_voxels(*labelled_voxels(ids, points, 0.5))
-        assert len(capped) <= 150
-    all_keys, all_ids, all_counts = (x.copy() for x in plain.pairs())
-    owners = [x.copy() for x in plain.owners()]
-    assert plain.thin(len(all_keys)) == 0 and len(plain) == len(all_keys)  # room for every row: nothing dropped
-    dropped = plain.thin(100)
-    assert dropped == len(all_keys) - 100 and len(plain) == 100
-    for mine, theirs in zip(plain.owners(), owners):
-        np.testing.assert_array_equal(mine, theirs)
-    keys, row_ids, counts = plain.pairs()
-    row = np.searchsorted(all_keys * 16 + all_ids, keys * 16 + row_ids)
-    np.testing.assert_array_equal(all_keys[row], keys)
-    np.testing.assert_array_equal(all_ids[row], row_ids)
-    np.testing.assert_array_equal(all_counts[row], counts)
-    with pytest.raises(ValueError, match="max_rows"):
-        AnchorEvidence(voxel_size=0.5, max_rows=0)
-
-
 def _evidence_ids_reference(evidence):
     voted = evidence > 0
     ids, index = compact_ids(np.where(voted, evidence, 0))
@@ -948,48 +662,6 @@ def test_anchor_labels_leave_their_inputs_alone():
     renamed = anchor_labels(given, auto, np.full_like(labels, 5), AnchorConfig())
     assert renamed.overruled == 1 and (renamed.labels == 5).all()
     assert (given == 3).all()
-
-
-def _check_owners(evidence: AnchorEvidence) -> None:
-    """The evidence's owners equal a plain count per voxel: the most seen id, the older one on a tie."""
-    keys, row_ids, counts = evidence.pairs()
-    voxels = np.unique(keys)
-    expected_owner, expected_count = [], []
-    for key in voxels.tolist():
-        held = keys == key
-        best = np.flatnonzero(held & (counts == counts[held].max()))[0]
-        expected_owner.append(row_ids[best])
-        expected_count.append(counts[best])
-    owner_keys, owners, owner_counts = evidence.owners()
-    np.testing.assert_array_equal(owner_keys, voxels)
-    np.testing.assert_array_equal(owners, expected_owner)
-    np.testing.assert_array_equal(owner_counts, expected_count)
-    assert owners.dtype == np.int64 and owner_counts.dtype == np.int64
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_owners_between_additions_merges_transfers_and_thinning_equal_a_count_per_voxel(seed: int) -> None:
-    """Owners read between additions, with merges, transfers (after which they are counted again at the moved rows'
-    voxels only) and thinning in between, equal a plain count per voxel."""
-    rng = np.random.default_rng(seed)
-    evidence = AnchorEvidence(voxel_size=1.0, max_rows=10_000)
-    updated = 0
-    for step in range(30):
-        points = rng.integers(0, 6, (int(rng.integers(1, 120)), 3)) + 0.5  # few voxels, seen again and again
-        ids = rng.integers(0, 7, len(points))
-        known = evidence._owners is not None
-        if step % 7 == 3:
-            evidence.relabel(np.array([0, 1, 2, 3, 2, 5, 6, 7]))
-        elif step % 7 == 5:
-            evidence.transfer(points[:10], 1, 6)
-        elif step % 11 == 10:
-            evidence.thin(len(evidence) // 2)
-        if step % 7 in (3, 5) and known and evidence._owners is not None:
-            updated += 1
-            _check_owners(evidence)
-        evidence.add(ids, points)
-        _check_owners(evidence)
-    assert updated >= 6
 
 
 @pytest.mark.parametrize("mode", ["sfm", "always", "never"])

@@ -110,7 +110,7 @@ def test_family_consolidation_leaves_other_ids_to_the_sequence_pass() -> None:
 
 
 def test_a_split_reuses_the_id_the_other_branch_gave_the_same_part() -> None:
-    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.evidence import AnchorEvidence
     from mastsam_splat.tracker.points3d import FramePoints
     from mastsam_splat.tracker.results import FrameReport
 

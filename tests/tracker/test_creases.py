@@ -182,7 +182,7 @@ def test_frame_creases_equal_the_plain_computation(seed: int) -> None:
 def _split_with_evidence(surface: str, evidence_ratio: float = 2.0) -> np.ndarray:
     """Id 1 over the whole frame, cut by the segmenter into its two halves (the left one counted first on the tie),
     its 3D evidence ten times as often on the right half; ``keep="evidence"``. Returns the labels after the split."""
-    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.evidence import AnchorEvidence
     from mastsam_splat.tracker.points3d import FramePoints
     from mastsam_splat.tracker.results import FrameReport
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mastsam_splat.tracker.anchor import AnchorEvidence
+from mastsam_splat.tracker.evidence import AnchorEvidence
 from mastsam_splat.tracker.jumps import (
     JumpConfig,
     _counts_at,

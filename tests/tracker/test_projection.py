@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.ndimage import distance_transform_edt
 
-from mastsam_splat.tracker.anchor import AnchorConfig, AnchorEvidence, _footprints, project_evidence
+from mastsam_splat.tracker.anchor import AnchorConfig
+from mastsam_splat.tracker.evidence_image import _footprints, project_evidence
 from mastsam_splat.tracker.projection import project_points
 from mastsam_splat.types import Camera
 
@@ -100,7 +100,7 @@ def test_project_evidence_equals_the_plain_reference(with_depth, seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_nearest_per_pixel_equals_the_minimum_of_each_pixel(seed):
-    from mastsam_splat.tracker.anchor import _nearest_per_pixel
+    from mastsam_splat.tracker.evidence_image import _nearest_per_pixel
 
     rng = np.random.default_rng(seed)
     size = 50

@@ -269,7 +269,7 @@ def _split_run(keep: Optional[str]):
     """Id 1 tracked on its part (columns 1-3 and the surface behind them) for ten frames, then carried for one
     frame onto a larger neighbour turning into view (columns 4-8); the segmenter cuts the two apart. Returns the
     run, the frame's labels, segments and 3D points (one per pixel, at x = column)."""
-    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.evidence import AnchorEvidence
     from mastsam_splat.tracker.config import TrackerConfig
     from mastsam_splat.tracker.points3d import FramePoints
     from mastsam_splat.tracker.tracker import MastSAMTracker, _Run
@@ -390,7 +390,7 @@ def _object_split_run(keep: Optional[str]):
     whose visible surfaces the id has seen equally often. Returns the run, the frame's labels, segments and 3D
     points (one per pixel, at x = column)."""
     run, labels, auto, points = _split_run(keep)
-    from mastsam_splat.tracker.anchor import AnchorEvidence
+    from mastsam_splat.tracker.evidence import AnchorEvidence
 
     xyz = points.xyz
     own = xyz[:, 0] < 4
