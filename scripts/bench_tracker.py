@@ -27,6 +27,8 @@ passes through as ``--tracker.*`` (``--anchor``, ``--order``, ``--refine`` overr
     .venv/bin/python scripts/bench_tracker.py [--seeds 0 1 2] [--frames 40] [--out outputs/bench_tracker.json]
     .venv/bin/python scripts/bench_tracker.py --segmenter simulated --skip-real --seeds 0 --frames 24 \
         --width 160 --height 120 [--shuffle] [--order sequence]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker.py --segmenter simulated --skip-real --trajectories orbit \
+        --seeds 8 --modes mastsam --explain-switches
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker.py --seeds 0 1 2 --frames 40 --width 320 --height 240 \
         --skip-real --segmenter simulated --no-depth [--match-keep 0.05 --match-noise-px 1] [--modes mastsam] \
         [--tracker.anchor.no-retroactive]
@@ -110,6 +112,11 @@ class BenchOptions:
     the ``sfm`` matcher and point source a dataset from ``mastsam prepare`` gets."""
     modes: tuple[Literal["mastsam", "independent"], ...] = ("mastsam", "independent")
     """Tracker modes to run on the synthetic scenes."""
+    explain_switches: bool = False
+    """Print, for every ground-truth id with an id switch, its best-matching id in every view (plain: IoU at least
+    the switch threshold; in parentheses: lower; ``.``: hidden or too small; ``-``: no id on it) and, per view, the
+    view it was matched with (``parent``, ``*`` for the first visited): where an id changed and along which branch
+    of the view graph."""
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     """Tracker parameters (--tracker.mode is set by --modes)."""
 
@@ -329,7 +336,37 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
                     }
                     rows.append(row)
                     _progress(row)
+                    if args.explain_switches and mode == "mastsam":
+                        print_switches(f"{folder.name} {level}", scored, gt_maps, result.reports, metrics_config)
     return rows
+
+
+def switch_rows(
+    labels: list[np.ndarray], gt_maps: list[np.ndarray], reports: list[Any], min_iou: float, min_gt_area: int
+) -> list[str]:
+    """Text rows of ``--explain-switches``: the parent of every view, then one row per ground-truth id that switched."""
+    from mastsam_splat.metrics import best_matches, id_switches, overlap_table
+
+    table = overlap_table(labels, gt_maps)
+    switches = id_switches(table, min_iou=min_iou, min_gt_area=min_gt_area)
+    best = best_matches(table, min_gt_area)
+    parent = {r.index: r.parent for r in reports}
+    out = ["view      " + "".join(f"{v:4d}" for v in range(table.num_views))]
+    out.append("parent    " + "".join(f"{'*' if parent.get(v) is None else parent[v]:>4}" for v in range(table.num_views)))
+    for row, gt_id in enumerate(best.gt_ids.tolist()):
+        count = switches.per_object.get(int(gt_id), 0)
+        if count == 0:
+            continue
+        cells = []
+        for pred, iou, shown in zip(best.pred[row].tolist(), best.iou[row].tolist(), best.shown[row].tolist()):
+            cells.append("   ." if not shown else "   -" if pred == 0 else f"{pred:4d}" if iou >= min_iou else f"({pred:2d})")
+        out.append(f"{int(gt_id):4d} sw {count:<2d}" + "".join(cells))
+    return out
+
+
+def print_switches(title: str, labels: list[np.ndarray], gt_maps: list[np.ndarray], reports: list[Any], config: Any) -> None:
+    rows = switch_rows(labels, gt_maps, reports, config.id_switch_min_iou, config.id_switch_min_area)
+    print(f"\n{title}: id switches", *rows, sep="\n", flush=True)
 
 
 def bench_real(args: BenchOptions, tracker_config: Any) -> list[dict[str, Any]]:

@@ -18,9 +18,11 @@ from mastsam_splat.metrics.consistency import (
 from mastsam_splat.metrics.evaluate import EvalResult, MetricsConfig, evaluate, geometric_correspondences, view_pairs
 from mastsam_splat.metrics.granularity import Granularity, granularity
 from mastsam_splat.metrics.ground_truth import (
+    BestMatches,
     IdSwitches,
     MIoUScores,
     OverlapTable,
+    best_matches,
     consistent_miou,
     id_switches,
     overlap_table,
@@ -29,6 +31,7 @@ from mastsam_splat.metrics.ground_truth import (
 from mastsam_splat.metrics.sfm_tracks import SfmConsistency, SfmTracksConfig, sfm_consistency
 
 __all__ = [
+    "BestMatches",
     "ConsistencyScores",
     "Correspondences",
     "EvalResult",
@@ -40,6 +43,7 @@ __all__ = [
     "PairConsistency",
     "SfmConsistency",
     "SfmTracksConfig",
+    "best_matches",
     "consistency_scores",
     "consistent_miou",
     "evaluate",

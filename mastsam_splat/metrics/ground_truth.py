@@ -176,18 +176,51 @@ class IdSwitches:
     """Number of (ground-truth id, view) observations with a qualifying best match."""
 
 
-def id_switches(table: OverlapTable, min_iou: float = 0.5, min_gt_area: int = 64) -> IdSwitches:
-    """Count changes of each ground-truth id's best-matching predicted id along the sequence."""
-    iou = table.iou
-    keep = (iou >= min_iou) & (table.gt_area[table.view, table.gt] >= min_gt_area)
-    gt, view, pred, iou = table.gt[keep], table.view[keep], table.pred[keep], iou[keep]
-    order = np.lexsort((pred, -iou, view, gt))
-    gt, view, pred = gt[order], view[order], pred[order]
+@dataclass
+class BestMatches:
+    """Each ground-truth id's best-matching predicted id in every view: the rows ``id_switches`` walks, and what a
+    benchmark prints to show where an id changed."""
+
+    gt_ids: np.ndarray
+    """[G] original ground-truth ids (the rows)."""
+    pred: np.ndarray
+    """[G, V] original id of the best-matching predicted id (highest IoU, ties to the smaller id); 0 where the
+    ground-truth id is smaller than ``min_gt_area`` or no predicted id overlaps it."""
+    iou: np.ndarray
+    """[G, V] that match's IoU (0 where there is none)."""
+    shown: np.ndarray
+    """[G, V] whether the ground-truth id covers at least ``min_gt_area`` pixels of the view."""
+
+
+def best_matches(table: OverlapTable, min_gt_area: int = 64) -> BestMatches:
+    """The best-matching predicted id of every ground-truth id in every view (see ``BestMatches``)."""
+    num_gt = len(table.gt_ids)
+    shown = table.gt_area[:, 1:].T >= min_gt_area  # [G, V]
+    pred = np.zeros((num_gt, table.num_views), dtype=np.int64)
+    iou = np.zeros((num_gt, table.num_views))
+    entry_iou = table.iou
+    keep = shown[table.gt - 1, table.view] if len(table.gt) else np.zeros(0, dtype=bool)
+    gt, view, compact_pred, entry_iou = table.gt[keep], table.view[keep], table.pred[keep], entry_iou[keep]
+    order = np.lexsort((compact_pred, -entry_iou, view, gt))  # each (id, view)'s best entry first
+    gt, view, compact_pred, entry_iou = gt[order], view[order], compact_pred[order], entry_iou[order]
     first = np.ones(len(gt), dtype=bool)
     first[1:] = (gt[1:] != gt[:-1]) | (view[1:] != view[:-1])
-    gt, pred = gt[first], pred[first]
-    switch = np.zeros(len(gt), dtype=bool)
-    switch[1:] = (gt[1:] == gt[:-1]) & (pred[1:] != pred[:-1])
-    counts = np.bincount(gt[switch], minlength=len(table.gt_ids) + 1)
-    per_object = {int(table.gt_ids[g - 1]): int(counts[g]) for g in np.unique(gt)}
-    return IdSwitches(total=int(switch.sum()), per_object=per_object, tracked_views=int(len(gt)))
+    pred[gt[first] - 1, view[first]] = table.pred_ids[compact_pred[first] - 1]
+    iou[gt[first] - 1, view[first]] = entry_iou[first]
+    return BestMatches(gt_ids=table.gt_ids, pred=pred, iou=iou, shown=shown)
+
+
+def id_switches(table: OverlapTable, min_iou: float = 0.5, min_gt_area: int = 64) -> IdSwitches:
+    """Count changes of each ground-truth id's best-matching predicted id along the sequence."""
+    best = best_matches(table, min_gt_area)
+    per_object: dict[int, int] = {}
+    total = tracked = 0
+    for gt_id, pred, iou in zip(best.gt_ids.tolist(), best.pred, best.iou):
+        kept = pred[(pred > 0) & (iou >= min_iou)]
+        if len(kept) == 0:
+            continue
+        switches = int(np.count_nonzero(kept[1:] != kept[:-1]))
+        per_object[int(gt_id)] = switches
+        total += switches
+        tracked += len(kept)
+    return IdSwitches(total=total, per_object=per_object, tracked_views=tracked)

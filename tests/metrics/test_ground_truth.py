@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mastsam_splat.metrics import consistent_miou, id_switches, overlap_table, per_view_miou
+from mastsam_splat.metrics import best_matches, consistent_miou, id_switches, overlap_table, per_view_miou
 
 
 def test_miou_hand_computed_and_id_swap_penalised():
@@ -80,3 +80,24 @@ def test_id_switches_skip_hidden_small_and_unmatched_views():
     assert switches.tracked_views == 2
     # Counting the small view again turns its different id into two switches (3 -> 8 -> 3).
     assert id_switches(overlap_table(pred, gt), min_iou=0.5, min_gt_area=1).total == 2
+
+
+def test_best_matches_name_each_ids_best_prediction_per_view_ties_to_the_smaller_id():
+    gt = [
+        np.array([[1, 1, 2, 2]]),
+        np.array([[1, 1, 1, 1]]),  # ground truth 2 hidden
+        np.array([[1, 1, 2, 2]]),
+    ]
+    pred = [
+        np.array([[7, 7, 5, 5]]),
+        np.array([[6, 6, 9, 9]]),  # a tie for ground truth 1 (IoU 1/2 each): the smaller id, 6
+        np.array([[0, 7, 7, 0]]),  # 7 overlaps both ground-truth ids with IoU 1/3
+    ]
+    best = best_matches(overlap_table(pred, gt), min_gt_area=1)
+    assert best.gt_ids.tolist() == [1, 2]
+    assert best.pred.tolist() == [[7, 6, 7], [5, 0, 7]]
+    np.testing.assert_allclose(best.iou, [[1.0, 0.5, 1 / 3], [1.0, 0.0, 1 / 3]])
+    assert best.shown.tolist() == [[True, True, True], [True, False, True]]
+    # the switches walk these rows at IoU >= 0.5: ground truth 1 goes 7 -> 6 (views 0, 1); 2 keeps 5
+    switches = id_switches(overlap_table(pred, gt), min_iou=0.5, min_gt_area=1)
+    assert switches.per_object == {1: 1, 2: 0} and switches.total == 1
