@@ -366,6 +366,9 @@ def switch_rows(
 
 def print_switches(title: str, labels: list[np.ndarray], gt_maps: list[np.ndarray], reports: list[Any], config: Any) -> None:
     rows = switch_rows(labels, gt_maps, reports, config.id_switch_min_iou, config.id_switch_min_area)
+    if len(rows) == 2:  # (the view and parent rows only)
+        print(f"\n{title}: no id switches", flush=True)
+        return
     print(f"\n{title}: id switches", *rows, sep="\n", flush=True)
 
 
