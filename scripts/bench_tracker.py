@@ -337,20 +337,27 @@ def bench_synthetic(args: BenchOptions, tracker_config: Any) -> list[dict[str, A
                     rows.append(row)
                     _progress(row)
                     if args.explain_switches and mode == "mastsam":
-                        print_switches(f"{folder.name} {level}", scored, gt_maps, result.reports, metrics_config)
+                        print_switches(f"{folder.name} {level}", scored, gt_maps, result.reports, metrics_config, permutation)
     return rows
 
 
 def switch_rows(
-    labels: list[np.ndarray], gt_maps: list[np.ndarray], reports: list[Any], min_iou: float, min_gt_area: int
+    labels: list[np.ndarray],
+    gt_maps: list[np.ndarray],
+    reports: list[Any],
+    min_iou: float,
+    min_gt_area: int,
+    permutation: Optional[np.ndarray] = None,
 ) -> list[str]:
-    """Text rows of ``--explain-switches``: the parent of every view, then one row per ground-truth id that switched."""
+    """Text rows of ``--explain-switches``: the parent of every view, then one row per ground-truth id that switched
+    (views in the scene's order; ``permutation``: the order the tracker was given them in, as ``run_tracker``'s)."""
     from mastsam_splat.metrics import best_matches, id_switches, overlap_table
 
     table = overlap_table(labels, gt_maps)
     switches = id_switches(table, min_iou=min_iou, min_gt_area=min_gt_area)
     best = best_matches(table, min_gt_area)
-    parent = {r.index: r.parent for r in reports}
+    view = (lambda k: k) if permutation is None else (lambda k: int(permutation[k]))
+    parent = {view(r.index): None if r.parent is None else view(r.parent) for r in reports}
     out = ["view      " + "".join(f"{v:4d}" for v in range(table.num_views))]
     out.append("parent    " + "".join(f"{'*' if parent.get(v) is None else parent[v]:>4}" for v in range(table.num_views)))
     for row, gt_id in enumerate(best.gt_ids.tolist()):
@@ -364,8 +371,15 @@ def switch_rows(
     return out
 
 
-def print_switches(title: str, labels: list[np.ndarray], gt_maps: list[np.ndarray], reports: list[Any], config: Any) -> None:
-    rows = switch_rows(labels, gt_maps, reports, config.id_switch_min_iou, config.id_switch_min_area)
+def print_switches(
+    title: str,
+    labels: list[np.ndarray],
+    gt_maps: list[np.ndarray],
+    reports: list[Any],
+    config: Any,
+    permutation: Optional[np.ndarray] = None,
+) -> None:
+    rows = switch_rows(labels, gt_maps, reports, config.id_switch_min_iou, config.id_switch_min_area, permutation)
     if len(rows) == 2:  # (the view and parent rows only)
         print(f"\n{title}: no id switches", flush=True)
         return
