@@ -4,8 +4,8 @@ Rows of (voxel, id, count) are kept sorted by voxel key, then id, so a voxel's o
 there most often; ties: the older id), its purity (the owner's share of the voxel's observations)
 and the renames of a merge or split are runs over sorted arrays, not a dictionary per voxel. The
 rows are capped (``max_rows``): past the cap the weakest rows are thinned (``AnchorEvidence.thin``).
-The anchor step (``anchor``) votes with this evidence; the refinement, the jump checks and the
-consolidation read it too.
+The anchor step (``anchor``) votes with this evidence, in each frame and again after the sequence;
+the fragment merging, the refinement and the jump checks read it too.
 """
 
 from __future__ import annotations
