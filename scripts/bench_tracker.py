@@ -351,11 +351,11 @@ def switch_rows(
 ) -> list[str]:
     """Text rows of ``--explain-switches``: the parent of every view, then one row per ground-truth id that switched
     (views in the scene's order; ``permutation``: the order the tracker was given them in, as ``run_tracker``'s)."""
-    from mastsam_splat.metrics import best_matches, id_switches, overlap_table
+    from mastsam_splat.metrics import best_matches, overlap_table, switches_of
 
     table = overlap_table(labels, gt_maps)
-    switches = id_switches(table, min_iou=min_iou, min_gt_area=min_gt_area)
     best = best_matches(table, min_gt_area)
+    switches = switches_of(best, min_iou)
     view = (lambda k: k) if permutation is None else (lambda k: int(permutation[k]))
     parent = {view(r.index): None if r.parent is None else view(r.parent) for r in reports}
     out = ["view      " + "".join(f"{v:4d}" for v in range(table.num_views))]

@@ -27,6 +27,7 @@ from mastsam_splat.metrics.ground_truth import (
     id_switches,
     overlap_table,
     per_view_miou,
+    switches_of,
 )
 from mastsam_splat.metrics.sfm_tracks import SfmConsistency, SfmTracksConfig, sfm_consistency
 
@@ -55,5 +56,6 @@ __all__ = [
     "pair_consistency",
     "per_view_miou",
     "sfm_consistency",
+    "switches_of",
     "view_pairs",
 ]

@@ -212,7 +212,12 @@ def best_matches(table: OverlapTable, min_gt_area: int = 64) -> BestMatches:
 
 def id_switches(table: OverlapTable, min_iou: float = 0.5, min_gt_area: int = 64) -> IdSwitches:
     """Count changes of each ground-truth id's best-matching predicted id along the sequence."""
-    best = best_matches(table, min_gt_area)
+    return switches_of(best_matches(table, min_gt_area), min_iou)
+
+
+def switches_of(best: BestMatches, min_iou: float = 0.5) -> IdSwitches:
+    """``id_switches`` of matches already found: changes of each row's predicted id over the views where its IoU
+    reaches ``min_iou``."""
     per_object: dict[int, int] = {}
     total = tracked = 0
     for gt_id, pred, iou in zip(best.gt_ids.tolist(), best.pred, best.iou):
