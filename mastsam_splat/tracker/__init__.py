@@ -2,8 +2,8 @@
 
 One module per step, each with its own config: ``representatives`` (K-Means), ``propagation``,
 ``prompting``, ``rejection``, ``overlap``, ``consensus``, ``new_regions``, ``memory`` (3D
-re-identification), ``anchor`` (3D evidence), ``jumps``, ``refine``, ``hierarchy`` and
-``consolidate``, with ``tracker`` tying them together, ``config`` (``TrackerConfig`` nests the
+re-identification), ``anchor`` (3D evidence), ``jumps``, ``refine``, ``hierarchy``,
+``consolidate`` and ``parts3d`` (segments named after 3D parts), with ``tracker`` tying them together, ``config`` (``TrackerConfig`` nests the
 step configs), ``results`` (what a run gives back), ``outputs`` / ``pointcloud`` writing the
 results, ``cache`` reusing them and ``job`` the one run behind ``mastsam track``, ``mastsam lift``
 and the Nerfstudio datamanager.

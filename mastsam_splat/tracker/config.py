@@ -15,6 +15,7 @@ from mastsam_splat.tracker.jumps import JumpConfig
 from mastsam_splat.tracker.memory import MemoryConfig
 from mastsam_splat.tracker.new_regions import NewRegionsConfig
 from mastsam_splat.tracker.overlap import OverlapConfig
+from mastsam_splat.tracker.parts3d import PartsConfig
 from mastsam_splat.tracker.pointcloud import MAX_VOXELS
 from mastsam_splat.tracker.points3d import PointSource
 from mastsam_splat.tracker.prompting import PromptingConfig
@@ -83,6 +84,9 @@ class TrackerConfig:
     """After the sequence: ids meeting along a convex edge of one solid (its faces, cut apart) are merged."""
     hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
     """The object level above the ids: pieces of a split id, and ids the segments keep holding together."""
+    parts: PartsConfig = field(default_factory=PartsConfig)
+    """After the sequence (depth maps): every id's segment named after the 3D part it lies on, the surface regions
+    the automatic segments never cut apart."""
 
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""

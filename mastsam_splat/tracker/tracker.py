@@ -69,6 +69,15 @@ from mastsam_splat.tracker.memory import (
 )
 from mastsam_splat.tracker.new_regions import RegionSplit, split_regions
 from mastsam_splat.tracker.overlap import auto_label_image, merge_duplicates, resolve_overlaps
+from mastsam_splat.tracker.parts3d import (
+    SegmentCooccurrence,
+    frame_names,
+    part_regions,
+    region_names,
+    regions_apart,
+    renamed_objects,
+    segment_regions,
+)
 from mastsam_splat.tracker.pointcloud import LabelledPointCloud
 from mastsam_splat.tracker.points3d import (
     FramePoints,
@@ -232,10 +241,13 @@ class MastSAMTracker:
             notes.append(f"{merged} id(s) merged after the sequence (same 3D surface, never in the same frame)")
         if faces:
             notes.append(f"{faces} id(s) merged along convex edges (faces of one solid)")
+        object_of = run.object_map(count_ids=True)
+        object_of, renamed = run.name_parts(object_of)
+        if renamed:
+            notes.append(f"{renamed} segment(s) named again after the 3D part they lie on")
         xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
         if source == "matches" and run.chain is not None and run.chain.aligned_pairs:
             notes.append(f"matcher 3D points of {run.chain.aligned_pairs} pair(s) aligned into one frame")
-        object_of = run.object_map(count_ids=True)
         return TrackResult(
             labels=run.finished_labels(),
             reports=[r for r in run.reports if r is not None],
@@ -287,6 +299,8 @@ class _Run:
         """(labels, segments, their ``id_segment_table``): the steps of a frame read one table when none changed the
         labels in between (``_segment_table``)."""
         self._projected: Optional[tuple[int, np.ndarray, np.ndarray]] = None
+        self.parts: Optional[SegmentCooccurrence] = None
+        """How often the automatic segments keep neighbouring voxels together (frames with a depth map)."""
         """(frame, evidence owners, their projection into the frame): ``_anchor`` and ``_absent_evidence`` project the
         same evidence into one frame when no step changed it in between."""
 
@@ -523,6 +537,8 @@ class _Run:
         with clock("auto"):
             auto = auto_label_image(seg.auto(state), (h, w), min_area)
             auto.flags.writeable = False  # (the frame's segments: read by every step, written by none)
+        with clock("parts"):
+            self._observe_parts(frame, points, auto)
         if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
@@ -552,6 +568,76 @@ class _Run:
         report.num_ids = int(np.count_nonzero(self._id_counts([t])[0][1:]))
         self.reports[t] = report
         return report
+
+    def _observe_parts(self, frame: Frame, points: FramePoints, auto: np.ndarray) -> None:
+        """Count which neighbouring voxels the frame's automatic segments keep together (see parts3d.py)."""
+        config = self.cfg.parts
+        if not (config.enabled and self.cfg.memory.enabled) or self.cfg.mode != "mastsam" or self.source != "depth":
+            return
+        if len(points) == 0:
+            return
+        if self.parts is None:
+            viewpoint = frame.camera.center if frame.camera is not None else None
+            size = auto_voxel_size(points.xyz, config.voxel_fraction, viewpoint)
+            if size is None:
+                return
+            self.parts = SegmentCooccurrence(size)
+        self.parts.add(points.voxel_keys(self.parts.voxel_size), point_labels(auto, points))
+
+    def name_parts(self, object_of: dict[int, int]) -> tuple[dict[int, int], int]:
+        """Name every id's segment in each frame after the 3D part it lies on (see parts3d.py); the point cloud's ids
+        follow (each id to the name most of its pixels took). Returns the object map of the new names (each takes
+        the object most of its pixels belonged to) and how many segments changed id."""
+        config = self.cfg.parts
+        if self.parts is None or self.parts.frames < 2:
+            return object_of, 0
+        voxels, a, b, together, seen = self.parts.graph(config.min_held_share)
+        if len(voxels) == 0:
+            return object_of, 0
+        region = part_regions(len(voxels), a, b, together, seen, config.together_share)
+        named = np.where(np.bincount(region, minlength=len(voxels))[region] >= config.min_voxels, region, -1)
+        found: dict[int, dict[int, tuple[int, int]]] = {}
+        for t in self._visited():
+            points = depth_points(self.frames[t], self.cfg.max_points_per_frame)
+            if len(points) == 0:
+                continue
+            keys = points.voxel_keys(self.parts.voxel_size)
+            index = np.minimum(np.searchsorted(voxels, keys), len(voxels) - 1)
+            at = np.where(voxels[index] == keys, named[index], -1)
+            labels = self.labels[t]
+            assert labels is not None
+            found[t] = segment_regions(point_labels(labels, points), at, config.min_points, config.min_region_share)
+        apart = regions_apart(found.values(), config.apart_frames)
+        names = region_names(((r, i, n) for regions in found.values() for i, (r, n) in regions.items()), apart)
+        moved: dict[tuple[int, int], int] = {}  # (id, its name) -> pixels
+        renamed = 0
+        for t in self._visited():
+            counts = self.labels.counts(t)
+            assert counts is not None
+            present = np.flatnonzero(counts[1:]) + 1
+            new_names = frame_names(found.get(t, {}), names, present.tolist(), apart)
+            lut = np.arange(max(self.next_id, len(counts)), dtype=np.int64)
+            for i, name in new_names.items():
+                lut[i] = name or self._new_id()
+            if len(lut) < self.next_id:
+                lut = np.r_[lut, np.arange(len(lut), self.next_id)]
+            for i in present.tolist():
+                moved[(i, int(lut[i]))] = moved.get((i, int(lut[i])), 0) + int(counts[i])
+            if new_names:
+                labels = self.labels[t]
+                assert labels is not None
+                self.labels[t] = lut[labels].astype(np.uint16)
+                renamed += len(new_names)
+                report = self.reports[t]
+                if report is not None:
+                    report.num_ids = int(np.count_nonzero(self._id_counts([t])[0][1:]))
+        if not renamed:
+            return object_of, 0
+        cloud = np.arange(self.next_id, dtype=np.int64)  # (each id to the name most of its pixels took)
+        for (i, n), pixels in sorted(moved.items(), key=lambda kv: kv[1]):
+            cloud[i] = n
+        self.cloud.relabel(cloud)
+        return renamed_objects(moved, object_of), renamed
 
     def _anchor(self, frame: Frame, labels: np.ndarray, auto: np.ndarray, report: FrameReport) -> np.ndarray:
         """Let the 3D evidence of every id vote on the frame's automatic segments (see anchor.py)."""
