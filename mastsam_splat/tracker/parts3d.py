@@ -12,9 +12,10 @@ depth map adds, for each pair of neighbouring voxels it sees, whether its segmen
 (``SegmentCooccurrence``). After it, neighbouring regions are merged greedily, the most-together border first, while
 the segments keep them together in ``together_share`` of the observations along their whole border
 (``part_regions``): pooled over the border, a few voxels that the masks' jitter puts on the wrong side do not join
-two parts. Each id's segment in each frame then takes the name of the region most of its points lie on
-(``segment_regions``, ``region_names``): an id that moved from a part to its sibling gets two names, one part seen
-under two ids gets one.
+two parts. Each region is named after the id holding most of it, regions seen side by side under different ids
+never sharing one (``regions_apart``, ``region_names``); then an id whose segment lies on a region named after
+another id, apart from its own region, takes that name in that frame (``segment_regions``, ``frame_names``): an id
+that moved from a part to its sibling gets the part's name back, one part seen under two ids gets one.
 
 Dense 3D points (depth maps) are needed: sparse points (an SfM model) rarely see two neighbouring voxels in one view.
 """
@@ -26,12 +27,20 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.memory import neighbour_keys
+from mastsam_splat.tracker.memory import neighbour_keys, voxel_keys
 
 _FORWARD = slice(14, 27)
 """``neighbour_keys(keys, 1)``'s 13 offsets after (0, 0, 0) (lexicographic order): each neighbouring pair once."""
+_ORIGIN = voxel_keys(np.zeros((1, 3), dtype=np.int64))
+_SHIFTS = neighbour_keys(_ORIGIN, 1)[0, _FORWARD] - _ORIGIN[0]
+"""Key offsets of those 13 neighbours (a key plus one of them is the neighbour's key, as in ``neighbour_keys``)."""
+SURE_SHARE = 0.95
+"""Pairs seen ``sure_seen`` times are joined before the greedy merging when one segment held both in this share of
+them (parts' borders, which a SAM-like segmenter merges in some views only, are held together far less often)."""
 _CONSOLIDATE_ROWS = 1 << 18
 """Pending pair rows (at least) before they are summed into the table."""
 
@@ -62,6 +71,9 @@ class PartsConfig:
     """Regions that different ids held in this many frames are never given one name (two parts seen side by side);
     other regions that one id holds most share its name (the pieces of one part a segmenter cuts differently from
     view to view)."""
+    sure_seen: int = 16
+    """Pairs of voxels seen this often, in one segment in 95 % of those frames, are joined before the greedy merging
+    (0: never): the inside of every part, joined at once rather than pair by pair (time and memory of long runs)."""
     min_held_share: float = 0.5
     """Voxels that segments held in fewer than this share of the frames seeing them join no region: the background
     a mask's boundary spills onto in some views (around an object's base, say) would link objects."""
@@ -72,8 +84,10 @@ class PartsConfig:
         check_fraction(self.together_share, "tracker.parts.together-share")
         check_option(self.min_voxels >= 1, "tracker.parts.min-voxels", ">= 1", self.min_voxels)
         check_option(self.min_points >= 1, "tracker.parts.min-points", ">= 1", self.min_points)
+        check_fraction(self.min_region_share, "tracker.parts.min-region-share")
         check_fraction(self.min_held_share, "tracker.parts.min-held-share")
         check_option(self.apart_frames >= 1, "tracker.parts.apart-frames", ">= 1", self.apart_frames)
+        check_option(self.sure_seen >= 0, "tracker.parts.sure-seen", ">= 0", self.sure_seen)
 
 
 def majority_segment(keys: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +143,7 @@ class SegmentCooccurrence:
         labelled = segment > 0
         voxels, segment = voxels[labelled], segment[labelled]
         if len(voxels) >= 2:
-            neighbours = neighbour_keys(voxels, 1)[:, _FORWARD]
+            neighbours = voxels[:, None] + _SHIFTS[None, :]
             index = np.minimum(np.searchsorted(voxels, neighbours), len(voxels) - 1)
             rows, dirs = np.nonzero(voxels[index] == neighbours)
             together = segment[rows] == segment[index[rows, dirs]]
@@ -168,7 +182,7 @@ class SegmentCooccurrence:
         frames seeing it are left out (the fringe a mask's boundary spills onto now and then)."""
         self._consolidate()
         keys, dirs = self._keys, self._dirs.astype(np.int64)
-        second = neighbour_keys(keys, 1)[np.arange(len(keys)), _FORWARD.start + dirs]
+        second = keys + _SHIFTS[dirs]
         held = self._voxel_labelled >= min_held_share * self._voxel_seen
         core = self._voxels[held]
         keep = _isin_sorted(keys, core) & _isin_sorted(second, core)
@@ -192,11 +206,41 @@ def _isin_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def part_regions(
+    num_voxels: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    together: np.ndarray,
+    seen: np.ndarray,
+    share: float,
+    sure_seen: int = 0,
+) -> np.ndarray:
+    """Region [K] of each voxel (a representative voxel's index): neighbouring regions merged greedily, the border
+    with the highest ``(together + 1) / (seen + 2)`` first (counts pooled over the whole border), while that reaches
+    ``share``. With ``sure_seen``, pairs seen that often and held together in ``SURE_SHARE`` of their frames are
+    joined first, at once (the inside of a part: the greedy would join them first too), and the greedy runs on what
+    they form."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    together, seen = np.asarray(together), np.asarray(seen)
+    if sure_seen > 0 and len(a):
+        sure = (seen >= sure_seen) & (together >= SURE_SHARE * seen)
+        graph = coo_matrix((np.ones(int(sure.sum())), (a[sure], b[sure])), shape=(num_voxels, num_voxels))
+        piece = connected_components(graph, directed=False)[1].astype(np.int64)  # (int32: codes below overflow it)
+        a, b = piece[a], piece[b]
+        inner = a != b
+        lo, hi = np.minimum(a[inner], b[inner]), np.maximum(a[inner], b[inner])
+        num_pieces = int(piece.max()) + 1
+        codes, inverse = np.unique(lo * num_pieces + hi, return_inverse=True)
+        pooled_together = np.bincount(inverse, weights=together[inner], minlength=len(codes))
+        pooled_seen = np.bincount(inverse, weights=seen[inner], minlength=len(codes))
+        regions = _greedy_regions(num_pieces, codes // num_pieces, codes % num_pieces, pooled_together, pooled_seen, share)
+        return regions[piece]
+    return _greedy_regions(num_voxels, a, b, together, seen, share)
+
+
+def _greedy_regions(
     num_voxels: int, a: np.ndarray, b: np.ndarray, together: np.ndarray, seen: np.ndarray, share: float
 ) -> np.ndarray:
-    """Region [K] of each voxel (its representative voxel): neighbouring regions merged greedily, the border with the
-    highest ``(together + 1) / (seen + 2)`` first (counts pooled over the whole border), while that reaches
-    ``share``."""
+    """``part_regions``' greedy merging of neighbouring regions on their pooled borders."""
     neighbours: list[dict[int, list[float]]] = [{} for _ in range(num_voxels)]
     for i, j, t, s in zip(a.tolist(), b.tolist(), together.tolist(), seen.tolist()):
         if i == j:
@@ -274,14 +318,10 @@ def regions_apart(found: Iterable[dict[int, tuple[int, int]]], min_frames: int) 
     ``segment_regions``: two parts the tracker saw side by side, which one name would merge."""
     frames: dict[tuple[int, int], int] = {}
     for regions in found:
-        held: dict[int, set[int]] = {}
-        for ident, (region, _) in regions.items():
-            held.setdefault(region, set()).add(ident)
-        distinct = sorted(held)
-        for i, first in enumerate(distinct):
-            for second in distinct[i + 1 :]:
-                if held[first] != held[second]:
-                    frames[(first, second)] = frames.get((first, second), 0) + 1
+        held = sorted({region for region, _ in regions.values()})  # (each id holds one region: two are two ids)
+        for i, first in enumerate(held):
+            for second in held[i + 1 :]:
+                frames[(first, second)] = frames.get((first, second), 0) + 1
     return {pair for pair, count in frames.items() if count >= min_frames}
 
 

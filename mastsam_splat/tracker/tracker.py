@@ -594,7 +594,7 @@ class _Run:
         voxels, a, b, together, seen = self.parts.graph(config.min_held_share)
         if len(voxels) == 0:
             return object_of, 0
-        region = part_regions(len(voxels), a, b, together, seen, config.together_share)
+        region = part_regions(len(voxels), a, b, together, seen, config.together_share, config.sure_seen)
         named = np.where(np.bincount(region, minlength=len(voxels))[region] >= config.min_voxels, region, -1)
         found: dict[int, dict[int, tuple[int, int]]] = {}
         for t in self._visited():

@@ -165,7 +165,10 @@ def test_renamed_objects_follow_the_majority_of_pixels() -> None:
     assert renamed_objects(moved, object_of) == {21: 20}
 
 
-@pytest.mark.parametrize("option", ["voxel_fraction", "together_share", "min_voxels", "min_points"])
+@pytest.mark.parametrize(
+    "option",
+    ["voxel_fraction", "together_share", "min_voxels", "min_points", "min_region_share", "apart_frames", "min_held_share"],
+)
 def test_config_refuses_values_out_of_range(option) -> None:
     with pytest.raises(InputError, match=option.replace("_", "-")):
         PartsConfig(**{option: -1})
@@ -232,3 +235,26 @@ def test_naming_segments_after_3d_parts_removes_the_simulated_sams_id_switches(s
     assert np.array_equal(renamed.cloud_xyz, scores[False][2].cloud_xyz)
     assert not np.array_equal(renamed.cloud_ids, before)
     assert set(np.unique(renamed.cloud_ids).tolist()) <= present | set(np.unique(before).tolist())
+
+
+def same_partition(first: np.ndarray, second: np.ndarray) -> bool:
+    pairs = np.unique(np.stack([first, second], axis=1), axis=0)
+    return len(pairs) == len(np.unique(first)) == len(np.unique(second))
+
+
+@pytest.mark.parametrize("border_together", [2, 10])
+def test_joining_sure_pairs_first_gives_the_greedy_regions(border_together) -> None:
+    n, a, b, together, seen, _ = grid_graph(border_together=border_together, leaky=2)
+    seen, together = seen * 2, together * 2  # (inside pairs seen 20 times: sure at 16)
+    plain = part_regions(n, a, b, together, seen, share=0.75)
+    assert same_partition(part_regions(n, a, b, together, seen, share=0.75, sure_seen=16), plain)
+
+
+def test_many_voxels_after_joining_sure_pairs() -> None:
+    n = 60_000  # (more pieces than an int32 code of two of them holds)
+    a = np.arange(n - 1)
+    b = a + 1
+    seen = np.full(n - 1, 4)
+    together = np.where(a % 1000 == 999, 0, 4)  # (a chain cut every 1,000 voxels)
+    regions = part_regions(n, a, b, together, seen, share=0.75, sure_seen=16)
+    assert len(np.unique(regions)) == 60 and same_partition(regions, part_regions(n, a, b, together, seen, share=0.75))
