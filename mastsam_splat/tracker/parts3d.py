@@ -73,7 +73,7 @@ class PartsConfig:
     view to view)."""
     sure_seen: int = 16
     """Pairs of voxels seen this often, in one segment in 95 % of those frames, are joined before the greedy merging
-    (0: never): the inside of every part, joined at once rather than pair by pair (time and memory of long runs)."""
+    (0: never): the inside of every part, joined at once rather than pair by pair."""
     min_held_share: float = 0.5
     """Voxels that segments held in fewer than this share of the frames seeing them join no region: the background
     a mask's boundary spills onto in some views (around an object's base, say) would link objects."""
