@@ -193,7 +193,7 @@ class VoxelMemory:
             # A voxel stays with the id that covered it first: a later mislabelling (an object absorbed by a
             # neighbour) does not teach the memory the error.
             self._flush()
-            fresh = ~_sorted_contains(self._keys, keys)
+            fresh = ~sorted_contains(self._keys, keys)
             keys, kept_ids = keys[fresh], kept_ids[fresh]
         self._queue(keys, kept_ids)
 
@@ -227,7 +227,7 @@ class VoxelMemory:
         keys = occupied_keys(points, self.voxel_size)
         if len(keys) == 0 or len(self._keys) == 0:
             return
-        moved = (self._ids == src) & _sorted_contains(keys, self._keys)
+        moved = (self._ids == src) & sorted_contains(keys, self._keys)
         if moved.any():
             self._rename(moved, dst)
 
@@ -438,7 +438,7 @@ class WeightedVoxelMemory(VoxelMemory):
         keys = occupied_keys(points, self.voxel_size)
         if len(keys) == 0 or len(self._row_keys) == 0:
             return
-        self._move((self._row_ids == src) & _sorted_contains(keys, self._row_keys), dst)
+        self._move((self._row_ids == src) & sorted_contains(keys, self._row_keys), dst)
 
     def _move(self, where: np.ndarray, obj_id: int) -> None:
         """Rename the rows ``where`` (one id's: distinct keys) to ``obj_id``, adding their counts to the rows
@@ -493,7 +493,7 @@ def _best_identification(fractions: dict[int, float], min_fraction: float, exclu
     return best
 
 
-def _sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+def sorted_contains(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
     """[N] bool: which of ``values`` occur in ``sorted_values`` (ascending)."""
     if len(sorted_values) == 0:
         return np.zeros(len(values), dtype=bool)

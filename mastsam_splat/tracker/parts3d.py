@@ -31,7 +31,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from mastsam_splat.errors import check_fraction, check_option
-from mastsam_splat.tracker.memory import neighbour_keys, voxel_keys
+from mastsam_splat.tracker.memory import neighbour_keys, sorted_contains, voxel_keys
 
 _FORWARD = slice(14, 27)
 """``neighbour_keys(keys, 1)``'s 13 offsets after (0, 0, 0) (lexicographic order): each neighbouring pair once."""
@@ -185,7 +185,7 @@ class SegmentCooccurrence:
         second = keys + _SHIFTS[dirs]
         held = self._voxel_labelled >= min_held_share * self._voxel_seen
         core = self._voxels[held]
-        keep = _isin_sorted(keys, core) & _isin_sorted(second, core)
+        keep = sorted_contains(core, keys) & sorted_contains(core, second)
         keys, second = keys[keep], second[keep]
         voxels = np.unique(np.concatenate([keys, second]))
         return (
@@ -195,14 +195,6 @@ class SegmentCooccurrence:
             self._together[keep],
             self._seen[keep],
         )
-
-
-def _isin_sorted(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    """Whether each of ``values`` is one of ``sorted_keys`` (sorted, distinct)."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(values), dtype=bool)
-    index = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
-    return sorted_keys[index] == values
 
 
 def part_regions(
