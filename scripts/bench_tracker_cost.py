@@ -18,7 +18,7 @@
 ``time`` and ``profile`` hold the frames' pixels in memory (decoded once) so that only the tracker is measured;
 ``mastsam track`` (``memory``) reads them from disk when a step uses them.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --width 320 --height 240 --frames 40
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --width 320 --height 240 --frames 40 [--no-parts]
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py memory --rss-frames 100 300 1000 \
         --width 160 --height 120 --workdir /tmp/bench_tracker_cost
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py profile --frames 40 --top 30
@@ -65,6 +65,9 @@ class BenchCost:
     matcher: Literal["geometric", "sift"] = "geometric"
     repeats: int = 3
     """Rounds of (independent, mastsam) runs in ``time``."""
+    parts: bool = True
+    """The tracker with its naming of segments after 3D parts (``--no-parts``: without it; the step runs with depth
+    maps only)."""
     rss_frames: tuple[int, ...] = (100, 300, 1000)
     """Frame counts of the ``memory`` runs (the scene has the largest count of frames)."""
     top: int = 25
@@ -141,6 +144,7 @@ def tracker_runner(
 
     def make(mode: str) -> Any:
         config = replace(TrackerConfig(), mode=mode)
+        config.parts.enabled = args.parts
         if args.data is not None:
             return TrackingJob.from_options(args.segmenter, matcher, config, data=folder).make_tracker()
         return MastSAMTracker(
@@ -285,7 +289,7 @@ def bench_memory(args: BenchCost) -> dict[str, Any]:
                 sys.executable, "-m", "mastsam_splat.cli", "track", "--data", str(folder), "--output-dir", str(out),
                 "--segmenter", args.segmenter, "--matcher", args.matcher, "--max-frames", str(n), "--quiet",
                 "--overwrite",
-            ]
+            ] + ([] if args.parts else ["--tracker.parts.no-enabled"])
             rss, wall = peak_rss_mib(command)
         finally:
             shutil.rmtree(out, ignore_errors=True)

@@ -299,10 +299,10 @@ class _Run:
         """(labels, segments, their ``id_segment_table``): the steps of a frame read one table when none changed the
         labels in between (``_segment_table``)."""
         self._projected: Optional[tuple[int, np.ndarray, np.ndarray]] = None
-        self.parts: Optional[SegmentCooccurrence] = None
-        """How often the automatic segments keep neighbouring voxels together (frames with a depth map)."""
         """(frame, evidence owners, their projection into the frame): ``_anchor`` and ``_absent_evidence`` project the
         same evidence into one frame when no step changed it in between."""
+        self.parts: Optional[SegmentCooccurrence] = None
+        """How often the automatic segments keep neighbouring voxels together (frames with a depth map)."""
 
     # -------------------------------------------------------------- helpers
     def _new_id(self) -> int:
@@ -616,13 +616,12 @@ class _Run:
             assert counts is not None
             present = np.flatnonzero(counts[1:]) + 1
             new_names = frame_names(found.get(t, {}), names, present.tolist(), apart)
-            lut = np.arange(max(self.next_id, len(counts)), dtype=np.int64)
+            lut = np.arange(len(counts), dtype=np.int64)  # (the frame's ids to their names)
             for i, name in new_names.items():
                 lut[i] = name or self._new_id()
-            if len(lut) < self.next_id:
-                lut = np.r_[lut, np.arange(len(lut), self.next_id)]
             for i in present.tolist():
-                moved[(i, int(lut[i]))] = moved.get((i, int(lut[i])), 0) + int(counts[i])
+                key = (i, int(lut[i]))
+                moved[key] = moved.get(key, 0) + int(counts[i])
             if new_names:
                 labels = self.labels[t]
                 assert labels is not None

@@ -125,7 +125,7 @@ def test_regions_apart_counts_frames_where_different_ids_held_them() -> None:
     frames = [
         {1: (10, 50), 2: (20, 40)},  # (10 and 20 under two ids)
         {1: (10, 50), 3: (10, 5), 2: (20, 40)},
-        {1: (10, 50), 2: (10, 40)},  # (one id... two ids on region 10, 20 unseen)
+        {1: (10, 50), 2: (10, 40)},  # (two ids on region 10 alone: no pair)
         {4: (10, 30), 5: (30, 20)},  # (30 apart from 10 once)
     ]
     assert regions_apart(frames, min_frames=2) == {(10, 20)}
