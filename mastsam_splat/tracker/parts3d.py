@@ -53,9 +53,10 @@ class PartsConfig:
     """With depth maps, find the 3D parts and name every id's segment in each frame after the part it lies on (ids
     that switched between sibling parts, or a part seen under two ids, are named again consistently). Part of the
     3D memory: off when the memory is off."""
-    voxel_fraction: float = 0.02
-    """Voxel size as a fraction of the first frame's median viewing distance (twice the 3D evidence's: two
-    neighbouring voxels are then both seen in one frame on most surfaces a depth map samples)."""
+    voxel_fraction: float = 0.025
+    """Voxel size as a fraction of the first frame's median viewing distance (2.5 times the 3D evidence's: two
+    neighbouring voxels are then both seen in one frame on most surfaces a depth map samples, and the graph of a
+    whole capture stays small enough to merge in a fraction of a second per 40 frames)."""
     together_share: float = 0.75
     """Two neighbouring regions are one part while one segment holds both in at least this share of the observations
     (a frame seeing a pair of neighbouring voxels) along their border, counting one observation of each kind more (a
@@ -217,14 +218,7 @@ def part_regions(
         sure = (seen >= sure_seen) & (together >= SURE_SHARE * seen)
         graph = coo_matrix((np.ones(int(sure.sum())), (a[sure], b[sure])), shape=(num_voxels, num_voxels))
         piece = connected_components(graph, directed=False)[1].astype(np.int64)  # (int32: codes below overflow it)
-        a, b = piece[a], piece[b]
-        inner = a != b
-        lo, hi = np.minimum(a[inner], b[inner]), np.maximum(a[inner], b[inner])
-        num_pieces = int(piece.max()) + 1
-        codes, inverse = np.unique(lo * num_pieces + hi, return_inverse=True)
-        pooled_together = np.bincount(inverse, weights=together[inner], minlength=len(codes))
-        pooled_seen = np.bincount(inverse, weights=seen[inner], minlength=len(codes))
-        regions = _greedy_regions(num_pieces, codes // num_pieces, codes % num_pieces, pooled_together, pooled_seen, share)
+        regions = _greedy_regions(int(piece.max()) + 1, piece[a], piece[b], together, seen, share)
         return regions[piece]
     return _greedy_regions(num_voxels, a, b, together, seen, share)
 
@@ -232,46 +226,58 @@ def part_regions(
 def _greedy_regions(
     num_voxels: int, a: np.ndarray, b: np.ndarray, together: np.ndarray, seen: np.ndarray, share: float
 ) -> np.ndarray:
-    """``part_regions``' greedy merging of neighbouring regions on their pooled borders."""
-    neighbours: list[dict[int, list[float]]] = [{} for _ in range(num_voxels)]
-    for i, j, t, s in zip(a.tolist(), b.tolist(), together.tolist(), seen.tolist()):
-        if i == j:
-            continue
-        border = neighbours[i].get(j)
-        if border is None:
-            border = [0.0, 0.0]
-            neighbours[i][j] = border
-            neighbours[j][i] = border
-        border[0] += t
-        border[1] += s
+    """``part_regions``' greedy merging of neighbouring regions on their pooled borders.
 
-    def score(border: list[float]) -> float:
-        return (border[0] + 1.0) / (border[1] + 2.0)
-
-    heap = [(-score(bd), i, j) for i in range(num_voxels) for j, bd in neighbours[i].items() if i < j]
-    heap = [entry for entry in heap if -entry[0] >= share]  # (a border below it is pushed again when it grows)
+    Each border is one slot of the count lists, shared by the adjacency of both its regions; when a region is
+    merged into another, a border of the two with a third region is pooled into the one the larger region keeps,
+    other borders only change hands (their score, and so their heap entry, stays valid)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    inner = a != b
+    lo, hi = np.minimum(a[inner], b[inner]), np.maximum(a[inner], b[inner])
+    codes, inverse = np.unique(lo * num_voxels + hi, return_inverse=True)
+    pooled_together = np.bincount(inverse, weights=np.asarray(together, dtype=np.float64)[inner], minlength=len(codes))
+    pooled_seen = np.bincount(inverse, weights=np.asarray(seen, dtype=np.float64)[inner], minlength=len(codes))
+    score = (pooled_together + 1.0) / (pooled_seen + 2.0)
+    eligible = np.flatnonzero(score >= share)
+    heap = list(zip((-score[eligible]).tolist(), eligible.tolist()))  # (a border below it is pushed when it grows)
     heapq.heapify(heap)
+    first, second = (codes // num_voxels).tolist(), (codes % num_voxels).tolist()  # (each border's two regions)
+    held, counted = pooled_together.tolist(), pooled_seen.tolist()
+    alive = [True] * len(codes)
+    borders: list[dict[int, int]] = [{} for _ in range(num_voxels)]  # region -> {neighbouring region: border}
+    for e, (i, j) in enumerate(zip(first, second)):
+        borders[i][j] = e
+        borders[j][i] = e
     parent = np.arange(num_voxels)
-    size = np.ones(num_voxels, dtype=np.int64)
+    size = [1] * num_voxels
     while heap:
-        negative, i, j = heapq.heappop(heap)
-        border = neighbours[i].get(j)
-        if border is None or score(border) != -negative:
-            continue  # (merged away, or the border changed since: a fresher entry exists)
+        negative, e = heapq.heappop(heap)
+        if not alive[e] or (held[e] + 1.0) / (counted[e] + 2.0) != -negative:
+            continue  # (pooled away, or pooled since: a fresher entry exists)
+        i, j = first[e], second[e]
         if size[i] < size[j]:
             i, j = j, i
-        del neighbours[i][j], neighbours[j][i]
-        for k, other in neighbours[j].items():  # (j's borders become i's)
-            del neighbours[k][j]
-            mine = neighbours[i].get(k)
-            if mine is None:
-                neighbours[i][k] = neighbours[k][i] = mine = other
-            else:
-                mine[0] += other[0]
-                mine[1] += other[1]
-            if score(mine) >= share:
-                heapq.heappush(heap, (-score(mine), min(i, k), max(i, k)))
-        neighbours[j] = {}
+        alive[e] = False
+        mine, theirs = borders[i], borders[j]
+        del mine[j], theirs[i]
+        for k, f in theirs.items():  # (j's borders become i's)
+            across = borders[k]
+            del across[j]
+            kept = mine.get(k)
+            if kept is None:
+                mine[k] = across[i] = f
+                if first[f] == j:
+                    first[f] = i
+                else:
+                    second[f] = i
+                continue
+            alive[f] = False
+            held[kept] += held[f]
+            counted[kept] += counted[f]
+            pooled = (held[kept] + 1.0) / (counted[kept] + 2.0)
+            if pooled >= share:
+                heapq.heappush(heap, (-pooled, kept))
+        borders[j] = {}
         parent[j] = i
         size[i] += size[j]
     while True:  # (every voxel to its region's representative)
@@ -293,15 +299,16 @@ def segment_regions(
     if not keep.any():
         return {}
     all_points = np.bincount(ids[ids > 0])
-    pairs, counts = np.unique(np.stack([ids[keep], regions[keep]], axis=1), axis=0, return_counts=True)
-    order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
-    pairs, counts = pairs[order], counts[order]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
+    span = int(regions.max()) + 1
+    codes, counts = np.unique(ids[keep] * span + regions[keep], return_counts=True)  # (sorted by id, then region)
+    held, region = codes // span, codes % span
+    order = np.lexsort((region, -counts, held))  # (each id's largest region first)
+    held, region, counts = held[order], region[order], counts[order]
+    first = np.r_[True, held[1:] != held[:-1]]
     on_regions = np.add.reduceat(counts, np.flatnonzero(first))
+    rows = zip(held[first].tolist(), region[first].tolist(), counts[first].tolist(), on_regions.tolist())
     return {
-        int(i): (int(r), int(n))
-        for (i, r), n, total in zip(pairs[first].tolist(), counts[first].tolist(), on_regions.tolist())
-        if total >= min_points and n >= min_share * all_points[i]
+        int(i): (int(r), int(n)) for i, r, n, total in rows if total >= min_points and n >= min_share * all_points[i]
     }
 
 

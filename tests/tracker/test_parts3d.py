@@ -250,6 +250,36 @@ def test_joining_sure_pairs_first_gives_the_greedy_regions(border_together) -> N
     assert same_partition(part_regions(n, a, b, together, seen, share=0.75, sure_seen=16), plain)
 
 
+def plain_greedy(n, a, b, together, seen, share):
+    """The greedy merging written plainly: pool every border again after each merge, merge the best one."""
+    region = np.arange(n)
+    while True:
+        borders: dict = {}
+        for i, j, t, s in zip(region[a], region[b], together, seen):
+            if i != j:
+                key = (min(i, j), max(i, j))
+                held, counted = borders.get(key, (0.0, 0.0))
+                borders[key] = (held + t, counted + s)
+        scores = {key: (t + 1) / (s + 2) for key, (t, s) in borders.items()}
+        if not scores or max(scores.values()) < share:
+            return region
+        i, j = max(scores, key=scores.get)
+        region[region == j] = i
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_greedy_regions_match_the_plain_greedy_on_random_graphs(seed) -> None:
+    rng = np.random.default_rng(seed)
+    n = 40
+    a = rng.integers(0, n, 160)
+    b = rng.integers(0, n, 160)
+    seen = rng.uniform(1, 10, 160)  # (non-integer counts: no two borders tie)
+    together = seen * np.where(rng.random(160) < 0.6, rng.uniform(0.9, 1.0, 160), rng.uniform(0.0, 0.8, 160))
+    regions = part_regions(n, a, b, together, seen, share=0.75)
+    assert same_partition(regions, plain_greedy(n, a, b, together, seen, 0.75))
+    assert 1 < len(np.unique(regions)) < n  # (the graphs merge some regions, not all)
+
+
 def test_many_voxels_after_joining_sure_pairs() -> None:
     n = 60_000  # (more pieces than an int32 code of two of them holds)
     a = np.arange(n - 1)
