@@ -57,6 +57,9 @@ class PartsConfig:
     """Voxel size as a fraction of the first frame's median viewing distance (2.5 times the 3D evidence's: two
     neighbouring voxels are then both seen in one frame on most surfaces a depth map samples, and the graph of a
     whole capture stays small enough to merge in a fraction of a second per 40 frames)."""
+    max_points: int = 20000
+    """Depth-map pixels sampled per frame (a grid) for the parts: the voxels are larger than the 3D evidence's, so a
+    sparser grid than the tracker's may still reach every voxel."""
     together_share: float = 0.75
     """Two neighbouring regions are one part while one segment holds both in at least this share of the observations
     (a frame seeing a pair of neighbouring voxels) along their border, counting one observation of each kind more (a
@@ -82,6 +85,7 @@ class PartsConfig:
     def __post_init__(self) -> None:
         """Values out of range stop the command while its options are parsed."""
         check_option(self.voxel_fraction > 0, "tracker.parts.voxel-fraction", "> 0", self.voxel_fraction)
+        check_option(self.max_points >= 1, "tracker.parts.max-points", ">= 1", self.max_points)
         check_fraction(self.together_share, "tracker.parts.together-share")
         check_option(self.min_voxels >= 1, "tracker.parts.min-voxels", ">= 1", self.min_voxels)
         check_option(self.min_points >= 1, "tracker.parts.min-points", ">= 1", self.min_points)

@@ -82,13 +82,16 @@ class TrackResult:
     object_of: dict[int, int] = field(default_factory=dict)
     """Object level above the ids: id -> the object id it belongs to (its object's oldest id), for every id grouped
     under an older one (``hierarchy``); an id absent from the map is its own object."""
+    finish_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds of each step after the sequence (consolidation, the object map, the naming after 3D parts...)."""
 
     def object_labels(self) -> list[np.ndarray]:
         """Label images at object level: every id replaced by its object id."""
         return map_ids(self.labels, self.object_of)
 
     def timing(self) -> dict[str, float]:
-        """Total and per-stage seconds, and the median per frame."""
+        """Total and per-stage seconds of the frames, the median per frame, and the steps after the sequence
+        (``finish_*``)."""
         stages: dict[str, float] = {}
         for r in self.reports:
             for k, v in r.seconds.items():
@@ -98,4 +101,5 @@ class TrackResult:
             "total_s": float(sum(per_frame)),
             "median_frame_s": float(np.median(per_frame)) if per_frame else 0.0,
             **{f"{k}_s": v for k, v in sorted(stages.items())},
+            **{f"finish_{k}_s": v for k, v in sorted(self.finish_seconds.items())},
         }

@@ -231,21 +231,30 @@ class MastSAMTracker:
             report = run.step(t, frames[t], order.parent[t])
             if on_frame is not None:
                 on_frame(report)
-        merged = run.consolidate_families()
-        run.refine_families()
-        merged += run.consolidate()
-        faces = run.merge_creases()
+        finish: dict[str, float] = {}
+        clock = _Clock(finish)
+        with clock("consolidate"):
+            merged = run.consolidate_families()
+        with clock("refine"):
+            run.refine_families()
+        with clock("consolidate"):
+            merged += run.consolidate()
+        with clock("creases"):
+            faces = run.merge_creases()
         if run.anchor_merged:
             notes.append(f"{run.anchor_merged} id(s) merged on shared 3D evidence")
         if merged:
             notes.append(f"{merged} id(s) merged after the sequence (same 3D surface, never in the same frame)")
         if faces:
             notes.append(f"{faces} id(s) merged along convex edges (faces of one solid)")
-        object_of = run.object_map(count_ids=True)
-        object_of, renamed = run.name_parts(object_of)
+        with clock("objects"):
+            object_of = run.object_map(count_ids=True)
+        with clock("parts"):
+            object_of, renamed = run.name_parts(object_of)
         if renamed:
             notes.append(f"{renamed} segment(s) named again after the 3D part they lie on")
-        xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
+        with clock("cloud"):
+            xyz, rgb, ids = run.cloud.downsampled(cfg.cloud_voxel_fraction)
         if source == "matches" and run.chain is not None and run.chain.aligned_pairs:
             notes.append(f"matcher 3D points of {run.chain.aligned_pairs} pair(s) aligned into one frame")
         return TrackResult(
@@ -257,6 +266,7 @@ class MastSAMTracker:
             cloud_ids=ids,
             notes=notes,
             object_of=object_of,
+            finish_seconds=finish,
         )
 
 
@@ -538,7 +548,7 @@ class _Run:
             auto = auto_label_image(seg.auto(state), (h, w), min_area)
             auto.flags.writeable = False  # (the frame's segments: read by every step, written by none)
         with clock("parts"):
-            self._observe_parts(frame, points, auto)
+            self._observe_parts(frame, auto)
         if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
@@ -569,11 +579,12 @@ class _Run:
         self.reports[t] = report
         return report
 
-    def _observe_parts(self, frame: Frame, points: FramePoints, auto: np.ndarray) -> None:
+    def _observe_parts(self, frame: Frame, auto: np.ndarray) -> None:
         """Count which neighbouring voxels the frame's automatic segments keep together (see parts3d.py)."""
         config = self.cfg.parts
         if not (config.enabled and self.cfg.memory.enabled) or self.cfg.mode != "mastsam" or self.source != "depth":
             return
+        points = depth_points(frame, config.max_points)
         if len(points) == 0:
             return
         if self.parts is None:
@@ -598,7 +609,7 @@ class _Run:
         named = np.where(np.bincount(region, minlength=len(voxels))[region] >= config.min_voxels, region, -1)
         found: dict[int, dict[int, tuple[int, int]]] = {}
         for t in self._visited():
-            points = depth_points(self.frames[t], self.cfg.max_points_per_frame)
+            points = depth_points(self.frames[t], config.max_points)
             if len(points) == 0:
                 continue
             keys = points.voxel_keys(self.parts.voxel_size)

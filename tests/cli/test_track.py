@@ -212,7 +212,7 @@ def test_config_fingerprint_sees_every_tracker_field(tmp_path):
     base = TrackCommand(data=tmp_path, output_dir=tmp_path / "out")
     hashes = {config_fingerprint(base.job().fingerprint())}
     leaves = list(tracker_fields(base.tracker))
-    assert len(leaves) == 129
+    assert len(leaves) == 130
     for path, value, hint in leaves:
         changed = copy.deepcopy(base)
         owner = changed.tracker

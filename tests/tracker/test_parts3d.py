@@ -235,6 +235,11 @@ def test_naming_segments_after_3d_parts_removes_the_simulated_sams_id_switches(s
     assert np.array_equal(renamed.cloud_xyz, scores[False][2].cloud_xyz)
     assert not np.array_equal(renamed.cloud_ids, before)
     assert set(np.unique(renamed.cloud_ids).tolist()) <= present | set(np.unique(before).tolist())
+    # the steps after the sequence are timed; the naming takes time only where it runs
+    timing = renamed.timing()
+    assert {"finish_consolidate_s", "finish_objects_s", "finish_cloud_s"} <= set(timing)
+    assert timing["finish_parts_s"] > 0.0 and timing["total_s"] > 0.0
+    assert scores[False][2].timing()["finish_parts_s"] < timing["finish_parts_s"]
 
 
 def same_partition(first: np.ndarray, second: np.ndarray) -> bool:
