@@ -548,7 +548,7 @@ class _Run:
             auto = auto_label_image(seg.auto(state), (h, w), min_area)
             auto.flags.writeable = False  # (the frame's segments: read by every step, written by none)
         with clock("parts"):
-            self._observe_parts(frame, auto)
+            self._observe_parts(frame, points, auto)
         if cfg.mode == "mastsam" and parent is not None:
             assert matches is not None
             with clock("track"):
@@ -579,12 +579,14 @@ class _Run:
         self.reports[t] = report
         return report
 
-    def _observe_parts(self, frame: Frame, auto: np.ndarray) -> None:
-        """Count which neighbouring voxels the frame's automatic segments keep together (see parts3d.py)."""
+    def _observe_parts(self, frame: Frame, points: FramePoints, auto: np.ndarray) -> None:
+        """Count which neighbouring voxels the frame's automatic segments keep together (see parts3d.py); ``points``:
+        the frame's depth points, sampled again when the parts ask for another count."""
         config = self.cfg.parts
         if not (config.enabled and self.cfg.memory.enabled) or self.cfg.mode != "mastsam" or self.source != "depth":
             return
-        points = depth_points(frame, config.max_points)
+        if config.max_points != self.cfg.max_points_per_frame:
+            points = depth_points(frame, config.max_points)
         if len(points) == 0:
             return
         if self.parts is None:
