@@ -18,7 +18,8 @@
 ``time`` and ``profile`` hold the frames' pixels in memory (decoded once) so that only the tracker is measured;
 ``mastsam track`` (``memory``) reads them from disk when a step uses them.
 
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --width 320 --height 240 --frames 40 [--no-parts]
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --width 320 --height 240 --frames 40 \
+        --repeats 5 [--no-parts]
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py memory --rss-frames 100 300 1000 \
         --width 160 --height 120 --workdir /tmp/bench_tracker_cost
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py profile --frames 40 --top 30

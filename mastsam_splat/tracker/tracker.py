@@ -642,7 +642,7 @@ class _Run:
                 renamed += len(new_names)
                 report = self.reports[t]
                 if report is not None:
-                    report.num_ids = int(np.count_nonzero(self._id_counts([t])[0][1:]))
+                    report.num_ids = len(np.unique(lut[present]))  # (the frame's names: no image recounted)
         if not renamed:
             return object_of, 0
         cloud = np.arange(self.next_id, dtype=np.int64)  # (each id to the name most of its pixels took)
