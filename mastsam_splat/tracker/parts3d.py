@@ -38,9 +38,6 @@ _FORWARD = slice(14, 27)
 _ORIGIN = voxel_keys(np.zeros((1, 3), dtype=np.int64))
 _SHIFTS = neighbour_keys(_ORIGIN, 1)[0, _FORWARD] - _ORIGIN[0]
 """Key offsets of those 13 neighbours (a key plus one of them is the neighbour's key, as in ``neighbour_keys``)."""
-SURE_SHARE = 0.95
-"""Pairs seen ``sure_seen`` times are joined before the greedy merging when one segment held both in this share of
-them (parts' borders, which a SAM-like segmenter merges in some views only, are held together far less often)."""
 _CONSOLIDATE_ROWS = 1 << 18
 """Pending pair rows (at least) before they are summed into the table."""
 
@@ -75,9 +72,11 @@ class PartsConfig:
     """Regions that different ids held in this many frames are never given one name (two parts seen side by side);
     other regions that one id holds most share its name (the pieces of one part a segmenter cuts differently from
     view to view)."""
-    sure_seen: int = 16
-    """Pairs of voxels seen this often, in one segment in 95 % of those frames, are joined before the greedy merging
-    (0: never): the inside of every part, joined at once rather than pair by pair."""
+    interior_seen: int = 2
+    """Pairs of voxels seen together this often are joined before the greedy merging when no segment ever cut either
+    voxel from a neighbour (every pair either voxel is in was held together in every frame seeing it; 0: never):
+    surfaces no mask boundary crossed (a floor, the inside of a part) are joined at once rather than voxel by voxel,
+    and the greedy runs on the pieces they form."""
     min_held_share: float = 0.5
     """Voxels that segments held in fewer than this share of the frames seeing them join no region: the background
     a mask's boundary spills onto in some views (around an object's base, say) would link objects."""
@@ -92,7 +91,7 @@ class PartsConfig:
         check_fraction(self.min_region_share, "tracker.parts.min-region-share")
         check_fraction(self.min_held_share, "tracker.parts.min-held-share")
         check_option(self.apart_frames >= 1, "tracker.parts.apart-frames", ">= 1", self.apart_frames)
-        check_option(self.sure_seen >= 0, "tracker.parts.sure-seen", ">= 0", self.sure_seen)
+        check_option(self.interior_seen >= 0, "tracker.parts.interior-seen", ">= 0", self.interior_seen)
 
 
 def majority_segment(keys: np.ndarray, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,18 +208,22 @@ def part_regions(
     together: np.ndarray,
     seen: np.ndarray,
     share: float,
-    sure_seen: int = 0,
+    interior_seen: int = 0,
 ) -> np.ndarray:
-    """Region [K] of each voxel (a representative voxel's index): neighbouring regions merged greedily, the border
+    """Region [K] of each voxel (a number the voxels of one region share): neighbouring regions merged greedily, the border
     with the highest ``(together + 1) / (seen + 2)`` first (counts pooled over the whole border), while that reaches
-    ``share``. With ``sure_seen``, pairs seen that often and held together in ``SURE_SHARE`` of their frames are
-    joined first, at once (the inside of a part: the greedy would join them first too), and the greedy runs on what
-    they form."""
+    ``share``. With ``interior_seen``, pairs seen that often whose voxels were never cut from a neighbour (each pair
+    either voxel is in held together in all its frames) are joined first, at once, and the greedy runs on the pieces
+    they form: a surface no segment boundary crosses is one piece however many voxels it has."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     together, seen = np.asarray(together), np.asarray(seen)
-    if sure_seen > 0 and len(a):
-        sure = (seen >= sure_seen) & (together >= SURE_SHARE * seen)
-        graph = coo_matrix((np.ones(int(sure.sum())), (a[sure], b[sure])), shape=(num_voxels, num_voxels))
+    if interior_seen > 0 and len(a):
+        cut = np.zeros(num_voxels, dtype=bool)  # (voxels a segment boundary ran along in some frame)
+        apart = together < seen
+        cut[a[apart]] = True
+        cut[b[apart]] = True
+        joined = ~cut[a] & ~cut[b] & (seen >= interior_seen)
+        graph = coo_matrix((np.ones(int(joined.sum())), (a[joined], b[joined])), shape=(num_voxels, num_voxels))
         piece = connected_components(graph, directed=False)[1].astype(np.int64)  # (int32: codes below overflow it)
         regions = _greedy_regions(int(piece.max()) + 1, piece[a], piece[b], together, seen, share)
         return regions[piece]
@@ -304,7 +307,15 @@ def segment_regions(
         return {}
     all_points = np.bincount(ids[ids > 0])
     span = int(regions.max()) + 1
-    codes, counts = np.unique(ids[keep] * span + regions[keep], return_counts=True)  # (sorted by id, then region)
+    codes = ids[keep] * span + regions[keep]
+    bins = int(codes.max()) + 1
+    if bins <= 4 * len(codes) + 4096:  # (few ids and regions: a histogram is cheaper than sorting the points)
+        counts = np.bincount(codes, minlength=bins)
+        codes = np.flatnonzero(counts)
+        counts = counts[codes]
+    else:
+        codes, counts = np.unique(codes, return_counts=True)
+    # (codes sorted by id, then region)
     held, region = codes // span, codes % span
     order = np.lexsort((region, -counts, held))  # (each id's largest region first)
     held, region, counts = held[order], region[order], counts[order]

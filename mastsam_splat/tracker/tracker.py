@@ -607,8 +607,10 @@ class _Run:
         voxels, a, b, together, seen = self.parts.graph(config.min_held_share)
         if len(voxels) == 0:
             return object_of, 0
-        region = part_regions(len(voxels), a, b, together, seen, config.together_share, config.sure_seen)
-        named = np.where(np.bincount(region, minlength=len(voxels))[region] >= config.min_voxels, region, -1)
+        region = part_regions(len(voxels), a, b, together, seen, config.together_share, config.interior_seen)
+        # (regions of min_voxels numbered 0, 1, ... in the order of their representatives, the others -1)
+        large = np.bincount(region, minlength=len(voxels)) >= config.min_voxels
+        named = np.where(large[region], (np.cumsum(large) - 1)[region], -1)
         found: dict[int, dict[int, tuple[int, int]]] = {}
         for t in self._visited():
             points = depth_points(self.frames[t], config.max_points)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mastsam_splat.errors import InputError
+from mastsam_splat.tracker import parts3d
 from mastsam_splat.tracker.memory import voxel_keys
 from mastsam_splat.tracker.parts3d import (
     PartsConfig,
@@ -167,7 +168,17 @@ def test_renamed_objects_follow_the_majority_of_pixels() -> None:
 
 @pytest.mark.parametrize(
     "option",
-    ["voxel_fraction", "together_share", "min_voxels", "min_points", "min_region_share", "apart_frames", "min_held_share"],
+    [
+        "voxel_fraction",
+        "max_points",
+        "together_share",
+        "min_voxels",
+        "min_points",
+        "min_region_share",
+        "apart_frames",
+        "interior_seen",
+        "min_held_share",
+    ],
 )
 def test_config_refuses_values_out_of_range(option) -> None:
     with pytest.raises(InputError, match=option.replace("_", "-")):
@@ -248,11 +259,25 @@ def same_partition(first: np.ndarray, second: np.ndarray) -> bool:
 
 
 @pytest.mark.parametrize("border_together", [2, 10])
-def test_joining_sure_pairs_first_gives_the_greedy_regions(border_together) -> None:
+def test_joining_never_cut_pairs_first_gives_the_greedy_regions(border_together) -> None:
     n, a, b, together, seen, _ = grid_graph(border_together=border_together, leaky=2)
-    seen, together = seen * 2, together * 2  # (inside pairs seen 20 times: sure at 16)
     plain = part_regions(n, a, b, together, seen, share=0.75)
-    assert same_partition(part_regions(n, a, b, together, seen, share=0.75, sure_seen=16), plain)
+    assert same_partition(part_regions(n, a, b, together, seen, share=0.75, interior_seen=2), plain)
+
+
+def test_the_greedy_runs_on_the_pieces_no_segment_boundary_crosses(monkeypatch) -> None:
+    n, a, b, together, seen, coords = grid_graph(border_together=2, leaky=2)
+    pieces = []
+    greedy = parts3d._greedy_regions
+    monkeypatch.setattr(parts3d, "_greedy_regions", lambda num, *rest: pieces.append(num) or greedy(num, *rest))
+    region = part_regions(n, a, b, together, seen, share=0.75, interior_seen=2)
+    # columns 0-1 and 4-5 were never cut from a neighbour: one piece each, with the one voxel of the border columns
+    # whose every pair across the border was a jittered one; the 7 others stay apart (the jittered pairs, always
+    # together, are not joined: the voxel across was cut from another neighbour)
+    assert pieces == [2 + 7]
+    assert region[coords.index((0, 0, 0))] != region[coords.index((5, 3, 0))]
+    part_regions(n, a, b, together, seen, share=0.75, interior_seen=20)  # (no pair seen that often: none joined)
+    assert pieces[-1] == n
 
 
 def plain_greedy(n, a, b, together, seen, share):
@@ -285,11 +310,11 @@ def test_greedy_regions_match_the_plain_greedy_on_random_graphs(seed) -> None:
     assert 1 < len(np.unique(regions)) < n  # (the graphs merge some regions, not all)
 
 
-def test_many_voxels_after_joining_sure_pairs() -> None:
+def test_many_voxels_after_joining_never_cut_pairs() -> None:
     n = 60_000  # (more pieces than an int32 code of two of them holds)
     a = np.arange(n - 1)
     b = a + 1
     seen = np.full(n - 1, 4)
     together = np.where(a % 1000 == 999, 0, 4)  # (a chain cut every 1,000 voxels)
-    regions = part_regions(n, a, b, together, seen, share=0.75, sure_seen=16)
+    regions = part_regions(n, a, b, together, seen, share=0.75, interior_seen=2)
     assert len(np.unique(regions)) == 60 and same_partition(regions, part_regions(n, a, b, together, seen, share=0.75))
