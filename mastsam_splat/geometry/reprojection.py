@@ -39,14 +39,18 @@ def require_geometry(frame: Frame) -> None:
         )
 
 
+@lru_cache(maxsize=8)
 def pixel_grid(width: int, height: int, step: int = 1) -> np.ndarray:
-    """Pixel-centre coordinates ``(c + 0.5, r + 0.5)`` of every ``step``-th pixel, row-major, [N, 2] float64."""
+    """Pixel-centre coordinates ``(c + 0.5, r + 0.5)`` of every ``step``-th pixel, row-major, [N, 2] float64; made
+    once per size and step, read-only (every frame of a capture samples the same grid)."""
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
     cols = np.arange(0, width, step, dtype=np.float64) + 0.5
     rows = np.arange(0, height, step, dtype=np.float64) + 0.5
     xx, yy = np.meshgrid(cols, rows)
-    return np.stack([xx.ravel(), yy.ravel()], axis=1)
+    grid = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    grid.flags.writeable = False
+    return grid
 
 
 def sample_nearest(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -148,7 +152,7 @@ def dense_correspondences(
     depth_a = np.asarray(frame_a.depth)[::step, ::step].reshape(-1).astype(np.float64)
     known = np.isfinite(depth_a) & (depth_a > 0)
     # (``np.compress`` picks rows of a 2-D array several times faster than a boolean index, same rows)
-    xy_a, depth_a = np.compress(known, _grid(frame_a.width, frame_a.height, step), axis=0), depth_a[known]
+    xy_a, depth_a = np.compress(known, pixel_grid(frame_a.width, frame_a.height, step), axis=0), depth_a[known]
     points = frame_a.camera.unproject(xy_a, depth_a)
     xy_b, z_b = frame_b.camera.project(points)
     keep = visible_in(frame_b, xy_b, z_b, depth_tolerance)
@@ -157,11 +161,3 @@ def dense_correspondences(
     if return_points:
         return out_a, out_b, np.compress(keep, points, axis=0)
     return out_a, out_b
-
-
-@lru_cache(maxsize=8)
-def _grid(width: int, height: int, step: int) -> np.ndarray:
-    """``pixel_grid`` made once per size and step (read-only: callers only pick rows of it)."""
-    grid = pixel_grid(width, height, step)
-    grid.flags.writeable = False
-    return grid
