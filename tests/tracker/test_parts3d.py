@@ -109,11 +109,15 @@ def test_parts_the_segments_always_hold_together_are_one_region() -> None:
     assert len(set(part_regions(n, a, b, together, seen, share=0.75).tolist())) == 1
 
 
-def test_segment_regions_takes_each_ids_majority_region() -> None:
+@pytest.mark.parametrize("offset", [0, 50_000])  # (large ids and regions: counted by sorting, not in a histogram)
+def test_segment_regions_takes_each_ids_majority_region(offset) -> None:
     ids = np.array([1, 1, 1, 2, 2, 2, 2, 3, 0, 4])
+    ids = np.where(ids > 0, ids + offset, 0)
     regions = np.array([7, 7, 8, 9, 9, -1, -1, 7, 7, 5])
+    regions = np.where(regions >= 0, regions + offset, -1)
     found = segment_regions(ids, regions, min_points=2)
-    assert found == {1: (7, 2), 2: (9, 2)}  # (id 3 and id 4: one point each on a region; id 0: none)
+    # (id 3 and id 4: one point each on a region; id 0: none)
+    assert found == {1 + offset: (7 + offset, 2), 2 + offset: (9 + offset, 2)}
 
 
 def test_segment_regions_can_ask_for_a_share_of_the_points() -> None:
