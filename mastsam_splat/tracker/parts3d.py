@@ -212,9 +212,9 @@ def part_regions(
 ) -> np.ndarray:
     """Region [K] of each voxel (a number the voxels of one region share): neighbouring regions merged greedily, the
     border with the highest ``(together + 1) / (seen + 2)`` first (counts pooled over the whole border), while that
-    reaches ``share``. With ``interior_seen``, pairs seen that often whose voxels were never cut from a neighbour (each pair
-    either voxel is in held together in all its frames) are joined first, at once, and the greedy runs on the pieces
-    they form: a surface no segment boundary crosses is one piece however many voxels it has."""
+    reaches ``share``. With ``interior_seen``, pairs seen that often whose voxels were never cut from a neighbour
+    (each pair either voxel is in held together in all its frames) are joined first, at once, and the greedy runs on
+    the pieces they form: a surface no segment boundary crosses is one piece however many voxels it has."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
     together, seen = np.asarray(together), np.asarray(seen)
     if interior_seen > 0 and len(a):
