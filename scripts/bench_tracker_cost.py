@@ -79,6 +79,9 @@ class BenchCost:
     """A dataset timed by ``time`` and ``profile`` instead of the synthetic scene (``mastsam prepare``'s output, or any
     dataset ``mastsam track`` reads), at its full resolution, with the backends ``mastsam track`` picks for it (the
     ``auto`` matcher and 3D points: a COLMAP model's tracks where it has one) and ``--segmenter``."""
+    segment_ahead: int = 2
+    """Frames segmented ahead in a worker thread while the tracker works (``--tracker.segment-ahead``; 0: each frame
+    in turn), in both modes."""
     segment_once: bool = False
     """``time``: segment every frame once per round and let both modes read that segmentation back. Each round
     times the segmentation (the same work in both modes) and each mode's own work on top of it, and the ratio is
@@ -144,7 +147,7 @@ def tracker_runner(
         check_matcher_inputs(matcher, frames, folder)
 
     def make(mode: str) -> Any:
-        config = replace(TrackerConfig(), mode=mode)
+        config = replace(TrackerConfig(), mode=mode, segment_ahead=args.segment_ahead)
         config.parts.enabled = args.parts
         if args.data is not None:
             return TrackingJob.from_options(args.segmenter, matcher, config, data=folder).make_tracker()

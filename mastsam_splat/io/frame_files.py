@@ -6,11 +6,13 @@ up front. A :class:`FileFrame` keeps only what every pass over a scene asks for 
 one scene share a :class:`FrameFiles` reader whose cache keeps the last few decoded arrays, so a
 step that uses a frame and its parent decodes each once, and memory stays bounded by the cache,
 not by the number of frames. Arrays handed out are shared while cached: treat them as read-only
-(assigning ``frame.image`` or ``frame.depth`` pins a value on that frame instead).
+(assigning ``frame.image`` or ``frame.depth`` pins a value on that frame instead). The cache may be read from
+several threads (the tracker segments the frames ahead in a worker).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,8 @@ class FrameFiles:
         self._read_depth = read_depth
         self.cache_frames = int(cache_frames)
         self._cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        """Guards the cache (decoding runs outside it: two threads may decode one file, each keeping its copy)."""
         self.decoded = 0
         """Arrays decoded so far (cache misses)."""
 
@@ -65,17 +69,20 @@ class FrameFiles:
 
     def keep(self, kind: str, key: int, array: np.ndarray) -> None:
         """Put an array decoded elsewhere (e.g. while the scene is checked) into the cache."""
-        self._cache[(kind, key)] = array
-        self._cache.move_to_end((kind, key))
-        self._trim()
+        with self._lock:
+            self._cache[(kind, key)] = array
+            self._cache.move_to_end((kind, key))
+            self._trim()
 
     def _get(self, kind: str, key: int, read: Callable[[], np.ndarray]) -> np.ndarray:
-        cached = self._cache.get((kind, key))
-        if cached is not None:
-            self._cache.move_to_end((kind, key))
-            return cached
+        with self._lock:
+            cached = self._cache.get((kind, key))
+            if cached is not None:
+                self._cache.move_to_end((kind, key))
+                return cached
         array = read()
-        self.decoded += 1
+        with self._lock:
+            self.decoded += 1
         self.keep(kind, key, array)
         return array
 

@@ -175,6 +175,9 @@ class ClassicalSegmenter:
     """Superpixels + hierarchical region merging (scikit-image); needs no model weights."""
 
     name = "classical"
+    concurrent = True
+    """``prepare`` and ``auto`` of one image may run in another thread while ``prompt`` runs on another image's state
+    (each image's work lives in its state)."""
 
     def __init__(self, config: Optional[ClassicalSegmenterConfig] = None) -> None:
         self.config = config or ClassicalSegmenterConfig()

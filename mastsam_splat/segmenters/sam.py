@@ -213,6 +213,9 @@ class SamSegmenter:
     """segment-anything: ``SamAutomaticMaskGenerator`` and ``SamPredictor`` over one shared embedding."""
 
     name = "sam"
+    concurrent = True
+    """``prepare`` and ``auto`` of one image may run in another thread while ``prompt`` runs on another image's state:
+    each side has its own predictor (the model's weights are shared and only read)."""
 
     def __init__(self, config: Optional[SamSegmenterConfig] = None) -> None:
         from segment_anything import SamAutomaticMaskGenerator
@@ -222,6 +225,9 @@ class SamSegmenter:
         cfg.check()
         self.model = load_sam(cfg.checkpoint, cfg.model_type, cfg.device)
         self.predictor = _shared_embedding_predictor(self.model)
+        """Decodes the prompts' masks."""
+        self.auto_predictor = _shared_embedding_predictor(self.model)
+        """Encodes images and serves the automatic mask generator."""
         self.generator = SamAutomaticMaskGenerator(
             self.model,
             points_per_side=cfg.points_per_side,
@@ -233,13 +239,13 @@ class SamSegmenter:
             min_mask_region_area=cfg.min_mask_region_area,
             output_mode="binary_mask",
         )
-        self.generator.predictor = self.predictor
+        self.generator.predictor = self.auto_predictor
 
     def prepare(self, image: np.ndarray) -> SamState:
-        return self.predictor.encode(check_image(image))
+        return self.auto_predictor.encode(check_image(image))
 
     def auto(self, state: SamState) -> list[Mask]:
-        self.predictor.use(state)
+        self.auto_predictor.use(state)
         records = self.generator.generate(state.image)
         return [
             Mask(

@@ -78,6 +78,9 @@ class SimulatedSamSegmenter(Segmenter):
     """Ground-truth objects and parts of the dataset's frames, re-cut the way SAM would."""
 
     name = "simulated"
+    concurrent = True
+    """``prepare`` and ``auto`` of one view may run in another thread while ``prompt`` runs on another view's state
+    (the ground truth is read once, at construction)."""
 
     def __init__(self, config: SimulatedSamConfig) -> None:
         from mastsam_splat.io import load_scene, read_label_dir

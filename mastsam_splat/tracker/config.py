@@ -53,6 +53,10 @@ class TrackerConfig:
     memory on long captures (about 48 bytes each)."""
     seed: int = 0
     """Seed of K-Means and of the robust alignment."""
+    segment_ahead: int = 2
+    """Frames whose automatic segmentation runs ahead in a worker thread while the tracker works on the current one
+    (segmenters that allow it; 0: each frame segmented in turn). The masks are the same either way; with a second
+    core or a GPU the tracker's own work overlaps the segmentation."""
     view_order: ViewOrderConfig = field(default_factory=ViewOrderConfig)
     """Step 0: the order frames are visited in and the visited frame each one is matched with."""
     representatives: RepresentativesConfig = field(default_factory=RepresentativesConfig)
@@ -98,3 +102,4 @@ class TrackerConfig:
         )
         check_option(self.cloud_voxel_fraction > 0, "tracker.cloud-voxel-fraction", "> 0", self.cloud_voxel_fraction)
         check_option(self.cloud_max_voxels >= 1, "tracker.cloud-max-voxels", ">= 1", self.cloud_max_voxels)
+        check_option(self.segment_ahead >= 0, "tracker.segment-ahead", ">= 0", self.segment_ahead)

@@ -121,9 +121,11 @@ class TrackingJob:
         Besides the settings: the content of the backends' model files (not just their paths)
         and the backends' code.
         """
+        tracker = asdict(self.tracker)
+        del tracker["segment_ahead"]  # (how the segmentation is scheduled: the masks are the same)
         return {
             "version": __version__,
-            "tracker": asdict(self.tracker),
+            "tracker": tracker,
             "segmenter": _backend_fingerprint(self.segmenter, self.segmenter_config),
             "matcher": _backend_fingerprint(self.matcher, self.matcher_config),
             **self.selection,

@@ -56,7 +56,10 @@ class FrameReport:
     num_matches: int = 0
     num_points3d: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per stage."""
+    """Wall time per stage (``prepare``: the wait for the frame's automatic segmentation, most of which may have run
+    ahead meanwhile)."""
+    segment_seconds: float = 0.0
+    """Time the frame's automatic segmentation took, in the worker when it ran ahead."""
 
     @property
     def total_seconds(self) -> float:
@@ -90,8 +93,8 @@ class TrackResult:
         return map_ids(self.labels, self.object_of)
 
     def timing(self) -> dict[str, float]:
-        """Total and per-stage seconds of the frames, the median per frame, and the steps after the sequence
-        (``finish_*``)."""
+        """Total and per-stage seconds of the frames, the median per frame, the steps after the sequence
+        (``finish_*``), and the automatic segmentation's own time (``segmentation_s``, also when it ran ahead)."""
         stages: dict[str, float] = {}
         for r in self.reports:
             for k, v in r.seconds.items():
@@ -102,4 +105,5 @@ class TrackResult:
             "median_frame_s": float(np.median(per_frame)) if per_frame else 0.0,
             **{f"{k}_s": v for k, v in sorted(stages.items())},
             **{f"finish_{k}_s": v for k, v in sorted(self.finish_seconds.items())},
+            "segmentation_s": float(sum(r.segment_seconds for r in self.reports)),
         }

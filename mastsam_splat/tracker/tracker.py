@@ -106,6 +106,7 @@ from mastsam_splat.tracker.propagation import (
     supported_carry,
 )
 from mastsam_splat.tracker.rejection import lost_after_prompting, lost_before_prompting
+from mastsam_splat.tracker.segment_ahead import SegmentationAhead, segment_frame
 from mastsam_splat.tracker.segment_table import (
     SegmentCodes,
     SegmentTable,
@@ -227,10 +228,11 @@ class MastSAMTracker:
         else:
             order = sequence_order(len(frames))
         run = _Run(self, frames, source, order)
-        for t in order.order:
-            report = run.step(t, frames[t], order.parent[t])
-            if on_frame is not None:
-                on_frame(report)
+        with SegmentationAhead(self.segmenter, frames, order.order, cfg.segment_ahead) as segmentation:
+            for t in order.order:
+                report = run.step(t, frames[t], order.parent[t], segmentation)
+                if on_frame is not None:
+                    on_frame(report)
         finish: dict[str, float] = {}
         clock = _Clock(finish)
         with clock("consolidate"):
@@ -513,8 +515,11 @@ class _Run:
         return self.groups.object_of(present - {0}, frames_of)
 
     # ------------------------------------------------------------------ step
-    def step(self, t: int, frame: Frame, parent: Optional[int] = None) -> FrameReport:
-        """Label frame ``t``, matched with the already-visited frame ``parent`` (``None``: the first frame)."""
+    def step(
+        self, t: int, frame: Frame, parent: Optional[int] = None, segmentation: Optional[SegmentationAhead] = None
+    ) -> FrameReport:
+        """Label frame ``t``, matched with the already-visited frame ``parent`` (``None``: the first frame), with
+        its automatic segmentation taken from ``segmentation`` (made here when not given)."""
         cfg = self.cfg
         report = FrameReport(index=t, name=frame.name, parent=parent)
         clock = _Clock(report.seconds)
@@ -523,8 +528,10 @@ class _Run:
         seg = self.tracker.segmenter
         first_new = self.next_id
 
-        with clock("prepare"):
-            state = seg.prepare(frame.image)
+        with clock("prepare"):  # (when the frame was segmented ahead: the wait for it)
+            segmented = segment_frame(seg, frame) if segmentation is None else segmentation.take(t)
+            state = segmented.state
+        report.segment_seconds = segmented.seconds
         matches: Optional[Matches] = None
         if parent is not None and (cfg.mode == "mastsam" or self.source in ("matches", "triangulated")):
             with clock("match"):
@@ -545,7 +552,7 @@ class _Run:
             report.num_points3d = len(points)
 
         with clock("auto"):
-            auto = auto_label_image(seg.auto(state), (h, w), min_area)
+            auto = auto_label_image(segmented.masks, (h, w), min_area)
             auto.flags.writeable = False  # (the frame's segments: read by every step, written by none)
         with clock("parts"):
             self._observe_parts(frame, points, auto)

@@ -6,6 +6,7 @@ path users take; only the architecture comes from a test entry in ``SAM_ARCHITEC
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from pathlib import Path
 
@@ -168,6 +169,34 @@ def test_prompt_matches_stock_predictor(tiny_checkpoint):
     single = segmenter.prompt(state, pos[:1])
     ref_masks, ref_iou, _ = reference.predict(point_coords=pos[:1] - 0.5, point_labels=np.array([1]))
     assert np.array_equal(single.segmentation, ref_masks[int(np.argmax(ref_iou))])
+
+
+def test_prompts_while_another_image_is_segmented_in_a_worker(tiny_checkpoint):
+    """The tracker segments the next frames in a worker thread while it prompts on the current one: each side has its
+    own predictor, so the prompts' masks and the automatic masks are those of running them in turn."""
+    segmenter = make_segmenter("sam", tiny_config(tiny_checkpoint))
+    assert segmenter.concurrent and segmenter.predictor is not segmenter.auto_predictor
+    current, following = photo(), photo(40, 64)[:, ::-1].copy()
+    state = segmenter.prepare(current)
+    clicks = [np.array([[20.5, 20.5]]), np.array([[60.5, 30.5], [55.5, 25.5]]), np.array([[5.5, 40.5]])]
+    expected = [segmenter.prompt(state, xy).segmentation for xy in clicks]
+    expected_auto = [m.segmentation for m in segmenter.auto(segmenter.prepare(following))]
+    autos: list = []
+
+    def segment_following() -> None:
+        autos.extend(segmenter.auto(segmenter.prepare(following)) for _ in range(3))
+
+    worker = threading.Thread(target=segment_following)
+    worker.start()
+    prompted = []
+    while worker.is_alive() or not prompted:
+        prompted.append([segmenter.prompt(state, xy).segmentation for xy in clicks])
+    worker.join()
+    assert all(np.array_equal(a, b) for masks in prompted for a, b in zip(masks, expected))
+    assert len(autos) == 3
+    for masks in autos:
+        assert len(masks) == len(expected_auto)
+        assert all(np.array_equal(m.segmentation, e) for m, e in zip(masks, expected_auto))
 
 
 def test_prompt_without_positive_is_empty(tiny_checkpoint):
