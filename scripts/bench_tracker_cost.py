@@ -8,7 +8,9 @@
    ``--data DATASET`` times a dataset instead (a real capture at full size, with the backends ``mastsam track``
    picks for it); ``--segment-once`` segments the frames once per round, both modes read that segmentation
    back, and the ratio adds the round's segmentation time to both (the segmenter's share is measured once
-   per round rather than in each run, so a machine whose speed drifts moves both sides together).
+   per round rather than in each run, so a machine whose speed drifts moves both sides together): the work of
+   each mode as if done in turn, which is what ``--segment-ahead 0`` runs. By default both modes segment the next
+   frames in a worker thread while they track (``--tracker.segment-ahead``), and the wall time shows the overlap.
 2. ``memory``: ``mastsam track`` on the first N frames of a long scene (``--rss-frames``), each N in a
    fresh subprocess; prints the peak resident memory of each run (``os.wait4``) and its growth per
    100 frames between the smallest and the largest N.
@@ -19,7 +21,7 @@
 ``mastsam track`` (``memory``) reads them from disk when a step uses them.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py time --width 320 --height 240 --frames 40 \
-        --repeats 5 [--no-parts]
+        --repeats 5 [--no-parts] [--segment-ahead 0] [--segment-once]
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py memory --rss-frames 100 300 1000 \
         --width 160 --height 120 --workdir /tmp/bench_tracker_cost
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_tracker_cost.py profile --frames 40 --top 30
@@ -300,6 +302,7 @@ def bench_memory(args: BenchCost) -> dict[str, Any]:
                 sys.executable, "-m", "mastsam_splat.cli", "track", "--data", str(folder), "--output-dir", str(out),
                 "--segmenter", args.segmenter, "--matcher", args.matcher, "--max-frames", str(n), "--quiet",
                 "--overwrite",
+                "--tracker.segment-ahead", str(args.segment_ahead),
             ] + ([] if args.parts else ["--tracker.parts.no-enabled"])
             rss, wall = peak_rss_mib(command)
         finally:
