@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from mastsam_splat.types import Frame
+from mastsam_splat.types import Frame, Mask
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Segmented:
     """One frame's prepared segmenter state and its automatic masks."""
 
     state: Any
-    masks: Any
+    masks: list[Mask]
     seconds: float
     """Time the segmentation took (in the worker when it ran ahead)."""
 
