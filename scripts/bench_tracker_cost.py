@@ -81,7 +81,7 @@ class BenchCost:
     """A dataset timed by ``time`` and ``profile`` instead of the synthetic scene (``mastsam prepare``'s output, or any
     dataset ``mastsam track`` reads), at its full resolution, with the backends ``mastsam track`` picks for it (the
     ``auto`` matcher and 3D points: a COLMAP model's tracks where it has one) and ``--segmenter``."""
-    segment_ahead: int = 2
+    segment_ahead: int = 1
     """Frames segmented ahead in a worker thread while the tracker works (``--tracker.segment-ahead``; 0: each frame
     in turn), in both modes."""
     segment_once: bool = False

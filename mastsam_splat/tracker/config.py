@@ -53,10 +53,11 @@ class TrackerConfig:
     memory on long captures (about 48 bytes each)."""
     seed: int = 0
     """Seed of K-Means and of the robust alignment."""
-    segment_ahead: int = 2
+    segment_ahead: int = 1
     """Frames whose automatic segmentation runs ahead in a worker thread while the tracker works on the current one
     (segmenters that allow it; 0: each frame segmented in turn). The masks are the same either way; with a second
-    core or a GPU the tracker's own work overlaps the segmentation."""
+    core or a GPU the tracker's own work overlaps the segmentation. Each frame ahead holds its automatic masks (SAM:
+    some hundred full-size masks per frame) until it is tracked."""
     view_order: ViewOrderConfig = field(default_factory=ViewOrderConfig)
     """Step 0: the order frames are visited in and the visited frame each one is matched with."""
     representatives: RepresentativesConfig = field(default_factory=RepresentativesConfig)
